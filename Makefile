@@ -1,0 +1,66 @@
+# landreg: everything a newcomer needs is `make demo` and `make test`.
+# Both set up what is missing (Python venv + packages, npm packages) and nothing else.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY_STAMP  := $(VENV)/.landreg-installed
+NPM_STAMP := node_modules/.landreg-installed
+CHROMIUM  := /usr/bin/chromium
+
+.PHONY: setup demo test test-fast bench lint format contracts clean help
+
+help:
+	@echo "make demo   set up, then run the demo on the embedded default (SQLite + a local anvil node)"
+	@echo "make test   set up, then run the whole test suite"
+	@echo "make bench  run the benchmarks (figures go to docs/benchmarks.md)"
+	@echo "make lint   ruff"
+
+$(PY_STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $@
+
+# package-lock.json lists anvil's binaries for every platform, although the registry mirror of the
+# development machine serves only linux-amd64: npm ci installs the one matching this machine.
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+# The browser tests drive Debian's Chromium (Playwright cannot download its own browser here).
+$(CHROMIUM):
+	@echo "installing Debian's chromium for the browser tests"
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; else \
+	  echo "cannot install chromium (not root, no sudo): install the 'chromium' package, or the browser tests skip"; exit 0; fi; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$SUDO apt-get install -y --no-install-recommends chromium || \
+	  { $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium; }
+
+setup: $(PY_STAMP) $(NPM_STAMP)
+
+demo: setup
+	$(BIN)/landreg demo
+
+test: setup $(CHROMIUM)
+	$(BIN)/pytest
+
+test-fast: setup $(CHROMIUM)
+	$(BIN)/pytest -m "not slow"
+
+bench: setup
+	$(BIN)/python bench/anchoring.py
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+contracts: setup
+	$(BIN)/landreg contracts build
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .hypothesis

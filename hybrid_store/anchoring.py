@@ -1,0 +1,463 @@
+"""The anchoring worker: outbox entries in, anchored Merkle batches out.
+
+Each step first settles what is in flight, then may build one new batch:
+
+1. *settle*: every batch whose transaction is signed but not known to be mined is resolved from
+   the chain: mined (record block, gas), reverted (fail it and put its records back in the queue),
+   pending in the node (wait), or unknown to the node. An unknown transaction is found by content
+   (is its root anchored?) and otherwise re-sent byte for byte while its nonce is unused, or failed
+   if another transaction took the nonce. Mined batches are promoted to *confirmed* once the
+   configured number of blocks sit on top, or sent back to *signed* if their block left the chain.
+2. *build*: when the oldest pending record has waited ``batch_max_age_s`` or ``batch_max_records``
+   are pending, claim them, build the standard-v1 tree, assign token ids to new parcels, sign the
+   ``anchorBatch`` transaction and store batch + raw transaction + claims in ONE database
+   transaction. Only then broadcast it.
+
+Because the signed bytes are stored before they are sent, a crash at any point leaves either
+nothing (the records are still pending) or exactly one transaction to find or re-send; and the
+contract refuses a root it already has and a batch id out of sequence. So a record is never lost
+and never anchored twice. ``crashpoint`` marks the places the crash tests kill the process.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.orm import Session
+
+from hybrid_store import manifests
+from hybrid_store.chain.client import Receipt, RegistryChain, SignedTx
+from hybrid_store.core import merkle
+from hybrid_store.crashpoints import crashpoint
+from hybrid_store.db.engine import Database, bulk_execute
+from hybrid_store.db.models import (
+    AnchorBatch,
+    BatchState,
+    ChainDeployment,
+    Commitment,
+    Instrument,
+    InstrumentParcel,
+    OutboxEntry,
+    Parcel,
+)
+from hybrid_store.errors import ChainError, ChainMismatch
+
+log = logging.getLogger(__name__)
+
+_IN_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A batch to anchor: its records as sorted (leaf, instrument id, number, commitment), the tree,
+    the parcels it tokenizes, the on-chain batch id it gets, and where its records come from
+    (outbox entries to claim, or a migration stage)."""
+
+    leaves: list[tuple[bytes, int, str, bytes]]
+    nodes: list[bytes]
+    new_parcels: list[tuple[int, str]]
+    chain_batch_id: int
+    outbox_ids: list[int] = field(default_factory=list)
+    stage_id: int | None = None
+    supersedes_batch_id: int | None = None
+    #: leaves that are not records (a rollback's marker): (value, label); instrument id 0 in ``leaves``
+    extra: list[tuple[bytes, str]] = field(default_factory=list)
+
+    @property
+    def source(self) -> str:
+        return "migration" if self.stage_id is not None else "outbox"
+
+
+def plan_batch(
+    s: Session,
+    commitments: dict[int, tuple[str, bytes]],
+    chain_batch_id: int,
+    parcel_ids: Iterable[int] | None = None,
+    **kw: object,
+) -> Plan:
+    """Tree and parcels to tokenize for records ``commitments`` (instrument id -> (number, commitment));
+    ``parcel_ids`` are their parcels when the caller knows them already."""
+    extra = list(kw.get("extra") or [])  # type: ignore[arg-type]
+    leaves = sorted(
+        [(merkle.commitment_leaf(c), iid, number, c) for iid, (number, c) in commitments.items()]
+        + [(merkle.commitment_leaf(value), 0, label, value) for value, label in extra]
+    )
+    if parcel_ids is None:  # two index lookups; a join here lets SQLite scan every untokenized parcel
+        parcel_ids = {pid for (pid,) in _select_in(s, select(InstrumentParcel.parcel_id),
+                                                   InstrumentParcel.instrument_id, list(commitments))}  # fmt: skip
+    new_parcels = sorted(
+        _select_in(s, select(Parcel.id, Parcel.parcel_key).where(Parcel.token_id.is_(None)), Parcel.id,
+                   sorted(set(parcel_ids))),
+        key=lambda row: row[1],
+    )  # fmt: skip
+    return Plan(leaves, merkle.build([leaf for leaf, *_ in leaves]), new_parcels, chain_batch_id, **kw)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class AnchoredBatch:
+    batch_id: int
+    chain_batch_id: int
+    records: int
+    tokens: int
+    tx_hash: str
+    gas_used: int | None
+    state: str
+
+
+@dataclass
+class DrainSummary:
+    batches: list[AnchoredBatch] = field(default_factory=list)
+
+    @property
+    def records(self) -> int:
+        return sum(b.records for b in self.batches)
+
+    @property
+    def gas_used(self) -> int:
+        return sum(b.gas_used or 0 for b in self.batches)
+
+    @property
+    def tokens(self) -> int:
+        return sum(b.tokens for b in self.batches)
+
+
+class Anchorer:
+    def __init__(
+        self,
+        db: Database,
+        chain: RegistryChain,
+        deployment: ChainDeployment,
+        *,
+        batch_max_records: int = 1000,
+        batch_max_age_s: float = 2.0,
+        confirmations: int = 1,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        manifest_dir: Path | None = None,
+    ):
+        self.db = db
+        self.chain = chain
+        self.deployment_id = deployment.id
+        self.chain_id = deployment.chain_id
+        self.contract = deployment.contract_address
+        self.manifest_dir = manifest_dir
+        self.batch_max_records = batch_max_records
+        self.batch_max_age_s = batch_max_age_s
+        self.confirmations = confirmations
+        self.clock = clock
+
+    # --- driving ----------------------------------------------------------------------------------
+    def step(self, *, force: bool = False) -> AnchoredBatch | None:
+        """Settle in-flight batches, then anchor one new batch if one is due (or ``force``)."""
+        self.settle()
+        batch = self.build_and_send(force=force)
+        if batch is not None:
+            self.settle()
+            return self._summary(batch)
+        return None
+
+    def check_consistency(self) -> None:
+        """Refuse to start when the contract and the database disagree on the anchored batches
+        (a node that lost state, or someone else anchoring with this contract)."""
+        with self.db.read() as s:
+            self._next_chain_batch_id(s)
+
+    def drain(self, progress: Callable[[AnchoredBatch], None] | None = None) -> DrainSummary:
+        """Anchor everything pending now, in batches of ``batch_max_records``."""
+        self.settle()
+        self.check_consistency()
+        summary = DrainSummary()
+        while (batch := self.step(force=True)) is not None:
+            summary.batches.append(batch)
+            if progress:
+                progress(batch)
+        return summary
+
+    def run(
+        self, stop: threading.Event, idle_sleep_s: float = 0.1, keep_going: Callable[[], bool] = lambda: True
+    ) -> None:
+        """Anchor continuously until ``stop`` is set (or ``keep_going`` says no: the worker lost its
+        lock); the batch in hand is finished first."""
+        self.settle()
+        self.check_consistency()
+        log.info(
+            "anchoring worker started (batches of up to %d records or %.1f s)",
+            self.batch_max_records,
+            self.batch_max_age_s,
+        )
+        while not stop.is_set() and keep_going():
+            try:
+                batch = self.step()
+            except ChainMismatch:
+                raise  # the chain and the database disagree: a person must look (landreg reconcile)
+            except (ChainError, OSError) as exc:  # node down, reverted, ...: report and try again later
+                log.error("anchoring step failed: %s", exc)
+                batch = None
+                stop.wait(min(5.0, self.batch_max_age_s))
+            if batch is None:
+                stop.wait(idle_sleep_s)
+        log.info("anchoring worker stopped")
+
+    # --- settle -----------------------------------------------------------------------------------
+    def settle(self) -> None:
+        with self.db.read() as s:
+            in_flight = s.scalars(
+                select(AnchorBatch)
+                .where(AnchorBatch.deployment_id == self.deployment_id)
+                .where(AnchorBatch.state.in_([BatchState.SIGNED, BatchState.MINED]))
+                .order_by(AnchorBatch.id)
+            ).all()
+        for batch in in_flight:
+            if batch.state == BatchState.SIGNED:
+                self._settle_signed(batch)
+            else:
+                self._promote(batch)
+
+    def _settle_signed(self, batch: AnchorBatch) -> None:
+        receipt = self.chain.receipt(batch.tx_hash)
+        if receipt is None and not self.chain.transaction_known(batch.tx_hash):
+            anchored_as = self.chain.batch_of_root(batch.root)
+            if anchored_as is not None:
+                receipt = self._find_anchoring_receipt(anchored_as)
+                log.warning(
+                    "batch %d was anchored by another transaction %s; adopting it",
+                    batch.id,
+                    receipt.tx_hash if receipt else "?",
+                )
+            elif self.chain.mined_nonce() <= batch.nonce:
+                log.info("re-sending batch %d (tx %s, nonce %d)", batch.id, batch.tx_hash, batch.nonce)
+                self.chain.broadcast(_stored_tx(batch))
+            else:
+                self._fail(batch.id, f"nonce {batch.nonce} was used by another transaction; not anchored")
+                return
+        if receipt is None:
+            receipt = self.chain.wait_mined(batch.tx_hash)
+        if receipt.status != 1:
+            self._fail(batch.id, self.chain.revert_reason(receipt))
+            return
+        self._mark_mined(batch.id, receipt)
+        crashpoint("anchor:mined")
+        with self.db.read() as s:
+            self._promote(s.get_one(AnchorBatch, batch.id))
+
+    def _find_anchoring_receipt(self, chain_batch_id: int) -> Receipt | None:
+        event = self.chain.contract.events.BatchAnchored()
+        logs = event.get_logs(argument_filters={"batchId": chain_batch_id}, from_block=0)
+        return self.chain.receipt("0x" + bytes(logs[0]["transactionHash"]).hex()) if logs else None
+
+    def _promote(self, batch: AnchorBatch) -> None:
+        assert batch.block_number is not None and batch.block_hash is not None
+        depth = self.chain.confirmations(batch.block_number, batch.block_hash)
+        if depth == 0:
+            log.warning(
+                "batch %d: block %d left the canonical chain; re-checking its transaction", batch.id, batch.block_number
+            )
+            with self.db.write() as s:
+                s.execute(
+                    update(AnchorBatch)
+                    .where(AnchorBatch.id == batch.id)
+                    .values(state=BatchState.SIGNED, block_number=None, block_hash=None, mined_at=None)
+                )
+                batch = s.get_one(AnchorBatch, batch.id)
+            self._settle_signed(batch)
+        elif depth >= self.confirmations:
+            with self.db.write() as s:
+                s.execute(
+                    update(AnchorBatch)
+                    .where(AnchorBatch.id == batch.id)
+                    .values(state=BatchState.CONFIRMED, confirmed_at=self.clock())
+                )
+
+    def _mark_mined(self, batch_id: int, receipt: Receipt) -> None:
+        with self.db.write() as s:
+            s.execute(
+                update(AnchorBatch).where(AnchorBatch.id == batch_id).values(
+                    state=BatchState.MINED, tx_hash=receipt.tx_hash, block_number=receipt.block_number,
+                    block_hash=receipt.block_hash, gas_used=receipt.gas_used, mined_at=self.clock(),
+                )
+            )  # fmt: skip
+
+    def _fail(self, batch_id: int, reason: str) -> None:
+        """Mark a batch failed and give its records and parcel tokens back to the queue."""
+        log.error("batch %d failed: %s; its records go back to the queue", batch_id, reason)
+        with self.db.write() as s:
+            s.execute(
+                update(AnchorBatch).where(AnchorBatch.id == batch_id).values(state=BatchState.FAILED, error=reason)
+            )
+            s.execute(update(OutboxEntry).where(OutboxEntry.batch_id == batch_id).values(batch_id=None))
+            s.execute(
+                update(Parcel).where(Parcel.token_batch_id == batch_id).values(token_id=None, token_batch_id=None)
+            )
+
+    # --- build ------------------------------------------------------------------------------------
+    def build_and_send(self, *, force: bool = False) -> AnchorBatch | None:
+        batch = self.build(force=force)
+        if batch is None:
+            return None
+        crashpoint("anchor:signed")
+        self.chain.broadcast(_stored_tx(batch))
+        crashpoint("anchor:sent")
+        log.info("sent batch %d (chain batch %d, %d records, %d new parcel tokens) in %s", batch.id,
+                 batch.chain_batch_id, batch.record_count, batch.token_count, batch.tx_hash)  # fmt: skip
+        return batch
+
+    def build(self, *, force: bool = False) -> AnchorBatch | None:
+        """Plan the next outbox batch (a read), sign its transaction (chain calls, outside any
+        database transaction), then store batch, signed transaction and claims in one short write.
+        Only one worker runs (see hybrid_store.worker_lock), so nothing claims the planned records
+        meanwhile; the write checks that anyway."""
+        with self.db.read() as s:
+            plan = self._plan_outbox(s, force=force)
+        if plan is None:
+            return None
+        signed, first_token, parcel_tree = self.sign(plan)
+        with self.db.write() as s:
+            return self.store(s, plan, signed, first_token, parcel_tree)
+
+    def _plan_outbox(self, s: Session, *, force: bool) -> Plan | None:
+        claimed = s.execute(
+            select(OutboxEntry.id, OutboxEntry.instrument_id, OutboxEntry.enqueued_at)
+            .where(OutboxEntry.batch_id.is_(None))
+            .order_by(OutboxEntry.id)
+            .limit(self.batch_max_records)
+        ).all()
+        if not claimed:
+            return None
+        oldest_age = (self.clock() - claimed[0].enqueued_at).total_seconds()
+        if not force and len(claimed) < self.batch_max_records and oldest_age < self.batch_max_age_s:
+            return None
+        ids = [row.instrument_id for row in claimed]
+        commitments = {
+            iid: (number, value)
+            for iid, number, value in _select_in(
+                s,
+                select(Instrument.id, Instrument.instrument_number, Commitment.commitment).join(
+                    Commitment, Commitment.instrument_id == Instrument.id
+                ),
+                Instrument.id,
+                ids,
+            )
+        }
+        return plan_batch(s, commitments, self._next_chain_batch_id(s), outbox_ids=[row.id for row in claimed])
+
+    def sign(self, plan: Plan) -> tuple[SignedTx, int | None, merkle.StandardTree | None]:
+        """Sign the ``anchorBatch`` transaction of ``plan`` (token ids continue the contract's)."""
+        first_token = self.chain.next_token_id() if plan.new_parcels else None
+        parcel_tree = None
+        if plan.new_parcels:
+            assert first_token is not None
+            parcel_tree = merkle.StandardTree.of(
+                [(first_token + i, key) for i, (_, key) in enumerate(plan.new_parcels)], merkle.PARCEL_TOKEN_ENCODING
+            )
+        signed = self.chain.sign_anchor(
+            plan.chain_batch_id, plan.nodes[0], len(plan.leaves), parcel_tree.root if parcel_tree else None,
+            len(plan.new_parcels), nonce=self.chain.pending_nonce(),
+        )  # fmt: skip
+        return signed, first_token, parcel_tree
+
+    def store(
+        self, s: Session, plan: Plan, signed: SignedTx, first_token: int | None, parcel_tree: merkle.StandardTree | None
+    ) -> AnchorBatch:
+        """Write the batch, its signed transaction, its records' places, its parcel tokens and its
+        manifest, inside the caller's transaction (nothing is sent yet)."""
+        batch = AnchorBatch(
+            deployment_id=self.deployment_id, chain_batch_id=plan.chain_batch_id, source=plan.source,
+            stage_id=plan.stage_id, supersedes_batch_id=plan.supersedes_batch_id,
+            state=BatchState.SIGNED, root=plan.nodes[0], record_count=len(plan.leaves),  # leaves, markers included
+            nodes=merkle.nodes_to_bytes(plan.nodes),
+            parcel_root=parcel_tree.root if parcel_tree else None,
+            parcel_nodes=merkle.nodes_to_bytes(parcel_tree.nodes) if parcel_tree else None,
+            first_token_id=first_token, token_count=len(plan.new_parcels),
+            nonce=signed.nonce, tx_hash=signed.tx_hash, raw_tx=signed.raw, created_at=self.clock(),
+        )  # fmt: skip
+        s.add(batch)
+        s.flush()
+        conn = s.connection()
+        size = len(plan.nodes)
+        bulk_execute(
+            conn,
+            "INSERT INTO batch_records (batch_id, instrument_id, tree_index) VALUES (?, ?, ?)",
+            [(batch.id, iid, size - 1 - k) for k, (_, iid, _, _) in enumerate(plan.leaves) if iid],
+        )
+        claimed = 0
+        for chunk in _chunks(plan.outbox_ids):
+            claimed += conn.execute(
+                update(OutboxEntry.__table__)
+                .where(OutboxEntry.__table__.c.id.in_(chunk), OutboxEntry.__table__.c.batch_id.is_(None))
+                .values(batch_id=batch.id)
+            ).rowcount
+        if claimed != len(plan.outbox_ids):  # only possible with a second worker: give way
+            raise ChainError("records of this batch were claimed by another anchoring worker; run only one")
+        crashpoint("anchor:building")  # inside the transaction: a kill here must leave nothing behind
+        if plan.new_parcels:
+            assert first_token is not None
+            conn.execute(
+                _ASSIGN_TOKENS,
+                [
+                    {"pid": pid, "token": first_token + i, "batch": batch.id}
+                    for i, (pid, _) in enumerate(plan.new_parcels)
+                ],
+            )
+        if self.manifest_dir is not None:
+            manifests.write(
+                self.manifest_dir,
+                manifests.from_tree(self.chain_id, self.contract, plan.chain_batch_id, plan.nodes[0],
+                                    [(number, c) for _, _, number, c in plan.leaves]),
+            )  # fmt: skip
+        return batch
+
+    def _next_chain_batch_id(self, s: Session) -> int:
+        """The next on-chain batch id, which the database and the contract must agree on."""
+        known = (
+            s.scalar(
+                select(func.count())
+                .select_from(AnchorBatch)
+                .where(AnchorBatch.deployment_id == self.deployment_id)
+                .where(AnchorBatch.state != BatchState.FAILED)
+            )
+            or 0
+        )
+        on_chain = self.chain.batch_count()
+        if on_chain != known:
+            raise ChainMismatch(
+                f"the contract holds {on_chain} batches but the database knows {known}: anchoring stops until "
+                "`landreg reconcile` explains the difference"
+            )
+        return known
+
+    def _summary(self, batch: AnchorBatch) -> AnchoredBatch:
+        with self.db.read() as s:
+            b = s.get_one(AnchorBatch, batch.id)
+            return AnchoredBatch(b.id, b.chain_batch_id, b.record_count, b.token_count, b.tx_hash, b.gas_used, b.state)
+
+
+_ASSIGN_TOKENS = (
+    update(Parcel.__table__)
+    .where(Parcel.__table__.c.id == bindparam("pid"))
+    .values(token_id=bindparam("token"), token_batch_id=bindparam("batch"))
+)
+
+
+def pending_count(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(OutboxEntry).where(OutboxEntry.batch_id.is_(None))) or 0
+
+
+def _stored_tx(batch: AnchorBatch) -> SignedTx:
+    return SignedTx(raw=batch.raw_tx, tx_hash=batch.tx_hash, nonce=batch.nonce)
+
+
+def _chunks(items: list, size: int = _IN_CHUNK) -> Iterable[list]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _select_in(s: Session, stmt, column, values: list) -> list:
+    out = []
+    for chunk in _chunks(values):
+        out.extend(s.execute(stmt.where(column.in_(chunk))).all())
+    return out

@@ -1,0 +1,368 @@
+"""The DeedRegistry contract on one chain, through web3.py.
+
+One class serves every backend: the in-process eth-tester chain, the managed anvil node and any
+JSON-RPC node differ only in the ``Web3`` provider handed in. Transactions are always signed here
+with the registrar's key and sent raw, so the signed bytes can be stored before they are broadcast
+(see ``hybrid_store.anchoring``) and re-sent unchanged after a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from functools import cache, cached_property
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+from web3 import Web3
+from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound
+
+from hybrid_store.chain.compile import ARTIFACT_PATH
+from hybrid_store.core.hashing import keccak256, to_hex
+from hybrid_store.errors import ChainError, ChainUnavailable, TransactionReverted
+
+log = logging.getLogger(__name__)
+
+ZERO32 = b"\x00" * 32
+GAS_MARGIN = 1.25  # estimates are exact for the state they ran on; leave room for what changes before mining
+
+
+@cache
+def artifact() -> dict[str, Any]:
+    return json.loads(ARTIFACT_PATH.read_text())
+
+
+@cache
+def error_selectors() -> dict[bytes, tuple[str, list[str]]]:
+    """4-byte selector -> (custom error name, argument types), from the ABI."""
+    out = {}
+    for item in artifact()["abi"]:
+        if item["type"] == "error":
+            types = [i["type"] for i in item["inputs"]]
+            out[keccak256(f"{item['name']}({','.join(types)})".encode())[:4]] = (item["name"], types)
+    return out
+
+
+def decode_revert(data: bytes | str | None) -> str:
+    """A readable reason from revert data: custom error with arguments, Error(string), or raw hex."""
+    if data is None:
+        return "reverted without data"
+    raw = bytes.fromhex(data[2:]) if isinstance(data, str) else bytes(data)
+    if len(raw) < 4:
+        return "reverted without data"
+    from eth_abi import decode
+
+    if raw[:4] == keccak256(b"Error(string)")[:4]:
+        return decode(["string"], raw[4:])[0]
+    known = error_selectors().get(raw[:4])
+    if known is None:
+        return f"reverted with unknown error 0x{raw.hex()}"
+    name, types = known
+    args = decode(types, raw[4:]) if types else ()
+    shown = ", ".join(to_hex(a) if isinstance(a, bytes) else str(a) for a in args)
+    return f"{name}({shown})"
+
+
+def revert_data(exc: BaseException) -> bytes | str | None:
+    """The revert data carried by a failed call, whichever backend raised it."""
+    data = getattr(exc, "data", None)
+    if isinstance(data, bytes | str) and data:
+        return data
+    # eth-tester raises TransactionFailed("execution reverted: b'...'") with the bytes' repr
+    message = str(exc.args[0]) if exc.args else ""
+    prefix = "execution reverted: "
+    if message.startswith(prefix + "b'") or message.startswith(prefix + 'b"'):
+        import ast
+
+        try:
+            value = ast.literal_eval(message[len(prefix) :])
+        except (ValueError, SyntaxError):
+            return None
+        return value if isinstance(value, bytes) else None
+    return None
+
+
+def _is_revert(exc: BaseException) -> bool:
+    return isinstance(exc, ContractCustomError | ContractLogicError) or type(exc).__name__ == "TransactionFailed"
+
+
+@dataclass(frozen=True)
+class SignedTx:
+    raw: bytes
+    tx_hash: str
+    nonce: int
+
+
+@dataclass(frozen=True)
+class Receipt:
+    tx_hash: str
+    block_number: int
+    block_hash: str
+    gas_used: int
+    status: int
+    to: str | None
+    contract_address: str | None
+    logs: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class OnChainBatch:
+    batch_id: int
+    root: bytes
+    parcel_root: bytes
+    chain_hash: bytes
+    record_count: int
+    first_token_id: int
+    token_count: int
+    anchored_at_block: int
+
+
+class RegistryChain:
+    """DeedRegistry at ``address`` on the chain behind ``w3``; writes need ``account`` (the registrar)."""
+
+    def __init__(
+        self,
+        w3: Web3,
+        account: LocalAccount | None = None,
+        address: str | None = None,
+        *,
+        poll_interval_s: float = 0.05,
+        receipt_timeout_s: float = 120.0,
+        description: str = "chain",
+    ):
+        self.w3 = w3
+        self.account = account
+        self.address = to_checksum_address(address) if address else None
+        self.poll_interval_s = poll_interval_s
+        self.receipt_timeout_s = receipt_timeout_s
+        self.description = description
+
+    # --- identity -------------------------------------------------------------------------------
+    def ensure_reachable(self) -> None:
+        try:
+            self.w3.eth.block_number  # noqa: B018 - a cheap round trip
+        except Exception as exc:
+            raise ChainUnavailable(f"cannot reach {self.description}: {exc}") from None
+
+    @cached_property
+    def chain_id(self) -> int:
+        return int(self.w3.eth.chain_id)
+
+    def genesis_hash(self) -> str:
+        return to_hex(bytes(self.w3.eth.get_block(0)["hash"]))
+
+    def head(self) -> int:
+        return int(self.w3.eth.block_number)
+
+    def has_code(self, address: str | None = None) -> bool:
+        target = address or self.address
+        return bool(target) and len(self.w3.eth.get_code(to_checksum_address(target))) > 0
+
+    @property
+    def contract(self) -> Any:
+        if self.address is None:
+            raise ChainError("no DeedRegistry address: deploy one (`landreg chain deploy`) or configure it")
+        return self._contract_at(self.address)
+
+    @cache  # noqa: B019 - one contract object per address for the client's lifetime
+    def _contract_at(self, address: str) -> Any:
+        return self.w3.eth.contract(address=address, abi=artifact()["abi"])
+
+    @property
+    def registrar(self) -> LocalAccount:
+        if self.account is None:
+            raise ChainError("this connection is read-only: no registrar key configured")
+        return self.account
+
+    # --- deployment -----------------------------------------------------------------------------
+    def deploy(self, name: str = "Landreg Parcel", symbol: str = "PARCEL", admin: str | None = None) -> Receipt:
+        """Deploy a DeedRegistry with the registrar as registrar (and admin unless given)."""
+        me = self.registrar.address
+        factory = self.w3.eth.contract(abi=artifact()["abi"], bytecode=artifact()["bytecode"])
+        tx = factory.constructor(name, symbol, admin or me, me).build_transaction(self._tx_base(self.pending_nonce()))
+        receipt = self.wait(self.broadcast(self._sign(tx)))
+        self.address = to_checksum_address(receipt.contract_address)
+        return receipt
+
+    # --- reads ----------------------------------------------------------------------------------
+    def batch_count(self) -> int:
+        return int(self.contract.functions.batchCount().call())
+
+    def get_batch(self, batch_id: int) -> OnChainBatch:
+        b = self.contract.functions.getBatch(batch_id).call()
+        return OnChainBatch(batch_id, bytes(b[0]), bytes(b[1]), bytes(b[2]), b[3], b[4], b[5], b[6])
+
+    def batch_of_root(self, root: bytes) -> int | None:
+        anchored, batch_id = self.contract.functions.batchOfRoot(root).call()
+        return int(batch_id) if anchored else None
+
+    def revoked_at(self, batch_id: int, leaf: bytes) -> int:
+        return int(self.contract.functions.revokedAt(batch_id, leaf).call())
+
+    def next_token_id(self) -> int:
+        return int(self.contract.functions.nextTokenId().call())
+
+    def chain_head_hash(self) -> bytes:
+        return bytes(self.contract.functions.chainHead().call())
+
+    def verify_commitment(self, batch_id: int, proof: list[bytes], commitment: bytes) -> bool:
+        return bool(self.contract.functions.verifyCommitment(batch_id, proof, commitment).call())
+
+    def owner_of(self, token_id: int) -> str:
+        return self.contract.functions.ownerOf(token_id).call()
+
+    # --- writes ---------------------------------------------------------------------------------
+    def pending_nonce(self) -> int:
+        return int(self.w3.eth.get_transaction_count(self.registrar.address, "pending"))
+
+    def mined_nonce(self) -> int:
+        """Nonces below this are used by mined transactions."""
+        return int(self.w3.eth.get_transaction_count(self.registrar.address, "latest"))
+
+    def sign_anchor(
+        self,
+        expected_batch_id: int,
+        root: bytes,
+        record_count: int,
+        parcel_root: bytes | None,
+        token_count: int,
+        nonce: int,
+    ) -> SignedTx:
+        """Sign (not send) ``anchorBatch``; a call that would revert raises ``TransactionReverted`` here."""
+        fn = self.contract.functions.anchorBatch(
+            expected_batch_id, root, record_count, parcel_root or ZERO32, token_count
+        )
+        return self._sign(self._build(fn, nonce))
+
+    def sign_revoke(self, batch_id: int, leaves: list[bytes], reason: bytes, nonce: int) -> SignedTx:
+        return self._sign(self._build(self.contract.functions.revokeRecords(batch_id, leaves, reason), nonce))
+
+    def transact(self, fn: Any) -> Receipt:
+        """Sign, send and wait for a contract call (administrative operations)."""
+        return self.wait(self.broadcast(self._sign(self._build(fn, self.pending_nonce()))))
+
+    def broadcast(self, signed: SignedTx) -> str:
+        """Send a signed transaction. Sending one the node already has, or has mined, is not an error."""
+        try:
+            self.w3.eth.send_raw_transaction(signed.raw)
+        except Exception as exc:  # nodes word "already known" / "nonce too low" differently; ask instead
+            if self.transaction_known(signed.tx_hash):
+                log.info("transaction %s was already known to the node", signed.tx_hash)
+                return signed.tx_hash
+            raise ChainError(f"node refused transaction {signed.tx_hash}: {exc}") from None
+        return signed.tx_hash
+
+    def transaction_known(self, tx_hash: str) -> bool:
+        try:
+            self.w3.eth.get_transaction(tx_hash)
+            return True
+        except TransactionNotFound:
+            return False
+
+    def receipt(self, tx_hash: str) -> Receipt | None:
+        try:
+            r = self.w3.eth.get_transaction_receipt(tx_hash)
+        except TransactionNotFound:
+            return None
+        return Receipt(
+            tx_hash=to_hex(bytes(r["transactionHash"])),
+            block_number=int(r["blockNumber"]),
+            block_hash=to_hex(bytes(r["blockHash"])),
+            gas_used=int(r["gasUsed"]),
+            status=int(r["status"]),
+            to=r.get("to"),
+            contract_address=r.get("contractAddress"),
+            logs=tuple(r["logs"]),
+        )
+
+    def wait_mined(self, tx_hash: str, timeout_s: float | None = None) -> Receipt:
+        """Wait for the receipt, whatever its status."""
+        timeout_s = self.receipt_timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + timeout_s
+        while (receipt := self.receipt(tx_hash)) is None:
+            if time.monotonic() > deadline:
+                raise ChainError(f"no receipt for {tx_hash} after {timeout_s:.0f} s")
+            time.sleep(self.poll_interval_s)
+        return receipt
+
+    def wait(self, tx_hash: str, timeout_s: float | None = None) -> Receipt:
+        """Wait for the receipt. Status 0 is never success: it raises ``TransactionReverted``."""
+        receipt = self.wait_mined(tx_hash, timeout_s)
+        if receipt.status != 1:
+            raise TransactionReverted(tx_hash, self.revert_reason(receipt))
+        return receipt
+
+    def block_hash_at(self, number: int) -> str | None:
+        try:
+            return to_hex(bytes(self.w3.eth.get_block(number)["hash"]))
+        except Exception:
+            return None
+
+    def confirmations(self, receipt_block: int, receipt_block_hash: str) -> int:
+        """Blocks on top of (and including) the receipt's block; 0 if that block left the canonical chain."""
+        if self.block_hash_at(receipt_block) != receipt_block_hash:
+            return 0
+        return self.head() - receipt_block + 1
+
+    def anchored_events(self, receipt: Receipt) -> list[dict[str, Any]]:
+        """The BatchAnchored events of a receipt, decoded (others ignored)."""
+        event = self.contract.events.BatchAnchored()
+        out = []
+        for entry in receipt.logs:
+            try:
+                out.append(dict(event.process_log(entry)["args"]))
+            except Exception:  # noqa: S112 - another event of this or another contract
+                continue
+        return out
+
+    # --- internals ------------------------------------------------------------------------------
+    def _tx_base(self, nonce: int) -> dict[str, Any]:
+        latest = self.w3.eth.get_block("latest")
+        base_fee = int(latest.get("baseFeePerGas") or 0)
+        try:
+            tip = int(self.w3.eth.max_priority_fee)
+        except Exception:
+            tip = 10**9
+        return {
+            "from": self.registrar.address,
+            "nonce": nonce,
+            "chainId": self.chain_id,
+            "maxPriorityFeePerGas": tip,
+            "maxFeePerGas": 2 * base_fee + tip,
+        }
+
+    def _build(self, fn: Any, nonce: int) -> dict[str, Any]:
+        tx = self._tx_base(nonce)
+        try:
+            gas = fn.estimate_gas({"from": self.registrar.address})
+        except Exception as exc:
+            if not _is_revert(exc):
+                raise
+            raise TransactionReverted("(not sent)", decode_revert(revert_data(exc))) from None
+        tx["gas"] = int(gas * GAS_MARGIN) + 10_000
+        return fn.build_transaction(tx)
+
+    def _sign(self, tx: dict[str, Any]) -> SignedTx:
+        signed = self.registrar.sign_transaction(tx)
+        return SignedTx(raw=bytes(signed.raw_transaction), tx_hash=to_hex(bytes(signed.hash)), nonce=int(tx["nonce"]))
+
+    def revert_reason(self, receipt: Receipt) -> str:
+        """Re-run a reverted transaction as a call on the state before its block to learn why."""
+        try:
+            tx = self.w3.eth.get_transaction(receipt.tx_hash)
+            self.w3.eth.call(
+                {"from": tx["from"], "to": tx["to"], "data": tx["input"], "gas": tx["gas"]}, receipt.block_number - 1
+            )
+        except Exception as exc:
+            if _is_revert(exc):
+                return decode_revert(revert_data(exc))
+            return f"reverted ({exc})"
+        return "reverted (the replay succeeded: out of gas or state changed)"
+
+
+def account_from_key(key_hex: str) -> LocalAccount:
+    return Account.from_key(key_hex)

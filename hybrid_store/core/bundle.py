@@ -1,0 +1,225 @@
+"""Proof bundles (format ``landreg-proof-bundle/v1``, spec in docs/proof-bundle.md).
+
+A bundle carries everything an auditor needs to check one record without trusting the registry:
+the disclosed fields with their salts (or only their hashes when redacted), the commitment, the
+Merkle proof in ``standard-v1`` terms, and where the root was anchored. Parsing is strict: unknown
+members, wrong types and non-canonical spellings are errors that name the member, so one document
+has exactly one meaning. ``verify_offline`` is pure math; checking the anchor against a chain is the
+job of ``hybrid_store.proofs``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils import is_checksum_address
+
+from hybrid_store.core import merkle
+from hybrid_store.core.canonical import check_domain
+from hybrid_store.core.commitment import FIELDS, SCHEME, Disclosure
+from hybrid_store.core.hashing import from_hex32, is_hex32, to_hex
+from hybrid_store.errors import MalformedBundle, VerificationFailed
+
+FORMAT = "landreg-proof-bundle/v1"
+MAX_PROOF_LENGTH = 64  # a tree of 2**64 leaves; anything longer is garbage, not a proof
+MAX_BUNDLE_BYTES = 1_000_000  # a bundle is a few KB; refuse to parse megabytes of input
+
+
+@dataclass(frozen=True)
+class Anchor:
+    chain_id: int
+    contract: str  # EIP-55 checksummed
+    batch_id: int
+    tx_hash: str  # 0x + 64 lowercase hex
+    block_number: int
+
+
+@dataclass(frozen=True)
+class TreeProof:
+    leaf_encoding: tuple[str, ...]
+    value: tuple[str, ...]
+    proof: tuple[bytes, ...]
+    root: bytes
+
+    @property
+    def leaf(self) -> bytes:
+        return merkle.leaf_hash(self.leaf_encoding, self.value)
+
+
+@dataclass(frozen=True)
+class ProofBundle:
+    disclosure: Disclosure
+    commitment: bytes
+    tree: TreeProof | None  # None while the record waits for its batch
+    anchor: Anchor | None
+
+    @property
+    def is_anchored(self) -> bool:
+        return self.tree is not None and self.anchor is not None
+
+    def disclosed(self, name: str) -> Any:
+        """A disclosed field's value, or None when it is redacted."""
+        opened = self.disclosure.opened.get(name)
+        return None if opened is None else opened[1]
+
+    def to_json(self) -> dict[str, Any]:
+        record = {
+            "scheme": SCHEME,
+            "commitment": to_hex(self.commitment),
+            "fields": {
+                name: {"salt": to_hex(salt), "value": value}
+                for name in FIELDS
+                if name in self.disclosure.opened
+                for salt, value in [self.disclosure.opened[name]]
+            },
+            "redacted": {
+                name: to_hex(self.disclosure.redacted[name]) for name in FIELDS if name in self.disclosure.redacted
+            },
+        }
+        out: dict[str, Any] = {"format": FORMAT, "record": record, "tree": None, "anchor": None}
+        if self.tree is not None:
+            out["tree"] = {
+                "format": merkle.FORMAT,
+                "leafEncoding": list(self.tree.leaf_encoding),
+                "value": list(self.tree.value),
+                "proof": [to_hex(p) for p in self.tree.proof],
+                "root": to_hex(self.tree.root),
+            }
+        if self.anchor is not None:
+            out["anchor"] = {
+                "chainId": self.anchor.chain_id,
+                "contract": self.anchor.contract,
+                "batchId": self.anchor.batch_id,
+                "txHash": self.anchor.tx_hash,
+                "blockNumber": self.anchor.block_number,
+            }
+        return out
+
+
+# --- parsing -----------------------------------------------------------------------------------------
+def _object(obj: Any, where: str, required: set[str], optional: frozenset[str] = frozenset()) -> Mapping[str, Any]:
+    if not isinstance(obj, dict):
+        raise MalformedBundle(where, "must be a JSON object")
+    for key in obj:
+        if key not in required and key not in optional:
+            raise MalformedBundle(f"{where}.{key}" if where != "(bundle)" else key, "is not a member of this format")
+    for key in sorted(required):
+        if key not in obj:
+            raise MalformedBundle(f"{where}.{key}" if where != "(bundle)" else key, "is missing")
+    return obj
+
+
+def _hex32(value: Any, where: str) -> bytes:
+    if not is_hex32(value):
+        raise MalformedBundle(where, "must be 0x followed by 64 lowercase hex digits")
+    return from_hex32(value)
+
+
+def _uint(value: Any, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise MalformedBundle(where, "must be a non-negative integer")
+    return value
+
+
+def parse(obj: Any) -> ProofBundle:
+    """Parse a decoded JSON bundle, or raise ``MalformedBundle`` naming the first bad member."""
+    top = _object(obj, "(bundle)", {"format", "record", "tree", "anchor"})
+    if top["format"] != FORMAT:
+        raise MalformedBundle("format", f"must be {FORMAT!r}")
+
+    record = _object(top["record"], "record", {"scheme", "commitment", "fields", "redacted"})
+    if record["scheme"] != SCHEME:
+        raise MalformedBundle("record.scheme", f"must be {SCHEME!r}")
+    commitment = _hex32(record["commitment"], "record.commitment")
+    fields = _object(record["fields"], "record.fields", set(), frozenset(FIELDS))
+    opened = {}
+    for name, member in fields.items():
+        where = f"record.fields.{name}"
+        member = _object(member, where, {"salt", "value"})
+        salt = _hex32(member["salt"], f"{where}.salt")
+        try:
+            check_domain(member["value"], f"{where}.value")
+        except ValueError as exc:
+            field, _, message = str(exc).partition(": ")
+            raise MalformedBundle(field, message) from None
+        opened[name] = (salt, member["value"])
+    redacted_obj = _object(record["redacted"], "record.redacted", set(), frozenset(FIELDS))
+    redacted = {name: _hex32(h, f"record.redacted.{name}") for name, h in redacted_obj.items()}
+    disclosure = Disclosure(opened=opened, redacted=redacted)
+    try:
+        disclosure.field_hashes()
+    except ValueError as exc:
+        raise MalformedBundle("record", str(exc)) from None
+
+    tree = None
+    if top["tree"] is not None:
+        t = _object(top["tree"], "tree", {"format", "leafEncoding", "value", "proof", "root"})
+        if t["format"] != merkle.FORMAT:
+            raise MalformedBundle("tree.format", f"must be {merkle.FORMAT!r}")
+        if t["leafEncoding"] != list(merkle.COMMITMENT_ENCODING):
+            raise MalformedBundle("tree.leafEncoding", f"must be {list(merkle.COMMITMENT_ENCODING)}")
+        if not isinstance(t["value"], list) or len(t["value"]) != 1:
+            raise MalformedBundle("tree.value", "must be a list holding the commitment")
+        _hex32(t["value"][0], "tree.value[0]")
+        if not isinstance(t["proof"], list) or len(t["proof"]) > MAX_PROOF_LENGTH:
+            raise MalformedBundle("tree.proof", f"must be a list of at most {MAX_PROOF_LENGTH} hashes")
+        proof = tuple(_hex32(p, f"tree.proof[{i}]") for i, p in enumerate(t["proof"]))
+        tree = TreeProof(tuple(t["leafEncoding"]), tuple(t["value"]), proof, _hex32(t["root"], "tree.root"))
+
+    anchor = None
+    if top["anchor"] is not None:
+        a = _object(top["anchor"], "anchor", {"chainId", "contract", "batchId", "txHash", "blockNumber"})
+        if not isinstance(a["contract"], str) or not is_checksum_address(a["contract"]):
+            raise MalformedBundle("anchor.contract", "must be an EIP-55 checksummed address")
+        _hex32(a["txHash"], "anchor.txHash")
+        anchor = Anchor(
+            chain_id=_uint(a["chainId"], "anchor.chainId"),
+            contract=a["contract"],
+            batch_id=_uint(a["batchId"], "anchor.batchId"),
+            tx_hash=a["txHash"],
+            block_number=_uint(a["blockNumber"], "anchor.blockNumber"),
+        )
+    if (tree is None) != (anchor is None):
+        raise MalformedBundle("anchor" if anchor is None else "tree", "tree and anchor come together or not at all")
+    return ProofBundle(disclosure=disclosure, commitment=commitment, tree=tree, anchor=anchor)
+
+
+# --- verification ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OfflineVerdict:
+    commitment: bytes
+    leaf: bytes
+    root: bytes
+
+
+def verify_offline(bundle: ProofBundle) -> OfflineVerdict:
+    """Check the math: fields -> commitment -> leaf -> root. Raises ``VerificationFailed``.
+
+    Says nothing about whether the root is on a chain; see ``hybrid_store.proofs.verify_anchor``.
+    """
+    computed = bundle.disclosure.commitment()
+    if computed != bundle.commitment:
+        raise VerificationFailed(
+            "the record's fields do not produce its commitment (a field, salt or hash was altered)",
+            expected=to_hex(bundle.commitment),
+            computed=to_hex(computed),
+        )
+    if bundle.tree is None:
+        raise VerificationFailed("the record is pending: its batch has not been anchored yet")
+    if from_hex32(bundle.tree.value[0]) != bundle.commitment:
+        raise VerificationFailed(
+            "the Merkle leaf value is not the record's commitment",
+            expected=to_hex(bundle.commitment),
+            computed=bundle.tree.value[0],
+        )
+    leaf = bundle.tree.leaf
+    root = merkle.process_proof(leaf, bundle.tree.proof)
+    if root != bundle.tree.root:
+        raise VerificationFailed(
+            "the Merkle proof does not lead to the stated root",
+            expected=to_hex(bundle.tree.root),
+            computed=to_hex(root),
+        )
+    return OfflineVerdict(commitment=computed, leaf=leaf, root=root)

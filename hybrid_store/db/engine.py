@@ -1,0 +1,125 @@
+"""Engines, sessions and migrations.
+
+SQLite (the embedded default) runs in WAL mode with foreign keys on. Python's sqlite3 module
+opens transactions lazily and cannot upgrade a read lock safely under contention, so landreg
+issues ``BEGIN`` itself: ``BEGIN IMMEDIATE`` for write transactions (they queue on the busy
+timeout instead of failing half-way) and a plain ``BEGIN`` for reads. PostgreSQL gets a pooled
+engine and row locks where writers must serialise.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SQLITE_BUSY_TIMEOUT_S = 30
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}, **kwargs
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see module docstring)
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")  # durable in WAL mode across process crashes
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("landreg_write") else "BEGIN")
+
+        return engine
+    # enough pooled connections for a server process's request threads: a connection opened beyond
+    # the pool is closed again on return, and opening one costs PostgreSQL a process fork
+    kwargs.setdefault("pool_size", 30)
+    kwargs.setdefault("max_overflow", 10)
+    # no pre-ping (a round trip per checkout); connections that die are discarded when they fail,
+    # and none lives long enough for a server-side idle timeout
+    kwargs.setdefault("pool_recycle", 1800)
+    return create_engine(url, **kwargs)
+
+
+class Database:
+    """The deed database: an engine plus read and write transactions."""
+
+    def __init__(self, url: str, **engine_kwargs: Any):
+        self.url = url
+        self.engine = make_engine(url, **engine_kwargs)
+        self._write = sessionmaker(self.engine.execution_options(landreg_write=True), expire_on_commit=False)
+        self._read = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """One write transaction: committed when the block ends, rolled back if it raises."""
+        with self._write() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with self._read() as session, session.begin():
+            yield session
+
+    def migrate(self, revision: str = "head") -> None:
+        """Bring the schema to ``revision`` with Alembic (the only way landreg creates tables)."""
+        from alembic import command
+
+        with self.engine.begin() as conn:
+            cfg = alembic_config(self.url)
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+
+    def current_revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def alembic_config(url: str) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def bulk_execute(conn: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    """executemany straight through the driver, for the bulk paths (migration) where SQLAlchemy's
+    per-row parameter processing costs more than the database. ``sql`` uses ``?`` placeholders;
+    values must already be in the driver's types (see ``driver_datetime``)."""
+    if not rows:
+        return
+    if conn.dialect.paramstyle != "qmark":
+        sql = sql.replace("?", "%s")
+    conn.exec_driver_sql(sql, rows)
+
+
+def driver_datetime(conn: Any, moment: Any) -> Any:
+    """A UTC datetime as the driver stores it for ``UTCDateTime`` (SQLite: SQLAlchemy's text form)."""
+    if conn.dialect.name == "sqlite":
+        return moment.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return moment

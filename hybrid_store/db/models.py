@@ -1,0 +1,432 @@
+"""The deed database: SQLAlchemy 2.0 typed models.
+
+The legacy side (``municipalities``, ``parcels``, ``instruments`` with their parties and parcels)
+is the authority. Instruments are append-only: a correction is a new instrument whose
+``corrects_id`` points at the one it corrects; database triggers refuse UPDATE and DELETE.
+
+The hybrid side records what was committed and anchored: ``commitments`` (one per instrument,
+also append-only), the ``anchor_outbox`` filled in the same transaction as each filing, the
+``anchor_batches`` with their Merkle trees and transactions, and ``batch_records`` placing each
+instrument in its batch's tree. Every schema change is an Alembic revision (db/migrations).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from hybrid_store.core.records import DocType
+
+# SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets 64-bit keys.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on every backend (SQLite keeps no zone; we store and return UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: landreg stores timezone-aware UTC only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Municipality(Base):
+    """An NJ taxing district: 4-digit code = county code + district code (0223 = Hackensack)."""
+
+    __tablename__ = "municipalities"
+
+    code: Mapped[str] = mapped_column(String(4), primary_key=True)
+    county_code: Mapped[str] = mapped_column(String(2))
+    district_code: Mapped[str] = mapped_column(String(2))
+    name: Mapped[str] = mapped_column(String(80))
+    kind: Mapped[str] = mapped_column(String(16))
+
+
+class Parcel(Base):
+    """A tax-map parcel. ``head_instrument_id`` is the last committed record of its history chain."""
+
+    __tablename__ = "parcels"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    parcel_key: Mapped[str] = mapped_column(String(48), unique=True)
+    municipality_code: Mapped[str] = mapped_column(ForeignKey("municipalities.code"))
+    block: Mapped[str] = mapped_column(String(12))
+    lot: Mapped[str] = mapped_column(String(12))
+    qualifier: Mapped[str] = mapped_column(String(10), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    head_instrument_id: Mapped[int | None] = mapped_column(ForeignKey("instruments.id"))
+    token_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    token_batch_id: Mapped[int | None] = mapped_column(ForeignKey("anchor_batches.id"))
+    # the conveyance whose grantees are the owners of record (the head of the chain of title)
+    owner_instrument_id: Mapped[int | None] = mapped_column(ForeignKey("instruments.id"))
+
+    __table_args__ = (Index("ix_parcels_location", "municipality_code", "block", "lot"),)
+
+
+class Instrument(Base):
+    """A recorded instrument (deed, mortgage, ...). Append-only."""
+
+    __tablename__ = "instruments"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    instrument_number: Mapped[str] = mapped_column(String(24), unique=True)
+    book: Mapped[str] = mapped_column(String(6))
+    page: Mapped[str] = mapped_column(String(6))
+    doc_type: Mapped[str] = mapped_column(String(24))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    consideration_cents: Mapped[int | None] = mapped_column(BigInteger)
+    legal_description: Mapped[str] = mapped_column(Text, default="")
+    document_digest: Mapped[str] = mapped_column(String(64))
+    corrects_id: Mapped[int | None] = mapped_column(ForeignKey("instruments.id"), index=True)
+    # 32 secret random bytes from which every field salt of the commitment derives
+    salt_seed: Mapped[bytes] = mapped_column(LargeBinary(32))
+    source: Mapped[str] = mapped_column(String(12), default="filing")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+
+    parties: Mapped[list[InstrumentParty]] = relationship(
+        order_by="(InstrumentParty.role, InstrumentParty.position)", lazy="selectin"
+    )
+    parcel_links: Mapped[list[InstrumentParcel]] = relationship(order_by="InstrumentParcel.position", lazy="selectin")
+    corrects: Mapped[Instrument | None] = relationship(remote_side=[id], lazy="selectin")
+
+    __table_args__ = (
+        CheckConstraint(f"doc_type IN ({', '.join(repr(t.value) for t in DocType)})", name="doc_type"),
+        CheckConstraint("consideration_cents IS NULL OR consideration_cents >= 0", name="consideration"),
+        Index("ix_instruments_book_page", "book", "page"),
+    )
+
+    def names(self, role: str) -> list[str]:
+        return [p.name for p in self.parties if p.role == role]
+
+
+class InstrumentParty(Base):
+    __tablename__ = "instrument_parties"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id"))
+    role: Mapped[str] = mapped_column(String(8))
+    position: Mapped[int] = mapped_column(SmallInteger)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+
+    __table_args__ = (
+        CheckConstraint("role IN ('grantor', 'grantee')", name="role"),
+        UniqueConstraint("instrument_id", "role", "position"),
+    )
+
+
+class InstrumentParcel(Base):
+    __tablename__ = "instrument_parcels"
+
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id"), primary_key=True)
+    parcel_id: Mapped[int] = mapped_column(ForeignKey("parcels.id"), primary_key=True, index=True)
+    position: Mapped[int] = mapped_column(SmallInteger)
+
+    parcel: Mapped[Parcel] = relationship(lazy="joined")
+
+
+class Commitment(Base):
+    """The commitment made to an instrument; ``prev`` is its history link, one entry per parcel:
+    ``[parcel_key, previous instrument number or null, previous commitment hex or null]``."""
+
+    __tablename__ = "commitments"
+
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id"), primary_key=True)
+    scheme: Mapped[str] = mapped_column(String(32))
+    commitment: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    prev: Mapped[list[Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+
+
+class ChainDeployment(Base):
+    """A DeedRegistry contract this database anchors to. The newest row is the active one."""
+
+    __tablename__ = "chain_deployments"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    genesis_hash: Mapped[str] = mapped_column(String(66))
+    contract_address: Mapped[str] = mapped_column(String(42))
+    registrar: Mapped[str] = mapped_column(String(42))
+    deploy_tx: Mapped[str | None] = mapped_column(String(66))
+    deploy_block: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+
+    __table_args__ = (UniqueConstraint("chain_id", "contract_address"),)
+
+
+class BatchState:
+    SIGNED = "signed"  # transaction signed and stored, maybe not yet broadcast
+    MINED = "mined"  # receipt with status 1 seen; waiting for confirmations
+    CONFIRMED = "confirmed"  # confirmation depth reached: the records are anchored
+    FAILED = "failed"  # reverted or replaced; its records went back to the queue
+
+    LIVE = (SIGNED, MINED, CONFIRMED)
+
+
+class AnchorBatch(Base):
+    """One Merkle batch and the transaction that anchors it.
+
+    The raw signed transaction is stored before it is broadcast, so a crash at any point leaves
+    enough to find or re-send exactly that transaction: never a second one for the same batch.
+    """
+
+    __tablename__ = "anchor_batches"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("chain_deployments.id"))
+    chain_batch_id: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(String(12), default="outbox")
+    state: Mapped[str] = mapped_column(String(12))
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    record_count: Mapped[int] = mapped_column(Integer)
+    nodes: Mapped[bytes] = mapped_column(LargeBinary)
+    parcel_root: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    parcel_nodes: Mapped[bytes | None] = mapped_column(LargeBinary)
+    first_token_id: Mapped[int | None] = mapped_column(BigInteger)
+    token_count: Mapped[int] = mapped_column(Integer, default=0)
+    nonce: Mapped[int] = mapped_column(BigInteger)
+    tx_hash: Mapped[str] = mapped_column(String(66), index=True)
+    raw_tx: Mapped[bytes] = mapped_column(LargeBinary)
+    block_number: Mapped[int | None] = mapped_column(BigInteger)
+    block_hash: Mapped[str | None] = mapped_column(String(66))
+    gas_used: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    mined_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    # migration batches belong to a stage; a rolled-back batch is superseded (its records revoked
+    # on chain) by the batch that re-anchors them
+    stage_id: Mapped[int | None] = mapped_column(ForeignKey("migration_stages.id"), index=True)
+    superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    supersedes_batch_id: Mapped[int | None] = mapped_column(ForeignKey("anchor_batches.id"))
+
+    deployment: Mapped[ChainDeployment] = relationship(lazy="joined")
+
+    __table_args__ = (
+        CheckConstraint("state IN ('signed', 'mined', 'confirmed', 'failed')", name="state"),
+        # one live batch per on-chain batch id; failed attempts keep their row for the record
+        Index(
+            "uq_anchor_batches_live_chain_batch",
+            "deployment_id",
+            "chain_batch_id",
+            unique=True,
+            sqlite_where=text("state != 'failed'"),
+            postgresql_where=text("state != 'failed'"),
+        ),
+        Index("ix_anchor_batches_state", "state"),
+    )
+
+
+class BatchRecord(Base):
+    """Places an instrument's commitment at ``tree_index`` of a batch's node array."""
+
+    __tablename__ = "batch_records"
+
+    batch_id: Mapped[int] = mapped_column(ForeignKey("anchor_batches.id"), primary_key=True)
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id"), primary_key=True, index=True)
+    tree_index: Mapped[int] = mapped_column(Integer)
+
+
+class OutboxEntry(Base):
+    """A committed instrument waiting to be anchored; written in the filing's own transaction.
+    ``batch_id`` is set when a batch claims it and cleared again if that batch fails."""
+
+    __tablename__ = "anchor_outbox"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id"), unique=True)
+    enqueued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("anchor_batches.id"), index=True)
+
+
+class TitleFlag(Base):
+    """A filing recorded but flagged for review: its grantor is not the owner of record of a
+    parcel (``grantor_not_owner``), or the owner already conveyed the parcel to someone else
+    (``conflicting_conveyance``). Append-only; the flagged deed does not become a title link."""
+
+    __tablename__ = "title_flags"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id"), index=True)
+    parcel_id: Mapped[int] = mapped_column(ForeignKey("parcels.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+
+    __table_args__ = (CheckConstraint("kind IN ('grantor_not_owner', 'conflicting_conveyance')", name="kind"),)
+
+
+class ApiKey(Base):
+    """An API key: the public ``key_id`` names it, only a SHA-256 of its secret is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    role: Mapped[str] = mapped_column(String(12))
+    name: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    created_by: Mapped[str] = mapped_column(String(120))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_by: Mapped[str | None] = mapped_column(String(120))
+
+    __table_args__ = (CheckConstraint("role IN ('clerk', 'auditor', 'operator', 'admin')", name="role"),)
+
+
+class AuditEntry(Base):
+    """Who did what, when: one row per write, in the write's own transaction. Append-only."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now, index=True)
+    actor: Mapped[str] = mapped_column(String(160))
+    role: Mapped[str] = mapped_column(String(12))
+    action: Mapped[str] = mapped_column(String(48))
+    target: Mapped[str] = mapped_column(String(160))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class IdempotencyRecord(Base):
+    """The first response to a request sent with an ``Idempotency-Key``; retries get it again."""
+
+    __tablename__ = "idempotency_keys"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    key: Mapped[str] = mapped_column(String(128))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+
+    __table_args__ = (UniqueConstraint("api_key_id", "key"),)
+
+
+class MigrationStage(Base):
+    """A stage of the bulk migration: which legacy records (by municipality, dates, books), and
+    how far it got. Stages run in order; each waits for the previous one's clean reconciliation
+    and an operator's sign-off."""
+
+    __tablename__ = "migration_stages"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    selector: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), default="planned")
+    batch_size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    created_by: Mapped[str] = mapped_column(String(160))
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    records_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    batches_done: Mapped[int] = mapped_column(Integer, default=0)
+    reconciled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reconciled_clean: Mapped[bool | None] = mapped_column()
+    signed_off_by: Mapped[str | None] = mapped_column(String(160))
+    signed_off_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint("state IN ('planned', 'running', 'anchored', 'signed_off', 'rolled_back')", name="state"),
+    )
+
+
+class Reconciliation(Base):
+    """One run of ``landreg reconcile``: when, by whom, over what, and what it found."""
+
+    __tablename__ = "reconciliations"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(160))
+    stage_id: Mapped[int | None] = mapped_column(ForeignKey("migration_stages.id"))
+    clean: Mapped[bool] = mapped_column()
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class Counter(Base):
+    """Named sequences: instrument numbers per year, the current book and its next page."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
+APPEND_ONLY_TABLES = (
+    "instruments", "instrument_parties", "instrument_parcels", "commitments", "title_flags", "audit_log",
+)  # fmt: skip
+
+__all__ = [
+    "APPEND_ONLY_TABLES",
+    "AnchorBatch",
+    "ApiKey",
+    "AuditEntry",
+    "Base",
+    "BatchRecord",
+    "BatchState",
+    "ChainDeployment",
+    "Commitment",
+    "Counter",
+    "IdempotencyRecord",
+    "Instrument",
+    "InstrumentParcel",
+    "MigrationStage",
+    "Reconciliation",
+    "InstrumentParty",
+    "Municipality",
+    "OutboxEntry",
+    "Parcel",
+    "TitleFlag",
+    "UTCDateTime",
+]

@@ -1,0 +1,87 @@
+"""Typed errors. One base class; each subclass also inherits the matching builtin so callers that
+only know ``ValueError`` still catch it. Translated to HTTP status codes at the service edge only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class LandregError(Exception):
+    """Base of every error landreg raises on purpose."""
+
+    #: one line that tells the user what to do next (shown by the CLI and the API)
+    hint: str = ""
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One broken rule on one field. ``field`` is a dotted path such as ``parcels[0].lot``."""
+
+    field: str
+    rule: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message} [{self.rule}]"
+
+
+class InvalidInstrument(LandregError, ValueError):
+    """An instrument failed validation; nothing was written."""
+
+    def __init__(self, errors: list[FieldError]):
+        self.errors = list(errors)
+        super().__init__("; ".join(str(e) for e in self.errors))
+
+
+class MalformedBundle(LandregError, ValueError):
+    """A proof bundle is not well-formed; ``field`` names the offending member."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(f"malformed bundle: {field}: {message}")
+
+
+class VerificationFailed(LandregError):
+    """A well-formed proof does not verify. Carries what was expected and what was computed."""
+
+    def __init__(self, reason: str, *, expected: str | None = None, computed: str | None = None):
+        self.reason = reason
+        self.expected = expected
+        self.computed = computed
+        detail = ""
+        if expected is not None or computed is not None:
+            detail = f" (expected {expected}, computed {computed})"
+        super().__init__(reason + detail)
+
+
+class NotFound(LandregError, LookupError):
+    """A requested instrument, parcel or batch does not exist."""
+
+
+class Conflict(LandregError):
+    """The request conflicts with the current state (e.g. an instrument number already used)."""
+
+
+class ChainError(LandregError):
+    """Base of errors talking to the chain."""
+
+
+class ChainUnavailable(ChainError, ConnectionError):
+    hint = "start the local node with `landreg chain start`, or check LANDREG_CHAIN__RPC_URL"
+
+
+class TransactionReverted(ChainError):
+    """A transaction was mined with status 0. Never treated as success."""
+
+    def __init__(self, tx_hash: str, reason: str):
+        self.tx_hash = tx_hash
+        self.reason = reason
+        super().__init__(f"transaction {tx_hash} reverted: {reason}")
+
+
+class ChainMismatch(ChainError):
+    """The node is not the chain the database anchored to (chain id, genesis or contract changed)."""
+
+
+class ConfigurationError(LandregError, ValueError):
+    """Settings are missing or contradictory."""

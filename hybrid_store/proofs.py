@@ -1,0 +1,173 @@
+"""Proof bundles out of the database, and the on-chain half of verifying one.
+
+``export_bundle`` gathers what ``hybrid_store.core.bundle`` needs for one instrument. A bundle is
+complete only once the record's batch is *confirmed* (anchored at the configured depth); before
+that it is pending, with no tree and no anchor. ``verify_anchor`` checks a bundle's anchor against
+a chain the auditor chooses: the chain id, the contract's code, the anchoring transaction and its
+event, the root stored for the batch, revocation, and the contract's own Merkle verification.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, func, literal, select, union_all
+from sqlalchemy.orm import Session
+
+from hybrid_store.chain.client import RegistryChain
+from hybrid_store.core import bundle as bundles
+from hybrid_store.core import merkle
+from hybrid_store.core.commitment import disclose
+from hybrid_store.core.hashing import to_hex
+from hybrid_store.core.records import build_record
+from hybrid_store.db.models import (
+    AnchorBatch,
+    BatchRecord,
+    BatchState,
+    ChainDeployment,
+    Commitment,
+    Instrument,
+    InstrumentParcel,
+    InstrumentParty,
+    Parcel,
+)
+from hybrid_store.db.records import prev_links
+from hybrid_store.errors import NotFound, VerificationFailed
+
+_I = Instrument.__table__
+_C = Commitment.__table__
+_CORRECTED = Instrument.__table__.alias("corrected")
+_RECORD = (
+    select(
+        _I.c.id, _I.c.instrument_number, _I.c.doc_type, _I.c.recorded_at, _I.c.book, _I.c.page,
+        _I.c.consideration_cents, _I.c.legal_description, _I.c.document_digest, _I.c.salt_seed,
+        _C.c.commitment, _C.c.prev, _CORRECTED.c.instrument_number,
+    )
+    .select_from(_I.outerjoin(_C, _C.c.instrument_id == _I.c.id).outerjoin(_CORRECTED, _CORRECTED.c.id == _I.c.corrects_id))
+    .where(_I.c.instrument_number == bindparam("number"))
+)  # fmt: skip
+_PARTIES_AND_PARCELS = union_all(
+    select(InstrumentParty.role, InstrumentParty.position, InstrumentParty.name).where(
+        InstrumentParty.instrument_id == bindparam("iid")
+    ),
+    select(literal("parcel"), InstrumentParcel.position, Parcel.parcel_key)
+    .join(Parcel, Parcel.id == InstrumentParcel.parcel_id)
+    .where(InstrumentParcel.instrument_id == bindparam("iid")),
+)
+_B = AnchorBatch.__table__
+_D = ChainDeployment.__table__
+_BR = BatchRecord.__table__
+_PLACEMENT = (
+    select(
+        _B.c.id,
+        _B.c.state,
+        _B.c.chain_batch_id,
+        _B.c.root,
+        _B.c.tx_hash,
+        _B.c.block_number,
+        _BR.c.tree_index,
+        _D.c.chain_id,
+        _D.c.contract_address,
+    )  # fmt: skip
+    .select_from(_B.join(_BR, _BR.c.batch_id == _B.c.id).join(_D, _D.c.id == _B.c.deployment_id))
+    .where(_BR.c.instrument_id == bindparam("iid"), _B.c.state != BatchState.FAILED, _B.c.superseded_at.is_(None))
+    .order_by(_B.c.id.desc())
+    .limit(1)
+)
+
+
+def export_bundle(session: Session, instrument_number: str, redact: Iterable[str] = ()) -> bundles.ProofBundle:
+    """One record's bundle in four small queries: the record, its parties and parcels, its batch,
+    and just the proof's nodes (read out of the stored node array by the database)."""
+    conn = session.connection()
+    row = conn.execute(_RECORD, {"number": instrument_number}).first()
+    if row is None:
+        raise NotFound(f"no instrument numbered {instrument_number}")
+    (iid, number, doc_type, recorded_at, book, page, cents, legal, digest, seed, commitment, prev, corrects) = row
+    if commitment is None:
+        raise NotFound(f"instrument {instrument_number} has no commitment yet (it has not been migrated)")
+    names: dict[str, list[tuple[int, str]]] = {"grantor": [], "grantee": [], "parcel": []}
+    for role, position, name in conn.execute(_PARTIES_AND_PARCELS, {"iid": iid}):
+        names[role].append((position, name))
+    record = build_record(
+        instrument_number=number, doc_type=doc_type, recorded_at=recorded_at, book=book, page=page,
+        grantors=[n for _, n in sorted(names["grantor"])], grantees=[n for _, n in sorted(names["grantee"])],
+        consideration_cents=cents, legal_description=legal, document_digest=digest,
+        parcels=[n for _, n in names["parcel"]], corrects=corrects, prev=prev_links(prev),
+    )  # fmt: skip
+    disclosure = disclose(record, seed, redact)
+    tree = anchor = None
+    placed = conn.execute(_PLACEMENT, {"iid": iid}).first()
+    if placed is not None and placed.state == BatchState.CONFIRMED:
+        offsets = merkle.sibling_indices(placed.tree_index)
+        proof: tuple[bytes, ...] = ()
+        if offsets:
+            nodes = select(*(func.substr(_B.c.nodes, o * merkle.NODE_SIZE + 1, merkle.NODE_SIZE) for o in offsets))
+            proof = tuple(bytes(n) for n in conn.execute(nodes.where(_B.c.id == placed.id)).one())
+        tree = bundles.TreeProof(merkle.COMMITMENT_ENCODING, (to_hex(commitment),), proof, placed.root)
+        anchor = bundles.Anchor(
+            chain_id=placed.chain_id, contract=placed.contract_address, batch_id=placed.chain_batch_id,
+            tx_hash=placed.tx_hash, block_number=placed.block_number,
+        )  # fmt: skip
+    return bundles.ProofBundle(disclosure=disclosure, commitment=commitment, tree=tree, anchor=anchor)
+
+
+@dataclass(frozen=True)
+class AnchorVerdict:
+    chain_id: int
+    contract: str
+    batch_id: int
+    block_number: int
+    confirmations: int
+
+
+def verify_anchor(bundle: bundles.ProofBundle, chain: RegistryChain) -> AnchorVerdict:
+    """Check a (mathematically valid) bundle's anchor on ``chain``. Raises ``VerificationFailed``."""
+    anchor, tree = bundle.anchor, bundle.tree
+    if anchor is None or tree is None:
+        raise VerificationFailed("the record is pending: its batch has not been anchored yet")
+    if chain.chain_id != anchor.chain_id:
+        raise VerificationFailed(
+            f"the bundle was anchored on chain {anchor.chain_id}, but the node is chain {chain.chain_id}"
+        )
+    chain = RegistryChain(chain.w3, None, anchor.contract, description=chain.description)  # the bundle's contract
+    if not chain.has_code(anchor.contract):
+        raise VerificationFailed(f"no contract at {anchor.contract} on this chain (reset chain or wrong network)")
+    receipt = chain.receipt(anchor.tx_hash)
+    if receipt is None:
+        raise VerificationFailed(f"the anchoring transaction {anchor.tx_hash} is not on this chain")
+    if receipt.status != 1:
+        raise VerificationFailed(f"the anchoring transaction {anchor.tx_hash} reverted")
+    if receipt.block_number != anchor.block_number:
+        raise VerificationFailed(
+            f"the anchoring transaction is in block {receipt.block_number}, not block {anchor.block_number}"
+        )
+    events = [
+        e for e in chain.anchored_events(receipt) if e["batchId"] == anchor.batch_id and bytes(e["root"]) == tree.root
+    ]
+    if not events or (receipt.to or "").lower() != anchor.contract.lower():
+        raise VerificationFailed(
+            f"transaction {anchor.tx_hash} did not anchor root {to_hex(tree.root)} as batch {anchor.batch_id} "
+            f"of {anchor.contract}"
+        )
+    try:
+        on_chain = chain.get_batch(anchor.batch_id)
+    except Exception:
+        raise VerificationFailed(f"the contract has no batch {anchor.batch_id}") from None
+    if on_chain.root != tree.root:
+        raise VerificationFailed(
+            f"batch {anchor.batch_id} on chain has root {to_hex(on_chain.root)}, not {to_hex(tree.root)}"
+        )
+    revoked = chain.revoked_at(anchor.batch_id, tree.leaf)
+    if revoked:
+        raise VerificationFailed(f"the record was revoked (superseded) at block {revoked}")
+    if not chain.verify_commitment(anchor.batch_id, list(tree.proof), bundle.commitment):
+        raise VerificationFailed("the contract's MerkleProof rejects the proof")
+    return AnchorVerdict(
+        chain_id=anchor.chain_id,
+        contract=anchor.contract,
+        batch_id=anchor.batch_id,
+        block_number=receipt.block_number,
+        confirmations=chain.confirmations(receipt.block_number, receipt.block_hash),
+    )

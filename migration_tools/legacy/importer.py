@@ -1,0 +1,145 @@
+"""Loading a legacy book into the deed database: any source, one rule book.
+
+Every source adapter yields ``SourceRecord``s: the instrument (as ``InstrumentInput`` fields) or
+the reason it could not be read, with where it came from (line, column). Each instrument is then
+validated exactly as a filing would be and written in chunks, *without* a commitment: the
+records wait for a migration stage. Nothing stops the load on one bad record: it goes to the
+quarantine file (CSV: where, which field, why, the raw text) and the load goes on, so
+``loaded + quarantined == records in the source`` always holds.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hybrid_store.core.records import InstrumentInput
+from hybrid_store.db.engine import Database
+from hybrid_store.errors import Conflict, InvalidInstrument
+from hybrid_store.recording import raise_numbering_floor, record_instruments, validate
+
+CHUNK = 2_000
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """One record of a source: ``data`` to validate, or ``problem`` when it could not be read."""
+
+    where: str  # "line 17", "document D-00042"
+    raw: str
+    data: dict[str, Any] | None = None
+    problem: str | None = None
+    column: str | None = None  # "345-350" or a CSV column
+
+
+@dataclass
+class ImportReport:
+    source: str
+    records: int = 0
+    loaded: int = 0
+    quarantined: int = 0
+    quarantine_file: str | None = None
+    reasons: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+class _Quarantine:
+    def __init__(self, path: Path):
+        self.path = path
+        self._file = None
+        self._writer: Any = None
+
+    def add(self, where: str, column: str | None, field_name: str, reason: str, raw: str) -> None:
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            self._writer = csv.writer(self._file)
+            self._writer.writerow(["where", "column", "field", "reason", "raw"])
+        self._writer.writerow([where, column or "", field_name, reason, raw])
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+def import_records(
+    db: Database,
+    source: Iterable[SourceRecord],
+    *,
+    name: str,
+    quarantine: Path,
+    progress: Callable[[ImportReport], None] | None = None,
+    now: datetime | None = None,
+) -> ImportReport:
+    """Validate and load every record of ``source``; quarantine the rest with their reasons."""
+    started = time.perf_counter()
+    now = now or datetime.now(UTC)
+    report = ImportReport(source=name)
+    q = _Quarantine(quarantine)
+    chunk: list[tuple[SourceRecord, InstrumentInput]] = []
+
+    def reject(rec: SourceRecord, field_name: str, reason: str) -> None:
+        report.quarantined += 1
+        key = reason.split(":")[0][:80]
+        report.reasons[key] = report.reasons.get(key, 0) + 1
+        q.add(rec.where, rec.column, field_name, reason, rec.raw)
+
+    def flush() -> None:
+        if not chunk:
+            return
+        try:
+            with db.write() as s:
+                record_instruments(s, [inst for _, inst in chunk], source="legacy", commit=False, now=now)
+            report.loaded += len(chunk)
+        except (Conflict, InvalidInstrument):
+            for rec, inst in chunk:  # find the offending ones: each on its own
+                try:
+                    with db.write() as s:
+                        record_instruments(s, [inst], source="legacy", commit=False, now=now)
+                    report.loaded += 1
+                except InvalidInstrument as exc:
+                    reject(rec, exc.errors[0].field, str(exc))
+                except Conflict as exc:
+                    reject(rec, "instrument_number", str(exc))
+        chunk.clear()
+        if progress:
+            progress(report)
+
+    try:
+        for rec in source:
+            report.records += 1
+            if rec.problem is not None:
+                reject(rec, rec.column or "(record)", rec.problem)
+                continue
+            try:
+                chunk.append((rec, validate(rec.data, now=now)))
+            except InvalidInstrument as exc:
+                first = exc.errors[0]
+                reject(rec, first.field, "; ".join(str(e) for e in exc.errors))
+                continue
+            if len(chunk) >= CHUNK:
+                flush()
+        flush()
+    finally:
+        q.close()
+    with db.write() as s:
+        raise_numbering_floor(s)  # filings must never be handed a number this load just used
+    report.quarantine_file = str(quarantine) if report.quarantined else None
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def synthetic_source(instruments: int, seed: int) -> Iterator[SourceRecord]:
+    """The synthetic Bergen book as a source (always valid; the import path is the same)."""
+    from migration_tools.synthetic import BergenBook
+
+    for i, item in enumerate(BergenBook(instruments, seed=seed), start=1):
+        yield SourceRecord(where=f"record {i}", raw=item["instrument_number"], data=item)

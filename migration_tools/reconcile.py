@@ -1,0 +1,422 @@
+"""Parallel-run reconciliation: does the chain agree with the deed database, record by record?
+
+For every anchored batch the chain's own root is the authority. Each record's commitment is
+recomputed from the database's current rows (fields, salt seed, history link) and compared with
+what that root covers:
+
+* with the batch's **manifest** (written at anchoring, kept outside the database, and accepted
+  only if its records rebuild the chain's root), the record's expected commitment is known: a
+  mismatch names the exact instrument, even when whoever changed the row also rewrote the stored
+  commitment, leaf, tree and proof columns, which the manifest never reads;
+* without one, the recomputed records must rebuild the chain's root; if they do not, the batch is
+  reported tampered and, where the stored commitments were left alone, the changed record too.
+
+Discrepancy kinds: ``pending`` (not yet anchored or confirmed: never called tampering),
+``missing_on_chain`` (the chain lacks a batch the database says was anchored: a node that lost
+state), ``tampered_record`` / ``tampered_batch`` / ``missing_record``, ``chain_reset`` (other
+chain id or genesis, no contract code, an anchoring block gone from the chain) and
+``manifest_mismatch``. Only ``pending`` leaves a run clean.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections import Counter as Tally
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from hybrid_store import manifests
+from hybrid_store.chain.client import RegistryChain
+from hybrid_store.committing import Pending
+from hybrid_store.core import commitment as commitments
+from hybrid_store.core import merkle
+from hybrid_store.core.hashing import to_hex
+from hybrid_store.db.engine import Database
+from hybrid_store.db.models import (
+    AnchorBatch,
+    BatchRecord,
+    BatchState,
+    ChainDeployment,
+    Commitment,
+    Instrument,
+    MigrationStage,
+    OutboxEntry,
+    Parcel,
+    Reconciliation,
+)
+from hybrid_store.deployment import active_deployment
+
+CLEAN_KINDS = frozenset({"pending"})
+CHUNK = 10_000
+
+
+@dataclass
+class Discrepancy:
+    kind: str
+    message: str
+    batch_id: int | None = None
+    instrument_number: str | None = None
+    expected: str | None = None
+    found: str | None = None
+
+
+@dataclass
+class StageLine:
+    name: str
+    state: str
+    batches: int = 0
+    records: int = 0
+    verified: int = 0
+    discrepancies: int = 0
+
+
+@dataclass
+class ReconcileResult:
+    started_at: str
+    seconds: float = 0.0
+    chain: dict[str, Any] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    stages: list[StageLine] = field(default_factory=list)
+    timeline: list[tuple[str, int]] = field(default_factory=list)  # (day, records anchored that day)
+    discrepancies: list[Discrepancy] = field(default_factory=list)
+    healed: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def clean(self) -> bool:
+        return all(d.kind in CLEAN_KINDS for d in self.discrepancies)
+
+    def kinds(self) -> dict[str, int]:
+        return dict(Tally(d.kind for d in self.discrepancies))
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["clean"] = self.clean
+        out["kinds"] = self.kinds()
+        return out
+
+
+# --- recomputation ------------------------------------------------------------------------------------
+_DB: Database | None = None
+
+
+def _init(url: str) -> None:
+    global _DB
+    _DB = Database(url)
+
+
+def _recompute(ids: list[int], db: Database | None = None) -> list[tuple[int, str, bytes]]:
+    """(instrument id, number, commitment recomputed from the rows) for ``ids``."""
+    from hybrid_store.committing import load_pending
+
+    db = db or _DB
+    assert db is not None
+    with db.read() as s:
+        items: list[Pending] = load_pending(s, ids)
+        prev = dict(
+            s.execute(select(Commitment.instrument_id, Commitment.prev).where(Commitment.instrument_id.in_(ids))).all()
+        )
+    out = []
+    for p in items:
+        stored = prev.get(p.instrument_id)
+        links = [[key, c] for key, _, c in (stored or [])]
+        before = commitments.hashes_before_history(p.record, p.seed)
+        out.append(
+            (p.instrument_id, p.record.instrument_number, commitments.commit_with_history(before, p.seed, links))
+        )
+    return out
+
+
+def recompute_all(db: Database, ids: list[int], workers: int) -> dict[int, tuple[str, bytes]]:
+    chunks = [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
+    out: dict[int, tuple[str, bytes]] = {}
+    if workers > 1 and len(chunks) > 1:
+        with multiprocessing.get_context("spawn").Pool(workers, initializer=_init, initargs=(db.url,)) as pool:
+            for part in pool.imap_unordered(_recompute, chunks):
+                out.update({iid: (n, c) for iid, n, c in part})
+    else:
+        for chunk in chunks:
+            out.update({iid: (n, c) for iid, n, c in _recompute(chunk, db)})
+    return out
+
+
+# --- reconcile ----------------------------------------------------------------------------------------
+def reconcile(
+    db: Database,
+    chain: RegistryChain,
+    *,
+    manifest_dir: Path | None,
+    stage: str | None = None,
+    workers: int = 2,
+    actor: str = "cli",
+    heal: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> ReconcileResult:
+    started = time.perf_counter()
+    result = ReconcileResult(started_at=datetime.now(UTC).isoformat(timespec="seconds"))
+    say = progress or (lambda _msg: None)
+    with db.read() as s:
+        deployment = active_deployment(s)
+        stage_row = s.scalar(select(MigrationStage).where(MigrationStage.name == stage)) if stage else None
+        if stage and stage_row is None:
+            from hybrid_store.errors import NotFound
+
+            raise NotFound(f"no migration stage {stage!r}")
+        stage_id = stage_row.id if stage_row else None
+        batch_stmt = (
+            select(AnchorBatch).where(AnchorBatch.state != BatchState.FAILED).order_by(AnchorBatch.chain_batch_id)
+        )
+        if stage_id is not None:
+            batch_stmt = batch_stmt.where(AnchorBatch.stage_id == stage_id)
+        batches = s.scalars(batch_stmt).all()
+        members: dict[int, list[tuple[int, str]]] = defaultdict(list)
+        for bid, iid, number in s.execute(
+            select(BatchRecord.batch_id, BatchRecord.instrument_id, Instrument.instrument_number)
+            .join(Instrument, Instrument.id == BatchRecord.instrument_id)
+            .where(BatchRecord.batch_id.in_([b.id for b in batches]) if batches else False)
+        ):
+            members[bid].append((iid, number))
+        stored = dict(s.execute(select(Commitment.instrument_id, Commitment.commitment)).all())
+        pending_outbox = (
+            s.scalar(select(func.count()).select_from(OutboxEntry).where(OutboxEntry.batch_id.is_(None))) or 0
+        )
+        not_migrated = s.scalar(
+            select(func.count()).select_from(Instrument).where(
+                ~select(Commitment.instrument_id).where(Commitment.instrument_id == Instrument.id).exists()
+            )
+        ) or 0  # fmt: skip
+    if deployment is None:
+        result.chain = {"deployment": None}
+        result.counts = {"batches": 0}
+        result.seconds = time.perf_counter() - started
+        return result
+
+    say("checking the chain")
+    identity = _chain_identity(chain, deployment, result)
+    on_chain_count = chain.batch_count() if identity else 0
+    live_ids = sorted({iid for b in batches for iid, _ in members[b.id]})
+    say(f"recomputing {len(live_ids):,} commitments from the database")
+    recomputed = recompute_all(db, live_ids, workers)
+
+    counts: Tally = Tally(records_checked=0, verified=0, batches=len(batches), pending_outbox=pending_outbox,
+                          not_yet_migrated=not_migrated)  # fmt: skip
+    if pending_outbox:
+        result.discrepancies.append(Discrepancy("pending", f"{pending_outbox} records wait for their batch"))
+    lost: list[AnchorBatch] = []
+    verified_by_batch: dict[int, int] = {}
+    say(f"checking {len(batches)} batches")
+    for b in batches:
+        recs = members[b.id]
+        if b.state != BatchState.CONFIRMED:
+            result.discrepancies.append(Discrepancy(
+                "pending", f"batch {b.chain_batch_id} is {b.state}: not yet at the confirmation depth",
+                b.chain_batch_id))  # fmt: skip
+            continue
+        if not identity:
+            result.discrepancies.append(Discrepancy(
+                "chain_reset", f"batch {b.chain_batch_id} cannot be found: the chain was reset or replaced",
+                b.chain_batch_id))  # fmt: skip
+            continue
+        if b.chain_batch_id >= on_chain_count:
+            lost.append(b)
+            result.discrepancies.append(Discrepancy(
+                "missing_on_chain",
+                f"batch {b.chain_batch_id} ({len(recs)} records) is not on chain: the node lost it (restart it "
+                "from its saved state, then `landreg reconcile --heal` re-anchors them)", b.chain_batch_id))  # fmt: skip
+            continue
+        if b.block_number is not None and b.block_hash and chain.block_hash_at(b.block_number) != b.block_hash:
+            result.discrepancies.append(Discrepancy(
+                "chain_reset", f"the block that anchored batch {b.chain_batch_id} ({b.block_number}) is no longer on "
+                "the chain (a fork or a reset)", b.chain_batch_id, expected=b.block_hash,
+                found=chain.block_hash_at(b.block_number)))  # fmt: skip
+            continue
+        root = chain.get_batch(b.chain_batch_id).root
+        if b.superseded_at is not None:
+            counts["superseded_batches"] += 1
+            continue  # rolled back: its records were revoked on chain and anchored again in a later batch
+        counts["records_checked"] += len(recs)
+        ok = _check_batch(b, root, recs, recomputed, stored, manifest_dir, result, {x.id: x.root for x in batches})
+        verified_by_batch[b.id] = ok
+        counts["verified"] += ok
+    if lost and not _is_suffix(lost, batches, on_chain_count):
+        for d in result.discrepancies:
+            if d.kind == "missing_on_chain":
+                d.kind = "chain_reset"
+                d.message += " (but later batches are there: not a lost tail, a replaced chain)"
+        lost = []
+
+    result.counts = dict(counts)
+    result.stages = _stage_lines(db, batches, members, verified_by_batch, result)
+    result.timeline = _timeline(batches)
+    if heal and lost:
+        say(f"re-queueing the {sum(len(members[b.id]) for b in lost)} records of {len(lost)} lost batches")
+        result.healed = _heal(db, lost)
+    result.seconds = time.perf_counter() - started
+    _record(db, result, actor, stage_id, batches)
+    return result
+
+
+def _chain_identity(chain: RegistryChain, deployment: ChainDeployment, result: ReconcileResult) -> bool:
+    facts = {"chainId": deployment.chain_id, "contract": deployment.contract_address, "node": chain.description}
+    result.chain = facts
+    try:
+        chain_id = chain.chain_id
+        genesis = chain.genesis_hash()
+    except Exception as exc:
+        result.discrepancies.append(Discrepancy("chain_reset", f"cannot read the chain: {exc}"))
+        return False
+    problems = []
+    if chain_id != deployment.chain_id:
+        problems.append(f"the node is chain {chain_id}, the registry anchored to chain {deployment.chain_id}")
+    if genesis != deployment.genesis_hash:
+        problems.append(f"the chain's genesis is {genesis}, not {deployment.genesis_hash} (the chain was reset)")
+    if not problems and not chain.has_code(deployment.contract_address):
+        problems.append(f"no contract code at {deployment.contract_address} (the chain lost its state)")
+    for p in problems:
+        result.discrepancies.append(Discrepancy("chain_reset", p))
+    if not problems:
+        chain.address = deployment.contract_address
+        facts["batchesOnChain"] = chain.batch_count()
+        facts["head"] = chain.head()
+    return not problems
+
+
+def _check_batch(b, root, recs, recomputed, stored, manifest_dir, result, roots) -> int:  # noqa: ANN001
+    """Compare one anchored batch's records with what its on-chain root covers; returns how many verified."""
+    manifest = None
+    if manifest_dir is not None:
+        try:
+            manifest = manifests.read(manifest_dir, root)
+        except manifests.ManifestError as exc:
+            result.discrepancies.append(Discrepancy(
+                "manifest_mismatch", f"the manifest of batch {b.chain_batch_id} is unusable: {exc}", b.chain_batch_id))  # fmt: skip
+    if manifest is not None:
+        expected = {number: c for number, c in manifest.records if not number.startswith("SUPERSEDES")}
+        seen = set()
+        verified = 0
+        for iid, number in recs:
+            seen.add(number)
+            got = recomputed.get(iid, (number, b""))[1]
+            want = expected.get(number)
+            if want is None:
+                result.discrepancies.append(Discrepancy(
+                    "tampered_record", f"instrument {number} is in batch {b.chain_batch_id} in the database, but the "
+                    "batch never anchored it", b.chain_batch_id, number, found=to_hex(got)))  # fmt: skip
+            elif got != want:
+                result.discrepancies.append(Discrepancy(
+                    "tampered_record", f"instrument {number} was changed after it was anchored in batch "
+                    f"{b.chain_batch_id}", b.chain_batch_id, number, expected=to_hex(want), found=to_hex(got)))  # fmt: skip
+            else:
+                verified += 1
+        for number in sorted(set(expected) - seen):
+            result.discrepancies.append(Discrepancy(
+                "missing_record", f"instrument {number}, anchored in batch {b.chain_batch_id}, is no longer in the "
+                "database's record of that batch", b.chain_batch_id, number, expected=to_hex(expected[number])))  # fmt: skip
+        return verified
+    # no manifest: the recomputed records must rebuild the chain's root
+    leaves = sorted(merkle.commitment_leaf(recomputed[iid][1]) for iid, _ in recs if iid in recomputed)
+    if b.supersedes_batch_id is not None:
+        from migration_tools.stages import rollback_marker  # a re-anchoring batch carries its marker leaf
+
+        prior = roots.get(b.supersedes_batch_id)
+        if prior is not None:
+            leaves = sorted([*leaves, merkle.commitment_leaf(rollback_marker(prior))])
+    if leaves and merkle.build(leaves)[0] == root:
+        return len(recs)
+    changed = [(iid, n) for iid, n in recs if recomputed.get(iid, (n, b""))[1] != stored.get(iid)]
+    for iid, number in changed:
+        result.discrepancies.append(Discrepancy(
+            "tampered_record", f"instrument {number} no longer matches its stored commitment (batch {b.chain_batch_id})",
+            b.chain_batch_id, number, expected=to_hex(stored[iid]) if stored.get(iid) else None,
+            found=to_hex(recomputed[iid][1]) if iid in recomputed else None))  # fmt: skip
+    result.discrepancies.append(Discrepancy(
+        "tampered_batch", f"the records of batch {b.chain_batch_id} do not rebuild its anchored root"
+        + ("" if changed else "; the stored commitments were rewritten too: provide the batch manifest "
+           "(LANDREG_MANIFEST_DIR or --manifests) to locate the record"),
+        b.chain_batch_id, expected=to_hex(root)))  # fmt: skip
+    return len(recs) - max(1, len(changed))
+
+
+def _is_suffix(lost: list[AnchorBatch], batches: list[AnchorBatch], on_chain: int) -> bool:
+    """A node that lost state lost its newest batches: every lost id is at or above the chain's count."""
+    return all(b.chain_batch_id >= on_chain for b in lost)
+
+
+def _stage_lines(db, batches, members, verified, result) -> list[StageLine]:  # noqa: ANN001
+    with db.read() as s:
+        stages = {st.id: st for st in s.scalars(select(MigrationStage))}
+    lines: dict[Any, StageLine] = {}
+    bad_batches = Tally(
+        d.batch_id for d in result.discrepancies if d.kind not in CLEAN_KINDS and d.batch_id is not None
+    )
+    for b in batches:
+        st = stages.get(b.stage_id)
+        key = st.name if st else "(filings)"
+        line = lines.setdefault(key, StageLine(key, st.state if st else "live"))
+        line.batches += 1
+        line.records += len(members[b.id])
+        line.verified += verified.get(b.id, 0)
+        line.discrepancies += bad_batches.get(b.chain_batch_id, 0)
+    return list(lines.values())
+
+
+def _timeline(batches: list[AnchorBatch]) -> list[tuple[str, int]]:
+    """Records anchored per minute, hour or day, whichever suits the span of the run."""
+    done = [b for b in batches if b.state == BatchState.CONFIRMED and b.confirmed_at]
+    if not done:
+        return []
+    span = max(b.confirmed_at for b in done) - min(b.confirmed_at for b in done)
+    fmt = "%Y-%m-%d %H:%M" if span.total_seconds() <= 6 * 3600 else "%Y-%m-%d %H:00" if span.days <= 10 else "%Y-%m-%d"
+    buckets: Tally = Tally()
+    for b in done:
+        buckets[b.confirmed_at.strftime(fmt)] += b.record_count
+    return sorted(buckets.items())
+
+
+def _heal(db: Database, lost: list[AnchorBatch]) -> dict[str, int]:
+    """Give the records of batches the chain lost back to the anchoring queue (their commitments are
+    unchanged); the batches stay in the history as failed, with the reason."""
+    requeued = 0
+    with db.write() as s:
+        for b in lost:
+            ids = list(s.scalars(select(BatchRecord.instrument_id).where(BatchRecord.batch_id == b.id)))
+            s.execute(update(AnchorBatch).where(AnchorBatch.id == b.id).values(
+                state=BatchState.FAILED, error="lost: absent on chain (the node lost state); re-queued by reconcile --heal"))  # fmt: skip
+            s.execute(update(Parcel).where(Parcel.token_batch_id == b.id).values(token_id=None, token_batch_id=None))
+            s.execute(update(OutboxEntry).where(OutboxEntry.batch_id == b.id).values(batch_id=None))
+            queued = set(s.scalars(select(OutboxEntry.instrument_id).where(OutboxEntry.instrument_id.in_(ids))))
+            fresh = [i for i in ids if i not in queued]
+            if fresh:
+                now = datetime.now(UTC)
+                s.execute(OutboxEntry.__table__.insert(), [{"instrument_id": i, "enqueued_at": now} for i in fresh])
+            requeued += len(ids)
+    return {"batches": len(lost), "records": requeued}
+
+
+def _record(
+    db: Database, result: ReconcileResult, actor: str, stage_id: int | None, batches: list[AnchorBatch]
+) -> None:
+    """Store the run and mark the stages it covered (sign-off needs a clean one)."""
+    bad = {d.batch_id for d in result.discrepancies if d.kind not in CLEAN_KINDS}
+    global_problem = any(d.batch_id is None and d.kind not in CLEAN_KINDS for d in result.discrepancies)
+    now = datetime.now(UTC)
+    with db.write() as s:
+        s.add(Reconciliation(started_at=datetime.fromisoformat(result.started_at), finished_at=now, actor=actor,
+                             stage_id=stage_id, clean=result.clean,
+                             summary={"counts": result.counts, "kinds": result.kinds()}))  # fmt: skip
+        by_stage: dict[int, bool] = {}
+        for b in batches:
+            if b.stage_id is not None:
+                clean = by_stage.get(b.stage_id, True) and b.chain_batch_id not in bad and not global_problem
+                clean = clean and b.state == BatchState.CONFIRMED
+                by_stage[b.stage_id] = clean
+        for sid, clean in by_stage.items():
+            s.execute(
+                update(MigrationStage).where(MigrationStage.id == sid).values(reconciled_at=now, reconciled_clean=clean)
+            )

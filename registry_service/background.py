@@ -1,0 +1,71 @@
+"""The anchoring worker running beside the HTTP server (``landreg serve``'s default).
+
+Every server process starts one of these; the ``WorkerLock`` lets exactly one of them anchor.
+Shutdown is graceful: the stop flag is checked between steps, so the batch in hand is finished
+(or, if the process is killed instead, recovered by the next worker: see hybrid_store.anchoring).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from hybrid_store.anchoring import Anchorer
+from hybrid_store.chain.connect import open_chain
+from hybrid_store.db.engine import Database
+from hybrid_store.deployment import attach
+from hybrid_store.errors import ChainMismatch
+from hybrid_store.settings import Settings
+from hybrid_store.worker_lock import WorkerLock
+
+log = logging.getLogger(__name__)
+
+RETRY_S = 2.0
+
+
+class BackgroundAnchorer:
+    def __init__(self, settings: Settings, db: Database, chain_factory=None):
+        self.settings = settings
+        self.db = db
+        self.chain_factory = chain_factory or (lambda: open_chain(settings))
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._main, name="anchoring-worker", daemon=True)
+        self.lock = WorkerLock(db)
+        self.active = False  # this process holds the lock and anchors
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        self.stop_event.set()
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            log.warning(
+                "the anchoring worker did not stop within %.0f s; its batch is recovered at next start", timeout
+            )
+
+    def _main(self) -> None:
+        while not self.stop_event.is_set():
+            if self.lock.handover_requested() or not self.lock.acquire():
+                self.stop_event.wait(RETRY_S)  # another process anchors; stand by in case it stops
+                continue
+            self.active = True
+            try:
+                chain = self.chain_factory()
+                deployment = attach(self.db, chain)
+                a = self.settings.anchoring
+                anchorer = Anchorer(self.db, chain, deployment, batch_max_records=a.batch_max_records,
+                                    batch_max_age_s=a.batch_max_age_s, confirmations=self.settings.chain.confirmations,
+                                    manifest_dir=self.settings.manifests_dir)  # fmt: skip
+                anchorer.run(
+                    self.stop_event, keep_going=lambda: self.lock.still_held() and not self.lock.handover_requested()
+                )
+            except ChainMismatch as exc:
+                log.error("anchoring stopped: %s", exc)
+                self.stop_event.wait(RETRY_S * 15)
+            except Exception:
+                log.exception("anchoring worker failed; retrying")
+                self.stop_event.wait(RETRY_S)
+            finally:
+                self.active = False
+                self.lock.release()

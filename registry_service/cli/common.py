@@ -1,0 +1,89 @@
+"""What every CLI command shares: settings, the database, the chain, and readable errors."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from hybrid_store.errors import LandregError
+from hybrid_store.settings import Settings, get_settings
+
+# soft_wrap: a verdict or an error stays one line however narrow the terminal (scripts read them)
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def settings() -> Settings:
+    try:
+        return get_settings()
+    except Exception as exc:  # pydantic's message names the variable
+        err_console.print(f"[red]error:[/red] invalid settings: {exc}")
+        raise typer.Exit(2) from None
+
+
+def fail(message: str, hint: str = "", code: int = 1) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {message}")
+    if hint:
+        err_console.print(f"[dim]hint:[/dim] {hint}")
+    return typer.Exit(code)
+
+
+def friendly(fn: F) -> F:
+    """Turn landreg's typed errors into one readable line (plus a hint) and exit status 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except LandregError as exc:
+            raise fail(str(exc), exc.hint) from None
+        except KeyboardInterrupt:
+            raise fail("interrupted", code=130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def database(cfg: Settings):  # -> Database
+    """The deed database, brought to the current schema when it is the embedded SQLite default."""
+    from hybrid_store.db.engine import Database
+
+    cfg.ensure_home()
+    db = Database(cfg.db_url)
+    if db.dialect == "sqlite":
+        db.migrate()
+    else:
+        from alembic.script import ScriptDirectory
+
+        from hybrid_store.db.engine import alembic_config
+
+        head = ScriptDirectory.from_config(alembic_config(cfg.db_url)).get_current_head()
+        if db.current_revision() != head:
+            raise fail(
+                f"the database schema is at {db.current_revision() or 'nothing'}, landreg needs {head}",
+                "run `landreg db upgrade` (a prestart step in production)",
+            )
+    return db
+
+
+def chain_for(cfg: Settings, db: Any, *, deploy_if_missing: bool = True):  # -> (RegistryChain, ChainDeployment)
+    """The configured chain, attached to this registry's contract (deployed on first use)."""
+    from hybrid_store.chain.connect import open_chain
+    from hybrid_store.deployment import attach
+
+    chain = open_chain(cfg)
+    return chain, attach(db, chain, deploy_if_missing=deploy_if_missing)

@@ -1,0 +1,323 @@
+"""``landreg``: the command line of the land registry.
+
+Every command reads its settings from the environment (``LANDREG_HOME``, ``DATABASE_URL``,
+``LANDREG_CHAIN__*``; see ``hybrid_store.settings``) and keeps local state under ``LANDREG_HOME``.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from registry_service.cli import chain as chain_cli
+from registry_service.cli import migration as migration_cli
+from registry_service.cli.common import (
+    chain_for,
+    console,
+    database,
+    err_console,
+    fail,
+    friendly,
+    settings,
+    setup_logging,
+)
+
+app = typer.Typer(
+    name="landreg",
+    help="Blockchain-anchored land registry: record deeds, anchor them, export and verify proofs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(chain_cli.app, name="chain")
+db_app = typer.Typer(help="The deed database schema (Alembic migrations).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+contracts_app = typer.Typer(help="Compile the DeedRegistry contract.", no_args_is_help=True)
+app.add_typer(contracts_app, name="contracts")
+keys_app = typer.Typer(help="API keys for clerks, auditors, operators and admins.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+receipt_app = typer.Typer(help="Filing receipts signed by the registry.", no_args_is_help=True)
+app.add_typer(receipt_app, name="receipt")
+app.add_typer(migration_cli.legacy_app, name="legacy")
+app.add_typer(migration_cli.migrate_app, name="migrate")
+app.command("reconcile")(migration_cli.reconcile_command)
+
+
+@app.callback()
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens, to stderr.")] = False,
+) -> None:
+    setup_logging(verbose)
+
+
+# --- db ---------------------------------------------------------------------------------------------
+@db_app.command("upgrade")
+@friendly
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Apply migrations up to REVISION (run this before starting services on PostgreSQL)."""
+    from hybrid_store.db.engine import Database
+
+    cfg = settings()
+    cfg.ensure_home()
+    db = Database(cfg.db_url)
+    db.migrate(revision)
+    console.print(f"database at revision {db.current_revision()} ({db.dialect})")
+
+
+@db_app.command("current")
+@friendly
+def db_current() -> None:
+    """Show the schema revision of the configured database."""
+    from hybrid_store.db.engine import Database
+
+    db = Database(settings().db_url)
+    console.print(db.current_revision() or "empty (run `landreg db upgrade`)")
+
+
+# --- contracts --------------------------------------------------------------------------------------
+@contracts_app.command("build")
+@friendly
+def contracts_build(
+    check: Annotated[bool, typer.Option(help="Only check that the committed artifact is reproduced exactly.")] = False,
+) -> None:
+    """Compile contracts/DeedRegistry.sol with py-solc-x into the committed artifact."""
+    from hybrid_store.chain.compile import ARTIFACT_PATH, build
+
+    same = build(check=check)
+    if check and not same:
+        raise fail(f"recompiling does not reproduce {ARTIFACT_PATH}", "run `landreg contracts build` and commit it")
+    console.print(f"{ARTIFACT_PATH}: {'unchanged' if same else 'written'}")
+
+
+# --- proofs -----------------------------------------------------------------------------------------
+@app.command()
+@friendly
+def proof(
+    instrument_number: Annotated[str, typer.Argument(help="The instrument's number, e.g. 2026-0000123.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the bundle here instead of stdout.")] = None,
+    redact: Annotated[
+        str, typer.Option(help="Comma-separated fields to give as hashes only, e.g. consideration,grantees.")
+    ] = "",
+) -> None:
+    """Export the proof bundle of one recorded instrument, for an auditor to verify anywhere."""
+    from hybrid_store.proofs import export_bundle
+
+    cfg = settings()
+    fields = [f.strip() for f in redact.split(",") if f.strip()]
+    with database(cfg).read() as session:
+        try:
+            bundle = export_bundle(session, instrument_number, redact=fields)
+        except ValueError as exc:  # an unknown field to redact
+            raise fail(str(exc)) from None
+    text = json.dumps(bundle.to_json(), indent=2, ensure_ascii=False) + "\n"
+    if out is None:
+        console.out(text, end="", highlight=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        err_console.print(f"wrote {out}")
+    if not bundle.is_anchored:
+        err_console.print("[yellow]note:[/yellow] this record is not anchored yet; the bundle is pending")
+
+
+@app.command()
+def verify(
+    bundle_file: Annotated[Path, typer.Argument(help="A proof bundle (JSON) exported by `landreg proof` or the API.")],
+    rpc: Annotated[
+        str | None,
+        typer.Option(help="JSON-RPC URL of a node of the anchoring chain: also check the anchor on chain."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
+) -> None:
+    """Verify a proof bundle: the math offline, and with --rpc the anchor on chain.
+
+    Exit status 0 when valid, 1 when not (with a one-line reason).
+    """
+    from registry_service.verification import verify_file
+
+    verdict = verify_file(bundle_file, rpc)
+    if as_json:
+        console.out(json.dumps(verdict.to_json(), indent=2), highlight=False)
+    elif verdict.valid:
+        console.print(f"[green]VALID[/green]: {verdict.summary}")
+    else:
+        console.print(f"[red]INVALID[/red]: {verdict.reason}")
+    raise typer.Exit(0 if verdict.valid else 1)
+
+
+# --- worker -----------------------------------------------------------------------------------------
+@app.command()
+@friendly
+def worker(
+    drain: Annotated[bool, typer.Option(help="Anchor everything pending now, then exit.")] = False,
+) -> None:
+    """Run the anchoring worker: batch pending records, anchor them, record their proofs."""
+    from hybrid_store.anchoring import Anchorer
+
+    cfg = settings()
+    db = database(cfg)
+    chain, deployment = chain_for(cfg, db)
+    anchorer = Anchorer(
+        db,
+        chain,
+        deployment,
+        batch_max_records=cfg.anchoring.batch_max_records,
+        batch_max_age_s=cfg.anchoring.batch_max_age_s,
+        confirmations=cfg.chain.confirmations,
+        manifest_dir=cfg.manifests_dir,
+    )
+    from hybrid_store.worker_lock import WorkerLock
+
+    lock = WorkerLock(db)
+    if not lock.acquire():
+        raise fail(
+            "another anchoring worker is running for this database (a `landreg serve` or `landreg worker`)",
+            "run one worker per registry; stop the other first, or set LANDREG_SERVICE__RUN_WORKER=false on the server",
+        )
+    try:
+        if drain:
+            summary = anchorer.drain()
+            console.print(f"anchored {summary.records} records in {len(summary.batches)} batches")
+            return
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        console.print(f"anchoring to {deployment.contract_address} on {chain.description}; Ctrl-C stops")
+        anchorer.run(stop, keep_going=lambda: lock.still_held() and not lock.handover_requested())
+        if lock.handover_requested():
+            console.print("handed the anchoring over to a migration run; start the worker again when it is done")
+    finally:
+        lock.release()
+
+
+# --- serve ------------------------------------------------------------------------------------------
+@app.command()
+@friendly
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on [default: service.host].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [default: service.port, 8000].")] = None,
+    workers: Annotated[int | None, typer.Option(help="HTTP worker processes [default: service.workers].")] = None,
+    worker: Annotated[bool | None, typer.Option(help="Run the anchoring worker here [default: yes].")] = None,
+) -> None:
+    """Serve the API (/api/v1, /docs) and the web desk (/desk), with the anchoring worker beside it."""
+    import os
+
+    from registry_service.server import serve as run_server
+
+    cfg = settings()
+    database(cfg)  # migrated (SQLite) or checked (PostgreSQL) before any process starts
+    s = cfg.service
+    run_worker = s.run_worker if worker is None else worker
+    os.environ["LANDREG_SERVICE__RUN_WORKER"] = "true" if run_worker else "false"  # every process reads it
+    if run_worker and cfg.chain.backend == "anvil":
+        from hybrid_store.chain.anvil import ManagedAnvil
+
+        ManagedAnvil(cfg).start()
+    console.print(f"serving on http://{host or s.host}:{port or s.port}  (desk: /desk/, API docs: /docs)")
+    raise typer.Exit(run_server(host or s.host, port or s.port, workers or s.workers, anchoring=run_worker))
+
+
+# --- keys -------------------------------------------------------------------------------------------
+def _cli_actor():  # -> Actor
+    import getpass
+
+    from registry_service.auth import Actor, Role
+
+    return Actor(f"cli:{getpass.getuser()}", Role.ADMIN)
+
+
+@keys_app.command("create")
+@friendly
+def keys_create(
+    role: Annotated[str, typer.Argument(help="clerk, auditor, operator or admin")],
+    name: Annotated[str, typer.Option(help="Who holds the key, e.g. 'Jane Doe, recording desk 2'.")],
+) -> None:
+    """Issue an API key. The key is printed once; only its hash is stored."""
+    from registry_service.auth import Role, create_key
+
+    try:
+        chosen = Role(role)
+    except ValueError:
+        raise fail(f"unknown role {role!r}", "choose clerk, auditor, operator or admin") from None
+    key, row = create_key(database(settings()), role=chosen, name=name, by=_cli_actor())
+    err_console.print(f"issued {chosen} key {row.key_id} for {name}; store it now, it is not shown again:")
+    console.print(key)
+
+
+@keys_app.command("revoke")
+@friendly
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id (the part after lr_).")]) -> None:
+    """Revoke a key at once (servers honour it within LANDREG_SERVICE__KEY_CACHE_S seconds)."""
+    from registry_service.auth import revoke_key
+
+    revoke_key(database(settings()), key_id, by=_cli_actor())
+    console.print(f"revoked {key_id}")
+
+
+@keys_app.command("list")
+@friendly
+def keys_list() -> None:
+    """List keys (ids, roles, holders, state); secrets are never shown."""
+    from rich.table import Table
+
+    from registry_service.auth import list_keys
+
+    table = Table("key id", "role", "name", "created", "state")
+    for k in list_keys(database(settings())):
+        state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
+        table.add_row(k.key_id, k.role, k.name, f"{k.created_at:%Y-%m-%d %H:%M}", state)
+    console.print(table)
+
+
+# --- receipts ---------------------------------------------------------------------------------------
+@receipt_app.command("verify")
+def receipt_verify(
+    receipt_file: Annotated[Path, typer.Argument(help="A receipt (JSON), or a filing response holding one.")],
+    keys: Annotated[str, typer.Option(help="The registry's key set: a URL or a file.")] = (
+        "http://127.0.0.1:8000/.well-known/landreg-receipt-keys.json"
+    ),
+) -> None:
+    """Check a filing receipt's Ed25519 signature against the registry's published keys."""
+    from registry_service.receipts import verify_receipt
+
+    try:
+        document = json.loads(receipt_file.read_text(encoding="utf-8"))
+        document = document.get("receipt", document)
+        if keys.startswith(("http://", "https://")):
+            import httpx
+
+            jwks = httpx.get(keys, timeout=10).raise_for_status().json()
+        else:
+            jwks = json.loads(Path(keys).read_text())
+    except (OSError, ValueError, AttributeError) as exc:
+        console.print(f"[red]INVALID[/red]: cannot read the receipt or the keys: {exc}")
+        raise typer.Exit(1) from None
+    except Exception as exc:  # httpx network errors
+        console.print(f"[red]INVALID[/red]: cannot fetch {keys}: {exc}")
+        raise typer.Exit(1) from None
+    valid, reason = verify_receipt(document, jwks)
+    number = document.get("instrumentNumber", "?")
+    console.print(f"[green]VALID[/green]: receipt of {number}, {reason}" if valid else f"[red]INVALID[/red]: {reason}")
+    raise typer.Exit(0 if valid else 1)
+
+
+# --- demo -------------------------------------------------------------------------------------------
+@app.command()
+@friendly
+def demo(
+    instruments: Annotated[int, typer.Option(min=1, help="Size of the synthetic book of deeds.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic book (same seed, same book).")] = 2026,
+    fresh: Annotated[bool, typer.Option(help="Start over: delete the database and chain state first.")] = False,
+    batch_size: Annotated[int, typer.Option(min=1, help="Records per anchored batch.")] = 2_500,
+) -> None:
+    """Load a synthetic Bergen County book, anchor and tokenize it, then export and verify proofs."""
+    from registry_service.demo import run_demo
+
+    run_demo(settings(), instruments=instruments, seed=seed, fresh=fresh, batch_size=batch_size)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,325 @@
+"""``landreg legacy``, ``landreg migrate`` and ``landreg reconcile``: the IT staff's tools."""
+
+from __future__ import annotations
+
+import getpass
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from registry_service.cli.common import chain_for, console, database, err_console, fail, friendly, settings
+
+legacy_app = typer.Typer(help="The existing (legacy) book of records.", no_args_is_help=True)
+import_app = typer.Typer(
+    help="Load a legacy book into the deed database (bad records are quarantined, never fatal).", no_args_is_help=True
+)
+legacy_app.add_typer(import_app, name="import")
+migrate_app = typer.Typer(help="Move legacy records onto the chain in staged, resumable batches.", no_args_is_help=True)
+
+
+def _actor(operator: str | None = None) -> str:
+    return operator or f"cli:{getpass.getuser()}"
+
+
+def _progress(label: str) -> Progress:
+    return Progress(
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+    )  # fmt: skip
+
+
+# --- legacy import -----------------------------------------------------------------------------------
+def _run_import(source, name: str, quarantine: Path | None) -> None:  # noqa: ANN001
+    from migration_tools.legacy.importer import import_records
+
+    cfg = settings()
+    db = database(cfg)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    quarantine = quarantine or cfg.reports_dir / f"quarantine-{name}-{stamp}.csv"
+    with _progress(f"loading {name}") as bar:
+        task = bar.add_task("load", total=None, rate="")
+
+        def show(report) -> None:  # noqa: ANN001
+            rate = report.records / max(report.seconds or 1e-9, 1e-9) if report.seconds else 0
+            bar.update(
+                task, completed=report.records, rate=f"{report.loaded:,} loaded, {report.quarantined:,} quarantined"
+            )
+            del rate
+
+        report = import_records(db, source, name=name, quarantine=quarantine, progress=show)
+    table = Table(title=f"legacy import: {name}", show_header=False)
+    table.add_row("records in the source", f"{report.records:,}")
+    table.add_row("loaded", f"{report.loaded:,}")
+    table.add_row(
+        "quarantined", f"{report.quarantined:,}" + (f"  → {report.quarantine_file}" if report.quarantined else "")
+    )
+    table.add_row("time", f"{report.seconds:.1f} s ({report.records / max(report.seconds, 1e-9):,.0f} records/s)")
+    for reason, n in sorted(report.reasons.items(), key=lambda x: -x[1])[:8]:
+        table.add_row(f"  {n:,} ×", reason)
+    console.print(table)
+    assert report.loaded + report.quarantined == report.records
+
+
+@import_app.command("sr1a")
+@friendly
+def import_sr1a(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="An SR1A file (663 or 662 columns).")],
+    date_order: Annotated[str, typer.Option(help="How the 6-digit dates read: MMDDYY or YYMMDD (no guessing).")],
+    quarantine: Annotated[Path | None, typer.Option(help="Where rejected lines go (CSV).")] = None,
+) -> None:
+    """Load an NJ SR1A deed file; lines that cannot be read are quarantined with line and column."""
+    from migration_tools.legacy import sr1a
+
+    if date_order not in ("MMDDYY", "YYMMDD"):
+        raise fail("--date-order must be MMDDYY or YYMMDD")
+    _run_import(sr1a.read(file, date_order=date_order), f"sr1a:{file.name}", quarantine)  # type: ignore[arg-type]
+
+
+@import_app.command("csv")
+@friendly
+def import_csv(
+    folder: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="documents.csv, parties.csv, ...")],
+    quarantine: Annotated[Path | None, typer.Option(help="Where rejected records go (CSV).")] = None,
+) -> None:
+    """Load a recorder system's multi-table CSV export (docs/legacy-formats.md)."""
+    from migration_tools.legacy import csv_export
+
+    _run_import(csv_export.read(folder), f"csv:{folder.name}", quarantine)
+
+
+@import_app.command("synthetic")
+@friendly
+def import_synthetic(
+    instruments: Annotated[int, typer.Option(min=1, help="How many instruments (370000 is Bergen scale).")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Same seed, same book.")] = 2026,
+    quarantine: Annotated[Path | None, typer.Option(help="Where rejected records go (CSV).")] = None,
+) -> None:
+    """Load the synthetic Bergen County book (seeded, reproducible) as a legacy book."""
+    from migration_tools.legacy.importer import synthetic_source
+
+    _run_import(synthetic_source(instruments, seed), f"synthetic-{instruments}-{seed}", quarantine)
+
+
+# --- migrate -----------------------------------------------------------------------------------------
+def _selector(municipality: list[str] | None, date_from: str | None, date_to: str | None, books: str | None):  # noqa: ANN202
+    from migration_tools.stages import Selector
+
+    book_from = book_to = None
+    if books:
+        lo, _, hi = books.partition("-")
+        try:
+            book_from, book_to = (int(lo) if lo else None), (int(hi) if hi else None)
+        except ValueError:
+            raise fail(f"--books {books!r}: give a range such as 7000-7999") from None
+    try:
+        return Selector(
+            municipalities=tuple(municipality or ()),
+            date_from=date.fromisoformat(date_from) if date_from else None,
+            date_to=date.fromisoformat(date_to) if date_to else None,
+            book_from=book_from,
+            book_to=book_to,
+        )
+    except ValueError as exc:
+        raise fail(f"bad date: {exc}", "dates are YYYY-MM-DD") from None
+
+
+@migrate_app.command("plan")
+@friendly
+def migrate_plan(
+    name: Annotated[str, typer.Argument(help="The stage's name, e.g. pilot.")],
+    municipality: Annotated[list[str] | None, typer.Option("--municipality", "-m", help="NJ code; repeatable.")] = None,
+    date_from: Annotated[str | None, typer.Option("--from", help="Recorded on or after (YYYY-MM-DD).")] = None,
+    date_to: Annotated[str | None, typer.Option("--to", help="Recorded on or before (YYYY-MM-DD).")] = None,
+    books: Annotated[str | None, typer.Option(help="Deed/mortgage book range, e.g. 7000-7999.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=100_000, help="Records per anchored batch.")] = 10_000,
+    dry_run: Annotated[bool, typer.Option(help="Only show the plan; do not record the stage.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+) -> None:
+    """Define a stage and show its dry run: counts, batches, gas and cost, time, what is skipped and why."""
+    from migration_tools.stages import plan_stage
+
+    cfg = settings()
+    db = database(cfg)
+    try:
+        chain, _ = chain_for(cfg, db)
+    except Exception as exc:  # a plan is useful without the chain; estimates get coarser
+        err_console.print(f"[yellow]note:[/yellow] no chain ({exc}); gas is estimated, not asked of the node")
+        chain = None
+    report = plan_stage(db, chain, name, _selector(municipality, date_from, date_to, books), batch_size=batch_size,
+                        actor=_actor(), save=not dry_run)  # fmt: skip
+    if as_json:
+        console.out(json.dumps(report.to_json(), indent=2), highlight=False)
+        return
+    table = Table(title=f"plan for stage {name!r}" + (" (dry run, not recorded)" if dry_run else ""), show_header=False)
+    table.add_row("selects", report.selector)
+    table.add_row("legacy records matching", f"{report.matching:,}")
+    table.add_row("to migrate", f"{report.to_migrate:,}")
+    for why, n in report.skipped.items():
+        table.add_row("  skipped", f"{n:,}: {why}")
+    table.add_row("batches", f"{report.batches:,} of up to {report.batch_size:,} records")
+    table.add_row(
+        "gas", f"{report.gas_total:,} ({report.gas_per_batch:,} a batch, {report.gas_per_record:.1f} a record)"
+    )
+    table.add_row("chain cost", f"{report.cost_eth:.6f} ETH at {report.gas_price_wei / 1e9:.2f} gwei")
+    table.add_row("time (estimate)", f"{report.seconds_estimate:,.0f} s")
+    table.add_row("can start", report.gate)
+    console.print(table)
+
+
+def _runner(cfg, db, chain, deployment, progress=None, workers=2):  # noqa: ANN001, ANN202
+    from migration_tools.stages import StageRunner
+
+    return StageRunner(
+        db, chain, deployment, confirmations=cfg.chain.confirmations, manifest_dir=cfg.manifests_dir,
+        outbox_batch_records=cfg.anchoring.batch_max_records, outbox_max_age_s=cfg.anchoring.batch_max_age_s,
+        progress=progress, workers=workers,
+    )  # fmt: skip
+
+
+Workers = Annotated[int, typer.Option(min=1, max=16, help="Processes hashing records (one per core suits).")]
+
+
+@migrate_app.command("run")
+@friendly
+def migrate_run(name: Annotated[str, typer.Argument(help="A planned stage.")], workers: Workers = 2) -> None:
+    """Commit and anchor the stage in batches (a checkpoint with each); kill it any time and `resume`."""
+    cfg = settings()
+    db = database(cfg)
+    chain, deployment = chain_for(cfg, db)
+    with _progress(f"stage {name}") as bar:
+        task = bar.add_task("run", total=None, rate="")
+        started = datetime.now(UTC)
+        first: list[int] = []
+
+        def show(done: int, total: int) -> None:
+            first.append(done) if not first else None
+            elapsed = (datetime.now(UTC) - started).total_seconds() or 1e-9
+            bar.update(task, completed=done, total=total, rate=f"{(done - first[0]) / elapsed:,.0f} records/s")
+
+        report = _runner(cfg, db, chain, deployment, show, workers).run(name)
+    console.print(
+        f"stage {name!r}: {report.records:,} records in {report.batches} batches this run "
+        f"(+{report.outbox_batches} batches of filings), {report.gas_used:,} gas for the stage, {report.seconds:.1f} s"
+    )
+    console.print(f"next: `landreg reconcile --stage {name}`, then `landreg migrate signoff {name} --operator NAME`")
+
+
+@migrate_app.command("resume")
+@friendly
+def migrate_resume(
+    name: Annotated[str, typer.Argument(help="A stage that was interrupted.")], workers: Workers = 2
+) -> None:
+    """Finish an interrupted run: settle its last batch, then carry on where the checkpoint says."""
+    migrate_run(name, workers)
+
+
+@migrate_app.command("status")
+@friendly
+def migrate_status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every stage: state, progress, reconciliation and sign-off."""
+    from migration_tools.stages import stage_status
+
+    rows = stage_status(database(settings()))
+    if as_json:
+        console.out(json.dumps([r.to_json() for r in rows], indent=2), highlight=False)
+        return
+    if not rows:
+        console.print("no stages planned yet (`landreg migrate plan NAME ...`)")
+    for r in rows:
+        recon = "not yet" if r.reconciled_at is None else ("clean" if r.reconciled_clean else "DISCREPANCIES")
+        signed = f"by {r.signed_off_by}, {r.signed_off_at:%Y-%m-%d %H:%M}" if r.signed_off_at else "no"
+        console.print(
+            f"[bold]{r.name}[/bold] ({r.state}): {r.selector}; {r.records_done:,} records in {r.batches_done} batches, "
+            f"{r.remaining:,} left; reconciled: {recon}; signed off: {signed}"
+            + (f"; can start: {r.gate}" if r.gate != "-" else "")
+        )
+
+
+@migrate_app.command("signoff")
+@friendly
+def migrate_signoff(
+    name: Annotated[str, typer.Argument()],
+    operator: Annotated[str, typer.Option(help="Who signs off (recorded with the stage).")],
+) -> None:
+    """Accept a stage after a clean reconciliation, so the next stage may start."""
+    from migration_tools.stages import sign_off
+
+    sign_off(database(settings()), name, operator)
+    console.print(f"stage {name!r} signed off by {operator}")
+
+
+@migrate_app.command("rollback")
+@friendly
+def migrate_rollback(
+    name: Annotated[str, typer.Argument()],
+    batch: Annotated[
+        list[int] | None, typer.Option("--batch", help="On-chain batch id; repeatable (default: all).")
+    ] = None,
+) -> None:
+    """Revoke a stage's batches on chain, mark them superseded and re-anchor their records (nothing is deleted)."""
+    from migration_tools.stages import rollback_stage
+
+    cfg = settings()
+    db = database(cfg)
+    chain, deployment = chain_for(cfg, db)
+    report = rollback_stage(db, chain, deployment, name, confirmations=cfg.chain.confirmations,
+                            manifest_dir=cfg.manifests_dir, batch_ids=batch)  # fmt: skip
+    console.print(f"rolled back batches {report.batches} of {name!r}: {report.records:,} records revoked and "
+                  f"re-anchored in batches {report.replacements}; reconcile and sign off again")  # fmt: skip
+
+
+# --- reconcile ---------------------------------------------------------------------------------------
+def reconcile_command(
+    stage: Annotated[str | None, typer.Option(help="Only this stage's batches.")] = None,
+    report: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON report here.")] = None,
+    csv_out: Annotated[Path | None, typer.Option("--csv", help="Write the discrepancies as CSV here.")] = None,
+    manifests: Annotated[Path | None, typer.Option(help="Batch manifests [default: LANDREG_MANIFEST_DIR].")] = None,
+    heal: Annotated[
+        bool, typer.Option(help="Re-queue records of batches the chain lost (never tampered ones).")
+    ] = False,
+    workers: Annotated[int, typer.Option(min=1, max=16, help="Processes recomputing commitments.")] = 2,
+) -> None:
+    """Recompute every anchored record's commitment and compare it with the chain, batch by batch.
+
+    Exit status 0 when clean (pending records are not discrepancies), 1 otherwise.
+    """
+    from migration_tools.reconcile import reconcile
+    from migration_tools.reports import write_csv, write_html, write_json
+
+    cfg = settings()
+    db = database(cfg)
+    from hybrid_store.chain.connect import open_chain
+
+    chain = open_chain(cfg)
+    try:
+        result = reconcile(db, chain, manifest_dir=manifests or cfg.manifests_dir, stage=stage, workers=workers,
+                           actor=_actor(), heal=heal, progress=lambda m: err_console.print(f"[dim]{m}[/dim]"))  # fmt: skip
+    except Exception as exc:
+        from hybrid_store.errors import LandregError
+
+        if isinstance(exc, LandregError):
+            raise
+        raise fail(f"reconciliation failed: {exc}") from None
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    report = report or cfg.reports_dir / f"reconcile-{stamp}.html"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    write_html(result, report, desk_url=f"http://{cfg.service.host}:{cfg.service.port}")
+    if json_out:
+        write_json(result, json_out)
+    if csv_out:
+        write_csv(result, csv_out)
+    kinds = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in result.kinds().items()) or "no discrepancy"
+    c = result.counts
+    line = (f"{c.get('verified', 0):,} of {c.get('records_checked', 0):,} anchored records verified in "
+            f"{c.get('batches', 0)} batches; {kinds} ({result.seconds:.1f} s)")  # fmt: skip
+    if result.healed:
+        line += f"; healed: {result.healed['records']:,} records re-queued (run the worker or `landreg worker --drain`)"
+    console.print(("[green]CLEAN[/green]: " if result.clean else "[red]DISCREPANCIES[/red]: ") + line)
+    console.print(f"report: {report}")
+    raise typer.Exit(0 if result.clean else 1)

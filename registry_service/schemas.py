@@ -1,0 +1,210 @@
+"""The HTTP API's shapes, split by purpose (what a filer sends, what a reader gets)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hybrid_store.core.records import InstrumentContent
+
+AnchoringStatus = Literal["pending", "submitted", "anchored"]
+
+
+class InstrumentCreate(InstrumentContent):
+    """An instrument presented for recording. The registry assigns number, book, page and time."""
+
+
+class CorrectionCreate(InstrumentContent):
+    """The corrected content. ``corrects`` is the instrument in the path; leave it out."""
+
+
+class Anchoring(BaseModel):
+    status: AnchoringStatus = Field(
+        description="pending: waiting for a batch; submitted: its batch is on chain, not yet at the "
+        "confirmation depth; anchored: confirmed"
+    )
+    batch_id: int | None = Field(default=None, description="the batch id in the DeedRegistry contract")
+    tx_hash: str | None = None
+    block_number: int | None = None
+    chain_id: int | None = None
+    contract: str | None = None
+
+
+class FlagView(BaseModel):
+    parcel: str
+    kind: Literal["grantor_not_owner", "conflicting_conveyance"]
+    message: str
+
+
+class Signature(BaseModel):
+    alg: Literal["Ed25519"]
+    kid: str
+    value: str
+
+
+class Receipt(BaseModel):
+    """Signed by the registry (Ed25519, key at /.well-known/landreg-receipt-keys.json) over the
+    RFC 8785 canonical JSON of every member but ``signature``."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    format: Literal["landreg-receipt/v1"]
+    registry: str
+    instrumentNumber: str  # noqa: N815 - JSON names of a signed document
+    book: str
+    page: str
+    recordedAt: str  # noqa: N815
+    docType: str  # noqa: N815
+    parcels: list[str]
+    documentDigest: str  # noqa: N815
+    commitment: str
+    corrects: str | None
+    signature: Signature
+
+
+class FilingResult(BaseModel):
+    receipt: Receipt
+    anchoring: Anchoring
+    flags: list[FlagView] = Field(description="chain-of-title problems: recorded, but flagged for review")
+
+
+class ParcelLink(BaseModel):
+    key: str
+    municipality_code: str
+    municipality: str
+    block: str
+    lot: str
+    qualifier: str
+
+
+class InstrumentView(BaseModel):
+    instrument_number: str
+    book: str
+    page: str
+    recorded_at: datetime
+    doc_type: str
+    grantors: list[str]
+    grantees: list[str]
+    parcels: list[ParcelLink]
+    consideration: str | None
+    legal_description: str
+    document_digest: str
+    corrects: str | None
+    corrected_by: list[str]
+    commitment: str
+    anchoring: Anchoring
+    flags: list[FlagView]
+
+
+class InstrumentSummary(BaseModel):
+    instrument_number: str
+    book: str
+    page: str
+    recorded_at: datetime
+    doc_type: str
+    grantors: list[str]
+    grantees: list[str]
+    parcels: list[str]
+    anchoring: AnchoringStatus
+
+
+class InstrumentPage(BaseModel):
+    data: list[InstrumentSummary]
+    count: int
+    next_cursor: str | None = Field(description="pass as `cursor` to get the next page; null on the last page")
+
+
+class Owner(BaseModel):
+    names: list[str]
+    instrument_number: str
+    recorded_at: datetime
+
+
+class Token(BaseModel):
+    token_id: int
+    contract: str
+    chain_id: int
+    status: AnchoringStatus
+
+
+class ParcelView(BaseModel):
+    key: str
+    municipality_code: str
+    municipality: str
+    block: str
+    lot: str
+    qualifier: str
+    owner_of_record: Owner | None
+    token: Token | None
+    instruments: int
+    open_flags: int
+    head_commitment: str | None
+
+
+class HistoryEntry(BaseModel):
+    instrument_number: str
+    recorded_at: datetime
+    doc_type: str
+    grantors: list[str]
+    grantees: list[str]
+    commitment: str
+    previous: str | None = Field(description="commitment of this parcel's previous record (the hash-chain link)")
+    title_link: bool = Field(description="this conveyance is a link of the chain of title")
+    corrects: str | None
+    flags: list[FlagView]
+    anchoring: Anchoring
+
+
+class ParcelHistory(BaseModel):
+    parcel: str
+    entries: list[HistoryEntry]
+
+
+class VerdictView(BaseModel):
+    valid: bool
+    reason: str
+    summary: str
+    checkedOnChain: bool  # noqa: N815
+    details: dict[str, Any]
+
+
+class BatchView(BaseModel):
+    chain_batch_id: int
+    state: str
+    records: int
+    tokens: int
+    tx_hash: str
+    block_number: int | None
+    gas_used: int | None
+    created_at: datetime
+    confirmed_at: datetime | None
+
+
+class StatusView(BaseModel):
+    pending_records: int
+    oldest_pending_age_s: float | None
+    anchored_records: int
+    instruments: int
+    chain_id: int | None
+    contract: str | None
+    confirmations_required: int
+    recent_batches: list[BatchView]
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    rule: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    hint: str | None = None
+    fields: list[ErrorDetail] | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

@@ -1,0 +1,99 @@
+"""Running the HTTP server: one process, or several sharing the port.
+
+With several processes each binds its own listening socket with SO_REUSEPORT, so the kernel
+spreads connections across them. (With one shared socket, whichever process accepts first takes
+every keep-alive connection of a burst and the others idle.) Each process serves the whole app;
+the anchoring worker runs in exactly one of them (a database lock decides, see
+hybrid_store.worker_lock). SIGTERM/SIGINT stop every process gracefully.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import socket
+import time
+
+log = logging.getLogger(__name__)
+
+APP = "registry_service.app:create_app"
+GRACEFUL_S = 60
+
+
+def _listen(host: str, port: int, reuse_port: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and
+    # without it every keep-alive response waits ~40 ms for a delayed ACK (Nagle)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    return sock
+
+
+def run_one(host: str, port: int, reuse_port: bool = False) -> None:
+    import uvicorn
+
+    config = uvicorn.Config(APP, factory=True, log_level="warning", access_log=False,
+                            timeout_graceful_shutdown=GRACEFUL_S)  # fmt: skip
+    uvicorn.Server(config).run(sockets=[_listen(host, port, reuse_port)])
+
+
+def run_anchoring() -> None:
+    """The anchoring worker as a process of its own (``landreg serve --workers N`` with N > 1), so
+    building a batch never stalls an HTTP worker's requests."""
+    import threading
+
+    from hybrid_store.db.engine import Database
+    from hybrid_store.settings import get_settings
+    from registry_service.background import BackgroundAnchorer
+
+    settings = get_settings()
+    worker = BackgroundAnchorer(settings, Database(settings.db_url))
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    worker.start()
+    done.wait()
+    worker.stop()
+
+
+def serve(host: str, port: int, workers: int, anchoring: bool = True) -> int:
+    """Serve until SIGTERM/SIGINT; returns the exit status. One process: the anchoring worker runs
+    as a thread inside it. Several: HTTP processes sharing the port plus one anchoring process."""
+    if workers == 1:
+        run_one(host, port)
+        return 0
+    import os
+
+    os.environ["LANDREG_SERVICE__RUN_WORKER"] = "false"  # the HTTP processes never anchor ...
+    ctx = multiprocessing.get_context("spawn")
+    children = [ctx.Process(target=run_one, args=(host, port, True), name=f"landreg-http-{i}") for i in range(workers)]
+    if anchoring:  # ... the one anchoring process does
+        children.append(ctx.Process(target=run_anchoring, name="landreg-anchoring"))
+    for child in children:
+        child.start()
+    stopping = False
+
+    def stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            if child.is_alive():
+                child.terminate()  # SIGTERM: uvicorn finishes in-flight requests, the worker its batch
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while not stopping and all(child.is_alive() for child in children):
+        time.sleep(0.2)
+    if not stopping:
+        log.error("an HTTP worker process died; stopping the others")
+        stop(signal.SIGTERM, None)
+    for child in children:
+        child.join(GRACEFUL_S + 10)
+        if child.is_alive():
+            child.kill()
+    return 0 if stopping else 1

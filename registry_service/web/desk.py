@@ -1,0 +1,386 @@
+"""The web desk: server-rendered pages with plain HTML forms (no JavaScript needed).
+
+Clerks sign in with their API key (the session remembers only the key id, so a revoked key ends
+the session), search parcels and instruments, file instruments with inline errors, see the
+receipt, and record corrections. Auditors look up an instrument or upload a bundle and get a
+verdict with the chain details. Everyone sees the anchoring status page. Forms carry a CSRF token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, FastAPI, File, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from starlette.middleware.sessions import SessionMiddleware
+
+from hybrid_store.core.commitment import FIELDS
+from hybrid_store.core.records import DocType
+from hybrid_store.errors import FieldError, InvalidInstrument, LandregError, NotFound
+from hybrid_store.files import create_once
+from hybrid_store.municipalities import municipalities
+from hybrid_store.settings import Settings
+from registry_service.auth import Actor, Forbidden, Permission, Unauthenticated
+from registry_service.registry import Registry
+from registry_service.verification import verify_bytes
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
+PARCEL_ROWS = 3  # parcel rows on the filing form (an instrument may touch more: file through the API)
+MAX_DOCUMENT_BYTES = 50 * 1024 * 1024
+
+router = APIRouter(prefix="/desk", include_in_schema=False)
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    app.add_middleware(
+        DeskSessions, secret_key=_session_secret(settings), session_cookie="landreg_desk", same_site="strict",
+        https_only=False, max_age=8 * 3600,
+    )  # fmt: skip
+    app.include_router(router)
+    app.state.html_error = lambda request, exc, status: _page(
+        request, "error.html", status=status, message=str(exc), hint=getattr(exc, "hint", "")
+    )
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/desk/", status_code=303)
+
+
+class DeskSessions:
+    """Signed-cookie sessions for the web desk's pages only; API requests skip the cookie work."""
+
+    def __init__(self, app, **options) -> None:  # noqa: ANN001 - an ASGI app
+        self.app = app
+        self.with_sessions = SessionMiddleware(app, **options)
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] == "http" and scope["path"].startswith("/desk"):
+            await self.with_sessions(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+def _session_secret(settings: Settings) -> str:
+    if settings.service.session_secret is not None:
+        return settings.service.session_secret.get_secret_value()
+    return create_once(settings.keys_dir / "session.secret", secrets.token_urlsafe(48).encode()).decode().strip()
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+def _registry(request: Request) -> Registry:
+    return request.app.state.registry
+
+
+def _actor(request: Request) -> Actor | None:
+    key_id = request.session.get("key_id")
+    if not key_id:
+        return None
+    actor = request.app.state.keys.actor_by_id(key_id)
+    if actor is None:
+        request.session.clear()  # the key was revoked
+    return actor
+
+
+def _csrf(request: Request) -> str:
+    token = request.session.get("csrf")
+    if not token:
+        token = request.session["csrf"] = secrets.token_urlsafe(24)
+    return token
+
+
+def _check_csrf(request: Request, token: str) -> None:
+    if not token or not secrets.compare_digest(token, request.session.get("csrf", "")):
+        raise Forbidden("the form expired or came from another site; reload the page and try again")
+
+
+def _page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    actor = context.pop("actor", None) or _actor(request)
+    return TEMPLATES.TemplateResponse(
+        request, template,
+        {"actor": actor, "csrf": _csrf(request), "Permission": Permission, "flash": request.session.pop("flash", None),
+         **context},
+        status_code=status,
+    )  # fmt: skip
+
+
+def _require(request: Request, permission: Permission) -> Actor | RedirectResponse:
+    actor = _actor(request)
+    if actor is None:
+        return RedirectResponse(f"/desk/login?next={quote(str(request.url.path))}", status_code=303)
+    actor.require(permission)
+    return actor
+
+
+def _error_page(request: Request, exc: LandregError, status: int) -> HTMLResponse:
+    return _page(request, "error.html", status=status, message=str(exc), hint=exc.hint)
+
+
+# --- sign in ----------------------------------------------------------------------------------------
+@router.get("/login")
+def login_form(request: Request, next: str = "/desk/") -> HTMLResponse:  # noqa: A002
+    return _page(request, "login.html", next=next if next.startswith("/desk/") else "/desk/")
+
+
+@router.post("/login")
+def login(
+    request: Request, api_key: Annotated[str, Form(max_length=200)], csrf: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/desk/",  # noqa: A002
+) -> Response:  # fmt: skip
+    _check_csrf(request, csrf)
+    try:
+        actor = request.app.state.keys.actor_for(api_key)
+    except Unauthenticated as exc:
+        return _page(request, "login.html", status=401, error=str(exc), next=next)
+    request.session.clear()
+    request.session.update({"key_id": actor.key_id, "csrf": secrets.token_urlsafe(24)})
+    return RedirectResponse(next if next.startswith("/desk/") else "/desk/", status_code=303)
+
+
+@router.post("/logout")
+def logout(request: Request, csrf: Annotated[str, Form()] = "") -> RedirectResponse:
+    _check_csrf(request, csrf)
+    request.session.clear()
+    return RedirectResponse("/desk/login", status_code=303)
+
+
+# --- search and parcels -------------------------------------------------------------------------------
+@router.get("/")
+def home(
+    request: Request, municipality: str = "", block: str = "", lot: str = "", qualifier: str = "", party: str = "",
+    doc_type: str = "",
+) -> Response:  # fmt: skip
+    actor = _require(request, Permission.READ)
+    if isinstance(actor, RedirectResponse):
+        return actor
+    parcel_key = None
+    if municipality and block and lot:
+        from hybrid_store.core.records import ParcelRef
+
+        try:
+            parcel_key = ParcelRef(municipality_code=municipality, block=block, lot=lot, qualifier=qualifier).key
+        except ValueError:
+            return _page(request, "home.html", status=422, error="block, lot and qualifier look like 100.01, 5, C0001",
+                         municipalities=municipalities(), query=request.query_params, doc_types=list(DocType))  # fmt: skip
+    results = None
+    if parcel_key or party or doc_type:
+        try:
+            results = _registry(request).search(
+                actor, parcel=parcel_key, party=party or None, doc_type=DocType(doc_type) if doc_type else None
+            )
+        except ValueError:
+            results = None
+    return _page(request, "home.html", actor=actor, municipalities=municipalities(), query=request.query_params,
+                 results=results, parcel_key=parcel_key, doc_types=list(DocType))  # fmt: skip
+
+
+@router.get("/parcels/{key}")
+def parcel_page(request: Request, key: str) -> Response:
+    actor = _require(request, Permission.READ)
+    if isinstance(actor, RedirectResponse):
+        return actor
+    try:
+        parcel = _registry(request).parcel(actor, key)
+        history = _registry(request).history(actor, key)
+    except NotFound as exc:
+        return _error_page(request, exc, 404)
+    return _page(request, "parcel.html", actor=actor, parcel=parcel, history=history)
+
+
+# --- filing -----------------------------------------------------------------------------------------
+def _form_values(form: Any) -> dict[str, Any]:
+    return {k: form.get(k, "") for k in form}
+
+
+@router.get("/file")
+def file_form(request: Request, corrects: str = "") -> Response:
+    actor = _require(request, Permission.CORRECT if corrects else Permission.FILE)
+    if isinstance(actor, RedirectResponse):
+        return actor
+    values: dict[str, Any] = {}
+    if corrects:
+        try:
+            original = _registry(request).instrument(actor, corrects)
+        except NotFound as exc:
+            return _error_page(request, exc, 404)
+        values = {
+            "doc_type": original.doc_type, "grantors": "\n".join(original.grantors),
+            "grantees": "\n".join(original.grantees), "consideration": original.consideration or "",
+            "legal_description": original.legal_description, "document_digest": original.document_digest,
+        }  # fmt: skip
+        for i, p in enumerate(original.parcels[:PARCEL_ROWS]):
+            values.update({f"municipality_{i}": p.municipality_code, f"block_{i}": p.block, f"lot_{i}": p.lot,
+                           f"qualifier_{i}": p.qualifier})  # fmt: skip
+    return _file_page(request, actor, values=values, corrects=corrects)
+
+
+def _file_page(request: Request, actor: Actor, *, values: dict[str, Any], corrects: str = "",
+               errors: dict[str, str] | None = None, status: int = 200) -> HTMLResponse:  # fmt: skip
+    values.setdefault("form_id", secrets.token_urlsafe(16))  # a resubmitted form records nothing twice
+    return _page(request, "file.html", status=status, actor=actor, values=values, errors=errors or {},
+                 corrects=corrects, doc_types=list(DocType), municipalities=municipalities(),
+                 rows=range(PARCEL_ROWS))  # fmt: skip
+
+
+@router.post("/file")
+async def file_submit(request: Request) -> Response:
+    form = await request.form(max_files=1, max_fields=60)
+    corrects = str(form.get("corrects") or "")
+    actor = _require(request, Permission.CORRECT if corrects else Permission.FILE)
+    if isinstance(actor, RedirectResponse):
+        return actor
+    _check_csrf(request, str(form.get("csrf", "")))
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    document = form.get("document")
+    digest = values.get("document_digest", "").strip().lower()
+    if document is not None and not isinstance(document, str) and document.filename:
+        digest = await _sha256_of(document)
+        values["document_digest"] = digest
+    payload = {
+        "doc_type": values.get("doc_type", ""),
+        "grantors": _lines(values.get("grantors", "")),
+        "grantees": _lines(values.get("grantees", "")),
+        "parcels": [
+            {"municipality_code": values.get(f"municipality_{i}", ""), "block": values.get(f"block_{i}", "").strip(),
+             "lot": values.get(f"lot_{i}", "").strip(), "qualifier": values.get(f"qualifier_{i}", "").strip()}
+            for i in range(PARCEL_ROWS)
+            if values.get(f"block_{i}", "").strip() or values.get(f"lot_{i}", "").strip()
+        ],
+        "consideration": values.get("consideration", "").replace(",", "").replace("$", "").strip() or None,
+        "legal_description": values.get("legal_description", ""),
+        "document_digest": digest,
+    }  # fmt: skip
+    from registry_service.schemas import InstrumentCreate
+
+    try:
+        from pydantic import ValidationError
+
+        try:
+            content = InstrumentCreate.model_validate(payload)
+        except ValidationError as exc:
+            from hybrid_store.core.records import validation_errors
+
+            raise InvalidInstrument(validation_errors(exc)) from None
+        _status, result, _replayed = _registry(request).file(
+            actor, content, corrects=corrects or None,
+            idempotency_key=f"desk-{hashlib.sha256(str(form.get('form_id', '')).encode()).hexdigest()[:32]}"
+            if form.get("form_id") else None,
+        )  # fmt: skip
+    except InvalidInstrument as exc:
+        return _file_page(request, actor, values=values, corrects=corrects, errors=_inline(exc.errors), status=422)
+    except NotFound as exc:
+        return _error_page(request, exc, 404)
+    number = result["receipt"]["instrumentNumber"]
+    request.session["flash"] = f"Recorded as instrument {number}." + (
+        f" Flagged for review: {result['flags'][0]['message']}." if result["flags"] else ""
+    )
+    return RedirectResponse(f"/desk/instruments/{number}", status_code=303)
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _inline(errors: list[FieldError]) -> dict[str, str]:
+    """Map API field paths onto form inputs (``parcels[1].lot`` -> ``lot_1``)."""
+    out: dict[str, str] = {}
+    for e in errors:
+        name = e.field
+        if name.startswith("parcels[") and "]." in name:
+            index, _, sub = name[len("parcels[") :].partition("].")
+            name = f"{'municipality' if sub == 'municipality_code' else sub}_{index}"
+        elif "[" in name:
+            name = name.split("[")[0]
+        elif name == "(instrument)":
+            name = "parcels"
+        out.setdefault(name, e.message)
+    return out
+
+
+async def _sha256_of(upload: UploadFile) -> str:
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := await upload.read(1 << 16):
+        size += len(chunk)
+        if size > MAX_DOCUMENT_BYTES:
+            raise InvalidInstrument([FieldError("document", "too_large", "the scanned document is over 50 MB")])
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --- instruments and receipts -------------------------------------------------------------------------
+@router.get("/instruments/{number}")
+def instrument_page(request: Request, number: str) -> Response:
+    actor = _require(request, Permission.READ)
+    if isinstance(actor, RedirectResponse):
+        return actor
+    reg = _registry(request)
+    try:
+        instrument = reg.instrument(actor, number)
+        receipt = reg.receipt(actor, number) if actor.can(Permission.PROOF) else None
+    except NotFound as exc:
+        return _error_page(request, exc, 404)
+    return _page(request, "instrument.html", actor=actor, inst=instrument, receipt=receipt,
+                 receipt_json=json.dumps(receipt, indent=2, ensure_ascii=False) if receipt else "")  # fmt: skip
+
+
+@router.get("/instruments/{number}/bundle.json")
+def bundle_download(request: Request, number: str, redact: str = "") -> Response:
+    actor = _require(request, Permission.PROOF)
+    if isinstance(actor, RedirectResponse):
+        return actor
+    fields = [f for f in redact.split(",") if f in FIELDS]
+    try:
+        bundle = _registry(request).proof(actor, number, fields)
+    except NotFound as exc:
+        return _error_page(request, exc, 404)
+    return Response(
+        json.dumps(bundle.to_json(), indent=2, ensure_ascii=False) + "\n", media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="landreg-proof-{number}.json"'},
+    )  # fmt: skip
+
+
+# --- auditors -----------------------------------------------------------------------------------------
+@router.get("/audit")
+def audit_page(request: Request, number: str = "") -> Response:
+    actor = _require(request, Permission.PROOF)
+    if isinstance(actor, RedirectResponse):
+        return actor
+    verdict = bundle = None
+    error = None
+    if number:
+        try:
+            bundle = _registry(request).proof(actor, number.strip())
+            verdict = _registry(request).verify(bundle.to_json())
+        except NotFound as exc:
+            error = str(exc)
+    return _page(request, "audit.html", actor=actor, number=number, verdict=verdict, bundle=bundle, error=error)
+
+
+@router.post("/audit/verify")
+async def audit_verify(request: Request, bundle_file: Annotated[UploadFile, File()],
+                       csrf: Annotated[str, Form()] = "") -> Response:  # fmt: skip
+    actor = _require(request, Permission.PROOF)
+    if isinstance(actor, RedirectResponse):
+        return actor
+    _check_csrf(request, csrf)
+    raw = await bundle_file.read(1_000_001)
+    verdict = verify_bytes(raw)
+    if verdict.valid:
+        verdict = _registry(request).verify(json.loads(raw))
+    return _page(request, "audit.html", actor=actor, number="", verdict=verdict, uploaded=bundle_file.filename,
+                 status=200 if verdict.valid else 422)  # fmt: skip
+
+
+# --- status -------------------------------------------------------------------------------------------
+@router.get("/status")
+def status_page(request: Request) -> Response:
+    actor = _require(request, Permission.READ)
+    if isinstance(actor, RedirectResponse):
+        return actor
+    return _page(request, "status.html", actor=actor, view=_registry(request).status(recent=15))

@@ -1,0 +1,174 @@
+"""Shared fixtures: a migrated deed database on SQLite and on the local PostgreSQL server, an
+in-process chain, and a managed anvil node.
+
+PostgreSQL: every test gets its own database, copied from a template migrated once per session
+with Alembic (exactly like production). When no server answers, those tests are skipped and the
+run says so loudly at the end; with LANDREG_REQUIRE_POSTGRES=1 (CI) they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from hybrid_store.db.engine import Database
+
+REPO = Path(__file__).resolve().parents[1]
+PG_ADMIN_URL = os.environ.get("LANDREG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+_pg_problem: list[str] = []
+
+
+def _pg_url(database: str) -> str:
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + database
+
+
+def _pg_admin(sql: str) -> None:
+    import psycopg
+
+    url = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(sql)
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    name = f"landreg_tpl_{uuid.uuid4().hex[:10]}"
+    try:
+        _pg_admin(f'CREATE DATABASE "{name}"')
+    except Exception as exc:
+        message = f"PostgreSQL at {PG_ADMIN_URL} is unreachable ({exc.__class__.__name__}: {exc})"
+        if os.environ.get("LANDREG_REQUIRE_POSTGRES"):
+            pytest.fail(message + " and LANDREG_REQUIRE_POSTGRES is set")
+        _pg_problem.append(message)
+        pytest.skip(message)
+    db = Database(_pg_url(name))
+    db.migrate()
+    db.dispose()
+    yield name
+    _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001
+    if _pg_problem:
+        bar = "!" * 78
+        terminalreporter.write_line(bar, red=True, bold=True)
+        terminalreporter.write_line("PostgreSQL TESTS WERE SKIPPED: " + _pg_problem[0], red=True, bold=True)
+        terminalreporter.write_line("Start a server (see README) to run them.", red=True, bold=True)
+        terminalreporter.write_line(bar, red=True, bold=True)
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    from hybrid_store.db.engine import alembic_config
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def make_sqlite(tmp_path: Path) -> Database:
+    db = Database(f"sqlite:///{tmp_path / 'landreg.db'}")
+    db.migrate()
+    return db
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> Iterator[Database]:
+    db = make_sqlite(tmp_path)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def pg_db(pg_template: str) -> Iterator[Database]:
+    name = f"landreg_t_{uuid.uuid4().hex[:12]}"
+    _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+    db = Database(_pg_url(name))
+    yield db
+    db.dispose()
+    _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db(request: pytest.FixtureRequest) -> Database:
+    """The deed database, once on SQLite and once on PostgreSQL."""
+    return request.getfixturevalue("sqlite_db" if request.param == "sqlite" else "pg_db")
+
+
+@pytest.fixture
+def chain():
+    """A fresh in-process chain with its registrar account."""
+    from hybrid_store.chain.connect import eth_tester_chain
+
+    return eth_tester_chain()
+
+
+@pytest.fixture
+def deployed(db: Database, chain):
+    """``(db, chain, deployment)`` with a DeedRegistry deployed and recorded."""
+    from hybrid_store.deployment import attach
+
+    return db, chain, attach(db, chain)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def landreg_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for running landreg in a subprocess: its own home and anvil port."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LANDREG_") and k != "DATABASE_URL"}
+    env.update({"LANDREG_HOME": str(tmp_path / "home"), "LANDREG_CHAIN__ANVIL_PORT": str(free_port())})
+    return env
+
+
+@pytest.fixture
+def anvil_settings(landreg_env: dict[str, str]):
+    from hybrid_store.settings import Settings
+
+    return Settings(
+        home=Path(landreg_env["LANDREG_HOME"]),
+        chain={
+            "backend": "anvil",
+            "anvil_port": int(landreg_env["LANDREG_CHAIN__ANVIL_PORT"]),
+            "anvil_state_interval_s": 1,
+        },
+    )
+
+
+@pytest.fixture
+def anvil(anvil_settings):
+    """A real managed anvil node under a temporary LANDREG_HOME, stopped afterwards."""
+    from hybrid_store.chain.anvil import ManagedAnvil
+
+    node = ManagedAnvil(anvil_settings)
+    node.start()
+    yield node
+    node.stop()
+
+
+NOW = datetime(2026, 11, 1, 15, 0, tzinfo=UTC)
+DIGEST = "c0ffee" + "0" * 58
+
+
+def deed(**overrides) -> dict:
+    """A valid deed as a clerk would submit it; override any field."""
+    base = {
+        "doc_type": "DEED",
+        "grantors": ["JOHN Q. SMITH", "MARY SMITH"],
+        "grantees": ["MARÍA GARCÍA"],
+        "parcels": [{"municipality_code": "0223", "block": "100.01", "lot": "5"}],
+        "consideration": "350000.00",
+        "legal_description": "ALL that certain lot in the City of Hackensack.",
+        "document_digest": DIGEST,
+    }
+    base.update(overrides)
+    return base

@@ -1,0 +1,433 @@
+"""The HTTP API on SQLite and PostgreSQL with an in-process chain: filing, receipts, idempotency,
+roles, corrections, search, proofs, chain of title, bad input."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from hybrid_store.anchoring import Anchorer
+from hybrid_store.core.commitment import FIELDS
+from hybrid_store.db.engine import Database
+from hybrid_store.db.models import AuditEntry, Instrument
+from hybrid_store.settings import Settings
+from registry_service.app import create_app
+from registry_service.auth import Actor, Role, create_key
+from registry_service.receipts import verify_receipt
+from tests.conftest import deed
+
+ADMIN = Actor("test-suite", Role.ADMIN)
+
+
+@dataclass
+class Service:
+    client: TestClient
+    db: Database
+    chain: object
+    deployment: object
+    keys: dict[str, str]
+
+    def as_(self, role: str | None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[role]}"} if role else {}
+
+    def file(self, body: dict | None = None, role: str = "clerk", **headers) -> dict:
+        r = self.client.post("/api/v1/instruments", json=body or deed(), headers={**self.as_(role), **headers})
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def anchor(self) -> None:
+        Anchorer(self.db, self.chain, self.deployment).drain()
+
+
+def make_service(tmp_path: Path, db: Database, chain, **service_settings) -> Service:
+    from hybrid_store.deployment import attach
+
+    cfg = Settings(
+        home=tmp_path / "home", chain={"backend": "eth-tester"}, service={"key_cache_s": 0, **service_settings}
+    )
+    cfg.ensure_home()
+    deployment = attach(db, chain)
+    app = create_app(cfg, db=db, chain_factory=lambda: chain, run_worker=False)
+    keys = {role.value: create_key(db, role=role, name=f"{role.value} one", by=ADMIN)[0] for role in Role}
+    return Service(TestClient(app), db, chain, deployment, keys)
+
+
+@pytest.fixture
+def svc(tmp_path, db, chain):
+    service = make_service(tmp_path, db, chain)
+    with service.client:
+        yield service
+
+
+def instruments(db: Database) -> int:
+    with db.read() as s:
+        return s.scalar(select(func.count()).select_from(Instrument))
+
+
+# --- filing and receipts ----------------------------------------------------------------------------
+def test_a_filing_returns_a_signed_receipt_anyone_can_check(svc):
+    result = svc.file()
+    receipt = result["receipt"]
+    assert receipt["format"] == "landreg-receipt/v1" and receipt["instrumentNumber"].endswith("-0000001")
+    assert receipt["commitment"].startswith("0x") and len(receipt["commitment"]) == 66
+    assert result["anchoring"] == {"status": "pending"} and result["flags"] == []
+    jwks = svc.client.get("/.well-known/landreg-receipt-keys.json").json()
+    assert verify_receipt(receipt, jwks) == (True, f"signed by {receipt['signature']['kid']}")
+    tampered = {**receipt, "book": "999"}
+    assert verify_receipt(tampered, jwks)[0] is False
+    again = svc.client.get(f"/api/v1/instruments/{receipt['instrumentNumber']}/receipt", headers=svc.as_("auditor"))
+    assert again.json() == receipt  # the same signed bytes, at any later time
+
+
+def test_invalid_input_names_field_and_rule_and_writes_nothing(svc):
+    bad = deed(parcels=[{"municipality_code": "0299", "block": "1", "lot": "1"}], consideration="-5")
+    r = svc.client.post("/api/v1/instruments", json=bad, headers=svc.as_("clerk"))
+    assert r.status_code == 422
+    fields = {(f["field"], f["rule"]) for f in r.json()["error"]["fields"]}
+    assert ("parcels[0].municipality_code", "unknown_municipality") in fields
+    assert ("consideration", "greater_than_equal") in fields
+    r = svc.client.post("/api/v1/instruments", json={**deed(), "instrument_number": "2026-1"}, headers=svc.as_("clerk"))
+    assert r.status_code == 422 and r.json()["error"]["fields"][0]["rule"] == "extra_forbidden"
+    assert instruments(svc.db) == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "code"),
+    [
+        (b'{"doc_type": "DEED", "doc_type": "LIEN"}', 422, "invalid_request"),
+        (b"{not json", 422, "invalid_request"),
+        (b'{"consideration": NaN}', 422, "invalid_request"),
+        (b"[]", 422, "invalid_instrument"),
+        (b'{"doc_type": "DEED", "grantors": ["' + b"x" * 2_000_000 + b'"]}', 413, "body_too_large"),
+    ],
+)
+def test_malformed_duplicated_and_oversized_bodies(svc, content, status, code):
+    r = svc.client.post("/api/v1/instruments", content=content,
+                        headers={**svc.as_("clerk"), "content-type": "application/json"})  # fmt: skip
+    assert r.status_code == status and r.json()["error"]["code"] == code, r.text
+    assert instruments(svc.db) == 0
+
+
+def test_idempotency_key_returns_the_first_receipt(svc):
+    first = svc.client.post(
+        "/api/v1/instruments", json=deed(), headers={**svc.as_("clerk"), "Idempotency-Key": "abc-1"}
+    )
+    again = svc.client.post(
+        "/api/v1/instruments", json=deed(), headers={**svc.as_("clerk"), "Idempotency-Key": "abc-1"}
+    )
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
+    other = svc.client.post("/api/v1/instruments", json=deed(grantees=["SOMEONE ELSE"]),
+                            headers={**svc.as_("clerk"), "Idempotency-Key": "abc-1"})  # fmt: skip
+    assert other.status_code == 422 and other.json()["error"]["code"] == "idempotency_key_reused"
+    assert instruments(svc.db) == 1
+
+
+def test_concurrent_retries_with_one_idempotency_key_record_once(svc):
+    results = []
+
+    def send() -> None:
+        results.append(svc.client.post("/api/v1/instruments", json=deed(),
+                                       headers={**svc.as_("clerk"), "Idempotency-Key": "race"}))  # fmt: skip
+
+    threads = [threading.Thread(target=send) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r.status_code for r in results] == [201] * 6
+    assert len({r.json()["receipt"]["instrumentNumber"] for r in results}) == 1
+    assert instruments(svc.db) == 1
+
+
+# --- roles ------------------------------------------------------------------------------------------
+NUMBER = "2026-0000001"
+
+
+def role_matrix_requests():
+    body = deed()
+    return {
+        "file": ("post", "/api/v1/instruments", body),
+        "correct": ("post", f"/api/v1/instruments/{NUMBER}/corrections", deed(doc_type="CORRECTION")),
+        "read": ("get", f"/api/v1/instruments/{NUMBER}", None),
+        "search": ("get", "/api/v1/instruments?party=SMITH", None),
+        "receipt": ("get", f"/api/v1/instruments/{NUMBER}/receipt", None),
+        "parcel": ("get", "/api/v1/parcels/0223_100.01_5", None),
+        "history": ("get", "/api/v1/parcels/0223_100.01_5/history", None),
+        "status": ("get", "/api/v1/status", None),
+    }
+
+
+#: expected status per role: None = no key
+MATRIX = {
+    "file": {None: 401, "clerk": 201, "auditor": 403, "operator": 403, "admin": 403},
+    "correct": {None: 401, "clerk": 201, "auditor": 403, "operator": 403, "admin": 403},
+    "read": {None: 401, "clerk": 200, "auditor": 200, "operator": 200, "admin": 200},
+    "search": {None: 401, "clerk": 200, "auditor": 200, "operator": 200, "admin": 200},
+    "receipt": {None: 401, "clerk": 200, "auditor": 200, "operator": 200, "admin": 403},
+    "parcel": {None: 401, "clerk": 200, "auditor": 200, "operator": 200, "admin": 200},
+    "history": {None: 401, "clerk": 200, "auditor": 200, "operator": 200, "admin": 200},
+    "status": {None: 401, "clerk": 200, "auditor": 200, "operator": 200, "admin": 200},
+}
+
+
+def test_role_matrix(svc):
+    svc.file()  # instrument NUMBER exists
+    requests = role_matrix_requests()
+    seen = {}
+    for action, expected in MATRIX.items():
+        method, path, body = requests[action]
+        for role, status in expected.items():
+            before = instruments(svc.db)
+            r = svc.client.request(method, path, json=body, headers=svc.as_(role))
+            seen[(action, role)] = r.status_code
+            if status >= 400:
+                assert r.json()["error"]["code"] == {401: "unauthenticated", 403: "forbidden"}[status]
+                assert instruments(svc.db) == before  # a refused write writes nothing
+    assert seen == {(a, r): s for a, e in MATRIX.items() for r, s in e.items()}
+    bad = svc.client.get(f"/api/v1/instruments/{NUMBER}", headers={"Authorization": "Bearer lr_nope_nope"})
+    assert bad.status_code == 401 and bad.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_every_write_is_in_the_audit_log_with_its_actor(svc):
+    number = svc.file()["receipt"]["instrumentNumber"]
+    svc.client.post(
+        f"/api/v1/instruments/{number}/corrections", json=deed(doc_type="CORRECTION"), headers=svc.as_("clerk")
+    )
+    with svc.db.read() as s:
+        rows = s.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
+    actions = [(e.action, e.role) for e in rows]
+    assert actions[-2:] == [("instrument.file", "clerk"), ("instrument.correct", "clerk")]
+    assert rows[-1].details["corrects"] == number and "clerk one (clerk, key" in rows[-1].actor
+    assert ("key.create", "admin") in actions
+
+
+def test_a_revoked_key_is_refused(svc, tmp_path):
+    from registry_service.auth import revoke_key
+
+    key_id = svc.keys["auditor"].split("_")[1]
+    assert svc.client.get("/api/v1/status", headers=svc.as_("auditor")).status_code == 200
+    revoke_key(svc.db, key_id, by=ADMIN)
+    assert svc.client.get("/api/v1/status", headers=svc.as_("auditor")).status_code == 401
+
+
+# --- corrections, search, parcels ---------------------------------------------------------------------
+def test_a_correction_is_a_new_linked_version(svc):
+    original = svc.file()["receipt"]["instrumentNumber"]
+    fixed = svc.client.post(f"/api/v1/instruments/{original}/corrections",
+                            json=deed(doc_type="CORRECTION", legal_description="Lot 5, not lot 6."),
+                            headers=svc.as_("clerk"))  # fmt: skip
+    assert fixed.status_code == 201
+    number = fixed.json()["receipt"]["instrumentNumber"]
+    assert fixed.json()["receipt"]["corrects"] == original
+    old = svc.client.get(f"/api/v1/instruments/{original}", headers=svc.as_("auditor")).json()
+    new = svc.client.get(f"/api/v1/instruments/{number}", headers=svc.as_("auditor")).json()
+    assert old["corrected_by"] == [number] and new["corrects"] == original
+    assert old["legal_description"] == deed()["legal_description"]  # the original is unchanged
+    svc.anchor()
+    for n in (original, number):  # both stay provable
+        bundle = svc.client.get(f"/api/v1/instruments/{n}/proof", headers=svc.as_("auditor"))
+        assert bundle.status_code == 200
+        assert svc.client.post("/api/v1/proofs/verify", json=bundle.json()).json()["valid"]
+    missing = svc.client.post("/api/v1/instruments/1999-0000001/corrections", json=deed(), headers=svc.as_("clerk"))
+    assert missing.status_code == 404
+    mismatch = svc.client.post(f"/api/v1/instruments/{original}/corrections", json=deed(corrects="2026-0000009"),
+                               headers=svc.as_("clerk"))  # fmt: skip
+    assert mismatch.status_code == 422
+
+
+def test_search_filters_and_pages(svc):
+    for i in range(7):
+        svc.file(deed(grantees=[f"BUYER {i}"], doc_type="MORTGAGE" if i % 2 else "DEED",
+                      parcels=[{"municipality_code": "0223", "block": "2", "lot": str(i % 3 + 1)}]))  # fmt: skip
+    h = svc.as_("auditor")
+    page = svc.client.get("/api/v1/instruments?type=MORTGAGE&limit=2", headers=h).json()
+    assert page["count"] == 2 and page["next_cursor"]
+    rest = svc.client.get(f"/api/v1/instruments?type=MORTGAGE&limit=2&cursor={page['next_cursor']}", headers=h).json()
+    assert rest["count"] == 1 and rest["next_cursor"] is None
+    assert {i["doc_type"] for i in page["data"] + rest["data"]} == {"MORTGAGE"}
+    by_parcel = svc.client.get("/api/v1/instruments?parcel=0223_2_1", headers=h).json()
+    assert by_parcel["count"] == 3
+    assert svc.client.get("/api/v1/instruments?party=buyer 4", headers=h).json()["count"] == 1
+    assert svc.client.get("/api/v1/instruments?party=%25'; drop table instruments;--", headers=h).json()["count"] == 0
+    today = time.strftime("%Y-%m-%d")
+    assert svc.client.get(f"/api/v1/instruments?from={today}&to={today}", headers=h).json()["count"] == 7
+    assert svc.client.get("/api/v1/instruments?from=2030-01-01&to=2020-01-01", headers=h).status_code == 422
+    assert svc.client.get("/api/v1/instruments?limit=1000", headers=h).status_code == 422
+    assert instruments(svc.db) == 7
+
+
+def test_parcel_history_shows_chain_of_title_flags_and_anchoring(svc):
+    first = svc.file(deed(grantors=["PRIOR OWNER"], grantees=["ANNA ADAMS"]))
+    svc.anchor()
+    second = svc.file(deed(grantors=["NOT THE OWNER"], grantees=["X"]))
+    assert [f["kind"] for f in second["flags"]] == ["grantor_not_owner"]
+    h = svc.as_("auditor")
+    parcel = svc.client.get("/api/v1/parcels/0223_100.01_5", headers=h).json()
+    assert parcel["owner_of_record"]["names"] == ["ANNA ADAMS"]
+    assert parcel["token"]["token_id"] == 1 and parcel["token"]["status"] == "anchored"
+    assert parcel["open_flags"] == 1 and parcel["instruments"] == 2
+    entries = svc.client.get("/api/v1/parcels/0223_100.01_5/history", headers=h).json()["entries"]
+    assert [e["title_link"] for e in entries] == [True, False]
+    assert entries[0]["anchoring"]["status"] == "anchored" and entries[1]["anchoring"]["status"] == "pending"
+    assert entries[1]["previous"] == first["receipt"]["commitment"]  # the hash chain
+    assert entries[1]["flags"][0]["kind"] == "grantor_not_owner"
+    assert svc.client.get("/api/v1/parcels/0223_999_9", headers=h).status_code == 404
+    assert svc.client.get("/api/v1/parcels/not-a-key", headers=h).status_code == 422
+
+
+def test_concurrent_transfers_through_the_api(svc):
+    svc.file(deed(grantors=["PRIOR OWNER"], grantees=["ANNA ADAMS"]))
+    barrier = threading.Barrier(2)
+    results = []
+
+    def transfer(buyer: str) -> None:
+        barrier.wait()
+        results.append(svc.client.post("/api/v1/instruments", json=deed(grantors=["ANNA ADAMS"], grantees=[buyer]),
+                                       headers=svc.as_("clerk")))  # fmt: skip
+
+    threads = [threading.Thread(target=transfer, args=(b,)) for b in ("BEN BAKER", "CARL CLARK")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.status_code for r in results) == [201, 201]
+    kinds = sorted(tuple(f["kind"] for f in r.json()["flags"]) for r in results)
+    assert kinds == [(), ("conflicting_conveyance",)]
+
+
+# --- proofs -----------------------------------------------------------------------------------------
+def test_proof_is_pending_then_complete_and_verifies(svc):
+    number = svc.file()["receipt"]["instrumentNumber"]
+    pending = svc.client.get(f"/api/v1/instruments/{number}/proof", headers=svc.as_("auditor"))
+    assert pending.status_code == 202 and pending.json()["anchor"] is None
+    verdict = svc.client.post("/api/v1/proofs/verify", json=pending.json()).json()
+    assert verdict["valid"] is False and "pending" in verdict["reason"]
+    svc.anchor()
+    done = svc.client.get(f"/api/v1/instruments/{number}/proof", headers=svc.as_("auditor"))
+    assert done.status_code == 200 and set(done.json()["record"]["fields"]) == set(FIELDS)
+    verdict = svc.client.post("/api/v1/proofs/verify", json=done.json()).json()
+    assert verdict["valid"] and verdict["checkedOnChain"], verdict
+    tampered = json.loads(json.dumps(done.json()))
+    tampered["record"]["fields"]["consideration"]["value"] += 1
+    bad = svc.client.post("/api/v1/proofs/verify", json=tampered).json()
+    assert bad["valid"] is False and "do not produce its commitment" in bad["reason"]
+    malformed = svc.client.post("/api/v1/proofs/verify", json={"format": "x"}).json()
+    assert malformed["valid"] is False and malformed["details"]["field"] in ("anchor", "format", "record", "tree")
+    assert svc.client.get("/api/v1/instruments/1990-9999999/proof").status_code == 404
+    assert (
+        svc.client.get(f"/api/v1/instruments/{number}/proof?redact=owner", headers=svc.as_("auditor")).status_code
+        == 422
+    )
+
+
+def test_unauthenticated_verifiers_see_only_the_public_fields(tmp_path, db, chain):
+    svc = make_service(tmp_path, db, chain, public_fields=["instrument_number", "doc_type"])
+    with svc.client:
+        number = svc.file()["receipt"]["instrumentNumber"]
+        svc.anchor()
+        public = svc.client.get(f"/api/v1/instruments/{number}/proof").json()
+        assert set(public["record"]["fields"]) == {"instrument_number", "doc_type"}
+        assert svc.client.post("/api/v1/proofs/verify", json=public).json()["valid"]  # the proof is complete
+        full = svc.client.get(f"/api/v1/instruments/{number}/proof", headers=svc.as_("auditor")).json()
+        assert set(full["record"]["fields"]) == set(FIELDS)
+
+
+def test_default_public_view_is_the_proof_only(svc):
+    number = svc.file()["receipt"]["instrumentNumber"]
+    svc.anchor()
+    public = svc.client.get(f"/api/v1/instruments/{number}/proof").json()
+    assert public["record"]["fields"] == {} and set(public["record"]["redacted"]) == set(FIELDS)
+    assert svc.client.post("/api/v1/proofs/verify", json=public).json()["valid"]
+
+
+# --- operations -------------------------------------------------------------------------------------
+def test_health_readiness_and_metrics(svc):
+    assert svc.client.get("/healthz").json() == {"status": "ok"}
+    svc.file()
+    ready = svc.client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"]["anchoring"]["pending_records"] == 1
+    svc.anchor()
+    text = svc.client.get("/metrics").text
+    assert 'landreg_instruments{doc_type="DEED"} 1.0' in text
+    assert "landreg_pending_records 0.0" in text
+    assert 'landreg_batches{state="confirmed"} 1.0' in text
+    assert 'landreg_http_requests_total{method="POST",route="/api/v1/instruments",status="201"} 1.0' in text
+    assert "landreg_anchoring_lag_seconds" in text and "landreg_batch_records_bucket" in text
+
+
+def test_readiness_fails_when_the_chain_is_down(tmp_path, db):
+    from hybrid_store.errors import ChainUnavailable
+
+    cfg = Settings(home=tmp_path / "h", chain={"backend": "eth-tester"})
+    cfg.ensure_home()
+
+    def down():
+        raise ChainUnavailable("cannot reach the node at http://127.0.0.1:1")
+
+    with TestClient(create_app(cfg, db=db, chain_factory=down, run_worker=False)) as client:
+        r = client.get("/readyz")
+    assert r.status_code == 503 and r.json()["checks"]["chain"]["ok"] is False
+
+
+def test_the_openapi_document_describes_the_api(svc):
+    spec = svc.client.get("/openapi.json").json()
+    paths = spec["paths"]
+    for path in (
+        "/api/v1/instruments",
+        "/api/v1/instruments/{number}/corrections",
+        "/api/v1/instruments/{number}/proof",
+        "/api/v1/parcels/{parcel_id}/history",
+        "/api/v1/proofs/verify",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ):
+        assert path in paths, path
+    assert "Idempotency-Key" in json.dumps(paths["/api/v1/instruments"]["post"]["parameters"])
+    assert svc.client.get("/docs").status_code == 200
+
+
+def test_the_in_process_worker_anchors_within_its_window(tmp_path, db, chain):
+    from hybrid_store.deployment import attach
+
+    cfg = Settings(home=tmp_path / "h", chain={"backend": "eth-tester"}, anchoring={"batch_max_age_s": 0.5})
+    cfg.ensure_home()
+    attach(db, chain)
+    clerk = create_key(db, role=Role.CLERK, name="c", by=ADMIN)[0]
+    with TestClient(create_app(cfg, db=db, chain_factory=lambda: chain, run_worker=True)) as client:
+        filed = client.post("/api/v1/instruments", json=deed(), headers={"Authorization": f"Bearer {clerk}"}).json()
+        number = filed["receipt"]["instrumentNumber"]
+        deadline = time.monotonic() + 15
+        status = None
+        while time.monotonic() < deadline:
+            status = client.get(f"/api/v1/instruments/{number}", headers={"Authorization": f"Bearer {clerk}"}).json()
+            if status["anchoring"]["status"] == "anchored":
+                break
+            time.sleep(0.1)
+        assert status["anchoring"]["status"] == "anchored"
+        assert client.get("/readyz").json()["checks"]["anchoring"]["worker_here"] is True
+
+
+def test_cached_bundles_keep_each_viewers_redactions(svc):
+    number = svc.file()["receipt"]["instrumentNumber"]
+    first = svc.client.get(f"/api/v1/instruments/{number}/proof", headers=svc.as_("auditor"))
+    assert first.status_code == 202  # a pending bundle is never cached
+    svc.anchor()
+    for _ in range(2):  # the second round is served from the cache
+        full = svc.client.get(f"/api/v1/instruments/{number}/proof", headers=svc.as_("auditor")).json()
+        public = svc.client.get(f"/api/v1/instruments/{number}/proof").json()
+        partial = svc.client.get(
+            f"/api/v1/instruments/{number}/proof?redact=grantees", headers=svc.as_("auditor")
+        ).json()
+        assert set(full["record"]["fields"]) == set(FIELDS)
+        assert public["record"]["fields"] == {}
+        assert set(partial["record"]["redacted"]) == {"grantees"}
+        assert full["anchor"] == public["anchor"] == partial["anchor"]

@@ -1,0 +1,103 @@
+"""The landreg command line as a user runs it: demo, proof, verify, db, contracts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.anvil
+
+
+def landreg(env, *args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "registry_service.cli.main", *args], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+
+
+@pytest.fixture
+def demo(landreg_env):
+    """A small demo run: synthetic book, anvil, anchors, bundles."""
+    run = landreg(landreg_env, "demo", "--instruments", "400", "--batch-size", "150", "--seed", "7")
+    yield run, landreg_env
+    landreg(landreg_env, "chain", "stop")
+
+
+def test_demo_runs_end_to_end(demo):
+    run, env = demo
+    assert run.returncode == 0, run.stderr + run.stdout
+    out = run.stdout
+    assert "instruments recorded" in out and "400" in out
+    assert "anchored batches (this run)" in out and "3 (3)" in out
+    assert "gas per instrument" in out
+    assert out.count("valid") >= 8 and "INVALID" not in out
+    bundles = sorted((Path(env["LANDREG_HOME"]) / "reports" / "demo").glob("*.json"))
+    assert len(bundles) >= 4
+    # a second run finds the book loaded and verifies again without loading twice
+    again = landreg(env, "demo", "--instruments", "400")
+    assert again.returncode == 0 and "already loaded (400 instruments)" in again.stdout
+
+
+def test_proof_and_verify_from_the_command_line(demo, tmp_path):
+    run, env = demo
+    assert run.returncode == 0, run.stderr
+    rpc = f"http://127.0.0.1:{env['LANDREG_CHAIN__ANVIL_PORT']}"
+    out = tmp_path / "bundle.json"
+    exported = landreg(env, "proof", "1990-0000002", "--out", str(out), "--redact", "consideration,grantees")
+    assert exported.returncode == 0, exported.stderr
+    bundle = json.loads(out.read_text())
+    assert set(bundle["record"]["redacted"]) == {"consideration", "grantees"}
+
+    offline = landreg(env, "verify", str(out))
+    assert offline.returncode == 0 and offline.stdout.startswith("VALID: instrument 1990-0000002")
+    online = landreg(env, "verify", str(out), "--rpc", rpc)
+    assert online.returncode == 0 and "is anchored as batch 0" in online.stdout and "not revoked" in online.stdout
+    assert len(online.stdout.strip().splitlines()) == 1
+
+    bundle["anchor"]["blockNumber"] += 1
+    out.write_text(json.dumps(bundle))
+    tampered = landreg(env, "verify", str(out), "--rpc", rpc)
+    assert tampered.returncode == 1 and tampered.stdout.startswith("INVALID: the anchoring transaction is in block")
+    as_json = json.loads(landreg(env, "verify", str(out), "--rpc", rpc, "--json").stdout)
+    assert as_json["valid"] is False and as_json["checkedOnChain"] is True
+
+    bundle["tree"]["proof"][0] = "0x" + "0" * 63
+    out.write_text(json.dumps(bundle))
+    malformed = landreg(env, "verify", str(out))
+    assert malformed.returncode == 1
+    assert (
+        malformed.stdout.strip()
+        == "INVALID: malformed bundle: tree.proof[0]: must be 0x followed by 64 lowercase hex digits"
+    )
+    missing = landreg(env, "verify", str(tmp_path / "nope.json"))
+    assert missing.returncode == 1 and "cannot read" in missing.stdout and "Traceback" not in missing.stderr
+
+    unknown = landreg(env, "proof", "1800-0000001")
+    assert unknown.returncode == 1 and "no instrument numbered 1800-0000001" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+
+
+def test_help_and_contract_check(landreg_env):
+    helped = landreg(landreg_env, "--help")
+    for command in ("demo", "proof", "verify", "worker", "chain", "db", "contracts"):
+        assert command in helped.stdout
+    checked = landreg(landreg_env, "contracts", "build", "--check")
+    assert checked.returncode == 0 and "unchanged" in checked.stdout
+
+
+@pytest.mark.postgres
+def test_db_upgrade_on_postgres(landreg_env, pg_template):
+    from tests.conftest import _pg_admin, _pg_url, head_revision
+
+    name = "landreg_cli_upgrade"
+    _pg_admin(f'DROP DATABASE IF EXISTS "{name}"')
+    _pg_admin(f'CREATE DATABASE "{name}"')
+    try:
+        env = {**landreg_env, "DATABASE_URL": _pg_url(name).replace("postgresql+psycopg", "postgresql")}
+        assert "empty" in landreg(env, "db", "current").stdout
+        up = landreg(env, "db", "upgrade")
+        assert up.returncode == 0 and f"database at revision {head_revision()} (postgresql)" in up.stdout
+    finally:
+        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,0 +1,191 @@
+"""Commitments: frozen test vectors, an independent implementation from the spec, the shell recipe
+from docs/commitment-spec.md, and the hiding / redactable / history-linked properties."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hybrid_store.core import commitment
+from hybrid_store.core.hashing import keccak256
+from hybrid_store.core.records import build_record
+
+VECTORS = sorted((Path(__file__).parent / "vectors" / "commitment").glob("*.json"))
+assert VECTORS, "commitment vectors missing"
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def record_from_vector(v: dict):
+    f = v["fields"]
+    return build_record(
+        instrument_number=f["instrument_number"], doc_type=f["doc_type"], recorded_at=f["recorded_at"],
+        book=f["book"], page=f["page"], grantors=f["grantors"], grantees=f["grantees"],
+        consideration_cents=f["consideration"], legal_description=f["legal_description"],
+        document_digest=f["document_digest"], parcels=f["parcels"], corrects=f["corrects"],
+        prev={k: link for k, link in f["prev"]},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("path", VECTORS, ids=lambda p: p.stem)
+def test_vector_is_reproduced(path):
+    v = load(path)
+    seed = bytes.fromhex(v["seed"])
+    record = record_from_vector(v)
+    assert commitment.field_values(record) == v["fields"]
+    for name in commitment.FIELDS:
+        assert "0x" + commitment.field_salt(seed, name).hex() == v["expected"]["salts"][name]
+    assert "0x" + commitment.commit(record, seed).hex() == v["expected"]["commitment"]
+
+
+def spec_commitment(seed: bytes, fields: dict) -> bytes:
+    """landreg-commitment/v1 written again from docs/commitment-spec.md, sharing no code."""
+    hashes = []
+    for name, value in fields.items():
+        salt = hmac.new(seed, b"landreg-commitment/v1/salt\x00" + name.encode(), hashlib.sha256).digest()
+        preimage = b"landreg-commitment/v1/field\x00" + name.encode() + b"\x00" + salt + rfc8785.dumps(value)
+        hashes.append(hashlib.sha256(preimage).digest())
+    return hashlib.sha256(b"landreg-commitment/v1/commitment\x00" + b"".join(sorted(hashes))).digest()
+
+
+@pytest.mark.parametrize("path", VECTORS, ids=lambda p: p.stem)
+def test_vector_matches_an_independent_implementation(path):
+    v = load(path)
+    value = spec_commitment(bytes.fromhex(v["seed"]), v["fields"])
+    assert "0x" + value.hex() == v["expected"]["commitment"]
+    leaf = keccak256(keccak256(value))  # standard-v1 leaf of abi.encode(bytes32)
+    assert "0x" + leaf.hex() == v["expected"]["leaf"]
+
+
+@pytest.mark.skipif(not (shutil.which("openssl") and shutil.which("xxd")), reason="needs openssl and xxd")
+@pytest.mark.parametrize("path", VECTORS, ids=lambda p: p.stem)
+def test_vector_matches_the_shell_recipe_of_the_spec(path):
+    v = load(path)
+    for name in ("doc_type", "grantors", "consideration", "prev"):
+        salt = subprocess.run(
+            ["bash", "-c", f"printf 'landreg-commitment/v1/salt\\0{name}' | "
+                           f"openssl dgst -sha256 -mac HMAC -macopt hexkey:{v['seed']} | awk '{{print $NF}}'"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        assert "0x" + salt == v["expected"]["salts"][name]
+        jcs = rfc8785.dumps(v["fields"][name])
+        digest = subprocess.run(
+            ["bash", "-c", f"{{ printf 'landreg-commitment/v1/field\\0{name}\\0'; printf '%s' {salt} | xxd -r -p; cat; }}"
+                           " | sha256sum | cut -c1-64"],
+            input=jcs, capture_output=True, check=True,
+        ).stdout.decode().strip()  # fmt: skip
+        assert "0x" + digest == v["expected"]["fieldHashes"][name]
+
+
+# --- properties --------------------------------------------------------------------------------------
+names = (
+    st.text(st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZ ÉÖ'.-"), min_size=1, max_size=30).map(str.strip).filter(bool)
+)
+keys = st.sampled_from(["0223_100.01_5", "0223_100.01_6", "0219_2150_1_C0012", "0201_3_4"])
+
+
+@st.composite
+def records(draw):
+    parcels = draw(st.lists(keys, min_size=1, max_size=3, unique=True))
+    link = st.none() | st.binary(min_size=32, max_size=32).map(lambda b: "0x" + b.hex())
+    return build_record(
+        instrument_number=draw(st.from_regex(r"20[0-9]{2}-[0-9]{7}", fullmatch=True)),
+        doc_type=draw(st.sampled_from(["DEED", "MORTGAGE", "LIEN", "EASEMENT"])),
+        recorded_at="2025-01-02T03:04:05Z", book=str(draw(st.integers(1, 99999))), page=str(draw(st.integers(1, 999))),
+        grantors=draw(st.lists(names, min_size=1, max_size=3)), grantees=draw(st.lists(names, min_size=1, max_size=3)),
+        consideration_cents=draw(st.none() | st.integers(0, 10**13)), legal_description=draw(names),
+        document_digest="ab" * 32, parcels=parcels, corrects=None, prev={k: draw(link) for k in parcels},
+    )  # fmt: skip
+
+
+seeds = st.binary(min_size=32, max_size=32)
+
+
+@given(records(), seeds)
+def test_every_redaction_keeps_the_commitment(record, seed):
+    full = commitment.commit(record, seed)
+    for name in commitment.FIELDS:
+        assert commitment.disclose(record, seed, redact=[name]).commitment() == full
+    assert commitment.disclose(record, seed, redact=commitment.FIELDS).commitment() == full
+    assert commitment.disclose(record, seed).commitment() == full
+
+
+@given(records(), seeds, seeds)
+def test_hiding_the_same_record_under_two_seeds_shares_nothing(record, seed_a, seed_b):
+    if seed_a == seed_b:
+        return
+    a = commitment.disclose(record, seed_a, redact=commitment.FIELDS).redacted
+    b = commitment.disclose(record, seed_b, redact=commitment.FIELDS).redacted
+    assert commitment.commit(record, seed_a) != commitment.commit(record, seed_b)
+    assert not set(a.values()) & set(b.values())  # not even a price's or a name's field hash repeats
+
+
+@settings(max_examples=50)
+@given(records(), seeds, st.integers(0, 10**13))
+def test_a_low_entropy_field_cannot_be_guessed_from_its_hash(record, seed, guess):
+    # The hash of a redacted price matches no unsalted guess, and no guess under another seed.
+    redacted = commitment.disclose(record, seed, redact=["consideration"]).redacted["consideration"]
+    other_seed = bytes(32) if seed != bytes(32) else b"\x01" * 32
+    assert redacted != commitment.field_hash("consideration", commitment.field_salt(other_seed, "consideration"), guess)
+    assert redacted != hashlib.sha256(str(guess).encode()).digest()
+
+
+@given(records(), seeds, st.binary(min_size=32, max_size=32))
+def test_history_link_is_committed(record, seed, other):
+    key = record.parcels[0]
+    relinked = build_record(
+        **{**{f: getattr(record, f) for f in record.__slots__ if f not in ("prev", "consideration_cents")},
+           "consideration_cents": record.consideration_cents,
+           "prev": {**dict(record.prev), key: "0x" + other.hex()}},
+    )  # fmt: skip
+    if relinked.prev == record.prev:
+        return
+    assert commitment.commit(relinked, seed) != commitment.commit(record, seed)
+
+
+@given(records(), seeds)
+def test_any_single_field_change_changes_the_commitment(record, seed):
+    full = commitment.commit(record, seed)
+    d = commitment.disclose(record, seed)
+    for name, (salt, value) in d.opened.items():
+        changed = dict(d.opened)
+        changed[name] = (salt, ["x"] if value != ["x"] else ["y"])
+        assert commitment.Disclosure(opened=changed).commitment() != full, name
+
+
+def test_disclosure_must_cover_every_field_exactly_once():
+    v = load(VECTORS[0])
+    d = commitment.disclose(record_from_vector(v), bytes.fromhex(v["seed"]))
+    opened = dict(d.opened)
+    opened.pop("prev")
+    with pytest.raises(ValueError, match="'prev' is neither disclosed nor redacted"):
+        commitment.Disclosure(opened=opened).commitment()
+    with pytest.raises(ValueError, match="both disclosed and redacted"):
+        commitment.Disclosure(opened=d.opened, redacted={"book": b"\x00" * 32}).commitment()
+    with pytest.raises(ValueError, match="not a field"):
+        commitment.disclose(record_from_vector(v), bytes.fromhex(v["seed"]), redact=["owner"])
+
+
+def test_seed_and_salt_lengths_are_enforced():
+    with pytest.raises(ValueError, match="32 bytes"):
+        commitment.field_salt(b"short", "book")
+    with pytest.raises(ValueError, match="32 bytes"):
+        commitment.field_hash("book", b"short", "1")
+
+
+@given(records(), seeds)
+def test_two_step_commitment_equals_the_direct_one(record, seed):
+    values = commitment.field_values(record)
+    two_step = commitment.commit_with_history(commitment.hashes_before_history(record, seed), seed, values["prev"])
+    assert two_step == commitment.commit(record, seed)

@@ -1,0 +1,60 @@
+"""docker-compose.yml cannot run here (no Docker engine); check everything that can be checked."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import yaml
+
+from hybrid_store.settings import Settings
+from tests.conftest import REPO
+
+
+def compose() -> dict:
+    return yaml.safe_load((REPO / "docker-compose.yml").read_text())
+
+
+def test_services_and_dependencies_are_consistent():
+    services = compose()["services"]
+    assert {"postgres", "chain", "migrate", "api", "worker"} <= set(services)
+    for name, service in services.items():
+        for dep in service.get("depends_on", {}):
+            assert dep in services, f"{name} depends on unknown {dep}"
+    for name in ("api", "worker"):
+        assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert "--no-worker" in services["api"]["command"]  # the worker service is the one anchoring worker
+
+
+def test_the_image_builds_from_files_that_exist():
+    for line in (REPO / "Dockerfile").read_text().splitlines():
+        if line.startswith("COPY "):
+            for source in line.split()[1:-1]:
+                assert (REPO / source).exists(), source
+
+
+def test_landreg_commands_exist():
+    for name, service in compose()["services"].items():
+        if service.get("build") == ".":
+            done = subprocess.run([sys.executable, "-m", "registry_service.cli.main", *service["command"], "--help"],
+                                  capture_output=True, text=True)  # fmt: skip
+            assert done.returncode == 0, (name, done.stderr)
+
+
+def test_environment_is_understood_by_the_settings(monkeypatch, tmp_path):
+    env = compose()["services"]["worker"]["environment"]
+    for key, value in env.items():
+        monkeypatch.setenv(key, str(value))
+    cfg = Settings(home=tmp_path)
+    assert cfg.db_url.startswith("postgresql+psycopg://landreg:")
+    assert cfg.chain.backend == "rpc" and cfg.chain.rpc_url == "http://chain:8545"
+    assert cfg.anchoring.batch_max_records == 1000 and cfg.chain.confirmations == 1
+    assert cfg.registrar_key_hex().startswith("0x")
+
+
+def test_the_chain_container_persists_state_like_the_managed_node():
+    chain = compose()["services"]["chain"]
+    assert "--state" in chain["command"] and "--state-interval" in chain["command"]
+    anvil_version = json.loads((REPO / "package.json").read_text())["dependencies"]["@foundry-rs/anvil"]
+    assert chain["image"].endswith(":v" + anvil_version)

@@ -1,0 +1,185 @@
+"""The web desk in a real browser (Playwright driving Debian's Chromium, headless), against a real
+`landreg serve` process with its anchoring worker, SQLite and a managed anvil node:
+a clerk files a deed through the form and sees the receipt; an auditor verifies its proof."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+
+pytestmark = [pytest.mark.anvil, pytest.mark.slow]
+
+CHROMIUM = os.environ.get("LANDREG_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+def landreg(env, *args) -> str:
+    done = subprocess.run([sys.executable, "-m", "registry_service.cli.main", *args], env=env, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def server(landreg_env, tmp_path):
+    env = {**landreg_env, "LANDREG_ANCHORING__BATCH_MAX_AGE_S": "0.5"}
+    clerk = landreg(env, "keys", "create", "clerk", "--name", "Pat Clerk, desk 2")
+    auditor = landreg(env, "keys", "create", "auditor", "--name", "Alex Auditor")
+    port = free_port()
+    log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([sys.executable, "-m", "registry_service.cli.main", "serve", "--port", str(port)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(base + "/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+            time.sleep(0.2)
+        else:
+            pytest.fail("server did not become ready: " + (tmp_path / "serve.log").read_text())
+        yield base, clerk, auditor, env
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        log.close()
+        landreg(env, "chain", "stop")
+
+
+@pytest.fixture
+def browser():
+    if not Path(CHROMIUM).exists():
+        message = f"no Chromium at {CHROMIUM}: `make test` installs Debian's chromium package"
+        if os.environ.get("LANDREG_REQUIRE_BROWSER"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def sign_in(page, base: str, key: str) -> None:
+    page.goto(base + "/desk/")
+    assert "/desk/login" in page.url  # deny by default
+    page.fill("#api_key", key)
+    page.click("button[type=submit]")
+    page.wait_for_url(base + "/desk/")
+
+
+def test_clerk_files_a_deed_and_an_auditor_verifies_it(server, browser, tmp_path):
+    base, clerk_key, auditor_key, _env = server
+    clerk = browser.new_context(accept_downloads=True).new_page()
+    sign_in(clerk, base, clerk_key)
+
+    # a mistake first: an impossible lot is refused inline and nothing is recorded
+    clerk.click("text=File an instrument")
+    clerk.select_option("select[name=doc_type]", "DEED")
+    clerk.fill("textarea[name=grantors]", "ANNA ADAMS")
+    clerk.fill("textarea[name=grantees]", "BEN BAKER\nCARLA BAKER")
+    clerk.select_option("select[name=municipality_0]", "0223")
+    clerk.fill("input[name=block_0]", "100.01")
+    clerk.fill("input[name=lot_0]", "5/6")
+    clerk.fill("input[name=consideration]", "$412,500.00")
+    clerk.fill("textarea[name=legal_description]", "ALL that certain lot in the City of Hackensack.")
+    document = tmp_path / "deed-scan.pdf"
+    document.write_bytes(b"%PDF-1.4 scanned deed " + os.urandom(64))
+    clerk.set_input_files("input[name=document]", str(document))
+    clerk.click("form[action='/desk/file'] button[type=submit]")
+    assert "not recorded" in clerk.inner_text("main")
+    assert "tax-map number" in clerk.inner_text("#err-lot_0")
+    assert clerk.input_value("textarea[name=grantees]") == "BEN BAKER\nCARLA BAKER"  # the form keeps what was typed
+
+    # corrected and filed
+    clerk.fill("input[name=lot_0]", "5")
+    clerk.set_input_files("input[name=document]", str(document))
+    clerk.click("form[action='/desk/file'] button[type=submit]")
+    clerk.wait_for_url(f"{base}/desk/instruments/*")
+    number = clerk.url.rsplit("/", 1)[1]
+    assert f"Recorded as instrument {number}" in clerk.inner_text(".flash")
+    receipt = json.loads(clerk.inner_text("#receipt pre"))
+    assert receipt["instrumentNumber"] == number and receipt["signature"]["alg"] == "Ed25519"
+    import hashlib
+
+    assert receipt["documentDigest"] == hashlib.sha256(document.read_bytes()).hexdigest()
+    assert clerk.inner_text("#commitment") == receipt["commitment"]
+
+    deadline = time.monotonic() + 20  # anchored within the worker's window
+    while clerk.inner_text("#anchoring-status") != "anchored" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        clerk.reload()
+    assert clerk.inner_text("#anchoring-status") == "anchored"
+    with clerk.expect_download() as download:
+        clerk.click("#download-bundle")
+    bundle_path = tmp_path / "bundle.json"
+    download.value.save_as(bundle_path)
+    clerk.goto(base + "/desk/parcels/0223_100.01_5")
+    assert "BEN BAKER; CARLA BAKER" in clerk.inner_text("main") and "ERC-721 #1" in clerk.inner_text("main")
+    clerk.screenshot(path=str(tmp_path / "parcel.png"), full_page=True)
+
+    # the auditor: look up by number, then upload the bundle, then a tampered one
+    auditor = browser.new_context().new_page()
+    sign_in(auditor, base, auditor_key)
+    assert "File an instrument" not in auditor.inner_text("nav")  # auditors never write
+    auditor.click("text=Verify proofs")
+    auditor.fill("input[name=number]", number)
+    auditor.click("form[action='/desk/audit'] button[type=submit]")
+    assert "✔ Verified" in auditor.inner_text("#verdict")
+    assert "not revoked" in auditor.inner_text("#verdict") and auditor.inner_text("#verdict-chain") == "31337"
+    auditor.set_input_files("input[name=bundle_file]", str(bundle_path))
+    auditor.click("form[action='/desk/audit/verify'] button[type=submit]")
+    assert "✔ Verified" in auditor.inner_text("#verdict")
+    tampered = json.loads(bundle_path.read_text())
+    tampered["record"]["fields"]["consideration"]["value"] = 1
+    bad = tmp_path / "tampered.json"
+    bad.write_text(json.dumps(tampered))
+    auditor.set_input_files("input[name=bundle_file]", str(bad))
+    auditor.click("form[action='/desk/audit/verify'] button[type=submit]")
+    assert "✘ Not verified" in auditor.inner_text("#verdict")
+    assert "do not produce its commitment" in auditor.inner_text("#verdict")
+    auditor.screenshot(path=str(tmp_path / "audit.png"), full_page=True)
+    # an auditor's session cannot reach the filing form
+    auditor.goto(base + "/desk/file")
+    assert "may not file" in auditor.inner_text("main")
+
+
+def test_the_desk_works_without_javascript(server, browser):
+    base, clerk_key, _auditor_key, _env = server
+    page = browser.new_context(java_script_enabled=False).new_page()
+    sign_in(page, base, clerk_key)
+    response = page.goto(base + "/desk/status")
+    assert response.status == 200, page.content()
+    assert "Anchoring status" in page.inner_text("main h1")
+    page.goto(base + "/desk/?party=NOBODY")
+    assert "0 instruments" in page.inner_text("main")
+
+
+def test_a_form_without_its_csrf_token_is_refused(server):
+    base, clerk_key, _auditor, _env = server
+    with httpx.Client(base_url=base) as client:
+        login = client.get("/desk/login")
+        assert login.status_code == 200
+        r = client.post("/desk/login", data={"api_key": clerk_key, "csrf": "forged"})
+        assert r.status_code == 403 and "expired or came from another site" in r.text
+
+
+def test_chromium_is_where_the_tests_expect_it():
+    if not shutil.which("chromium") and not Path(CHROMIUM).exists() and os.environ.get("LANDREG_REQUIRE_BROWSER"):
+        pytest.fail("Chromium is missing although LANDREG_REQUIRE_BROWSER is set")

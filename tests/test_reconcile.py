@@ -1,0 +1,272 @@
+"""Parallel-run reconciliation against a tamperer who is a database administrator.
+
+The tamperer may change any row after it was anchored and then rewrite every column that could
+give them away: the stored commitment, the batch's tree nodes and root, the tree indexes. The
+chain and the batch manifests (kept outside the database) are what reconciliation trusts.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select, text, update
+
+from hybrid_store import manifests
+from hybrid_store.anchoring import Anchorer
+from hybrid_store.core import merkle
+from hybrid_store.db.engine import Database
+from hybrid_store.db.models import AnchorBatch, BatchRecord, BatchState, Commitment, Instrument, MigrationStage
+from hybrid_store.proofs import export_bundle
+from hybrid_store.recording import record_instruments, validate
+from migration_tools import reports
+from migration_tools.legacy.importer import import_records, synthetic_source
+from migration_tools.reconcile import CLEAN_KINDS, recompute_all, reconcile
+from migration_tools.stages import Selector, StageError, StageRunner, plan_stage, sign_off
+from registry_service.verification import verify_document
+from tests.conftest import deed
+
+BOOK, SEED, BATCH = 240, 31, 60
+APPEND_ONLY = ("instruments", "instrument_parties", "instrument_parcels", "commitments")
+
+
+def migrate(db: Database, chain, dep, manifest_dir: Path) -> None:
+    report = import_records(db, synthetic_source(BOOK, SEED), name="book", quarantine=manifest_dir.parent / "q.csv")
+    assert report.loaded == BOOK
+    plan_stage(db, chain, "all", Selector(), batch_size=BATCH, actor="it")
+    StageRunner(db, chain, dep, manifest_dir=manifest_dir, workers=1).run("all")
+
+
+@pytest.fixture
+def migrated(deployed, tmp_path):
+    db, chain, dep = deployed
+    migrate(db, chain, dep, tmp_path / "manifests")
+    return db, chain, dep, tmp_path / "manifests"
+
+
+def problems(result) -> list[tuple[str, str | None]]:
+    return sorted((d.kind, d.instrument_number) for d in result.discrepancies if d.kind not in CLEAN_KINDS)
+
+
+# --- the tamperer ---------------------------------------------------------------------------------
+def bypass_append_only(s) -> None:  # noqa: ANN001
+    """What a database administrator can do: switch off the append-only triggers."""
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("SET LOCAL session_replication_role = replica"))
+    else:
+        for table in APPEND_ONLY:
+            for action in ("update", "delete"):
+                s.execute(text(f"DROP TRIGGER IF EXISTS {table}_append_only_{action}"))
+
+
+MUTATIONS = {
+    "price": "UPDATE instruments SET consideration_cents = COALESCE(consideration_cents, 0) + 100 WHERE id = :id",
+    "legal_description": "UPDATE instruments SET legal_description = legal_description || ' AND LOT 9' WHERE id = :id",
+    "grantee_name": "UPDATE instrument_parties SET name = 'MALLORY' WHERE instrument_id = :id AND role = 'grantee'",
+    "document_digest": "UPDATE instruments SET document_digest = '" + "e" * 64 + "' WHERE id = :id",
+    "doc_type": "UPDATE instruments SET doc_type = CASE WHEN doc_type = 'DEED' THEN 'EASEMENT' ELSE 'DEED' END "
+    "WHERE id = :id",
+    "salt_seed": "UPDATE instruments SET salt_seed = :zero WHERE id = :id",
+    "history_link": 'UPDATE commitments SET prev = \'[["0201-1-1", "1900-0000001", "0x' + "ab" * 32 + "\"]]' "
+    "WHERE instrument_id = :id",
+}
+
+
+def tamper(db: Database, number: str, mutation: str, *, rewrite_hashes: bool) -> bytes:
+    """Change one anchored record; with ``rewrite_hashes`` also make every derived column agree
+    with the change (commitment, tree nodes, root, tree indexes). Returns the new commitment."""
+    with db.write() as s:
+        iid = s.scalar(select(Instrument.id).where(Instrument.instrument_number == number))
+        bypass_append_only(s)
+        s.execute(text(MUTATIONS[mutation]), {"id": iid, "zero": b"\0" * 32})
+    new = recompute_all(db, [iid], workers=1)[iid][1]
+    if rewrite_hashes:
+        with db.write() as s:
+            bypass_append_only(s)
+            s.execute(update(Commitment).where(Commitment.instrument_id == iid).values(commitment=new))
+            batch_id = s.scalar(select(BatchRecord.batch_id).where(BatchRecord.instrument_id == iid))
+            rows = s.execute(
+                select(BatchRecord.instrument_id, Commitment.commitment)
+                .join(Commitment, Commitment.instrument_id == BatchRecord.instrument_id)
+                .where(BatchRecord.batch_id == batch_id)
+            ).all()  # fmt: skip
+            ordered = sorted(rows, key=lambda r: merkle.commitment_leaf(r[1]))
+            nodes = merkle.build([merkle.commitment_leaf(c) for _, c in ordered])
+            for index, (member, _) in enumerate(ordered):
+                s.execute(update(BatchRecord).where(BatchRecord.batch_id == batch_id, BatchRecord.instrument_id == member)
+                          .values(tree_index=len(nodes) - 1 - index))  # fmt: skip
+            s.execute(update(AnchorBatch).where(AnchorBatch.id == batch_id)
+                      .values(root=nodes[0], nodes=merkle.nodes_to_bytes(nodes)))  # fmt: skip
+    return new
+
+
+def some_numbers(db: Database, n: int) -> list[str]:
+    with db.read() as s:
+        return list(s.scalars(select(Instrument.instrument_number).order_by(Instrument.id).limit(n)))
+
+
+# --- scenarios on both databases -----------------------------------------------------------------
+def test_a_clean_migration_reconciles_clean_and_pending_is_not_tampering(migrated):
+    db, chain, dep, manifest_dir = migrated
+    result = reconcile(db, chain, manifest_dir=manifest_dir, workers=1)
+    assert result.clean and problems(result) == [] and result.counts["verified"] == BOOK
+    assert result.chain["batchesOnChain"] == -(-BOOK // BATCH)
+    with db.write() as s:  # a clerk files a deed; it waits for its batch
+        record_instruments(s, [validate(deed())])
+    pending = reconcile(db, chain, manifest_dir=manifest_dir, workers=1)
+    assert pending.clean and pending.kinds() == {"pending": 1} and pending.counts["pending_outbox"] == 1
+    Anchorer(db, chain, dep).drain()
+    assert reconcile(db, chain, manifest_dir=manifest_dir, workers=1).kinds() == {}
+
+
+def test_tamperer_who_rewrote_the_hash_columns_is_located_through_the_manifest(migrated):
+    db, chain, _dep, manifest_dir = migrated
+    victim = some_numbers(db, 100)[77]
+    with db.read() as s:
+        before = export_bundle(s, victim).to_json()
+    new = tamper(db, victim, "price", rewrite_hashes=True)
+    with db.read() as s:  # the database is self-consistent again: its own proof checks out offline...
+        after = export_bundle(s, victim).to_json()
+    assert after["record"]["commitment"] != before["record"]["commitment"]
+    verdict = verify_document(after, chain=chain)
+    assert not verdict.valid  # ...but not against the chain
+    result = reconcile(db, chain, manifest_dir=manifest_dir, workers=1)
+    assert not result.clean
+    assert problems(result) == [("tampered_record", victim)]
+    (d,) = [d for d in result.discrepancies if d.kind == "tampered_record"]
+    assert d.expected == before["record"]["commitment"] and d.found == "0x" + new.hex()
+    assert result.counts["verified"] == BOOK - 1
+    with db.read() as s:
+        assert s.scalar(select(MigrationStage.reconciled_clean)) is False
+    with pytest.raises(StageError, match="no clean reconciliation"):
+        sign_off(db, "all", "Jo IT")
+
+    blind = reconcile(db, chain, manifest_dir=None, workers=1)  # without the manifests: the batch, not the record
+    assert [k for k, _ in problems(blind)] == ["tampered_batch"]
+    assert "provide the batch manifest" in blind.discrepancies[0].message
+
+
+def test_without_manifests_a_naive_change_is_still_located(migrated):
+    db, chain, _dep, _ = migrated
+    victim = some_numbers(db, 10)[3]
+    tamper(db, victim, "grantee_name", rewrite_hashes=False)
+    result = reconcile(db, chain, manifest_dir=None, workers=1)
+    assert problems(result) == [("tampered_batch", None), ("tampered_record", victim)]
+
+
+def test_records_removed_from_a_batch_and_damaged_manifests_are_reported(migrated):
+    db, chain, _dep, manifest_dir = migrated
+    victim = some_numbers(db, 5)[2]
+    with db.write() as s:
+        iid = s.scalar(select(Instrument.id).where(Instrument.instrument_number == victim))
+        row = s.execute(select(BatchRecord.__table__).where(BatchRecord.instrument_id == iid)).one()
+        s.execute(BatchRecord.__table__.delete().where(BatchRecord.instrument_id == iid))
+    assert problems(reconcile(db, chain, manifest_dir=manifest_dir, workers=1)) == [("missing_record", victim)]
+    with db.write() as s:
+        s.execute(BatchRecord.__table__.insert(), [row._asdict()])
+
+    with db.read() as s:
+        root = s.scalar(select(AnchorBatch.root).order_by(AnchorBatch.id.desc()).limit(1))
+    path = manifests.path_for(manifest_dir, root)
+    document = json.loads(path.read_text())
+    document["records"][0][1] = "0x" + "1" * 64
+    path.chmod(0o644)
+    path.write_text(json.dumps(document))
+    kinds = reconcile(db, chain, manifest_dir=manifest_dir, workers=1).kinds()
+    assert kinds == {"manifest_mismatch": 1}  # and the batch is still checked, from the database
+    path.write_text("{not json")
+    assert reconcile(db, chain, manifest_dir=manifest_dir, workers=1).kinds()["manifest_mismatch"] == 1
+
+
+def test_a_replaced_chain_is_a_chain_reset_never_verified(migrated):
+    from hybrid_store.chain.connect import eth_tester_chain
+
+    db, _chain, _dep, manifest_dir = migrated
+    result = reconcile(db, eth_tester_chain(), manifest_dir=manifest_dir, workers=1)
+    assert not result.clean and result.counts["verified"] == 0
+    assert set(result.kinds()) == {"chain_reset"}
+    assert any("genesis" in d.message or "no contract code" in d.message for d in result.discrepancies)
+
+
+def test_lost_tail_is_missing_on_chain_and_heal_reanchors_it(deployed, tmp_path):
+    """A node that lost its newest blocks (eth-tester's snapshot and revert stand in for a node
+    restarted from an older state dump; the anvil test does it with a real SIGKILL)."""
+    db, chain, dep = deployed
+    manifest_dir = tmp_path / "manifests"
+    import_records(db, synthetic_source(BOOK, SEED), name="book", quarantine=tmp_path / "q.csv")
+    plan_stage(db, chain, "all", Selector(), batch_size=BATCH, actor="it")
+    tester = chain.w3.provider.ethereum_tester
+    runner = StageRunner(db, chain, dep, manifest_dir=manifest_dir, workers=1)
+    snapshots = []
+    runner.progress = lambda done, total: snapshots.append(tester.take_snapshot()) if done == 2 * BATCH else None
+    runner.run("all")
+    tester.revert_to_snapshot(snapshots[0])  # the last two batches are gone from the chain
+    result = reconcile(db, chain, manifest_dir=manifest_dir, workers=1)
+    assert result.kinds() == {"missing_on_chain": 2} and not result.clean
+    with pytest.raises(Exception, match="reconcile"):
+        Anchorer(db, chain, dep).drain()  # anchoring refuses until reconciliation explains the gap
+    healed = reconcile(db, chain, manifest_dir=manifest_dir, workers=1, heal=True)
+    assert healed.healed == {"batches": 2, "records": 2 * BATCH}
+    Anchorer(db, chain, dep, manifest_dir=manifest_dir).drain()
+    after = reconcile(db, chain, manifest_dir=manifest_dir, workers=1)
+    assert after.clean and after.kinds() == {} and after.counts["verified"] == BOOK
+    with db.read() as s:
+        failed = s.scalars(select(AnchorBatch.error).where(AnchorBatch.state == BatchState.FAILED)).all()
+    assert len(failed) == 2 and all("reconcile --heal" in e for e in failed)  # the history keeps them
+
+
+def test_reports_for_people_and_machines(migrated, tmp_path):
+    db, chain, _dep, manifest_dir = migrated
+    victim = some_numbers(db, 3)[1]
+    tamper(db, victim, "legal_description", rewrite_hashes=True)
+    result = reconcile(db, chain, manifest_dir=manifest_dir, workers=1)
+    reports.write_html(result, tmp_path / "r.html", desk_url="http://desk.example/")
+    reports.write_json(result, tmp_path / "r.json")
+    reports.write_csv(result, tmp_path / "r.csv")
+    html = (tmp_path / "r.html").read_text()
+    assert victim in html and "tampered record" in html and "<svg" in html and "<rect" in html
+    assert f'href="http://desk.example/desk/instruments/{victim}"' in html
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["clean"] is False and data["kinds"] == {"tampered_record": 1}
+    assert data["stages"][0]["name"] == "all" and data["stages"][0]["verified"] == BOOK - 1
+    lines = (tmp_path / "r.csv").read_text().splitlines()
+    assert lines[0].startswith("kind,batch_id,instrument_number") and victim in lines[1]
+
+
+# --- the property: any single change, however well covered up, is located ---------------------------
+@pytest.fixture(scope="module")
+def golden(tmp_path_factory):
+    """One migrated SQLite book and its chain, copied for every example."""
+    from hybrid_store.chain.connect import eth_tester_chain
+    from hybrid_store.deployment import attach
+
+    base = tmp_path_factory.mktemp("golden")
+    db = Database(f"sqlite:///{base / 'landreg.db'}")
+    db.migrate()
+    chain = eth_tester_chain()
+    migrate(db, chain, attach(db, chain), base / "manifests")
+    numbers = some_numbers(db, BOOK)
+    db.dispose()
+    return base, chain, numbers
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), mutation=st.sampled_from(sorted(MUTATIONS)), rewrite=st.booleans())
+def test_any_tampered_record_is_located_exactly(golden, tmp_path, data, mutation, rewrite):
+    base, chain, numbers = golden
+    victim = data.draw(st.sampled_from(numbers), label="victim")
+    work = tmp_path / f"ex-{mutation}-{victim}-{rewrite}"
+    work.mkdir()
+    shutil.copy(base / "landreg.db", work / "landreg.db")
+    db = Database(f"sqlite:///{work / 'landreg.db'}")
+    try:
+        tamper(db, victim, mutation, rewrite_hashes=rewrite)
+        result = reconcile(db, chain, manifest_dir=base / "manifests", workers=1)
+        assert problems(result) == [("tampered_record", victim)]
+        assert result.counts["verified"] == BOOK - 1
+    finally:
+        db.dispose()

@@ -1,0 +1,70 @@
+"""Settings: one object, the environment, the data directory and the registrar key sources."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+
+from hybrid_store.errors import ConfigurationError
+from hybrid_store.settings import ANVIL_DEV_KEY_0, Settings, get_settings
+
+
+def test_defaults_keep_everything_under_one_home(monkeypatch, tmp_path):
+    for var in ("LANDREG_HOME", "DATABASE_URL", "LANDREG_DATABASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    cfg = get_settings()
+    assert cfg.home == tmp_path / ".landreg"
+    assert cfg.db_url == f"sqlite:///{tmp_path / '.landreg' / 'landreg.db'}"
+    assert {cfg.chain_dir.parent, cfg.keys_dir.parent, cfg.reports_dir.parent} == {cfg.home}
+    assert cfg.chain.backend == "anvil" and cfg.registrar_key_hex() == ANVIL_DEV_KEY_0
+
+
+def test_environment_and_database_url(monkeypatch, tmp_path):
+    monkeypatch.setenv("LANDREG_HOME", str(tmp_path / "h"))
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/x")
+    monkeypatch.setenv("LANDREG_CHAIN__CONFIRMATIONS", "12")
+    monkeypatch.setenv("LANDREG_ANCHORING__BATCH_MAX_AGE_S", "0.5")
+    cfg = get_settings()
+    assert cfg.home == tmp_path / "h"
+    assert cfg.db_url == "postgresql+psycopg://postgres@127.0.0.1:5432/x"
+    assert cfg.chain.confirmations == 12 and cfg.anchoring.batch_max_age_s == 0.5
+
+
+def test_rpc_needs_a_url_and_a_key(tmp_path):
+    with pytest.raises(ValueError, match="RPC_URL"):
+        Settings(home=tmp_path, chain={"backend": "rpc"})
+    cfg = Settings(home=tmp_path, chain={"backend": "rpc", "rpc_url": "http://node:8545"})
+    with pytest.raises(ConfigurationError, match="no registrar key"):
+        cfg.registrar_key_hex()
+
+
+def test_registrar_key_from_an_encrypted_keystore(tmp_path):
+    account = Account.create()
+    path = tmp_path / "registrar.json"
+    path.write_text(json.dumps(Account.encrypt(account.key, "correct horse", kdf="scrypt", iterations=2**10)))
+    cfg = Settings(home=tmp_path, chain={"backend": "rpc", "rpc_url": "http://x", "registrar_keystore": path,
+                                         "registrar_keystore_password": "correct horse"})  # fmt: skip
+    assert Account.from_key(cfg.registrar_key_hex()).address == account.address
+    wrong = Settings(home=tmp_path, chain={"backend": "rpc", "rpc_url": "http://x", "registrar_keystore": path,
+                                           "registrar_keystore_password": "wrong"})  # fmt: skip
+    with pytest.raises(ConfigurationError, match="cannot open registrar keystore"):
+        wrong.registrar_key_hex()
+    no_password = Settings(home=tmp_path, chain={"backend": "rpc", "rpc_url": "http://x", "registrar_keystore": path})
+    with pytest.raises(ConfigurationError, match="PASSWORD"):
+        no_password.registrar_key_hex()
+
+
+def test_secrets_do_not_leak_into_reprs(tmp_path):
+    cfg = Settings(home=tmp_path, chain={"backend": "rpc", "rpc_url": "http://x", "registrar_key": "0x" + "ab" * 32})
+    assert "abab" not in repr(cfg) and "abab" not in str(cfg.model_dump())
+
+
+def test_home_is_created_with_private_keys_dir(tmp_path):
+    cfg = Settings(home=tmp_path / "new")
+    cfg.ensure_home()
+    assert (cfg.keys_dir.stat().st_mode & 0o777) == 0o700
+    assert Path(cfg.home).is_dir()
