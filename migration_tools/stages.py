@@ -132,6 +132,13 @@ def candidates(session: Session, selector: Selector) -> list[int]:
     return list(session.scalars(stmt))
 
 
+def count_candidates(session: Session, selector: Selector | None = None) -> int:
+    """How many records ``candidates`` would return (all unmigrated legacy records without a selector)."""
+    conditions = selector.conditions() if selector else []
+    stmt = select(func.count()).select_from(Instrument).where(Instrument.source == "legacy", ~_committed(), *conditions)
+    return session.scalar(stmt) or 0
+
+
 # --- plan -------------------------------------------------------------------------------------------
 @dataclass
 class PlanReport:
@@ -497,7 +504,7 @@ def stage_status(db: Database) -> list[StageStatus]:
         out = []
         for st in stages:
             selector = Selector.from_json(st.selector)
-            remaining = 0 if st.state in ("signed_off", "rolled_back") else len(candidates(s, selector))
+            remaining = 0 if st.state in ("signed_off", "rolled_back") else count_candidates(s, selector)
             out.append(StageStatus(
                 st.name, st.state, selector.describe(), st.batch_size, st.records_done, st.batches_done, remaining,
                 st.reconciled_at, st.reconciled_clean, st.signed_off_by, st.signed_off_at,

@@ -202,3 +202,13 @@ def verify_proof(
 def get_status(reg: RegistryDep, who: ActorDep) -> schemas.StatusView:
     who.require(Permission.READ)
     return reg.status()
+
+
+@router.get("/migration", response_model=schemas.MigrationView, tags=["operators", "auditors"],
+            summary="Migration stages and reconciliations")  # fmt: skip
+def get_migration(reg: RegistryDep, who: ActorDep) -> schemas.MigrationView:
+    """Read-only view of the staged bulk migration: each stage's progress, gate and sign-off, and
+    the latest parallel-run reconciliations with what they found. Stages are run from the CLI
+    (`landreg migrate`, `landreg reconcile`)."""
+    who.require(Permission.READ)
+    return reg.migration()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import types
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -138,13 +140,33 @@ async def reject_unknown_query(request: Request) -> None:
     dependant = getattr(route, "dependant", None)
     if dependant is None:
         return
-    known = {p.alias for p in _all_query_params(dependant)}
-    unknown = sorted(k for k in request.query_params if k not in known)
+    params = {p.alias: p for p in _all_query_params(dependant)}
+    unknown = sorted(k for k in request.query_params if k not in params)
     if unknown:
         raise RequestValidationError(
             [{"type": "extra_forbidden", "loc": ("query", unknown[0]), "msg": "is not a parameter of this operation",
               "input": request.query_params.get(unknown[0])}]
         )  # fmt: skip
+    # ?party=A&party=B would otherwise quietly search for B only
+    repeated = sorted(
+        k for k in set(request.query_params) if len(request.query_params.getlist(k)) > 1 and not _many(params[k])
+    )
+    if repeated:
+        raise RequestValidationError(
+            [{"type": "repeated", "loc": ("query", repeated[0]), "msg": "is given more than once; give it once",
+              "input": request.query_params.getlist(repeated[0])}]
+        )  # fmt: skip
+
+
+def _many(param: Any) -> bool:
+    """Does the parameter take a list (``?x=1&x=2``)?"""
+    annotation = getattr(getattr(param, "field_info", None), "annotation", None)
+    options = (
+        typing.get_args(annotation)
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType)
+        else (annotation,)
+    )
+    return any(typing.get_origin(a) in (list, tuple, set, frozenset) or a in (list, tuple, set) for a in options)
 
 
 def _all_query_params(dependant: Any) -> list[Any]:

@@ -44,8 +44,10 @@ from hybrid_store.db.models import (
     Instrument,
     InstrumentParcel,
     InstrumentParty,
+    MigrationStage,
     OutboxEntry,
     Parcel,
+    Reconciliation,
     TitleFlag,
 )
 from hybrid_store.deployment import active_deployment
@@ -446,6 +448,36 @@ class Registry:
                     for b in batches
                 ],
             )
+
+    def migration(self, recent: int = 10) -> schemas.MigrationView:
+        """Stages of the bulk migration and the latest reconciliations (read-only)."""
+        from migration_tools.stages import count_candidates, stage_status
+
+        stages = [schemas.StageView(**vars(st)) for st in stage_status(self.db)]
+        with self.db.read() as s:
+            legacy = s.scalar(select(func.count()).select_from(Instrument).where(Instrument.source == "legacy")) or 0
+            unmigrated = count_candidates(s)
+            runs = s.execute(
+                select(Reconciliation, MigrationStage.name)
+                .outerjoin(MigrationStage, MigrationStage.id == Reconciliation.stage_id)
+                .order_by(Reconciliation.id.desc())
+                .limit(recent)
+            ).all()
+            reconciliations = [
+                schemas.ReconciliationView(
+                    started_at=r.started_at,
+                    finished_at=r.finished_at,
+                    actor=r.actor,
+                    stage=name,
+                    clean=r.clean,
+                    counts=(r.summary or {}).get("counts", {}),
+                    discrepancies=(r.summary or {}).get("kinds", {}),
+                )  # fmt: skip
+                for r, name in runs
+            ]
+        return schemas.MigrationView(
+            legacy_records=legacy, legacy_unmigrated=unmigrated, stages=stages, reconciliations=reconciliations
+        )
 
     # --- helpers ------------------------------------------------------------------------------------
     def _parcel_row(self, s: Session, key: str) -> Parcel:

@@ -193,6 +193,38 @@ class StatusView(BaseModel):
     recent_batches: list[BatchView]
 
 
+class StageView(BaseModel):
+    name: str
+    state: str = Field(description="planned, running, anchored, signed_off or rolled_back")
+    selector: str = Field(description="which legacy records the stage takes")
+    batch_size: int
+    records_done: int
+    batches_done: int
+    remaining: int = Field(description="records the stage still has to migrate")
+    reconciled_at: datetime | None
+    reconciled_clean: bool | None
+    signed_off_by: str | None
+    signed_off_at: datetime | None
+    gate: str = Field(description="what the stage waits for before it may run ('-' when nothing)")
+
+
+class ReconciliationView(BaseModel):
+    started_at: datetime
+    finished_at: datetime | None
+    actor: str
+    stage: str | None
+    clean: bool
+    counts: dict[str, int]
+    discrepancies: dict[str, int] = Field(description="discrepancy kind -> how many")
+
+
+class MigrationView(BaseModel):
+    legacy_records: int = Field(description="records loaded from the legacy book")
+    legacy_unmigrated: int = Field(description="legacy records no stage or filing has committed yet")
+    stages: list[StageView]
+    reconciliations: list[ReconciliationView] = Field(description="the most recent runs, newest first")
+
+
 class ErrorDetail(BaseModel):
     field: str
     rule: str

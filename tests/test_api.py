@@ -162,6 +162,8 @@ def role_matrix_requests():
         "parcel": ("get", "/api/v1/parcels/0223_100.01_5", None),
         "history": ("get", "/api/v1/parcels/0223_100.01_5/history", None),
         "status": ("get", "/api/v1/status", None),
+        "migration": ("get", "/api/v1/migration", None),
+        "migration-write": ("post", "/api/v1/migration", {}),
     }
 
 
@@ -175,6 +177,8 @@ MATRIX = {
     "parcel": {None: 401, "clerk": 200, "auditor": 200, "operator": 200, "admin": 200},
     "history": {None: 401, "clerk": 200, "auditor": 200, "operator": 200, "admin": 200},
     "status": {None: 401, "clerk": 200, "auditor": 200, "operator": 200, "admin": 200},
+    "migration": {None: 401, "clerk": 200, "auditor": 200, "operator": 200, "admin": 200},
+    "migration-write": {None: 405, "clerk": 405, "auditor": 405, "operator": 405, "admin": 405},  # read-only
 }
 
 
@@ -189,7 +193,8 @@ def test_role_matrix(svc):
             r = svc.client.request(method, path, json=body, headers=svc.as_(role))
             seen[(action, role)] = r.status_code
             if status >= 400:
-                assert r.json()["error"]["code"] == {401: "unauthenticated", 403: "forbidden"}[status]
+                code = {401: "unauthenticated", 403: "forbidden", 405: "method_not_allowed"}[status]
+                assert r.json()["error"]["code"] == code
                 assert instruments(svc.db) == before  # a refused write writes nothing
     assert seen == {(a, r): s for a, e in MATRIX.items() for r, s in e.items()}
     bad = svc.client.get(f"/api/v1/instruments/{NUMBER}", headers={"Authorization": "Bearer lr_nope_nope"})
@@ -261,6 +266,10 @@ def test_search_filters_and_pages(svc):
     assert svc.client.get(f"/api/v1/instruments?from={today}&to={today}", headers=h).json()["count"] == 7
     assert svc.client.get("/api/v1/instruments?from=2030-01-01&to=2020-01-01", headers=h).status_code == 422
     assert svc.client.get("/api/v1/instruments?limit=1000", headers=h).status_code == 422
+    misspelt = svc.client.get("/api/v1/instruments?partyy=buyer", headers=h)  # never a silently wider search
+    assert misspelt.status_code == 422 and misspelt.json()["error"]["fields"][0]["rule"] == "extra_forbidden"
+    twice = svc.client.get("/api/v1/instruments?party=buyer 4&party=buyer 5", headers=h)  # nor a narrower one
+    assert twice.status_code == 422 and twice.json()["error"]["fields"][0]["rule"] == "repeated", twice.text
     assert instruments(svc.db) == 7
 
 

@@ -39,12 +39,12 @@ def operations():
         ("GET", "/api/v1/instruments"), ("GET", "/api/v1/instruments/{number}"),
         ("GET", "/api/v1/instruments/{number}/receipt"), ("GET", "/api/v1/instruments/{number}/proof"),
         ("GET", "/api/v1/parcels/{parcel_id}"), ("GET", "/api/v1/parcels/{parcel_id}/history"),
-        ("POST", "/api/v1/proofs/verify"), ("GET", "/api/v1/status"), ("GET", "/healthz"), ("GET", "/readyz"),
+        ("POST", "/api/v1/proofs/verify"), ("GET", "/api/v1/status"), ("GET", "/api/v1/migration"), ("GET", "/healthz"), ("GET", "/readyz"),
         ("GET", "/.well-known/landreg-receipt-keys.json"),
     ]  # fmt: skip
 
 
-WITHOUT_INPUT = {"/api/v1/status", "/healthz", "/readyz", "/.well-known/landreg-receipt-keys.json"}
+WITHOUT_INPUT = {"/api/v1/status", "/api/v1/migration", "/healthz", "/readyz", "/.well-known/landreg-receipt-keys.json"}
 CASES = [
     (method, path, mode)
     for method, path in operations()

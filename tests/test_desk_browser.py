@@ -167,6 +167,8 @@ def test_the_desk_works_without_javascript(server, browser):
     response = page.goto(base + "/desk/status")
     assert response.status == 200, page.content()
     assert "Anchoring status" in page.inner_text("main h1")
+    assert "No stage planned yet" in page.inner_text("#stages")  # the migration section, before any stage
+    assert "No reconciliation run yet" in page.inner_text("#reconciliations")
     page.goto(base + "/desk/?party=NOBODY")
     assert "0 instruments" in page.inner_text("main")
 

@@ -4,6 +4,7 @@ batches and proofs, filings during a migration, rollback."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from pathlib import Path
 
@@ -107,6 +108,43 @@ def test_pilot_then_rest_each_reconciled_and_signed_off(legacy):
             assert verdict.valid, verdict.reason
         for b in s.scalars(select(AnchorBatch)):
             assert manifests.read(manifest_dir, b.root).batch_id == b.chain_batch_id
+    # auditors follow all of it, read-only, over the API
+    view = migration_over_http(legacy)
+    assert [(st["name"], st["state"], st["records_done"], st["remaining"]) for st in view["stages"]] == [
+        ("pilot", "signed_off", report.records, 0), ("rest", "anchored", rest.records, 0),
+    ]  # fmt: skip
+    assert view["stages"][0]["signed_off_by"] == "Jo IT" and view["stages"][1]["reconciled_clean"] is True
+    assert view["legacy_records"] == BOOK and view["legacy_unmigrated"] == 0
+    latest, pilot_run = view["reconciliations"][0], view["reconciliations"][1]
+    assert latest["clean"] and latest["stage"] is None and latest["counts"]["verified"] == BOOK
+    assert pilot_run["stage"] == "pilot" and pilot_run["counts"]["verified"] == report.records
+    page = view["desk_status_page"]  # and the web desk's status page shows the same
+    stages_table = page.split('id="stages"')[1].split("</table>")[0]
+    assert "pilot" in stages_table and "signed off" in stages_table and "Jo IT" in stages_table
+    assert f"{rest.records:,} in {rest.batches} batches" in stages_table
+    runs_table = page.split('id="reconciliations"')[1].split("</table>")[0]
+    assert runs_table.count(">clean<") == 2 and f"{BOOK:,}" in runs_table
+
+
+def migration_over_http(legacy) -> dict:
+    from fastapi.testclient import TestClient
+
+    from hybrid_store.settings import Settings
+    from registry_service.app import create_app
+    from registry_service.auth import Actor, Role, create_key
+
+    db, chain, _dep, manifest_dir = legacy
+    cfg = Settings(home=manifest_dir.parent / "home", chain={"backend": "eth-tester"}, service={"key_cache_s": 0})
+    cfg.ensure_home()
+    key = create_key(db, role=Role.AUDITOR, name="county auditor", by=Actor("test-suite", Role.ADMIN))[0]
+    client = TestClient(create_app(cfg, db=db, chain_factory=lambda: chain, run_worker=False))
+    r = client.get("/api/v1/migration", headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 200, r.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/desk/login").text).group(1)
+    client.post("/desk/login", data={"api_key": key, "csrf": csrf, "next": "/desk/status"})
+    page = client.get("/desk/status")
+    assert page.status_code == 200 and "Legacy migration" in page.text, page.text[:500]
+    return {**r.json(), "desk_status_page": page.text}
 
 
 def test_history_links_follow_recording_order_across_stages(legacy):

@@ -279,7 +279,10 @@ def reconcile_command(
     report: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON report here.")] = None,
     csv_out: Annotated[Path | None, typer.Option("--csv", help="Write the discrepancies as CSV here.")] = None,
-    manifests: Annotated[Path | None, typer.Option(help="Batch manifests [default: LANDREG_MANIFEST_DIR].")] = None,
+    manifests: Annotated[
+        Path | None,
+        typer.Option(help="The batch manifests (default: LANDREG_MANIFEST_DIR, else LANDREG_HOME/manifests)."),
+    ] = None,
     heal: Annotated[
         bool, typer.Option(help="Re-queue records of batches the chain lost (never tampered ones).")
     ] = False,

@@ -383,4 +383,5 @@ def status_page(request: Request) -> Response:
     actor = _require(request, Permission.READ)
     if isinstance(actor, RedirectResponse):
         return actor
-    return _page(request, "status.html", actor=actor, view=_registry(request).status(recent=15))
+    reg = _registry(request)
+    return _page(request, "status.html", actor=actor, view=reg.status(recent=15), migration=reg.migration(recent=5))
