@@ -19,17 +19,19 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from hybrid_store.core import commitment as commitments
+from hybrid_store.core.canonical import canonical_text
 from hybrid_store.core.hashing import to_hex
-from hybrid_store.core.records import InstrumentRecord, build_record
+from hybrid_store.core.records import InstrumentRecord, build_record, format_timestamp
 from hybrid_store.db.engine import bulk_execute, driver_datetime
-from hybrid_store.db.models import Commitment, Instrument, InstrumentParcel, InstrumentParty, OutboxEntry, Parcel
+from hybrid_store.db.models import Commitment, Instrument, InstrumentParcel, OutboxEntry, Parcel
 
-_IN = 500
+_IN = 5_000  # ids per IN list (SQLite allows 32,766 parameters, PostgreSQL 65,535)
 _I = Instrument.__table__
 _CORRECTED = Instrument.__table__.alias("corrected")
 _P = Parcel.__table__
@@ -45,8 +47,36 @@ class Pending:
     seed: bytes
     parcel_ids: tuple[int, ...]
 
+    @property
+    def number(self) -> str:
+        return self.record.instrument_number
 
-Hasher = Callable[[Sequence[Pending]], list[list[bytes]]]
+    @property
+    def parcel_keys(self) -> tuple[str, ...]:
+        return self.record.parcels
+
+    @property
+    def prev_salt(self) -> None:
+        return None  # computed when needed
+
+    def slim(self) -> Committable:
+        return Committable(self.instrument_id, self.record.instrument_number, self.seed, self.parcel_ids,
+                           self.record.parcels, commitments.field_salt(self.seed, "prev"))  # fmt: skip
+
+
+class Committable(NamedTuple):
+    """What committing needs of a record once its field hashes are known (cheap to send between
+    processes, unlike the whole record)."""
+
+    instrument_id: int
+    number: str
+    seed: bytes
+    parcel_ids: tuple[int, ...]
+    parcel_keys: tuple[str, ...]
+    prev_salt: bytes | None = None  # field_salt(seed, "prev"), when the hashing process made it
+
+
+Hasher = Callable[[Sequence[Pending | Committable]], list[list[bytes]]]
 
 
 def sequential_hasher(items: Sequence[Pending]) -> list[list[bytes]]:
@@ -59,45 +89,66 @@ def _chunks(items: Sequence, size: int = _IN) -> Iterable[Sequence]:
 
 
 def load_pending(session: Session, instrument_ids: Sequence[int]) -> list[Pending]:
-    """The records of ``instrument_ids`` in recording order, ready to commit."""
+    """The records of ``instrument_ids`` in recording order, ready to commit.
+
+    Bulk migration and reconciliation read every record through here, so it talks to the driver
+    directly, with the ids as one array parameter (no per-id bind parameters, no ORM rows)."""
     conn = session.connection()
+    ids_in = ids_clause(conn)
     rows, names, parcels = [], {}, {}
     for chunk in _chunks(list(instrument_ids)):
-        rows.extend(
-            conn.execute(
-                select(
-                    _I.c.id, _I.c.instrument_number, _I.c.doc_type, _I.c.recorded_at, _I.c.book, _I.c.page,
-                    _I.c.consideration_cents, _I.c.legal_description, _I.c.document_digest, _I.c.salt_seed,
-                    _CORRECTED.c.instrument_number,
-                )
-                .select_from(_I.outerjoin(_CORRECTED, _CORRECTED.c.id == _I.c.corrects_id))
-                .where(_I.c.id.in_(chunk))
-            ).all()
-        )  # fmt: skip
-        for iid, role, name in conn.execute(
-            select(InstrumentParty.instrument_id, InstrumentParty.role, InstrumentParty.name)
-            .where(InstrumentParty.instrument_id.in_(chunk))
-            .order_by(InstrumentParty.instrument_id, InstrumentParty.role, InstrumentParty.position)
-        ):
+        param = ids_param(conn, chunk)
+        rows.extend(conn.exec_driver_sql(_SQL_INSTRUMENTS.format(ids=ids_in("i.id")), param).fetchall())
+        for iid, role, name in conn.exec_driver_sql(_SQL_PARTIES.format(ids=ids_in("instrument_id")), param):
             names.setdefault((iid, role), []).append(name)
-        for iid, pid, key in conn.execute(
-            select(_IP.c.instrument_id, _IP.c.parcel_id, _P.c.parcel_key)
-            .join(_P, _P.c.id == _IP.c.parcel_id)
-            .where(_IP.c.instrument_id.in_(chunk))
-        ):
+        for iid, pid, key in conn.exec_driver_sql(_SQL_PARCELS.format(ids=ids_in("ip.instrument_id")), param):
             parcels.setdefault(iid, []).append((key, pid))
-    rows.sort(key=lambda r: (r.recorded_at, r.id))
     out = []
-    for r in rows:
-        keyed = sorted(parcels.get(r.id, []))
+    for r in sorted(rows, key=lambda r: (r[3], r[0])):  # recording order (SQLite's text sorts as time)
+        iid = r[0]
+        keyed = sorted(parcels.get(iid, ()))
         record = build_record(
-            instrument_number=r.instrument_number, doc_type=r.doc_type, recorded_at=r.recorded_at, book=r.book,
-            page=r.page, grantors=names.get((r.id, "grantor"), []), grantees=names.get((r.id, "grantee"), []),
-            consideration_cents=r.consideration_cents, legal_description=r.legal_description,
-            document_digest=r.document_digest, parcels=[k for k, _ in keyed], corrects=r[10], prev={},
+            instrument_number=r[1], doc_type=r[2], recorded_at=_timestamp(r[3]), book=r[4], page=r[5],
+            grantors=names.get((iid, "grantor"), ()), grantees=names.get((iid, "grantee"), ()),
+            consideration_cents=r[6], legal_description=r[7], document_digest=r[8],
+            parcels=[k for k, _ in keyed], corrects=r[10], prev={},
         )  # fmt: skip
-        out.append(Pending(r.id, record, r.salt_seed, tuple(pid for _, pid in keyed)))
+        out.append(Pending(iid, record, bytes(r[9]), tuple(pid for _, pid in keyed)))
     return out
+
+
+_SQL_INSTRUMENTS = (
+    "SELECT i.id, i.instrument_number, i.doc_type, i.recorded_at, i.book, i.page, i.consideration_cents, "
+    "i.legal_description, i.document_digest, i.salt_seed, c.instrument_number "
+    "FROM instruments i LEFT OUTER JOIN instruments c ON c.id = i.corrects_id WHERE {ids}"
+)
+_SQL_PARTIES = (
+    "SELECT instrument_id, role, name FROM instrument_parties WHERE {ids} ORDER BY instrument_id, role, position"
+)
+_SQL_PARCELS = (
+    "SELECT ip.instrument_id, ip.parcel_id, p.parcel_key FROM instrument_parcels ip "
+    "JOIN parcels p ON p.id = ip.parcel_id WHERE {ids}"
+)
+
+
+def ids_clause(conn: Any) -> Callable[[str], str]:
+    """``column IN <the ids>`` in driver SQL, for ``ids_param``'s one parameter."""
+    if conn.dialect.name == "postgresql":
+        return lambda column: f"{column} = ANY(%s)"
+    return lambda column: f"{column} IN (SELECT value FROM json_each(?))"
+
+
+def ids_param(conn: Any, ids: Sequence[int]) -> tuple[Any]:
+    if conn.dialect.name == "postgresql":
+        return ([int(i) for i in ids],)
+    return (json.dumps([int(i) for i in ids]),)
+
+
+def _timestamp(value: datetime | str) -> str:
+    """The committed spelling of a stored recording time (SQLite gives its text, UTC)."""
+    if isinstance(value, str):  # "YYYY-MM-DD HH:MM:SS[.ffffff]"
+        return f"{value[:10]}T{value[11:19]}Z"
+    return format_timestamp(value if value.tzinfo else value.replace(tzinfo=UTC))
 
 
 def uncommitted_touching(session: Session, parcel_ids: Iterable[int]) -> list[int]:
@@ -146,7 +197,7 @@ _SET_HEAD = update(_P).where(_P.c.id == bindparam("pid")).values(head_instrument
 
 def commit_pending(
     session: Session,
-    items: Sequence[Pending],
+    items: Sequence[Pending | Committable],
     heads: dict[int, tuple[str, str] | None],
     *,
     enqueue: bool,
@@ -160,33 +211,34 @@ def commit_pending(
     now = now or datetime.now(UTC)
     key_of: dict[int, str] = {}
     for p in items:
-        key_of.update(zip(p.parcel_ids, p.record.parcels, strict=True))
+        key_of.update(zip(p.parcel_ids, p.parcel_keys, strict=True))
     before = hasher(items)
     rows, made, moved = [], [], {}
     for p, hashes in zip(items, before, strict=True):
-        links = [[key_of[pid], heads.get(pid)] for pid in p.parcel_ids]
-        links.sort(key=lambda link: link[0])
+        links = sorted((key_of[pid], heads.get(pid)) for pid in p.parcel_ids)
         prev_value = [[key, head[1] if head else None] for key, head in links]
-        value = commitments.commit_with_history(hashes, p.seed, prev_value)
-        rows.append({
-            "instrument_id": p.instrument_id, "scheme": commitments.SCHEME, "commitment": value,
-            "prev": [[key, head[0] if head else None, head[1] if head else None] for key, head in links],
-            "created_at": now,
-        })  # fmt: skip
+        value = commitments.commit_with_history(hashes, p.seed, prev_value, salt=p.prev_salt)
+        rows.append((p.instrument_id, value, [[key, head[0] if head else None, head[1] if head else None]
+                                              for key, head in links]))  # fmt: skip
         made.append((p.instrument_id, value))
+        head = (p.number, to_hex(value))
         for pid in p.parcel_ids:
-            heads[pid] = (p.record.instrument_number, to_hex(value))
+            heads[pid] = head
             moved[pid] = p.instrument_id
     conn = session.connection()
+    scheme = commitments.SCHEME
     if len(rows) > 100:  # bulk (a migration batch): straight through the driver
         stamp = driver_datetime(conn, now)
         bulk_execute(
             conn, "INSERT INTO commitments (instrument_id, scheme, commitment, prev, created_at) VALUES (?, ?, ?, ?, ?)",
-            [(r["instrument_id"], r["scheme"], r["commitment"], json.dumps(r["prev"]), stamp) for r in rows],
+            [(iid, scheme, value, canonical_text(prev), stamp) for iid, value, prev in rows],
         )  # fmt: skip
         bulk_execute(conn, "UPDATE parcels SET head_instrument_id = ? WHERE id = ?", [(i, p) for p, i in moved.items()])
     else:
-        conn.execute(insert(Commitment.__table__), rows)
+        conn.execute(insert(Commitment.__table__), [
+            {"instrument_id": iid, "scheme": scheme, "commitment": value, "prev": prev, "created_at": now}
+            for iid, value, prev in rows
+        ])  # fmt: skip
         conn.execute(_SET_HEAD, [{"pid": pid, "head": iid} for pid, iid in moved.items()])
     if enqueue:
         conn.execute(insert(OutboxEntry.__table__), [{"instrument_id": i, "enqueued_at": now} for i, _ in made])

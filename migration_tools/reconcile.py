@@ -20,22 +20,20 @@ chain id or genesis, no contract code, an anchoring block gone from the chain) a
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 from collections import Counter as Tally
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
 
-from hybrid_store import manifests
+from hybrid_store import hashing_pool, manifests
 from hybrid_store.chain.client import RegistryChain
-from hybrid_store.committing import Pending
-from hybrid_store.core import commitment as commitments
 from hybrid_store.core import merkle
 from hybrid_store.core.hashing import to_hex
 from hybrid_store.db.engine import Database
@@ -54,7 +52,7 @@ from hybrid_store.db.models import (
 from hybrid_store.deployment import active_deployment
 
 CLEAN_KINDS = frozenset({"pending"})
-CHUNK = 10_000
+CHUNK = 5_000
 
 
 @dataclass
@@ -103,46 +101,16 @@ class ReconcileResult:
 
 
 # --- recomputation ------------------------------------------------------------------------------------
-_DB: Database | None = None
-
-
-def _init(url: str) -> None:
-    global _DB
-    _DB = Database(url)
-
-
-def _recompute(ids: list[int], db: Database | None = None) -> list[tuple[int, str, bytes]]:
-    """(instrument id, number, commitment recomputed from the rows) for ``ids``."""
-    from hybrid_store.committing import load_pending
-
-    db = db or _DB
-    assert db is not None
-    with db.read() as s:
-        items: list[Pending] = load_pending(s, ids)
-        prev = dict(
-            s.execute(select(Commitment.instrument_id, Commitment.prev).where(Commitment.instrument_id.in_(ids))).all()
-        )
-    out = []
-    for p in items:
-        stored = prev.get(p.instrument_id)
-        links = [[key, c] for key, _, c in (stored or [])]
-        before = commitments.hashes_before_history(p.record, p.seed)
-        out.append(
-            (p.instrument_id, p.record.instrument_number, commitments.commit_with_history(before, p.seed, links))
-        )
-    return out
-
-
-def recompute_all(db: Database, ids: list[int], workers: int) -> dict[int, tuple[str, bytes]]:
+def recompute_all(db: Database, ids: list[int], pool: Pool | None = None) -> dict[int, tuple[str, bytes]]:
+    """instrument id -> (number, commitment recomputed from the rows), in ``pool``'s processes if given."""
     chunks = [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
     out: dict[int, tuple[str, bytes]] = {}
-    if workers > 1 and len(chunks) > 1:
-        with multiprocessing.get_context("spawn").Pool(workers, initializer=_init, initargs=(db.url,)) as pool:
-            for part in pool.imap_unordered(_recompute, chunks):
-                out.update({iid: (n, c) for iid, n, c in part})
+    if pool is not None and len(chunks) > 1:
+        for part in pool.imap_unordered(hashing_pool.recompute_chunk, chunks):
+            out.update({iid: (n, c) for iid, n, c in part})
     else:
         for chunk in chunks:
-            out.update({iid: (n, c) for iid, n, c in _recompute(chunk, db)})
+            out.update({iid: (n, c) for iid, n, c in hashing_pool.recompute_chunk(chunk, db)})
     return out
 
 
@@ -157,6 +125,27 @@ def reconcile(
     actor: str = "cli",
     heal: bool = False,
     progress: Callable[[str], None] | None = None,
+) -> ReconcileResult:
+    # the hashing processes start up while this one reads the database and asks the chain
+    pool = hashing_pool.start(db.url, workers) if workers > 1 else None
+    try:
+        return _reconcile(db, chain, manifest_dir=manifest_dir, stage=stage, actor=actor, heal=heal,
+                          progress=progress, pool=pool)  # fmt: skip
+    finally:
+        if pool is not None:
+            pool.terminate()
+
+
+def _reconcile(
+    db: Database,
+    chain: RegistryChain,
+    *,
+    manifest_dir: Path | None,
+    stage: str | None,
+    actor: str,
+    heal: bool,
+    progress: Callable[[str], None] | None,
+    pool: Pool | None,
 ) -> ReconcileResult:
     started = time.perf_counter()
     result = ReconcileResult(started_at=datetime.now(UTC).isoformat(timespec="seconds"))
@@ -202,7 +191,7 @@ def reconcile(
     on_chain_count = chain.batch_count() if identity else 0
     live_ids = sorted({iid for b in batches for iid, _ in members[b.id]})
     say(f"recomputing {len(live_ids):,} commitments from the database")
-    recomputed = recompute_all(db, live_ids, workers)
+    recomputing = _recompute_async(db, live_ids, pool)  # meanwhile: the chain's roots and the manifests
 
     counts: Tally = Tally(records_checked=0, verified=0, batches=len(batches), pending_outbox=pending_outbox,
                           not_yet_migrated=not_migrated)  # fmt: skip
@@ -210,6 +199,7 @@ def reconcile(
         result.discrepancies.append(Discrepancy("pending", f"{pending_outbox} records wait for their batch"))
     lost: list[AnchorBatch] = []
     verified_by_batch: dict[int, int] = {}
+    to_check: list[tuple[AnchorBatch, bytes, manifests.Manifest | None]] = []
     say(f"checking {len(batches)} batches")
     for b in batches:
         recs = members[b.id]
@@ -240,8 +230,13 @@ def reconcile(
         if b.superseded_at is not None:
             counts["superseded_batches"] += 1
             continue  # rolled back: its records were revoked on chain and anchored again in a later batch
+        to_check.append((b, root, _read_manifest(b, root, manifest_dir, result)))
+    recomputed = recomputing()
+    roots = {x.id: x.root for x in batches}
+    for b, root, manifest in to_check:
+        recs = members[b.id]
         counts["records_checked"] += len(recs)
-        ok = _check_batch(b, root, recs, recomputed, stored, manifest_dir, result, {x.id: x.root for x in batches})
+        ok = _check_batch(b, root, recs, recomputed, stored, manifest, result, roots)
         verified_by_batch[b.id] = ok
         counts["verified"] += ok
     if lost and not _is_suffix(lost, batches, on_chain_count):
@@ -287,15 +282,31 @@ def _chain_identity(chain: RegistryChain, deployment: ChainDeployment, result: R
     return not problems
 
 
-def _check_batch(b, root, recs, recomputed, stored, manifest_dir, result, roots) -> int:  # noqa: ANN001
+def _recompute_async(db: Database, ids: list[int], pool: Pool | None) -> Callable[[], dict[int, tuple[str, bytes]]]:
+    """Start recomputing (in ``pool``'s processes); the returned call waits for the result."""
+    chunks = [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
+    if pool is None or len(chunks) < 2:
+        return lambda: recompute_all(db, ids)
+    running = pool.map_async(hashing_pool.recompute_chunk, chunks, chunksize=1)
+    return lambda: {iid: (n, c) for part in running.get() for iid, n, c in part}
+
+
+def _read_manifest(
+    b: AnchorBatch, root: bytes, manifest_dir: Path | None, result: ReconcileResult
+) -> manifests.Manifest | None:
+    """The batch's manifest, if there is one that rebuilds the chain's root (an unusable one is reported)."""
+    if manifest_dir is None:
+        return None
+    try:
+        return manifests.read(manifest_dir, root)
+    except manifests.ManifestError as exc:
+        result.discrepancies.append(Discrepancy(
+            "manifest_mismatch", f"the manifest of batch {b.chain_batch_id} is unusable: {exc}", b.chain_batch_id))  # fmt: skip
+        return None
+
+
+def _check_batch(b, root, recs, recomputed, stored, manifest, result, roots) -> int:  # noqa: ANN001
     """Compare one anchored batch's records with what its on-chain root covers; returns how many verified."""
-    manifest = None
-    if manifest_dir is not None:
-        try:
-            manifest = manifests.read(manifest_dir, root)
-        except manifests.ManifestError as exc:
-            result.discrepancies.append(Discrepancy(
-                "manifest_mismatch", f"the manifest of batch {b.chain_batch_id} is unusable: {exc}", b.chain_batch_id))  # fmt: skip
     if manifest is not None:
         expected = {number: c for number, c in manifest.records if not number.startswith("SUPERSEDES")}
         seen = set()

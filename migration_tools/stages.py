@@ -29,9 +29,10 @@ from sqlalchemy import Integer, cast, exists, func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from hybrid_store import hashing_pool
 from hybrid_store.anchoring import Anchorer, _stored_tx, plan_batch
 from hybrid_store.chain.client import RegistryChain
-from hybrid_store.committing import Pending, commit_pending, load_pending, lock_heads
+from hybrid_store.committing import Committable, Pending, commit_pending, load_pending, lock_heads
 from hybrid_store.core import commitment as commitments
 from hybrid_store.crashpoints import crashpoint
 from hybrid_store.db.engine import Database
@@ -268,22 +269,6 @@ class RunReport:
     batch_ids: list[int] = field(default_factory=list)
 
 
-def _hash_worker_init(url: str) -> None:
-    global _WORKER_DB
-    _WORKER_DB = Database(url)
-
-
-_WORKER_DB: Database | None = None
-
-
-def _hash_chunk(ids: list[int]) -> tuple[list[Pending], list[list[bytes]]]:
-    """In a hashing process: load the chunk's records and compute their history-free field hashes."""
-    assert _WORKER_DB is not None
-    with _WORKER_DB.read() as s:
-        items = load_pending(s, ids)
-    return items, [commitments.hashes_before_history(p.record, p.seed) for p in items]
-
-
 class StageRunner:
     def __init__(
         self,
@@ -336,21 +321,25 @@ class StageRunner:
         if self.progress:
             self.progress(done_before, total)
         chunks = [ids[i : i + batch_size] for i in range(0, len(ids), batch_size)]
-        pool = self._pool() if len(chunks) > 1 and self.workers > 1 else None
+        pool = self._pool() if len(chunks) > 1 and self.workers >= 1 else None
 
         def submit(chunk: list[int]) -> list[Any]:  # split so every hashing process has a share
             step = math.ceil(len(chunk) / self.workers)
-            return [pool.apply_async(_hash_chunk, (chunk[i : i + step],)) for i in range(0, len(chunk), step)]  # type: ignore[union-attr]
+            return [
+                pool.apply_async(hashing_pool.hash_chunk, (chunk[i : i + step],)) for i in range(0, len(chunk), step)
+            ]  # type: ignore[union-attr]
 
         try:
-            pending = submit(chunks[0]) if pool and chunks else []
+            # two chunks in flight: the hashing processes keep busy while this one commits and anchors;
+            # the first chunk is hashed here while they start up
+            ahead = [submit(chunk) for chunk in chunks[1:3]] if pool else []
             for k, chunk in enumerate(chunks):
-                if pool is not None:
-                    parts = [job.get() for job in pending]
+                if pool is not None and k > 0:
+                    parts = [job.get() for job in ahead.pop(0)]
                     items = [p for part_items, _ in parts for p in part_items]
                     before = [h for _, part_hashes in parts for h in part_hashes]
-                    if k + 1 < len(chunks):
-                        pending = submit(chunks[k + 1])
+                    if k + 2 < len(chunks):
+                        ahead.append(submit(chunks[k + 2]))
                 else:
                     with self.db.read() as s:
                         items = load_pending(s, chunk)
@@ -383,8 +372,7 @@ class StageRunner:
         return report
 
     def _pool(self):  # noqa: ANN202
-        ctx = multiprocessing.get_context("spawn")
-        return ctx.Pool(self.workers, initializer=_hash_worker_init, initargs=(self.db.url,))
+        return hashing_pool.start(self.db.url, self.workers, yield_cpu=True)
 
     def _anchor_chunk_retrying(
         self, stage_id: int, items: list[Pending], before: list[list[bytes]]
@@ -399,7 +387,9 @@ class StageRunner:
                 time.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
 
-    def _anchor_chunk(self, stage_id: int, items: list[Pending], before: list[list[bytes]]) -> AnchorBatch | None:
+    def _anchor_chunk(
+        self, stage_id: int, items: list[Pending | Committable], before: list[list[bytes]]
+    ) -> AnchorBatch | None:
         """Commit, plan, sign and store one batch in one transaction (nothing is sent yet)."""
         a = self.anchorer
         hashes = {p.instrument_id: h for p, h in zip(items, before, strict=True)}
@@ -414,7 +404,7 @@ class StageRunner:
                 return None
             made = commit_pending(s, fresh, heads, enqueue=False,
                                   hasher=lambda chunk: [hashes[p.instrument_id] for p in chunk])  # fmt: skip
-            numbers = {p.instrument_id: p.record.instrument_number for p in fresh}
+            numbers = {p.instrument_id: p.number for p in fresh}
             plan = plan_batch(s, {iid: (numbers[iid], value) for iid, value in made}, a._next_chain_batch_id(s),
                               parcel_ids={pid for p in fresh for pid in p.parcel_ids}, stage_id=stage_id)  # fmt: skip
             signed, first_token, parcel_tree = a.sign(plan)

@@ -83,7 +83,7 @@ def tamper(db: Database, number: str, mutation: str, *, rewrite_hashes: bool) ->
         iid = s.scalar(select(Instrument.id).where(Instrument.instrument_number == number))
         bypass_append_only(s)
         s.execute(text(MUTATIONS[mutation]), {"id": iid, "zero": b"\0" * 32})
-    new = recompute_all(db, [iid], workers=1)[iid][1]
+    new = recompute_all(db, [iid])[iid][1]
     if rewrite_hashes:
         with db.write() as s:
             bypass_append_only(s)

@@ -49,4 +49,25 @@ def check_text(text: str, path: str = "value") -> None:
 def canonical_json(value: Any) -> bytes:
     """RFC 8785 canonical JSON of a committed value, UTF-8 encoded. Callers validate the domain
     (``check_domain``) where values come from outside; records built by ``records`` already are."""
-    return _dumps(value).encode("utf-8")  # tuples encode as arrays
+    return _text(value).encode("utf-8")
+
+
+def _text(value: Any) -> str:
+    # the committed domain's exact types directly (setting up the general encoder costs more than
+    # encoding a short value); anything else, including subclasses, through ``_dumps``
+    kind = type(value)
+    if kind is str:
+        return _string(value)
+    if value is None:
+        return "null"
+    if kind is int:
+        return int.__repr__(value)
+    if kind is list or kind is tuple:  # tuples encode as arrays
+        return "[" + ",".join([_string(v) if type(v) is str else _text(v) for v in value]) + "]"
+    return _dumps(value)
+
+
+canonical_text = _text  # the same, as text (e.g. for a JSON column)
+
+
+_string = json.encoder.encode_basestring  # what _dumps uses for str with ensure_ascii=False
