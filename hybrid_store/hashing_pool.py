@@ -58,8 +58,5 @@ def recompute_chunk(ids: list[int], db: Database | None = None) -> list[tuple[in
         if isinstance(stored, str):  # SQLite hands JSON back as text
             stored = json.loads(stored)
         links = [[key, c] for key, _, c in (stored or [])]
-        before = commitments.hashes_before_history(p.record, p.seed)
-        out.append(
-            (p.instrument_id, p.record.instrument_number, commitments.commit_with_history(before, p.seed, links))
-        )
+        out.append((p.instrument_id, p.record.instrument_number, commitments.commit_linked(p.record, p.seed, links)))
     return out

@@ -31,9 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import defer
 
 from hybrid_store import hashing_pool, manifests
 from hybrid_store.chain.client import RegistryChain
+from hybrid_store.committing import ids_clause, ids_param
 from hybrid_store.core import merkle
 from hybrid_store.core.hashing import to_hex
 from hybrid_store.db.engine import Database
@@ -163,15 +165,24 @@ def _reconcile(
         )
         if stage_id is not None:
             batch_stmt = batch_stmt.where(AnchorBatch.stage_id == stage_id)
-        batches = s.scalars(batch_stmt).all()
+        # the node arrays are not needed here (the chain's root is the authority)
+        batches = s.scalars(batch_stmt.options(defer(AnchorBatch.nodes), defer(AnchorBatch.parcel_nodes))).all()
         members: dict[int, list[tuple[int, str]]] = defaultdict(list)
-        for bid, iid, number in s.execute(
-            select(BatchRecord.batch_id, BatchRecord.instrument_id, Instrument.instrument_number)
-            .join(Instrument, Instrument.id == BatchRecord.instrument_id)
-            .where(BatchRecord.batch_id.in_([b.id for b in batches]) if batches else False)
-        ):
-            members[bid].append((iid, number))
-        stored = dict(s.execute(select(Commitment.instrument_id, Commitment.commitment)).all())
+        if batches:
+            conn = s.connection()
+            sql = ("SELECT br.batch_id, br.instrument_id, i.instrument_number FROM batch_records br "
+                   "JOIN instruments i ON i.id = br.instrument_id WHERE " + ids_clause(conn)("br.batch_id"))  # fmt: skip
+            for bid, iid, number in conn.exec_driver_sql(sql, ids_param(conn, [b.id for b in batches])):
+                members[bid].append((iid, number))
+    if deployment is None:
+        result.chain = {"deployment": None}
+        result.counts = {"batches": 0}
+        result.seconds = time.perf_counter() - started
+        return result
+    live_ids = sorted({iid for b in batches for iid, _ in members[b.id]})
+    say(f"recomputing {len(live_ids):,} commitments from the database")
+    recomputing = _recompute_async(db, live_ids, pool)  # meanwhile: the rest of the database, the chain, manifests
+    with db.read() as s:
         pending_outbox = (
             s.scalar(select(func.count()).select_from(OutboxEntry).where(OutboxEntry.batch_id.is_(None))) or 0
         )
@@ -180,18 +191,10 @@ def _reconcile(
                 ~select(Commitment.instrument_id).where(Commitment.instrument_id == Instrument.id).exists()
             )
         ) or 0  # fmt: skip
-    if deployment is None:
-        result.chain = {"deployment": None}
-        result.counts = {"batches": 0}
-        result.seconds = time.perf_counter() - started
-        return result
 
     say("checking the chain")
     identity = _chain_identity(chain, deployment, result)
     on_chain_count = chain.batch_count() if identity else 0
-    live_ids = sorted({iid for b in batches for iid, _ in members[b.id]})
-    say(f"recomputing {len(live_ids):,} commitments from the database")
-    recomputing = _recompute_async(db, live_ids, pool)  # meanwhile: the chain's roots and the manifests
 
     counts: Tally = Tally(records_checked=0, verified=0, batches=len(batches), pending_outbox=pending_outbox,
                           not_yet_migrated=not_migrated)  # fmt: skip
@@ -236,7 +239,7 @@ def _reconcile(
     for b, root, manifest in to_check:
         recs = members[b.id]
         counts["records_checked"] += len(recs)
-        ok = _check_batch(b, root, recs, recomputed, stored, manifest, result, roots)
+        ok = _check_batch(b, root, recs, recomputed, db, manifest, result, roots)
         verified_by_batch[b.id] = ok
         counts["verified"] += ok
     if lost and not _is_suffix(lost, batches, on_chain_count):
@@ -305,7 +308,7 @@ def _read_manifest(
         return None
 
 
-def _check_batch(b, root, recs, recomputed, stored, manifest, result, roots) -> int:  # noqa: ANN001
+def _check_batch(b, root, recs, recomputed, db, manifest, result, roots) -> int:  # noqa: ANN001
     """Compare one anchored batch's records with what its on-chain root covers; returns how many verified."""
     if manifest is not None:
         expected = {number: c for number, c in manifest.records if not number.startswith("SUPERSEDES")}
@@ -340,6 +343,9 @@ def _check_batch(b, root, recs, recomputed, stored, manifest, result, roots) -> 
             leaves = sorted([*leaves, merkle.commitment_leaf(rollback_marker(prior))])
     if leaves and merkle.build(leaves)[0] == root:
         return len(recs)
+    with db.read() as s:  # which records no longer match their stored commitments
+        stored = dict(s.execute(select(Commitment.instrument_id, Commitment.commitment).where(
+            Commitment.instrument_id.in_([iid for iid, _ in recs]))).all())  # fmt: skip
     changed = [(iid, n) for iid, n in recs if recomputed.get(iid, (n, b""))[1] != stored.get(iid)]
     for iid, number in changed:
         result.discrepancies.append(Discrepancy(

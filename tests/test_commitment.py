@@ -123,6 +123,9 @@ def test_bulk_hashing_equals_the_spec_one_field_at_a_time(record, seed):
     spec = [commitment.field_hash(n, commitment.field_salt(seed, n), values[n]) for n in commitment.FIELDS]
     assert commitment.hashes_before_history(record, seed) == spec[:-1] and commitment.FIELDS[-1] == "prev"
     assert commitment.commit(record, seed) == commitment.combine(spec)
+    prev = [[key, link] for key, link in record.prev]
+    assert commitment.commit_linked(record, seed, prev) == commitment.commit(record, seed)
+    assert commitment.commit_with_history(spec[:-1], seed, prev) == commitment.commit(record, seed)
 
 
 @given(records(), seeds)

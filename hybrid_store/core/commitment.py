@@ -91,6 +91,14 @@ def commit(record: InstrumentRecord, seed: bytes) -> bytes:
     return combine(_field_hashes(field_values(record), seed, FIELDS))
 
 
+def commit_linked(record: InstrumentRecord, seed: bytes, prev: list[list[str | None]]) -> bytes:
+    """``commit`` of ``record`` with its ``prev`` field given in ``field_values`` form (a record read
+    back from the database, whose history link is stored beside it)."""
+    values = field_values(record)
+    values["prev"] = prev
+    return combine(_field_hashes(values, seed, FIELDS))
+
+
 def hashes_before_history(record: InstrumentRecord, seed: bytes) -> list[bytes]:
     """The field hashes of every field but ``prev``. They depend on the record alone, so bulk
     migration computes them in parallel and adds the history link in recording order after."""
