@@ -127,14 +127,19 @@ def reconcile(
     actor: str = "cli",
     heal: bool = False,
     progress: Callable[[str], None] | None = None,
+    pool: Pool | None = None,
 ) -> ReconcileResult:
+    """Reconcile the anchored batches (of ``stage``, or all) with the chain; ``pool`` is a
+    ``hashing_pool`` the caller started early (else one of ``workers`` processes is started here)."""
     # the hashing processes start up while this one reads the database and asks the chain
-    pool = hashing_pool.start(db.url, workers) if workers > 1 else None
+    own = pool is None and workers > 1
+    if own:
+        pool = hashing_pool.start(db.url, workers)
     try:
         return _reconcile(db, chain, manifest_dir=manifest_dir, stage=stage, actor=actor, heal=heal,
                           progress=progress, pool=pool)  # fmt: skip
     finally:
-        if pool is not None:
+        if own and pool is not None:
             pool.terminate()
 
 

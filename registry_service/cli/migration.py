@@ -292,23 +292,30 @@ def reconcile_command(
 
     Exit status 0 when clean (pending records are not discrepancies), 1 otherwise.
     """
-    from migration_tools.reconcile import reconcile
-    from migration_tools.reports import write_csv, write_html, write_json
+    from hybrid_store import hashing_pool
 
     cfg = settings()
     db = database(cfg)
-    from hybrid_store.chain.connect import open_chain
-
-    chain = open_chain(cfg)
+    # the hashing processes start first: they boot while this one loads the chain libraries
+    pool = hashing_pool.start(db.url, workers) if workers > 1 else None
     try:
-        result = reconcile(db, chain, manifest_dir=manifests or cfg.manifests_dir, stage=stage, workers=workers,
-                           actor=_actor(), heal=heal, progress=lambda m: err_console.print(f"[dim]{m}[/dim]"))  # fmt: skip
+        from hybrid_store.chain.connect import open_chain
+        from migration_tools.reconcile import reconcile
+
+        result = reconcile(db, open_chain(cfg), manifest_dir=manifests or cfg.manifests_dir, stage=stage,
+                           workers=workers, actor=_actor(), heal=heal, pool=pool,
+                           progress=lambda m: err_console.print(f"[dim]{m}[/dim]"))  # fmt: skip
     except Exception as exc:
         from hybrid_store.errors import LandregError
 
         if isinstance(exc, LandregError):
             raise
         raise fail(f"reconciliation failed: {exc}") from None
+    finally:
+        if pool is not None:
+            pool.terminate()
+    from migration_tools.reports import write_csv, write_html, write_json
+
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     report = report or cfg.reports_dir / f"reconcile-{stamp}.html"
     report.parent.mkdir(parents=True, exist_ok=True)
