@@ -18,11 +18,14 @@ from hybrid_store.db.engine import Database
 _DB: Database | None = None
 
 
-def start(url: str, processes: int, *, yield_cpu: bool = False) -> Pool:
+def start(url: str, processes: int, *, yield_cpu: bool = False, fork: bool = False) -> Pool:
     """``processes`` hashing processes reading the database at ``url``; with ``yield_cpu`` they run
-    at a lower priority, so the process that commits in recording order keeps its core."""
-    ctx = multiprocessing.get_context("spawn")
-    return ctx.Pool(processes, initializer=_init, initargs=(url, yield_cpu))
+    at a lower priority, so the process that commits in recording order keeps its core.
+
+    ``fork`` (where the platform has it) starts them as copies of this process, already past its
+    imports: only for a caller that has no database connection and no other thread yet."""
+    method = "fork" if fork and "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    return multiprocessing.get_context(method).Pool(processes, initializer=_init, initargs=(url, yield_cpu))
 
 
 def _init(url: str, yield_cpu: bool) -> None:

@@ -295,9 +295,10 @@ def reconcile_command(
     from hybrid_store import hashing_pool
 
     cfg = settings()
+    # the hashing processes start first, before any database connection or thread exists here, as
+    # copies of this process: they hash while this one opens the database and loads the chain libraries
+    pool = hashing_pool.start(cfg.db_url, workers, fork=True) if workers > 1 else None
     db = database(cfg)
-    # the hashing processes start first: they boot while this one loads the chain libraries
-    pool = hashing_pool.start(db.url, workers) if workers > 1 else None
     try:
         from hybrid_store.chain.connect import open_chain
         from migration_tools.reconcile import reconcile
