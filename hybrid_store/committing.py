@@ -33,7 +33,6 @@ from hybrid_store.db.models import Commitment, Instrument, InstrumentParcel, Out
 
 _IN = 5_000  # ids per IN list (SQLite allows 32,766 parameters, PostgreSQL 65,535)
 _I = Instrument.__table__
-_CORRECTED = Instrument.__table__.alias("corrected")
 _P = Parcel.__table__
 _IP = InstrumentParcel.__table__
 

@@ -103,17 +103,13 @@ class ReconcileResult:
 
 
 # --- recomputation ------------------------------------------------------------------------------------
-def recompute_all(db: Database, ids: list[int], pool: Pool | None = None) -> dict[int, tuple[str, bytes]]:
-    """instrument id -> (number, commitment recomputed from the rows), in ``pool``'s processes if given."""
-    chunks = [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
-    out: dict[int, tuple[str, bytes]] = {}
-    if pool is not None and len(chunks) > 1:
-        for part in pool.imap_unordered(hashing_pool.recompute_chunk, chunks):
-            out.update({iid: (n, c) for iid, n, c in part})
-    else:
-        for chunk in chunks:
-            out.update({iid: (n, c) for iid, n, c in hashing_pool.recompute_chunk(chunk, db)})
-    return out
+def recompute_all(db: Database, ids: list[int]) -> dict[int, tuple[str, bytes]]:
+    """instrument id -> (number, commitment recomputed from the rows), in this process."""
+    return {iid: (n, c) for chunk in _chunked(ids) for iid, n, c in hashing_pool.recompute_chunk(chunk, db)}
+
+
+def _chunked(ids: list[int]) -> list[list[int]]:
+    return [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
 
 
 # --- reconcile ----------------------------------------------------------------------------------------
@@ -292,7 +288,7 @@ def _chain_identity(chain: RegistryChain, deployment: ChainDeployment, result: R
 
 def _recompute_async(db: Database, ids: list[int], pool: Pool | None) -> Callable[[], dict[int, tuple[str, bytes]]]:
     """Start recomputing (in ``pool``'s processes); the returned call waits for the result."""
-    chunks = [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
+    chunks = _chunked(ids)
     if pool is None or len(chunks) < 2:
         return lambda: recompute_all(db, ids)
     running = pool.map_async(hashing_pool.recompute_chunk, chunks, chunksize=1)

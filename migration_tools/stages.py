@@ -123,21 +123,20 @@ def _committed():  # noqa: ANN202 - a correlated EXISTS clause
     return exists(select(Commitment.instrument_id).where(Commitment.instrument_id == Instrument.id))
 
 
+def _unmigrated(selector: Selector | None) -> list[Any]:
+    """Where-clauses of the legacy records a stage (all stages, without a selector) still has to migrate."""
+    return [Instrument.source == "legacy", ~_committed(), *(selector.conditions() if selector else [])]
+
+
 def candidates(session: Session, selector: Selector) -> list[int]:
     """Ids of the records the stage still has to migrate, in recording order."""
-    stmt = (
-        select(Instrument.id)
-        .where(Instrument.source == "legacy", ~_committed(), *selector.conditions())
-        .order_by(Instrument.recorded_at, Instrument.id)
-    )
+    stmt = select(Instrument.id).where(*_unmigrated(selector)).order_by(Instrument.recorded_at, Instrument.id)
     return list(session.scalars(stmt))
 
 
 def count_candidates(session: Session, selector: Selector | None = None) -> int:
     """How many records ``candidates`` would return (all unmigrated legacy records without a selector)."""
-    conditions = selector.conditions() if selector else []
-    stmt = select(func.count()).select_from(Instrument).where(Instrument.source == "legacy", ~_committed(), *conditions)
-    return session.scalar(stmt) or 0
+    return session.scalar(select(func.count()).select_from(Instrument).where(*_unmigrated(selector))) or 0
 
 
 # --- plan -------------------------------------------------------------------------------------------

@@ -118,7 +118,9 @@ def test_pilot_then_rest_each_reconciled_and_signed_off(legacy):
     latest, pilot_run = view["reconciliations"][0], view["reconciliations"][1]
     assert latest["clean"] and latest["stage"] is None and latest["counts"]["verified"] == BOOK
     assert pilot_run["stage"] == "pilot" and pilot_run["counts"]["verified"] == report.records
-    page = view["desk_status_page"]  # and the web desk's status page shows the same
+    page = view["desk_status_page"]  # and the web desk's status page shows the same, once
+    assert page.count('id="stages"') == page.count('id="reconciliations"') == 1
+    assert "<title>Anchoring status" in page and "Legacy migration" not in page.split("</title>")[0]
     stages_table = page.split('id="stages"')[1].split("</table>")[0]
     assert "pilot" in stages_table and "signed off" in stages_table and "Jo IT" in stages_table
     assert f"{rest.records:,} in {rest.batches} batches" in stages_table
