@@ -127,7 +127,7 @@ def search_instruments(
     from_: Annotated[date | None, Query(alias="from", description="recorded on or after (YYYY-MM-DD)")] = None,
     to: Annotated[date | None, Query(description="recorded on or before (YYYY-MM-DD)")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
-    cursor: Annotated[str | None, Query(max_length=20, pattern=r"^[0-9]+$")] = None,
+    cursor: Annotated[str | None, Query(max_length=18, pattern=r"^[0-9]{1,18}$")] = None,
 ) -> schemas.InstrumentPage:
     """Instruments matching every criterion given, newest first. Page with `cursor`."""
     if from_ and to and from_ > to:

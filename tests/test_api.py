@@ -266,6 +266,7 @@ def test_search_filters_and_pages(svc):
     assert svc.client.get(f"/api/v1/instruments?from={today}&to={today}", headers=h).json()["count"] == 7
     assert svc.client.get("/api/v1/instruments?from=2030-01-01&to=2020-01-01", headers=h).status_code == 422
     assert svc.client.get("/api/v1/instruments?limit=1000", headers=h).status_code == 422
+    assert svc.client.get("/api/v1/instruments?cursor=9300000000000000000", headers=h).status_code == 422  # > int64
     misspelt = svc.client.get("/api/v1/instruments?partyy=buyer", headers=h)  # never a silently wider search
     assert misspelt.status_code == 422 and misspelt.json()["error"]["fields"][0]["rule"] == "extra_forbidden"
     twice = svc.client.get("/api/v1/instruments?party=buyer 4&party=buyer 5", headers=h)  # nor a narrower one
