@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from hybrid_store.core import commitment as commitments
 from hybrid_store.core.canonical import canonical_text
 from hybrid_store.core.hashing import to_hex
-from hybrid_store.core.records import InstrumentRecord, build_record, format_timestamp
+from hybrid_store.core.records import InstrumentRecord, format_timestamp
 from hybrid_store.db.engine import bulk_execute, driver_datetime
 from hybrid_store.db.models import Commitment, Instrument, InstrumentParcel, OutboxEntry, Parcel
 
@@ -97,23 +97,30 @@ def load_pending(session: Session, instrument_ids: Sequence[int]) -> list[Pendin
     rows, names, parcels = [], {}, {}
     for chunk in _chunks(list(instrument_ids)):
         param = ids_param(conn, chunk)
-        rows.extend(conn.exec_driver_sql(_SQL_INSTRUMENTS.format(ids=ids_in("i.id")), param).fetchall())
-        for iid, role, name in conn.exec_driver_sql(_SQL_PARTIES.format(ids=ids_in("instrument_id")), param):
+        rows.extend(driver_rows(conn, _SQL_INSTRUMENTS.format(ids=ids_in("i.id")), param))
+        for iid, role, name in driver_rows(conn, _SQL_PARTIES.format(ids=ids_in("instrument_id")), param):
             names.setdefault((iid, role), []).append(name)
-        for iid, pid, key in conn.exec_driver_sql(_SQL_PARCELS.format(ids=ids_in("ip.instrument_id")), param):
+        for iid, pid, key in driver_rows(conn, _SQL_PARCELS.format(ids=ids_in("ip.instrument_id")), param):
             parcels.setdefault(iid, []).append((key, pid))
     out = []
     for r in sorted(rows, key=lambda r: (r[3], r[0])):  # recording order (SQLite's text sorts as time)
         iid = r[0]
         keyed = sorted(parcels.get(iid, ()))
-        record = build_record(
+        keys = tuple([k for k, _ in keyed])
+        record = InstrumentRecord(
             instrument_number=r[1], doc_type=r[2], recorded_at=_timestamp(r[3]), book=r[4], page=r[5],
-            grantors=names.get((iid, "grantor"), ()), grantees=names.get((iid, "grantee"), ()),
+            grantors=tuple(names.get((iid, "grantor"), ())), grantees=tuple(names.get((iid, "grantee"), ())),
             consideration_cents=r[6], legal_description=r[7], document_digest=r[8],
-            parcels=[k for k, _ in keyed], corrects=r[10], prev={},
+            parcels=keys, corrects=r[10], prev=tuple([(k, None) for k in keys]),
         )  # fmt: skip
-        out.append(Pending(iid, record, bytes(r[9]), tuple(pid for _, pid in keyed)))
+        out.append(Pending(iid, record, bytes(r[9]), tuple([pid for _, pid in keyed])))
     return out
+
+
+def driver_rows(conn: Any, sql: str, param: tuple[Any, ...]) -> list[tuple]:
+    """The rows of driver SQL straight from the DB-API cursor: for the bulk reads, where SQLAlchemy's
+    row objects cost more than the query (same connection, same transaction)."""
+    return conn.connection.driver_connection.execute(sql, param).fetchall()
 
 
 _SQL_INSTRUMENTS = (

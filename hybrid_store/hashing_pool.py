@@ -11,7 +11,7 @@ import multiprocessing
 import os
 from multiprocessing.pool import Pool
 
-from hybrid_store.committing import Committable, ids_clause, ids_param, load_pending
+from hybrid_store.committing import Committable, driver_rows, ids_clause, ids_param, load_pending
 from hybrid_store.core import commitment as commitments
 from hybrid_store.db.engine import Database
 
@@ -35,11 +35,16 @@ def _init(url: str, yield_cpu: bool) -> None:
     _DB = Database(url)
 
 
+def database() -> Database:
+    """This hashing process's database (set when the process started)."""
+    assert _DB is not None, "not a hashing process: pass the database"
+    return _DB
+
+
 def hash_chunk(ids: list[int], db: Database | None = None) -> tuple[list[Committable], list[list[bytes]]]:
     """For a migration batch: the records' history-free field hashes, and what committing needs
     of each record (slim: the records themselves are not sent back)."""
-    db = db or _DB
-    assert db is not None
+    db = db or database()
     with db.read() as s:
         items = load_pending(s, ids)
     return [p.slim() for p in items], [commitments.hashes_before_history(p.record, p.seed) for p in items]
@@ -48,13 +53,12 @@ def hash_chunk(ids: list[int], db: Database | None = None) -> tuple[list[Committ
 def recompute_chunk(ids: list[int], db: Database | None = None) -> list[tuple[int, str, bytes]]:
     """For reconciliation: (instrument id, number, commitment recomputed from the rows), the history
     link taken from the stored ``prev`` (which the commitment, and so the chain, covers)."""
-    db = db or _DB
-    assert db is not None
+    db = db or database()
     with db.read() as s:
         items = load_pending(s, ids)
         conn = s.connection()
         sql = "SELECT instrument_id, prev FROM commitments WHERE " + ids_clause(conn)("instrument_id")
-        prev = dict(conn.exec_driver_sql(sql, ids_param(conn, ids)).fetchall())
+        prev = dict(driver_rows(conn, sql, ids_param(conn, ids)))
     out = []
     for p in items:
         stored = prev.get(p.instrument_id)

@@ -11,6 +11,11 @@ what that root covers:
 * without one, the recomputed records must rebuild the chain's root; if they do not, the batch is
   reported tampered and, where the stored commitments were left alone, the changed record too.
 
+The work is streamed: the hashing processes check a few batches per task (``batch_check``)
+against the roots the database holds, while this process asks the chain for its own; an outcome
+counts only where the two roots are the same, and a batch whose database root differs is checked
+again against the chain's. Memory grows with the batch size, not with the book.
+
 Discrepancy kinds: ``pending`` (not yet anchored or confirmed: never called tampering),
 ``missing_on_chain`` (the chain lacks a batch the database says was anchored: a node that lost
 state), ``tampered_record`` / ``tampered_batch`` / ``missing_record``, ``chain_reset`` (other
@@ -22,22 +27,18 @@ from __future__ import annotations
 
 import time
 from collections import Counter as Tally
-from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from multiprocessing.pool import Pool
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import defer
+from sqlalchemy.orm import Session, defer
 
-from hybrid_store import hashing_pool, manifests
-from hybrid_store.chain.client import RegistryChain
+from hybrid_store import hashing_pool
 from hybrid_store.committing import ids_clause, ids_param
-from hybrid_store.core import merkle
-from hybrid_store.core.hashing import to_hex
 from hybrid_store.db.engine import Database
 from hybrid_store.db.models import (
     AnchorBatch,
@@ -51,20 +52,16 @@ from hybrid_store.db.models import (
     Parcel,
     Reconciliation,
 )
-from hybrid_store.deployment import active_deployment
+from migration_tools import batch_check
+from migration_tools.batch_check import Discrepancy
+
+if TYPE_CHECKING:  # the chain libraries load only once the hashing processes are at work
+    from hybrid_store.chain.client import RegistryChain
+
+__all__ = ["CLEAN_KINDS", "Discrepancy", "ReconcileResult", "StageLine", "recompute_all", "reconcile"]
 
 CLEAN_KINDS = frozenset({"pending"})
 CHUNK = 5_000
-
-
-@dataclass
-class Discrepancy:
-    kind: str
-    message: str
-    batch_id: int | None = None
-    instrument_number: str | None = None
-    expected: str | None = None
-    found: str | None = None
 
 
 @dataclass
@@ -105,17 +102,17 @@ class ReconcileResult:
 # --- recomputation ------------------------------------------------------------------------------------
 def recompute_all(db: Database, ids: list[int]) -> dict[int, tuple[str, bytes]]:
     """instrument id -> (number, commitment recomputed from the rows), in this process."""
-    return {iid: (n, c) for chunk in _chunked(ids) for iid, n, c in hashing_pool.recompute_chunk(chunk, db)}
-
-
-def _chunked(ids: list[int]) -> list[list[int]]:
-    return [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
+    return {
+        iid: (n, c)
+        for i in range(0, len(ids), CHUNK)
+        for iid, n, c in hashing_pool.recompute_chunk(ids[i : i + CHUNK], db)
+    }
 
 
 # --- reconcile ----------------------------------------------------------------------------------------
 def reconcile(
     db: Database,
-    chain: RegistryChain,
+    chain: RegistryChain | Callable[[], RegistryChain],
     *,
     manifest_dir: Path | None,
     stage: str | None = None,
@@ -125,8 +122,9 @@ def reconcile(
     progress: Callable[[str], None] | None = None,
     pool: Pool | None = None,
 ) -> ReconcileResult:
-    """Reconcile the anchored batches (of ``stage``, or all) with the chain; ``pool`` is a
-    ``hashing_pool`` the caller started early (else one of ``workers`` processes is started here)."""
+    """Reconcile the anchored batches (of ``stage``, or all) with ``chain`` (or a call that opens it,
+    made once the records are being recomputed); ``pool`` is a ``hashing_pool`` the caller started
+    early (else one of ``workers`` processes is started here)."""
     # the hashing processes start up while this one reads the database and asks the chain
     own = pool is None and workers > 1
     if own:
@@ -141,7 +139,7 @@ def reconcile(
 
 def _reconcile(
     db: Database,
-    chain: RegistryChain,
+    chain: RegistryChain | Callable[[], RegistryChain],
     *,
     manifest_dir: Path | None,
     stage: str | None,
@@ -154,7 +152,7 @@ def _reconcile(
     result = ReconcileResult(started_at=datetime.now(UTC).isoformat(timespec="seconds"))
     say = progress or (lambda _msg: None)
     with db.read() as s:
-        deployment = active_deployment(s)
+        deployment = s.scalar(select(ChainDeployment).order_by(ChainDeployment.id.desc()).limit(1))
         stage_row = s.scalar(select(MigrationStage).where(MigrationStage.name == stage)) if stage else None
         if stage and stage_row is None:
             from hybrid_store.errors import NotFound
@@ -168,21 +166,19 @@ def _reconcile(
             batch_stmt = batch_stmt.where(AnchorBatch.stage_id == stage_id)
         # the node arrays are not needed here (the chain's root is the authority)
         batches = s.scalars(batch_stmt.options(defer(AnchorBatch.nodes), defer(AnchorBatch.parcel_nodes))).all()
-        members: dict[int, list[tuple[int, str]]] = defaultdict(list)
-        if batches:
-            conn = s.connection()
-            sql = ("SELECT br.batch_id, br.instrument_id, i.instrument_number FROM batch_records br "
-                   "JOIN instruments i ON i.id = br.instrument_id WHERE " + ids_clause(conn)("br.batch_id"))  # fmt: skip
-            for bid, iid, number in conn.exec_driver_sql(sql, ids_param(conn, [b.id for b in batches])):
-                members[bid].append((iid, number))
+        sizes = _batch_sizes(s, [b.id for b in batches])
     if deployment is None:
         result.chain = {"deployment": None}
         result.counts = {"batches": 0}
         result.seconds = time.perf_counter() - started
         return result
-    live_ids = sorted({iid for b in batches for iid, _ in members[b.id]})
-    say(f"recomputing {len(live_ids):,} commitments from the database")
-    recomputing = _recompute_async(db, live_ids, pool)  # meanwhile: the rest of the database, the chain, manifests
+    # the hashing processes check the batches against the roots the database holds while this one
+    # asks the chain for its roots; an outcome counts only where the two roots are the same
+    roots = {b.id: b.root for b in batches}
+    tasks = [batch_check.BatchTask(b.id, b.chain_batch_id, sizes.get(b.id, 0), b.root, roots.get(b.supersedes_batch_id))
+             for b in batches if b.state == BatchState.CONFIRMED and b.superseded_at is None]  # fmt: skip
+    say(f"recomputing the {sum(t.records for t in tasks):,} records of {len(tasks)} batches from the database")
+    checking = _check_async(db, tasks, manifest_dir, pool)
     with db.read() as s:
         pending_outbox = (
             s.scalar(select(func.count()).select_from(OutboxEntry).where(OutboxEntry.batch_id.is_(None))) or 0
@@ -194,6 +190,8 @@ def _reconcile(
         ) or 0  # fmt: skip
 
     say("checking the chain")
+    if callable(chain):
+        chain = chain()
     identity = _chain_identity(chain, deployment, result)
     on_chain_count = chain.batch_count() if identity else 0
 
@@ -202,11 +200,9 @@ def _reconcile(
     if pending_outbox:
         result.discrepancies.append(Discrepancy("pending", f"{pending_outbox} records wait for their batch"))
     lost: list[AnchorBatch] = []
-    verified_by_batch: dict[int, int] = {}
-    to_check: list[tuple[AnchorBatch, bytes, manifests.Manifest | None]] = []
+    chain_roots: dict[int, bytes] = {}  # batches whose records are to be checked against the chain's root
     say(f"checking {len(batches)} batches")
     for b in batches:
-        recs = members[b.id]
         if b.state != BatchState.CONFIRMED:
             result.discrepancies.append(Discrepancy(
                 "pending", f"batch {b.chain_batch_id} is {b.state}: not yet at the confirmation depth",
@@ -221,8 +217,8 @@ def _reconcile(
             lost.append(b)
             result.discrepancies.append(Discrepancy(
                 "missing_on_chain",
-                f"batch {b.chain_batch_id} ({len(recs)} records) is not on chain: the node lost it (restart it "
-                "from its saved state, then `landreg reconcile --heal` re-anchors them)", b.chain_batch_id))  # fmt: skip
+                f"batch {b.chain_batch_id} ({sizes.get(b.id, 0)} records) is not on chain: the node lost it (restart "
+                "it from its saved state, then `landreg reconcile --heal` re-anchors them)", b.chain_batch_id))  # fmt: skip
             continue
         if b.block_number is not None and b.block_hash and chain.block_hash_at(b.block_number) != b.block_hash:
             result.discrepancies.append(Discrepancy(
@@ -234,15 +230,18 @@ def _reconcile(
         if b.superseded_at is not None:
             counts["superseded_batches"] += 1
             continue  # rolled back: its records were revoked on chain and anchored again in a later batch
-        to_check.append((b, root, _read_manifest(b, root, manifest_dir, result)))
-    recomputed = recomputing()
-    roots = {x.id: x.root for x in batches}
-    for b, root, manifest in to_check:
-        recs = members[b.id]
-        counts["records_checked"] += len(recs)
-        ok = _check_batch(b, root, recs, recomputed, db, manifest, result, roots)
-        verified_by_batch[b.id] = ok
-        counts["verified"] += ok
+        chain_roots[b.id] = root
+    verified_by_batch: dict[int, int] = {}
+    for outcome in checking():
+        t = outcome.task
+        if t.id not in chain_roots:
+            continue  # reported above (lost, reset): what its rows say does not matter
+        if chain_roots[t.id] != t.root:  # the database's root is not the chain's: check against the chain's
+            (outcome,) = batch_check.check_group((_dir(manifest_dir), [replace(t, root=chain_roots[t.id])]), db)
+        counts["records_checked"] += outcome.records
+        counts["verified"] += outcome.verified
+        verified_by_batch[t.id] = outcome.verified
+        result.discrepancies.extend(outcome.discrepancies)
     if lost and not _is_suffix(lost, batches, on_chain_count):
         for d in result.discrepancies:
             if d.kind == "missing_on_chain":
@@ -251,14 +250,40 @@ def _reconcile(
         lost = []
 
     result.counts = dict(counts)
-    result.stages = _stage_lines(db, batches, members, verified_by_batch, result)
+    result.stages = _stage_lines(db, batches, sizes, verified_by_batch, result)
     result.timeline = _timeline(batches)
     if heal and lost:
-        say(f"re-queueing the {sum(len(members[b.id]) for b in lost)} records of {len(lost)} lost batches")
+        say(f"re-queueing the {sum(sizes.get(b.id, 0) for b in lost)} records of {len(lost)} lost batches")
         result.healed = _heal(db, lost)
     result.seconds = time.perf_counter() - started
     _record(db, result, actor, stage_id, batches)
     return result
+
+
+def _batch_sizes(s: Session, batch_ids: list[int]) -> dict[int, int]:
+    """Records per batch, as the database lists them."""
+    if not batch_ids:
+        return {}
+    conn = s.connection()
+    sql = ("SELECT batch_id, count(*) FROM batch_records WHERE " + ids_clause(conn)("batch_id")
+           + " GROUP BY batch_id")  # fmt: skip
+    return dict(conn.exec_driver_sql(sql, ids_param(conn, batch_ids)).fetchall())
+
+
+def _dir(manifest_dir: Path | None) -> str | None:
+    return str(manifest_dir) if manifest_dir is not None else None
+
+
+def _check_async(
+    db: Database, tasks: list[batch_check.BatchTask], manifest_dir: Path | None, pool: Pool | None
+) -> Callable[[], Iterator[batch_check.BatchOutcome]]:
+    """Start checking ``tasks`` (in ``pool``'s processes, if any); the returned call yields the
+    outcomes in task order, each as soon as it is ready, so only a few batches are in memory."""
+    work = [(_dir(manifest_dir), g) for g in batch_check.group(tasks)]
+    if pool is None or len(work) < 2:
+        return lambda: (o for w in work for o in batch_check.check_group(w, db))
+    running = pool.imap(batch_check.check_group, work, chunksize=1)
+    return lambda: (o for part in running for o in part)
 
 
 def _chain_identity(chain: RegistryChain, deployment: ChainDeployment, result: ReconcileResult) -> bool:
@@ -286,87 +311,12 @@ def _chain_identity(chain: RegistryChain, deployment: ChainDeployment, result: R
     return not problems
 
 
-def _recompute_async(db: Database, ids: list[int], pool: Pool | None) -> Callable[[], dict[int, tuple[str, bytes]]]:
-    """Start recomputing (in ``pool``'s processes); the returned call waits for the result."""
-    chunks = _chunked(ids)
-    if pool is None or len(chunks) < 2:
-        return lambda: recompute_all(db, ids)
-    running = pool.map_async(hashing_pool.recompute_chunk, chunks, chunksize=1)
-    return lambda: {iid: (n, c) for part in running.get() for iid, n, c in part}
-
-
-def _read_manifest(
-    b: AnchorBatch, root: bytes, manifest_dir: Path | None, result: ReconcileResult
-) -> manifests.Manifest | None:
-    """The batch's manifest, if there is one that rebuilds the chain's root (an unusable one is reported)."""
-    if manifest_dir is None:
-        return None
-    try:
-        return manifests.read(manifest_dir, root)
-    except manifests.ManifestError as exc:
-        result.discrepancies.append(Discrepancy(
-            "manifest_mismatch", f"the manifest of batch {b.chain_batch_id} is unusable: {exc}", b.chain_batch_id))  # fmt: skip
-        return None
-
-
-def _check_batch(b, root, recs, recomputed, db, manifest, result, roots) -> int:  # noqa: ANN001
-    """Compare one anchored batch's records with what its on-chain root covers; returns how many verified."""
-    if manifest is not None:
-        expected = {number: c for number, c in manifest.records if not number.startswith("SUPERSEDES")}
-        seen = set()
-        verified = 0
-        for iid, number in recs:
-            seen.add(number)
-            got = recomputed.get(iid, (number, b""))[1]
-            want = expected.get(number)
-            if want is None:
-                result.discrepancies.append(Discrepancy(
-                    "tampered_record", f"instrument {number} is in batch {b.chain_batch_id} in the database, but the "
-                    "batch never anchored it", b.chain_batch_id, number, found=to_hex(got)))  # fmt: skip
-            elif got != want:
-                result.discrepancies.append(Discrepancy(
-                    "tampered_record", f"instrument {number} was changed after it was anchored in batch "
-                    f"{b.chain_batch_id}", b.chain_batch_id, number, expected=to_hex(want), found=to_hex(got)))  # fmt: skip
-            else:
-                verified += 1
-        for number in sorted(set(expected) - seen):
-            result.discrepancies.append(Discrepancy(
-                "missing_record", f"instrument {number}, anchored in batch {b.chain_batch_id}, is no longer in the "
-                "database's record of that batch", b.chain_batch_id, number, expected=to_hex(expected[number])))  # fmt: skip
-        return verified
-    # no manifest: the recomputed records must rebuild the chain's root
-    leaves = sorted(merkle.commitment_leaf(recomputed[iid][1]) for iid, _ in recs if iid in recomputed)
-    if b.supersedes_batch_id is not None:
-        from migration_tools.stages import rollback_marker  # a re-anchoring batch carries its marker leaf
-
-        prior = roots.get(b.supersedes_batch_id)
-        if prior is not None:
-            leaves = sorted([*leaves, merkle.commitment_leaf(rollback_marker(prior))])
-    if leaves and merkle.build(leaves)[0] == root:
-        return len(recs)
-    with db.read() as s:  # which records no longer match their stored commitments
-        stored = dict(s.execute(select(Commitment.instrument_id, Commitment.commitment).where(
-            Commitment.instrument_id.in_([iid for iid, _ in recs]))).all())  # fmt: skip
-    changed = [(iid, n) for iid, n in recs if recomputed.get(iid, (n, b""))[1] != stored.get(iid)]
-    for iid, number in changed:
-        result.discrepancies.append(Discrepancy(
-            "tampered_record", f"instrument {number} no longer matches its stored commitment (batch {b.chain_batch_id})",
-            b.chain_batch_id, number, expected=to_hex(stored[iid]) if stored.get(iid) else None,
-            found=to_hex(recomputed[iid][1]) if iid in recomputed else None))  # fmt: skip
-    result.discrepancies.append(Discrepancy(
-        "tampered_batch", f"the records of batch {b.chain_batch_id} do not rebuild its anchored root"
-        + ("" if changed else "; the stored commitments were rewritten too: provide the batch manifest "
-           "(LANDREG_MANIFEST_DIR or --manifests) to locate the record"),
-        b.chain_batch_id, expected=to_hex(root)))  # fmt: skip
-    return len(recs) - max(1, len(changed))
-
-
 def _is_suffix(lost: list[AnchorBatch], batches: list[AnchorBatch], on_chain: int) -> bool:
     """A node that lost state lost its newest batches: every lost id is at or above the chain's count."""
     return all(b.chain_batch_id >= on_chain for b in lost)
 
 
-def _stage_lines(db, batches, members, verified, result) -> list[StageLine]:  # noqa: ANN001
+def _stage_lines(db, batches, sizes, verified, result) -> list[StageLine]:  # noqa: ANN001
     with db.read() as s:
         stages = {st.id: st for st in s.scalars(select(MigrationStage))}
     lines: dict[Any, StageLine] = {}
@@ -378,7 +328,7 @@ def _stage_lines(db, batches, members, verified, result) -> list[StageLine]:  # 
         key = st.name if st else "(filings)"
         line = lines.setdefault(key, StageLine(key, st.state if st else "live"))
         line.batches += 1
-        line.records += len(members[b.id])
+        line.records += sizes.get(b.id, 0)
         line.verified += verified.get(b.id, 0)
         line.discrepancies += bad_batches.get(b.chain_batch_id, 0)
     return list(lines.values())

@@ -570,7 +570,7 @@ def rollback_stage(
                                            chain.pending_nonce())  # fmt: skip
                 chain.wait(chain.broadcast(signed))
             crashpoint("rollback:revoked")
-            marker = rollback_marker(old.root)
+            marker = commitments.rollback_marker(old.root)
             with db.write() as s:
                 commitments_by_id = {iid: (number, c) for _, iid, number, c in members}
                 plan = plan_batch(s, commitments_by_id, anchorer._next_chain_batch_id(s), stage_id=stage_id,
@@ -590,14 +590,6 @@ def rollback_stage(
     finally:
         lock.release()
     return report
-
-
-def rollback_marker(old_root: bytes) -> bytes:
-    """The extra leaf value of a re-anchoring batch: it names the superseded root, and keeps the new
-    root distinct from the old one (the contract never anchors a root twice)."""
-    from hybrid_store.core.hashing import sha256
-
-    return sha256(b"landreg-rollback/v1\x00" + old_root)
 
 
 def _members(db: Database, batch_id: int) -> list[tuple[bytes, int, str, bytes]]:

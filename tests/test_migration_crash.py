@@ -202,7 +202,7 @@ def test_node_killed_mid_migration_lost_batches_are_reported_and_healed(golden, 
         lost_at = chain.batch_count()
         assert 3 <= lost_at < 5
 
-        found = cli(env, "reconcile", "--json", str(tmp_path / "r.json"), "--workers", "1")
+        found = cli(env, "reconcile", "--json", str(tmp_path / "r.json"), "--workers", "2")
         assert found.returncode == 1, found.stdout + found.stderr
         report = json.loads((tmp_path / "r.json").read_text())
         assert report["kinds"].get("missing_on_chain") == 5 - lost_at, report["discrepancies"]
@@ -216,7 +216,7 @@ def test_node_killed_mid_migration_lost_batches_are_reported_and_healed(golden, 
         assert healed.returncode == 1 and f"healed: {(5 - lost_at) * BATCH} records re-queued" in healed.stdout
         ok(cli(env, "migrate", "resume", "all"))
         ok(cli(env, "worker", "--drain"))
-        final = ok(cli(env, "reconcile", "--json", str(tmp_path / "final.json"), "--workers", "1"))
+        final = ok(cli(env, "reconcile", "--json", str(tmp_path / "final.json"), "--workers", "2"))
         result = json.loads((tmp_path / "final.json").read_text())
         assert result["clean"] and result["kinds"] == {} and result["counts"]["verified"] == BOOK, final.stdout
         state = end_state(env)

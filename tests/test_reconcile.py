@@ -23,7 +23,7 @@ from hybrid_store.db.engine import Database
 from hybrid_store.db.models import AnchorBatch, BatchRecord, BatchState, Commitment, Instrument, MigrationStage
 from hybrid_store.proofs import export_bundle
 from hybrid_store.recording import record_instruments, validate
-from migration_tools import reports
+from migration_tools import batch_check, reports
 from migration_tools.legacy.importer import import_records, synthetic_source
 from migration_tools.reconcile import CLEAN_KINDS, recompute_all, reconcile
 from migration_tools.stages import Selector, StageError, StageRunner, plan_stage, sign_off
@@ -148,6 +148,40 @@ def test_tamperer_who_rewrote_the_hash_columns_is_located_through_the_manifest(m
     blind = reconcile(db, chain, manifest_dir=None, workers=1)  # without the manifests: the batch, not the record
     assert [k for k, _ in problems(blind)] == ["tampered_batch"]
     assert "provide the batch manifest" in blind.discrepancies[0].message
+
+
+def test_hashing_processes_find_exactly_what_one_process_finds(migrated):
+    """The batches are checked in two processes, each against the root the database holds; one whose
+    root was rewritten is checked again against the chain's (the outcome must not depend on where)."""
+    db, chain, _dep, manifest_dir = migrated
+    numbers = some_numbers(db, BOOK)
+    tamper(db, numbers[10], "price", rewrite_hashes=True)  # its batch's root in the database rewritten too
+    tamper(db, numbers[200], "grantee_name", rewrite_hashes=False)
+    for manifests_at in (manifest_dir, None):
+        one = reconcile(db, chain, manifest_dir=manifests_at, workers=1)
+        two = reconcile(db, chain, manifest_dir=manifests_at, workers=2)
+        assert two.discrepancies == one.discrepancies
+        assert two.counts == one.counts and two.stages == one.stages
+        assert one.counts["records_checked"] == BOOK
+    assert problems(two) == [("tampered_batch", None), ("tampered_batch", None), ("tampered_record", numbers[200])]
+    located = reconcile(db, chain, manifest_dir=manifest_dir, workers=2)
+    assert problems(located) == sorted([("tampered_record", numbers[10]), ("tampered_record", numbers[200])])
+    assert located.counts["verified"] == BOOK - 2
+
+
+def test_batches_are_grouped_for_the_processes_without_splitting_one():
+    def tasks(*sizes: int) -> list[batch_check.BatchTask]:
+        return [batch_check.BatchTask(i, i, n, b"\0" * 32) for i, n in enumerate(sizes)]
+
+    few = tasks(60, 60, 60, 60)
+    assert batch_check.group(few) == [[t] for t in few]  # a small run: one batch per task, so all processes work
+    mixed = tasks(20_000, 3, 1, 1, 20_000, 7)
+    groups = batch_check.group(mixed)
+    assert [t for g in groups for t in g] == mixed  # in order, each once
+    assert [len(g) for g in groups] == [1, 4, 1]  # a group closes once it holds GROUP_RECORDS; none is split
+    tiny = tasks(*[1] * 100_000)  # a year of one-deed filing batches
+    sizes = [len(g) for g in batch_check.group(tiny)]
+    assert sum(sizes) == 100_000 and set(sizes) == {batch_check.GROUP_RECORDS}
 
 
 def test_without_manifests_a_naive_change_is_still_located(migrated):

@@ -98,10 +98,23 @@ def test_parcel_keys_round_trip():
         parse_parcel_key("0223-100-5")
 
 
-def test_records_refuse_inconsistent_history_links():
-    with pytest.raises(ValueError, match="one link per parcel"):
+@pytest.mark.parametrize(
+    ("parcels", "prev", "error"),
+    [
+        (("0223_1_1",), (), "one link per parcel"),
+        (("0223_1_1",), (("0223_1_2", None),), "one link per parcel"),
+        (("0223_1_1", "0223_1_2"), (("0223_1_2", None), ("0223_1_1", None)), "one link per parcel"),
+        (("0223_1_2", "0223_1_1"), (("0223_1_2", None), ("0223_1_1", None)), "distinct and sorted"),
+        (("0223_1_1", "0223_1_1"), (("0223_1_1", None), ("0223_1_1", None)), "distinct and sorted"),
+    ],
+)
+def test_records_refuse_unsorted_parcels_and_inconsistent_history_links(parcels, prev, error):
+    with pytest.raises(ValueError, match=error):
         InstrumentRecord("1", "DEED", "2026-01-01T00:00:00Z", "1", "1", ("A",), ("B",), None, "", "a" * 64,
-                         ("0223_1_1",), None, ())  # fmt: skip
+                         parcels, None, prev)  # fmt: skip
+
+
+def test_records_refuse_inconsistent_history_links():
     record = build_record(
         instrument_number="1", doc_type="DEED", recorded_at=NOW, book="1", page="1", grantors=["A"], grantees=["B"],
         consideration_cents=None, legal_description="", document_digest="a" * 64, parcels=["0223_1_2", "0223_1_1"],

@@ -99,6 +99,12 @@ def commit_linked(record: InstrumentRecord, seed: bytes, prev: list[list[str | N
     return combine(_field_hashes(values, seed, FIELDS))
 
 
+def rollback_marker(old_root: bytes) -> bytes:
+    """The extra leaf value of a re-anchoring batch: it names the superseded root, and keeps the new
+    root distinct from the old one (the contract never anchors a root twice)."""
+    return sha256(b"landreg-rollback/v1\x00" + old_root)
+
+
 def hashes_before_history(record: InstrumentRecord, seed: bytes) -> list[bytes]:
     """The field hashes of every field but ``prev``. They depend on the record alone, so bulk
     migration computes them in parallel and adds the history link in recording order after."""

@@ -337,9 +337,10 @@ class InstrumentRecord:
     prev: tuple[tuple[str, str | None], ...]
 
     def __post_init__(self) -> None:
-        if list(self.parcels) != sorted(set(self.parcels)):
+        parcels = self.parcels  # (bulk migration builds millions of these: the checks are kept cheap)
+        if len(parcels) > 1 and (len(set(parcels)) != len(parcels) or list(parcels) != sorted(parcels)):
             raise ValueError("parcels must be distinct and sorted")
-        if tuple(key for key, _ in self.prev) != self.parcels:
+        if len(self.prev) != len(parcels) or [key for key, _ in self.prev] != list(parcels):
             raise ValueError("prev must hold exactly one link per parcel, in parcel order")
 
 

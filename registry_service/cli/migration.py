@@ -296,14 +296,18 @@ def reconcile_command(
 
     cfg = settings()
     # the hashing processes start first, before any database connection or thread exists here, as
-    # copies of this process: they hash while this one opens the database and loads the chain libraries
+    # copies of this process: they hash while this one loads the chain libraries and asks the chain
     pool = hashing_pool.start(cfg.db_url, workers, fork=True) if workers > 1 else None
     db = database(cfg)
     try:
-        from hybrid_store.chain.connect import open_chain
         from migration_tools.reconcile import reconcile
 
-        result = reconcile(db, open_chain(cfg), manifest_dir=manifests or cfg.manifests_dir, stage=stage,
+        def chain():  # noqa: ANN202 - opened once the hashing processes are at work (web3 loads slowly)
+            from hybrid_store.chain.connect import open_chain
+
+            return open_chain(cfg)
+
+        result = reconcile(db, chain, manifest_dir=manifests or cfg.manifests_dir, stage=stage,
                            workers=workers, actor=_actor(), heal=heal, pool=pool,
                            progress=lambda m: err_console.print(f"[dim]{m}[/dim]"))  # fmt: skip
     except Exception as exc:

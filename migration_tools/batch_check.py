@@ -1,0 +1,154 @@
+"""Checking anchored batches against their roots: the part of reconciliation that runs in the
+hashing processes, a few batches per task, so that memory stays per batch and both cores work.
+
+Kept light on imports (no chain or web stack), like ``hashing_pool``, which runs it. A task is
+checked against a root given to it (the database's); reconciliation accepts the outcome only if
+that root is the chain's, and checks the batch again against the chain's root otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hybrid_store import hashing_pool, manifests
+from hybrid_store.committing import driver_rows, ids_clause, ids_param
+from hybrid_store.core import merkle
+from hybrid_store.core.commitment import rollback_marker
+from hybrid_store.core.hashing import to_hex
+from hybrid_store.db.engine import Database
+
+GROUP_RECORDS = 5_000  # small batches (the clerks' filings) are checked several to a task
+
+
+@dataclass
+class Discrepancy:
+    kind: str
+    message: str
+    batch_id: int | None = None
+    instrument_number: str | None = None
+    expected: str | None = None
+    found: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchTask:
+    id: int  # the database's batch id
+    chain_batch_id: int
+    records: int
+    root: bytes  # the root to check against
+    prior_root: bytes | None = None  # a re-anchoring batch's superseded root (its marker leaf)
+
+
+@dataclass
+class BatchOutcome:
+    task: BatchTask
+    records: int = 0
+    verified: int = 0
+    discrepancies: list[Discrepancy] = field(default_factory=list)
+
+
+def group(tasks: list[BatchTask], parts: int = 8) -> list[list[BatchTask]]:
+    """Consecutive tasks, several to a group up to ``GROUP_RECORDS`` records, and in at least
+    ``parts`` groups where the batches allow, so that every hashing process has work."""
+    size = max(1, min(GROUP_RECORDS, sum(t.records for t in tasks) // parts))
+    groups: list[list[BatchTask]] = []
+    held = size
+    for t in tasks:
+        if held >= size:
+            groups.append([])
+            held = 0
+        groups[-1].append(t)
+        held += t.records
+    return groups
+
+
+def check_group(work: tuple[str | None, list[BatchTask]], db: Database | None = None) -> list[BatchOutcome]:
+    """Check each batch of ``work`` (manifest directory, tasks) from the database's current rows."""
+    manifest_dir, tasks = work
+    db = db or hashing_pool.database()
+    members: dict[int, list[tuple[int, str]]] = {t.id: [] for t in tasks}
+    with db.read() as s:
+        conn = s.connection()
+        sql = ("SELECT br.batch_id, br.instrument_id, i.instrument_number FROM batch_records br "
+               "JOIN instruments i ON i.id = br.instrument_id WHERE " + ids_clause(conn)("br.batch_id"))  # fmt: skip
+        for bid, iid, number in driver_rows(conn, sql, ids_param(conn, list(members))):
+            members[bid].append((iid, number))
+    ids = [iid for recs in members.values() for iid, _ in recs]
+    recomputed = {iid: c for iid, _, c in hashing_pool.recompute_chunk(ids, db)} if ids else {}
+    directory = Path(manifest_dir) if manifest_dir else None
+    return [_check(t, members[t.id], recomputed, directory, db) for t in tasks]
+
+
+def _check(
+    t: BatchTask, recs: list[tuple[int, str]], recomputed: dict[int, bytes], manifest_dir: Path | None, db: Database
+) -> BatchOutcome:
+    out = BatchOutcome(t, records=len(recs))
+    manifest = None
+    if manifest_dir is not None:
+        try:
+            manifest = manifests.read(manifest_dir, t.root)
+        except manifests.ManifestError as exc:
+            out.discrepancies.append(Discrepancy(
+                "manifest_mismatch", f"the manifest of batch {t.chain_batch_id} is unusable: {exc}", t.chain_batch_id))  # fmt: skip
+    if manifest is not None:
+        _against_manifest(out, recs, recomputed, manifest)
+    else:
+        _against_root(out, recs, recomputed, db)
+    return out
+
+
+def _against_manifest(
+    out: BatchOutcome, recs: list[tuple[int, str]], recomputed: dict[int, bytes], manifest: manifests.Manifest
+) -> None:
+    """The manifest says what each record's commitment was: a mismatch names the instrument."""
+    b = out.task.chain_batch_id
+    expected = {number: c for number, c in manifest.records if not number.startswith("SUPERSEDES")}
+    seen = set()
+    for iid, number in recs:
+        seen.add(number)
+        got = recomputed.get(iid, b"")
+        want = expected.get(number)
+        if want is None:
+            out.discrepancies.append(Discrepancy(
+                "tampered_record", f"instrument {number} is in batch {b} in the database, but the batch never "
+                "anchored it", b, number, found=to_hex(got)))  # fmt: skip
+        elif got != want:
+            out.discrepancies.append(Discrepancy(
+                "tampered_record", f"instrument {number} was changed after it was anchored in batch {b}", b, number,
+                expected=to_hex(want), found=to_hex(got)))  # fmt: skip
+        else:
+            out.verified += 1
+    for number in sorted(set(expected) - seen):
+        out.discrepancies.append(Discrepancy(
+            "missing_record", f"instrument {number}, anchored in batch {b}, is no longer in the database's record "
+            "of that batch", b, number, expected=to_hex(expected[number])))  # fmt: skip
+
+
+def _against_root(out: BatchOutcome, recs: list[tuple[int, str]], recomputed: dict[int, bytes], db: Database) -> None:
+    """No manifest: the recomputed records must rebuild the root; if they do not, the records that
+    no longer match their stored commitments are named (a tamperer may have rewritten those too)."""
+    t = out.task
+    leaves = [merkle.commitment_leaf(recomputed[iid]) for iid, _ in recs if iid in recomputed]
+    if t.prior_root is not None:
+        leaves.append(merkle.commitment_leaf(rollback_marker(t.prior_root)))
+    if leaves and merkle.build(sorted(leaves))[0] == t.root:
+        out.verified = len(recs)
+        return
+    with db.read() as s:
+        conn = s.connection()
+        sql = "SELECT instrument_id, commitment FROM commitments WHERE " + ids_clause(conn)("instrument_id")
+        stored = {iid: bytes(c) for iid, c in driver_rows(conn, sql, ids_param(conn, [i for i, _ in recs]))}
+    changed = [(iid, n) for iid, n in recs if recomputed.get(iid, b"") != stored.get(iid)]
+    for iid, number in changed:
+        out.discrepancies.append(Discrepancy(
+            "tampered_record", f"instrument {number} no longer matches its stored commitment (batch "
+            f"{t.chain_batch_id})", t.chain_batch_id, number,
+            expected=to_hex(stored[iid]) if stored.get(iid) else None,
+            found=to_hex(recomputed[iid]) if iid in recomputed else None))  # fmt: skip
+    out.discrepancies.append(Discrepancy(
+        "tampered_batch", f"the records of batch {t.chain_batch_id} do not rebuild its anchored root"
+        + ("" if changed else "; the stored commitments were rewritten too: provide the batch manifest "
+           "(LANDREG_MANIFEST_DIR or --manifests) to locate the record"),
+        t.chain_batch_id, expected=to_hex(t.root)))  # fmt: skip
+    out.verified = len(recs) - max(1, len(changed))
