@@ -18,6 +18,7 @@ from hybrid_store.core.commitment import rollback_marker
 from hybrid_store.core.hashing import to_hex
 from hybrid_store.db.engine import Database
 
+SUPERSEDES = "SUPERSEDES "  # the manifest's name for a re-anchoring batch's marker leaf
 GROUP_RECORDS = 5_000  # small batches (the clerks' filings) are checked several to a task
 
 
@@ -103,7 +104,13 @@ def _against_manifest(
 ) -> None:
     """The manifest says what each record's commitment was: a mismatch names the instrument."""
     b = out.task.chain_batch_id
-    expected = {number: c for number, c in manifest.records if not number.startswith("SUPERSEDES")}
+    expected = {number: c for number, c in manifest.records if not number.startswith(SUPERSEDES)}
+    if out.task.prior_root is not None:  # a re-anchoring batch: its manifest must name the batch it replaces
+        marker = rollback_marker(out.task.prior_root)
+        if not any(n.startswith(SUPERSEDES) and c == marker for n, c in manifest.records):
+            out.discrepancies.append(Discrepancy(
+                "tampered_batch", f"batch {b} is recorded as re-anchoring a rolled-back batch, but what it anchored "
+                "does not name that batch's root", b, expected=to_hex(marker)))  # fmt: skip
     seen = set()
     for iid, number in recs:
         seen.add(number)

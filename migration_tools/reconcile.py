@@ -200,7 +200,8 @@ def _reconcile(
     if pending_outbox:
         result.discrepancies.append(Discrepancy("pending", f"{pending_outbox} records wait for their batch"))
     lost: list[AnchorBatch] = []
-    chain_roots: dict[int, bytes] = {}  # batches whose records are to be checked against the chain's root
+    superseded: list[AnchorBatch] = []
+    chain_roots: dict[int, bytes] = {}  # the chain's root of each batch it holds
     say(f"checking {len(batches)} batches")
     for b in batches:
         if b.state != BatchState.CONFIRMED:
@@ -226,22 +227,25 @@ def _reconcile(
                 "the chain (a fork or a reset)", b.chain_batch_id, expected=b.block_hash,
                 found=chain.block_hash_at(b.block_number)))  # fmt: skip
             continue
-        root = chain.get_batch(b.chain_batch_id).root
+        chain_roots[b.id] = chain.get_batch(b.chain_batch_id).root
         if b.superseded_at is not None:
             counts["superseded_batches"] += 1
-            continue  # rolled back: its records were revoked on chain and anchored again in a later batch
-        chain_roots[b.id] = root
+            superseded.append(b)  # rolled back: its records were revoked and anchored again in a later batch
     verified_by_batch: dict[int, int] = {}
+    replaces = {b.id: b.supersedes_batch_id for b in batches if b.supersedes_batch_id is not None}
     for outcome in checking():
         t = outcome.task
         if t.id not in chain_roots:
             continue  # reported above (lost, reset): what its rows say does not matter
-        if chain_roots[t.id] != t.root:  # the database's root is not the chain's: check against the chain's
-            (outcome,) = batch_check.check_group((_dir(manifest_dir), [replace(t, root=chain_roots[t.id])]), db)
+        prior = chain_roots.get(replaces.get(t.id), t.prior_root) if t.prior_root is not None else None
+        truth = replace(t, root=chain_roots[t.id], prior_root=prior)
+        if truth != t:  # the database's roots are not the chain's: check against the chain's
+            (outcome,) = batch_check.check_group((_dir(manifest_dir), [truth]), db)
         counts["records_checked"] += outcome.records
         counts["verified"] += outcome.verified
         verified_by_batch[t.id] = outcome.verified
         result.discrepancies.extend(outcome.discrepancies)
+    _check_superseded(superseded, batches, result)
     if lost and not _is_suffix(lost, batches, on_chain_count):
         for d in result.discrepancies:
             if d.kind == "missing_on_chain":
@@ -309,6 +313,17 @@ def _chain_identity(chain: RegistryChain, deployment: ChainDeployment, result: R
         facts["batchesOnChain"] = chain.batch_count()
         facts["head"] = chain.head()
     return not problems
+
+
+def _check_superseded(superseded: list[AnchorBatch], batches: list[AnchorBatch], result: ReconcileResult) -> None:
+    """A batch the database calls rolled back is not checked itself: a later batch must re-anchor it,
+    and that batch's check proves (by the marker leaf its root covers) that the chain was told so."""
+    replaced = {b.supersedes_batch_id for b in batches if b.supersedes_batch_id is not None}
+    for b in superseded:
+        if b.id not in replaced:
+            result.discrepancies.append(Discrepancy(
+                "tampered_batch", f"batch {b.chain_batch_id} is marked rolled back in the database, but no batch "
+                "re-anchors it, so its records were never checked", b.chain_batch_id))  # fmt: skip
 
 
 def _is_suffix(lost: list[AnchorBatch], batches: list[AnchorBatch], on_chain: int) -> bool:

@@ -49,6 +49,7 @@ from hybrid_store.db.models import (
 )
 from hybrid_store.errors import LandregError, NotFound
 from hybrid_store.worker_lock import WorkerLock
+from migration_tools.batch_check import SUPERSEDES
 
 log = logging.getLogger(__name__)
 
@@ -574,7 +575,7 @@ def rollback_stage(
             with db.write() as s:
                 commitments_by_id = {iid: (number, c) for _, iid, number, c in members}
                 plan = plan_batch(s, commitments_by_id, anchorer._next_chain_batch_id(s), stage_id=stage_id,
-                                  supersedes_batch_id=old.id, extra=[(marker, f"SUPERSEDES {old.chain_batch_id}")])  # fmt: skip
+                                  supersedes_batch_id=old.id, extra=[(marker, f"{SUPERSEDES}{old.chain_batch_id}")])  # fmt: skip
                 signed, first_token, parcel_tree = anchorer.sign(plan)
                 new = anchorer.store(s, plan, signed, first_token, parcel_tree)
                 s.execute(update(AnchorBatch).where(AnchorBatch.id == old.id).values(superseded_at=datetime.now(UTC)))

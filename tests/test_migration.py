@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import re
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from hybrid_store import manifests
 from hybrid_store.anchoring import Anchorer
@@ -233,6 +234,26 @@ def test_rollback_revokes_supersedes_and_reanchors(legacy):
     assert result.clean and result.counts["superseded_batches"] == 1, result.kinds()
     # and without manifests the replacement still rebuilds its root (the marker is derivable)
     assert reconcile(db, chain, manifest_dir=Path("/nonexistent"), workers=1).clean
+
+    # a database administrator cannot hide a batch from reconciliation by marking it rolled back...
+    other = next(b for b in batches if b.superseded_at is None and b.supersedes_batch_id is None)
+    with db.write() as s:
+        s.execute(update(AnchorBatch).where(AnchorBatch.id == other.id).values(superseded_at=datetime.now(UTC)))
+    for manifests_at in (manifest_dir, None):
+        hidden = reconcile(db, chain, manifest_dir=manifests_at, workers=1)
+        assert flagged(hidden) == [("tampered_batch", other.chain_batch_id)], hidden.discrepancies
+    # ...nor by pointing the re-anchoring batch at it: what the replacement anchored names another root
+    with db.write() as s:
+        s.execute(update(AnchorBatch).where(AnchorBatch.id == replacement.id).values(supersedes_batch_id=other.id))
+    for manifests_at in (manifest_dir, None):
+        moved = reconcile(db, chain, manifest_dir=manifests_at, workers=1)
+        assert flagged(moved) == sorted(
+            [("tampered_batch", first_batch), ("tampered_batch", replacement.chain_batch_id)]
+        )
+
+
+def flagged(result) -> list[tuple[str, int | None]]:  # noqa: ANN001
+    return sorted((d.kind, d.batch_id) for d in result.discrepancies if d.kind != "pending")
 
 
 def test_parallel_hashing_gives_the_same_commitments(legacy, tmp_path):
