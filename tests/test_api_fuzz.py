@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from schemathesis import GenerationMode
 
 from hybrid_store.chain.connect import eth_tester_chain
@@ -72,9 +72,18 @@ def test_every_operation_answers_as_documented(api, method, path, mode):
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     def run(case):
+        if mode == GenerationMode.NEGATIVE:
+            assume(sent_as_generated(case))
         case.call_and_validate(headers=headers, checks=checks)
 
     run()
+
+
+def sent_as_generated(case) -> bool:  # noqa: ANN001
+    """The HTTP client leaves out a query parameter whose value is an empty list, so a negative
+    case whose only fault was such a parameter reaches the service as a valid request (with the
+    Authorization header the suite adds), and Schemathesis would call its acceptance a failure."""
+    return not any(value == [] for value in (case.query or {}).values())
 
 
 def test_the_fuzzed_operations_are_all_the_documented_ones(api):
