@@ -120,7 +120,12 @@ def load_pending(session: Session, instrument_ids: Sequence[int]) -> list[Pendin
 def driver_rows(conn: Any, sql: str, param: tuple[Any, ...]) -> list[tuple]:
     """The rows of driver SQL straight from the DB-API cursor: for the bulk reads, where SQLAlchemy's
     row objects cost more than the query (same connection, same transaction)."""
-    return conn.connection.driver_connection.execute(sql, param).fetchall()
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(sql, param)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
 
 
 _SQL_INSTRUMENTS = (

@@ -47,6 +47,7 @@ class BatchOutcome:
     records: int = 0
     verified: int = 0
     discrepancies: list[Discrepancy] = field(default_factory=list)
+    marker_ok: bool | None = None  # a re-anchoring batch: whether what it anchored names its prior root
 
 
 def group(tasks: list[BatchTask], parts: int = 8) -> list[list[BatchTask]]:
@@ -107,7 +108,8 @@ def _against_manifest(
     expected = {number: c for number, c in manifest.records if not number.startswith(SUPERSEDES)}
     if out.task.prior_root is not None:  # a re-anchoring batch: its manifest must name the batch it replaces
         marker = rollback_marker(out.task.prior_root)
-        if not any(n.startswith(SUPERSEDES) and c == marker for n, c in manifest.records):
+        out.marker_ok = any(n.startswith(SUPERSEDES) and c == marker for n, c in manifest.records)
+        if not out.marker_ok:
             out.discrepancies.append(Discrepancy(
                 "tampered_batch", f"batch {b} is recorded as re-anchoring a rolled-back batch, but what it anchored "
                 "does not name that batch's root", b, expected=to_hex(marker)))  # fmt: skip
@@ -139,7 +141,10 @@ def _against_root(out: BatchOutcome, recs: list[tuple[int, str]], recomputed: di
     leaves = [merkle.commitment_leaf(recomputed[iid]) for iid, _ in recs if iid in recomputed]
     if t.prior_root is not None:
         leaves.append(merkle.commitment_leaf(rollback_marker(t.prior_root)))
-    if leaves and merkle.build(sorted(leaves))[0] == t.root:
+    rebuilt = bool(leaves) and merkle.build(sorted(leaves))[0] == t.root
+    if t.prior_root is not None:
+        out.marker_ok = rebuilt
+    if rebuilt:
         out.verified = len(recs)
         return
     with db.read() as s:
@@ -158,4 +163,4 @@ def _against_root(out: BatchOutcome, recs: list[tuple[int, str]], recomputed: di
         + ("" if changed else "; the stored commitments were rewritten too: provide the batch manifest "
            "(LANDREG_MANIFEST_DIR or --manifests) to locate the record"),
         t.chain_batch_id, expected=to_hex(t.root)))  # fmt: skip
-    out.verified = len(recs) - max(1, len(changed))
+    out.verified = max(0, len(recs) - max(1, len(changed)))

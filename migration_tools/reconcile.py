@@ -175,8 +175,10 @@ def _reconcile(
     # the hashing processes check the batches against the roots the database holds while this one
     # asks the chain for its roots; an outcome counts only where the two roots are the same
     roots = {b.id: b.root for b in batches}
+    # every batch the chain may hold is checked, whatever the database's state column says; a rolled
+    # back batch only if it re-anchored another (what it anchored proves that one's rollback)
     tasks = [batch_check.BatchTask(b.id, b.chain_batch_id, sizes.get(b.id, 0), b.root, roots.get(b.supersedes_batch_id))
-             for b in batches if b.state == BatchState.CONFIRMED and b.superseded_at is None]  # fmt: skip
+             for b in batches if b.superseded_at is None or b.supersedes_batch_id is not None]  # fmt: skip
     say(f"recomputing the {sum(t.records for t in tasks):,} records of {len(tasks)} batches from the database")
     checking = _check_async(db, tasks, manifest_dir, pool)
     with db.read() as s:
@@ -204,17 +206,20 @@ def _reconcile(
     chain_roots: dict[int, bytes] = {}  # the chain's root of each batch it holds
     say(f"checking {len(batches)} batches")
     for b in batches:
+        on_chain = identity and b.chain_batch_id < on_chain_count
         if b.state != BatchState.CONFIRMED:
             result.discrepancies.append(Discrepancy(
                 "pending", f"batch {b.chain_batch_id} is {b.state}: not yet at the confirmation depth",
                 b.chain_batch_id))  # fmt: skip
+            if on_chain:  # its records are checked all the same: the chain decides, not the state column
+                chain_roots[b.id] = chain.get_batch(b.chain_batch_id).root
             continue
         if not identity:
             result.discrepancies.append(Discrepancy(
                 "chain_reset", f"batch {b.chain_batch_id} cannot be found: the chain was reset or replaced",
                 b.chain_batch_id))  # fmt: skip
             continue
-        if b.chain_batch_id >= on_chain_count:
+        if not on_chain:
             lost.append(b)
             result.discrepancies.append(Discrepancy(
                 "missing_on_chain",
@@ -231,21 +236,29 @@ def _reconcile(
         if b.superseded_at is not None:
             counts["superseded_batches"] += 1
             superseded.append(b)  # rolled back: its records were revoked and anchored again in a later batch
+    if identity and stage_id is None:
+        _check_coverage(db, deployment, on_chain_count, result)
     verified_by_batch: dict[int, int] = {}
     replaces = {b.id: b.supersedes_batch_id for b in batches if b.supersedes_batch_id is not None}
+    rolled_back = {b.id for b in superseded}
+    proven: set[int] = set()  # rolled-back batches whose re-anchoring batch's anchored marker names them
     for outcome in checking():
         t = outcome.task
         if t.id not in chain_roots:
-            continue  # reported above (lost, reset): what its rows say does not matter
+            continue  # reported above (lost, reset, not yet sent): what its rows say does not matter
         prior = chain_roots.get(replaces.get(t.id), t.prior_root) if t.prior_root is not None else None
         truth = replace(t, root=chain_roots[t.id], prior_root=prior)
         if truth != t:  # the database's roots are not the chain's: check against the chain's
             (outcome,) = batch_check.check_group((_dir(manifest_dir), [truth]), db)
+        if outcome.marker_ok and replaces[t.id] != t.id:
+            proven.add(replaces[t.id])
+        if t.id in rolled_back:
+            continue  # checked only for its marker: its records are checked in the batch that replaced it
         counts["records_checked"] += outcome.records
         counts["verified"] += outcome.verified
         verified_by_batch[t.id] = outcome.verified
         result.discrepancies.extend(outcome.discrepancies)
-    _check_superseded(superseded, batches, result)
+    _check_superseded(superseded, proven, batches, chain_roots, result)
     if lost and not _is_suffix(lost, batches, on_chain_count):
         for d in result.discrepancies:
             if d.kind == "missing_on_chain":
@@ -315,15 +328,39 @@ def _chain_identity(chain: RegistryChain, deployment: ChainDeployment, result: R
     return not problems
 
 
-def _check_superseded(superseded: list[AnchorBatch], batches: list[AnchorBatch], result: ReconcileResult) -> None:
-    """A batch the database calls rolled back is not checked itself: a later batch must re-anchor it,
-    and that batch's check proves (by the marker leaf its root covers) that the chain was told so."""
-    replaced = {b.supersedes_batch_id for b in batches if b.supersedes_batch_id is not None}
+def _check_superseded(
+    superseded: list[AnchorBatch], proven: set[int], batches: list[AnchorBatch], chain_roots: dict[int, bytes],
+    result: ReconcileResult,
+) -> None:  # fmt: skip
+    """A batch the database calls rolled back is not checked itself: another batch must re-anchor it,
+    with a marker leaf naming its root, anchored on chain (else a database administrator could hide
+    any batch by marking it rolled back)."""
+    waiting = {b.supersedes_batch_id for b in batches if b.supersedes_batch_id is not None and b.id not in chain_roots}
     for b in superseded:
-        if b.id not in replaced:
+        if b.id in proven:
+            continue
+        if b.id in waiting:
             result.discrepancies.append(Discrepancy(
-                "tampered_batch", f"batch {b.chain_batch_id} is marked rolled back in the database, but no batch "
-                "re-anchors it, so its records were never checked", b.chain_batch_id))  # fmt: skip
+                "pending", f"batch {b.chain_batch_id} was rolled back; the batch re-anchoring it is not on chain yet",
+                b.chain_batch_id))  # fmt: skip
+            continue
+        result.discrepancies.append(Discrepancy(
+            "tampered_batch", f"batch {b.chain_batch_id} is marked rolled back in the database, but no batch on chain "
+            "re-anchors it, so its records were not checked", b.chain_batch_id))  # fmt: skip
+
+
+def _check_coverage(db: Database, deployment: ChainDeployment, on_chain: int, result: ReconcileResult) -> None:
+    """Every batch on chain must be a live batch of the database (else a database administrator
+    could hide one by marking it failed, or deleting it). Read after the chain's count: a batch is
+    stored before it is sent, so none on chain can be missing from this read."""
+    with db.read() as s:
+        live = set(s.scalars(select(AnchorBatch.chain_batch_id).where(
+            AnchorBatch.deployment_id == deployment.id, AnchorBatch.state != BatchState.FAILED,
+            AnchorBatch.chain_batch_id < on_chain)))  # fmt: skip
+    for k in sorted(set(range(on_chain)) - live):
+        result.discrepancies.append(Discrepancy(
+            "tampered_batch", f"batch {k} is on chain, but the database holds no live batch for it (marked failed "
+            "or deleted), so its records were not checked", k))  # fmt: skip
 
 
 def _is_suffix(lost: list[AnchorBatch], batches: list[AnchorBatch], on_chain: int) -> bool:

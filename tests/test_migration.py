@@ -234,6 +234,15 @@ def test_rollback_revokes_supersedes_and_reanchors(legacy):
     assert result.clean and result.counts["superseded_batches"] == 1, result.kinds()
     # and without manifests the replacement still rebuilds its root (the marker is derivable)
     assert reconcile(db, chain, manifest_dir=Path("/nonexistent"), workers=1).clean
+    # the replacement rolled back in turn: each rolled-back batch is proven by the one that replaced it
+    again = rollback_stage(db, chain, dep, "all", manifest_dir=manifest_dir, batch_ids=report.replacements)
+    for manifests_at in (manifest_dir, Path("/nonexistent")):
+        twice = reconcile(db, chain, manifest_dir=manifests_at, workers=1)
+        assert twice.clean and twice.counts["superseded_batches"] == 2, twice.discrepancies
+        assert twice.counts["verified"] == BOOK
+    assert again.records == 300
+    with db.read() as s:
+        latest = s.scalar(select(AnchorBatch).where(AnchorBatch.chain_batch_id == again.replacements[0]))
 
     # a database administrator cannot hide a batch from reconciliation by marking it rolled back...
     other = next(b for b in batches if b.superseded_at is None and b.supersedes_batch_id is None)
@@ -244,11 +253,11 @@ def test_rollback_revokes_supersedes_and_reanchors(legacy):
         assert flagged(hidden) == [("tampered_batch", other.chain_batch_id)], hidden.discrepancies
     # ...nor by pointing the re-anchoring batch at it: what the replacement anchored names another root
     with db.write() as s:
-        s.execute(update(AnchorBatch).where(AnchorBatch.id == replacement.id).values(supersedes_batch_id=other.id))
+        s.execute(update(AnchorBatch).where(AnchorBatch.id == latest.id).values(supersedes_batch_id=other.id))
     for manifests_at in (manifest_dir, None):
         moved = reconcile(db, chain, manifest_dir=manifests_at, workers=1)
         assert flagged(moved) == sorted(
-            [("tampered_batch", first_batch), ("tampered_batch", replacement.chain_batch_id)]
+            [("tampered_batch", b) for b in (report.replacements[0], other.chain_batch_id, latest.chain_batch_id)]
         )
 
 

@@ -169,6 +169,36 @@ def test_hashing_processes_find_exactly_what_one_process_finds(migrated):
     assert located.counts["verified"] == BOOK - 2
 
 
+def test_a_batch_cannot_be_hidden_by_its_state_columns(migrated):
+    """The database's state columns say which batches to check; a tamperer who rewrites them must
+    not get a batch left out (the chain's batches are what must be accounted for)."""
+    db, chain, _dep, manifest_dir = migrated
+    with db.read() as s:
+        batches = s.scalars(select(AnchorBatch).order_by(AnchorBatch.chain_batch_id)).all()
+    a, b, c = batches[0], batches[1], batches[2]
+
+    def flagged() -> list[tuple[str, int | None, str | None]]:
+        result = reconcile(db, chain, manifest_dir=manifest_dir, workers=1)
+        return sorted((d.kind, d.batch_id, d.instrument_number) for d in result.discrepancies)
+
+    def set_batch(batch: AnchorBatch, **values) -> None:  # noqa: ANN003
+        with db.write() as s:
+            s.execute(update(AnchorBatch).where(AnchorBatch.id == batch.id).values(**values))
+
+    set_batch(a, superseded_at=a.confirmed_at, supersedes_batch_id=a.id)  # "rolled back", by itself
+    assert flagged() == [("tampered_batch", a.chain_batch_id, None)]
+    set_batch(a, superseded_at=None, supersedes_batch_id=None)
+    set_batch(b, state=BatchState.FAILED)  # "failed", though the chain holds it
+    assert flagged() == [("tampered_batch", b.chain_batch_id, None)]
+    set_batch(b, state=BatchState.CONFIRMED)
+    with db.read() as s:
+        victim = s.scalar(select(Instrument.instrument_number).join(BatchRecord, BatchRecord.instrument_id == Instrument.id)
+                          .where(BatchRecord.batch_id == c.id).limit(1))  # fmt: skip
+    tamper(db, victim, "legal_description", rewrite_hashes=True)
+    set_batch(c, state=BatchState.MINED)  # "not yet confirmed": pending, and checked all the same
+    assert flagged() == [("pending", c.chain_batch_id, None), ("tampered_record", c.chain_batch_id, victim)]
+
+
 def test_batches_are_grouped_for_the_processes_without_splitting_one():
     def tasks(*sizes: int) -> list[batch_check.BatchTask]:
         return [batch_check.BatchTask(i, i, n, b"\0" * 32) for i, n in enumerate(sizes)]
