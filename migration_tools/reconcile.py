@@ -58,10 +58,9 @@ from migration_tools.batch_check import Discrepancy
 if TYPE_CHECKING:  # the chain libraries load only once the hashing processes are at work
     from hybrid_store.chain.client import RegistryChain
 
-__all__ = ["CLEAN_KINDS", "Discrepancy", "ReconcileResult", "StageLine", "recompute_all", "reconcile"]
+__all__ = ["CLEAN_KINDS", "Discrepancy", "ReconcileResult", "StageLine", "reconcile"]
 
 CLEAN_KINDS = frozenset({"pending"})
-CHUNK = 5_000
 
 
 @dataclass
@@ -97,16 +96,6 @@ class ReconcileResult:
         out["clean"] = self.clean
         out["kinds"] = self.kinds()
         return out
-
-
-# --- recomputation ------------------------------------------------------------------------------------
-def recompute_all(db: Database, ids: list[int]) -> dict[int, tuple[str, bytes]]:
-    """instrument id -> (number, commitment recomputed from the rows), in this process."""
-    return {
-        iid: (n, c)
-        for i in range(0, len(ids), CHUNK)
-        for iid, n, c in hashing_pool.recompute_chunk(ids[i : i + CHUNK], db)
-    }
 
 
 # --- reconcile ----------------------------------------------------------------------------------------

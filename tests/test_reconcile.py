@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text, update
 
-from hybrid_store import manifests
+from hybrid_store import hashing_pool, manifests
 from hybrid_store.anchoring import Anchorer
 from hybrid_store.core import merkle
 from hybrid_store.db.engine import Database
@@ -25,7 +25,7 @@ from hybrid_store.proofs import export_bundle
 from hybrid_store.recording import record_instruments, validate
 from migration_tools import batch_check, reports
 from migration_tools.legacy.importer import import_records, synthetic_source
-from migration_tools.reconcile import CLEAN_KINDS, recompute_all, reconcile
+from migration_tools.reconcile import CLEAN_KINDS, reconcile
 from migration_tools.stages import Selector, StageError, StageRunner, plan_stage, sign_off
 from registry_service.verification import verify_document
 from tests.conftest import deed
@@ -83,7 +83,7 @@ def tamper(db: Database, number: str, mutation: str, *, rewrite_hashes: bool) ->
         iid = s.scalar(select(Instrument.id).where(Instrument.instrument_number == number))
         bypass_append_only(s)
         s.execute(text(MUTATIONS[mutation]), {"id": iid, "zero": b"\0" * 32})
-    new = recompute_all(db, [iid])[iid][1]
+    ((_, _, new),) = hashing_pool.recompute_chunk([iid], db)
     if rewrite_hashes:
         with db.write() as s:
             bypass_append_only(s)
