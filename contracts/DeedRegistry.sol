@@ -22,6 +22,13 @@ import {IERC5192} from "./IERC5192.sol";
  *   second standard-v1 root (leaves `(uint256 tokenId, string parcelKey)`) anchored with the batch;
  * - per-record revocation inside a batch, for records superseded when a batch is rolled back.
  *
+ * Version 2 (`REGISTRY_VERSION`): the public verification takes a record *commitment* and applies the
+ * standard-v1 leaf hash itself, so neither the root nor an inner node can pose as a record (version 1
+ * also had a raw-leaf `verifyRecord`, through which a revoked record's parent node still verified);
+ * admin, pauser and registrar are three distinct keys; token numbering continues from the
+ * deployment this one succeeds. Auditors pin deployments by address, block range and code hash in
+ * the registry's trust root (docs/proof-bundle.md), never by an address found in a bundle.
+ *
  * @dev OpenZeppelin's `ERC721Consecutive` only mints batches during construction, which a registry
  * that tokenizes parcels as they are first recorded cannot use. This contract keeps OpenZeppelin's
  * `ERC721` and adds the smallest lazy-ownership rule that makes post-construction ERC-2309 mints
@@ -35,6 +42,8 @@ contract DeedRegistry is ERC721, IERC2309, IERC5192, AccessControl, Pausable {
     bytes32 public constant REGISTRAR_ROLE = keccak256("REGISTRAR_ROLE");
     /// @notice May pause and unpause every state change.
     bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
+    /// @notice The rules this code implements; the trust root records it beside the code hash.
+    uint256 public constant REGISTRY_VERSION = 2;
 
     /// @notice An anchored batch. Four storage slots; written once, never changed.
     struct Batch {
@@ -80,17 +89,34 @@ contract DeedRegistry is ERC721, IERC2309, IERC5192, AccessControl, Pausable {
     error DeedRegistryTokenLocked(uint256 tokenId);
     /// @dev Parcel tokens are never burned; a retired parcel keeps its token and history.
     error DeedRegistryTokenNotBurnable(uint256 tokenId);
+    /// @dev The admin key must be neither zero nor the hot registrar key: a stolen registrar key
+    /// must not be able to grant roles.
+    error DeedRegistryRolesNotSeparated(address admin, address registrar);
 
     /**
-     * @param admin receives DEFAULT_ADMIN_ROLE and PAUSER_ROLE.
-     * @param registrar receives REGISTRAR_ROLE (the key the anchoring worker signs with).
+     * @param admin receives DEFAULT_ADMIN_ROLE (a cold key: grants and revokes the other roles).
+     * @param pauser receives PAUSER_ROLE.
+     * @param registrar receives REGISTRAR_ROLE (the hot key the anchoring worker signs with).
+     * @param firstTokenId the first parcel token id; a deployment succeeding another continues its
+     *        numbering so token ids stay unique across the registry's deployments (0 means 1).
+     *
+     * Requirements: `admin` is not zero and is not `registrar`; `registrar` is not zero.
      */
-    constructor(string memory name_, string memory symbol_, address admin, address registrar)
-        ERC721(name_, symbol_)
-    {
+    constructor(
+        string memory name_,
+        string memory symbol_,
+        address admin,
+        address pauser,
+        address registrar,
+        uint64 firstTokenId
+    ) ERC721(name_, symbol_) {
+        if (admin == address(0) || registrar == address(0) || admin == registrar) {
+            revert DeedRegistryRolesNotSeparated(admin, registrar);
+        }
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
-        _grantRole(PAUSER_ROLE, admin);
+        _grantRole(PAUSER_ROLE, pauser);
         _grantRole(REGISTRAR_ROLE, registrar);
+        _nextTokenId = firstTokenId == 0 ? 1 : firstTokenId;
     }
 
     // ------------------------------------------------------------------ anchoring
@@ -233,21 +259,20 @@ contract DeedRegistry is ERC721, IERC2309, IERC5192, AccessControl, Pausable {
     }
 
     /**
-     * @notice Whether `leaf` is in anchored batch `batchId` by `proof` and has not been revoked.
-     * Uses OpenZeppelin's `MerkleProof`, so it accepts exactly the proofs of OpenZeppelin's merkle-tree library.
+     * @notice Whether the record with commitment `commitment` is in anchored batch `batchId` by
+     * `proof` and has not been revoked. The standard-v1 leaf, `keccak256(keccak256(abi.encode(commitment)))`,
+     * is computed here, so only a real record verifies: the root or an inner node handed in as a
+     * commitment hashes to a leaf that is not in the tree. Uses OpenZeppelin's `MerkleProof`, so it
+     * accepts exactly the proofs of OpenZeppelin's merkle-tree library.
      */
-    function verifyRecord(uint256 batchId, bytes32[] calldata proof, bytes32 leaf) public view returns (bool) {
-        if (batchId >= _batches.length) return false;
-        return _revokedAt[batchId][leaf] == 0 && MerkleProof.verifyCalldata(proof, _batches[batchId].root, leaf);
-    }
-
-    /// @notice `verifyRecord` for a record commitment, hashed to its standard-v1 leaf here.
     function verifyCommitment(uint256 batchId, bytes32[] calldata proof, bytes32 commitment)
         external
         view
         returns (bool)
     {
-        return verifyRecord(batchId, proof, keccak256(bytes.concat(keccak256(abi.encode(commitment)))));
+        if (batchId >= _batches.length) return false;
+        bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(commitment))));
+        return _revokedAt[batchId][leaf] == 0 && MerkleProof.verifyCalldata(proof, _batches[batchId].root, leaf);
     }
 
     /// @notice Whether `tokenId` stands for parcel `parcelKey`, by `proof` against the parcel root of batch `batchId`.

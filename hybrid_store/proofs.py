@@ -21,6 +21,7 @@ from hybrid_store.core import merkle
 from hybrid_store.core.commitment import disclose
 from hybrid_store.core.hashing import to_hex
 from hybrid_store.core.records import build_record
+from hybrid_store.core.trust import TrustRoot
 from hybrid_store.db.models import (
     AnchorBatch,
     BatchRecord,
@@ -119,21 +120,49 @@ class AnchorVerdict:
     contract: str
     batch_id: int
     block_number: int
+    block_time: int  # the anchor block's timestamp (receipts are checked against it)
     confirmations: int
+    registry_version: int
+    trust_version: int
 
 
-def verify_anchor(bundle: bundles.ProofBundle, chain: RegistryChain) -> AnchorVerdict:
-    """Check a (mathematically valid) bundle's anchor on ``chain``. Raises ``VerificationFailed``."""
+def verify_anchor(bundle: bundles.ProofBundle, chain: RegistryChain, trust: TrustRoot) -> AnchorVerdict:
+    """Check a (mathematically valid) bundle's anchor on ``chain``, pinned to ``trust``: the chain and
+    the contract must be ones the registry's trust root lists, and the anchor must lie in the block
+    range in which that contract was the registry's. Nothing is taken from the bundle on trust.
+    Raises ``VerificationFailed`` with a one-line reason naming what was expected and what was found."""
     anchor, tree = bundle.anchor, bundle.tree
     if anchor is None or tree is None:
         raise VerificationFailed("the record is pending: its batch has not been anchored yet")
-    if chain.chain_id != anchor.chain_id:
+    if anchor.chain_id != trust.chain_id:
         raise VerificationFailed(
-            f"the bundle was anchored on chain {anchor.chain_id}, but the node is chain {chain.chain_id}"
+            f"the bundle was anchored on chain {anchor.chain_id}, but {trust.describe()} lists chain {trust.chain_id}"
         )
-    chain = RegistryChain(chain.w3, None, anchor.contract, description=chain.description)  # the bundle's contract
-    if not chain.has_code(anchor.contract):
-        raise VerificationFailed(f"no contract at {anchor.contract} on this chain (reset chain or wrong network)")
+    if chain.chain_id != trust.chain_id:
+        raise VerificationFailed(
+            f"the node is chain {chain.chain_id}, but {trust.describe()} lists chain {trust.chain_id}"
+        )
+    genesis = chain.genesis_hash()
+    if genesis != trust.genesis_hash:
+        raise VerificationFailed(
+            f"the node's genesis block is {genesis}, but {trust.describe()} lists {trust.genesis_hash} "
+            "(another network with the same chain id, or a reset chain)"
+        )
+    deployment = trust.deployment(anchor.contract)
+    if deployment is None:
+        listed = ", ".join(f"{d.contract} ({d.describe_range()})" for d in trust.deployments) or "none"
+        raise VerificationFailed(
+            f"contract {anchor.contract} is not a DeedRegistry of {trust.registry_name}: "
+            f"{trust.describe()} lists {listed}"
+        )
+    chain = RegistryChain(chain.w3, None, deployment.contract, description=chain.description)  # the listed contract
+    if not chain.has_code(deployment.contract):
+        raise VerificationFailed(f"no contract at {deployment.contract} on this chain (reset chain or wrong network)")
+    code_hash = chain.code_hash(deployment.contract)
+    if code_hash != deployment.code_hash:
+        raise VerificationFailed(
+            f"the code at {deployment.contract} has hash {code_hash}, but the trust root lists {deployment.code_hash}"
+        )
     receipt = chain.receipt(anchor.tx_hash)
     if receipt is None:
         raise VerificationFailed(f"the anchoring transaction {anchor.tx_hash} is not on this chain")
@@ -143,13 +172,18 @@ def verify_anchor(bundle: bundles.ProofBundle, chain: RegistryChain) -> AnchorVe
         raise VerificationFailed(
             f"the anchoring transaction is in block {receipt.block_number}, not block {anchor.block_number}"
         )
+    if not deployment.covers(receipt.block_number):
+        raise VerificationFailed(
+            f"the anchor is in block {receipt.block_number}, outside the range in which {deployment.contract} "
+            f"was the registry's contract ({deployment.describe_range()}, {trust.describe()})"
+        )
     events = [
         e for e in chain.anchored_events(receipt) if e["batchId"] == anchor.batch_id and bytes(e["root"]) == tree.root
     ]
-    if not events or (receipt.to or "").lower() != anchor.contract.lower():
+    if not events or (receipt.to or "").lower() != deployment.contract.lower():
         raise VerificationFailed(
             f"transaction {anchor.tx_hash} did not anchor root {to_hex(tree.root)} as batch {anchor.batch_id} "
-            f"of {anchor.contract}"
+            f"of {deployment.contract}"
         )
     try:
         on_chain = chain.get_batch(anchor.batch_id)
@@ -166,8 +200,11 @@ def verify_anchor(bundle: bundles.ProofBundle, chain: RegistryChain) -> AnchorVe
         raise VerificationFailed("the contract's MerkleProof rejects the proof")
     return AnchorVerdict(
         chain_id=anchor.chain_id,
-        contract=anchor.contract,
+        contract=deployment.contract,
         batch_id=anchor.batch_id,
         block_number=receipt.block_number,
+        block_time=chain.block_timestamp(receipt.block_number),
         confirmations=chain.confirmations(receipt.block_number, receipt.block_hash),
+        registry_version=deployment.registry_version,
+        trust_version=trust.version,
     )

@@ -17,8 +17,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hybrid_store.errors import ConfigurationError
 
-#: anvil's first development account. Public knowledge: anvil prints it at start. Development only.
+#: anvil's first three development accounts. Public knowledge: anvil prints them at start.
+#: Development only: the registrar (hot), the contract admin (cold) and the pauser.
 ANVIL_DEV_KEY_0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+ANVIL_DEV_KEY_1 = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+ANVIL_DEV_KEY_2 = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a"
+ANVIL_DEV_KEYS = {"registrar": ANVIL_DEV_KEY_0, "admin": ANVIL_DEV_KEY_1, "pauser": ANVIL_DEV_KEY_2}
+#: the three roles of a DeedRegistry, each its own key
+CHAIN_ROLES = ("registrar", "admin", "pauser")
 
 
 class ChainSettings(BaseModel):
@@ -33,10 +39,22 @@ class ChainSettings(BaseModel):
     anvil_state_interval_s: int = Field(default=2, ge=1)
     #: blocks on top of the anchoring block (itself included) before a batch counts as anchored
     confirmations: int = Field(default=1, ge=1, le=1000)
-    #: the registrar key: a raw hex key (development) or an encrypted keystore (eth-keyfile)
+    #: the registrar key (hot: the anchoring worker signs with it): a raw hex key (development)
+    #: or an encrypted keystore (eth-keyfile)
     registrar_key: SecretStr | None = None
     registrar_keystore: Path | None = None
     registrar_keystore_password: SecretStr | None = None
+    #: the contract admin (cold: grants and revokes roles; only `landreg chain` role commands and
+    #: deployments need it). Deploying needs only its address.
+    admin_key: SecretStr | None = None
+    admin_keystore: Path | None = None
+    admin_keystore_password: SecretStr | None = None
+    admin_address: str | None = None
+    #: the pauser (stops every state change in an emergency)
+    pauser_key: SecretStr | None = None
+    pauser_keystore: Path | None = None
+    pauser_keystore_password: SecretStr | None = None
+    pauser_address: str | None = None
     #: anchor to an existing DeedRegistry instead of deploying one
     contract_address: str | None = None
     poll_interval_s: float = Field(default=0.05, gt=0)
@@ -67,8 +85,10 @@ class ServiceSettings(BaseModel):
     #: the record fields an unauthenticated verifier sees in a proof bundle; the rest are redacted
     public_fields: frozenset[str] = frozenset()
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
-    #: Ed25519 key that signs receipts; default LANDREG_HOME/keys/receipt-ed25519.pem (created once)
-    receipt_key_file: Path | None = None
+    #: folder of the Ed25519 receipt-signing keys, each encrypted at rest (default LANDREG_HOME/keys/receipt)
+    receipt_key_dir: Path | None = None
+    #: passphrase that encrypts the receipt-signing keys; the service refuses to start without it
+    receipt_key_passphrase: SecretStr | None = None
     #: signs the web desk's session cookies; default LANDREG_HOME/keys/session.secret (created once)
     session_secret: SecretStr | None = None
     #: how long a verified API key is trusted before it is looked up again (revocation delay)
@@ -87,6 +107,16 @@ class ServiceSettings(BaseModel):
         return value
 
 
+class TrustSettings(BaseModel):
+    #: passphrase of the key that signs each version of the trust root (LANDREG_HOME/keys/trust-root)
+    signing_key_passphrase: SecretStr | None = None
+    #: the jurisdiction named in the trust root and bundles (a profile; only ``bergen`` today)
+    jurisdiction: str = "bergen"
+    #: a receipt signed by a key retired at time T still proves something only if its record was
+    #: anchored before T + this grace (the anchoring delay of a record filed just before T)
+    receipt_anchor_grace_s: int = Field(default=86_400, ge=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="LANDREG_", env_nested_delimiter="__", extra="ignore", populate_by_name=True
@@ -103,6 +133,7 @@ class Settings(BaseSettings):
     chain: ChainSettings = ChainSettings()
     anchoring: AnchoringSettings = AnchoringSettings()
     service: ServiceSettings = ServiceSettings()
+    trust: TrustSettings = TrustSettings()
 
     @field_validator("home")
     @classmethod
@@ -136,6 +167,15 @@ class Settings(BaseSettings):
     def manifests_dir(self) -> Path:
         return self.manifest_dir or self.home / "manifests"
 
+    @property
+    def trust_dir(self) -> Path:
+        """Published trust-root versions (``root.json`` is the newest; ``N.root.json`` each version)."""
+        return self.home / "trust"
+
+    @property
+    def receipt_keys_dir(self) -> Path:
+        return self.service.receipt_key_dir or self.keys_dir / "receipt"
+
     def ensure_home(self) -> Path:
         for path in (self.home, self.chain_dir, self.keys_dir, self.reports_dir):
             path.mkdir(parents=True, exist_ok=True)
@@ -144,30 +184,50 @@ class Settings(BaseSettings):
 
     def registrar_key_hex(self) -> str:
         """The registrar's private key, from the keystore, the environment, or anvil's dev key."""
+        key = self.role_key_hex("registrar")
+        if key is None:
+            raise ConfigurationError(
+                "no registrar key: set LANDREG_CHAIN__REGISTRAR_KEYSTORE (+ _PASSWORD) or LANDREG_CHAIN__REGISTRAR_KEY"
+            )
+        return key
+
+    def role_key_hex(self, role: str) -> str | None:
+        """The private key of ``role`` (registrar, admin, pauser): its keystore, its raw key, anvil's
+        dev key for that role, or None. eth-tester answers "" (the in-process chain has its own)."""
         c = self.chain
-        if c.registrar_keystore is not None:
+        keystore: Path | None = getattr(c, f"{role}_keystore")
+        raw: SecretStr | None = getattr(c, f"{role}_key")
+        var = f"LANDREG_CHAIN__{role.upper()}"
+        if keystore is not None:
             from eth_keyfile import decode_keyfile_json, load_keyfile
 
-            if c.registrar_keystore_password is None:
-                raise ConfigurationError(
-                    "LANDREG_CHAIN__REGISTRAR_KEYSTORE is set but LANDREG_CHAIN__REGISTRAR_KEYSTORE_PASSWORD is not"
-                )
+            password: SecretStr | None = getattr(c, f"{role}_keystore_password")
+            if password is None:
+                raise ConfigurationError(f"{var}_KEYSTORE is set but {var}_KEYSTORE_PASSWORD is not")
             try:
-                key = decode_keyfile_json(
-                    load_keyfile(str(c.registrar_keystore)), c.registrar_keystore_password.get_secret_value().encode()
-                )
+                key = decode_keyfile_json(load_keyfile(str(keystore)), password.get_secret_value().encode())
             except (OSError, ValueError) as exc:
-                raise ConfigurationError(f"cannot open registrar keystore {c.registrar_keystore}: {exc}") from None
+                raise ConfigurationError(f"cannot open {role} keystore {keystore}: {exc}") from None
             return "0x" + key.hex()
-        if c.registrar_key is not None:
-            return c.registrar_key.get_secret_value()
+        if raw is not None:
+            return raw.get_secret_value()
         if c.backend == "anvil":
-            return ANVIL_DEV_KEY_0
+            return ANVIL_DEV_KEYS[role]
         if c.backend == "eth-tester":
-            return ""  # the in-process chain supplies its own funded test account
-        raise ConfigurationError(
-            "no registrar key: set LANDREG_CHAIN__REGISTRAR_KEYSTORE (+ _PASSWORD) or LANDREG_CHAIN__REGISTRAR_KEY"
-        )
+            return ""
+        return None
+
+    def role_address(self, role: str) -> str | None:
+        """The address of ``role``: configured, or derived from its key; None when neither is set."""
+        configured = getattr(self.chain, f"{role}_address", None)
+        if configured:
+            return str(configured)
+        key = self.role_key_hex(role)
+        if not key:
+            return None
+        from eth_account import Account
+
+        return str(Account.from_key(key).address)
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -198,6 +198,14 @@ def verify_proof(
     return schemas.VerdictView(**reg.verify(bundle, on_chain=onchain).to_json())
 
 
+@router.post("/receipts/verify", response_model=schemas.VerdictView, tags=["auditors"],
+             summary="Verify a filing receipt with its record's bundle")  # fmt: skip
+def verify_receipt(reg: RegistryDep, check: schemas.ReceiptCheck) -> schemas.VerdictView:
+    """The same verdicts as `landreg receipt verify`: the signature by a receipt key of the
+    registry's trust root, and the record's anchor inside that key's window. Open to everyone."""
+    return schemas.VerdictView(**reg.verify_receipt(check.receipt, check.bundle).to_json())
+
+
 @router.get("/status", response_model=schemas.StatusView, tags=["operators"], summary="Anchoring status")
 def get_status(reg: RegistryDep, who: ActorDep) -> schemas.StatusView:
     who.require(Permission.READ)

@@ -72,9 +72,7 @@ def create_app(
     db = db or Database(settings.db_url)
     chain_factory = chain_factory or (lambda: open_chain(settings))
     read_chain = cache(chain_factory)  # one read connection per process; the worker opens its own
-    signer = ReceiptSigner.load_or_create(
-        settings.service.receipt_key_file or settings.keys_dir / "receipt-ed25519.pem"
-    )
+    signer = ReceiptSigner.for_settings(settings, db)  # refuses to start without its passphrase
     run_worker = settings.service.run_worker if run_worker is None else run_worker
     background = BackgroundAnchorer(settings, db, chain_factory) if run_worker else None
 

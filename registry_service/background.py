@@ -13,9 +13,9 @@ import threading
 from hybrid_store.anchoring import Anchorer
 from hybrid_store.chain.connect import open_chain
 from hybrid_store.db.engine import Database
-from hybrid_store.deployment import attach
 from hybrid_store.errors import ChainMismatch
 from hybrid_store.settings import Settings
+from hybrid_store.trust import attach_published
 from hybrid_store.worker_lock import WorkerLock
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class BackgroundAnchorer:
             self.active = True
             try:
                 chain = self.chain_factory()
-                deployment = attach(self.db, chain)
+                deployment = attach_published(self.settings, self.db, chain)
                 a = self.settings.anchoring
                 anchorer = Anchorer(self.db, chain, deployment, batch_max_records=a.batch_max_records,
                                     batch_max_age_s=a.batch_max_age_s, confirmations=self.settings.chain.confirmations,

@@ -1,8 +1,12 @@
 """Signed filing receipts (format ``landreg-receipt/v1``).
 
-The registry signs each receipt with an Ed25519 key; the public key is published as a JWK set at
-``/.well-known/landreg-receipt-keys.json``, so a filer or a court can check a receipt offline,
-years later, with any Ed25519 implementation. The signature covers the RFC 8785 canonical JSON of
+The registry signs each receipt with its active Ed25519 key. Keys rotate: each has a validity
+window and a status (active, retired, compromised), all are listed in the trust root and at
+``/.well-known/landreg-receipt-keys.json``, and the private halves are encrypted at rest with
+``LANDREG_SERVICE__RECEIPT_KEY_PASSPHRASE``. A receipt proves something only together with its
+record's anchor: the verifier checks that the anchor lies inside the signing key's window (plus
+the trust root's grace), so a stolen retired key cannot backdate receipts into validity, and a
+compromised key never verifies. The signature covers the RFC 8785 canonical JSON of
 the receipt without its ``signature`` member. It covers the facts fixed at filing (number, book,
 page, time, commitment, ...), not the anchoring status, which changes afterwards.
 """
@@ -10,16 +14,22 @@ page, time, commitment, ...), not the anchoring status, which changes afterwards
 from __future__ import annotations
 
 import base64
-import hashlib
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import rfc8785
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import select
 
-from hybrid_store.files import create_once
+from hybrid_store import signing_keys
+from hybrid_store.core.trust import format_time
+from hybrid_store.db.engine import Database
+from hybrid_store.db.models import KeyStatus, SigningKey
+from hybrid_store.settings import Settings
+from hybrid_store.signing_keys import KeySource
 
 FORMAT = "landreg-receipt/v1"
 
@@ -36,44 +46,72 @@ def signed_bytes(receipt: dict[str, Any]) -> bytes:
     return rfc8785.dumps({k: v for k, v in receipt.items() if k != "signature"})
 
 
+def key_source(settings: Settings) -> KeySource:
+    secret = settings.service.receipt_key_passphrase
+    return KeySource(
+        purpose="receipt",
+        folder=settings.receipt_keys_dir,
+        passphrase=secret.get_secret_value() if secret else None,
+        setting="LANDREG_SERVICE__RECEIPT_KEY_PASSPHRASE",
+    )
+
+
 class ReceiptSigner:
-    def __init__(self, key: Ed25519PrivateKey):
-        self._key = key
-        raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        self.public_raw = raw
-        self.kid = "ed25519-" + hashlib.sha256(raw).hexdigest()[:16]
+    """Signs with the registry's active receipt key. A rotation (``landreg keys rotate-receipt``,
+    from another process) is picked up within ``refresh_s``; the retired key's window closed at the
+    rotation, and what it signed until then keeps verifying."""
+
+    def __init__(self, db: Database, source: KeySource, *, refresh_s: float = 5.0,
+                 legacy_plaintext: Path | None = None):  # fmt: skip
+        self._db = db
+        self._source = source
+        self._refresh_s = refresh_s
+        self._lock = threading.Lock()
+        self._kid, self._key = signing_keys.active_key(db, source, legacy_plaintext=legacy_plaintext)
+        self._checked = time.monotonic()
 
     @classmethod
-    def load_or_create(cls, path: Path) -> ReceiptSigner:
-        """Load the PEM key at ``path``, creating it (mode 0600) the first time. Safe when several
-        server processes start at once: one creates the file, the others read it."""
-        pem = create_once(
-            path,
-            Ed25519PrivateKey.generate().private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            ),
-        )
-        key = serialization.load_pem_private_key(pem, password=None)
-        if not isinstance(key, Ed25519PrivateKey):
-            raise ValueError(f"{path} is not an Ed25519 private key")
-        return cls(key)
+    def for_settings(cls, settings: Settings, db: Database) -> ReceiptSigner:
+        """The service's signer; refuses to start without the passphrase (ConfigurationError)."""
+        return cls(db, key_source(settings), refresh_s=settings.service.key_cache_s,
+                   legacy_plaintext=settings.keys_dir / "receipt-ed25519.pem")  # fmt: skip
+
+    @property
+    def kid(self) -> str:
+        self._refresh()
+        return self._kid
+
+    def _refresh(self) -> None:
+        if time.monotonic() - self._checked < self._refresh_s:
+            return
+        with self._lock:
+            with self._db.read() as s:
+                kid = s.scalar(select(SigningKey.kid).where(SigningKey.purpose == "receipt",
+                                                            SigningKey.status == KeyStatus.ACTIVE))  # fmt: skip
+            if kid is not None and kid != self._kid:
+                self._key, self._kid = self._source.load(kid), kid
+            self._checked = time.monotonic()
 
     def sign(self, receipt: dict[str, Any]) -> dict[str, Any]:
+        self._refresh()
         body = {k: v for k, v in receipt.items() if k != "signature"}
         value = self._key.sign(signed_bytes(body))
-        return {**body, "signature": {"alg": "Ed25519", "kid": self.kid, "value": _b64url(value)}}
+        return {**body, "signature": {"alg": "Ed25519", "kid": self._kid, "value": _b64url(value)}}
 
     def jwks(self) -> dict[str, Any]:
-        return {
-            "keys": [
-                {"kty": "OKP", "crv": "Ed25519", "x": _b64url(self.public_raw), "kid": self.kid, "use": "sig",
-                 "alg": "EdDSA"}
-            ]
-        }  # fmt: skip
+        """Every receipt key the registry ever used, with its window and status (JWK set)."""
+        return {"keys": [
+            {"kty": "OKP", "crv": "Ed25519", "x": k.public_key, "kid": k.kid, "use": "sig", "alg": "EdDSA",
+             "status": k.status, "validFrom": format_time(k.valid_from),
+             "validUntil": None if k.valid_until is None else format_time(k.valid_until)}
+            for k in signing_keys.keys_of(self._db, "receipt")
+        ]}  # fmt: skip
 
 
 def verify_receipt(receipt: dict[str, Any], jwks: dict[str, Any]) -> tuple[bool, str]:
-    """Check a receipt against a published key set. Returns (valid, reason)."""
+    """Check a receipt's signature against a published key set. Returns (valid, reason). This is the
+    signature alone; ``registry_service.verification.verify_receipt`` also checks the key's window
+    against the record's anchor, pinned to the trust root."""
     signature = receipt.get("signature")
     if not isinstance(signature, dict) or signature.get("alg") != "Ed25519":
         return False, "the receipt has no Ed25519 signature"
@@ -82,6 +120,8 @@ def verify_receipt(receipt: dict[str, Any], jwks: dict[str, Any]) -> tuple[bool,
     key = next((k for k in jwks.get("keys", []) if k.get("kid") == signature.get("kid")), None)
     if key is None:
         return False, f"no published key {signature.get('kid')!r}"
+    if key.get("status") == "compromised":
+        return False, f"signed by key {signature.get('kid')}, which the registry marked compromised"
     try:
         public = Ed25519PublicKey.from_public_bytes(_unb64url(key["x"]))
         public.verify(_unb64url(signature["value"]), signed_bytes(receipt))

@@ -33,6 +33,7 @@ from hybrid_store.core.records import (
     format_timestamp,
     validation_errors,
 )
+from hybrid_store.core.trust import TrustRoot
 from hybrid_store.db.engine import Database
 from hybrid_store.db.models import (
     AnchorBatch,
@@ -56,11 +57,12 @@ from hybrid_store.municipalities import municipality_codes, municipality_name
 from hybrid_store.proofs import export_bundle
 from hybrid_store.recording import Recorded, record_instruments
 from hybrid_store.settings import Settings
+from hybrid_store.trust import load as load_trust
 from registry_service import schemas
 from registry_service.auth import Actor, Permission, audit
 from registry_service.receipts import FORMAT as RECEIPT_FORMAT
 from registry_service.receipts import ReceiptSigner
-from registry_service.verification import Verdict, verify_document
+from registry_service.verification import Verdict, verify_document, verify_receipt
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,7 @@ class Registry:
         self.signer = signer
         self.read_chain = read_chain  # the node anchors are checked against (an auditor's convenience)
         self._bundle_cache = LRUCache(settings.service.proof_cache_size)
+        self._trust: tuple[tuple[int, int], TrustRoot] | None = None
 
     # --- filing -------------------------------------------------------------------------------------
     def file(
@@ -410,7 +413,27 @@ class Registry:
         return data, bundle.is_anchored
 
     def verify(self, document: Any, *, on_chain: bool = True) -> Verdict:
-        return verify_document(document, chain=self.read_chain() if on_chain else None)
+        """Pinned to the registry's own published trust root (never to an address in the bundle)."""
+        return verify_document(document, chain=self.read_chain() if on_chain else None, trust=self.trust_root())
+
+    def verify_receipt(self, receipt: Any, bundle: Any) -> Verdict:
+        return verify_receipt(receipt, bundle, chain=self.read_chain(), trust=self.trust_root())
+
+    def trust_root(self) -> TrustRoot | None:
+        """The newest trust root this registry published (LANDREG_HOME/trust/root.json), re-read
+        when the file changes; None before the first `landreg trust export`."""
+        path = self.settings.trust_dir / "root.json"
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        cached = self._trust
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        root = load_trust(path)
+        self._trust = (stamp, root)
+        return root
 
     # --- status -------------------------------------------------------------------------------------
     def status(self, recent: int = 10) -> schemas.StatusView:

@@ -163,11 +163,22 @@ class ParcelHistory(BaseModel):
 
 
 class VerdictView(BaseModel):
+    #: valid (checked on chain, pinned to the registry's trust root), invalid, or unchecked (the math
+    #: holds but the anchor was not checked: ?onchain=false, or no trust root published yet)
+    status: Literal["valid", "invalid", "unchecked"]
     valid: bool
     reason: str
     summary: str
     checkedOnChain: bool  # noqa: N815
     details: dict[str, Any]
+
+
+class ReceiptCheck(BaseModel):
+    """A filing receipt and its record's proof bundle: a receipt proves something only with its anchor."""
+
+    model_config = ConfigDict(extra="forbid")
+    receipt: dict[str, Any]
+    bundle: dict[str, Any]
 
 
 class BatchView(BaseModel):

@@ -1,10 +1,10 @@
-"""Operational endpoints: liveness, readiness, metrics, and the receipt-signing key."""
+"""Operational endpoints: liveness, readiness, metrics, the trust root and the receipt-signing keys."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
@@ -56,3 +56,35 @@ def receipt_keys(request: Request) -> dict[str, Any]:
     """Check a receipt offline: Ed25519 over the RFC 8785 canonical JSON of the receipt without
     its `signature` member (`landreg receipt verify`)."""
     return request.app.state.signer.jwks()
+
+
+TRUST_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the signed trust root (docs/proof-bundle.md)", "content": {"application/json": {}}},
+    404: {"description": "not published (yet)"},
+}
+
+
+@router.get("/.well-known/landreg-trust-root.json", summary="The registry's trust root (newest version)",
+            response_class=Response, responses=TRUST_RESPONSES)  # fmt: skip
+def trust_root(request: Request) -> Response:
+    """What auditors pin: the registry's chain, its DeedRegistry deployments with their block ranges
+    and code hashes, and its receipt keys with their windows. Obtain the first copy out of band (the
+    county publishes it); each later version is signed by a root key of the one before it."""
+    return _trust_file(request, "root.json")
+
+
+@router.get("/.well-known/landreg-trust-root/{version}.json", summary="One version of the trust root",
+            response_class=Response, responses=TRUST_RESPONSES)  # fmt: skip
+def trust_root_version(request: Request, version: Annotated[int, Path(ge=1, le=1_000_000)]) -> Response:
+    """Version N, for verifiers following updates from the version they hold (`landreg trust update`)."""
+    return _trust_file(request, f"{version}.root.json")
+
+
+def _trust_file(request: Request, name: str) -> Response:
+    path = request.app.state.settings.trust_dir / name
+    try:
+        body = path.read_bytes()
+    except OSError:
+        return JSONResponse({"detail": "no such trust root version (the registry has not published it)"},
+                            status_code=404)  # fmt: skip
+    return Response(body, media_type="application/json", headers={"Cache-Control": "no-cache"})

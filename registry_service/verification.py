@@ -1,4 +1,11 @@
-"""One verdict for a proof bundle, shared by ``landreg verify`` and the auditors' API and web page."""
+"""One verdict for a proof bundle (and a receipt), shared by ``landreg verify`` and the auditors'
+API and web page.
+
+Three outcomes: ``valid`` (the math holds and the anchor was checked on chain against the
+registry's pinned trust root), ``invalid`` (with a one-line reason), and ``unchecked`` (the math
+holds, but nothing says the root is the registry's: no chain or no trust root was given). Only
+``valid`` ever says VALID.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from hybrid_store.core import bundle as bundles
+from hybrid_store.core.commitment import SCHEME
 from hybrid_store.core.hashing import to_hex
+from hybrid_store.core.trust import TrustRoot
 from hybrid_store.errors import ChainError, MalformedBundle, VerificationFailed
+
+VALID, INVALID, UNCHECKED = "valid", "invalid", "unchecked"
 
 
 @dataclass(frozen=True)
@@ -19,9 +30,15 @@ class Verdict:
     summary: str = ""
     checked_on_chain: bool = False
     details: dict[str, Any] = field(default_factory=dict)
+    unchecked: bool = False  # the math holds, but the anchor was not checked against a trust root
+
+    @property
+    def status(self) -> str:
+        return VALID if self.valid else (UNCHECKED if self.unchecked else INVALID)
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "status": self.status,
             "valid": self.valid,
             "reason": self.reason,
             "summary": self.summary,
@@ -37,8 +54,17 @@ def _describe(bundle: bundles.ProofBundle) -> str:
     return f"instrument {number} ({doc_type}, recorded {recorded})"
 
 
-def verify_document(document: Any, rpc_url: str | None = None, *, chain: Any = None) -> Verdict:
-    """Verify a decoded bundle; with ``rpc_url`` (or a ``RegistryChain``) also its anchor on that chain."""
+NO_TRUST = (
+    "no trust root: a bundle is only checked against the registry's published trust root "
+    "(pass --trust FILE|URL, obtained from the county, or run `landreg trust export` on the registry)"
+)
+
+
+def verify_document(
+    document: Any, rpc_url: str | None = None, *, chain: Any = None, trust: TrustRoot | None = None
+) -> Verdict:
+    """Verify a decoded bundle; with a chain (``rpc_url`` or a ``RegistryChain``) and ``trust``, also
+    its anchor, pinned to the registry's trust root. Without both it is at best ``unchecked``."""
     try:
         bundle = bundles.parse(document)
     except MalformedBundle as exc:
@@ -57,13 +83,18 @@ def verify_document(document: Any, rpc_url: str | None = None, *, chain: Any = N
     a = bundle.anchor
     details["anchor"] = {"chainId": a.chain_id, "contract": a.contract, "batchId": a.batch_id,
                          "txHash": a.tx_hash, "blockNumber": a.block_number}  # fmt: skip
-    if rpc_url is None and chain is None:
+    if trust is not None and SCHEME not in trust.commitment_schemes:
+        return Verdict(False, f"commitment scheme {SCHEME} is not one {trust.describe()} lists",
+                       summary=what, details=details)  # fmt: skip
+    if trust is None or (rpc_url is None and chain is None):
+        missing = NO_TRUST if trust is None else "the anchor was not checked on chain (add --rpc URL)"
         return Verdict(
-            True,
-            "the record's fields, commitment and Merkle proof agree (offline check)",
-            summary=f"{what}: commitment and Merkle proof verified offline against root {to_hex(offline.root)}; "
-            f"anchor not checked (add --rpc URL to check batch {a.batch_id} of {a.contract} on chain {a.chain_id})",
+            False,
+            f"UNCHECKED: the record's fields, commitment and Merkle proof agree, but {missing}",
+            summary=f"{what}: commitment and Merkle proof agree with root {to_hex(offline.root)}; "
+            f"the anchor (batch {a.batch_id} of {a.contract} on chain {a.chain_id}) was not checked",
             details=details,
+            unchecked=True,
         )
     from hybrid_store.chain.client import RegistryChain
     from hybrid_store.chain.connect import http_web3
@@ -73,32 +104,38 @@ def verify_document(document: Any, rpc_url: str | None = None, *, chain: Any = N
         chain = RegistryChain(http_web3(rpc_url), description=f"the node at {rpc_url}")
     try:
         chain.ensure_reachable()
-        on_chain = verify_anchor(bundle, chain)
+        on_chain = verify_anchor(bundle, chain, trust)
     except VerificationFailed as exc:
         return Verdict(False, str(exc), summary=what, checked_on_chain=True, details=details)
     except ChainError as exc:
         return Verdict(False, f"cannot check the anchor: {exc}", summary=what, details=details)
     details["confirmations"] = on_chain.confirmations
+    details["anchorTime"] = on_chain.block_time
+    details["trustRoot"] = {"version": trust.version, "registry": trust.registry_name,
+                            "registryVersion": on_chain.registry_version}  # fmt: skip
     plural = "" if on_chain.confirmations == 1 else "s"
     return Verdict(
         True,
-        "the record's proof verifies and its root is anchored and not revoked",
+        f"the record's proof verifies and its root is anchored in {trust.registry_name}'s registry and not revoked",
         summary=f"{what} is anchored as batch {a.batch_id} of {a.contract} on chain {a.chain_id} "
-        f"(tx {a.tx_hash}, block {a.block_number}, {on_chain.confirmations} confirmation{plural}); not revoked",
+        f"(tx {a.tx_hash}, block {a.block_number}, {on_chain.confirmations} confirmation{plural}); not revoked; "
+        f"pinned to trust root v{trust.version} of {trust.registry_name}",
         checked_on_chain=True,
         details=details,
     )
 
 
-def verify_file(path: Path, rpc_url: str | None = None) -> Verdict:
+def verify_file(path: Path, rpc_url: str | None = None, *, trust: TrustRoot | None = None) -> Verdict:
     try:
         raw = path.read_bytes()
     except OSError as exc:
         return Verdict(False, f"cannot read {path}: {exc.strerror}")
-    return verify_bytes(raw, rpc_url)
+    return verify_bytes(raw, rpc_url, trust=trust)
 
 
-def verify_bytes(raw: bytes, rpc_url: str | None = None) -> Verdict:
+def verify_bytes(
+    raw: bytes, rpc_url: str | None = None, *, chain: Any = None, trust: TrustRoot | None = None
+) -> Verdict:
     if len(raw) > bundles.MAX_BUNDLE_BYTES:
         return Verdict(False, f"malformed bundle: (bundle): larger than {bundles.MAX_BUNDLE_BYTES} bytes")
     try:
@@ -107,7 +144,7 @@ def verify_bytes(raw: bytes, rpc_url: str | None = None) -> Verdict:
         return Verdict(False, f"malformed bundle: (bundle): not UTF-8 text (byte {exc.start})")
     except (json.JSONDecodeError, ValueError) as exc:
         return Verdict(False, f"malformed bundle: (bundle): not JSON ({exc})")
-    return verify_document(document, rpc_url)
+    return verify_document(document, rpc_url, chain=chain, trust=trust)
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -122,3 +159,76 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
+
+
+# --- receipts ----------------------------------------------------------------------------------------
+_RECEIPT_FIELDS = {"instrumentNumber": "instrument_number", "book": "book", "page": "page", "docType": "doc_type",
+                   "recordedAt": "recorded_at", "documentDigest": "document_digest"}  # fmt: skip
+
+
+def verify_receipt(
+    receipt: Any, bundle_document: Any, rpc_url: str | None = None, *, chain: Any = None,
+    trust: TrustRoot | None = None,
+) -> Verdict:  # fmt: skip
+    """A receipt proves something only together with its record's anchor: the signing key must be a
+    receipt key of the pinned trust root, not compromised, and the record must have been anchored
+    (the bundle verifies VALID) no later than the key's window closed, plus the trust root's grace."""
+    from datetime import UTC, datetime, timedelta
+
+    from registry_service.receipts import FORMAT as RECEIPT_FORMAT
+    from registry_service.receipts import signed_bytes
+
+    if trust is None:
+        return Verdict(False, NO_TRUST)
+    if not isinstance(receipt, dict) or receipt.get("format") != RECEIPT_FORMAT:
+        return Verdict(False, f"not a {RECEIPT_FORMAT} receipt")
+    signature = receipt.get("signature")
+    if (
+        not isinstance(signature, dict)
+        or signature.get("alg") != "Ed25519"
+        or not isinstance(signature.get("kid"), str)
+    ):
+        return Verdict(False, "the receipt has no Ed25519 signature")
+    kid = signature["kid"]
+    key = trust.receipt_key(kid)
+    if key is None:
+        return Verdict(False, f"the receipt is signed by {kid}, which is not a receipt key of {trust.describe()}")
+    if key.status == "compromised":
+        return Verdict(False, f"the receipt is signed by {kid}, which {trust.describe()} marks compromised")
+    try:
+        from cryptography.exceptions import InvalidSignature
+
+        from hybrid_store.core.trust import unb64url
+
+        key.public_key().verify(unb64url(str(signature.get("value", ""))), signed_bytes(receipt))
+    except (InvalidSignature, ValueError, TypeError):
+        return Verdict(False, "the receipt's signature does not match it (altered, or signed by another key)")
+    verdict = verify_document(bundle_document, rpc_url, chain=chain, trust=trust)
+    if not verdict.valid:
+        return Verdict(False, f"the receipt's record does not verify: {verdict.reason}", unchecked=verdict.unchecked)
+    if verdict.details["commitment"] != receipt.get("commitment"):
+        return Verdict(False, "the receipt's commitment is not the bundle's: they are about different records")
+    bundle = bundles.parse(bundle_document)
+    for receipt_name, field_name in _RECEIPT_FIELDS.items():
+        disclosed = bundle.disclosed(field_name)
+        if disclosed is not None and disclosed != receipt.get(receipt_name):
+            return Verdict(
+                False, f"the receipt's {receipt_name} is {receipt.get(receipt_name)!r}, the record's is {disclosed!r}"
+            )
+    anchored = datetime.fromtimestamp(verdict.details["anchorTime"], UTC)
+    if key.valid_until is not None:
+        deadline = key.valid_until + timedelta(seconds=trust.receipt_anchor_grace_s)
+        if anchored > deadline:
+            return Verdict(
+                False,
+                f"the receipt is signed by {kid}, retired at {key.valid_until:%Y-%m-%d %H:%M:%S}Z, but its record "
+                f"was anchored at {anchored:%Y-%m-%d %H:%M:%S}Z, after the key's window closed "
+                f"(+{trust.receipt_anchor_grace_s} s grace): a retired key cannot vouch for later records",
+            )
+    return Verdict(
+        True,
+        f"the receipt is signed by {kid} ({key.status}) and its record is anchored within the key's window",
+        summary=f"receipt of {receipt.get('instrumentNumber')} signed by {kid}; {verdict.summary}",
+        checked_on_chain=True,
+        details={**verdict.details, "kid": kid, "keyStatus": key.status},
+    )

@@ -20,6 +20,37 @@ import pytest
 from hybrid_store.db.engine import Database
 
 REPO = Path(__file__).resolve().parents[1]
+#: passphrases of the test registries' encrypted signing keys (tests only)
+TEST_RECEIPT_PASSPHRASE = "test receipt passphrase"
+TEST_TRUST_PASSPHRASE = "test trust-root passphrase"
+PASSPHRASE_ENV = {
+    "LANDREG_SERVICE__RECEIPT_KEY_PASSPHRASE": TEST_RECEIPT_PASSPHRASE,
+    "LANDREG_TRUST__SIGNING_KEY_PASSPHRASE": TEST_TRUST_PASSPHRASE,
+}
+
+
+# Settings built in-process read the passphrases from the environment, as in production (set for
+# the whole session, so module-scoped fixtures see them too; a test about their absence removes them)
+os.environ.update(PASSPHRASE_ENV)
+
+
+_trust_homes: dict[str, Path] = {}
+
+
+def trust_of(db: Database, home: Path | None = None):  # -> TrustRoot
+    """Publish (or refresh) the trust root of the registry in ``db`` (under ``home``, or a temporary
+    folder kept per database) and return it, as an auditor would pin it."""
+    import tempfile
+
+    from hybrid_store.settings import Settings
+    from hybrid_store.trust import publish
+
+    home = home or _trust_homes.setdefault(str(db.engine.url), Path(tempfile.mkdtemp(prefix="landreg-trust-")))
+    cfg = Settings(home=home, trust={"signing_key_passphrase": TEST_TRUST_PASSPHRASE})
+    cfg.ensure_home()
+    return publish(cfg, db)[0]
+
+
 PG_ADMIN_URL = os.environ.get("LANDREG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 _pg_problem: list[str] = []
 
@@ -126,7 +157,9 @@ def free_port() -> int:
 def landreg_env(tmp_path: Path) -> dict[str, str]:
     """Environment for running landreg in a subprocess: its own home and anvil port."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LANDREG_") and k != "DATABASE_URL"}
-    env.update({"LANDREG_HOME": str(tmp_path / "home"), "LANDREG_CHAIN__ANVIL_PORT": str(free_port())})
+    env.update(
+        {"LANDREG_HOME": str(tmp_path / "home"), "LANDREG_CHAIN__ANVIL_PORT": str(free_port()), **PASSPHRASE_ENV}
+    )
     return env
 
 

@@ -19,7 +19,7 @@ from hybrid_store.errors import ChainMismatch
 from hybrid_store.proofs import export_bundle
 from hybrid_store.recording import record_instruments, validate
 from registry_service.verification import verify_document
-from tests.conftest import NOW, deed
+from tests.conftest import NOW, deed, trust_of
 
 
 def file_many(db, n: int, lots: int = 4):
@@ -59,7 +59,7 @@ def test_drain_anchors_everything_and_every_proof_verifies(deployed):
     with db.read() as s:
         tokens = dict(s.execute(select(Parcel.parcel_key, Parcel.token_id)).all())
         for r in made:
-            verdict = verify_document(export_bundle(s, r.instrument_number).to_json(), chain=chain)
+            verdict = verify_document(export_bundle(s, r.instrument_number).to_json(), chain=chain, trust=trust_of(db))
             assert verdict.valid and verdict.checked_on_chain, verdict.reason
     assert sorted(tokens.values()) == [1, 2, 3, 4]
     assert all(chain.owner_of(t) == chain.address for t in tokens.values())
@@ -122,15 +122,11 @@ def test_a_reverted_batch_fails_and_its_records_are_anchored_again(deployed):
 
 
 def second_account(chain):
-    """eth-tester's second funded account, made pauser: an operator with a key of its own."""
-    from hybrid_store.chain.client import RegistryChain, account_from_key
+    """The pauser: an operator with a key of its own (eth-tester's third funded account)."""
+    from hybrid_store.chain.client import account_from_key
+    from hybrid_store.chain.connect import eth_tester_role_key
 
-    key = chain.w3.provider.ethereum_tester.backend.account_keys[1].to_hex()
-    other = RegistryChain(chain.w3, account_from_key(key), chain.address)
-    chain.transact(
-        chain.contract.functions.grantRole(chain.contract.functions.PAUSER_ROLE().call(), other.registrar.address)
-    )
-    return other
+    return chain.with_signer(account_from_key(eth_tester_role_key(chain, "pauser")))
 
 
 def anchorer_tx(batch: AnchorBatch):

@@ -20,7 +20,7 @@ from hybrid_store.errors import ChainMismatch
 from hybrid_store.proofs import export_bundle
 from hybrid_store.recording import record_instruments, validate
 from registry_service.verification import verify_document
-from tests.conftest import NOW, deed
+from tests.conftest import NOW, deed, trust_of
 
 pytestmark = pytest.mark.anvil
 
@@ -73,7 +73,7 @@ def test_chain_and_receipts_survive_a_clean_restart(anvil, anvil_settings):
         assert chain.genesis_hash() == genesis
     assert attach(db, chain).id == dep.id  # same genesis, same contract
     assert chain.receipt(tx).status == 1
-    verdict = verify_document(bundle, chain=chain)
+    verdict = verify_document(bundle, chain=chain, trust=trust_of(db))
     assert verdict.valid and verdict.checked_on_chain, verdict.reason
     anchor_some(db, chain, dep, "2")  # and anchoring carries on
     assert chain.batch_count() == 2

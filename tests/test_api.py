@@ -48,6 +48,7 @@ class Service:
 
 def make_service(tmp_path: Path, db: Database, chain, **service_settings) -> Service:
     from hybrid_store.deployment import attach
+    from hybrid_store.trust import publish
 
     cfg = Settings(
         home=tmp_path / "home", chain={"backend": "eth-tester"}, service={"key_cache_s": 0, **service_settings}
@@ -55,6 +56,7 @@ def make_service(tmp_path: Path, db: Database, chain, **service_settings) -> Ser
     cfg.ensure_home()
     deployment = attach(db, chain)
     app = create_app(cfg, db=db, chain_factory=lambda: chain, run_worker=False)
+    publish(cfg, db)  # the trust root the service pins (deployment and receipt key), as `landreg serve` does
     keys = {role.value: create_key(db, role=role, name=f"{role.value} one", by=ADMIN)[0] for role in Role}
     return Service(TestClient(app), db, chain, deployment, keys)
 

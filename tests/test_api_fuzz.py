@@ -29,6 +29,9 @@ def api(tmp_path_factory):
     attach(db, chain)
     key = create_key(db, role=Role.CLERK, name="fuzzer", by=Actor("test-suite", Role.ADMIN))[0]
     app = create_app(cfg, db=db, chain_factory=lambda: chain, run_worker=False)
+    from hybrid_store.trust import publish
+
+    publish(cfg, db)
     return schemathesis.openapi.from_asgi("/openapi.json", app), {"Authorization": f"Bearer {key}"}
 
 
@@ -40,11 +43,13 @@ def operations():
         ("GET", "/api/v1/instruments/{number}/receipt"), ("GET", "/api/v1/instruments/{number}/proof"),
         ("GET", "/api/v1/parcels/{parcel_id}"), ("GET", "/api/v1/parcels/{parcel_id}/history"),
         ("POST", "/api/v1/proofs/verify"), ("GET", "/api/v1/status"), ("GET", "/api/v1/migration"), ("GET", "/healthz"), ("GET", "/readyz"),
-        ("GET", "/.well-known/landreg-receipt-keys.json"),
+        ("GET", "/.well-known/landreg-receipt-keys.json"), ("POST", "/api/v1/receipts/verify"),
+        ("GET", "/.well-known/landreg-trust-root.json"), ("GET", "/.well-known/landreg-trust-root/{version}.json"),
     ]  # fmt: skip
 
 
-WITHOUT_INPUT = {"/api/v1/status", "/api/v1/migration", "/healthz", "/readyz", "/.well-known/landreg-receipt-keys.json"}
+WITHOUT_INPUT = {"/api/v1/status", "/api/v1/migration", "/healthz", "/readyz", "/.well-known/landreg-receipt-keys.json",
+                 "/.well-known/landreg-trust-root.json"}  # fmt: skip
 CASES = [
     (method, path, mode)
     for method, path in operations()

@@ -14,7 +14,7 @@ from hybrid_store.core import bundle as bundles
 from hybrid_store.errors import MalformedBundle, VerificationFailed
 from hybrid_store.proofs import export_bundle
 from registry_service.verification import verify_bytes, verify_document
-from tests.conftest import deed, make_sqlite
+from tests.conftest import deed, make_sqlite, trust_of
 
 VECTORS = sorted((Path(__file__).parent / "vectors" / "bundle").glob("*.json"))
 
@@ -67,7 +67,8 @@ def test_unknown_top_level_member_and_wrong_types_are_named():
 def test_duplicate_members_and_non_json_are_refused():
     text = (Path(__file__).parent / "vectors" / "bundle" / "valid-deed.json").read_text()
     bundle_text = json.dumps(json.loads(text)["bundle"])
-    assert verify_bytes(bundle_text.encode()).valid
+    offline = verify_bytes(bundle_text.encode())
+    assert offline.unchecked and not offline.valid  # the math holds; without a trust root never VALID
     doubled = bundle_text.replace(
         '"format": "landreg-proof-bundle/v1"', '"format": "x", "format": "landreg-proof-bundle/v1"'
     )
@@ -95,34 +96,38 @@ def anchored(tmp_path_factory):
     anchoring.Anchorer(db, chain, dep).drain()
     with db.read() as s:
         bundle = export_bundle(s, made[2].instrument_number, redact=["consideration"])
-    return json.dumps(bundle.to_json(), separators=(",", ":"), ensure_ascii=False).encode(), chain
+    trust = trust_of(db, tmp_path_factory.mktemp("trust"))
+    return json.dumps(bundle.to_json(), separators=(",", ":"), ensure_ascii=False).encode(), chain, trust
 
 
-def verdict_of(raw: bytes, chain) -> bool:
+def verdict_of(raw: bytes, chain, trust) -> bool:
     verdict = verify_bytes(raw)
-    if not verdict.valid:
+    if not verdict.unchecked:
         return False
-    return verify_document(json.loads(raw), chain=chain).valid
+    return verify_document(json.loads(raw), chain=chain, trust=trust).valid
 
 
 def test_the_untouched_bundle_verifies_offline_and_on_chain(anchored):
-    raw, chain = anchored
-    assert verify_bytes(raw).valid
-    verdict = verify_document(json.loads(raw), chain=chain)
+    raw, chain, trust = anchored
+    assert verify_bytes(raw).unchecked
+    verdict = verify_document(json.loads(raw), chain=chain, trust=trust)
     assert verdict.valid and verdict.checked_on_chain, verdict.reason
+    assert f"pinned to trust root v{trust.version}" in verdict.summary
+    unpinned = verify_document(json.loads(raw), chain=chain)
+    assert not unpinned.valid and "no trust root" in unpinned.reason
 
 
 def test_changing_any_single_byte_fails_verification(anchored):
     """Exhaustive: every position, one replacement each (XOR 1, which keeps most bytes printable)."""
-    raw, chain = anchored
-    passed = [i for i in range(len(raw)) if verdict_of(raw[:i] + bytes([raw[i] ^ 1]) + raw[i + 1 :], chain)]
+    raw, chain, trust = anchored
+    passed = [i for i in range(len(raw)) if verdict_of(raw[:i] + bytes([raw[i] ^ 1]) + raw[i + 1 :], chain, trust)]
     assert passed == [], [raw[max(0, i - 20) : i + 20] for i in passed]
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())
 def test_random_byte_replacements_fail_verification(anchored, data):
-    raw, chain = anchored
+    raw, chain, trust = anchored
     i = data.draw(st.integers(0, len(raw) - 1))
     b = data.draw(st.integers(0, 255).filter(lambda x: x != raw[i]))
-    assert not verdict_of(raw[:i] + bytes([b]) + raw[i + 1 :], chain)
+    assert not verdict_of(raw[:i] + bytes([b]) + raw[i + 1 :], chain, trust)

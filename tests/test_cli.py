@@ -50,11 +50,19 @@ def test_proof_and_verify_from_the_command_line(demo, tmp_path):
     bundle = json.loads(out.read_text())
     assert set(bundle["record"]["redacted"]) == {"consideration", "grantees"}
 
-    offline = landreg(env, "verify", str(out))
-    assert offline.returncode == 0 and offline.stdout.startswith("VALID: instrument 1990-0000002")
-    online = landreg(env, "verify", str(out), "--rpc", rpc)
+    offline = landreg(env, "verify", str(out))  # the math holds, but nothing was checked on chain
+    assert offline.returncode == 3 and offline.stdout.startswith("UNCHECKED: the record's fields")
+    assert "VALID" not in offline.stdout.replace("UNCHECKED", "")
+    online = landreg(env, "verify", str(out), "--rpc", rpc)  # the registry's own trust root, in LANDREG_HOME
     assert online.returncode == 0 and "is anchored as batch 0" in online.stdout and "not revoked" in online.stdout
+    assert "pinned to trust root v1" in online.stdout
     assert len(online.stdout.strip().splitlines()) == 1
+    trust_file = Path(env["LANDREG_HOME"]) / "trust" / "root.json"
+    elsewhere = {**env, "LANDREG_HOME": str(tmp_path / "auditor")}  # an auditor's machine: no registry here
+    no_trust = landreg(elsewhere, "verify", str(out), "--rpc", rpc)
+    assert no_trust.returncode == 3 and "no trust root" in no_trust.stdout and "VALID:" not in no_trust.stdout
+    pinned = landreg(elsewhere, "verify", str(out), "--rpc", rpc, "--trust", str(trust_file))
+    assert pinned.returncode == 0 and pinned.stdout.startswith("VALID:"), pinned.stdout
 
     bundle["anchor"]["blockNumber"] += 1
     out.write_text(json.dumps(bundle))

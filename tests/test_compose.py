@@ -45,12 +45,19 @@ def test_landreg_commands_exist():
 def test_environment_is_understood_by_the_settings(monkeypatch, tmp_path):
     env = compose()["services"]["worker"]["environment"]
     for key, value in env.items():
+        if str(value).startswith("${"):  # a secret compose takes from the operator's environment
+            assert ":?" in value, f"{key} must be required, never defaulted"
+            value = "from the secret store"
         monkeypatch.setenv(key, str(value))
     cfg = Settings(home=tmp_path)
     assert cfg.db_url.startswith("postgresql+psycopg://landreg:")
     assert cfg.chain.backend == "rpc" and cfg.chain.rpc_url == "http://chain:8545"
     assert cfg.anchoring.batch_max_records == 1000 and cfg.chain.confirmations == 1
     assert cfg.registrar_key_hex().startswith("0x")
+    # three distinct keys: the hot registrar is neither the admin nor the pauser
+    registrar = cfg.role_address("registrar")
+    assert len({registrar, cfg.role_address("admin"), cfg.role_address("pauser")}) == 3
+    assert cfg.service.receipt_key_passphrase is not None and cfg.trust.signing_key_passphrase is not None
 
 
 def test_the_chain_container_persists_state_like_the_managed_node():

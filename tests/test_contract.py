@@ -10,11 +10,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from web3.logs import DISCARD
 
-from hybrid_store.chain.client import ZERO32, RegistryChain, decode_revert, error_selectors, revert_data
-from hybrid_store.chain.connect import eth_tester_chain
+from hybrid_store.chain.client import (
+    ZERO32,
+    RegistryChain,
+    artifact,
+    decode_revert,
+    error_selectors,
+    revert_data,
+)
+from hybrid_store.chain.connect import eth_tester_chain, eth_tester_role_key
+from hybrid_store.chain.releases import release_artifact
 from hybrid_store.core import merkle
 from hybrid_store.core.hashing import keccak256, to_hex
-from hybrid_store.errors import TransactionReverted
+from hybrid_store.errors import ChainError, TransactionReverted
 
 
 @pytest.fixture
@@ -175,8 +183,8 @@ def test_openzeppelin_merkle_proof_accepts_our_proofs_on_chain(commitments, rnd)
     anchor(chain, tree.root, count=len(commitments))
     i = rnd.randrange(len(commitments))
     assert chain.verify_commitment(0, tree.proof(i), commitments[i])
-    assert chain.contract.functions.verifyRecord(0, tree.proof(i), merkle.commitment_leaf(commitments[i])).call()
     assert not chain.verify_commitment(0, tree.proof(i), keccak256(commitments[i]))
+    assert not chain.verify_commitment(0, [], tree.root)  # the root is no record
     assert not chain.verify_commitment(1, tree.proof(i), commitments[i])  # no such batch
 
 
@@ -199,24 +207,98 @@ def test_revocation_marks_single_records_and_is_idempotent(reg):
         reg.sign_revoke(5, [leaf], b"\x00" * 32, reg.pending_nonce())
 
 
-def test_roles_are_enforced(reg):
+def as_role(chain: RegistryChain, role: str) -> RegistryChain:
+    return chain.with_signer(Account.from_key(eth_tester_role_key(chain, role)))
+
+
+def test_roles_are_enforced_and_separated(reg):
     other = stranger(reg)
     with pytest.raises(TransactionReverted, match="AccessControlUnauthorizedAccount"):
         anchor(other, keccak256(b"x"))
     with pytest.raises(TransactionReverted, match="AccessControlUnauthorizedAccount"):
-        other.transact(other.contract.functions.pause())
+        other.pause()
     with pytest.raises(TransactionReverted, match="AccessControlUnauthorizedAccount"):
         other.sign_revoke(0, [], b"\x00" * 32, other.pending_nonce())
-    role = reg.contract.functions.REGISTRAR_ROLE().call()
-    reg.transact(reg.contract.functions.grantRole(role, other.registrar.address))
+    # the hot registrar key can neither grant roles nor pause: those are the admin's and the pauser's
+    with pytest.raises(TransactionReverted, match="AccessControlUnauthorizedAccount"):
+        reg.grant_role("registrar", other.registrar.address)
+    with pytest.raises(TransactionReverted, match="AccessControlUnauthorizedAccount"):
+        reg.pause()
+    admin = as_role(reg, "admin")
+    assert reg.has_role("admin", admin.registrar.address) and not reg.has_role("admin", reg.registrar.address)
+    assert not reg.has_role("registrar", admin.registrar.address)
+    admin.grant_role("registrar", other.registrar.address)
     anchor(other, keccak256(b"x"))
     assert other.batch_count() == 1
+    admin.revoke_role("registrar", other.registrar.address)  # a retired registrar anchors nothing more
+    with pytest.raises(TransactionReverted, match="AccessControlUnauthorizedAccount"):
+        anchor(other, keccak256(b"y"))
+
+
+def test_deployment_refuses_a_registrar_that_is_also_admin():
+    chain = eth_tester_chain()
+    with pytest.raises(ChainError, match="must not be the registrar"):
+        chain.deploy(admin=chain.registrar.address)
+    # the contract itself refuses it too, whoever deploys it
+    factory = chain.w3.eth.contract(abi=artifact()["abi"], bytecode=artifact()["bytecode"])
+    me = chain.registrar.address
+    with pytest.raises(Exception) as exc:  # noqa: PT011 - eth-tester's own error type
+        factory.constructor("x", "X", me, me, me, 0).estimate_gas({"from": me})
+    assert "DeedRegistryRolesNotSeparated" in decode_revert(revert_data(exc.value))
+
+
+def test_a_new_deployment_continues_token_numbering():
+    chain = eth_tester_chain()
+    chain.deploy(first_token_id=41)
+    assert chain.next_token_id() == 41
+    tree = merkle.StandardTree.of([(41, "0223_1_1"), (42, "0223_1_2")], merkle.PARCEL_TOKEN_ENCODING)
+    anchor(chain, keccak256(b"a"), parcel_root=tree.root, tokens=2)
+    assert chain.owner_of(41) == chain.address and chain.next_token_id() == 43
+
+
+def test_only_real_records_verify_and_revocation_cannot_be_bypassed(reg):
+    """Version 1 exposed verifyRecord(batchId, proof, leaf): the root and every inner node verified
+    as records, and a revoked record's parent node still verified. Version 2 takes the commitment."""
+    commitments = [keccak256(bytes([i])) for i in range(4)]
+    tree = merkle.StandardTree.of([[to_hex(c)] for c in commitments], merkle.COMMITMENT_ENCODING)
+    anchor(reg, tree.root, count=4)
+    assert "verifyRecord" not in {f["name"] for f in artifact()["abi"] if f["type"] == "function"}
+    proof = tree.proof(0)
+    inner = merkle.process_proof(merkle.commitment_leaf(commitments[0]), proof[:1])  # parent of leaf 0
+    assert not reg.verify_commitment(0, proof[1:], inner)  # an inner node posing as a record
+    assert not reg.verify_commitment(0, [], tree.root)  # the root posing as a record
+    leaf = merkle.commitment_leaf(commitments[0])
+    reg.wait(reg.broadcast(reg.sign_revoke(0, [leaf], b"\x00" * 32, reg.pending_nonce())))
+    assert not reg.verify_commitment(0, proof, commitments[0])
+    assert not reg.verify_commitment(0, proof[1:], inner)  # revocation holds through the parent
+
+    # the same attack on a version-1 deployment succeeds: that is why v1's public view was replaced
+    old = legacy_v1(reg)
+    anchor(old, tree.root, count=4)
+    v1 = old.w3.eth.contract(address=old.address, abi=release_artifact(1)["abi"])
+    assert v1.functions.verifyRecord(0, proof[1:], inner).call() is True
+
+
+def legacy_v1(chain: RegistryChain) -> RegistryChain:
+    """A DeedRegistry version 1 (the previous release's committed artifact) on the same chain."""
+    v1 = release_artifact(1)
+    factory = chain.w3.eth.contract(abi=v1["abi"], bytecode=v1["bytecode"])
+    admin = chain.role_addresses["admin"]
+    tx = factory.constructor("Old", "OLD", admin, chain.registrar.address).build_transaction(
+        chain._tx_base(chain.pending_nonce())
+    )
+    receipt = chain.wait(chain.broadcast(chain._sign(tx)))
+    return RegistryChain(chain.w3, chain.account, receipt.contract_address, role_addresses=chain.role_addresses)
 
 
 def test_pause_stops_every_state_change(reg):
     tree = merkle.StandardTree.of([(1, "0223_1_1")], merkle.PARCEL_TOKEN_ENCODING)
     anchor(reg, keccak256(b"a"), parcel_root=tree.root, tokens=1)
-    reg.transact(reg.contract.functions.pause())
+    with pytest.raises(TransactionReverted, match="AccessControlUnauthorizedAccount"):
+        reg.pause()  # not the registrar's to do
+    pauser = as_role(reg, "pauser")
+    pauser.pause()
+    assert reg.paused()
     for attempt in (
         lambda: anchor(reg, keccak256(b"b")),
         lambda: reg.sign_revoke(0, [keccak256(b"l")], b"\x00" * 32, reg.pending_nonce()),
@@ -224,7 +306,7 @@ def test_pause_stops_every_state_change(reg):
     ):
         with pytest.raises(TransactionReverted, match="EnforcedPause"):
             attempt()
-    reg.transact(reg.contract.functions.unpause())
+    pauser.unpause()
     anchor(reg, keccak256(b"b"))
 
 

@@ -17,7 +17,7 @@ from hybrid_store.deployment import attach
 from hybrid_store.proofs import export_bundle
 from hybrid_store.recording import record_instruments, validate
 from registry_service.verification import verify_document
-from tests.conftest import NOW, deed
+from tests.conftest import NOW, deed, trust_of
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
@@ -87,5 +87,5 @@ def test_kill_at_each_step_then_restart(store, crash):
     assert [chain.get_batch(i).root for i in range(3)] == roots
     with db.read() as s:
         for r in made[::5]:
-            verdict = verify_document(export_bundle(s, r.instrument_number).to_json(), chain=chain)
+            verdict = verify_document(export_bundle(s, r.instrument_number).to_json(), chain=chain, trust=trust_of(db))
             assert verdict.valid, verdict.reason

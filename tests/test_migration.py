@@ -21,7 +21,7 @@ from migration_tools.legacy.importer import import_records, synthetic_source
 from migration_tools.reconcile import reconcile
 from migration_tools.stages import Selector, StageError, StageRunner, plan_stage, rollback_stage, sign_off, stage_status
 from registry_service.verification import verify_document
-from tests.conftest import deed
+from tests.conftest import deed, trust_of
 
 BOOK, SEED = 600, 12
 
@@ -105,7 +105,7 @@ def test_pilot_then_rest_each_reconciled_and_signed_off(legacy):
     with db.read() as s:  # every record's bundle verifies against the chain; manifests rebuild the roots
         numbers = s.scalars(select(Instrument.instrument_number).order_by(Instrument.id).limit(600)).all()
         for number in numbers[::97]:
-            verdict = verify_document(export_bundle(s, number).to_json(), chain=chain)
+            verdict = verify_document(export_bundle(s, number).to_json(), chain=chain, trust=trust_of(db))
             assert verdict.valid, verdict.reason
         for b in s.scalars(select(AnchorBatch)):
             assert manifests.read(manifest_dir, b.root).batch_id == b.chain_batch_id
@@ -218,13 +218,13 @@ def test_rollback_revokes_supersedes_and_reanchors(legacy):
         first_batch = old_bundle["anchor"]["batchId"]
     report = rollback_stage(db, chain, dep, "all", manifest_dir=manifest_dir, batch_ids=[first_batch])
     assert report.batches == [first_batch] and report.records == 300
-    old = verify_document(old_bundle, chain=chain)
+    old = verify_document(old_bundle, chain=chain, trust=trust_of(db))
     assert not old.valid and "revoked" in old.reason  # the superseded anchoring no longer stands
     with db.read() as s:
         new_bundle = export_bundle(s, number).to_json()
         batches = s.scalars(select(AnchorBatch).order_by(AnchorBatch.id)).all()
     assert new_bundle["anchor"]["batchId"] == report.replacements[0] != first_batch
-    assert verify_document(new_bundle, chain=chain).valid
+    assert verify_document(new_bundle, chain=chain, trust=trust_of(db)).valid
     superseded = [b for b in batches if b.superseded_at is not None]
     assert [b.chain_batch_id for b in superseded] == [first_batch]  # kept in the history, not deleted
     replacement = next(b for b in batches if b.supersedes_batch_id == superseded[0].id)

@@ -28,7 +28,7 @@ from migration_tools.legacy.importer import import_records, synthetic_source
 from migration_tools.reconcile import CLEAN_KINDS, reconcile
 from migration_tools.stages import Selector, StageError, StageRunner, plan_stage, sign_off
 from registry_service.verification import verify_document
-from tests.conftest import deed
+from tests.conftest import deed, trust_of
 
 BOOK, SEED, BATCH = 240, 31, 60
 APPEND_ONLY = ("instruments", "instrument_parties", "instrument_parcels", "commitments")
@@ -132,7 +132,7 @@ def test_tamperer_who_rewrote_the_hash_columns_is_located_through_the_manifest(m
     with db.read() as s:  # the database is self-consistent again: its own proof checks out offline...
         after = export_bundle(s, victim).to_json()
     assert after["record"]["commitment"] != before["record"]["commitment"]
-    verdict = verify_document(after, chain=chain)
+    verdict = verify_document(after, chain=chain, trust=trust_of(db))
     assert not verdict.valid  # ...but not against the chain
     result = reconcile(db, chain, manifest_dir=manifest_dir, workers=1)
     assert not result.clean

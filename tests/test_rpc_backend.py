@@ -13,9 +13,9 @@ from hybrid_store.db.engine import Database
 from hybrid_store.deployment import attach
 from hybrid_store.proofs import export_bundle
 from hybrid_store.recording import record_instruments, validate
-from hybrid_store.settings import Settings
+from hybrid_store.settings import ANVIL_DEV_KEY_0, ANVIL_DEV_KEY_2, Settings
 from registry_service.verification import verify_document
-from tests.conftest import NOW, deed
+from tests.conftest import NOW, deed, trust_of
 
 pytestmark = pytest.mark.anvil
 
@@ -29,7 +29,10 @@ def test_anchor_through_json_rpc_with_a_keystore(anvil, anvil_settings, tmp_path
     cfg = Settings(
         home=anvil_settings.home,
         chain={"backend": "rpc", "rpc_url": anvil.url, "registrar_keystore": keystore,
-               "registrar_keystore_password": "s3cret", "confirmations": 2},
+               "registrar_keystore_password": "s3cret", "confirmations": 2,
+               # anvil's dev accounts 0 and 2 (public, development only) as the cold admin and the pauser
+               "admin_address": Account.from_key(ANVIL_DEV_KEY_0).address,
+               "pauser_address": Account.from_key(ANVIL_DEV_KEY_2).address},
     )  # fmt: skip
     db = Database(cfg.db_url)
     db.migrate()
@@ -45,5 +48,5 @@ def test_anchor_through_json_rpc_with_a_keystore(anvil, anvil_settings, tmp_path
     anchorer.settle()
     with db.read() as s:
         bundle = export_bundle(s, made.instrument_number).to_json()
-    verdict = verify_document(bundle, rpc_url=anvil.url)
+    verdict = verify_document(bundle, rpc_url=anvil.url, trust=trust_of(db))
     assert verdict.valid and verdict.details["confirmations"] == 2, verdict.reason

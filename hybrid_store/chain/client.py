@@ -133,9 +133,12 @@ class RegistryChain:
         poll_interval_s: float = 0.05,
         receipt_timeout_s: float = 120.0,
         description: str = "chain",
+        role_addresses: dict[str, str] | None = None,
     ):
         self.w3 = w3
         self.account = account
+        #: addresses of the admin and pauser roles (for deployment); their keys stay elsewhere
+        self.role_addresses = dict(role_addresses or {})
         self.address = to_checksum_address(address) if address else None
         self.poll_interval_s = poll_interval_s
         self.receipt_timeout_s = receipt_timeout_s
@@ -178,15 +181,74 @@ class RegistryChain:
             raise ChainError("this connection is read-only: no registrar key configured")
         return self.account
 
+    def with_signer(self, account: LocalAccount, description: str | None = None) -> RegistryChain:
+        """The same contract on the same node, signing with another key (admin or pauser operations)."""
+        return RegistryChain(
+            self.w3, account, self.address, poll_interval_s=self.poll_interval_s,
+            receipt_timeout_s=self.receipt_timeout_s, description=description or self.description,
+            role_addresses=self.role_addresses,
+        )  # fmt: skip
+
     # --- deployment -----------------------------------------------------------------------------
-    def deploy(self, name: str = "Landreg Parcel", symbol: str = "PARCEL", admin: str | None = None) -> Receipt:
-        """Deploy a DeedRegistry with the registrar as registrar (and admin unless given)."""
+    def deploy(
+        self,
+        name: str = "Landreg Parcel",
+        symbol: str = "PARCEL",
+        *,
+        admin: str | None = None,
+        pauser: str | None = None,
+        first_token_id: int = 0,
+    ) -> Receipt:
+        """Deploy a DeedRegistry: this client's key becomes the registrar; admin and pauser are other
+        keys (given, or this client's ``role_addresses``). Token ids start at ``first_token_id``."""
         me = self.registrar.address
+        admin = admin or self.role_addresses.get("admin")
+        pauser = pauser or self.role_addresses.get("pauser")
+        if not admin or not pauser:
+            raise ChainError(
+                "deploying needs the addresses of the contract admin and the pauser, distinct from the registrar: "
+                "set LANDREG_CHAIN__ADMIN_ADDRESS and LANDREG_CHAIN__PAUSER_ADDRESS (or their keys)"
+            )
+        if to_checksum_address(admin) == me:
+            raise ChainError("the contract admin must not be the registrar key (a stolen hot key must not grant roles)")
         factory = self.w3.eth.contract(abi=artifact()["abi"], bytecode=artifact()["bytecode"])
-        tx = factory.constructor(name, symbol, admin or me, me).build_transaction(self._tx_base(self.pending_nonce()))
+        constructor = factory.constructor(
+            name, symbol, to_checksum_address(admin), to_checksum_address(pauser), me, first_token_id
+        )
+        tx = constructor.build_transaction(self._tx_base(self.pending_nonce()))
         receipt = self.wait(self.broadcast(self._sign(tx)))
         self.address = to_checksum_address(receipt.contract_address)
         return receipt
+
+    def code_hash(self, address: str | None = None) -> str:
+        """keccak256 of the runtime code at ``address`` (the trust root pins deployments by it)."""
+        target = to_checksum_address(address or self.address or "")
+        return to_hex(keccak256(bytes(self.w3.eth.get_code(target))))
+
+    # --- roles and pause (admin and pauser keys) ------------------------------------------------
+    def has_role(self, role: str, address: str) -> bool:
+        return bool(self.contract.functions.hasRole(role_id(role), to_checksum_address(address)).call())
+
+    def grant_role(self, role: str, address: str) -> Receipt:
+        return self.transact(self.contract.functions.grantRole(role_id(role), to_checksum_address(address)))
+
+    def revoke_role(self, role: str, address: str) -> Receipt:
+        return self.transact(self.contract.functions.revokeRole(role_id(role), to_checksum_address(address)))
+
+    def paused(self) -> bool:
+        return bool(self.contract.functions.paused().call())
+
+    def pause(self) -> Receipt:
+        return self.transact(self.contract.functions.pause())
+
+    def unpause(self) -> Receipt:
+        return self.transact(self.contract.functions.unpause())
+
+    def block_timestamp(self, number: int) -> int:
+        return int(self.w3.eth.get_block(number)["timestamp"])
+
+    def transaction_sender(self, tx_hash: str) -> str:
+        return to_checksum_address(self.w3.eth.get_transaction(tx_hash)["from"])
 
     # --- reads ----------------------------------------------------------------------------------
     def batch_count(self) -> int:
@@ -362,6 +424,17 @@ class RegistryChain:
                 return decode_revert(revert_data(exc))
             return f"reverted ({exc})"
         return "reverted (the replay succeeded: out of gas or state changed)"
+
+
+ROLE_NAMES = {"admin": None, "registrar": "REGISTRAR_ROLE", "pauser": "PAUSER_ROLE"}
+
+
+def role_id(role: str) -> bytes:
+    """The AccessControl role id of ``role`` (admin is DEFAULT_ADMIN_ROLE, zero)."""
+    if role not in ROLE_NAMES:
+        raise ValueError(f"unknown role {role!r} (admin, registrar, pauser)")
+    name = ROLE_NAMES[role]
+    return ZERO32 if name is None else keccak256(name.encode())
 
 
 def account_from_key(key_hex: str) -> LocalAccount:

@@ -20,13 +20,21 @@ def eth_tester_chain(*, poll_interval_s: float = 0.0) -> RegistryChain:
     from web3 import EthereumTesterProvider
 
     provider = EthereumTesterProvider()
-    key = provider.ethereum_tester.backend.account_keys[0]
+    keys = provider.ethereum_tester.backend.account_keys
     return RegistryChain(
         Web3(provider),
-        account_from_key(key.to_hex()),
+        account_from_key(keys[0].to_hex()),
         poll_interval_s=poll_interval_s,
         description="the in-process eth-tester chain",
-    )
+        role_addresses={"admin": account_from_key(keys[1].to_hex()).address,
+                        "pauser": account_from_key(keys[2].to_hex()).address},
+    )  # fmt: skip
+
+
+def eth_tester_role_key(chain: RegistryChain, role: str) -> str:
+    """The in-process chain's test key for ``role`` (registrar 0, admin 1, pauser 2). Tests only."""
+    keys = chain.w3.provider.ethereum_tester.backend.account_keys  # type: ignore[attr-defined]
+    return str(keys[{"registrar": 0, "admin": 1, "pauser": 2}[role]].to_hex())
 
 
 def rpc_url(settings: Settings) -> str:
@@ -45,6 +53,7 @@ def open_chain(settings: Settings, *, read_only: bool = False) -> RegistryChain:
     url = rpc_url(settings)
     account = None if read_only else account_from_key(settings.registrar_key_hex())
     what = "the managed anvil node" if c.backend == "anvil" else "the JSON-RPC node"
+    roles = {r: a for r in ("admin", "pauser") if (a := settings.role_address(r))}
     return RegistryChain(
         http_web3(url),
         account,
@@ -52,4 +61,19 @@ def open_chain(settings: Settings, *, read_only: bool = False) -> RegistryChain:
         poll_interval_s=c.poll_interval_s,
         receipt_timeout_s=c.receipt_timeout_s,
         description=f"{what} at {url}",
+        role_addresses=roles,
     )
+
+
+def role_signer(settings: Settings, chain: RegistryChain, role: str) -> RegistryChain:
+    """``chain`` signing with the key of ``role`` (admin or pauser), for `landreg chain` commands."""
+    from hybrid_store.errors import ConfigurationError
+
+    if settings.chain.backend == "eth-tester":
+        key = eth_tester_role_key(chain, role)
+    else:
+        key = settings.role_key_hex(role) or ""
+    if not key:
+        var = f"LANDREG_CHAIN__{role.upper()}"
+        raise ConfigurationError(f"no {role} key: set {var}_KEYSTORE (+ _PASSWORD) or {var}_KEY for this command")
+    return chain.with_signer(account_from_key(key), f"{chain.description} as {role}")

@@ -197,8 +197,43 @@ class ChainDeployment(Base):
     deploy_tx: Mapped[str | None] = mapped_column(String(66))
     deploy_block: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    #: keccak256 of the runtime code, and the DeedRegistry release it is (the trust root pins both)
+    code_hash: Mapped[str | None] = mapped_column(String(66))
+    registry_version: Mapped[int | None] = mapped_column(Integer)
+    #: the blocks in which this contract was the registry's: anchors outside them are not ours
+    active_from_block: Mapped[int | None] = mapped_column(BigInteger)
+    active_until_block: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (UniqueConstraint("chain_id", "contract_address"),)
+
+
+class KeyStatus:
+    ACTIVE = "active"  # signs now
+    RETIRED = "retired"  # signed until valid_until; what it signed then still verifies
+    COMPROMISED = "compromised"  # nothing it signed verifies, whenever
+
+
+class SigningKey(Base):
+    """A public signing key with its validity window (receipts, trust-root versions). The private
+    half lives encrypted in LANDREG_HOME/keys, never in the database."""
+
+    __tablename__ = "signing_keys"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    kid: Mapped[str] = mapped_column(String(64), unique=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # receipt | trust-root
+    algorithm: Mapped[str] = mapped_column(String(16), default="Ed25519")
+    public_key: Mapped[str] = mapped_column(String(128))  # base64url of the raw key
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), default=KeyStatus.ACTIVE)
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+
+    __table_args__ = (
+        Index("uq_signing_keys_one_active", "purpose", unique=True,
+              sqlite_where=text("status = 'active'"), postgresql_where=text("status = 'active'")),
+    )  # fmt: skip
 
 
 class BatchState:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from registry_service.cli.common import chain_for, console, database, fail, friendly, settings
@@ -73,3 +75,191 @@ def deploy() -> None:
     cfg = settings()
     _chain, deployment = chain_for(cfg, database(cfg))
     console.print(f"DeedRegistry at {deployment.contract_address} on chain {deployment.chain_id}")
+
+
+# --- roles and pause ----------------------------------------------------------------------------------
+def _attached():  # -> (cfg, db, chain)
+    cfg = settings()
+    db = database(cfg)
+    chain, _deployment = chain_for(cfg, db, deploy_if_missing=False)
+    return cfg, db, chain
+
+
+def _audit(db, action: str, target: str, **details: object) -> None:  # noqa: ANN001
+    from registry_service.auth import audit
+    from registry_service.cli.common import cli_actor
+
+    with db.write() as session:
+        audit(session, cli_actor(), action, target, **details)
+
+
+@app.command()
+@friendly
+def roles() -> None:
+    """Show who holds the admin, registrar and pauser roles of the registry's contract, and whether it is paused."""
+    cfg, _db, chain = _attached()
+    for role in ("admin", "registrar", "pauser"):
+        address = cfg.role_address(role) if role != "registrar" else (chain.account.address if chain.account else None)
+        if address is None:
+            console.print(f"{role}: no key configured")
+            continue
+        holds = chain.has_role(role, address)
+        console.print(f"{role}: {address} ({'holds the role' if holds else 'does NOT hold the role'})")
+    console.print(f"paused: {'yes' if chain.paused() else 'no'}")
+
+
+@app.command("grant-registrar")
+@friendly
+def grant_registrar(address: Annotated[str, typer.Argument(help="The new registrar key's address.")]) -> None:
+    """Grant REGISTRAR_ROLE to ADDRESS (signed with the admin key)."""
+    from hybrid_store.chain.connect import role_signer
+
+    cfg, db, chain = _attached()
+    receipt = role_signer(cfg, chain, "admin").grant_role("registrar", address)
+    _audit(db, "chain.grant-registrar", address, tx=receipt.tx_hash)
+    console.print(f"granted REGISTRAR_ROLE to {address} (tx {receipt.tx_hash})")
+
+
+@app.command("revoke-registrar")
+@friendly
+def revoke_registrar(address: Annotated[str, typer.Argument(help="The registrar key to retire.")]) -> None:
+    """Revoke REGISTRAR_ROLE from ADDRESS (signed with the admin key): it can anchor nothing more."""
+    from hybrid_store.chain.connect import role_signer
+
+    cfg, db, chain = _attached()
+    receipt = role_signer(cfg, chain, "admin").revoke_role("registrar", address)
+    _audit(db, "chain.revoke-registrar", address, tx=receipt.tx_hash)
+    console.print(f"revoked REGISTRAR_ROLE of {address} (tx {receipt.tx_hash})")
+
+
+@app.command("rotate-registrar")
+@friendly
+def rotate_registrar(
+    new_address: Annotated[str, typer.Argument(help="The new registrar key's address (its keystore is ready).")],
+) -> None:
+    """Grant REGISTRAR_ROLE to NEW_ADDRESS and revoke it from the configured registrar key.
+
+    Stop the anchoring worker first; afterwards point LANDREG_CHAIN__REGISTRAR_KEYSTORE at the new key.
+    """
+    from hybrid_store.chain.connect import role_signer
+    from hybrid_store.db.models import AnchorBatch, BatchState
+
+    cfg, db, chain = _attached()
+    old = chain.registrar.address
+    with db.read() as s:
+        from sqlalchemy import func, select
+
+        unconfirmed = s.scalar(
+            select(func.count())
+            .select_from(AnchorBatch)
+            .where(AnchorBatch.state.in_((BatchState.SIGNED, BatchState.MINED)))
+        )
+    if unconfirmed:
+        raise fail(f"{unconfirmed} batches are not confirmed yet", "run `landreg worker --drain` first, then rotate")
+    admin = role_signer(cfg, chain, "admin")
+    with _NoWorker(db):
+        granted = admin.grant_role("registrar", new_address)
+        revoked = admin.revoke_role("registrar", old)
+    _audit(db, "chain.rotate-registrar", new_address, retired=old, grant_tx=granted.tx_hash, revoke_tx=revoked.tx_hash)
+    console.print(f"registrar rotated: {new_address} granted, {old} revoked")
+    console.print("now set LANDREG_CHAIN__REGISTRAR_KEYSTORE (+ _PASSWORD) to the new key and restart the worker")
+
+
+@app.command()
+@friendly
+def pause() -> None:
+    """Stop every state change of the contract (signed with the pauser key)."""
+    from hybrid_store.chain.connect import role_signer
+
+    cfg, db, chain = _attached()
+    receipt = role_signer(cfg, chain, "pauser").pause()
+    _audit(db, "chain.pause", str(chain.address), tx=receipt.tx_hash)
+    console.print(f"paused {chain.address} (tx {receipt.tx_hash}); anchoring waits until `landreg chain unpause`")
+
+
+@app.command()
+@friendly
+def unpause() -> None:
+    """Resume state changes (signed with the pauser key)."""
+    from hybrid_store.chain.connect import role_signer
+
+    cfg, db, chain = _attached()
+    receipt = role_signer(cfg, chain, "pauser").unpause()
+    _audit(db, "chain.unpause", str(chain.address), tx=receipt.tx_hash)
+    console.print(f"unpaused {chain.address} (tx {receipt.tx_hash})")
+
+
+class _NoWorker:
+    """Holds the anchoring worker's lock for the duration of a change of keys or contracts, so no
+    worker anchors with a stale key or into a retired contract meanwhile."""
+
+    def __init__(self, db):  # noqa: ANN001
+        from hybrid_store.worker_lock import WorkerLock
+
+        self.lock = WorkerLock(db)
+
+    def __enter__(self) -> None:
+        if not self.lock.acquire():
+            raise fail(
+                "an anchoring worker is running for this registry (`landreg serve` or `landreg worker`)",
+                "stop it first; start it again afterwards",
+            )
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.release()
+
+
+# --- moving to another contract -----------------------------------------------------------------------
+ConfirmOption = Annotated[bool, typer.Option("--confirm", help="Yes: move the registry to another contract.")]
+
+
+@app.command()
+@friendly
+def upgrade(confirm: ConfirmOption = False) -> None:
+    """Deploy the current DeedRegistry release and make it the registry's contract from the next block.
+
+    The old deployment stays in the trust root with its closed block range, so every bundle anchored
+    there keeps verifying; token numbering continues. Publishes the new trust root.
+    """
+    from hybrid_store.deployment import upgrade as do_upgrade
+    from registry_service.cli.trust import publish_trust
+
+    if not confirm:
+        raise fail("moving the registry to a new contract is never silent", "run again with --confirm")
+    cfg, db, chain = _attached()
+    old = chain.address
+    with _NoWorker(db):
+        deployment = do_upgrade(db, chain)
+    _audit(db, "chain.upgrade", deployment.contract_address, previous=old, from_block=deployment.active_from_block)
+    console.print(
+        f"the registry now anchors to {deployment.contract_address} (DeedRegistry v{deployment.registry_version}) "
+        f"from block {deployment.active_from_block}; {old} is retired"
+    )
+    publish_trust(cfg, db)
+
+
+@app.command()
+@friendly
+def adopt(
+    address: Annotated[str, typer.Argument(help="A DeedRegistry deployed elsewhere, to anchor to from now on.")],
+    confirm: ConfirmOption = False,
+) -> None:
+    """Make ADDRESS the registry's contract from the next block (its code must be a known release).
+    Publishes the new trust root; unset LANDREG_CHAIN__CONTRACT_ADDRESS or set it to ADDRESS afterwards."""
+    from hybrid_store.chain.connect import open_chain
+    from hybrid_store.deployment import adopt as do_adopt
+    from registry_service.cli.trust import publish_trust
+
+    if not confirm:
+        raise fail(f"{address} is not the registry's contract; adopting it is never silent", "run again with --confirm")
+    cfg = settings()
+    db = database(cfg)
+    chain = open_chain(cfg)
+    chain.address = None
+    with _NoWorker(db):
+        deployment = do_adopt(db, chain, address)
+    _audit(db, "chain.adopt", deployment.contract_address, from_block=deployment.active_from_block)
+    console.print(
+        f"the registry now anchors to {deployment.contract_address} from block {deployment.active_from_block}"
+    )
+    publish_trust(cfg, db)

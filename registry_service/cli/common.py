@@ -81,9 +81,19 @@ def database(cfg: Settings):  # -> Database
 
 
 def chain_for(cfg: Settings, db: Any, *, deploy_if_missing: bool = True):  # -> (RegistryChain, ChainDeployment)
-    """The configured chain, attached to this registry's contract (deployed on first use)."""
+    """The configured chain, attached to this registry's contract (deployed on first use, and then
+    published in the trust root at once)."""
     from hybrid_store.chain.connect import open_chain
-    from hybrid_store.deployment import attach
+    from hybrid_store.trust import attach_published
 
     chain = open_chain(cfg)
-    return chain, attach(db, chain, deploy_if_missing=deploy_if_missing)
+    return chain, attach_published(cfg, db, chain, deploy_if_missing=deploy_if_missing)
+
+
+def cli_actor():  # -> Actor
+    """The operator at this terminal, as the audit log names them."""
+    import getpass
+
+    from registry_service.auth import Actor, Role
+
+    return Actor(f"cli:{getpass.getuser()}", Role.ADMIN)

@@ -16,8 +16,10 @@ import typer
 
 from registry_service.cli import chain as chain_cli
 from registry_service.cli import migration as migration_cli
+from registry_service.cli import trust as trust_cli
 from registry_service.cli.common import (
     chain_for,
+    cli_actor,
     console,
     database,
     err_console,
@@ -42,6 +44,8 @@ keys_app = typer.Typer(help="API keys for clerks, auditors, operators and admins
 app.add_typer(keys_app, name="keys")
 receipt_app = typer.Typer(help="Filing receipts signed by the registry.", no_args_is_help=True)
 app.add_typer(receipt_app, name="receipt")
+app.add_typer(trust_cli.trust_app, name="trust")
+app.add_typer(trust_cli.keys_app, name="signing-keys")
 app.add_typer(migration_cli.legacy_app, name="legacy")
 app.add_typer(migration_cli.migrate_app, name="migrate")
 app.command("reconcile")(migration_cli.reconcile_command)
@@ -123,29 +127,62 @@ def proof(
         err_console.print("[yellow]note:[/yellow] this record is not anchored yet; the bundle is pending")
 
 
+TrustOption = Annotated[
+    str | None,
+    typer.Option(
+        "--trust",
+        help="The registry's trust root (file or URL), obtained from the county. "
+        "[default: LANDREG_HOME/trust/root.json when this machine runs the registry]",
+    ),
+]
+
+
+def _pinned_trust(trust: str | None):  # -> TrustRoot | None
+    from hybrid_store.trust import load
+
+    if trust is not None:
+        return load(trust)
+    local = settings().trust_dir / "root.json"
+    return load(local) if local.exists() else None
+
+
+def _print_verdict(verdict, as_json: bool) -> None:  # noqa: ANN001
+    if as_json:
+        console.out(json.dumps(verdict.to_json(), indent=2), highlight=False)
+    elif verdict.valid:
+        console.print(f"[green]VALID[/green]: {verdict.summary}")
+    elif verdict.unchecked:
+        console.print(f"[yellow]{verdict.reason}[/yellow]")
+    else:
+        console.print(f"[red]INVALID[/red]: {verdict.reason}")
+    raise typer.Exit(0 if verdict.valid else 3 if verdict.unchecked else 1)
+
+
 @app.command()
 def verify(
     bundle_file: Annotated[Path, typer.Argument(help="A proof bundle (JSON) exported by `landreg proof` or the API.")],
     rpc: Annotated[
         str | None,
-        typer.Option(help="JSON-RPC URL of a node of the anchoring chain: also check the anchor on chain."),
+        typer.Option(help="JSON-RPC URL of a node of the anchoring chain (your own, or one you trust)."),
     ] = None,
+    trust: TrustOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
 ) -> None:
-    """Verify a proof bundle: the math offline, and with --rpc the anchor on chain.
+    """Verify a proof bundle against the registry's trust root: the math, and the anchor on chain.
 
-    Exit status 0 when valid, 1 when not (with a one-line reason).
+    Exit status 0 VALID (pinned to the trust root and checked on chain), 1 INVALID (with a one-line
+    reason), 3 UNCHECKED (the math holds, but without --rpc or a trust root nothing says the root is
+    the registry's). The contract named in the bundle is never trusted on its own word.
     """
+    from hybrid_store.core.trust import TrustRootError
     from registry_service.verification import verify_file
 
-    verdict = verify_file(bundle_file, rpc)
-    if as_json:
-        console.out(json.dumps(verdict.to_json(), indent=2), highlight=False)
-    elif verdict.valid:
-        console.print(f"[green]VALID[/green]: {verdict.summary}")
-    else:
-        console.print(f"[red]INVALID[/red]: {verdict.reason}")
-    raise typer.Exit(0 if verdict.valid else 1)
+    try:
+        pinned = _pinned_trust(trust)
+    except TrustRootError as exc:
+        console.print(f"[red]INVALID[/red]: {exc}")
+        raise typer.Exit(1) from None
+    _print_verdict(verify_file(bundle_file, rpc, trust=pinned), as_json)
 
 
 # --- worker -----------------------------------------------------------------------------------------
@@ -208,7 +245,11 @@ def serve(
     from registry_service.server import serve as run_server
 
     cfg = settings()
-    database(cfg)  # migrated (SQLite) or checked (PostgreSQL) before any process starts
+    db = database(cfg)  # migrated (SQLite) or checked (PostgreSQL) before any process starts
+    from registry_service.receipts import ReceiptSigner
+
+    ReceiptSigner.for_settings(cfg, db)  # refuses to start without LANDREG_SERVICE__RECEIPT_KEY_PASSPHRASE
+    _publish_if_possible(cfg, db)
     s = cfg.service
     run_worker = s.run_worker if worker is None else worker
     os.environ["LANDREG_SERVICE__RUN_WORKER"] = "true" if run_worker else "false"  # every process reads it
@@ -220,13 +261,35 @@ def serve(
     raise typer.Exit(run_server(host or s.host, port or s.port, workers or s.workers, anchoring=run_worker))
 
 
+def _publish_if_possible(cfg, db) -> None:  # noqa: ANN001
+    """Keep the published trust root current (a new receipt key must be listed before it signs
+    anything auditors check). Without the trust-root passphrase, say loudly what is stale."""
+    from hybrid_store.deployment import active_deployment
+    from hybrid_store.trust import latest, signed_content
+
+    with db.read() as session:
+        if active_deployment(session) is None:
+            return  # nothing deployed yet: the first deployment publishes it
+    if cfg.trust.signing_key_passphrase is not None:
+        from registry_service.cli.trust import publish_trust
+
+        publish_trust(cfg, db)
+        return
+    published = latest(cfg)
+    current = signed_content(cfg, db)
+    if (
+        published is None
+        or {k: v for k, v in published.document["signed"].items() if k not in ("version", "issuedAt")} != current
+    ):
+        err_console.print(
+            "[yellow]warning:[/yellow] the published trust root is out of date (new keys or deployments); "
+            "run `landreg trust export` with LANDREG_TRUST__SIGNING_KEY_PASSPHRASE, or auditors cannot verify them"
+        )
+
+
 # --- keys -------------------------------------------------------------------------------------------
 def _cli_actor():  # -> Actor
-    import getpass
-
-    from registry_service.auth import Actor, Role
-
-    return Actor(f"cli:{getpass.getuser()}", Role.ADMIN)
+    return cli_actor()
 
 
 @keys_app.command("create")
@@ -276,32 +339,32 @@ def keys_list() -> None:
 @receipt_app.command("verify")
 def receipt_verify(
     receipt_file: Annotated[Path, typer.Argument(help="A receipt (JSON), or a filing response holding one.")],
-    keys: Annotated[str, typer.Option(help="The registry's key set: a URL or a file.")] = (
-        "http://127.0.0.1:8000/.well-known/landreg-receipt-keys.json"
-    ),
+    bundle: Annotated[Path, typer.Option(help="The proof bundle of the receipt's record (`landreg proof`).")],
+    rpc: Annotated[str | None, typer.Option(help="JSON-RPC URL of a node of the anchoring chain.")] = None,
+    trust: TrustOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
 ) -> None:
-    """Check a filing receipt's Ed25519 signature against the registry's published keys."""
-    from registry_service.receipts import verify_receipt
+    """Check a filing receipt: its signature by a receipt key of the trust root, and its record's
+    anchor inside that key's window (a receipt proves something only together with its anchor).
+
+    Exit status 0 VALID, 1 INVALID, 3 UNCHECKED (no --rpc or no trust root).
+    """
+    from hybrid_store.core.trust import TrustRootError
+    from registry_service.verification import Verdict, verify_receipt
 
     try:
+        pinned = _pinned_trust(trust)
         document = json.loads(receipt_file.read_text(encoding="utf-8"))
-        document = document.get("receipt", document)
-        if keys.startswith(("http://", "https://")):
-            import httpx
-
-            jwks = httpx.get(keys, timeout=10).raise_for_status().json()
-        else:
-            jwks = json.loads(Path(keys).read_text())
-    except (OSError, ValueError, AttributeError) as exc:
-        console.print(f"[red]INVALID[/red]: cannot read the receipt or the keys: {exc}")
-        raise typer.Exit(1) from None
-    except Exception as exc:  # httpx network errors
-        console.print(f"[red]INVALID[/red]: cannot fetch {keys}: {exc}")
-        raise typer.Exit(1) from None
-    valid, reason = verify_receipt(document, jwks)
-    number = document.get("instrumentNumber", "?")
-    console.print(f"[green]VALID[/green]: receipt of {number}, {reason}" if valid else f"[red]INVALID[/red]: {reason}")
-    raise typer.Exit(0 if valid else 1)
+        if isinstance(document, dict) and isinstance(document.get("receipt"), dict):
+            document = document["receipt"]
+        bundle_document = json.loads(bundle.read_text(encoding="utf-8"))
+    except TrustRootError as exc:
+        _print_verdict(Verdict(False, str(exc)), as_json)
+        return
+    except (OSError, ValueError) as exc:
+        _print_verdict(Verdict(False, f"cannot read the receipt or the bundle: {exc}"), as_json)
+        return
+    _print_verdict(verify_receipt(document, bundle_document, rpc, trust=pinned), as_json)
 
 
 # --- demo -------------------------------------------------------------------------------------------

@@ -370,8 +370,8 @@ async def audit_verify(request: Request, bundle_file: Annotated[UploadFile, File
         return actor
     _check_csrf(request, csrf)
     raw = await bundle_file.read(1_000_001)
-    verdict = verify_bytes(raw)
-    if verdict.valid:
+    verdict = verify_bytes(raw)  # size, JSON and math first; the anchor only when they hold
+    if verdict.unchecked:
         verdict = _registry(request).verify(json.loads(raw))
     return _page(request, "audit.html", actor=actor, number="", verdict=verdict, uploaded=bundle_file.filename,
                  status=200 if verdict.valid else 422)  # fmt: skip

@@ -1,0 +1,230 @@
+"""The registry's trust root, built from what the registry knows and published as signed files.
+
+``publish`` assembles the next version (deployments with their block ranges and code hashes,
+receipt keys with their windows, the trust-root keys), and writes it signed to
+``LANDREG_HOME/trust`` when anything changed: ``root.json`` is the newest, ``N.root.json`` each
+version, so a verifier holding version N can fetch N+1, N+2, ... and check each step.
+
+``load`` reads a trust root for a verifier from a file or URL: a *file* is the verifier's pinned
+copy (obtained out of band); the database is never consulted, since it is what the auditor does not
+trust.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from hybrid_store import signing_keys
+from hybrid_store.chain.client import RegistryChain
+from hybrid_store.core import trust as core
+from hybrid_store.core.commitment import SCHEME
+from hybrid_store.db.engine import Database
+from hybrid_store.db.models import ChainDeployment, KeyStatus
+from hybrid_store.errors import ConfigurationError
+from hybrid_store.settings import Settings
+
+LATEST = "root.json"
+MAX_TRUST_BYTES = 1_000_000
+
+
+def key_source(settings: Settings) -> signing_keys.KeySource:
+    secret = settings.trust.signing_key_passphrase
+    return signing_keys.KeySource(
+        purpose="trust-root",
+        folder=settings.keys_dir / "trust-root",
+        passphrase=secret.get_secret_value() if secret else None,
+        setting="LANDREG_TRUST__SIGNING_KEY_PASSPHRASE",
+    )
+
+
+def _key_json(row: Any, windowed: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"kid": row.kid, "alg": "Ed25519", "x": row.public_key}
+    if windowed:
+        out |= {
+            "validFrom": core.format_time(row.valid_from),
+            "validUntil": None if row.valid_until is None else core.format_time(row.valid_until),
+            "status": row.status,
+        }
+    return out
+
+
+def signed_content(settings: Settings, db: Database) -> dict[str, Any]:
+    """The ``signed`` member of the next version, without ``version`` and ``issuedAt``."""
+    with db.read() as s:
+        deployments = list(s.scalars(select(ChainDeployment).order_by(ChainDeployment.id)))
+    if not deployments:
+        raise ConfigurationError(
+            "no DeedRegistry deployed yet: nothing to put in a trust root (`landreg chain deploy`)"
+        )
+    missing = [d.contract_address for d in deployments if d.code_hash is None or d.active_from_block is None]
+    if missing:
+        raise ConfigurationError(
+            f"deployment {missing[0]} has no recorded code hash or block range yet: "
+            "run `landreg chain status` against the node once to record them"
+        )
+    first = deployments[0]
+    root_keys = [k for k in signing_keys.keys_of(db, "trust-root") if k.status == KeyStatus.ACTIVE]
+    return {
+        "registry": {
+            "name": settings.service.registry_name,
+            "jurisdiction": settings.trust.jurisdiction,
+            "commitmentSchemes": [SCHEME],
+        },
+        "chain": {"chainId": first.chain_id, "genesisHash": first.genesis_hash},
+        "deployments": [
+            {
+                "contract": d.contract_address,
+                "registryVersion": d.registry_version,
+                "codeHash": d.code_hash,
+                "deployTx": d.deploy_tx,
+                "deployBlock": d.deploy_block,
+                "fromBlock": d.active_from_block,
+                "untilBlock": d.active_until_block,
+            }
+            for d in deployments
+        ],
+        "receiptKeys": [_key_json(k, True) for k in signing_keys.keys_of(db, "receipt")],
+        "receiptAnchorGraceSeconds": settings.trust.receipt_anchor_grace_s,
+        "rootKeys": [_key_json(k, False) for k in root_keys],
+    }
+
+
+def latest(settings: Settings) -> core.TrustRoot | None:
+    """The newest version this registry published (its own copy, under LANDREG_HOME/trust)."""
+    path = settings.trust_dir / LATEST
+    if not path.exists():
+        return None
+    return core.parse(read_json(path.read_bytes(), str(path)))
+
+
+def publish(settings: Settings, db: Database) -> tuple[core.TrustRoot, bool]:
+    """Write the next version if anything changed; returns (newest root, whether it is new)."""
+    source = key_source(settings)
+    signing_keys.active_key(db, source)  # the first trust-root key is made on first publication
+    content = signed_content(settings, db)
+    previous = latest(settings)
+    if previous is not None:
+        before = {k: v for k, v in previous.document["signed"].items() if k not in ("version", "issuedAt")}
+        if before == content:
+            return previous, False
+    version = 1 if previous is None else previous.version + 1
+    signed = {"version": version, "issuedAt": core.format_time(_now()), **content}
+    # sign with every key we hold that the previous version or this one lists, so that a verifier
+    # holding the previous version accepts it even across a rotation of the trust-root key
+    listed = {k["kid"] for k in content["rootKeys"]} | (
+        {k.kid for k in previous.root_keys} if previous is not None else set()
+    )
+    usable = [
+        k for k in signing_keys.keys_of(db, "trust-root") if k.kid in listed and k.status != KeyStatus.COMPROMISED
+    ]
+    keys = [source.load(k.kid) for k in usable]
+    document = core.sign(signed, keys)
+    root = core.parse(document)
+    if previous is not None:
+        core.check_update(previous, root)
+    else:
+        core.check_self_signed(root)
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    _write(settings.trust_dir / f"{version}.root.json", text)
+    _write(settings.trust_dir / LATEST, text)
+    return root, True
+
+
+def attach_published(settings: Settings, db: Database, chain: RegistryChain, *, deploy_if_missing: bool = True):
+    """``deployment.attach``, keeping the trust root current: a new deployment is published at once,
+    so a first deployment needs the trust-root passphrase (checked before anything is deployed)."""
+    from hybrid_store.deployment import active_deployment, attach
+
+    with db.read() as session:
+        first_use = active_deployment(session) is None
+    if first_use and deploy_if_missing and settings.trust.signing_key_passphrase is None:
+        raise ConfigurationError(
+            "deploying a DeedRegistry publishes the registry's trust root, which needs "
+            "LANDREG_TRUST__SIGNING_KEY_PASSPHRASE (a secret of at least 12 characters)"
+        )
+    deployment = attach(db, chain, deploy_if_missing=deploy_if_missing)
+    published = latest(settings)
+    stale = published is None or published.deployment(deployment.contract_address) is None
+    if stale and settings.trust.signing_key_passphrase is not None:
+        publish(settings, db)
+    return deployment
+
+
+def version_file(settings: Settings, version: int) -> Path:
+    return settings.trust_dir / f"{version}.root.json"
+
+
+def _now():  # noqa: ANN202
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.write(fd, text.encode())
+        os.fchmod(fd, 0o644)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+# --- for verifiers ----------------------------------------------------------------------------------
+def read_json(raw: bytes, where: str) -> Any:
+    if len(raw) > MAX_TRUST_BYTES:
+        raise core.TrustRootError(f"{where}: larger than {MAX_TRUST_BYTES} bytes: not a trust root")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise core.TrustRootError(f"{where}: not a JSON trust root ({exc})") from None
+
+
+def _fetch(url: str) -> bytes:
+    import httpx
+
+    try:
+        response = httpx.get(url, timeout=10, follow_redirects=False)
+    except httpx.HTTPError as exc:
+        raise core.TrustRootError(f"cannot fetch {url}: {exc}") from None
+    if response.status_code != 200:
+        raise core.TrustRootError(f"cannot fetch {url}: HTTP {response.status_code}")
+    return response.content
+
+
+def load(location: str | Path) -> core.TrustRoot:
+    """A trust root from a file or an http(s) URL, parsed and checked to be self-signed."""
+    text = str(location)
+    if text.startswith(("http://", "https://")):
+        raw = _fetch(text)
+    else:
+        try:
+            raw = Path(text).read_bytes()
+        except OSError as exc:
+            raise core.TrustRootError(f"cannot read trust root {text}: {exc.strerror}") from None
+    root = core.parse(read_json(raw, text))
+    core.check_self_signed(root)
+    return root
+
+
+def load_updates(pinned: core.TrustRoot, base_url: str) -> core.TrustRoot:
+    """Follow published versions after ``pinned`` at ``base_url`` (…/N.json), each checked against the
+    one before it; stops at the first version that is not published."""
+    current = pinned
+    while True:
+        url = f"{base_url.rstrip('/')}/{current.version + 1}.json"
+        try:
+            raw = _fetch(url)
+        except core.TrustRootError:
+            return current
+        update = core.parse(read_json(raw, url))
+        core.check_update(current, update)
+        current = update
