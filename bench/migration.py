@@ -118,7 +118,9 @@ def landreg(env: dict, *args: str, measure: bool = False) -> tuple[float, float,
 def anvil_run(n: int, workdir: Path) -> Run:
     home = workdir / f"anvil-{n}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("LANDREG_") and k != "DATABASE_URL"}
-    env.update({"LANDREG_HOME": str(home), "LANDREG_CHAIN__ANVIL_PORT": str(free_port()), "COLUMNS": "120"})
+    env.update({"LANDREG_HOME": str(home), "LANDREG_CHAIN__ANVIL_PORT": str(free_port()), "COLUMNS": "120",
+                # the benchmark's own throwaway registry (never a real one's secrets)
+                "LANDREG_TRUST__SIGNING_KEY_PASSPHRASE": "benchmark only passphrase"})  # fmt: skip
     run = Run("anvil (managed)", n)
     print(f"[{n:,}] importing the synthetic book …", flush=True)
     run.import_s, _, _ = landreg(env, "legacy", "import", "synthetic", "--instruments", str(n), "--seed", str(SEED))

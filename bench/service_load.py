@@ -118,7 +118,10 @@ def main() -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LANDREG_") and k != "DATABASE_URL"}
     env.update({"LANDREG_HOME": str(home), "LANDREG_CHAIN__ANVIL_PORT": str(free_port()),
-                "LANDREG_ANCHORING__BATCH_MAX_RECORDS": "2000"})  # fmt: skip
+                "LANDREG_ANCHORING__BATCH_MAX_RECORDS": "2000",
+                # the benchmark's own throwaway registry (never a real one's secrets)
+                "LANDREG_SERVICE__RECEIPT_KEY_PASSPHRASE": "benchmark only passphrase",
+                "LANDREG_TRUST__SIGNING_KEY_PASSPHRASE": "benchmark only passphrase"})  # fmt: skip
     dbname = None
     if args.db == "postgres":
         import psycopg

@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -85,7 +86,8 @@ def test_kill_at_each_step_then_restart(store, crash):
         roots = [b.root for b in live]
     assert chain.batch_count() == 3  # not 4: nothing anchored twice
     assert [chain.get_batch(i).root for i in range(3)] == roots
+    trust = trust_of(db, Path(env["LANDREG_HOME"]))  # the worker published it at deployment
     with db.read() as s:
         for r in made[::5]:
-            verdict = verify_document(export_bundle(s, r.instrument_number).to_json(), chain=chain, trust=trust_of(db))
+            verdict = verify_document(export_bundle(s, r.instrument_number).to_json(), chain=chain, trust=trust)
             assert verdict.valid, verdict.reason

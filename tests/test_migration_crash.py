@@ -40,7 +40,7 @@ from hybrid_store.db.models import (
 )
 from hybrid_store.deployment import attach
 from hybrid_store.settings import Settings
-from tests.conftest import free_port
+from tests.conftest import PASSPHRASE_ENV, free_port
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
@@ -62,7 +62,7 @@ def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 def env_for(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LANDREG_") and k != "DATABASE_URL"}
     env.update({"LANDREG_HOME": str(home), "LANDREG_CHAIN__ANVIL_PORT": str(free_port()),
-                "LANDREG_CHAIN__ANVIL_STATE_INTERVAL_S": "1"})  # fmt: skip
+                "LANDREG_CHAIN__ANVIL_STATE_INTERVAL_S": "1", **PASSPHRASE_ENV})  # fmt: skip
     return env
 
 
