@@ -143,14 +143,15 @@ def test_clerk_files_a_deed_and_an_auditor_verifies_it(server, browser, tmp_path
     auditor.click("form[action='/desk/audit'] button[type=submit]")
     assert "✔ Verified" in auditor.inner_text("#verdict")
     assert "not revoked" in auditor.inner_text("#verdict") and auditor.inner_text("#verdict-chain") == "31337"
-    auditor.set_input_files("input[name=bundle_file]", str(bundle_path))
+    assert auditor.inner_text("#verdict-trust").startswith("trust root v")  # pinned, never the bundle's word
+    auditor.set_input_files("form[action='/desk/audit/verify'] input[name=bundle_file]", str(bundle_path))
     auditor.click("form[action='/desk/audit/verify'] button[type=submit]")
     assert "✔ Verified" in auditor.inner_text("#verdict")
     tampered = json.loads(bundle_path.read_text())
     tampered["record"]["fields"]["consideration"]["value"] = 1
     bad = tmp_path / "tampered.json"
     bad.write_text(json.dumps(tampered))
-    auditor.set_input_files("input[name=bundle_file]", str(bad))
+    auditor.set_input_files("form[action='/desk/audit/verify'] input[name=bundle_file]", str(bad))
     auditor.click("form[action='/desk/audit/verify'] button[type=submit]")
     assert "✘ Not verified" in auditor.inner_text("#verdict")
     assert "do not produce its commitment" in auditor.inner_text("#verdict")

@@ -344,13 +344,18 @@ def via_api(county: County, bundle: dict[str, Any]) -> tuple[str, str]:
 
 
 def via_desk(county: County, bundle: dict[str, Any]) -> tuple[str, str]:
+    return desk_upload(county, "/desk/audit/verify", {"bundle_file": bundle})
+
+
+def desk_upload(county: County, action: str, uploads: dict[str, dict[str, Any]]) -> tuple[str, str]:
+    """An auditor signs in to the desk and uploads documents to ``action``; returns the verdict shown."""
     with httpx.Client(base_url=county.server.base, timeout=60, follow_redirects=True) as web:
         form = web.get("/desk/login").text
         csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
         assert web.post("/desk/login", data={"api_key": county.auditor, "csrf": csrf}).status_code == 200
         csrf = re.search(r'name="csrf" value="([^"]+)"', web.get("/desk/audit").text).group(1)
-        page = web.post("/desk/audit/verify", data={"csrf": csrf},
-                        files={"bundle_file": ("bundle.json", json.dumps(bundle).encode(), "application/json")})  # fmt: skip
+        files = {name: (f"{name}.json", json.dumps(doc).encode(), "application/json") for name, doc in uploads.items()}
+        page = web.post(action, data={"csrf": csrf}, files=files)
     reason = re.search(r'<p class="reason">(.*?)</p>', page.text, re.S).group(1)
     import html
 
@@ -440,6 +445,8 @@ def receipt_verdict(county: County, tmp_path: Path, receipt: dict[str, Any], bun
     api = httpx.post(county.server.base + "/api/v1/receipts/verify", json={"receipt": receipt, "bundle": bundle},
                      timeout=60).json()  # fmt: skip
     assert (cli["status"], cli["reason"]) == (api["status"], api["reason"])
+    desk = desk_upload(county, "/desk/audit/receipt", {"receipt_file": receipt, "bundle_file": bundle})
+    assert desk == (cli["status"], cli["reason"])
     return cli["status"], cli["reason"]
 
 

@@ -68,3 +68,18 @@ def test_home_is_created_with_private_keys_dir(tmp_path):
     cfg.ensure_home()
     assert (cfg.keys_dir.stat().st_mode & 0o777) == 0o700
     assert Path(cfg.home).is_dir()
+
+
+def test_anvil_dev_roles_are_anvils_first_three_accounts_and_distinct():
+    """The development defaults: anvil's published accounts 0, 1, 2 as registrar, admin, pauser."""
+    from hybrid_store.settings import CHAIN_ROLES
+
+    cfg = Settings(chain={"backend": "anvil"})
+    addresses = {role: cfg.role_address(role) for role in CHAIN_ROLES}
+    assert addresses == {
+        "registrar": "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
+        "admin": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+        "pauser": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+    }
+    rpc = Settings(chain={"backend": "rpc", "rpc_url": "http://node:8545", "registrar_key": ANVIL_DEV_KEY_0})
+    assert rpc.role_address("admin") is None and rpc.role_key_hex("pauser") is None  # never guessed off anvil

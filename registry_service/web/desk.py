@@ -28,7 +28,7 @@ from hybrid_store.municipalities import municipalities
 from hybrid_store.settings import Settings
 from registry_service.auth import Actor, Forbidden, Permission, Unauthenticated
 from registry_service.registry import Registry
-from registry_service.verification import verify_bytes
+from registry_service.verification import Verdict, verify_bytes
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
 PARCEL_ROWS = 3  # parcel rows on the filing form (an instrument may touch more: file through the API)
@@ -374,6 +374,33 @@ async def audit_verify(request: Request, bundle_file: Annotated[UploadFile, File
     if verdict.unchecked:
         verdict = _registry(request).verify(json.loads(raw))
     return _page(request, "audit.html", actor=actor, number="", verdict=verdict, uploaded=bundle_file.filename,
+                 status=200 if verdict.valid else 422)  # fmt: skip
+
+
+@router.post("/audit/receipt")
+async def audit_receipt(request: Request, receipt_file: Annotated[UploadFile, File()],
+                        bundle_file: Annotated[UploadFile, File()], csrf: Annotated[str, Form()] = "") -> Response:  # fmt: skip
+    """A receipt proves something only with its record's anchor: both files are checked together."""
+    actor = _require(request, Permission.PROOF)
+    if isinstance(actor, RedirectResponse):
+        return actor
+    _check_csrf(request, csrf)
+    documents = []
+    for upload in (receipt_file, bundle_file):
+        raw = await upload.read(1_000_001)
+        check = verify_bytes(raw) if upload is bundle_file else None
+        if check is not None and not check.unchecked:  # size, JSON and math first
+            return _page(request, "audit.html", actor=actor, number="", verdict=check, uploaded=upload.filename,
+                         status=422)  # fmt: skip
+        try:
+            documents.append(json.loads(raw))
+        except ValueError:
+            verdict = Verdict(False, f"{upload.filename}: not JSON")
+            return _page(request, "audit.html", actor=actor, number="", verdict=verdict, uploaded=upload.filename,
+                         status=422)  # fmt: skip
+    receipt = documents[0].get("receipt", documents[0]) if isinstance(documents[0], dict) else documents[0]
+    verdict = _registry(request).verify_receipt(receipt, documents[1])
+    return _page(request, "audit.html", actor=actor, number="", verdict=verdict, uploaded=receipt_file.filename,
                  status=200 if verdict.valid else 422)  # fmt: skip
 
 
