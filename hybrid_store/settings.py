@@ -89,10 +89,20 @@ class ServiceSettings(BaseModel):
     receipt_key_dir: Path | None = None
     #: passphrase that encrypts the receipt-signing keys; the service refuses to start without it
     receipt_key_passphrase: SecretStr | None = None
+    #: mark the desk's session cookie Secure (sent over HTTPS only): set it wherever the desk is
+    #: served over HTTPS, as it should be in production
+    secure_cookies: bool = False
     #: signs the web desk's session cookies; default LANDREG_HOME/keys/session.secret (created once)
     session_secret: SecretStr | None = None
     #: how long a verified API key is trusted before it is looked up again (revocation delay)
     key_cache_s: float = Field(default=5.0, ge=0)
+    #: failed authentications allowed per minute from one client address, and against one key id,
+    #: before further attempts get 429 (per server process)
+    auth_failures_per_address: int = Field(default=20, ge=1)
+    auth_failures_per_key: int = Field(default=50, ge=1)
+    #: reverse proxies whose X-Forwarded-For is believed (IP addresses or networks); from anyone
+    #: else the header is ignored, so a client cannot choose the address it is rate-limited by
+    trusted_proxies: list[str] = []
     #: complete proof bundles kept per server process (about 3 KB each); 0 disables the cache
     proof_cache_size: int = Field(default=20_000, ge=0)
 

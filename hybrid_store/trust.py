@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from hybrid_store import signing_keys
+from hybrid_store import signing_keys, strict_json
 from hybrid_store.chain.client import RegistryChain
 from hybrid_store.core import trust as core
 from hybrid_store.core.commitment import SCHEME
@@ -180,12 +180,10 @@ def _write(path: Path, text: str) -> None:
 
 # --- for verifiers ----------------------------------------------------------------------------------
 def read_json(raw: bytes, where: str) -> Any:
-    if len(raw) > MAX_TRUST_BYTES:
-        raise core.TrustRootError(f"{where}: larger than {MAX_TRUST_BYTES} bytes: not a trust root")
     try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise core.TrustRootError(f"{where}: not a JSON trust root ({exc})") from None
+        return strict_json.loads(raw, max_bytes=MAX_TRUST_BYTES)
+    except strict_json.InvalidJSON as exc:
+        raise core.TrustRootError(f"{where}: not a trust root: {exc}") from None
 
 
 def _fetch(url: str) -> bytes:

@@ -15,7 +15,7 @@ from hybrid_store.core.records import DocType
 from hybrid_store.errors import FieldError, InvalidInstrument
 from registry_service import schemas
 from registry_service.auth import Actor, Permission, Unauthenticated
-from registry_service.http import StrictJSONRoute, read_json, reject_unknown_query
+from registry_service.http import StrictJSONRoute, client_address, read_json, reject_unknown_query
 from registry_service.registry import Registry
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `lr_<key id>_<secret>` (see `landreg keys create`)")
@@ -38,7 +38,7 @@ async def optional_actor(
     presented = credentials.credentials if credentials else x_api_key
     if presented is None:
         return None
-    return request.app.state.keys.actor_for(presented)
+    return request.app.state.keys.actor_for(presented, client_address(request))
 
 
 async def actor(found: Annotated[Actor | None, Depends(optional_actor)]) -> Actor:
@@ -68,6 +68,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         404: "no such instrument or parcel",
         413: "request body too large",
         422: "invalid input: `error.fields` names each field and rule",
+        429: "too many failed authentications from this address or against this key id (see Retry-After)",
     }.items()
 }
 

@@ -3,6 +3,7 @@ import time, so tests build apps with their own database and chain."""
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import cache
@@ -16,10 +17,11 @@ from hybrid_store.chain.client import RegistryChain
 from hybrid_store.chain.connect import open_chain
 from hybrid_store.db.engine import Database
 from hybrid_store.settings import Settings, get_settings
+from hybrid_store.strict_json import restore_recursion_limit
 from registry_service import api, system
-from registry_service.auth import KeyVerifier
+from registry_service.auth import FailureLimiter, KeyVerifier
 from registry_service.background import BackgroundAnchorer
-from registry_service.http import BodySizeLimit, install_error_handlers
+from registry_service.http import BodySizeLimit, SecurityHeaders, install_error_handlers
 from registry_service.metrics import MeasureRequests, Metrics
 from registry_service.receipts import ReceiptSigner
 from registry_service.registry import Registry
@@ -101,7 +103,11 @@ def create_app(
     app.state.settings = settings
     app.state.db = db
     app.state.signer = signer
-    app.state.keys = KeyVerifier(db, settings.service.key_cache_s)
+    app.state.keys = KeyVerifier(
+        db, settings.service.key_cache_s,
+        limiter=FailureLimiter(settings.service.auth_failures_per_address, settings.service.auth_failures_per_key),
+    )  # fmt: skip
+    app.state.trusted_proxies = [ipaddress.ip_network(p, strict=False) for p in settings.service.trusted_proxies]
     app.state.registry = Registry(settings, db, signer, read_chain)
     app.state.metrics = Metrics(db)
     app.state.background = background
@@ -115,6 +121,10 @@ def create_app(
     desk.install(app, settings)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
 
+    restore_recursion_limit()  # after every chain library has been imported (see hybrid_store.strict_json)
     app.add_middleware(MeasureRequests, metrics=app.state.metrics)
-    app.add_middleware(BodySizeLimit, limit=settings.service.max_body_bytes)
+    # the desk's filing form carries the scanned deed (up to desk.MAX_DOCUMENT_BYTES) plus its fields
+    app.add_middleware(BodySizeLimit, limit=settings.service.max_body_bytes,
+                       larger={"/desk/file": desk.MAX_DOCUMENT_BYTES + 1_000_000})  # fmt: skip
+    app.add_middleware(SecurityHeaders)
     return app

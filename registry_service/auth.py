@@ -13,6 +13,7 @@ import hmac
 import secrets
 import threading
 import time
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -120,33 +121,92 @@ def list_keys(db: Database) -> list[ApiKey]:
         return list(s.scalars(select(ApiKey).order_by(ApiKey.id)))
 
 
-class KeyVerifier:
-    """Checks presented keys against the database, remembering good ones for ``cache_s`` seconds
-    (so a revocation takes effect within that time) to keep a lookup off every request."""
+class TooManyFailures(LandregError):
+    """Too many failed authentications from one client address, or against one key id."""
 
-    def __init__(self, db: Database, cache_s: float = 5.0):
-        self.db = db
-        self.cache_s = cache_s
-        self._cache: dict[str, tuple[float, Actor | None]] = {}
+    def __init__(self, retry_after_s: int):
+        self.retry_after_s = retry_after_s
+        super().__init__(f"too many failed authentications; try again in {retry_after_s} s")
+
+
+class FailureLimiter:
+    """Failed authentications per client address and per key id, in a sliding window. Bounded in
+    memory: at most ``max_tracked`` addresses and key ids (the oldest are forgotten first)."""
+
+    def __init__(self, per_address: int, per_key: int, window_s: float = 60.0, max_tracked: int = 50_000):
+        self.limits = {"address": per_address, "key": per_key}
+        self.window_s = window_s
+        self.max_tracked = max_tracked
+        self._seen: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def actor_for(self, presented: str) -> Actor:
+    def check(self, address: str, key_id: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for kind, value in (("address", address), ("key", key_id)):
+                times = self._recent(kind, value, now)
+                if times is not None and len(times) >= self.limits[kind]:
+                    raise TooManyFailures(max(1, int(times[0] + self.window_s - now) + 1))
+
+    def failed(self, address: str, key_id: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for kind, value in (("address", address), ("key", key_id)):
+                times = self._recent(kind, value, now)
+                if times is None:
+                    times = self._seen[(kind, value)] = deque(maxlen=max(self.limits.values()))
+                    while len(self._seen) > self.max_tracked:
+                        self._seen.popitem(last=False)
+                times.append(now)
+
+    def _recent(self, kind: str, value: str, now: float) -> deque[float] | None:
+        times = self._seen.get((kind, value))
+        if times is None:
+            return None
+        while times and now - times[0] > self.window_s:
+            times.popleft()
+        self._seen.move_to_end((kind, value))
+        return times
+
+
+class KeyVerifier:
+    """Checks presented keys against the database, remembering good ones for ``cache_s`` seconds
+    (so a revocation takes effect within that time) to keep a lookup off every request. Only good
+    keys are remembered, at most ``max_cached`` of them: wrong keys cost a lookup and count
+    against the failure limits instead of filling memory."""
+
+    def __init__(self, db: Database, cache_s: float = 5.0, *, limiter: FailureLimiter | None = None,
+                 max_cached: int = 10_000):  # fmt: skip
+        self.db = db
+        self.cache_s = cache_s
+        self.max_cached = max_cached
+        self.limiter = limiter or FailureLimiter(per_address=20, per_key=50)
+        self._cache: OrderedDict[str, tuple[float, Actor]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def actor_for(self, presented: str, client: str = "unknown") -> Actor:
         parts = presented.strip().split("_", 2)
         if len(parts) != 3 or parts[0] != KEY_PREFIX:
+            self.limiter.check(client, "(malformed)")
+            self.limiter.failed(client, "(malformed)")
             raise Unauthenticated("malformed API key")
-        key_id, secret = parts[1], parts[2]
+        key_id, secret = parts[1][:32], parts[2]
         cache_key = f"{key_id}:{hashlib.sha256(secret.encode()).hexdigest()}"
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(cache_key)
         if hit and now - hit[0] < self.cache_s:
-            actor = hit[1]
-        else:
-            actor = self._lookup(key_id, secret)
-            with self._lock:
-                self._cache[cache_key] = (now, actor)
+            return hit[1]
+        self.limiter.check(client, key_id)
+        actor = self._lookup(key_id, secret)
         if actor is None:
+            self.limiter.failed(client, key_id)
             raise Unauthenticated("unknown or revoked API key")
+        with self._lock:
+            self._cache[cache_key] = (now, actor)
+            self._cache.move_to_end(cache_key)
+            while len(self._cache) > self.max_cached:
+                self._cache.popitem(last=False)
         return actor
 
     def actor_by_id(self, key_id: str) -> Actor | None:

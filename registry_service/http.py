@@ -17,6 +17,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hybrid_store import strict_json
 from hybrid_store.errors import (
     ChainError,
     ChainUnavailable,
@@ -26,12 +27,13 @@ from hybrid_store.errors import (
     MalformedBundle,
     NotFound,
 )
-from registry_service.auth import Forbidden, Unauthenticated
+from registry_service.auth import Forbidden, TooManyFailures, Unauthenticated
 from registry_service.registry import IdempotencyMismatch
 
 log = logging.getLogger(__name__)
 
 STATUS: list[tuple[type[Exception], int, str]] = [
+    (TooManyFailures, 429, "too_many_failures"),
     (InvalidInstrument, 422, "invalid_instrument"),
     (MalformedBundle, 422, "malformed_bundle"),
     (IdempotencyMismatch, 422, "idempotency_key_reused"),
@@ -52,6 +54,30 @@ def error_response(status: int, code: str, message: str, *, hint: str = "", fiel
         body["fields"] = fields
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+def client_address(request: Request) -> str:
+    """The client's address for rate limiting: the peer, or, when the peer is a configured proxy,
+    the nearest address in X-Forwarded-For that is not one of ours."""
+    peer = request.client.host if request.client else "unknown"
+    proxies = request.app.state.trusted_proxies
+    if not proxies or not _in(peer, proxies):
+        return peer
+    forwarded = [a.strip() for a in request.headers.get("x-forwarded-for", "").split(",") if a.strip()]
+    for address in reversed(forwarded):
+        if not _in(address, proxies):
+            return address
+    return peer
+
+
+def _in(address: str, networks: list[Any]) -> bool:
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
@@ -77,7 +103,10 @@ def install_error_handlers(app: FastAPI) -> None:
                     fields = [{"field": e.field, "rule": e.rule, "message": e.message} for e in exc.errors]
                 if isinstance(exc, MalformedBundle):
                     fields = [{"field": exc.field, "rule": "malformed", "message": str(exc)}]
-                return error_response(status, code, str(exc), hint=exc.hint, fields=fields)
+                response = error_response(status, code, str(exc), hint=exc.hint, fields=fields)
+                if isinstance(exc, TooManyFailures):
+                    response.headers["Retry-After"] = str(exc.retry_after_s)
+                return response
         log.error("unmapped error: %r", exc)
         return error_response(500, "internal_error", str(exc))
 
@@ -107,29 +136,14 @@ def install_http_error_handler(app: FastAPI) -> None:
         return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
 
 
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"member {key!r} appears twice")
-        out[key] = value
-    return out
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 class StrictJSONRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
             body = await self.body()
-            try:
-                self._json = json.loads(body, object_pairs_hook=_unique_members, parse_constant=_no_constants)
-            except json.JSONDecodeError:
-                raise
-            except ValueError as exc:  # FastAPI turns a JSONDecodeError into a 422 naming the problem
-                raise json.JSONDecodeError(str(exc), body.decode("utf-8", "replace"), 0) from None
+            try:  # bounded in size and depth before the parser runs (hybrid_store.strict_json)
+                self._json = strict_json.loads(body, max_bytes=self.app.state.settings.service.max_body_bytes)
+            except strict_json.InvalidJSON as exc:  # FastAPI turns a JSONDecodeError into a 422 naming it
+                raise json.JSONDecodeError(str(exc), "", 0) from None
         return self._json
 
 
@@ -197,19 +211,23 @@ class StrictJSONRoute(APIRoute):
 
 
 class BodySizeLimit:
-    """Refuse request bodies over ``limit`` bytes with 413, declared or streamed."""
+    """Refuse request bodies over ``limit`` bytes with 413, declared or streamed. ``larger`` gives
+    the paths that take bigger bodies (the desk's filing form carries the scanned deed). On the
+    desk the refusal is a page, not JSON."""
 
-    def __init__(self, app: ASGIApp, limit: int):
+    def __init__(self, app: ASGIApp, limit: int, larger: dict[str, int] | None = None):
         self.app = app
         self.limit = limit
+        self.larger = larger or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get(scope["path"], self.limit)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, send, limit)
             return
         seen = 0
         too_big = False
@@ -219,7 +237,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     too_big = True
                     raise _TooLarge
             return message
@@ -227,12 +245,21 @@ class BodySizeLimit:
         try:
             await self.app(scope, counting, send)
         except _TooLarge:
-            await self._refuse(send)
+            await self._refuse(scope, send, limit)
 
-    async def _refuse(self, send: Send) -> None:
-        response = error_response(413, "body_too_large", f"the request body is larger than {self.limit} bytes")
-        await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
-        await send({"type": "http.response.body", "body": response.body})
+    async def _refuse(self, scope: Scope, send: Send, limit: int) -> None:
+        message = f"the request body is larger than {limit:,} bytes"
+        if scope["path"].startswith("/desk/"):
+            from html import escape
+
+            body = (f"<!doctype html><title>Too large</title><h1>Sorry</h1><p role=alert>{escape(message)}.</p>"
+                    "<p><a href=/desk/>Back to the desk</a></p>").encode()  # fmt: skip
+            headers = [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+        else:
+            response = error_response(413, "body_too_large", message)
+            body, headers = response.body, response.raw_headers
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 class _TooLarge(Exception):
@@ -241,3 +268,36 @@ class _TooLarge(Exception):
 
 class _Plain(LandregError):
     """A message for the web desk's error page."""
+
+
+#: the desk and the API need nothing from elsewhere: no inline script, no other origin, no framing
+CSP = "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+#: Swagger UI and ReDoc (/docs, /redoc) load their scripts and styles from a CDN
+DOCS_CSP = "frame-ancestors 'none'; object-src 'none'; base-uri 'none'"
+
+
+class SecurityHeaders:
+    """Security headers on every response (a pure ASGI middleware)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        docs = scope["path"] in ("/docs", "/redoc", "/docs/oauth2-redirect")
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [
+                    (b"content-security-policy", (DOCS_CSP if docs else CSP).encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"no-referrer"),
+                ]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)

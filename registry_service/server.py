@@ -4,7 +4,9 @@ With several processes each binds its own listening socket with SO_REUSEPORT, so
 spreads connections across them. (With one shared socket, whichever process accepts first takes
 every keep-alive connection of a burst and the others idle.) Each process serves the whole app;
 the anchoring worker runs in exactly one of them (a database lock decides, see
-hybrid_store.worker_lock). SIGTERM/SIGINT stop every process gracefully.
+hybrid_store.worker_lock). SIGTERM/SIGINT stop every process gracefully. A process that dies is
+replaced while the others keep serving (with one process, `--workers 1`, nothing can replace it:
+production runs several).
 """
 
 from __future__ import annotations
@@ -14,11 +16,15 @@ import multiprocessing
 import signal
 import socket
 import time
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 APP = "registry_service.app:create_app"
 GRACEFUL_S = 60
+#: a process that dies is replaced, unless processes keep dying (then something is wrong for good)
+MAX_RESTARTS = 10
+RESTART_WINDOW_S = 60
 
 
 def _listen(host: str, port: int, reuse_port: bool) -> socket.socket:
@@ -39,6 +45,9 @@ def run_one(host: str, port: int, reuse_port: bool = False) -> None:
 
     config = uvicorn.Config(APP, factory=True, log_level="warning", access_log=False,
                             timeout_graceful_shutdown=GRACEFUL_S)  # fmt: skip
+    # build the app before binding: a process that joins the SO_REUSEPORT group (at start, or
+    # replacing one that died) gets connections only once it can answer them
+    config.load()
     uvicorn.Server(config).run(sockets=[_listen(host, port, reuse_port)])
 
 
@@ -71,12 +80,16 @@ def serve(host: str, port: int, workers: int, anchoring: bool = True) -> int:
 
     os.environ["LANDREG_SERVICE__RUN_WORKER"] = "false"  # the HTTP processes never anchor ...
     ctx = multiprocessing.get_context("spawn")
-    children = [ctx.Process(target=run_one, args=(host, port, True), name=f"landreg-http-{i}") for i in range(workers)]
+    specs: list[tuple[Any, tuple[Any, ...], str]] = [
+        (run_one, (host, port, True), f"landreg-http-{i}") for i in range(workers)
+    ]
     if anchoring:  # ... the one anchoring process does
-        children.append(ctx.Process(target=run_anchoring, name="landreg-anchoring"))
+        specs.append((run_anchoring, (), "landreg-anchoring"))
+    children = [ctx.Process(target=target, args=args, name=name) for target, args, name in specs]
     for child in children:
         child.start()
     stopping = False
+    restarts: list[float] = []
 
     def stop(_signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -87,13 +100,25 @@ def serve(host: str, port: int, workers: int, anchoring: bool = True) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    while not stopping and all(child.is_alive() for child in children):
+    while not stopping:
         time.sleep(0.2)
-    if not stopping:
-        log.error("an HTTP worker process died; stopping the others")
-        stop(signal.SIGTERM, None)
+        for i, child in enumerate(children):
+            if stopping or child.is_alive():
+                continue
+            # a process that died (a crash, an OOM kill) is replaced; the others never stopped serving
+            now = time.monotonic()
+            restarts = [t for t in restarts if now - t < RESTART_WINDOW_S] + [now]
+            if len(restarts) > MAX_RESTARTS:
+                log.error("%d process restarts within %d s; stopping the server", len(restarts), RESTART_WINDOW_S)
+                stop(signal.SIGTERM, None)
+                break
+            log.error("%s died (exit code %s); starting a new one", child.name, child.exitcode)
+            target, args, name = specs[i]
+            replacement = ctx.Process(target=target, args=args, name=name)
+            replacement.start()
+            children[i] = replacement
     for child in children:
         child.join(GRACEFUL_S + 10)
         if child.is_alive():
             child.kill()
-    return 0 if stopping else 1
+    return 0 if len(restarts) <= MAX_RESTARTS else 1

@@ -9,11 +9,11 @@ holds, but nothing says the root is the registry's: no chain or no trust root wa
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hybrid_store import strict_json
 from hybrid_store.core import bundle as bundles
 from hybrid_store.core.commitment import SCHEME
 from hybrid_store.core.hashing import to_hex
@@ -136,29 +136,11 @@ def verify_file(path: Path, rpc_url: str | None = None, *, trust: TrustRoot | No
 def verify_bytes(
     raw: bytes, rpc_url: str | None = None, *, chain: Any = None, trust: TrustRoot | None = None
 ) -> Verdict:
-    if len(raw) > bundles.MAX_BUNDLE_BYTES:
-        return Verdict(False, f"malformed bundle: (bundle): larger than {bundles.MAX_BUNDLE_BYTES} bytes")
-    try:
-        document = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
-    except UnicodeDecodeError as exc:
-        return Verdict(False, f"malformed bundle: (bundle): not UTF-8 text (byte {exc.start})")
-    except (json.JSONDecodeError, ValueError) as exc:
-        return Verdict(False, f"malformed bundle: (bundle): not JSON ({exc})")
+    try:  # bounded in size and depth before any parser runs
+        document = strict_json.loads(raw, max_bytes=bundles.MAX_BUNDLE_BYTES)
+    except strict_json.InvalidJSON as exc:
+        return Verdict(False, f"malformed bundle: (bundle): {exc}")
     return verify_document(document, rpc_url, chain=chain, trust=trust)
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A member given twice would let two readers see two different bundles: refuse it."""
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"member {key!r} appears twice")
-        out[key] = value
-    return out
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
 
 
 # --- receipts ----------------------------------------------------------------------------------------

@@ -375,18 +375,21 @@ def test_health_readiness_and_metrics(svc):
     assert "landreg_anchoring_lag_seconds" in text and "landreg_batch_records_bucket" in text
 
 
-def test_readiness_fails_when_the_chain_is_down(tmp_path, db):
+def test_a_chain_outage_degrades_readiness_without_failing_it_or_revealing_the_node(tmp_path, db):
     from hybrid_store.errors import ChainUnavailable
 
     cfg = Settings(home=tmp_path / "h", chain={"backend": "eth-tester"})
     cfg.ensure_home()
 
-    def down():
-        raise ChainUnavailable("cannot reach the node at http://127.0.0.1:1")
+    def down():  # hosted providers put the API key in the URL's path
+        raise ChainUnavailable("cannot reach the node at https://node.example/v3/SECRET-API-KEY")
 
     with TestClient(create_app(cfg, db=db, chain_factory=down, run_worker=False)) as client:
         r = client.get("/readyz")
-    assert r.status_code == 503 and r.json()["checks"]["chain"]["ok"] is False
+        filed = client.post("/api/v1/instruments", json=deed(), headers={"Authorization": "Bearer x"})
+    assert r.status_code == 200 and r.json()["degraded"] is True and r.json()["checks"]["chain"] == {"ok": False}
+    assert "SECRET" not in r.text and "node.example" not in r.text and "sqlite" not in r.text
+    assert filed.status_code == 401  # the filing API is up (it needs the database, not the chain)
 
 
 def test_the_openapi_document_describes_the_api(svc):
@@ -443,3 +446,62 @@ def test_cached_bundles_keep_each_viewers_redactions(svc):
         assert public["record"]["fields"] == {}
         assert set(partial["record"]["redacted"]) == {"grantees"}
         assert full["anchor"] == public["anchor"] == partial["anchor"]
+
+
+def test_failed_authentication_is_rate_limited_and_wrong_keys_are_not_cached(svc):
+    keys = svc.client.app.state.keys
+    wrong = {"Authorization": "Bearer lr_0123456789_" + "x" * 43}
+    codes = [svc.client.get("/api/v1/status", headers=wrong).status_code for _ in range(21)]
+    assert codes[:20] == [401] * 20 and codes[20] == 429
+    limited = svc.client.get("/api/v1/status", headers=wrong)
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
+    assert limited.json()["error"]["code"] == "too_many_failures"
+    assert len(keys._cache) <= 5  # only good keys are remembered, never the wrong ones
+    # the address is blocked for its window, whatever key it sends next; then it is let in again
+    assert svc.client.get("/api/v1/status", headers=svc.as_("clerk")).status_code == 429
+    keys.limiter.window_s = 0  # the window has passed
+    assert svc.client.get("/api/v1/status", headers=svc.as_("clerk")).status_code == 200
+
+
+def test_forwarded_addresses_are_believed_only_from_configured_proxies():
+    import ipaddress
+    from types import SimpleNamespace
+
+    from starlette.requests import Request
+
+    from registry_service.http import client_address
+
+    def request(peer: str, forwarded: str, proxies: list[str]) -> Request:
+        app = SimpleNamespace(state=SimpleNamespace(trusted_proxies=[ipaddress.ip_network(p) for p in proxies]))
+        return Request({"type": "http", "client": (peer, 1), "headers": [(b"x-forwarded-for", forwarded.encode())],
+                        "app": app})  # fmt: skip
+
+    assert client_address(request("198.51.100.7", "203.0.113.9", [])) == "198.51.100.7"  # no proxy configured
+    assert client_address(request("198.51.100.7", "203.0.113.9", ["10.0.0.0/8"])) == "198.51.100.7"  # not ours
+    assert client_address(request("10.0.0.1", "1.2.3.4, 203.0.113.9, 10.0.0.2", ["10.0.0.0/8"])) == "203.0.113.9"
+
+
+def test_security_headers_and_the_secure_cookie_setting(svc, tmp_path, db):
+    for path in ("/api/v1/status", "/desk/login", "/healthz", "/docs"):
+        h = svc.client.get(path).headers
+        assert h["x-content-type-options"] == "nosniff" and h["x-frame-options"] == "DENY", path
+        assert "frame-ancestors 'none'" in h["content-security-policy"], path
+    assert "script-src 'self'" in svc.client.get("/desk/login").headers["content-security-policy"]
+    assert "Secure" not in svc.client.get("/desk/login").headers.get("set-cookie", "")
+    cfg = Settings(home=tmp_path / "home", chain={"backend": "eth-tester"}, service={"secure_cookies": True})
+    cfg.ensure_home()
+    with TestClient(create_app(cfg, db=db, chain_factory=lambda: svc.chain, run_worker=False)) as client:
+        assert "secure" in client.get("/desk/login").headers["set-cookie"].lower()
+
+
+def test_the_desk_takes_a_scan_the_api_would_refuse_and_answers_too_large_with_a_page(svc):
+    two_mb = b"x" * 2_000_000
+    api = svc.client.post("/api/v1/instruments", content=two_mb, headers={**svc.as_("clerk"),
+                                                                          "Content-Type": "application/json"})  # fmt: skip
+    assert api.status_code == 413 and api.json()["error"]["code"] == "body_too_large"
+    desk = svc.client.post("/desk/file", files={"document": ("deed.pdf", two_mb, "application/pdf")},
+                           follow_redirects=False)  # fmt: skip
+    assert desk.status_code != 413  # past the size limit (to the sign-in and CSRF checks)
+    huge = svc.client.post("/desk/file", files={"document": ("deed.pdf", b"x" * 54_000_000, "application/pdf")})
+    assert huge.status_code == 413 and huge.headers["content-type"].startswith("text/html")
+    assert "larger than" in huge.text and "Back to the desk" in huge.text

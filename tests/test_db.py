@@ -19,7 +19,7 @@ from hybrid_store.db.records import record_of
 from hybrid_store.errors import Conflict, InvalidInstrument
 from hybrid_store.recording import record_instruments, validate
 from migration_tools.synthetic import BergenBook
-from tests.conftest import NOW, deed, head_revision
+from tests.conftest import NOW, _pg_admin, deed, head_revision
 
 
 def count(db: Database, model) -> int:
@@ -280,3 +280,24 @@ def test_numbering_started_by_several_processes_never_repeats(pg_db):
     finally:
         other.dispose()
     assert len(set(numbers)) == len(numbers) == 8
+
+
+def test_sqlite_commits_survive_a_power_cut(sqlite_db):
+    with sqlite_db.read() as s:
+        assert s.connection().exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        assert s.connection().exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+@pytest.mark.postgres
+def test_postgres_that_would_lose_acknowledged_commits_is_refused(pg_db):
+    from hybrid_store.db.engine import NotDurable
+
+    name = pg_db.engine.url.database
+    with pg_db.read() as s:
+        assert s.connection().exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+    pg_db.dispose()
+    _pg_admin(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
+    off = Database(pg_db.url)
+    with pytest.raises(NotDurable, match="synchronous_commit=off"), off.read() as s:
+        s.execute(text("SELECT 1"))
+    off.dispose()

@@ -1,6 +1,7 @@
 """Engines, sessions and migrations.
 
-SQLite (the embedded default) runs in WAL mode with foreign keys on. Python's sqlite3 module
+SQLite (the embedded default) runs in WAL mode with ``synchronous=FULL`` and foreign keys on;
+PostgreSQL sessions are refused when they would acknowledge commits that are not yet durable. Python's sqlite3 module
 opens transactions lazily and cannot upgrade a read lock safely under contention, so landreg
 issues ``BEGIN`` itself: ``BEGIN IMMEDIATE`` for write transactions (they queue on the busy
 timeout instead of failing half-way) and a plain ``BEGIN`` for reads. PostgreSQL gets a pooled
@@ -18,6 +19,8 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+from hybrid_store.errors import LandregError
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +40,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA synchronous=NORMAL")  # durable in WAL mode across process crashes
+            # FULL: a filing answered 201 survives a power cut, not only a process kill (NORMAL in WAL
+            # mode may lose the last commits when the machine loses power)
+            cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA cache_size=-65536")  # 64 MiB of pages: bulk inserts touch wide indexes
             cur.close()
 
@@ -53,7 +58,37 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # no pre-ping (a round trip per checkout); connections that die are discarded when they fail,
     # and none lives long enough for a server-side idle timeout
     kwargs.setdefault("pool_recycle", 1800)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _durable(dbapi_conn: Any, _record: Any) -> None:
+        check_durable(dbapi_conn)
+
+    return engine
+
+
+class NotDurable(LandregError, RuntimeError):
+    """The database would acknowledge commits it may lose; landreg refuses to use it so."""
+
+    hint = "set synchronous_commit = on and fsync = on (e.g. ALTER ROLE landreg SET synchronous_commit = on)"
+
+
+def check_durable(dbapi_conn: Any) -> None:
+    """Refuse a PostgreSQL session that would acknowledge a commit before it is on disk: with
+    ``synchronous_commit = off`` (set for the server, the database, the role or by PGOPTIONS) or
+    ``fsync = off``, a filing answered 201 can vanish in a crash."""
+    cur = dbapi_conn.cursor()
+    try:
+        cur.execute("SELECT current_setting('synchronous_commit'), current_setting('fsync')")
+        synchronous_commit, fsync = cur.fetchone()
+    finally:
+        cur.close()
+    dbapi_conn.rollback()  # leave no transaction open on a pooled connection
+    if synchronous_commit == "off" or fsync == "off":
+        raise NotDurable(
+            f"PostgreSQL runs with synchronous_commit={synchronous_commit}, fsync={fsync}: acknowledged filings "
+            "could be lost in a crash"
+        )
 
 
 class Database:

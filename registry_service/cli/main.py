@@ -56,6 +56,9 @@ def main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens, to stderr.")] = False,
 ) -> None:
     setup_logging(verbose)
+    from hybrid_store.strict_json import restore_recursion_limit
+
+    restore_recursion_limit()
 
 
 # --- db ---------------------------------------------------------------------------------------------
@@ -349,15 +352,16 @@ def receipt_verify(
 
     Exit status 0 VALID, 1 INVALID, 3 UNCHECKED (no --rpc or no trust root).
     """
+    from hybrid_store import strict_json
     from hybrid_store.core.trust import TrustRootError
     from registry_service.verification import Verdict, verify_receipt
 
     try:
         pinned = _pinned_trust(trust)
-        document = json.loads(receipt_file.read_text(encoding="utf-8"))
+        document = strict_json.loads(receipt_file.read_bytes())
         if isinstance(document, dict) and isinstance(document.get("receipt"), dict):
             document = document["receipt"]
-        bundle_document = json.loads(bundle.read_text(encoding="utf-8"))
+        bundle_document = strict_json.loads(bundle.read_bytes())
     except TrustRootError as exc:
         _print_verdict(Verdict(False, str(exc)), as_json)
         return

@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.middleware.sessions import SessionMiddleware
 
+from hybrid_store import strict_json
 from hybrid_store.core.commitment import FIELDS
 from hybrid_store.core.records import DocType
 from hybrid_store.errors import FieldError, InvalidInstrument, LandregError, NotFound
@@ -27,6 +28,7 @@ from hybrid_store.files import create_once
 from hybrid_store.municipalities import municipalities
 from hybrid_store.settings import Settings
 from registry_service.auth import Actor, Forbidden, Permission, Unauthenticated
+from registry_service.http import client_address
 from registry_service.registry import Registry
 from registry_service.verification import Verdict, verify_bytes
 
@@ -40,7 +42,7 @@ router = APIRouter(prefix="/desk", include_in_schema=False)
 def install(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(
         DeskSessions, secret_key=_session_secret(settings), session_cookie="landreg_desk", same_site="strict",
-        https_only=False, max_age=8 * 3600,
+        https_only=settings.service.secure_cookies, max_age=8 * 3600,
     )  # fmt: skip
     app.include_router(router)
     app.state.html_error = lambda request, exc, status: _page(
@@ -134,7 +136,7 @@ def login(
 ) -> Response:  # fmt: skip
     _check_csrf(request, csrf)
     try:
-        actor = request.app.state.keys.actor_for(api_key)
+        actor = request.app.state.keys.actor_for(api_key, client_address(request))
     except Unauthenticated as exc:
         return _page(request, "login.html", status=401, error=str(exc), next=next)
     request.session.clear()
@@ -372,7 +374,7 @@ async def audit_verify(request: Request, bundle_file: Annotated[UploadFile, File
     raw = await bundle_file.read(1_000_001)
     verdict = verify_bytes(raw)  # size, JSON and math first; the anchor only when they hold
     if verdict.unchecked:
-        verdict = _registry(request).verify(json.loads(raw))
+        verdict = _registry(request).verify(strict_json.loads(raw))
     return _page(request, "audit.html", actor=actor, number="", verdict=verdict, uploaded=bundle_file.filename,
                  status=200 if verdict.valid else 422)  # fmt: skip
 
@@ -393,9 +395,9 @@ async def audit_receipt(request: Request, receipt_file: Annotated[UploadFile, Fi
             return _page(request, "audit.html", actor=actor, number="", verdict=check, uploaded=upload.filename,
                          status=422)  # fmt: skip
         try:
-            documents.append(json.loads(raw))
-        except ValueError:
-            verdict = Verdict(False, f"{upload.filename}: not JSON")
+            documents.append(strict_json.loads(raw))
+        except strict_json.InvalidJSON as exc:
+            verdict = Verdict(False, f"{upload.filename}: {exc}")
             return _page(request, "audit.html", actor=actor, number="", verdict=verdict, uploaded=upload.filename,
                          status=422)  # fmt: skip
     receipt = documents[0].get("receipt", documents[0]) if isinstance(documents[0], dict) else documents[0]

@@ -1,0 +1,94 @@
+"""JSON from outside, parsed strictly and within bounds: the one parser for request bodies,
+uploaded bundles and receipts, trust roots and CLI inputs.
+
+* **Bounded before parsing.** Size and nesting depth are checked by a cheap scan before the
+  parser runs: chain libraries raise Python's recursion limit to 100,000 at import, and then a
+  200 KB body of ``[[[[…`` overflows the C stack inside ``json.loads`` (a segfault, not an
+  exception). No document landreg reads is nested more than a few levels.
+* **One meaning per document.** A member given twice, ``NaN`` and ``Infinity`` are errors, not
+  "last one wins" or a float that has no JSON spelling.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from hybrid_store.errors import LandregError
+
+#: deeper than any document landreg reads (a bundle is 4 levels, a trust root 5)
+MAX_DEPTH = 32
+#: a bundle, a receipt or a trust root is a few KB
+MAX_DOCUMENT_BYTES = 1_000_000
+
+# the only bytes that matter for nesting: brackets and quotes, and backslash escapes inside strings
+_STRUCTURE = re.compile(rb'\\.|["\[\]{}]', re.S)
+
+
+class InvalidJSON(LandregError, ValueError):
+    """Input that is not one strict, bounded JSON document; the message says why."""
+
+
+def check_bounds(raw: bytes, *, max_depth: int = MAX_DEPTH, max_bytes: int = MAX_DOCUMENT_BYTES) -> None:
+    """Raise ``InvalidJSON`` if ``raw`` is longer than ``max_bytes`` or nests deeper than ``max_depth``
+    (counting ``[`` and ``{`` outside strings). Linear and allocation-free: it stops at the first
+    level too deep."""
+    if len(raw) > max_bytes:
+        raise InvalidJSON(f"larger than {max_bytes} bytes")
+    depth = 0
+    in_string = False
+    for match in _STRUCTURE.finditer(raw):
+        token = match.group()
+        if token == b'"':
+            in_string = not in_string
+        elif in_string or len(token) == 2:
+            continue  # a bracket inside a string, or an escape pair
+        elif token in (b"[", b"{"):
+            depth += 1
+            if depth > max_depth:
+                raise InvalidJSON(f"nested deeper than {max_depth} levels")
+        else:
+            depth -= 1
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"member {key!r} appears twice")
+        out[key] = value
+    return out
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def loads(raw: bytes | str, *, max_depth: int = MAX_DEPTH, max_bytes: int = MAX_DOCUMENT_BYTES) -> Any:
+    """Parse one strict JSON document within bounds, or raise ``InvalidJSON`` saying why."""
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
+    check_bounds(data, max_depth=max_depth, max_bytes=max_bytes)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidJSON(f"not UTF-8 text (byte {exc.start})") from None
+    try:
+        return json.loads(text, object_pairs_hook=_unique_members, parse_constant=_no_constants)
+    except RecursionError:  # unreachable within MAX_DEPTH; kept so it can never escape as a crash
+        raise InvalidJSON(f"nested deeper than {max_depth} levels") from None
+    except ValueError as exc:
+        raise InvalidJSON(f"not JSON ({exc})") from None
+
+
+#: Python's default; chain libraries (py-evm, py_ecc) raise the limit to 100,000 at import, past
+#: what the C stack holds. Entry points put it back after importing them (defence in depth: the
+#: depth bound above already keeps parsing shallow).
+SAFE_RECURSION_LIMIT = 5_000
+
+
+def restore_recursion_limit() -> None:
+    import sys
+
+    if sys.getrecursionlimit() > SAFE_RECURSION_LIMIT:
+        sys.setrecursionlimit(SAFE_RECURSION_LIMIT)
