@@ -89,6 +89,8 @@ class ServiceSettings(BaseModel):
     receipt_key_dir: Path | None = None
     #: passphrase that encrypts the receipt-signing keys; the service refuses to start without it
     receipt_key_passphrase: SecretStr | None = None
+    #: who may read /metrics: everyone (a Prometheus scraper needs no key), or operators only
+    metrics_access: Literal["public", "operators"] = "public"
     #: mark the desk's session cookie Secure (sent over HTTPS only): set it wherever the desk is
     #: served over HTTPS, as it should be in production
     secure_cookies: bool = False

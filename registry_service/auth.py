@@ -32,8 +32,8 @@ class Permission(enum.StrEnum):
     FILE = "file"  # record new instruments
     CORRECT = "correct"  # record corrections
     PROOF = "proof"  # full proof bundles and receipts
-    OPERATE = "operate"  # migration and reconciliation
-    MANAGE_KEYS = "manage_keys"
+    OPERATE = "operate"  # operations data (/metrics when restricted); migration runs from the CLI
+    # (API keys are managed only with `landreg keys` on the registry's host: no HTTP route exists)
 
 
 class Role(enum.StrEnum):
@@ -47,7 +47,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.CLERK: frozenset({Permission.READ, Permission.FILE, Permission.CORRECT, Permission.PROOF}),
     Role.AUDITOR: frozenset({Permission.READ, Permission.PROOF}),
     Role.OPERATOR: frozenset({Permission.READ, Permission.PROOF, Permission.OPERATE}),
-    Role.ADMIN: frozenset({Permission.READ, Permission.MANAGE_KEYS}),
+    Role.ADMIN: frozenset({Permission.READ}),
 }
 
 

@@ -55,6 +55,16 @@ def readyz(request: Request) -> JSONResponse:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 def metrics(request: Request) -> Response:
+    """Open to everyone, or to operators' keys only (`LANDREG_SERVICE__METRICS_ACCESS=operators`)."""
+    if request.app.state.settings.service.metrics_access == "operators":
+        from registry_service.auth import Permission, Unauthenticated
+        from registry_service.http import client_address
+
+        header = request.headers.get("authorization", "")
+        presented = header[7:] if header.lower().startswith("bearer ") else request.headers.get("x-api-key")
+        if not presented:
+            raise Unauthenticated("/metrics is for operators: send an operator's API key")
+        request.app.state.keys.actor_for(presented, client_address(request)).require(Permission.OPERATE)
     return Response(request.app.state.metrics.render(), media_type="text/plain; version=0.0.4")
 
 

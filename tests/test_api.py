@@ -505,3 +505,15 @@ def test_the_desk_takes_a_scan_the_api_would_refuse_and_answers_too_large_with_a
     huge = svc.client.post("/desk/file", files={"document": ("deed.pdf", b"x" * 54_000_000, "application/pdf")})
     assert huge.status_code == 413 and huge.headers["content-type"].startswith("text/html")
     assert "larger than" in huge.text and "Back to the desk" in huge.text
+
+
+def test_metrics_can_be_restricted_to_operators(svc, tmp_path, db):
+    cfg = Settings(home=tmp_path / "home", chain={"backend": "eth-tester"}, service={"metrics_access": "operators",
+                                                                                      "key_cache_s": 0})  # fmt: skip
+    with TestClient(create_app(cfg, db=db, chain_factory=lambda: svc.chain, run_worker=False)) as client:
+        assert client.get("/metrics").status_code == 401
+        assert client.get("/metrics", headers=svc.as_("clerk")).status_code == 403
+        assert client.get("/metrics", headers=svc.as_("admin")).status_code == 403
+        ok = client.get("/metrics", headers=svc.as_("operator"))
+        assert ok.status_code == 200 and "landreg_pending_records" in ok.text
+    assert svc.client.get("/metrics").status_code == 200  # the default: public, for a scraper without a key

@@ -109,3 +109,36 @@ def test_db_upgrade_on_postgres(landreg_env, pg_template):
         assert up.returncode == 0 and f"database at revision {head_revision()} (postgresql)" in up.stdout
     finally:
         _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_no_record_field_reaches_the_chain(demo):
+    """Every transaction's calldata and every log after a full demo: no instrument number, party
+    name, parcel key, legal description, document digest or price appears, in text or in raw bytes."""
+    import sqlite3
+
+    from web3 import Web3
+
+    run, env = demo
+    assert run.returncode == 0, run.stderr
+    with sqlite3.connect(Path(env["LANDREG_HOME"]) / "landreg.db") as conn:
+        texts = {r[0] for r in conn.execute("SELECT instrument_number FROM instruments")}
+        texts |= {r[0] for r in conn.execute("SELECT name FROM instrument_parties")}
+        texts |= {r[0] for r in conn.execute("SELECT parcel_key FROM parcels")}
+        texts |= {r[0][:40] for r in conn.execute("SELECT legal_description FROM instruments") if r[0]}
+        digests = [r[0] for r in conn.execute("SELECT document_digest FROM instruments")]
+        prices = {r[0] for r in conn.execute("SELECT consideration_cents FROM instruments") if r[0]}
+    needles = [t.encode() for t in texts if len(t) >= 4] + [d.encode() for d in digests]
+    needles += [bytes.fromhex(d) for d in digests] + [str(p).encode() for p in prices if p >= 10_000]
+    needles += [p.to_bytes(32, "big") for p in prices if p >= 10**9]  # a large amount as an ABI word
+    assert len(needles) > 1000
+    w3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{env['LANDREG_CHAIN__ANVIL_PORT']}"))
+    blobs = []
+    for number in range(w3.eth.block_number + 1):
+        for tx in w3.eth.get_block(number, full_transactions=True)["transactions"]:
+            blobs.append(bytes(tx["input"]))
+            for log in w3.eth.get_transaction_receipt(tx["hash"])["logs"]:
+                blobs.append(bytes(log["data"]) + b"".join(bytes(t) for t in log["topics"]))
+    assert len(blobs) > 5
+    chain_bytes = b"\n".join(blobs)
+    leaked = [n for n in needles if n in chain_bytes]
+    assert leaked == []

@@ -35,11 +35,32 @@ def test_the_image_builds_from_files_that_exist():
 
 
 def test_landreg_commands_exist():
+    import shlex
+
     for name, service in compose()["services"].items():
-        if service.get("build") == ".":
-            done = subprocess.run([sys.executable, "-m", "registry_service.cli.main", *service["command"], "--help"],
+        if service.get("build") != ".":
+            continue
+        if "entrypoint" in service:  # sh -c "landreg a && landreg b"
+            commands = [shlex.split(part)[1:] for part in service["entrypoint"][2].split("&&")]
+        else:
+            commands = [service["command"]]
+        for command in commands:
+            done = subprocess.run([sys.executable, "-m", "registry_service.cli.main", *command, "--help"],
                                   capture_output=True, text=True)  # fmt: skip
-            assert done.returncode == 0, (name, done.stderr)
+            assert done.returncode == 0, (name, command, done.stderr)
+
+
+def test_migrations_run_as_the_owner_and_services_as_the_runtime_role():
+    from sqlalchemy.engine import make_url
+
+    c = compose()
+    owner = make_url(c["services"]["migrate"]["environment"]["DATABASE_URL"]).username
+    runtime = {make_url(c["services"][n]["environment"]["DATABASE_URL"]).username for n in ("api", "worker")}
+    assert owner == "landreg_owner" and runtime == {"landreg_app"}
+    assert "grant-runtime landreg_app" in " ".join(c["services"]["migrate"]["entrypoint"])
+    roles = c["configs"]["landreg-roles"]["content"]
+    assert "CREATE ROLE landreg_owner" in roles and "CREATE ROLE landreg_app" in roles
+    assert "SUPERUSER" not in roles.upper().replace("NOSUPERUSER", "")
 
 
 def test_environment_is_understood_by_the_settings(monkeypatch, tmp_path):
@@ -50,7 +71,7 @@ def test_environment_is_understood_by_the_settings(monkeypatch, tmp_path):
             value = "from the secret store"
         monkeypatch.setenv(key, str(value))
     cfg = Settings(home=tmp_path)
-    assert cfg.db_url.startswith("postgresql+psycopg://landreg:")
+    assert cfg.db_url.startswith("postgresql+psycopg://landreg_app:")
     assert cfg.chain.backend == "rpc" and cfg.chain.rpc_url == "http://chain:8545"
     assert cfg.anchoring.batch_max_records == 1000 and cfg.chain.confirmations == 1
     assert cfg.registrar_key_hex().startswith("0x")

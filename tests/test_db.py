@@ -301,3 +301,46 @@ def test_postgres_that_would_lose_acknowledged_commits_is_refused(pg_db):
     with pytest.raises(NotDurable, match="synchronous_commit=off"), off.read() as s:
         s.execute(text("SELECT 1"))
     off.dispose()
+
+
+@pytest.mark.postgres
+def test_the_runtime_role_cannot_rewrite_history_and_truncate_is_refused_to_anyone(pg_db):
+    import uuid
+
+    from sqlalchemy.exc import DBAPIError
+
+    from hybrid_store.db.roles import grant_runtime
+    from hybrid_store.recording import record_instruments, validate
+
+    role = f"landreg_rt_{uuid.uuid4().hex[:8]}"
+    _pg_admin(f'CREATE ROLE "{role}" LOGIN')
+    try:
+        grant_runtime(pg_db, role)
+        runtime = Database(pg_db.engine.url.set(username=role).render_as_string(hide_password=False))
+        with runtime.write() as s:  # the service's own work goes through
+            [made] = record_instruments(s, [validate(deed(), now=NOW)], now=NOW)
+        for statement in (
+            "TRUNCATE audit_log",
+            "TRUNCATE instruments CASCADE",
+            "CREATE TABLE sneaky (id int)",
+            "ALTER TABLE instruments DISABLE TRIGGER ALL",
+            "DROP TRIGGER instruments_append_only ON instruments",
+            f"UPDATE instruments SET book = 'X' WHERE instrument_number = '{made.instrument_number}'",
+            "DELETE FROM commitments",
+            "DELETE FROM audit_log",
+            "ALTER TABLE audit_log ADD COLUMN x int",
+        ):
+            with pytest.raises(DBAPIError, match="permission denied|must be owner"), runtime.write() as s:
+                s.execute(text(statement))
+        runtime.dispose()
+        # the owner (here even a superuser) cannot TRUNCATE history either: the statement trigger fires
+        for table in ("audit_log", "instruments", "commitments", "anchor_batches"):
+            with pytest.raises(DBAPIError, match="TRUNCATE refused"), pg_db.write() as s:
+                s.execute(text(f"TRUNCATE {table} CASCADE"))
+        with pg_db.read() as s:
+            assert s.scalar(text("SELECT count(*) FROM instruments")) == 1
+    finally:
+        with pg_db.engine.begin() as conn:  # its grants live in this test's database
+            conn.execute(text(f'DROP OWNED BY "{role}"'))
+        pg_db.dispose()
+        _pg_admin(f'DROP ROLE IF EXISTS "{role}"')

@@ -75,6 +75,21 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
     console.print(f"database at revision {db.current_revision()} ({db.dialect})")
 
 
+@db_app.command("grant-runtime")
+@friendly
+def db_grant_runtime(
+    role: Annotated[str, typer.Argument(help="The PostgreSQL role the service and workers connect as.")],
+) -> None:
+    """Grant the runtime role what the service needs and nothing more (run as the owner, after
+    every `landreg db upgrade`): SELECT and INSERT on history, no TRUNCATE, no DDL, no triggers."""
+    from hybrid_store.db.engine import Database
+    from hybrid_store.db.roles import grant_runtime
+
+    cfg = settings()
+    statements = grant_runtime(Database(cfg.db_url), role)
+    console.print(f"granted {role}: {len(statements)} statements (append-only tables: SELECT, INSERT)")
+
+
 @db_app.command("current")
 @friendly
 def db_current() -> None:
