@@ -205,3 +205,21 @@ def deed(**overrides) -> dict:
     }
     base.update(overrides)
     return base
+
+
+def app_routes(app) -> set[tuple[str, str]]:  # noqa: ANN001
+    """Every (method, path template) an app serves, routers included (FastAPI keeps included
+    routers as nodes of their own), HEAD aside."""
+    from starlette.routing import Route
+
+    out: set[tuple[str, str]] = set()
+
+    def walk(routes, prefix: str) -> None:  # noqa: ANN001
+        for route in routes:
+            if hasattr(route, "original_router"):
+                walk(route.original_router.routes, prefix + route.include_context.prefix)
+            elif isinstance(route, Route) and route.methods:
+                out.update((m, prefix + route.path) for m in route.methods - {"HEAD"})
+
+    walk(app.routes, "")
+    return out

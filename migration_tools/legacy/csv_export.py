@@ -50,6 +50,9 @@ FIRM_WORDS = re.compile(
     r"\b(N\.?A\.?|INC\.?|LLC|L\.L\.C\.|CORP\.?|CORPORATION|CO\.?|COMPANY|LTD\.?|L\.?P\.?|LLP|BANK|TRUST|ASSOCIATION|"
     r"FEDERAL|SAVINGS|TRUSTEE|ESTATE|SYSTEMS|AUTHORITY|COUNTY|STATE|CITY|BOROUGH|TOWNSHIP|UNITED STATES)\b"
 )
+# ASCII only: isdigit(), int(), Decimal() and strptime() also take '²', '٣', '1_000' or ' 5'
+DIGITS = re.compile(r"[0-9]+")
+AMOUNT = re.compile(r"[0-9]+(?:\.[0-9]+)?")  # after "$" and "," are dropped
 SUFFIXES = {"JR", "JR.", "SR", "SR.", "II", "III", "IV", "ESQ", "ESQ."}
 # Letters of other scripts that look like Latin capitals (the usual culprits in keyed names)
 CONFUSABLES = str.maketrans({
@@ -89,9 +92,17 @@ def person_name(raw: str) -> str:
     return " ".join([*given, last, *suffix])
 
 
+def _whole_number(text: str | None, default: int) -> int:
+    text = clean(text)
+    return int(text) if DIGITS.fullmatch(text) else default
+
+
 def _parse_time(text: str) -> datetime:
     text = clean(text)
-    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%m/%d/%Y %H:%M", "%Y-%m-%d", "%m/%d/%Y"):
+    formats = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%m/%d/%Y %H:%M", "%Y-%m-%d", "%m/%d/%Y")
+    if not text.isascii():  # strptime's \d also reads '٢٠٢٤' as 2024
+        formats = ()
+    for fmt in formats:
         try:
             moment = datetime.strptime(text, fmt)
         except ValueError:
@@ -106,7 +117,9 @@ def _rows(folder: Path, name: str) -> Iterator[tuple[int, dict[str, str]]]:
     path = folder / name
     if not path.exists():
         return
-    with open(path, encoding="utf-8-sig", newline="") as f:  # utf-8-sig drops a byte-order mark
+    # utf-8-sig drops a byte-order mark. A byte that is not UTF-8 becomes U+FFFD instead of aborting the load:
+    # validation rejects it in names and descriptions, and it matches no code, number, type or role
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
         reader = csv.DictReader(f)
         reader.fieldnames = [clean(h).lower() for h in reader.fieldnames or []]
         for number, row in enumerate(reader, start=2):
@@ -131,7 +144,7 @@ def read(folder: Path) -> Iterator[SourceRecord]:
             orphans.append(SourceRecord(f"parties.csv row {number}", str(row), column="role",
                                         problem=f"unknown party role {row.get('role')!r} (GRANTOR or GRANTEE)"))  # fmt: skip
         else:
-            seq = int(clean(row.get("seq")) or 0) if clean(row.get("seq")).isdigit() else 0
+            seq = _whole_number(row.get("seq"), 0)
             parties[doc].append((role, seq, person_name(row.get("name", ""))))
     for number, row in _rows(folder, "parcels.csv"):
         doc = clean(row.get("doc_id"))
@@ -139,7 +152,7 @@ def read(folder: Path) -> Iterator[SourceRecord]:
             orphans.append(SourceRecord(f"parcels.csv row {number}", str(row), column="doc_id",
                                         problem=f"parcel of unknown document {doc!r}"))  # fmt: skip
             continue
-        seq = int(clean(row.get("seq"))) if clean(row.get("seq")).isdigit() else number
+        seq = _whole_number(row.get("seq"), number)
         parcels[doc].append((seq, row))
     for _, row in _rows(folder, "xrefs.csv"):
         if clean(row.get("kind")).upper() in ("CORRECTS", "CORRECTION"):
@@ -164,6 +177,9 @@ def _document(number, row, parties, parcels, corrects, numbers) -> SourceRecord:
     except ValueError as exc:
         return SourceRecord(where, raw, column="recorded_at", problem=str(exc))
     consideration = clean(row.get("consideration")).replace("$", "").replace(",", "") or None
+    if consideration is not None and not AMOUNT.fullmatch(consideration):
+        problem = f"consideration {row.get('consideration')!r} is not an amount in dollars (e.g. $1,250,000.00)"
+        return SourceRecord(where, raw, column="consideration", problem=problem)
     names = sorted(parties.get(doc, []), key=lambda p: (p[0], p[1]))
     data = {
         "instrument_number": numbers[doc],

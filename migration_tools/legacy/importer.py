@@ -60,7 +60,8 @@ class _Quarantine:
     def add(self, where: str, column: str | None, field_name: str, reason: str, raw: str) -> None:
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            # backslashreplace: a lone surrogate in a source's raw text must not abort the load here
+            self._file = open(self.path, "w", newline="", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
             self._writer = csv.writer(self._file)
             self._writer.writerow(["where", "column", "field", "reason", "raw"])
         self._writer.writerow([where, column or "", field_name, reason, raw])
