@@ -78,10 +78,11 @@ class ReceiptSigner:
 
     @property
     def kid(self) -> str:
-        self._refresh()
         return self._kid
 
-    def _refresh(self) -> None:
+    def refresh(self) -> None:
+        """Pick up a rotation. Call it *before* a write transaction, never inside one: a second
+        connection taken while a transaction holds the first starves the pool under load."""
         if time.monotonic() - self._checked < self._refresh_s:
             return
         with self._lock:
@@ -93,7 +94,6 @@ class ReceiptSigner:
             self._checked = time.monotonic()
 
     def sign(self, receipt: dict[str, Any]) -> dict[str, Any]:
-        self._refresh()
         body = {k: v for k, v in receipt.items() if k != "signature"}
         value = self._key.sign(signed_bytes(body))
         return {**body, "signature": {"alg": "Ed25519", "kid": self._kid, "value": _b64url(value)}}

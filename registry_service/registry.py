@@ -114,6 +114,7 @@ class Registry:
             if stored is not None:
                 return (*stored, True)
         instrument = InstrumentInput.model_construct(**{**content.__dict__, "corrects": canonical["corrects"]})
+        self.signer.refresh()  # outside the write transaction (see ReceiptSigner.refresh)
         for attempt in range(_RETRIES):
             try:
                 with self.db.write() as s:
@@ -188,6 +189,7 @@ class Registry:
     def receipt(self, actor: Actor, number: str) -> dict[str, Any]:
         """The signed receipt of a recorded instrument, as handed out when it was filed."""
         actor.require(Permission.PROOF)
+        self.signer.refresh()
         with self.db.read() as s:
             inst = s.scalar(select(Instrument).where(Instrument.instrument_number == number))
             if inst is None:
