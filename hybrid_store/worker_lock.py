@@ -12,6 +12,7 @@ the migration is done.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -79,12 +80,17 @@ class WorkerLock:
         return self.held
 
     def release(self) -> None:
+        """Never raises: when the session holding the lock is gone (a database restart), the
+        server released the lock with it, and there is nothing left to unlock."""
         if self._conn is not None:
             try:
                 self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_KEY})
                 self._conn.commit()
+            except Exception:
+                log.warning("the session holding the anchoring lock is gone; the lock went with it")
             finally:
-                self._conn.close()
+                with contextlib.suppress(Exception):  # a dead connection may fail to close; it is gone anyway
+                    self._conn.close()
                 self._conn = None
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)

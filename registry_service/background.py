@@ -45,8 +45,15 @@ class BackgroundAnchorer:
             )
 
     def _main(self) -> None:
+        # nothing may end this thread but stop(): a database that restarts (and takes the lock's
+        # session with it) or a node that goes away is waited out and retried
         while not self.stop_event.is_set():
-            if self.lock.handover_requested() or not self.lock.acquire():
+            try:
+                got = not self.lock.handover_requested() and self.lock.acquire()
+            except Exception:
+                log.warning("anchoring worker: cannot take the lock (database unreachable?); retrying", exc_info=True)
+                got = False
+            if not got:
                 self.stop_event.wait(RETRY_S)  # another process anchors; stand by in case it stops
                 continue
             self.active = True
