@@ -29,3 +29,17 @@ def create_once(path: Path, data: bytes, mode: int = 0o600) -> bytes:
         finally:
             os.unlink(tmp)
     return path.read_bytes()
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``data`` atomically and durably: a reader sees the old file or the new
+    one, never half of either, and a crash after return keeps the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.write(fd, data)
+        os.fchmod(fd, mode)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)

@@ -7,8 +7,6 @@ opened with a passphrase.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -16,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from hybrid_store.core.trust import key_id, raw_public
 from hybrid_store.errors import ConfigurationError
+from hybrid_store.files import write_atomic
 
 MIN_PASSPHRASE = 12
 
@@ -31,14 +30,7 @@ def _check(passphrase: str | None, setting: str) -> bytes:
 def _write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.parent.chmod(0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.write(fd, data)
-        os.fchmod(fd, 0o600)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    write_atomic(path, data, 0o600)
 
 
 def encrypted_pem(key: Ed25519PrivateKey, passphrase: bytes) -> bytes:

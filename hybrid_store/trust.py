@@ -13,8 +13,7 @@ trust.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from hybrid_store.core.commitment import SCHEME
 from hybrid_store.db.engine import Database
 from hybrid_store.db.models import ChainDeployment, KeyStatus
 from hybrid_store.errors import ConfigurationError
+from hybrid_store.files import write_atomic
 from hybrid_store.settings import Settings
 
 LATEST = "root.json"
@@ -160,22 +160,12 @@ def version_file(settings: Settings, version: int) -> Path:
     return settings.trust_dir / f"{version}.root.json"
 
 
-def _now():  # noqa: ANN202
-    from datetime import UTC, datetime
-
+def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
 def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.write(fd, text.encode())
-        os.fchmod(fd, 0o644)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    write_atomic(path, text.encode(), 0o644)  # published: anyone may read it
 
 
 # --- for verifiers ----------------------------------------------------------------------------------
