@@ -27,17 +27,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from hybrid_store import manifests
+from hybrid_store import audit_log, manifests
 from hybrid_store.chain.client import Receipt, RegistryChain, SignedTx
 from hybrid_store.core import merkle
 from hybrid_store.crashpoints import crashpoint
 from hybrid_store.db.engine import Database, bulk_execute
 from hybrid_store.db.models import (
     AnchorBatch,
+    BatchRecord,
     BatchState,
     ChainDeployment,
     Commitment,
@@ -47,6 +49,9 @@ from hybrid_store.db.models import (
     Parcel,
 )
 from hybrid_store.errors import ChainError, ChainMismatch
+
+if TYPE_CHECKING:
+    from hybrid_store.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +73,8 @@ class Plan:
     supersedes_batch_id: int | None = None
     #: leaves that are not records (a rollback's marker): (value, label); instrument id 0 in ``leaves``
     extra: list[tuple[bytes, str]] = field(default_factory=list)
+    #: the audit entries this batch chains; its head's marker is one of the leaves
+    audit: audit_log.ChainPlan | None = None
 
     @property
     def source(self) -> str:
@@ -84,6 +91,9 @@ def plan_batch(
     """Tree and parcels to tokenize for records ``commitments`` (instrument id -> (number, commitment));
     ``parcel_ids`` are their parcels when the caller knows them already."""
     extra = list(kw.get("extra") or [])  # type: ignore[arg-type]
+    audit = kw.get("audit")
+    if isinstance(audit, audit_log.ChainPlan):
+        extra.append((audit.marker, audit.label))
     leaves = sorted(
         [(merkle.commitment_leaf(c), iid, number, c) for iid, (number, c) in commitments.items()]
         + [(merkle.commitment_leaf(value), 0, label, value) for value, label in extra]
@@ -139,6 +149,7 @@ class Anchorer:
         confirmations: int = 1,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         manifest_dir: Path | None = None,
+        audit_max_age_s: float = 60.0,
     ):
         self.db = db
         self.chain = chain
@@ -148,8 +159,22 @@ class Anchorer:
         self.manifest_dir = manifest_dir
         self.batch_max_records = batch_max_records
         self.batch_max_age_s = batch_max_age_s
+        self.audit_max_age_s = audit_max_age_s
         self.confirmations = confirmations
         self.clock = clock
+
+    @classmethod
+    def from_settings(cls, db: Database, chain: RegistryChain, deployment: ChainDeployment, settings: Settings,
+                      **overrides: object) -> Anchorer:  # fmt: skip
+        """The worker as configured (``overrides`` replace single settings, e.g. a demo's batch size)."""
+        a = settings.anchoring
+        kw: dict[str, object] = {
+            "batch_max_records": a.batch_max_records, "batch_max_age_s": a.batch_max_age_s,
+            "audit_max_age_s": a.audit_max_age_s, "confirmations": settings.chain.confirmations,
+            "manifest_dir": settings.manifests_dir,
+        }  # fmt: skip
+        kw.update(overrides)
+        return cls(db, chain, deployment, **kw)  # type: ignore[arg-type]
 
     # --- driving ----------------------------------------------------------------------------------
     def step(self, *, force: bool = False) -> AnchoredBatch | None:
@@ -326,8 +351,13 @@ class Anchorer:
             .order_by(OutboxEntry.id)
             .limit(self.batch_max_records)
         ).all()
-        if not claimed:
-            return None
+        audit = audit_log.plan(s)
+        if not claimed:  # the audit log's head alone, once it has waited long enough (or on a drain)
+            if audit is None:
+                return None
+            if not force and (self.clock() - audit.waiting_since).total_seconds() < self.audit_max_age_s:
+                return None
+            return plan_batch(s, {}, self._next_chain_batch_id(s), parcel_ids=(), audit=audit)
         oldest_age = (self.clock() - claimed[0].enqueued_at).total_seconds()
         if not force and len(claimed) < self.batch_max_records and oldest_age < self.batch_max_age_s:
             return None
@@ -343,7 +373,8 @@ class Anchorer:
                 ids,
             )
         }
-        return plan_batch(s, commitments, self._next_chain_batch_id(s), outbox_ids=[row.id for row in claimed])
+        return plan_batch(s, commitments, self._next_chain_batch_id(s), outbox_ids=[row.id for row in claimed],
+                          audit=audit)  # fmt: skip
 
     def sign(self, plan: Plan) -> tuple[SignedTx, int | None, merkle.StandardTree | None]:
         """Sign the ``anchorBatch`` transaction of ``plan`` (token ids continue the contract's)."""
@@ -403,6 +434,9 @@ class Anchorer:
                     for i, (pid, _) in enumerate(plan.new_parcels)
                 ],
             )
+        if plan.audit is not None:
+            k = next(k for k, (_, iid, label, _) in enumerate(plan.leaves) if not iid and label == plan.audit.label)
+            audit_log.store(conn, plan.audit, batch.id, merkle.proof_from_nodes(plan.nodes, size - 1 - k), self.clock())
         if self.manifest_dir is not None:
             manifests.write(
                 self.manifest_dir,
@@ -433,7 +467,8 @@ class Anchorer:
     def _summary(self, batch: AnchorBatch) -> AnchoredBatch:
         with self.db.read() as s:
             b = s.get_one(AnchorBatch, batch.id)
-            return AnchoredBatch(b.id, b.chain_batch_id, b.record_count, b.token_count, b.tx_hash, b.gas_used, b.state)
+            records = records_of_batches(s, [b.id]).get(b.id, 0)
+            return AnchoredBatch(b.id, b.chain_batch_id, records, b.token_count, b.tx_hash, b.gas_used, b.state)
 
 
 _ASSIGN_TOKENS = (
@@ -441,6 +476,24 @@ _ASSIGN_TOKENS = (
     .where(Parcel.__table__.c.id == bindparam("pid"))
     .values(token_id=bindparam("token"), token_batch_id=bindparam("batch"))
 )
+
+
+def records_of_batches(session: Session, batch_ids: Iterable[int]) -> dict[int, int]:
+    """Records (not leaves: marker leaves are no records) of each batch."""
+    ids = list(batch_ids)
+    if not ids:
+        return {}
+    rows = _select_in(session, select(BatchRecord.batch_id, func.count()).group_by(BatchRecord.batch_id),
+                      BatchRecord.batch_id, ids)  # fmt: skip
+    return {bid: n for bid, n in rows}
+
+
+def confirmed_records(session: Session) -> list[tuple[int, int | None]]:
+    """(records, gas used) of every confirmed batch."""
+    return [(n, gas) for n, gas in session.execute(
+        select(func.count(BatchRecord.instrument_id), AnchorBatch.gas_used)
+        .select_from(AnchorBatch).outerjoin(BatchRecord, BatchRecord.batch_id == AnchorBatch.id)
+        .where(AnchorBatch.state == BatchState.CONFIRMED).group_by(AnchorBatch.id, AnchorBatch.gas_used))]  # fmt: skip
 
 
 def pending_count(session: Session) -> int:

@@ -72,6 +72,9 @@ class AnchoringSettings(BaseModel):
     batch_max_records: int = Field(default=1000, ge=1, le=1_000_000)
     #: ... or when its oldest record has waited this long, whichever comes first
     batch_max_age_s: float = Field(default=2.0, gt=0)
+    #: audit entries with no filing to ride along (a key created, a stage signed off) are anchored in
+    #: a batch of their own once the oldest has waited this long
+    audit_max_age_s: float = Field(default=60.0, gt=0)
 
 
 class ServiceSettings(BaseModel):

@@ -8,10 +8,12 @@ that root is the chain's, and checks the batch again against the chain's root ot
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hybrid_store import hashing_pool, manifests
+from hybrid_store.audit_log import MANIFEST_PREFIX
 from hybrid_store.committing import driver_rows, ids_clause, ids_param
 from hybrid_store.core import merkle
 from hybrid_store.core.commitment import rollback_marker
@@ -19,6 +21,7 @@ from hybrid_store.core.hashing import to_hex
 from hybrid_store.db.engine import Database
 
 SUPERSEDES = "SUPERSEDES "  # the manifest's name for a re-anchoring batch's marker leaf
+AUDIT = MANIFEST_PREFIX  # the manifest's name for an audit-head marker leaf ("AUDIT <entries>")
 GROUP_RECORDS = 5_000  # small batches (the clerks' filings) are checked several to a task
 
 
@@ -39,6 +42,7 @@ class BatchTask:
     records: int
     root: bytes  # the root to check against
     prior_root: bytes | None = None  # a re-anchoring batch's superseded root (its marker leaf)
+    audit_marker: bytes | None = None  # the audit-head marker leaf the database says the batch holds
 
 
 @dataclass
@@ -48,6 +52,8 @@ class BatchOutcome:
     verified: int = 0
     discrepancies: list[Discrepancy] = field(default_factory=list)
     marker_ok: bool | None = None  # a re-anchoring batch: whether what it anchored names its prior root
+    #: the audit-head markers the batch's manifest lists ((entries, marker)); None without a manifest
+    manifest_audit: list[tuple[int, bytes]] | None = None
 
 
 def group(tasks: list[BatchTask], parts: int = 8) -> list[list[BatchTask]]:
@@ -105,7 +111,9 @@ def _against_manifest(
 ) -> None:
     """The manifest says what each record's commitment was: a mismatch names the instrument."""
     b = out.task.chain_batch_id
-    expected = {number: c for number, c in manifest.records if not number.startswith(SUPERSEDES)}
+    expected = {number: c for number, c in manifest.records if not number.startswith((SUPERSEDES, AUDIT))}
+    out.manifest_audit = [(int(n[len(AUDIT):]), c) for n, c in manifest.records if n.startswith(AUDIT)
+                          and n[len(AUDIT):].isascii() and n[len(AUDIT):].isdigit()]  # fmt: skip
     if out.task.prior_root is not None:  # a re-anchoring batch: its manifest must name the batch it replaces
         marker = rollback_marker(out.task.prior_root)
         out.marker_ok = any(n.startswith(SUPERSEDES) and c == marker for n, c in manifest.records)
@@ -141,11 +149,25 @@ def _against_root(out: BatchOutcome, recs: list[tuple[int, str]], recomputed: di
     leaves = [merkle.commitment_leaf(recomputed[iid]) for iid, _ in recs if iid in recomputed]
     if t.prior_root is not None:
         leaves.append(merkle.commitment_leaf(rollback_marker(t.prior_root)))
-    rebuilt = bool(leaves) and merkle.build(sorted(leaves))[0] == t.root
+    audit = [merkle.commitment_leaf(t.audit_marker)] if t.audit_marker is not None else []
+    rebuilt = bool(leaves or audit) and merkle.build(sorted([*leaves, *audit]))[0] == t.root
+    unaccounted = False
+    if not rebuilt:
+        # take the one leaf the stored tree holds beyond these: if they rebuild the chain's root with
+        # it, these leaves are exactly what was anchored, whatever that other leaf is. With a
+        # checkpoint, it is the audit head (audit_check judges its value); without, it is unaccounted
+        other = _one_other_leaf(db, t.id, leaves)
+        rebuilt = other is not None and merkle.build(sorted([*leaves, other]))[0] == t.root
+        unaccounted = rebuilt and not audit
     if t.prior_root is not None:
         out.marker_ok = rebuilt
     if rebuilt:
         out.verified = len(recs)
+        if unaccounted:
+            out.discrepancies.append(Discrepancy(
+                "tampered_batch", f"batch {t.chain_batch_id} anchored a leaf that no record or audit-log checkpoint in "
+                "the database accounts for: a record was removed from the batch, or the audit log's checkpoint was "
+                "deleted (the batch manifest tells which)", t.chain_batch_id))  # fmt: skip
         return
     with db.read() as s:
         conn = s.connection()
@@ -160,7 +182,25 @@ def _against_root(out: BatchOutcome, recs: list[tuple[int, str]], recomputed: di
             found=to_hex(recomputed[iid]) if iid in recomputed else None))  # fmt: skip
     out.discrepancies.append(Discrepancy(
         "tampered_batch", f"the records of batch {t.chain_batch_id} do not rebuild its anchored root"
-        + ("" if changed else "; the stored commitments were rewritten too: provide the batch manifest "
-           "(LANDREG_MANIFEST_DIR or --manifests) to locate the record"),
+        + ("" if changed else "; the stored commitments (or the batch's audit-log checkpoint) were rewritten too: "
+           "provide the batch manifest (LANDREG_MANIFEST_DIR or --manifests) to locate the change"),
         t.chain_batch_id, expected=to_hex(t.root)))  # fmt: skip
     out.verified = max(0, len(recs) - max(1, len(changed)))
+
+
+def _one_other_leaf(db: Database, batch_id: int, known: list[bytes]) -> bytes | None:
+    """The single leaf of the batch's stored tree that is not in ``known``, if there is exactly one."""
+    with db.read() as s:
+        conn = s.connection()
+        blob = conn.exec_driver_sql(
+            "SELECT nodes FROM anchor_batches WHERE id = " + ("?" if conn.dialect.paramstyle == "qmark" else "%s"),
+            (batch_id,),
+        ).scalar()
+    try:
+        nodes = merkle.nodes_from_bytes(bytes(blob or b""))
+    except ValueError:
+        return None
+    rest = Counter(nodes[len(nodes) // 2 :])
+    rest.subtract(Counter(known))
+    left = [leaf for leaf, n in rest.items() for _ in range(n) if n > 0]
+    return left[0] if len(left) == 1 and all(n >= 0 for n in rest.values()) else None

@@ -20,7 +20,8 @@ Discrepancy kinds: ``pending`` (not yet anchored or confirmed: never called tamp
 ``missing_on_chain`` (the chain lacks a batch the database says was anchored: a node that lost
 state), ``tampered_record`` / ``tampered_batch`` / ``missing_record``, ``chain_reset`` (other
 chain id or genesis, no contract code, an anchoring block gone from the chain) and
-``manifest_mismatch``. Only ``pending`` leaves a run clean.
+``manifest_mismatch``; for the audit log, ``audit_log_altered`` and ``audit_log_truncated``
+(``audit_check``). Only ``pending`` leaves a run clean.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from hybrid_store.db.models import (
     Parcel,
     Reconciliation,
 )
-from migration_tools import batch_check
+from migration_tools import audit_check, batch_check
 from migration_tools.batch_check import Discrepancy
 
 if TYPE_CHECKING:  # the chain libraries load only once the hashing processes are at work
@@ -156,6 +157,8 @@ def _reconcile(
         # the node arrays are not needed here (the chain's root is the authority)
         batches = s.scalars(batch_stmt.options(defer(AnchorBatch.nodes), defer(AnchorBatch.parcel_nodes))).all()
         sizes = _batch_sizes(s, [b.id for b in batches])
+    audit_points = audit_check.checkpoints(db)
+    audit_markers = {p.batch_id: p.marker for p in audit_points}
     if deployment is None:
         result.chain = {"deployment": None}
         result.counts = {"batches": 0}
@@ -166,7 +169,8 @@ def _reconcile(
     roots = {b.id: b.root for b in batches}
     # every batch the chain may hold is checked, whatever the database's state column says; a rolled
     # back batch only if it re-anchored another (what it anchored proves that one's rollback)
-    tasks = [batch_check.BatchTask(b.id, b.chain_batch_id, sizes.get(b.id, 0), b.root, roots.get(b.supersedes_batch_id))
+    tasks = [batch_check.BatchTask(b.id, b.chain_batch_id, sizes.get(b.id, 0), b.root, roots.get(b.supersedes_batch_id),
+                                   audit_markers.get(b.id))
              for b in batches if b.superseded_at is None or b.supersedes_batch_id is not None]  # fmt: skip
     say(f"recomputing the {sum(t.records for t in tasks):,} records of {len(tasks)} batches from the database")
     checking = _check_async(db, tasks, manifest_dir, pool)
@@ -193,6 +197,10 @@ def _reconcile(
     lost: list[AnchorBatch] = []
     superseded: list[AnchorBatch] = []
     chain_roots: dict[int, bytes] = {}  # the chain's root of each batch it holds
+
+    def from_chain(b: AnchorBatch) -> None:
+        chain_roots[b.id] = chain.get_batch(b.chain_batch_id).root  # type: ignore[union-attr]
+
     say(f"checking {len(batches)} batches")
     for b in batches:
         on_chain = identity and b.chain_batch_id < on_chain_count
@@ -201,7 +209,7 @@ def _reconcile(
                 "pending", f"batch {b.chain_batch_id} is {b.state}: not yet at the confirmation depth",
                 b.chain_batch_id))  # fmt: skip
             if on_chain:  # its records are checked all the same: the chain decides, not the state column
-                chain_roots[b.id] = chain.get_batch(b.chain_batch_id).root
+                from_chain(b)
             continue
         if not identity:
             result.discrepancies.append(Discrepancy(
@@ -221,7 +229,7 @@ def _reconcile(
                 "the chain (a fork or a reset)", b.chain_batch_id, expected=b.block_hash,
                 found=chain.block_hash_at(b.block_number)))  # fmt: skip
             continue
-        chain_roots[b.id] = chain.get_batch(b.chain_batch_id).root
+        from_chain(b)
         if b.superseded_at is not None:
             counts["superseded_batches"] += 1
             superseded.append(b)  # rolled back: its records were revoked and anchored again in a later batch
@@ -231,6 +239,7 @@ def _reconcile(
     replaces = {b.id: b.supersedes_batch_id for b in batches if b.supersedes_batch_id is not None}
     rolled_back = {b.id for b in superseded}
     proven: set[int] = set()  # rolled-back batches whose re-anchoring batch's anchored marker names them
+    manifest_audit: dict[int, list[tuple[int, bytes]]] = {}  # audit heads each batch's manifest lists
     for outcome in checking():
         t = outcome.task
         if t.id not in chain_roots:
@@ -239,6 +248,8 @@ def _reconcile(
         truth = replace(t, root=chain_roots[t.id], prior_root=prior)
         if truth != t:  # the database's roots are not the chain's: check against the chain's
             (outcome,) = batch_check.check_group((_dir(manifest_dir), [truth]), db)
+        if outcome.manifest_audit is not None:
+            manifest_audit[t.id] = outcome.manifest_audit
         if outcome.marker_ok and replaces[t.id] != t.id:
             proven.add(replaces[t.id])
         if t.id in rolled_back:
@@ -255,6 +266,12 @@ def _reconcile(
                 d.message += " (but later batches are there: not a lost tail, a replaced chain)"
         lost = []
 
+    if stage_id is None:
+        on_chain_batches = {b.id: (b.chain_batch_id, chain_roots[b.id]) for b in batches if b.id in chain_roots}
+        say("checking the audit log's hash chain")
+        audit = audit_check.check(db, audit_points, on_chain_batches, manifest_audit)
+        counts.update(audit_entries=audit.entries, audit_anchored=audit.anchored, audit_pending=audit.pending)
+        result.discrepancies.extend(audit.discrepancies)
     result.counts = dict(counts)
     result.stages = _stage_lines(db, batches, sizes, verified_by_batch, result)
     result.timeline = _timeline(batches)

@@ -17,11 +17,12 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from hybrid_store import audit_log
 from hybrid_store.db.engine import Database
-from hybrid_store.db.models import ApiKey, AuditEntry
+from hybrid_store.db.models import ApiKey
 from hybrid_store.errors import LandregError, NotFound
 
 KEY_PREFIX = "lr"
@@ -85,12 +86,9 @@ def _digest(secret: str) -> bytes:
 
 
 def audit(session: Session, actor: Actor, action: str, target: str, **details: object) -> None:
-    """Record a write in the append-only audit log, inside the write's own transaction."""
-    session.connection().execute(
-        insert(AuditEntry.__table__),
-        {"actor": actor.label, "role": actor.role.value, "action": action, "target": target, "details": details,
-         "at": datetime.now(UTC)},
-    )  # fmt: skip
+    """Record a write in the append-only, hash-chained audit log, inside the write's own transaction."""
+    audit_log.append(session, actor=actor.label, role=actor.role.value, action=action, target=target,
+                     details=dict(details))  # fmt: skip
 
 
 def create_key(db: Database, *, role: Role, name: str, by: Actor) -> tuple[str, ApiKey]:

@@ -60,10 +60,7 @@ class BackgroundAnchorer:
             try:
                 chain = self.chain_factory()
                 deployment = attach_published(self.settings, self.db, chain)
-                a = self.settings.anchoring
-                anchorer = Anchorer(self.db, chain, deployment, batch_max_records=a.batch_max_records,
-                                    batch_max_age_s=a.batch_max_age_s, confirmations=self.settings.chain.confirmations,
-                                    manifest_dir=self.settings.manifests_dir)  # fmt: skip
+                anchorer = Anchorer.from_settings(self.db, chain, deployment, self.settings)
                 anchorer.run(
                     self.stop_event, keep_going=lambda: self.lock.still_held() and not self.lock.handover_requested()
                 )

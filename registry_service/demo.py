@@ -93,14 +93,7 @@ def run_demo(cfg: Settings, *, instruments: int, seed: int, fresh: bool, batch_s
         timings.load_s = time.perf_counter() - t
 
     t = time.perf_counter()
-    anchorer = Anchorer(
-        db,
-        chain,
-        deployment,
-        batch_max_records=batch_size,
-        confirmations=cfg.chain.confirmations,
-        manifest_dir=cfg.manifests_dir,
-    )
+    anchorer = Anchorer.from_settings(db, chain, deployment, cfg, batch_max_records=batch_size)
     with db.read() as s:
         pending = pending_count(s)
     with _progress() as bar:

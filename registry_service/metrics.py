@@ -16,8 +16,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from sqlalchemy import func, select
 
+from hybrid_store.anchoring import confirmed_records
 from hybrid_store.db.engine import Database
-from hybrid_store.db.models import AnchorBatch, BatchState, Instrument, OutboxEntry, TitleFlag
+from hybrid_store.db.models import AnchorBatch, Instrument, OutboxEntry, TitleFlag
 
 BATCH_BUCKETS = (1, 10, 50, 100, 500, 1000, 2500, 5000, 10_000, 50_000)
 
@@ -57,9 +58,7 @@ class _RegistryCollector:
             ).one()
             flags = s.execute(select(TitleFlag.kind, func.count()).group_by(TitleFlag.kind)).all()
             batches = s.execute(select(AnchorBatch.state, func.count()).group_by(AnchorBatch.state)).all()
-            confirmed = s.execute(
-                select(AnchorBatch.record_count, AnchorBatch.gas_used).where(AnchorBatch.state == BatchState.CONFIRMED)
-            ).all()
+            confirmed = confirmed_records(s)
         filings = GaugeMetricFamily("landreg_instruments", "recorded instruments", labels=["doc_type"])
         for doc_type, n in by_type:
             filings.add_metric([doc_type], n)

@@ -21,6 +21,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from hybrid_store.anchoring import confirmed_records, records_of_batches
 from hybrid_store.chain.client import RegistryChain
 from hybrid_store.core import bundle as bundles
 from hybrid_store.core.commitment import FIELDS
@@ -442,14 +443,11 @@ class Registry:
         with self.db.read() as s:
             pending = s.scalar(select(func.count()).select_from(OutboxEntry).where(OutboxEntry.batch_id.is_(None))) or 0
             oldest = s.scalar(select(func.min(OutboxEntry.enqueued_at)).where(OutboxEntry.batch_id.is_(None)))
-            anchored = s.scalar(
-                select(func.coalesce(func.sum(AnchorBatch.record_count), 0)).where(
-                    AnchorBatch.state == BatchState.CONFIRMED
-                )
-            )
+            anchored = sum(n for n, _ in confirmed_records(s))
             total = s.scalar(select(func.count()).select_from(Instrument)) or 0
             deployment = active_deployment(s)
             batches = s.scalars(select(AnchorBatch).order_by(AnchorBatch.id.desc()).limit(recent)).all()
+            records = records_of_batches(s, [b.id for b in batches])
             return schemas.StatusView(
                 pending_records=pending,
                 oldest_pending_age_s=(datetime.now(UTC) - oldest).total_seconds() if oldest else None,
@@ -462,7 +460,7 @@ class Registry:
                     schemas.BatchView(
                         chain_batch_id=b.chain_batch_id,
                         state=b.state,
-                        records=b.record_count,
+                        records=records.get(b.id, 0),
                         tokens=b.token_count,
                         tx_hash=b.tx_hash,
                         block_number=b.block_number,

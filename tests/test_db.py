@@ -329,12 +329,17 @@ def test_the_runtime_role_cannot_rewrite_history_and_truncate_is_refused_to_anyo
             "DELETE FROM commitments",
             "DELETE FROM audit_log",
             "ALTER TABLE audit_log ADD COLUMN x int",
+            "TRUNCATE audit_chain",
+            "DELETE FROM audit_chain",
+            "ALTER TABLE audit_chain DISABLE TRIGGER USER",
+            "UPDATE audit_checkpoints SET entries = 0",
+            "DELETE FROM audit_checkpoints",
         ):
             with pytest.raises(DBAPIError, match="permission denied|must be owner"), runtime.write() as s:
                 s.execute(text(statement))
         runtime.dispose()
         # the owner (here even a superuser) cannot TRUNCATE history either: the statement trigger fires
-        for table in ("audit_log", "instruments", "commitments", "anchor_batches"):
+        for table in ("audit_log", "audit_chain", "audit_checkpoints", "instruments", "commitments", "anchor_batches"):
             with pytest.raises(DBAPIError, match="TRUNCATE refused"), pg_db.write() as s:
                 s.execute(text(f"TRUNCATE {table} CASCADE"))
         with pg_db.read() as s:

@@ -371,6 +371,39 @@ class AuditEntry(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+class AuditLink(Base):
+    """An audit entry's place in the audit log's hash chain (``hybrid_store.audit_log``). Written
+    unplaced in the entry's own transaction (the queue of entries to chain); the anchoring worker
+    places it once (position, entry hash, checkpoint), and a placed link never changes."""
+
+    __tablename__ = "audit_chain"
+
+    entry_id: Mapped[int] = mapped_column(ForeignKey("audit_log.id"), primary_key=True)
+    position: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    entry_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    checkpoint_id: Mapped[int | None] = mapped_column(ForeignKey("audit_checkpoints.id"), index=True)
+
+    __table_args__ = (
+        Index("ix_audit_chain_unplaced", "entry_id", sqlite_where=text("position IS NULL"),
+              postgresql_where=text("position IS NULL")),
+    )  # fmt: skip
+
+
+class AuditCheckpoint(Base):
+    """The audit chain's head after its first ``entries`` entries, anchored as a marker leaf of
+    batch ``batch_id``; ``proof`` is that leaf's Merkle proof (sibling nodes, 32 bytes each), which
+    reconciliation checks against the chain's root, never trusting this row. Append-only."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    entries: Mapped[int] = mapped_column(BigInteger)
+    head: Mapped[bytes] = mapped_column(LargeBinary(32))
+    batch_id: Mapped[int] = mapped_column(ForeignKey("anchor_batches.id"), index=True)
+    proof: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+
+
 class IdempotencyRecord(Base):
     """The first response to a request sent with an ``Idempotency-Key``; retries get it again."""
 
@@ -440,13 +473,16 @@ class Counter(Base):
 
 APPEND_ONLY_TABLES = (
     "instruments", "instrument_parties", "instrument_parcels", "commitments", "title_flags", "audit_log",
+    "audit_checkpoints",
 )  # fmt: skip
 
 __all__ = [
     "APPEND_ONLY_TABLES",
     "AnchorBatch",
     "ApiKey",
+    "AuditCheckpoint",
     "AuditEntry",
+    "AuditLink",
     "Base",
     "BatchRecord",
     "BatchState",

@@ -13,10 +13,13 @@ import re
 from sqlalchemy import inspect, text
 
 from hybrid_store.db.engine import Database
+from hybrid_store.db.models import APPEND_ONLY_TABLES
 from hybrid_store.errors import ConfigurationError
 
 #: rows are never changed or deleted, by anyone (triggers) and certainly not by the service
-APPEND_ONLY = ("instruments", "instrument_parties", "instrument_parcels", "commitments", "title_flags", "audit_log")
+APPEND_ONLY = APPEND_ONLY_TABLES
+#: rows written once and then completed once (a trigger refuses any other change); never deleted
+PLACED_ONCE = ("audit_chain",)
 #: the schema version is the owner's business
 OWNER_ONLY = ("alembic_version",)
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -41,6 +44,8 @@ def grant_runtime(owner_db: Database, role: str) -> list[str]:
             statements.append(f'GRANT SELECT ON "{table}" TO "{role}"')
         elif table in APPEND_ONLY:
             statements.append(f'GRANT SELECT, INSERT ON "{table}" TO "{role}"')
+        elif table in PLACED_ONCE:
+            statements.append(f'GRANT SELECT, INSERT, UPDATE ON "{table}" TO "{role}"')
         else:
             statements.append(f'GRANT SELECT, INSERT, UPDATE, DELETE ON "{table}" TO "{role}"')
     statements.append(f'GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO "{role}"')

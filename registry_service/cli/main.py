@@ -215,15 +215,7 @@ def worker(
     cfg = settings()
     db = database(cfg)
     chain, deployment = chain_for(cfg, db)
-    anchorer = Anchorer(
-        db,
-        chain,
-        deployment,
-        batch_max_records=cfg.anchoring.batch_max_records,
-        batch_max_age_s=cfg.anchoring.batch_max_age_s,
-        confirmations=cfg.chain.confirmations,
-        manifest_dir=cfg.manifests_dir,
-    )
+    anchorer = Anchorer.from_settings(db, chain, deployment, cfg)
     from hybrid_store.worker_lock import WorkerLock
 
     lock = WorkerLock(db)
