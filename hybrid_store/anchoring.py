@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,22 +34,25 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from hybrid_store import audit_log, manifests
+from hybrid_store.batches import clear_hold, open_hold, records_of_batches, requeue_batch
 from hybrid_store.chain.client import Receipt, RegistryChain, SignedTx
 from hybrid_store.core import merkle
 from hybrid_store.crashpoints import crashpoint
 from hybrid_store.db.engine import Database, bulk_execute
 from hybrid_store.db.models import (
     AnchorBatch,
-    BatchRecord,
+    AnchoringHold,
     BatchState,
     ChainDeployment,
     Commitment,
+    FailureKind,
     Instrument,
     InstrumentParcel,
     OutboxEntry,
     Parcel,
 )
-from hybrid_store.errors import ChainError, ChainMismatch
+from hybrid_store.errors import ChainError, ChainMismatch, TransactionReverted
+from hybrid_store.txmgr import GWEI, FeePolicy, TxManager
 
 if TYPE_CHECKING:
     from hybrid_store.settings import Settings
@@ -150,6 +154,10 @@ class Anchorer:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         manifest_dir: Path | None = None,
         audit_max_age_s: float = 60.0,
+        fees: FeePolicy | None = None,
+        finality: str = "depth",
+        finality_depth: int = 64,
+        in_flight_timeout_s: float = 600.0,
     ):
         self.db = db
         self.chain = chain
@@ -162,16 +170,23 @@ class Anchorer:
         self.audit_max_age_s = audit_max_age_s
         self.confirmations = confirmations
         self.clock = clock
+        self.txm = TxManager(db, chain, fees)
+        self.finality = finality  # "tag": the node's finalized block; "depth": finality_depth blocks
+        self.finality_depth = finality_depth
+        self.in_flight_timeout_s = in_flight_timeout_s
 
     @classmethod
     def from_settings(cls, db: Database, chain: RegistryChain, deployment: ChainDeployment, settings: Settings,
                       **overrides: object) -> Anchorer:  # fmt: skip
         """The worker as configured (``overrides`` replace single settings, e.g. a demo's batch size)."""
-        a = settings.anchoring
+        a, c = settings.anchoring, settings.chain
+        finality = c.finality if c.finality != "auto" else ("tag" if c.backend == "rpc" else "depth")
         kw: dict[str, object] = {
             "batch_max_records": a.batch_max_records, "batch_max_age_s": a.batch_max_age_s,
-            "audit_max_age_s": a.audit_max_age_s, "confirmations": settings.chain.confirmations,
-            "manifest_dir": settings.manifests_dir,
+            "audit_max_age_s": a.audit_max_age_s, "confirmations": c.confirmations,
+            "manifest_dir": settings.manifests_dir, "finality": finality, "finality_depth": c.finality_depth,
+            "fees": FeePolicy(c.fee_bump_percent, int(c.fee_ceiling_gwei * GWEI), c.stuck_after_blocks),
+            "in_flight_timeout_s": max(c.receipt_timeout_s, 600.0),
         }  # fmt: skip
         kw.update(overrides)
         return cls(db, chain, deployment, **kw)  # type: ignore[arg-type]
@@ -193,15 +208,34 @@ class Anchorer:
             self._next_chain_batch_id(s)
 
     def drain(self, progress: Callable[[AnchoredBatch], None] | None = None) -> DrainSummary:
-        """Anchor everything pending now, in batches of ``batch_max_records``."""
+        """Anchor everything pending now, in batches of ``batch_max_records``, and wait until each is
+        mined. Raises ``AnchoringHeld`` if anchoring holds (paused, role, fees, a permanent failure)."""
         self.settle()
         self.check_consistency()
         summary = DrainSummary()
-        while (batch := self.step(force=True)) is not None:
+        while True:
+            self.wait_in_flight()
+            batch = self.step(force=True)
+            if batch is None:
+                self.wait_in_flight()
+                if (hold := self.holding()) is not None:
+                    raise AnchoringHeld(hold)
+                break
             summary.batches.append(batch)
             if progress:
                 progress(batch)
+        summary.batches = [self._summary_by_id(b.batch_id) for b in summary.batches]
         return summary
+
+    def wait_in_flight(self, poll_s: float | None = None) -> None:
+        """Settle until no batch waits to be mined (replacing stuck transactions meanwhile)."""
+        deadline = time.monotonic() + self.in_flight_timeout_s
+        poll = poll_s if poll_s is not None else max(0.02, getattr(self.chain, "poll_interval_s", 0.05))
+        while self._in_flight():
+            if time.monotonic() > deadline:
+                raise ChainError(f"batches still unmined after {self.in_flight_timeout_s:.0f} s: is the node mining?")
+            time.sleep(poll)
+            self.settle()
 
     def run(
         self, stop: threading.Event, idle_sleep_s: float = 0.1, keep_going: Callable[[], bool] = lambda: True
@@ -228,8 +262,24 @@ class Anchorer:
                 stop.wait(idle_sleep_s)
         log.info("anchoring worker stopped")
 
+    # --- holds ------------------------------------------------------------------------------------
+    def holding(self) -> AnchoringHold | None:
+        """The open hold that stops new batches, after clearing those whose cause is gone."""
+        with self.db.read() as s:
+            holds = s.scalars(select(AnchoringHold).where(AnchoringHold.cleared_at.is_(None))).all()
+        for h in holds:
+            gone = (h.kind == FailureKind.PAUSED and not self.chain.paused()) or (
+                h.kind == FailureKind.MISSING_ROLE and self.chain.registrar_holds_role()
+            )
+            if not gone:
+                return h  # (a fee hold still lets the batch in flight be replaced: settle clears it)
+            clear_hold(self.db, h.kind, "the worker: the cause is gone")
+            log.warning("anchoring resumes: the %s hold cleared itself", h.kind)
+        return None
+
     # --- settle -----------------------------------------------------------------------------------
     def settle(self) -> None:
+        self._recheck_until_final()
         with self.db.read() as s:
             in_flight = s.scalars(
                 select(AnchorBatch)
@@ -243,37 +293,84 @@ class Anchorer:
             else:
                 self._promote(batch)
 
+    def _in_flight(self) -> bool:
+        with self.db.read() as s:
+            return bool(s.scalar(select(func.count()).select_from(AnchorBatch).where(
+                AnchorBatch.deployment_id == self.deployment_id, AnchorBatch.state == BatchState.SIGNED)))  # fmt: skip
+
     def _settle_signed(self, batch: AnchorBatch) -> None:
-        receipt = self.chain.receipt(batch.tx_hash)
-        if receipt is None and not self.chain.transaction_known(batch.tx_hash):
+        outcome = self.txm.settle(batch.id)
+        receipt = outcome.receipt
+        if outcome.kind == "fee_ceiling":
+            open_hold(self.db, FailureKind.FEE_CEILING, f"batch {batch.chain_batch_id}: {outcome.detail}")
+            return
+        clear_hold(self.db, FailureKind.FEE_CEILING, "the worker: fees are within the ceiling again")
+        if outcome.kind == "nonce_taken":
             anchored_as = self.chain.batch_of_root(batch.root)
-            if anchored_as is not None:
-                receipt = self._find_anchoring_receipt(anchored_as)
-                log.warning(
-                    "batch %d was anchored by another transaction %s; adopting it",
-                    batch.id,
-                    receipt.tx_hash if receipt else "?",
-                )
-            elif self.chain.mined_nonce() <= batch.nonce:
-                log.info("re-sending batch %d (tx %s, nonce %d)", batch.id, batch.tx_hash, batch.nonce)
-                self.chain.broadcast(_stored_tx(batch))
-            else:
-                self._fail(batch.id, f"nonce {batch.nonce} was used by another transaction; not anchored")
+            receipt = self.chain.anchoring_receipt(anchored_as) if anchored_as is not None else None
+            if receipt is None:
+                self._fail(batch.id, f"{outcome.detail}; not anchored", FailureKind.NONCE_TAKEN)
                 return
+            log.warning("batch %d was anchored by another transaction %s; adopting it", batch.id, receipt.tx_hash)
         if receipt is None:
-            receipt = self.chain.wait_mined(batch.tx_hash)
+            return  # sent (or replaced); mined in a later step
         if receipt.status != 1:
-            self._fail(batch.id, self.chain.revert_reason(receipt))
+            self._reverted(batch, self.chain.revert_reason(receipt))
             return
         self._mark_mined(batch.id, receipt)
         crashpoint("anchor:mined")
         with self.db.read() as s:
             self._promote(s.get_one(AnchorBatch, batch.id))
 
-    def _find_anchoring_receipt(self, chain_batch_id: int) -> Receipt | None:
-        event = self.chain.contract.events.BatchAnchored()
-        logs = event.get_logs(argument_filters={"batchId": chain_batch_id}, from_block=0)
-        return self.chain.receipt("0x" + bytes(logs[0]["transactionHash"]).hex()) if logs else None
+    def _reverted(self, batch: AnchorBatch, reason: str) -> None:
+        kind = classify_revert(reason)
+        if kind == "adopt":  # the root is on chain already, anchored by another transaction
+            anchored_as = self.chain.batch_of_root(batch.root)
+            receipt = self.chain.anchoring_receipt(anchored_as) if anchored_as is not None else None
+            if receipt is not None and receipt.status == 1:
+                self._mark_mined(batch.id, receipt)
+                return
+            kind = FailureKind.PERMANENT
+        self._fail(batch.id, reason, kind)
+        if kind in (FailureKind.PAUSED, FailureKind.MISSING_ROLE, FailureKind.PERMANENT):
+            open_hold(self.db, kind, f"batch {batch.chain_batch_id} reverted: {reason}")
+
+    def _recheck_until_final(self) -> None:
+        """Confirmed batches are re-checked until final: a block that left the chain sends its batch
+        back to be settled again (its transaction found in the new chain, or re-sent). A reorg
+        replaces a suffix of the chain, so when the newest such batch's block is still there, all
+        older ones are too: one block lookup per step."""
+        base = (
+            select(AnchorBatch)
+            .where(AnchorBatch.deployment_id == self.deployment_id, AnchorBatch.state == BatchState.CONFIRMED,
+                   AnchorBatch.finalized_at.is_(None))
+            .order_by(AnchorBatch.chain_batch_id.desc())
+        )  # fmt: skip
+        with self.db.read() as s:
+            newest = s.scalars(base.limit(1)).first()
+        if newest is None:
+            return
+        if self.chain.block_hash_at(newest.block_number) != newest.block_hash:
+            with self.db.read() as s:
+                unfinal = s.scalars(base).all()
+            gone = []
+            for b in unfinal:
+                if self.chain.block_hash_at(b.block_number) == b.block_hash:
+                    break
+                gone.append(b.id)
+            log.warning("batches %s: their blocks left the canonical chain; settling them again", gone)
+            with self.db.write() as s:
+                s.execute(update(AnchorBatch).where(AnchorBatch.id.in_(gone)).values(
+                    state=BatchState.SIGNED, block_number=None, block_hash=None, mined_at=None, confirmed_at=None))  # fmt: skip
+        head = self.chain.head()
+        final_block = self.chain.finalized_block() if self.finality == "tag" else None
+        if final_block is None:
+            final_block = head - self.finality_depth + 1
+        with self.db.write() as s:
+            s.execute(update(AnchorBatch).where(
+                AnchorBatch.deployment_id == self.deployment_id, AnchorBatch.state == BatchState.CONFIRMED,
+                AnchorBatch.finalized_at.is_(None), AnchorBatch.block_number <= final_block,
+            ).values(finalized_at=self.clock()))  # fmt: skip
 
     def _promote(self, batch: AnchorBatch) -> None:
         assert batch.block_number is not None and batch.block_hash is not None
@@ -307,17 +404,11 @@ class Anchorer:
                 )
             )  # fmt: skip
 
-    def _fail(self, batch_id: int, reason: str) -> None:
+    def _fail(self, batch_id: int, reason: str, kind: str) -> None:
         """Mark a batch failed and give its records and parcel tokens back to the queue."""
-        log.error("batch %d failed: %s; its records go back to the queue", batch_id, reason)
+        log.error("batch %d failed (%s): %s; its records go back to the queue", batch_id, kind, reason)
         with self.db.write() as s:
-            s.execute(
-                update(AnchorBatch).where(AnchorBatch.id == batch_id).values(state=BatchState.FAILED, error=reason)
-            )
-            s.execute(update(OutboxEntry).where(OutboxEntry.batch_id == batch_id).values(batch_id=None))
-            s.execute(
-                update(Parcel).where(Parcel.token_batch_id == batch_id).values(token_id=None, token_batch_id=None)
-            )
+            requeue_batch(s, batch_id, reason, kind)
 
     # --- build ------------------------------------------------------------------------------------
     def build_and_send(self, *, force: bool = False) -> AnchorBatch | None:
@@ -325,7 +416,7 @@ class Anchorer:
         if batch is None:
             return None
         crashpoint("anchor:signed")
-        self.chain.broadcast(_stored_tx(batch))
+        self.chain.send(_stored_tx(batch))  # refused (underpriced, ...): settling replaces it
         crashpoint("anchor:sent")
         log.info("sent batch %d (chain batch %d, %d records, %d new parcel tokens) in %s", batch.id,
                  batch.chain_batch_id, batch.record_count, batch.token_count, batch.tx_hash)  # fmt: skip
@@ -335,14 +426,26 @@ class Anchorer:
         """Plan the next outbox batch (a read), sign its transaction (chain calls, outside any
         database transaction), then store batch, signed transaction and claims in one short write.
         Only one worker runs (see hybrid_store.worker_lock), so nothing claims the planned records
-        meanwhile; the write checks that anyway."""
+        meanwhile; the write checks that anyway. Nothing is built while a batch waits to be mined
+        or while anchoring holds."""
+        if self._in_flight() or self.holding() is not None:
+            return None
         with self.db.read() as s:
             plan = self._plan_outbox(s, force=force)
         if plan is None:
             return None
-        signed, first_token, parcel_tree = self.sign(plan)
+        try:
+            signed, first_token, parcel_tree, head = self.sign(plan)
+        except TransactionReverted as exc:  # the node's gas estimation ran it: it would revert
+            kind = classify_revert(exc.reason)
+            if kind == FailureKind.REPLAN:
+                raise ChainError(f"the batch id moved while planning ({exc.reason}); planning again") from None
+            open_hold(
+                self.db, kind if kind != "adopt" else FailureKind.PERMANENT, f"a new batch would revert: {exc.reason}"
+            )
+            return None
         with self.db.write() as s:
-            return self.store(s, plan, signed, first_token, parcel_tree)
+            return self.store(s, plan, signed, first_token, parcel_tree, head)
 
     def _plan_outbox(self, s: Session, *, force: bool) -> Plan | None:
         claimed = s.execute(
@@ -376,8 +479,9 @@ class Anchorer:
         return plan_batch(s, commitments, self._next_chain_batch_id(s), outbox_ids=[row.id for row in claimed],
                           audit=audit)  # fmt: skip
 
-    def sign(self, plan: Plan) -> tuple[SignedTx, int | None, merkle.StandardTree | None]:
-        """Sign the ``anchorBatch`` transaction of ``plan`` (token ids continue the contract's)."""
+    def sign(self, plan: Plan) -> tuple[SignedTx, int | None, merkle.StandardTree | None, int]:
+        """Sign the ``anchorBatch`` transaction of ``plan`` (token ids continue the contract's);
+        returns it with the chain's head at signing."""
         first_token = self.chain.next_token_id() if plan.new_parcels else None
         parcel_tree = None
         if plan.new_parcels:
@@ -385,15 +489,17 @@ class Anchorer:
             parcel_tree = merkle.StandardTree.of(
                 [(first_token + i, key) for i, (_, key) in enumerate(plan.new_parcels)], merkle.PARCEL_TOKEN_ENCODING
             )
+        head = self.chain.head()
         signed = self.chain.sign_anchor(
             plan.chain_batch_id, plan.nodes[0], len(plan.leaves), parcel_tree.root if parcel_tree else None,
-            len(plan.new_parcels), nonce=self.chain.pending_nonce(),
+            len(plan.new_parcels), nonce=self.chain.pending_nonce(), fees=self.txm.policy.first(self.chain.fee_quote()),
         )  # fmt: skip
-        return signed, first_token, parcel_tree
+        return signed, first_token, parcel_tree, head
 
     def store(
-        self, s: Session, plan: Plan, signed: SignedTx, first_token: int | None, parcel_tree: merkle.StandardTree | None
-    ) -> AnchorBatch:
+        self, s: Session, plan: Plan, signed: SignedTx, first_token: int | None, parcel_tree: merkle.StandardTree | None,
+        head: int | None = None,
+    ) -> AnchorBatch:  # fmt: skip
         """Write the batch, its signed transaction, its records' places, its parcel tokens and its
         manifest, inside the caller's transaction (nothing is sent yet)."""
         batch = AnchorBatch(
@@ -409,6 +515,7 @@ class Anchorer:
         s.add(batch)
         s.flush()
         conn = s.connection()
+        TxManager.store_first(conn, batch.id, signed, head, self.clock())
         size = len(plan.nodes)
         bulk_execute(
             conn,
@@ -445,30 +552,64 @@ class Anchorer:
             )  # fmt: skip
         return batch
 
+    def next_chain_batch_id(self, s: Session) -> int:
+        """The on-chain id the next batch gets; raises ``ChainMismatch`` when the contract and the
+        database disagree on what was anchored."""
+        return self._next_chain_batch_id(s)
+
     def _next_chain_batch_id(self, s: Session) -> int:
-        """The next on-chain batch id, which the database and the contract must agree on."""
-        known = (
-            s.scalar(
-                select(func.count())
-                .select_from(AnchorBatch)
-                .where(AnchorBatch.deployment_id == self.deployment_id)
-                .where(AnchorBatch.state != BatchState.FAILED)
-            )
-            or 0
-        )
+        """Every batch the database knows mined must be on chain, and the chain may hold no batch
+        the database does not know (a batch is stored before it is sent): the next id follows the
+        database's live batches."""
+        counts = dict(s.execute(
+            select(AnchorBatch.state, func.count()).where(AnchorBatch.deployment_id == self.deployment_id,
+                                                          AnchorBatch.state != BatchState.FAILED)
+            .group_by(AnchorBatch.state)).all())  # fmt: skip
+        live = sum(counts.values())
+        settled = live - counts.get(BatchState.SIGNED, 0)
         on_chain = self.chain.batch_count()
-        if on_chain != known:
+        if not settled <= on_chain <= live:
             raise ChainMismatch(
-                f"the contract holds {on_chain} batches but the database knows {known}: anchoring stops until "
-                "`landreg reconcile` explains the difference"
+                f"the contract holds {on_chain} batches but the database knows {settled} mined and {live} in all: "
+                "anchoring stops until `landreg reconcile` explains the difference"
             )
-        return known
+        return live
 
     def _summary(self, batch: AnchorBatch) -> AnchoredBatch:
+        return self._summary_by_id(batch.id)
+
+    def _summary_by_id(self, batch_id: int) -> AnchoredBatch:
         with self.db.read() as s:
-            b = s.get_one(AnchorBatch, batch.id)
+            b = s.get_one(AnchorBatch, batch_id)
             records = records_of_batches(s, [b.id]).get(b.id, 0)
             return AnchoredBatch(b.id, b.chain_batch_id, records, b.token_count, b.tx_hash, b.gas_used, b.state)
+
+
+class AnchoringHeld(ChainError):
+    """Anchoring holds: no new batch is built until the cause is gone (or an operator releases it)."""
+
+    def __init__(self, hold: AnchoringHold):
+        self.kind = hold.kind
+        super().__init__(f"anchoring holds ({hold.kind}) since {hold.since:%Y-%m-%d %H:%M:%S} UTC: {hold.reason}")
+
+    @property
+    def hint(self) -> str:  # type: ignore[override]
+        return {
+            FailureKind.PAUSED: "the contract is paused: `landreg chain unpause` (the pauser's key) resumes anchoring",
+            FailureKind.MISSING_ROLE: "grant the registrar role again: `landreg chain grant-registrar ADDRESS`",
+            FailureKind.FEE_CEILING: "wait for fees to fall, or raise LANDREG_CHAIN__FEE_CEILING_GWEI",
+        }.get(self.kind, "look at the reason, then `landreg chain release-hold permanent --reason ...`")
+
+
+def classify_revert(reason: str) -> str:
+    """What to do about a revert, from its decoded custom error (``client.decode_revert``)."""
+    name = reason.split("(", 1)[0].strip()
+    return {
+        "EnforcedPause": FailureKind.PAUSED,
+        "DeedRegistryUnexpectedBatchId": FailureKind.REPLAN,
+        "AccessControlUnauthorizedAccount": FailureKind.MISSING_ROLE,
+        "DeedRegistryRootAlreadyAnchored": "adopt",
+    }.get(name, FailureKind.PERMANENT)
 
 
 _ASSIGN_TOKENS = (
@@ -476,28 +617,6 @@ _ASSIGN_TOKENS = (
     .where(Parcel.__table__.c.id == bindparam("pid"))
     .values(token_id=bindparam("token"), token_batch_id=bindparam("batch"))
 )
-
-
-def records_of_batches(session: Session, batch_ids: Iterable[int]) -> dict[int, int]:
-    """Records (not leaves: marker leaves are no records) of each batch."""
-    ids = list(batch_ids)
-    if not ids:
-        return {}
-    rows = _select_in(session, select(BatchRecord.batch_id, func.count()).group_by(BatchRecord.batch_id),
-                      BatchRecord.batch_id, ids)  # fmt: skip
-    return {bid: n for bid, n in rows}
-
-
-def confirmed_records(session: Session) -> list[tuple[int, int | None]]:
-    """(records, gas used) of every confirmed batch."""
-    return [(n, gas) for n, gas in session.execute(
-        select(func.count(BatchRecord.instrument_id), AnchorBatch.gas_used)
-        .select_from(AnchorBatch).outerjoin(BatchRecord, BatchRecord.batch_id == AnchorBatch.id)
-        .where(AnchorBatch.state == BatchState.CONFIRMED).group_by(AnchorBatch.id, AnchorBatch.gas_used))]  # fmt: skip
-
-
-def pending_count(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(OutboxEntry).where(OutboxEntry.batch_id.is_(None))) or 0
 
 
 def _stored_tx(batch: AnchorBatch) -> SignedTx:

@@ -124,6 +124,8 @@ class AnchorVerdict:
     confirmations: int
     registry_version: int
     trust_version: int
+    moved: str = ""  # what a reorganisation moved since the bundle was made (the anchor still holds)
+    tx_hash: str = ""  # the transaction that anchors it on the chain now
 
 
 def verify_anchor(bundle: bundles.ProofBundle, chain: RegistryChain, trust: TrustRoot) -> AnchorVerdict:
@@ -163,20 +165,14 @@ def verify_anchor(bundle: bundles.ProofBundle, chain: RegistryChain, trust: Trus
         raise VerificationFailed(
             f"the code at {deployment.contract} has hash {code_hash}, but the trust root lists {deployment.code_hash}"
         )
+    # What a bundle names is the transaction that anchored it, and the batch: both survive a
+    # reorganisation (the worker sends the very same transaction again). Its block number does not:
+    # it only says where the transaction was when the bundle was made, so it is not relied on.
     receipt = chain.receipt(anchor.tx_hash)
-    if receipt is None:
-        raise VerificationFailed(f"the anchoring transaction {anchor.tx_hash} is not on this chain")
-    if receipt.status != 1:
-        raise VerificationFailed(f"the anchoring transaction {anchor.tx_hash} reverted")
-    if receipt.block_number != anchor.block_number:
-        raise VerificationFailed(
-            f"the anchoring transaction is in block {receipt.block_number}, not block {anchor.block_number}"
-        )
-    if not deployment.covers(receipt.block_number):
-        raise VerificationFailed(
-            f"the anchor is in block {receipt.block_number}, outside the range in which {deployment.contract} "
-            f"was the registry's contract ({deployment.describe_range()}, {trust.describe()})"
-        )
+    if receipt is None or receipt.status != 1:
+        what = "is not on this chain" if receipt is None else "reverted"
+        raise VerificationFailed(f"the anchoring transaction {anchor.tx_hash} {what}" + _anchored_elsewhere(
+            chain, tree.root, anchor, deployment.from_block))  # fmt: skip
     events = [
         e for e in chain.anchored_events(receipt) if e["batchId"] == anchor.batch_id and bytes(e["root"]) == tree.root
     ]
@@ -185,26 +181,54 @@ def verify_anchor(bundle: bundles.ProofBundle, chain: RegistryChain, trust: Trus
             f"transaction {anchor.tx_hash} did not anchor root {to_hex(tree.root)} as batch {anchor.batch_id} "
             f"of {deployment.contract}"
         )
-    try:
-        on_chain = chain.get_batch(anchor.batch_id)
-    except Exception:
-        raise VerificationFailed(f"the contract has no batch {anchor.batch_id}") from None
-    if on_chain.root != tree.root:
+    batch_id = anchor.batch_id
+    moved = ""
+    if receipt.block_number != anchor.block_number:
+        moved = (f"the anchoring transaction is now in block {receipt.block_number}, not {anchor.block_number} "
+                 "(a reorganisation moved it)")  # fmt: skip
+    if not deployment.covers(receipt.block_number):
         raise VerificationFailed(
-            f"batch {anchor.batch_id} on chain has root {to_hex(on_chain.root)}, not {to_hex(tree.root)}"
+            f"the anchor is in block {receipt.block_number}, outside the range in which {deployment.contract} "
+            f"was the registry's contract ({deployment.describe_range()}, {trust.describe()})"
         )
-    revoked = chain.revoked_at(anchor.batch_id, tree.leaf)
+    try:
+        on_chain = chain.get_batch(batch_id)
+    except Exception:
+        raise VerificationFailed(f"the contract has no batch {batch_id}") from None
+    if on_chain.root != tree.root:
+        raise VerificationFailed(f"batch {batch_id} on chain has root {to_hex(on_chain.root)}, not {to_hex(tree.root)}")
+    revoked = chain.revoked_at(batch_id, tree.leaf)
     if revoked:
         raise VerificationFailed(f"the record was revoked (superseded) at block {revoked}")
-    if not chain.verify_commitment(anchor.batch_id, list(tree.proof), bundle.commitment):
+    if not chain.verify_commitment(batch_id, list(tree.proof), bundle.commitment):
         raise VerificationFailed("the contract's MerkleProof rejects the proof")
+    if receipt.block_number != anchor.block_number and not moved:
+        moved = f"the anchoring transaction is now in block {receipt.block_number}, not {anchor.block_number}"
     return AnchorVerdict(
         chain_id=anchor.chain_id,
         contract=deployment.contract,
-        batch_id=anchor.batch_id,
+        batch_id=batch_id,
         block_number=receipt.block_number,
         block_time=chain.block_timestamp(receipt.block_number),
         confirmations=chain.confirmations(receipt.block_number, receipt.block_hash),
         registry_version=deployment.registry_version,
         trust_version=trust.version,
+        moved=moved,
+        tx_hash=receipt.tx_hash,
+    )
+
+
+def _anchored_elsewhere(chain: RegistryChain, root: bytes, anchor: bundles.Anchor, from_block: int) -> str:
+    """A hint when the contract holds the root under another transaction (the batch was anchored
+    again after a reorganisation replaced its transaction): the bundle is stale, not the record."""
+    try:
+        batch_id = chain.batch_of_root(root)
+        found = chain.anchoring_receipt(batch_id, from_block) if batch_id is not None else None
+    except Exception:  # noqa: BLE001 - only a hint
+        return ""
+    if found is None or found.tx_hash == anchor.tx_hash:
+        return ""
+    return (
+        f"; the contract holds this root as batch {batch_id}, anchored by transaction {found.tx_hash}: the "
+        "bundle predates a reorganisation, fetch a fresh one"
     )

@@ -27,6 +27,11 @@ ANVIL_DEV_KEYS = {"registrar": ANVIL_DEV_KEY_0, "admin": ANVIL_DEV_KEY_1, "pause
 CHAIN_ROLES = ("registrar", "admin", "pauser")
 
 
+#: the default confirmation depth on a real network: about 2.5 minutes of Ethereum blocks, past
+#: nearly every reorganisation seen since the merge (finality, two epochs, comes later still)
+REAL_NETWORK_CONFIRMATIONS = 12
+
+
 class ChainSettings(BaseModel):
     #: ``anvil``: the managed local node; ``eth-tester``: in-process py-evm (tests);
     #: ``rpc``: any JSON-RPC node at ``rpc_url``.
@@ -37,8 +42,21 @@ class ChainSettings(BaseModel):
     anvil_binary: Path | None = None
     #: how often the managed anvil dumps its state to disk (a SIGKILL loses at most this much)
     anvil_state_interval_s: int = Field(default=2, ge=1)
-    #: blocks on top of the anchoring block (itself included) before a batch counts as anchored
-    confirmations: int = Field(default=1, ge=1, le=1000)
+    #: blocks on top of the anchoring block (itself included) before a batch counts as anchored;
+    #: default 1 on the local backends, 12 on a real network (``rpc``)
+    confirmations: int = Field(default=0, ge=0, le=1000)
+    #: when an anchored batch is final (no longer re-checked for a reorganisation): ``tag`` is the
+    #: node's ``finalized`` block, ``depth`` is ``finality_depth`` blocks on top; ``auto`` takes the
+    #: tag on a real network whose node reports one, and the depth on anvil (whose ``finalized``
+    #: is only its head minus 64) and eth-tester (whose ``finalized`` is its head)
+    finality: Literal["auto", "tag", "depth"] = "auto"
+    finality_depth: int = Field(default=64, ge=1, le=100_000)
+    #: fees: a replacement raises both fee fields by at least this much (nodes refuse less than 10 %)
+    fee_bump_percent: int = Field(default=20, ge=10, le=500)
+    #: never pay more than this per gas, in gwei (a stuck transaction then waits, with a hold)
+    fee_ceiling_gwei: float = Field(default=500.0, gt=0)
+    #: an attempt unmined for this many blocks is replaced even if its fee cap covers the base fee
+    stuck_after_blocks: int = Field(default=5, ge=1, le=10_000)
     #: the registrar key (hot: the anchoring worker signs with it): a raw hex key (development)
     #: or an encrypted keystore (eth-keyfile)
     registrar_key: SecretStr | None = None
@@ -64,6 +82,8 @@ class ChainSettings(BaseModel):
     def _rpc_needs_url(self) -> ChainSettings:
         if self.backend == "rpc" and not self.rpc_url:
             raise ValueError("chain.backend=rpc needs LANDREG_CHAIN__RPC_URL")
+        if self.confirmations == 0:  # not set: a documented default per kind of chain
+            self.confirmations = REAL_NETWORK_CONFIRMATIONS if self.backend == "rpc" else 1
         return self
 
 

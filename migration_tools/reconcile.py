@@ -17,8 +17,8 @@ counts only where the two roots are the same, and a batch whose database root di
 again against the chain's. Memory grows with the batch size, not with the book.
 
 Discrepancy kinds: ``pending`` (not yet anchored or confirmed: never called tampering),
-``missing_on_chain`` (the chain lacks a batch the database says was anchored: a node that lost
-state), ``tampered_record`` / ``tampered_batch`` / ``missing_record``, ``chain_reset`` (other
+``missing_on_chain`` (the chain lacks a final batch the database says was anchored: a node that
+lost state; a batch not yet final that a reorganisation took is pending: the worker re-sends it), ``tampered_record`` / ``tampered_batch`` / ``missing_record``, ``chain_reset`` (other
 chain id or genesis, no contract code, an anchoring block gone from the chain) and
 ``manifest_mismatch``; for the audit log, ``audit_log_altered`` and ``audit_log_truncated``
 (``audit_check``). Only ``pending`` leaves a run clean.
@@ -39,20 +39,21 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, defer
 
 from hybrid_store import hashing_pool
+from hybrid_store.batches import requeue_batch
 from hybrid_store.committing import ids_clause, ids_param
 from hybrid_store.db.engine import Database
 from hybrid_store.db.models import (
     AnchorBatch,
-    BatchRecord,
     BatchState,
     ChainDeployment,
     Commitment,
+    FailureKind,
     Instrument,
     MigrationStage,
     OutboxEntry,
-    Parcel,
     Reconciliation,
 )
+from hybrid_store.errors import ChainUnavailable
 from migration_tools import audit_check, batch_check
 from migration_tools.batch_check import Discrepancy
 
@@ -216,6 +217,11 @@ def _reconcile(
                 "chain_reset", f"batch {b.chain_batch_id} cannot be found: the chain was reset or replaced",
                 b.chain_batch_id))  # fmt: skip
             continue
+        if not on_chain and b.finalized_at is None:  # a reorganisation took it before it was final
+            result.discrepancies.append(Discrepancy(
+                "pending", f"batch {b.chain_batch_id} is not on chain: its block was reorganised away before it was "
+                "final; the anchoring worker sends its transaction again", b.chain_batch_id))  # fmt: skip
+            continue
         if not on_chain:
             lost.append(b)
             result.discrepancies.append(Discrepancy(
@@ -224,6 +230,12 @@ def _reconcile(
                 "it from its saved state, then `landreg reconcile --heal` re-anchors them)", b.chain_batch_id))  # fmt: skip
             continue
         if b.block_number is not None and b.block_hash and chain.block_hash_at(b.block_number) != b.block_hash:
+            if b.finalized_at is None:  # not final: the batch is on chain, in another block than recorded
+                result.discrepancies.append(Discrepancy(
+                    "pending", f"batch {b.chain_batch_id} moved to another block in a reorganisation before it was "
+                    "final; the anchoring worker records its new block", b.chain_batch_id))  # fmt: skip
+                from_chain(b)
+                continue
             result.discrepancies.append(Discrepancy(
                 "chain_reset", f"the block that anchored batch {b.chain_batch_id} ({b.block_number}) is no longer on "
                 "the chain (a fork or a reset)", b.chain_batch_id, expected=b.block_hash,
@@ -315,9 +327,10 @@ def _chain_identity(chain: RegistryChain, deployment: ChainDeployment, result: R
     try:
         chain_id = chain.chain_id
         genesis = chain.genesis_hash()
+    except ChainUnavailable:
+        raise  # unreachable is not reset: nothing can be concluded, and the caller says so
     except Exception as exc:
-        result.discrepancies.append(Discrepancy("chain_reset", f"cannot read the chain: {exc}"))
-        return False
+        raise ChainUnavailable(f"cannot read the chain from {chain.description}: {exc}") from None
     problems = []
     if chain_id != deployment.chain_id:
         problems.append(f"the node is chain {chain_id}, the registry anchored to chain {deployment.chain_id}")
@@ -411,17 +424,8 @@ def _heal(db: Database, lost: list[AnchorBatch]) -> dict[str, int]:
     requeued = 0
     with db.write() as s:
         for b in lost:
-            ids = list(s.scalars(select(BatchRecord.instrument_id).where(BatchRecord.batch_id == b.id)))
-            s.execute(update(AnchorBatch).where(AnchorBatch.id == b.id).values(
-                state=BatchState.FAILED, error="lost: absent on chain (the node lost state); re-queued by reconcile --heal"))  # fmt: skip
-            s.execute(update(Parcel).where(Parcel.token_batch_id == b.id).values(token_id=None, token_batch_id=None))
-            s.execute(update(OutboxEntry).where(OutboxEntry.batch_id == b.id).values(batch_id=None))
-            queued = set(s.scalars(select(OutboxEntry.instrument_id).where(OutboxEntry.instrument_id.in_(ids))))
-            fresh = [i for i in ids if i not in queued]
-            if fresh:
-                now = datetime.now(UTC)
-                s.execute(OutboxEntry.__table__.insert(), [{"instrument_id": i, "enqueued_at": now} for i in fresh])
-            requeued += len(ids)
+            requeued += requeue_batch(s, b.id, "lost: absent on chain (the node lost state); re-queued by reconcile "
+                                      "--heal", FailureKind.LOST)  # fmt: skip
     return {"batches": len(lost), "records": requeued}
 
 

@@ -282,10 +282,14 @@ class StageRunner:
         outbox_max_age_s: float = 2.0,
         workers: int = 2,
         progress: Callable[[int, int], None] | None = None,
+        anchorer: Anchorer | None = None,
     ):
+        """``anchorer`` is the worker as configured (``Anchorer.from_settings``); without one, a worker
+        of the other arguments and the defaults is made."""
         self.db = db
-        self.anchorer = Anchorer(db, chain, deployment, confirmations=confirmations, manifest_dir=manifest_dir,
-                                 batch_max_records=outbox_batch_records, batch_max_age_s=outbox_max_age_s)  # fmt: skip
+        self.anchorer = anchorer or Anchorer(
+            db, chain, deployment, confirmations=confirmations, manifest_dir=manifest_dir,
+            batch_max_records=outbox_batch_records, batch_max_age_s=outbox_max_age_s)  # fmt: skip
         self.workers = workers
         self.progress = progress
 
@@ -348,9 +352,9 @@ class StageRunner:
                 if batch is None:
                     continue
                 crashpoint("migrate:stored")
-                a.chain.broadcast(_stored_tx(batch))
+                a.chain.send(_stored_tx(batch))  # refused (underpriced, ...): settling replaces it
                 crashpoint("migrate:sent")
-                a.settle()
+                a.wait_in_flight()
                 report.records += batch.record_count
                 report.batches += 1
                 report.batch_ids.append(batch.chain_batch_id)
@@ -405,10 +409,10 @@ class StageRunner:
             made = commit_pending(s, fresh, heads, enqueue=False,
                                   hasher=lambda chunk: [hashes[p.instrument_id] for p in chunk])  # fmt: skip
             numbers = {p.instrument_id: p.number for p in fresh}
-            plan = plan_batch(s, {iid: (numbers[iid], value) for iid, value in made}, a._next_chain_batch_id(s),
+            plan = plan_batch(s, {iid: (numbers[iid], value) for iid, value in made}, a.next_chain_batch_id(s),
                               parcel_ids={pid for p in fresh for pid in p.parcel_ids}, stage_id=stage_id)  # fmt: skip
-            signed, first_token, parcel_tree = a.sign(plan)
-            batch = a.store(s, plan, signed, first_token, parcel_tree)
+            signed, first_token, parcel_tree, head = a.sign(plan)
+            batch = a.store(s, plan, signed, first_token, parcel_tree, head)
             crashpoint("migrate:building")
             s.execute(
                 update(MigrationStage)
@@ -537,7 +541,7 @@ class RollbackReport:
 
 def rollback_stage(
     db: Database, chain: RegistryChain, deployment: ChainDeployment, name: str, *, confirmations: int = 1,
-    manifest_dir: Any = None, batch_ids: Iterable[int] | None = None,
+    manifest_dir: Any = None, batch_ids: Iterable[int] | None = None, anchorer: Anchorer | None = None,
 ) -> RollbackReport:  # fmt: skip
     """Roll back a stage (or some of its batches) without deleting anything: each batch's records
     are revoked on chain and the batch marked superseded, then the records are anchored again in a
@@ -546,7 +550,7 @@ def rollback_stage(
     is stored with its signed transaction before it is sent."""
     lock = WorkerLock(db)
     _take_lock(lock)
-    anchorer = Anchorer(db, chain, deployment, confirmations=confirmations, manifest_dir=manifest_dir)
+    anchorer = anchorer or Anchorer(db, chain, deployment, confirmations=confirmations, manifest_dir=manifest_dir)
     report = RollbackReport(stage=name)
     try:
         anchorer.settle()
@@ -574,17 +578,17 @@ def rollback_stage(
             marker = commitments.rollback_marker(old.root)
             with db.write() as s:
                 commitments_by_id = {iid: (number, c) for _, iid, number, c in members}
-                plan = plan_batch(s, commitments_by_id, anchorer._next_chain_batch_id(s), stage_id=stage_id,
+                plan = plan_batch(s, commitments_by_id, anchorer.next_chain_batch_id(s), stage_id=stage_id,
                                   supersedes_batch_id=old.id, extra=[(marker, f"{SUPERSEDES}{old.chain_batch_id}")])  # fmt: skip
-                signed, first_token, parcel_tree = anchorer.sign(plan)
-                new = anchorer.store(s, plan, signed, first_token, parcel_tree)
+                signed, first_token, parcel_tree, head = anchorer.sign(plan)
+                new = anchorer.store(s, plan, signed, first_token, parcel_tree, head)
                 s.execute(update(AnchorBatch).where(AnchorBatch.id == old.id).values(superseded_at=datetime.now(UTC)))
                 s.execute(
                     update(MigrationStage).where(MigrationStage.id == stage_id)
                     .values(state="anchored", reconciled_clean=None, reconciled_at=None)
                 )  # fmt: skip
-            chain.broadcast(_stored_tx(new))
-            anchorer.settle()
+            chain.send(_stored_tx(new))
+            anchorer.wait_in_flight()
             report.batches.append(old.chain_batch_id)
             report.replacements.append(new.chain_batch_id)
             report.records += len(members)

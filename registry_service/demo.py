@@ -22,7 +22,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy import func, select
 
-from hybrid_store.anchoring import Anchorer, pending_count
+from hybrid_store.anchoring import Anchorer
+from hybrid_store.batches import pending_count
 from hybrid_store.chain.anvil import ManagedAnvil
 from hybrid_store.db.models import AnchorBatch, BatchState, Instrument, InstrumentParcel, Parcel
 from hybrid_store.proofs import export_bundle

@@ -16,9 +16,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from sqlalchemy import func, select
 
-from hybrid_store.anchoring import confirmed_records
+from hybrid_store.batches import confirmed_records, open_holds
 from hybrid_store.db.engine import Database
-from hybrid_store.db.models import AnchorBatch, Instrument, OutboxEntry, TitleFlag
+from hybrid_store.db.models import AnchorBatch, FailureKind, Instrument, OutboxEntry, TitleFlag
 
 BATCH_BUCKETS = (1, 10, 50, 100, 500, 1000, 2500, 5000, 10_000, 50_000)
 
@@ -59,6 +59,9 @@ class _RegistryCollector:
             flags = s.execute(select(TitleFlag.kind, func.count()).group_by(TitleFlag.kind)).all()
             batches = s.execute(select(AnchorBatch.state, func.count()).group_by(AnchorBatch.state)).all()
             confirmed = confirmed_records(s)
+            holds = {h.kind for h in open_holds(s)}
+            failures = s.execute(select(AnchorBatch.error_kind, func.count()).where(AnchorBatch.state == "failed")
+                                 .group_by(AnchorBatch.error_kind)).all()  # fmt: skip
         filings = GaugeMetricFamily("landreg_instruments", "recorded instruments", labels=["doc_type"])
         for doc_type, n in by_type:
             filings.add_metric([doc_type], n)
@@ -79,6 +82,14 @@ class _RegistryCollector:
         yield _histogram(
             "landreg_batch_records", "records per confirmed batch", [r for r, _ in confirmed], BATCH_BUCKETS
         )
+        held = GaugeMetricFamily("landreg_anchoring_held", "1 while anchoring holds, by cause", labels=["kind"])
+        for kind in (FailureKind.PAUSED, FailureKind.MISSING_ROLE, FailureKind.FEE_CEILING, FailureKind.PERMANENT):
+            held.add_metric([kind], 1 if kind in holds else 0)
+        yield held
+        failed = GaugeMetricFamily("landreg_failed_batches", "failed batches by cause", labels=["kind"])
+        for kind, n in failures:
+            failed.add_metric([kind or "unknown"], n)
+        yield failed
         gas = [g for _, g in confirmed if g is not None]
         yield GaugeMetricFamily("landreg_anchoring_gas", "gas used by confirmed batches", value=sum(gas))
 

@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from hybrid_store.anchoring import confirmed_records, records_of_batches
+from hybrid_store.batches import confirmed_records, open_holds, records_of_batches
 from hybrid_store.chain.client import RegistryChain
 from hybrid_store.core import bundle as bundles
 from hybrid_store.core.commitment import FIELDS
@@ -456,6 +456,11 @@ class Registry:
                 chain_id=deployment.chain_id if deployment else None,
                 contract=deployment.contract_address if deployment else None,
                 confirmations_required=self.settings.chain.confirmations,
+                holds=[schemas.HoldView(kind=h.kind, reason=h.reason, since=h.since) for h in open_holds(s)],
+                failed_batches=s.scalar(
+                    select(func.count()).select_from(AnchorBatch).where(AnchorBatch.state == BatchState.FAILED)
+                )
+                or 0,  # fmt: skip
                 recent_batches=[
                     schemas.BatchView(
                         chain_batch_id=b.chain_batch_id,
@@ -467,6 +472,8 @@ class Registry:
                         gas_used=b.gas_used,
                         created_at=b.created_at,
                         confirmed_at=b.confirmed_at,
+                        final=b.finalized_at is not None,
+                        error=b.error,
                     )  # fmt: skip
                     for b in batches
                 ],

@@ -191,6 +191,14 @@ class BatchView(BaseModel):
     gas_used: int | None
     created_at: datetime
     confirmed_at: datetime | None
+    final: bool = False
+    error: str | None = None
+
+
+class HoldView(BaseModel):
+    kind: str = Field(description="paused, missing_role, fee_ceiling or permanent")
+    reason: str
+    since: datetime
 
 
 class StatusView(BaseModel):
@@ -202,6 +210,8 @@ class StatusView(BaseModel):
     contract: str | None
     confirmations_required: int
     recent_batches: list[BatchView]
+    holds: list[HoldView] = Field(default_factory=list, description="why anchoring waits (filing goes on)")
+    failed_batches: int = Field(0, description="batches that failed (their records were queued again)")
 
 
 class StageView(BaseModel):

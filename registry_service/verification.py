@@ -18,9 +18,9 @@ from hybrid_store.core import bundle as bundles
 from hybrid_store.core.commitment import SCHEME
 from hybrid_store.core.hashing import to_hex
 from hybrid_store.core.trust import TrustRoot
-from hybrid_store.errors import ChainError, MalformedBundle, VerificationFailed
+from hybrid_store.errors import ChainError, ChainUnavailable, MalformedBundle, VerificationFailed
 
-VALID, INVALID, UNCHECKED = "valid", "invalid", "unchecked"
+VALID, INVALID, UNCHECKED, UNAVAILABLE = "valid", "invalid", "unchecked", "unavailable"
 
 
 @dataclass(frozen=True)
@@ -31,10 +31,13 @@ class Verdict:
     checked_on_chain: bool = False
     details: dict[str, Any] = field(default_factory=dict)
     unchecked: bool = False  # the math holds, but the anchor was not checked against a trust root
+    unavailable: bool = False  # the node did not answer: nothing was concluded about the anchor
 
     @property
     def status(self) -> str:
-        return VALID if self.valid else (UNCHECKED if self.unchecked else INVALID)
+        if self.valid:
+            return VALID
+        return UNCHECKED if self.unchecked else UNAVAILABLE if self.unavailable else INVALID
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -107,9 +110,14 @@ def verify_document(
         on_chain = verify_anchor(bundle, chain, trust)
     except VerificationFailed as exc:
         return Verdict(False, str(exc), summary=what, checked_on_chain=True, details=details)
+    except ChainUnavailable as exc:
+        return Verdict(False, f"UNAVAILABLE: the node did not answer, so the anchor was not checked: {exc}",
+                       summary=what, details=details, unavailable=True)  # fmt: skip
     except ChainError as exc:
         return Verdict(False, f"cannot check the anchor: {exc}", summary=what, details=details)
     details["confirmations"] = on_chain.confirmations
+    if on_chain.moved:
+        details["moved"] = on_chain.moved
     details["anchorTime"] = on_chain.block_time
     details["trustRoot"] = {"version": trust.version, "registry": trust.registry_name,
                             "registryVersion": on_chain.registry_version}  # fmt: skip
@@ -117,9 +125,10 @@ def verify_document(
     return Verdict(
         True,
         f"the record's proof verifies and its root is anchored in {trust.registry_name}'s registry and not revoked",
-        summary=f"{what} is anchored as batch {a.batch_id} of {a.contract} on chain {a.chain_id} "
-        f"(tx {a.tx_hash}, block {a.block_number}, {on_chain.confirmations} confirmation{plural}); not revoked; "
-        f"pinned to trust root v{trust.version} of {trust.registry_name}",
+        summary=f"{what} is anchored as batch {on_chain.batch_id} of {a.contract} on chain {a.chain_id} "
+        f"(tx {on_chain.tx_hash}, block {on_chain.block_number}, {on_chain.confirmations} confirmation{plural}); "
+        f"not revoked; pinned to trust root v{trust.version} of {trust.registry_name}"
+        + (f" (note: {on_chain.moved})" if on_chain.moved else ""),
         checked_on_chain=True,
         details=details,
     )
@@ -187,7 +196,8 @@ def verify_receipt(
         return Verdict(False, "the receipt's signature does not match it (altered, or signed by another key)")
     verdict = verify_document(bundle_document, rpc_url, chain=chain, trust=trust)
     if not verdict.valid:
-        return Verdict(False, f"the receipt's record does not verify: {verdict.reason}", unchecked=verdict.unchecked)
+        return Verdict(False, f"the receipt's record does not verify: {verdict.reason}", unchecked=verdict.unchecked,
+                       unavailable=verdict.unavailable)  # fmt: skip
     if verdict.details["commitment"] != receipt.get("commitment"):
         return Verdict(False, "the receipt's commitment is not the bundle's: they are about different records")
     bundle = bundles.parse(bundle_document)

@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from hybrid_store.anchoring import Anchorer, pending_count
+from hybrid_store.anchoring import Anchorer
+from hybrid_store.batches import pending_count
 from hybrid_store.chain.connect import eth_tester_chain
 from hybrid_store.db.models import AnchorBatch, BatchRecord, BatchState, OutboxEntry, Parcel
 from hybrid_store.deployment import attach, check_deployment

@@ -118,16 +118,29 @@ def test_the_untouched_bundle_verifies_offline_and_on_chain(anchored):
 
 
 def test_changing_any_single_byte_fails_verification(anchored):
-    """Exhaustive: every position, one replacement each (XOR 1, which keeps most bytes printable)."""
+    """Exhaustive: every position, one replacement each (XOR 1, which keeps most bytes printable).
+    The one exception is by design: the anchor's block number only says where the transaction was
+    when the bundle was made (a reorganisation may move it), so another number verifies, and the
+    verdict says the transaction is elsewhere."""
     raw, chain, trust = anchored
     passed = [i for i in range(len(raw)) if verdict_of(raw[:i] + bytes([raw[i] ^ 1]) + raw[i + 1 :], chain, trust)]
-    assert passed == [], [raw[max(0, i - 20) : i + 20] for i in passed]
+    digits = block_number_digits(raw)
+    assert set(passed) <= set(digits), [raw[max(0, i - 20) : i + 20] for i in passed if i not in digits]
+    for i in passed:
+        moved = verify_document(json.loads(raw[:i] + bytes([raw[i] ^ 1]) + raw[i + 1 :]), chain=chain, trust=trust)
+        assert "now in block" in moved.summary
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())
 def test_random_byte_replacements_fail_verification(anchored, data):
     raw, chain, trust = anchored
-    i = data.draw(st.integers(0, len(raw) - 1))
+    i = data.draw(st.integers(0, len(raw) - 1).filter(lambda k: k not in block_number_digits(raw)))
     b = data.draw(st.integers(0, 255).filter(lambda x: x != raw[i]))
     assert not verdict_of(raw[:i] + bytes([b]) + raw[i + 1 :], chain, trust)
+
+
+def block_number_digits(raw: bytes) -> range:
+    """Where the anchor's block number is written (not relied on: see the exhaustive test)."""
+    number = raw.index(b'"blockNumber":') + len(b'"blockNumber":')
+    return range(number, number + len(str(json.loads(raw)["anchor"]["blockNumber"])))

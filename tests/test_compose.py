@@ -86,3 +86,14 @@ def test_the_chain_container_persists_state_like_the_managed_node():
     assert "--state" in chain["command"] and "--state-interval" in chain["command"]
     anvil_version = json.loads((REPO / "package.json").read_text())["dependencies"]["@foundry-rs/anvil"]
     assert chain["image"].endswith(":v" + anvil_version)
+
+
+def test_keys_session_secret_and_manifests_live_on_volumes():
+    c = compose()
+    env = c["x-landreg-env"]
+    mounts = {name: {m.split(":")[1] for m in c["services"][name]["volumes"]} for name in ("api", "worker")}
+    assert env["LANDREG_HOME"] in mounts["api"] & mounts["worker"]  # keys/ (receipt key, session secret)
+    assert env["LANDREG_MANIFEST_DIR"] in mounts["worker"]
+    ro = [m for m in c["services"]["api"]["volumes"] if env["LANDREG_MANIFEST_DIR"] in m]
+    assert ro and ro[0].endswith(":ro")  # only the worker writes manifests
+    assert {"landreg-home", "manifests", "pgdata", "chaindata"} <= set(c["volumes"])

@@ -7,19 +7,17 @@ is clean)."""
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +27,8 @@ from sqlalchemy import text
 
 from hybrid_store.db.engine import Database
 from tests.conftest import PASSPHRASE_ENV, _pg_problem, deed, free_port
+from tests.processes import Server, wait_until
+from tests.processes import landreg as run_landreg
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
@@ -40,20 +40,7 @@ BATCH_MAX_AGE_S = "0.3"
 
 # --- processes ------------------------------------------------------------------------------------
 def landreg(env: dict[str, str], *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "registry_service.cli.main", *args], env=env, capture_output=True,
-                          text=True, timeout=timeout)  # fmt: skip
-    if check:
-        assert done.returncode == 0, f"landreg {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
-    return done
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(interval)
-    return condition()
+    return run_landreg(env, *args, check=check, timeout=timeout)
 
 
 class PrivatePostgres:
@@ -106,67 +93,6 @@ class PrivatePostgres:
     def log(self, tail: int = 4000) -> str:
         path = self.dir / "log"
         return path.read_text(errors="replace")[-tail:] if path.exists() else "(no server log)"
-
-
-class Server:
-    """`landreg serve --port P`: one process, the anchoring worker inside it."""
-
-    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
-        self.env = env
-        self.log_dir = log_dir
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
-        self.starts = 0
-
-    def start(self) -> None:
-        self.starts += 1
-        out = open(self.log_dir / f"serve-{self.starts}.log", "wb")  # noqa: SIM115 - the child writes it
-        self.proc = subprocess.Popen([sys.executable, "-m", "registry_service.cli.main", "serve", "--port",
-                                      str(self.port)], env=self.env, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
-        out.close()
-        assert wait_until(self.ready, 90, 0.2), f"the server did not become ready:\n{self.output()}"
-
-    def ready(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise AssertionError(f"the server exited with {self.proc.returncode}:\n{self.output()}")
-        try:
-            return httpx.get(self.base + "/readyz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def kill(self) -> None:
-        """SIGKILL the server process and any children of its session (none with one process). The
-        managed anvil node it started runs in a session of its own and outlives it by design: it is
-        the chain, not part of the server."""
-        assert self.proc is not None
-        pids = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout.split()
-        session = os.getsid(self.proc.pid)
-        children = []
-        for pid in map(int, pids):
-            with contextlib.suppress(ProcessLookupError):
-                if os.getsid(pid) == session:
-                    children.append(pid)
-        self.proc.send_signal(signal.SIGKILL)
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        self.proc.wait(30)
-
-    def stop(self) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return None if self.proc is None else self.proc.returncode
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(90)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            return None
-
-    def output(self) -> str:
-        path = self.log_dir / f"serve-{self.starts}.log"
-        return path.read_text(errors="replace")[-6000:] if path.exists() else ""
 
 
 class Load:

@@ -256,23 +256,49 @@ def test_a_replaced_chain_is_a_chain_reset_never_verified(migrated):
     assert any("genesis" in d.message or "no contract code" in d.message for d in result.discrepancies)
 
 
-def test_lost_tail_is_missing_on_chain_and_heal_reanchors_it(deployed, tmp_path):
+def lose_the_last_two_batches(deployed, tmp_path, **anchorer_kw):
     """A node that lost its newest blocks (eth-tester's snapshot and revert stand in for a node
-    restarted from an older state dump; the anvil test does it with a real SIGKILL)."""
+    restarted from an older state dump or a reorganisation; the anvil tests do it with a real SIGKILL)."""
     db, chain, dep = deployed
     manifest_dir = tmp_path / "manifests"
     import_records(db, synthetic_source(BOOK, SEED), name="book", quarantine=tmp_path / "q.csv")
     plan_stage(db, chain, "all", Selector(), batch_size=BATCH, actor="it")
     tester = chain.w3.provider.ethereum_tester
-    runner = StageRunner(db, chain, dep, manifest_dir=manifest_dir, workers=1)
+    anchorer = Anchorer(db, chain, dep, manifest_dir=manifest_dir, **anchorer_kw)
+    runner = StageRunner(db, chain, dep, workers=1, anchorer=anchorer)
     snapshots = []
     runner.progress = lambda done, total: snapshots.append(tester.take_snapshot()) if done == 2 * BATCH else None
     runner.run("all")
+    before = {b.chain_batch_id: (b.root, b.tx_hash) for b in all_batches(db)}
     tester.revert_to_snapshot(snapshots[0])  # the last two batches are gone from the chain
+    return db, chain, dep, manifest_dir, before
+
+
+def all_batches(db: Database) -> list[AnchorBatch]:
+    with db.read() as s:
+        return list(s.scalars(select(AnchorBatch).order_by(AnchorBatch.id)))
+
+
+def test_a_lost_tail_not_yet_final_is_sent_again_by_the_worker(deployed, tmp_path):
+    db, chain, dep, manifest_dir, before = lose_the_last_two_batches(deployed, tmp_path)
+    result = reconcile(db, chain, manifest_dir=manifest_dir, workers=1)
+    assert result.clean and result.kinds() == {"pending": 2}  # a reorganisation, not a reset: nothing lost
+    assert all("reorganised away before it was final" in d.message for d in result.discrepancies)
+    Anchorer(db, chain, dep, manifest_dir=manifest_dir).drain()  # re-sends the very same transactions
+    after = reconcile(db, chain, manifest_dir=manifest_dir, workers=1)
+    assert after.clean and after.kinds() == {} and after.counts["verified"] == BOOK
+    assert {b.chain_batch_id: (b.root, b.tx_hash) for b in all_batches(db)} == before
+    assert [b.state for b in all_batches(db)] == [BatchState.CONFIRMED] * len(before)
+    assert [chain.get_batch(k).root for k in sorted(before)] == [before[k][0] for k in sorted(before)]
+
+
+def test_a_lost_tail_that_was_final_is_missing_on_chain_and_heal_reanchors_it(deployed, tmp_path):
+    db, chain, dep, manifest_dir, _ = lose_the_last_two_batches(deployed, tmp_path, finality_depth=1)
+    assert all(b.finalized_at is not None for b in all_batches(db))
     result = reconcile(db, chain, manifest_dir=manifest_dir, workers=1)
     assert result.kinds() == {"missing_on_chain": 2} and not result.clean
     with pytest.raises(Exception, match="reconcile"):
-        Anchorer(db, chain, dep).drain()  # anchoring refuses until reconciliation explains the gap
+        Anchorer(db, chain, dep).drain()  # a final batch gone: anchoring refuses until reconciliation explains it
     healed = reconcile(db, chain, manifest_dir=manifest_dir, workers=1, heal=True)
     assert healed.healed == {"batches": 2, "records": 2 * BATCH}
     Anchorer(db, chain, dep, manifest_dir=manifest_dir).drain()

@@ -8,6 +8,7 @@ with the registrar's key and sent raw, so the signed bytes can be stored before 
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import time
@@ -91,10 +92,47 @@ def _is_revert(exc: BaseException) -> bool:
 
 
 @dataclass(frozen=True)
+class Fees:
+    """EIP-1559 fees of one transaction attempt, in wei."""
+
+    max_fee_per_gas: int
+    max_priority_fee_per_gas: int
+
+
+@dataclass(frozen=True)
+class FeeQuote:
+    """What the node asks for now: the next block's base fee and a suggested tip, in wei."""
+
+    next_base_fee: int
+    tip: int
+
+    def fees(self, ceiling: int | None = None) -> Fees:
+        """Fees for a new transaction: room for the base fee to double, capped at ``ceiling``."""
+        cap = 2 * self.next_base_fee + self.tip
+        if ceiling is not None:
+            cap = min(cap, ceiling)
+        return Fees(cap, min(self.tip, cap))
+
+
+@dataclass(frozen=True)
 class SignedTx:
     raw: bytes
     tx_hash: str
     nonce: int
+    max_fee_per_gas: int = 0
+    max_priority_fee_per_gas: int = 0
+
+
+class SendOutcome(enum.Enum):
+    """What the node said to a raw transaction. Only SENT and KNOWN mean it is in the node's hands;
+    NONCE_USED means some transaction with that nonce was mined (maybe an earlier attempt of this
+    one: look it up, never take a new nonce); UNDERPRICED means its fee cap is below what the
+    node accepts now (the base fee rose, or a replacement's bump was too small)."""
+
+    SENT = "sent"
+    KNOWN = "known"
+    NONCE_USED = "nonce_used"
+    UNDERPRICED = "underpriced"
 
 
 @dataclass(frozen=True)
@@ -293,30 +331,105 @@ class RegistryChain:
         parcel_root: bytes | None,
         token_count: int,
         nonce: int,
+        fees: Fees | None = None,
     ) -> SignedTx:
         """Sign (not send) ``anchorBatch``; a call that would revert raises ``TransactionReverted`` here."""
         fn = self.contract.functions.anchorBatch(
             expected_batch_id, root, record_count, parcel_root or ZERO32, token_count
         )
-        return self._sign(self._build(fn, nonce))
+        return self._sign(self._build(fn, nonce, fees))
 
-    def sign_revoke(self, batch_id: int, leaves: list[bytes], reason: bytes, nonce: int) -> SignedTx:
-        return self._sign(self._build(self.contract.functions.revokeRecords(batch_id, leaves, reason), nonce))
+    def sign_revoke(
+        self, batch_id: int, leaves: list[bytes], reason: bytes, nonce: int, fees: Fees | None = None
+    ) -> SignedTx:
+        return self._sign(self._build(self.contract.functions.revokeRecords(batch_id, leaves, reason), nonce, fees))
+
+    def resign(self, raw: bytes, fees: Fees) -> SignedTx:
+        """The same transaction (nonce, call, gas) signed again with other fees: a replacement."""
+        from eth_account.typed_transactions import TypedTransaction
+        from hexbytes import HexBytes
+
+        tx = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
+        for signature_part in ("v", "r", "s", "type"):
+            tx.pop(signature_part, None)
+        tx.update(maxFeePerGas=fees.max_fee_per_gas, maxPriorityFeePerGas=fees.max_priority_fee_per_gas)
+        tx["to"] = to_checksum_address(tx["to"])
+        return self._sign(tx)
+
+    def fee_quote(self) -> FeeQuote:
+        """The next block's base fee (eth_feeHistory's last entry) and the node's suggested tip."""
+        base = None
+        try:
+            history = self.w3.eth.fee_history(1, "latest", [])["baseFeePerGas"]
+            base = int(history[-1]) if history else None
+        except ChainUnavailable:
+            raise
+        except Exception:  # noqa: S110 - a node without eth_feeHistory: read the pending block instead
+            pass
+        if base is None:
+            block = self.w3.eth.get_block("pending")
+            base = int(block.get("baseFeePerGas") or 0)
+        try:
+            tip = int(self.w3.eth.max_priority_fee)
+        except ChainUnavailable:
+            raise
+        except Exception:
+            tip = 10**9
+        return FeeQuote(base, tip)
+
+    def finalized_block(self) -> int | None:
+        """The number of the node's ``finalized`` block, or None where the node has no such tag."""
+        try:
+            return int(self.w3.eth.get_block("finalized")["number"])
+        except ChainUnavailable:
+            raise
+        except Exception:
+            return None
+
+    def anchoring_receipt(self, chain_batch_id: int, from_block: int = 0) -> Receipt | None:
+        """The receipt of the transaction that anchored batch ``chain_batch_id``, found by its event
+        (searched from ``from_block``: the contract's deployment block)."""
+        event = self.contract.events.BatchAnchored()
+        logs = event.get_logs(argument_filters={"batchId": chain_batch_id}, from_block=from_block)
+        return self.receipt("0x" + bytes(logs[0]["transactionHash"]).hex()) if logs else None
+
+    def registrar_holds_role(self) -> bool:
+        return self.has_role("registrar", self.registrar.address)
 
     def transact(self, fn: Any) -> Receipt:
         """Sign, send and wait for a contract call (administrative operations)."""
-        return self.wait(self.broadcast(self._sign(self._build(fn, self.pending_nonce()))))
+        signed = self._sign(self._build(fn, self.pending_nonce()))
+        outcome = self.send(signed)
+        if outcome not in (SendOutcome.SENT, SendOutcome.KNOWN):
+            raise ChainError(f"node refused transaction {signed.tx_hash}: {outcome.value}")
+        return self.wait(signed.tx_hash)
 
     def broadcast(self, signed: SignedTx) -> str:
-        """Send a signed transaction. Sending one the node already has, or has mined, is not an error."""
+        """Send a signed transaction that must be accepted (or already known); else ``ChainError``."""
+        outcome = self.send(signed)
+        if outcome not in (SendOutcome.SENT, SendOutcome.KNOWN):
+            raise ChainError(f"node refused transaction {signed.tx_hash}: {outcome.value}")
+        return signed.tx_hash
+
+    def send(self, signed: SignedTx) -> SendOutcome:
+        """Send a signed transaction and say what became of it. Nodes word "already known", "nonce
+        too low" and "underpriced" differently, so a refusal is looked up before it is classified;
+        an unreachable node raises ``ChainUnavailable``, any other refusal ``ChainError``."""
         try:
             self.w3.eth.send_raw_transaction(signed.raw)
-        except Exception as exc:  # nodes word "already known" / "nonce too low" differently; ask instead
+            return SendOutcome.SENT
+        except ChainUnavailable:
+            raise
+        except Exception as exc:
+            message = str(exc).lower()
             if self.transaction_known(signed.tx_hash):
                 log.info("transaction %s was already known to the node", signed.tx_hash)
-                return signed.tx_hash
+                return SendOutcome.KNOWN
+            if "nonce too low" in message or "nonce has already been used" in message or "already mined" in message:
+                return SendOutcome.NONCE_USED
+            if "underpriced" in message or "base fee" in message or "fee cap" in message or "too low" in message:
+                return SendOutcome.UNDERPRICED
             raise ChainError(f"node refused transaction {signed.tx_hash}: {exc}") from None
-        return signed.tx_hash
 
     def transaction_known(self, tx_hash: str) -> bool:
         try:
@@ -382,23 +495,18 @@ class RegistryChain:
         return out
 
     # --- internals ------------------------------------------------------------------------------
-    def _tx_base(self, nonce: int) -> dict[str, Any]:
-        latest = self.w3.eth.get_block("latest")
-        base_fee = int(latest.get("baseFeePerGas") or 0)
-        try:
-            tip = int(self.w3.eth.max_priority_fee)
-        except Exception:
-            tip = 10**9
+    def _tx_base(self, nonce: int, fees: Fees | None = None) -> dict[str, Any]:
+        fees = fees or self.fee_quote().fees()
         return {
             "from": self.registrar.address,
             "nonce": nonce,
             "chainId": self.chain_id,
-            "maxPriorityFeePerGas": tip,
-            "maxFeePerGas": 2 * base_fee + tip,
+            "maxPriorityFeePerGas": fees.max_priority_fee_per_gas,
+            "maxFeePerGas": fees.max_fee_per_gas,
         }
 
-    def _build(self, fn: Any, nonce: int) -> dict[str, Any]:
-        tx = self._tx_base(nonce)
+    def _build(self, fn: Any, nonce: int, fees: Fees | None = None) -> dict[str, Any]:
+        tx = self._tx_base(nonce, fees)
         try:
             gas = fn.estimate_gas({"from": self.registrar.address})
         except Exception as exc:
@@ -410,7 +518,9 @@ class RegistryChain:
 
     def _sign(self, tx: dict[str, Any]) -> SignedTx:
         signed = self.registrar.sign_transaction(tx)
-        return SignedTx(raw=bytes(signed.raw_transaction), tx_hash=to_hex(bytes(signed.hash)), nonce=int(tx["nonce"]))
+        return SignedTx(raw=bytes(signed.raw_transaction), tx_hash=to_hex(bytes(signed.hash)), nonce=int(tx["nonce"]),
+                        max_fee_per_gas=int(tx.get("maxFeePerGas", 0)),
+                        max_priority_fee_per_gas=int(tx.get("maxPriorityFeePerGas", 0)))  # fmt: skip
 
     def revert_reason(self, receipt: Receipt) -> str:
         """Re-run a reverted transaction as a call on the state before its block to learn why."""

@@ -2,17 +2,39 @@
 
 from __future__ import annotations
 
+import requests
 from web3 import Web3
 from web3.providers.rpc import HTTPProvider
 
 from hybrid_store.chain.client import RegistryChain, account_from_key
+from hybrid_store.errors import ChainUnavailable
 from hybrid_store.settings import Settings
 
 RPC_TIMEOUT_S = 30
 
 
-def http_web3(url: str) -> Web3:
-    return Web3(HTTPProvider(url, request_kwargs={"timeout": RPC_TIMEOUT_S}))
+class RpcProvider(HTTPProvider):
+    """HTTP JSON-RPC whose transport failures (refused, reset, timed out, a proxy's 5xx) raise
+    ``ChainUnavailable``: an unreachable node is never mistaken for a node that answered."""
+
+    def make_request(self, method, params):  # noqa: ANN001, ANN201 - web3's provider signature
+        try:
+            return super().make_request(method, params)
+        except (requests.RequestException, OSError) as exc:
+            raise ChainUnavailable(f"the node at {_shown(self.endpoint_uri)} did not answer {method}: "
+                                   f"{exc.__class__.__name__}") from None  # fmt: skip
+
+
+def _shown(url: object) -> str:
+    """A node URL without its path and query, where hosted providers put their API keys."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(str(url))
+    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+
+
+def http_web3(url: str, timeout_s: float = RPC_TIMEOUT_S) -> Web3:
+    return Web3(RpcProvider(url, request_kwargs={"timeout": timeout_s}))
 
 
 def eth_tester_chain(*, poll_interval_s: float = 0.0) -> RegistryChain:
@@ -60,7 +82,7 @@ def open_chain(settings: Settings, *, read_only: bool = False) -> RegistryChain:
         c.contract_address,
         poll_interval_s=c.poll_interval_s,
         receipt_timeout_s=c.receipt_timeout_s,
-        description=f"{what} at {url}",
+        description=f"{what} at {_shown(url)}",
         role_addresses=roles,
     )
 

@@ -239,10 +239,22 @@ class SigningKey(Base):
 class BatchState:
     SIGNED = "signed"  # transaction signed and stored, maybe not yet broadcast
     MINED = "mined"  # receipt with status 1 seen; waiting for confirmations
-    CONFIRMED = "confirmed"  # confirmation depth reached: the records are anchored
+    CONFIRMED = "confirmed"  # confirmation depth reached: the records are anchored (final once finalized_at is set)
     FAILED = "failed"  # reverted or replaced; its records went back to the queue
 
     LIVE = (SIGNED, MINED, CONFIRMED)
+
+
+class FailureKind:
+    """Why a batch failed or anchoring holds (a decoded revert, or what the node said)."""
+
+    PAUSED = "paused"  # the contract is paused: wait for unpause, then anchor again
+    REPLAN = "replan"  # the batch id was taken (a race): plan the records again
+    MISSING_ROLE = "missing_role"  # the registrar key lost its role: an operator must act
+    FEE_CEILING = "fee_ceiling"  # the fee needed exceeds the configured ceiling
+    NONCE_TAKEN = "nonce_taken"  # another transaction used the nonce
+    LOST = "lost"  # the chain lost the batch (reconcile --heal)
+    PERMANENT = "permanent"  # any other revert: anchoring holds until an operator releases it
 
 
 class AnchorBatch(Base):
@@ -273,9 +285,13 @@ class AnchorBatch(Base):
     block_hash: Mapped[str | None] = mapped_column(String(66))
     gas_used: Mapped[int | None] = mapped_column(BigInteger)
     error: Mapped[str | None] = mapped_column(Text)
+    error_kind: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
     mined_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: when its block became final (the node's finalized tag, or the finality depth); until then
+    #: the worker re-checks that the block is still on the chain
+    finalized_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     # migration batches belong to a stage; a rolled-back batch is superseded (its records revoked
     # on chain) by the batch that re-anchors them
@@ -298,6 +314,49 @@ class AnchorBatch(Base):
         ),
         Index("ix_anchor_batches_state", "state"),
     )
+
+
+class TxAttempt(Base):
+    """One signed attempt of a batch's transaction, stored before it is sent. Replacements keep the
+    nonce and raise the fees; whichever attempt is mined wins (``hybrid_store.txmgr``)."""
+
+    __tablename__ = "tx_attempts"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("anchor_batches.id"), index=True)
+    nonce: Mapped[int] = mapped_column(BigInteger)
+    tx_hash: Mapped[str] = mapped_column(String(66), unique=True)
+    raw_tx: Mapped[bytes] = mapped_column(LargeBinary)
+    max_fee_per_gas: Mapped[int] = mapped_column(BigInteger)
+    max_priority_fee_per_gas: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    #: the chain's head when it was signed: a replacement waits for the head to move past the
+    #: newest attempt, so a node that is not mining gets no flood of them
+    created_at_block: Mapped[int | None] = mapped_column(BigInteger)
+    #: the chain's head when the node first accepted it (None: not accepted yet)
+    sent_at_block: Mapped[int | None] = mapped_column(BigInteger)
+    send_error: Mapped[str | None] = mapped_column(Text)
+
+
+class AnchoringHold(Base):
+    """Why the anchoring worker is not building batches: the contract is paused, the registrar
+    lost its role, the fee ceiling is reached, or a permanent failure an operator must look at.
+    The first three clear themselves when the cause goes; a permanent one with
+    ``landreg chain release-hold``. Filings go on meanwhile; their records wait."""
+
+    __tablename__ = "anchoring_holds"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    since: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cleared_by: Mapped[str | None] = mapped_column(String(160))
+
+    __table_args__ = (
+        Index("uq_anchoring_holds_one_open", "kind", unique=True, sqlite_where=text("cleared_at IS NULL"),
+              postgresql_where=text("cleared_at IS NULL")),
+    )  # fmt: skip
 
 
 class BatchRecord(Base):
@@ -479,6 +538,7 @@ APPEND_ONLY_TABLES = (
 __all__ = [
     "APPEND_ONLY_TABLES",
     "AnchorBatch",
+    "AnchoringHold",
     "ApiKey",
     "AuditCheckpoint",
     "AuditEntry",
@@ -489,6 +549,7 @@ __all__ = [
     "ChainDeployment",
     "Commitment",
     "Counter",
+    "FailureKind",
     "IdempotencyRecord",
     "Instrument",
     "InstrumentParcel",
@@ -499,5 +560,6 @@ __all__ = [
     "OutboxEntry",
     "Parcel",
     "TitleFlag",
+    "TxAttempt",
     "UTCDateTime",
 ]

@@ -263,3 +263,38 @@ def adopt(
         f"the registry now anchors to {deployment.contract_address} from block {deployment.active_from_block}"
     )
     publish_trust(cfg, db)
+
+
+@app.command()
+@friendly
+def holds() -> None:
+    """Show why anchoring waits, if it does (paused, missing role, fee ceiling, permanent failure)."""
+    from hybrid_store.batches import open_holds
+
+    db = database(settings())
+    with db.read() as s:
+        found = open_holds(s)
+    if not found:
+        console.print("anchoring is not held")
+        return
+    for h in found:
+        console.print(f"{h.kind}: since {h.since:%Y-%m-%d %H:%M:%S} UTC: {h.reason}")
+    raise typer.Exit(1)
+
+
+@app.command("release-hold")
+@friendly
+def release_hold(
+    kind: Annotated[str, typer.Argument(help="The hold to release (permanent, or any other kind).")],
+    reason: Annotated[str, typer.Option(help="Why it is safe to anchor again (audit-logged).")],
+) -> None:
+    """Let anchoring go on after a permanent failure an operator has looked at. Paused, missing-role
+    and fee-ceiling holds clear themselves when their cause goes; releasing one early only makes the
+    worker try (and hold) again."""
+    from hybrid_store.batches import clear_hold
+
+    db = database(settings())
+    if not clear_hold(db, kind, f"cli: {reason}"):
+        raise fail(f"no open {kind} hold", "`landreg chain holds` lists them")
+    _audit(db, "anchoring.release-hold", kind, reason=reason)
+    console.print(f"released the {kind} hold; the worker anchors again")

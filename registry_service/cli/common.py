@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 
-from hybrid_store.errors import LandregError
+from hybrid_store.errors import ChainUnavailable, LandregError
 from hybrid_store.settings import Settings, get_settings
 
 # soft_wrap: a verdict or an error stays one line however narrow the terminal (scripts read them)
@@ -35,13 +35,20 @@ def fail(message: str, hint: str = "", code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+#: the exit status of every command when the chain's node did not answer (nothing was concluded)
+UNAVAILABLE_EXIT = 4
+
+
 def friendly(fn: F) -> F:
-    """Turn landreg's typed errors into one readable line (plus a hint) and exit status 1."""
+    """Turn landreg's typed errors into one readable line (plus a hint) and exit status 1, or
+    ``UNAVAILABLE_EXIT`` when the node did not answer."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except ChainUnavailable as exc:
+            raise fail(f"the chain is unavailable: {exc}", exc.hint, code=UNAVAILABLE_EXIT) from None
         except LandregError as exc:
             raise fail(str(exc), exc.hint) from None
         except KeyboardInterrupt:
@@ -86,8 +93,22 @@ def chain_for(cfg: Settings, db: Any, *, deploy_if_missing: bool = True):  # -> 
     from hybrid_store.chain.connect import open_chain
     from hybrid_store.trust import attach_published
 
+    start_managed_node(cfg)
     chain = open_chain(cfg)
     return chain, attach_published(cfg, db, chain, deploy_if_missing=deploy_if_missing)
+
+
+def start_managed_node(cfg: Settings) -> None:
+    """Start the managed anvil node if that is the configured chain and it is not running (as
+    `landreg serve` does): commands that need the chain never fail only because it was stopped."""
+    if cfg.chain.backend != "anvil":
+        return
+    from hybrid_store.chain.anvil import ManagedAnvil
+
+    node = ManagedAnvil(cfg)
+    if not node.status().running:
+        err_console.print(f"[dim]starting the managed anvil node at {node.url}[/dim]")
+        node.start()
 
 
 def cli_actor():  # -> Actor

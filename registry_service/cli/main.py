@@ -18,6 +18,7 @@ from registry_service.cli import chain as chain_cli
 from registry_service.cli import migration as migration_cli
 from registry_service.cli import trust as trust_cli
 from registry_service.cli.common import (
+    UNAVAILABLE_EXIT,
     chain_for,
     cli_actor,
     console,
@@ -27,6 +28,7 @@ from registry_service.cli.common import (
     friendly,
     settings,
     setup_logging,
+    start_managed_node,
 )
 
 app = typer.Typer(
@@ -48,7 +50,7 @@ app.add_typer(trust_cli.trust_app, name="trust")
 app.add_typer(trust_cli.keys_app, name="signing-keys")
 app.add_typer(migration_cli.legacy_app, name="legacy")
 app.add_typer(migration_cli.migrate_app, name="migrate")
-app.command("reconcile")(migration_cli.reconcile_command)
+app.command("reconcile")(friendly(migration_cli.reconcile_command))
 
 
 @app.callback()
@@ -169,11 +171,11 @@ def _print_verdict(verdict, as_json: bool) -> None:  # noqa: ANN001
         console.out(json.dumps(verdict.to_json(), indent=2), highlight=False)
     elif verdict.valid:
         console.print(f"[green]VALID[/green]: {verdict.summary}")
-    elif verdict.unchecked:
+    elif verdict.unchecked or verdict.unavailable:
         console.print(f"[yellow]{verdict.reason}[/yellow]")
     else:
         console.print(f"[red]INVALID[/red]: {verdict.reason}")
-    raise typer.Exit(0 if verdict.valid else 3 if verdict.unchecked else 1)
+    raise typer.Exit(0 if verdict.valid else 3 if verdict.unchecked else UNAVAILABLE_EXIT if verdict.unavailable else 1)
 
 
 @app.command()
@@ -263,10 +265,8 @@ def serve(
     s = cfg.service
     run_worker = s.run_worker if worker is None else worker
     os.environ["LANDREG_SERVICE__RUN_WORKER"] = "true" if run_worker else "false"  # every process reads it
-    if run_worker and cfg.chain.backend == "anvil":
-        from hybrid_store.chain.anvil import ManagedAnvil
-
-        ManagedAnvil(cfg).start()
+    if run_worker:
+        start_managed_node(cfg)
     console.print(f"serving on http://{host or s.host}:{port or s.port}  (desk: /desk/, API docs: /docs)")
     raise typer.Exit(run_server(host or s.host, port or s.port, workers or s.workers, anchoring=run_worker))
 
@@ -357,7 +357,8 @@ def receipt_verify(
     """Check a filing receipt: its signature by a receipt key of the trust root, and its record's
     anchor inside that key's window (a receipt proves something only together with its anchor).
 
-    Exit status 0 VALID, 1 INVALID, 3 UNCHECKED (no --rpc or no trust root).
+    Exit status 0 VALID, 1 INVALID, 3 UNCHECKED (no --rpc or no trust root), 4 UNAVAILABLE (the
+    node did not answer).
     """
     from hybrid_store import strict_json
     from hybrid_store.core.trust import TrustRootError

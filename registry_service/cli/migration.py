@@ -12,7 +12,16 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from registry_service.cli.common import chain_for, console, database, err_console, fail, friendly, settings
+from registry_service.cli.common import (
+    chain_for,
+    console,
+    database,
+    err_console,
+    fail,
+    friendly,
+    settings,
+    start_managed_node,
+)
 
 legacy_app = typer.Typer(help="The existing (legacy) book of records.", no_args_is_help=True)
 import_app = typer.Typer(
@@ -172,11 +181,11 @@ def migrate_plan(
 
 
 def _runner(cfg, db, chain, deployment, progress=None, workers=2):  # noqa: ANN001, ANN202
+    from hybrid_store.anchoring import Anchorer
     from migration_tools.stages import StageRunner
 
     return StageRunner(
-        db, chain, deployment, confirmations=cfg.chain.confirmations, manifest_dir=cfg.manifests_dir,
-        outbox_batch_records=cfg.anchoring.batch_max_records, outbox_max_age_s=cfg.anchoring.batch_max_age_s,
+        db, chain, deployment, anchorer=Anchorer.from_settings(db, chain, deployment, cfg),
         progress=progress, workers=workers,
     )  # fmt: skip
 
@@ -267,8 +276,10 @@ def migrate_rollback(
     cfg = settings()
     db = database(cfg)
     chain, deployment = chain_for(cfg, db)
-    report = rollback_stage(db, chain, deployment, name, confirmations=cfg.chain.confirmations,
-                            manifest_dir=cfg.manifests_dir, batch_ids=batch)  # fmt: skip
+    from hybrid_store.anchoring import Anchorer
+
+    report = rollback_stage(db, chain, deployment, name, batch_ids=batch,
+                            anchorer=Anchorer.from_settings(db, chain, deployment, cfg))  # fmt: skip
     console.print(f"rolled back batches {report.batches} of {name!r}: {report.records:,} records revoked and "
                   f"re-anchored in batches {report.replacements}; reconcile and sign off again")  # fmt: skip
 
@@ -290,7 +301,8 @@ def reconcile_command(
 ) -> None:
     """Recompute every anchored record's commitment and compare it with the chain, batch by batch.
 
-    Exit status 0 when clean (pending records are not discrepancies), 1 otherwise.
+    Exit status 0 when clean (pending records are not discrepancies), 1 otherwise, 4 when the
+    chain's node did not answer (nothing is concluded: an unreachable node is never a reset chain).
     """
     from hybrid_store import hashing_pool
 
@@ -305,6 +317,7 @@ def reconcile_command(
         def chain():  # noqa: ANN202 - opened once the hashing processes are at work (web3 loads slowly)
             from hybrid_store.chain.connect import open_chain
 
+            start_managed_node(cfg)
             return open_chain(cfg)
 
         result = reconcile(db, chain, manifest_dir=manifests or cfg.manifests_dir, stage=stage,

@@ -1,0 +1,135 @@
+"""A TCP proxy between landreg and its chain node that can slow, drop or refuse connections: the
+faults of a real network, caused for real on real sockets (tests only).
+
+Modes: ``pass`` forwards; ``delay`` holds every chunk ``delay_s`` before forwarding it; ``drop``
+accepts a connection, reads the request and closes without an answer; ``down`` refuses new
+connections (the listening socket is closed, as when a node's host is gone) and cuts open ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import threading
+import time
+
+
+class FaultProxy:
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1"):
+        self.target = (target_host, target_port)
+        self.mode = "pass"
+        self.delay_s = 0.0
+        self._listener: socket.socket | None = None
+        self._stop = threading.Event()
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+        self.connections = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> FaultProxy:
+        self._listen()
+        threading.Thread(target=self._accept_loop, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._close_listener()
+        self._cut_all()
+
+    def set(self, mode: str, delay_s: float = 0.0) -> None:
+        assert mode in ("pass", "delay", "drop", "down")
+        self.delay_s = delay_s
+        if mode == "down":
+            self._close_listener()
+            self._cut_all()
+        elif self.mode == "down":
+            self._listen()
+        self.mode = mode
+
+    # --- internals ------------------------------------------------------------------------------
+    def _listen(self) -> None:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", self.port))
+        s.listen(64)
+        s.settimeout(0.2)
+        self._listener = s
+
+    def _close_listener(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
+
+    def _cut_all(self) -> None:
+        with self._lock:
+            for s in list(self._open):
+                with contextlib.suppress(OSError):
+                    s.close()
+            self._open.clear()
+
+    def _accept_loop(self) -> None:
+        while not self._stop.is_set():
+            listener = self._listener
+            if listener is None:
+                time.sleep(0.05)
+                continue
+            try:
+                client, _ = listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        if self.mode == "drop":
+            with contextlib.suppress(OSError):
+                client.settimeout(2)
+                client.recv(65536)
+            client.close()
+            return
+        try:
+            upstream = socket.create_connection(self.target, timeout=5)
+        except OSError:
+            client.close()
+            return
+        with self._lock:
+            self._open.update((client, upstream))
+        try:
+            self._pump(client, upstream)
+        finally:
+            for s in (client, upstream):
+                with contextlib.suppress(OSError):
+                    s.close()
+            with self._lock:
+                self._open.difference_update((client, upstream))
+
+    def _pump(self, a: socket.socket, b: socket.socket) -> None:
+        peers = {a: b, b: a}
+        while not self._stop.is_set():
+            try:
+                ready, _, _ = select.select(list(peers), [], [], 0.5)
+            except (OSError, ValueError):
+                return
+            for s in ready:
+                try:
+                    data = s.recv(65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                if self.mode == "delay":
+                    time.sleep(self.delay_s)
+                elif self.mode in ("drop", "down"):
+                    return
+                try:
+                    peers[s].sendall(data)
+                except OSError:
+                    return
