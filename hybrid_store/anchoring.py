@@ -174,6 +174,10 @@ class Anchorer:
         self.finality = finality  # "tag": the node's finalized block; "depth": finality_depth blocks
         self.finality_depth = finality_depth
         self.in_flight_timeout_s = in_flight_timeout_s
+        #: the worker asks the node about batches in flight and unfinal at most this often
+        self.poll_s = max(0.02, float(getattr(chain, "poll_interval_s", 0.05) or 0.05))
+        self._final_due = 0.0
+        self._running = False  # inside ``run``: finality re-checks are spaced out
 
     @classmethod
     def from_settings(cls, db: Database, chain: RegistryChain, deployment: ChainDeployment, settings: Settings,
@@ -230,7 +234,7 @@ class Anchorer:
     def wait_in_flight(self, poll_s: float | None = None) -> None:
         """Settle until no batch waits to be mined (replacing stuck transactions meanwhile)."""
         deadline = time.monotonic() + self.in_flight_timeout_s
-        poll = poll_s if poll_s is not None else max(0.02, getattr(self.chain, "poll_interval_s", 0.05))
+        poll = poll_s if poll_s is not None else self.poll_s
         while self._in_flight():
             if time.monotonic() > deadline:
                 raise ChainError(f"batches still unmined after {self.in_flight_timeout_s:.0f} s: is the node mining?")
@@ -249,6 +253,7 @@ class Anchorer:
             self.batch_max_records,
             self.batch_max_age_s,
         )
+        self._running = True
         while not stop.is_set() and keep_going():
             try:
                 batch = self.step()
@@ -259,7 +264,8 @@ class Anchorer:
                 batch = None
                 stop.wait(min(5.0, self.batch_max_age_s))
             if batch is None:
-                stop.wait(idle_sleep_s)
+                stop.wait(max(idle_sleep_s, self.poll_s) if self._in_flight() else idle_sleep_s)
+        self._running = False
         log.info("anchoring worker stopped")
 
     # --- holds ------------------------------------------------------------------------------------
@@ -279,7 +285,10 @@ class Anchorer:
 
     # --- settle -----------------------------------------------------------------------------------
     def settle(self) -> None:
-        self._recheck_until_final()
+        # a few node calls: the continuous worker (``run``) makes them at most once a second
+        if not self._running or time.monotonic() >= self._final_due:
+            self._final_due = time.monotonic() + max(1.0, self.poll_s)
+            self._recheck_until_final()
         with self.db.read() as s:
             in_flight = s.scalars(
                 select(AnchorBatch)

@@ -75,7 +75,9 @@ class ChainSettings(BaseModel):
     pauser_address: str | None = None
     #: anchor to an existing DeedRegistry instead of deploying one
     contract_address: str | None = None
-    poll_interval_s: float = Field(default=0.05, gt=0)
+    #: how often to ask the node about a transaction in flight: 0.05 s on the local backends (they
+    #: mine at once), 2 s on a real network (a block takes about 12 s; providers meter calls)
+    poll_interval_s: float = Field(default=0.0, ge=0)
     receipt_timeout_s: float = Field(default=120.0, gt=0)
 
     @model_validator(mode="after")
@@ -84,6 +86,8 @@ class ChainSettings(BaseModel):
             raise ValueError("chain.backend=rpc needs LANDREG_CHAIN__RPC_URL")
         if self.confirmations == 0:  # not set: a documented default per kind of chain
             self.confirmations = REAL_NETWORK_CONFIRMATIONS if self.backend == "rpc" else 1
+        if self.poll_interval_s == 0:
+            self.poll_interval_s = 2.0 if self.backend == "rpc" else 0.05
         return self
 
 

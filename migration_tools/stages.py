@@ -304,7 +304,7 @@ class StageRunner:
     def _run_locked(self, name: str) -> RunReport:
         started = time.perf_counter()
         a = self.anchorer
-        a.settle()  # a killed run left its last batch signed or sent: finish it first
+        a.wait_in_flight()  # a killed run left its last batch signed or sent: finish it first
         a.check_consistency()
         with self.db.write() as s:
             stage = _stage(s, name)
@@ -553,7 +553,7 @@ def rollback_stage(
     anchorer = anchorer or Anchorer(db, chain, deployment, confirmations=confirmations, manifest_dir=manifest_dir)
     report = RollbackReport(stage=name)
     try:
-        anchorer.settle()
+        anchorer.wait_in_flight()
         anchorer.check_consistency()
         with db.read() as s:
             stage = _stage(s, name)

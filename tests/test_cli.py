@@ -63,6 +63,8 @@ def test_proof_and_verify_from_the_command_line(demo, tmp_path):
     assert no_trust.returncode == 3 and "no trust root" in no_trust.stdout and "VALID:" not in no_trust.stdout
     pinned = landreg(elsewhere, "verify", str(out), "--rpc", rpc, "--trust", str(trust_file))
     assert pinned.returncode == 0 and pinned.stdout.startswith("VALID:"), pinned.stdout
+    down = landreg(elsewhere, "verify", str(out), "--rpc", "http://127.0.0.1:9", "--trust", str(trust_file))
+    assert down.returncode == 4 and down.stdout.startswith("UNAVAILABLE: the node did not answer"), down.stdout
 
     # the block number only locates the anchor (a reorganisation may move it): the contract decides
     bundle["anchor"]["blockNumber"] += 1
