@@ -35,10 +35,12 @@ from hybrid_store.chain.client import RegistryChain  # noqa: E402
 from hybrid_store.chain.connect import eth_tester_chain, open_chain  # noqa: E402
 from hybrid_store.core import commitment, merkle  # noqa: E402
 from hybrid_store.core.hashing import to_hex  # noqa: E402
-from hybrid_store.core.records import build_record, parcel_key  # noqa: E402
+from hybrid_store.core.records import build_record  # noqa: E402
 from hybrid_store.db.engine import Database  # noqa: E402
 from hybrid_store.deployment import attach  # noqa: E402
-from hybrid_store.recording import record_instruments, validate  # noqa: E402
+from hybrid_store.filing import record_instruments  # noqa: E402
+from hybrid_store.intake import validate  # noqa: E402
+from hybrid_store.jurisdictions.bergen import parcel_key  # noqa: E402
 from hybrid_store.settings import Settings  # noqa: E402
 from migration_tools.synthetic import BergenBook  # noqa: E402
 

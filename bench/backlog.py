@@ -44,7 +44,8 @@ def main() -> None:
     from hybrid_store.chain.connect import open_chain
     from hybrid_store.db.engine import Database
     from hybrid_store.db.models import AnchorBatch, BatchRecord, BatchState, OutboxEntry
-    from hybrid_store.recording import record_instruments, validate
+    from hybrid_store.filing import record_instruments
+    from hybrid_store.intake import validate
     from hybrid_store.settings import Settings
 
     home = Path(tempfile.mkdtemp(prefix="landreg-backlog-"))

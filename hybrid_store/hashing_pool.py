@@ -6,14 +6,13 @@ stack, so the processes are hashing within a second of starting.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 from multiprocessing.pool import Pool
 
-from hybrid_store.committing import Committable, driver_rows, ids_clause, ids_param, load_pending
-from hybrid_store.core import commitment as commitments
 from hybrid_store.db.engine import Database
+from hybrid_store.db.records import load_records
+from hybrid_store.ledger import Entry, Source
 
 _DB: Database | None = None
 
@@ -41,13 +40,13 @@ def database() -> Database:
     return _DB
 
 
-def hash_chunk(ids: list[int], db: Database | None = None) -> tuple[list[Committable], list[list[bytes]]]:
-    """For a migration batch: the records' history-free field hashes, and what committing needs
-    of each record (slim: the records themselves are not sent back)."""
+def prepare_chunk(ids: list[int], db: Database | None = None) -> list[Entry]:
+    """For a migration batch: each record's prepared commitment (everything but its history link,
+    which the committing process adds in recording order), as ledger entries, in recording order."""
     db = db or database()
     with db.read() as s:
-        items = load_pending(s, ids)
-    return [p.slim() for p in items], [commitments.hashes_before_history(p.record, p.seed) for p in items]
+        stored = load_records(s.connection(), ids)
+    return [Entry.of(r, Source.MIGRATION) for r in stored]
 
 
 def recompute_chunk(ids: list[int], db: Database | None = None) -> list[tuple[int, str, bytes]]:
@@ -55,15 +54,5 @@ def recompute_chunk(ids: list[int], db: Database | None = None) -> list[tuple[in
     link taken from the stored ``prev`` (which the commitment, and so the chain, covers)."""
     db = db or database()
     with db.read() as s:
-        items = load_pending(s, ids)
-        conn = s.connection()
-        sql = "SELECT instrument_id, prev FROM commitments WHERE " + ids_clause(conn)("instrument_id")
-        prev = dict(driver_rows(conn, sql, ids_param(conn, ids)))
-    out = []
-    for p in items:
-        stored = prev.get(p.instrument_id)
-        if isinstance(stored, str):  # SQLite hands JSON back as text
-            stored = json.loads(stored)
-        links = [[key, c] for key, _, c in (stored or [])]
-        out.append((p.instrument_id, p.record.instrument_number, commitments.commit_linked(p.record, p.seed, links)))
-    return out
+        stored = load_records(s.connection(), ids)
+    return [(r.instrument_id, r.number, r.recompute()) for r in stored]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, func, literal, select, union_all
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from hybrid_store.chain.client import RegistryChain
@@ -20,42 +20,16 @@ from hybrid_store.core import bundle as bundles
 from hybrid_store.core import merkle
 from hybrid_store.core.commitment import disclose
 from hybrid_store.core.hashing import to_hex
-from hybrid_store.core.records import build_record
 from hybrid_store.core.trust import TrustRoot
 from hybrid_store.db.models import (
     AnchorBatch,
     BatchRecord,
     BatchState,
     ChainDeployment,
-    Commitment,
-    Instrument,
-    InstrumentParcel,
-    InstrumentParty,
-    Parcel,
 )
-from hybrid_store.db.records import prev_links
+from hybrid_store.db.records import instrument_id, load_records
 from hybrid_store.errors import NotFound, VerificationFailed
 
-_I = Instrument.__table__
-_C = Commitment.__table__
-_CORRECTED = Instrument.__table__.alias("corrected")
-_RECORD = (
-    select(
-        _I.c.id, _I.c.instrument_number, _I.c.doc_type, _I.c.recorded_at, _I.c.book, _I.c.page,
-        _I.c.consideration_cents, _I.c.legal_description, _I.c.document_digest, _I.c.salt_seed,
-        _C.c.commitment, _C.c.prev, _CORRECTED.c.instrument_number,
-    )
-    .select_from(_I.outerjoin(_C, _C.c.instrument_id == _I.c.id).outerjoin(_CORRECTED, _CORRECTED.c.id == _I.c.corrects_id))
-    .where(_I.c.instrument_number == bindparam("number"))
-)  # fmt: skip
-_PARTIES_AND_PARCELS = union_all(
-    select(InstrumentParty.role, InstrumentParty.position, InstrumentParty.name).where(
-        InstrumentParty.instrument_id == bindparam("iid")
-    ),
-    select(literal("parcel"), InstrumentParcel.position, Parcel.parcel_key)
-    .join(Parcel, Parcel.id == InstrumentParcel.parcel_id)
-    .where(InstrumentParcel.instrument_id == bindparam("iid")),
-)
 _B = AnchorBatch.__table__
 _D = ChainDeployment.__table__
 _BR = BatchRecord.__table__
@@ -79,25 +53,16 @@ _PLACEMENT = (
 
 
 def export_bundle(session: Session, instrument_number: str, redact: Iterable[str] = ()) -> bundles.ProofBundle:
-    """One record's bundle in four small queries: the record, its parties and parcels, its batch,
-    and just the proof's nodes (read out of the stored node array by the database)."""
+    """One record's bundle: the record as ``db.records`` reads it back, its batch, and just the
+    proof's nodes (read out of the stored node array by the database)."""
     conn = session.connection()
-    row = conn.execute(_RECORD, {"number": instrument_number}).first()
-    if row is None:
+    iid = instrument_id(conn, instrument_number)
+    if iid is None:
         raise NotFound(f"no instrument numbered {instrument_number}")
-    (iid, number, doc_type, recorded_at, book, page, cents, legal, digest, seed, commitment, prev, corrects) = row
-    if commitment is None:
+    [stored] = load_records(conn, [iid])
+    if stored.commitment is None:
         raise NotFound(f"instrument {instrument_number} has no commitment yet (it has not been migrated)")
-    names: dict[str, list[tuple[int, str]]] = {"grantor": [], "grantee": [], "parcel": []}
-    for role, position, name in conn.execute(_PARTIES_AND_PARCELS, {"iid": iid}):
-        names[role].append((position, name))
-    record = build_record(
-        instrument_number=number, doc_type=doc_type, recorded_at=recorded_at, book=book, page=page,
-        grantors=[n for _, n in sorted(names["grantor"])], grantees=[n for _, n in sorted(names["grantee"])],
-        consideration_cents=cents, legal_description=legal, document_digest=digest,
-        parcels=[n for _, n in names["parcel"]], corrects=corrects, prev=prev_links(prev),
-    )  # fmt: skip
-    disclosure = disclose(record, seed, redact)
+    disclosure = disclose(stored.record, stored.seed, redact)
     tree = anchor = None
     placed = conn.execute(_PLACEMENT, {"iid": iid}).first()
     if placed is not None and placed.state == BatchState.CONFIRMED:
@@ -106,12 +71,12 @@ def export_bundle(session: Session, instrument_number: str, redact: Iterable[str
         if offsets:
             nodes = select(*(func.substr(_B.c.nodes, o * merkle.NODE_SIZE + 1, merkle.NODE_SIZE) for o in offsets))
             proof = tuple(bytes(n) for n in conn.execute(nodes.where(_B.c.id == placed.id)).one())
-        tree = bundles.TreeProof(merkle.COMMITMENT_ENCODING, (to_hex(commitment),), proof, placed.root)
+        tree = bundles.TreeProof(merkle.COMMITMENT_ENCODING, (to_hex(stored.commitment),), proof, placed.root)
         anchor = bundles.Anchor(
             chain_id=placed.chain_id, contract=placed.contract_address, batch_id=placed.chain_batch_id,
             tx_hash=placed.tx_hash, block_number=placed.block_number,
         )  # fmt: skip
-    return bundles.ProofBundle(disclosure=disclosure, commitment=commitment, tree=tree, anchor=anchor)
+    return bundles.ProofBundle(disclosure=disclosure, commitment=stored.commitment, tree=tree, anchor=anchor)
 
 
 @dataclass(frozen=True)

@@ -149,8 +149,6 @@ class ServiceSettings(BaseModel):
 class TrustSettings(BaseModel):
     #: passphrase of the key that signs each version of the trust root (LANDREG_HOME/keys/trust-root)
     signing_key_passphrase: SecretStr | None = None
-    #: the jurisdiction named in the trust root and bundles (a profile; only ``bergen`` today)
-    jurisdiction: str = "bergen"
     #: a receipt signed by a key retired at time T still proves something only if its record was
     #: anchored before T + this grace (the anchoring delay of a record filed just before T)
     receipt_anchor_grace_s: int = Field(default=86_400, ge=0)
@@ -162,6 +160,9 @@ class Settings(BaseSettings):
     )
 
     home: Path = Path(".landreg")
+    #: the registry's jurisdiction profile (``hybrid_store.jurisdictions``): its parcels, places and
+    #: input limits; named in the trust root
+    jurisdiction: str = "bergen"
     #: SQLAlchemy URL; default is a SQLite file under ``home``. ``DATABASE_URL`` is honoured too.
     database_url: str | None = Field(
         default=None, validation_alias=AliasChoices("LANDREG_DATABASE_URL", "DATABASE_URL", "database_url")
@@ -173,6 +174,20 @@ class Settings(BaseSettings):
     anchoring: AnchoringSettings = AnchoringSettings()
     service: ServiceSettings = ServiceSettings()
     trust: TrustSettings = TrustSettings()
+
+    @field_validator("jurisdiction")
+    @classmethod
+    def _known_jurisdiction(cls, value: str) -> str:
+        from hybrid_store.jurisdictions import get_profile
+
+        get_profile(value)  # raises naming the known ones
+        return value
+
+    @property
+    def profile(self):  # noqa: ANN201 - a jurisdictions.Profile (imported late: settings load first)
+        from hybrid_store.jurisdictions import get_profile
+
+        return get_profile(self.jurisdiction)
 
     @field_validator("home")
     @classmethod

@@ -73,7 +73,7 @@ def signed_content(settings: Settings, db: Database) -> dict[str, Any]:
     return {
         "registry": {
             "name": settings.service.registry_name,
-            "jurisdiction": settings.trust.jurisdiction,
+            "jurisdiction": settings.jurisdiction,
             "commitmentSchemes": [SCHEME],
         },
         "chain": {"chainId": first.chain_id, "genesisHash": first.genesis_hash},

@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hybrid_store import hashing_pool, manifests
+from hybrid_store.anchoring.plan import SUPERSEDES
 from hybrid_store.audit_log import MANIFEST_PREFIX
-from hybrid_store.committing import driver_rows, ids_clause, ids_param
 from hybrid_store.core import merkle
 from hybrid_store.core.commitment import rollback_marker
 from hybrid_store.core.hashing import to_hex
 from hybrid_store.db.engine import Database
+from hybrid_store.db.records import driver_rows, ids_clause, ids_param
 
-SUPERSEDES = "SUPERSEDES "  # the manifest's name for a re-anchoring batch's marker leaf
 AUDIT = MANIFEST_PREFIX  # the manifest's name for an audit-head marker leaf ("AUDIT <entries>")
 GROUP_RECORDS = 5_000  # small batches (the clerks' filings) are checked several to a task
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from multiprocessing.pool import Pool
@@ -40,7 +40,6 @@ from sqlalchemy.orm import Session, defer
 
 from hybrid_store import hashing_pool
 from hybrid_store.batches import requeue_batch
-from hybrid_store.committing import ids_clause, ids_param
 from hybrid_store.db.engine import Database
 from hybrid_store.db.models import (
     AnchorBatch,
@@ -53,7 +52,8 @@ from hybrid_store.db.models import (
     OutboxEntry,
     Reconciliation,
 )
-from hybrid_store.errors import ChainUnavailable
+from hybrid_store.db.records import ids_clause, ids_param
+from hybrid_store.errors import ChainUnavailable, NotFound
 from migration_tools import audit_check, batch_check
 from migration_tools.batch_check import Discrepancy
 
@@ -139,160 +139,201 @@ def _reconcile(
     progress: Callable[[str], None] | None,
     pool: Pool | None,
 ) -> ReconcileResult:
-    started = time.perf_counter()
-    result = ReconcileResult(started_at=datetime.now(UTC).isoformat(timespec="seconds"))
-    say = progress or (lambda _msg: None)
-    with db.read() as s:
-        deployment = s.scalar(select(ChainDeployment).order_by(ChainDeployment.id.desc()).limit(1))
-        stage_row = s.scalar(select(MigrationStage).where(MigrationStage.name == stage)) if stage else None
-        if stage and stage_row is None:
-            from hybrid_store.errors import NotFound
-
-            raise NotFound(f"no migration stage {stage!r}")
-        stage_id = stage_row.id if stage_row else None
-        batch_stmt = (
-            select(AnchorBatch).where(AnchorBatch.state != BatchState.FAILED).order_by(AnchorBatch.chain_batch_id)
-        )
-        if stage_id is not None:
-            batch_stmt = batch_stmt.where(AnchorBatch.stage_id == stage_id)
-        # the node arrays are not needed here (the chain's root is the authority)
-        batches = s.scalars(batch_stmt.options(defer(AnchorBatch.nodes), defer(AnchorBatch.parcel_nodes))).all()
-        sizes = _batch_sizes(s, [b.id for b in batches])
-    audit_points = audit_check.checkpoints(db)
-    audit_markers = {p.batch_id: p.marker for p in audit_points}
-    if deployment is None:
-        result.chain = {"deployment": None}
-        result.counts = {"batches": 0}
-        result.seconds = time.perf_counter() - started
-        return result
+    run = _Run(db, manifest_dir, progress or (lambda _msg: None))
+    run.read_database(stage)
+    if run.deployment is None:
+        run.result.chain = {"deployment": None}
+        run.result.counts = {"batches": 0}
+        run.result.seconds = time.perf_counter() - run.started
+        return run.result
     # the hashing processes check the batches against the roots the database holds while this one
     # asks the chain for its roots; an outcome counts only where the two roots are the same
-    roots = {b.id: b.root for b in batches}
-    # every batch the chain may hold is checked, whatever the database's state column says; a rolled
-    # back batch only if it re-anchored another (what it anchored proves that one's rollback)
-    tasks = [batch_check.BatchTask(b.id, b.chain_batch_id, sizes.get(b.id, 0), b.root, roots.get(b.supersedes_batch_id),
-                                   audit_markers.get(b.id))
-             for b in batches if b.superseded_at is None or b.supersedes_batch_id is not None]  # fmt: skip
-    say(f"recomputing the {sum(t.records for t in tasks):,} records of {len(tasks)} batches from the database")
-    checking = _check_async(db, tasks, manifest_dir, pool)
-    with db.read() as s:
-        pending_outbox = (
-            s.scalar(select(func.count()).select_from(OutboxEntry).where(OutboxEntry.batch_id.is_(None))) or 0
-        )
-        not_migrated = s.scalar(
-            select(func.count()).select_from(Instrument).where(
-                ~select(Commitment.instrument_id).where(Commitment.instrument_id == Instrument.id).exists()
+    checking = _check_async(db, run.tasks(), manifest_dir, pool)
+    run.count_waiting()
+    run.say("checking the chain")
+    run.chain = chain() if callable(chain) else chain
+    run.check_identity()
+    run.check_batch_states()
+    if run.identity and run.stage_id is None:
+        _check_coverage(db, run.deployment, run.on_chain_count, run.result)
+    run.check_records(checking())
+    _check_superseded(run.superseded, run.proven, run.batches, run.chain_roots, run.result)
+    run.check_lost_tail()
+    if run.stage_id is None:
+        run.check_audit_log()
+    return run.finish(actor, heal)
+
+
+class _Run:
+    """One reconciliation: what it read, what the chain holds, and one method per named check."""
+
+    def __init__(self, db: Database, manifest_dir: Path | None, say: Callable[[str], None]):
+        self.db = db
+        self.manifest_dir = manifest_dir
+        self.say = say
+        self.started = time.perf_counter()
+        self.result = ReconcileResult(started_at=datetime.now(UTC).isoformat(timespec="seconds"))
+        self.counts: Tally = Tally(records_checked=0, verified=0)
+        self.chain: RegistryChain | None = None
+        self.identity = False
+        self.on_chain_count = 0
+        self.chain_roots: dict[int, bytes] = {}  # the chain's root of each batch it holds
+        self.lost: list[AnchorBatch] = []
+        self.superseded: list[AnchorBatch] = []
+        self.proven: set[int] = set()  # rolled-back batches whose re-anchoring batch's marker names them
+        self.manifest_audit: dict[int, list[tuple[int, bytes]]] = {}  # audit heads each manifest lists
+        self.verified_by_batch: dict[int, int] = {}
+
+    def report(self, kind: str, message: str, batch: int | None = None, **found: str | None) -> None:
+        self.result.discrepancies.append(Discrepancy(kind, message, batch, **found))  # type: ignore[arg-type]
+
+    # --- what the database says -----------------------------------------------------------------------
+    def read_database(self, stage: str | None) -> None:
+        with self.db.read() as s:
+            self.deployment = s.scalar(select(ChainDeployment).order_by(ChainDeployment.id.desc()).limit(1))
+            stage_row = s.scalar(select(MigrationStage).where(MigrationStage.name == stage)) if stage else None
+            if stage and stage_row is None:
+                raise NotFound(f"no migration stage {stage!r}")
+            self.stage_id = stage_row.id if stage_row else None
+            stmt = (
+                select(AnchorBatch).where(AnchorBatch.state != BatchState.FAILED).order_by(AnchorBatch.chain_batch_id)
             )
-        ) or 0  # fmt: skip
+            if self.stage_id is not None:
+                stmt = stmt.where(AnchorBatch.stage_id == self.stage_id)
+            # the node arrays are not needed here (the chain's root is the authority)
+            self.batches = s.scalars(stmt.options(defer(AnchorBatch.nodes), defer(AnchorBatch.parcel_nodes))).all()
+            self.sizes = _batch_sizes(s, [b.id for b in self.batches])
+        self.audit_points = audit_check.checkpoints(self.db)
+        self.replaces = {b.id: b.supersedes_batch_id for b in self.batches if b.supersedes_batch_id is not None}
+        self.counts["batches"] = len(self.batches)
 
-    say("checking the chain")
-    if callable(chain):
-        chain = chain()
-    identity = _chain_identity(chain, deployment, result)
-    on_chain_count = chain.batch_count() if identity else 0
+    def tasks(self) -> list[batch_check.BatchTask]:
+        """Every batch the chain may hold is checked, whatever the database's state column says; a
+        rolled-back batch only if it re-anchored another (what it anchored proves that rollback)."""
+        roots = {b.id: b.root for b in self.batches}
+        markers = {p.batch_id: p.marker for p in self.audit_points}
+        tasks = [batch_check.BatchTask(b.id, b.chain_batch_id, self.sizes.get(b.id, 0), b.root,
+                                       roots.get(b.supersedes_batch_id), markers.get(b.id))
+                 for b in self.batches if b.superseded_at is None or b.supersedes_batch_id is not None]  # fmt: skip
+        self.say(f"recomputing the {sum(t.records for t in tasks):,} records of {len(tasks)} batches from the database")
+        return tasks
 
-    counts: Tally = Tally(records_checked=0, verified=0, batches=len(batches), pending_outbox=pending_outbox,
-                          not_yet_migrated=not_migrated)  # fmt: skip
-    if pending_outbox:
-        result.discrepancies.append(Discrepancy("pending", f"{pending_outbox} records wait for their batch"))
-    lost: list[AnchorBatch] = []
-    superseded: list[AnchorBatch] = []
-    chain_roots: dict[int, bytes] = {}  # the chain's root of each batch it holds
+    def count_waiting(self) -> None:
+        with self.db.read() as s:
+            pending = s.scalar(select(func.count()).select_from(OutboxEntry).where(OutboxEntry.batch_id.is_(None))) or 0
+            not_migrated = s.scalar(select(func.count()).select_from(Instrument).where(
+                ~select(Commitment.instrument_id).where(Commitment.instrument_id == Instrument.id).exists())) or 0  # fmt: skip
+        self.counts.update(pending_outbox=pending, not_yet_migrated=not_migrated)
+        if pending:
+            self.report("pending", f"{pending} records wait for their batch")
 
-    def from_chain(b: AnchorBatch) -> None:
-        chain_roots[b.id] = chain.get_batch(b.chain_batch_id).root  # type: ignore[union-attr]
+    # --- the checks -------------------------------------------------------------------------------------
+    def check_identity(self) -> None:
+        """chain_reset: another chain id or genesis, or no contract code (unreachable is no reset)."""
+        assert self.chain is not None and self.deployment is not None
+        self.identity = _chain_identity(self.chain, self.deployment, self.result)
+        self.on_chain_count = self.chain.batch_count() if self.identity else 0
 
-    say(f"checking {len(batches)} batches")
-    for b in batches:
-        on_chain = identity and b.chain_batch_id < on_chain_count
+    def check_batch_states(self) -> None:
+        """pending / missing_on_chain / chain_reset, batch by batch; the chain's roots are read here."""
+        self.say(f"checking {len(self.batches)} batches")
+        for b in self.batches:
+            self._check_batch(b)
+
+    def _check_batch(self, b: AnchorBatch) -> None:
+        assert self.chain is not None
+        on_chain = self.identity and b.chain_batch_id < self.on_chain_count
+        k = b.chain_batch_id
         if b.state != BatchState.CONFIRMED:
-            result.discrepancies.append(Discrepancy(
-                "pending", f"batch {b.chain_batch_id} is {b.state}: not yet at the confirmation depth",
-                b.chain_batch_id))  # fmt: skip
+            self.report("pending", f"batch {k} is {b.state}: not yet at the confirmation depth", k)
             if on_chain:  # its records are checked all the same: the chain decides, not the state column
-                from_chain(b)
-            continue
-        if not identity:
-            result.discrepancies.append(Discrepancy(
-                "chain_reset", f"batch {b.chain_batch_id} cannot be found: the chain was reset or replaced",
-                b.chain_batch_id))  # fmt: skip
-            continue
+                self._read_root(b)
+            return
+        if not self.identity:
+            self.report("chain_reset", f"batch {k} cannot be found: the chain was reset or replaced", k)
+            return
         if not on_chain and b.finalized_at is None:  # a reorganisation took it before it was final
-            result.discrepancies.append(Discrepancy(
-                "pending", f"batch {b.chain_batch_id} is not on chain: its block was reorganised away before it was "
-                "final; the anchoring worker sends its transaction again", b.chain_batch_id))  # fmt: skip
-            continue
+            self.report("pending", f"batch {k} is not on chain: its block was reorganised away before it was final; "
+                        "the anchoring worker sends its transaction again", k)  # fmt: skip
+            return
         if not on_chain:
-            lost.append(b)
-            result.discrepancies.append(Discrepancy(
-                "missing_on_chain",
-                f"batch {b.chain_batch_id} ({sizes.get(b.id, 0)} records) is not on chain: the node lost it (restart "
-                "it from its saved state, then `landreg reconcile --heal` re-anchors them)", b.chain_batch_id))  # fmt: skip
-            continue
-        if b.block_number is not None and b.block_hash and chain.block_hash_at(b.block_number) != b.block_hash:
+            self.lost.append(b)
+            self.report("missing_on_chain", f"batch {k} ({self.sizes.get(b.id, 0)} records) is not on chain: the node "
+                        "lost it (restart it from its saved state, then `landreg reconcile --heal` re-anchors them)", k)  # fmt: skip
+            return
+        if b.block_number is not None and b.block_hash and self.chain.block_hash_at(b.block_number) != b.block_hash:
             if b.finalized_at is None:  # not final: the batch is on chain, in another block than recorded
-                result.discrepancies.append(Discrepancy(
-                    "pending", f"batch {b.chain_batch_id} moved to another block in a reorganisation before it was "
-                    "final; the anchoring worker records its new block", b.chain_batch_id))  # fmt: skip
-                from_chain(b)
-                continue
-            result.discrepancies.append(Discrepancy(
-                "chain_reset", f"the block that anchored batch {b.chain_batch_id} ({b.block_number}) is no longer on "
-                "the chain (a fork or a reset)", b.chain_batch_id, expected=b.block_hash,
-                found=chain.block_hash_at(b.block_number)))  # fmt: skip
-            continue
-        from_chain(b)
+                self.report("pending", f"batch {k} moved to another block in a reorganisation before it was final; "
+                            "the anchoring worker records its new block", k)  # fmt: skip
+                self._read_root(b)
+                return
+            self.report("chain_reset", f"the block that anchored batch {k} ({b.block_number}) is no longer on the "
+                        "chain (a fork or a reset)", k, expected=b.block_hash,
+                        found=self.chain.block_hash_at(b.block_number))  # fmt: skip
+            return
+        self._read_root(b)
         if b.superseded_at is not None:
-            counts["superseded_batches"] += 1
-            superseded.append(b)  # rolled back: its records were revoked and anchored again in a later batch
-    if identity and stage_id is None:
-        _check_coverage(db, deployment, on_chain_count, result)
-    verified_by_batch: dict[int, int] = {}
-    replaces = {b.id: b.supersedes_batch_id for b in batches if b.supersedes_batch_id is not None}
-    rolled_back = {b.id for b in superseded}
-    proven: set[int] = set()  # rolled-back batches whose re-anchoring batch's anchored marker names them
-    manifest_audit: dict[int, list[tuple[int, bytes]]] = {}  # audit heads each batch's manifest lists
-    for outcome in checking():
-        t = outcome.task
-        if t.id not in chain_roots:
-            continue  # reported above (lost, reset, not yet sent): what its rows say does not matter
-        prior = chain_roots.get(replaces.get(t.id), t.prior_root) if t.prior_root is not None else None
-        truth = replace(t, root=chain_roots[t.id], prior_root=prior)
-        if truth != t:  # the database's roots are not the chain's: check against the chain's
-            (outcome,) = batch_check.check_group((_dir(manifest_dir), [truth]), db)
-        if outcome.manifest_audit is not None:
-            manifest_audit[t.id] = outcome.manifest_audit
-        if outcome.marker_ok and replaces[t.id] != t.id:
-            proven.add(replaces[t.id])
-        if t.id in rolled_back:
-            continue  # checked only for its marker: its records are checked in the batch that replaced it
-        counts["records_checked"] += outcome.records
-        counts["verified"] += outcome.verified
-        verified_by_batch[t.id] = outcome.verified
-        result.discrepancies.extend(outcome.discrepancies)
-    _check_superseded(superseded, proven, batches, chain_roots, result)
-    if lost and not _is_suffix(lost, batches, on_chain_count):
-        for d in result.discrepancies:
-            if d.kind == "missing_on_chain":
-                d.kind = "chain_reset"
-                d.message += " (but later batches are there: not a lost tail, a replaced chain)"
-        lost = []
+            self.counts["superseded_batches"] += 1
+            self.superseded.append(b)  # rolled back: its records were revoked and anchored again later
 
-    if stage_id is None:
-        on_chain_batches = {b.id: (b.chain_batch_id, chain_roots[b.id]) for b in batches if b.id in chain_roots}
-        say("checking the audit log's hash chain")
-        audit = audit_check.check(db, audit_points, on_chain_batches, manifest_audit)
-        counts.update(audit_entries=audit.entries, audit_anchored=audit.anchored, audit_pending=audit.pending)
-        result.discrepancies.extend(audit.discrepancies)
-    result.counts = dict(counts)
-    result.stages = _stage_lines(db, batches, sizes, verified_by_batch, result)
-    result.timeline = _timeline(batches)
-    if heal and lost:
-        say(f"re-queueing the {sum(sizes.get(b.id, 0) for b in lost)} records of {len(lost)} lost batches")
-        result.healed = _heal(db, lost)
-    result.seconds = time.perf_counter() - started
-    _record(db, result, actor, stage_id, batches)
-    return result
+    def _read_root(self, b: AnchorBatch) -> None:
+        assert self.chain is not None
+        self.chain_roots[b.id] = self.chain.get_batch(b.chain_batch_id).root
+
+    def check_records(self, outcomes: Iterable[batch_check.BatchOutcome]) -> None:
+        """tampered_record / missing_record / tampered_batch / manifest_mismatch: each batch's records
+        recomputed from the rows, against the chain's root (``batch_check``)."""
+        rolled_back = {b.id for b in self.superseded}
+        for outcome in outcomes:
+            t = outcome.task
+            if t.id not in self.chain_roots:
+                continue  # reported above (lost, reset, not yet sent): what its rows say does not matter
+            prior = self.chain_roots.get(self.replaces.get(t.id), t.prior_root) if t.prior_root is not None else None
+            truth = replace(t, root=self.chain_roots[t.id], prior_root=prior)
+            if truth != t:  # the database's roots are not the chain's: check against the chain's
+                (outcome,) = batch_check.check_group((_dir(self.manifest_dir), [truth]), self.db)
+            if outcome.manifest_audit is not None:
+                self.manifest_audit[t.id] = outcome.manifest_audit
+            if outcome.marker_ok and self.replaces[t.id] != t.id:
+                self.proven.add(self.replaces[t.id])
+            if t.id in rolled_back:
+                continue  # checked only for its marker: its records are checked in the batch that replaced it
+            self.counts["records_checked"] += outcome.records
+            self.counts["verified"] += outcome.verified
+            self.verified_by_batch[t.id] = outcome.verified
+            self.result.discrepancies.extend(outcome.discrepancies)
+
+    def check_lost_tail(self) -> None:
+        """A node that lost state lost its newest batches; lost batches with later ones still there
+        are a replaced chain (chain_reset), never healed."""
+        if self.lost and not _is_suffix(self.lost, self.batches, self.on_chain_count):
+            for d in self.result.discrepancies:
+                if d.kind == "missing_on_chain":
+                    d.kind = "chain_reset"
+                    d.message += " (but later batches are there: not a lost tail, a replaced chain)"
+            self.lost = []
+
+    def check_audit_log(self) -> None:
+        """audit_log_altered / audit_log_truncated (``audit_check``)."""
+        on_chain = {b.id: (b.chain_batch_id, self.chain_roots[b.id]) for b in self.batches if b.id in self.chain_roots}
+        self.say("checking the audit log's hash chain")
+        audit = audit_check.check(self.db, self.audit_points, on_chain, self.manifest_audit)
+        self.counts.update(audit_entries=audit.entries, audit_anchored=audit.anchored, audit_pending=audit.pending)
+        self.result.discrepancies.extend(audit.discrepancies)
+
+    # --- the end -------------------------------------------------------------------------------------------
+    def finish(self, actor: str, heal: bool) -> ReconcileResult:
+        result = self.result
+        result.counts = dict(self.counts)
+        result.stages = _stage_lines(self.db, self.batches, self.sizes, self.verified_by_batch, result)
+        result.timeline = _timeline(self.batches)
+        if heal and self.lost:
+            self.say(f"re-queueing the {sum(self.sizes.get(b.id, 0) for b in self.lost)} records of "
+                     f"{len(self.lost)} lost batches")  # fmt: skip
+            result.healed = _heal(self.db, self.lost)
+        result.seconds = time.perf_counter() - self.started
+        _record(self.db, result, actor, self.stage_id, self.batches)
+        return result
 
 
 def _batch_sizes(s: Session, batch_ids: list[int]) -> dict[int, int]:

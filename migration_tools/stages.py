@@ -29,10 +29,9 @@ from sqlalchemy import Integer, cast, exists, func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from hybrid_store import hashing_pool
-from hybrid_store.anchoring import Anchorer, _stored_tx, plan_batch
+from hybrid_store import hashing_pool, ledger
+from hybrid_store.anchoring import Anchorer, Leaf, plan_batch, stored_tx, untokenized_parcels
 from hybrid_store.chain.client import RegistryChain
-from hybrid_store.committing import Committable, Pending, commit_pending, load_pending, lock_heads
 from hybrid_store.core import commitment as commitments
 from hybrid_store.crashpoints import crashpoint
 from hybrid_store.db.engine import Database
@@ -49,7 +48,6 @@ from hybrid_store.db.models import (
 )
 from hybrid_store.errors import LandregError, NotFound
 from hybrid_store.worker_lock import WorkerLock
-from migration_tools.batch_check import SUPERSEDES
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +250,7 @@ def _time_estimate(records: int, batches: int) -> float:
     )  # fmt: skip
     started = time.perf_counter()
     for _ in range(200):
-        commitments.hashes_before_history(sample, b"\x00" * 32)
+        commitments.prepare(sample, b"\x00" * 32)
     per_record = (time.perf_counter() - started) / 200
     return records * (per_record / max(1, min(2, multiprocessing.cpu_count())) + 60e-6) + batches * 0.3
 
@@ -330,7 +328,7 @@ class StageRunner:
         def submit(chunk: list[int]) -> list[Any]:  # split so every hashing process has a share
             step = math.ceil(len(chunk) / self.workers)
             return [
-                pool.apply_async(hashing_pool.hash_chunk, (chunk[i : i + step],)) for i in range(0, len(chunk), step)
+                pool.apply_async(hashing_pool.prepare_chunk, (chunk[i : i + step],)) for i in range(0, len(chunk), step)
             ]  # type: ignore[union-attr]
 
         try:
@@ -339,20 +337,16 @@ class StageRunner:
             ahead = [submit(chunk) for chunk in chunks[1:3]] if pool else []
             for k, chunk in enumerate(chunks):
                 if pool is not None and k > 0:
-                    parts = [job.get() for job in ahead.pop(0)]
-                    items = [p for part_items, _ in parts for p in part_items]
-                    before = [h for _, part_hashes in parts for h in part_hashes]
+                    entries = [e for job in ahead.pop(0) for e in job.get()]
                     if k + 2 < len(chunks):
                         ahead.append(submit(chunks[k + 2]))
                 else:
-                    with self.db.read() as s:
-                        items = load_pending(s, chunk)
-                    before = [commitments.hashes_before_history(p.record, p.seed) for p in items]
-                batch = self._anchor_chunk_retrying(stage_id, items, before)
+                    entries = hashing_pool.prepare_chunk(chunk, self.db)
+                batch = self._anchor_chunk_retrying(stage_id, entries)
                 if batch is None:
                     continue
                 crashpoint("migrate:stored")
-                a.chain.send(_stored_tx(batch))  # refused (underpriced, ...): settling replaces it
+                a.chain.send(stored_tx(batch))  # refused (underpriced, ...): settling replaces it
                 crashpoint("migrate:sent")
                 a.wait_in_flight()
                 report.records += batch.record_count
@@ -378,12 +372,10 @@ class StageRunner:
     def _pool(self):  # noqa: ANN202
         return hashing_pool.start(self.db.url, self.workers, yield_cpu=True)
 
-    def _anchor_chunk_retrying(
-        self, stage_id: int, items: list[Pending], before: list[list[bytes]]
-    ) -> AnchorBatch | None:
+    def _anchor_chunk_retrying(self, stage_id: int, entries: list[ledger.Entry]) -> AnchorBatch | None:
         for attempt in range(5):
             try:
-                return self._anchor_chunk(stage_id, items, before)
+                return self._anchor_chunk(stage_id, entries)
             except OperationalError as exc:  # a deadlock with a filing that locked the same parcels
                 if attempt == 4:
                     raise
@@ -391,28 +383,24 @@ class StageRunner:
                 time.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
 
-    def _anchor_chunk(
-        self, stage_id: int, items: list[Pending | Committable], before: list[list[bytes]]
-    ) -> AnchorBatch | None:
+    def _anchor_chunk(self, stage_id: int, entries: list[ledger.Entry]) -> AnchorBatch | None:
         """Commit, plan, sign and store one batch in one transaction (nothing is sent yet)."""
         a = self.anchorer
-        hashes = {p.instrument_id: h for p, h in zip(items, before, strict=True)}
         with self.db.write() as s:
-            ids = [p.instrument_id for p in items]
+            ids = [e.instrument_id for e in entries]
             # lock the parcels first: a filing commits a parcel's older records only while holding
             # its row, so what is uncommitted after this point stays uncommitted until we are done
-            heads = lock_heads(s, [pid for p in items for pid in p.parcel_ids])
+            heads = ledger.lock_heads(s, [pid for e in entries for pid in e.parcel_ids])
             taken = set(s.scalars(select(Commitment.instrument_id).where(Commitment.instrument_id.in_(ids))))
-            fresh = [p for p in items if p.instrument_id not in taken]  # a filing committed some meanwhile
+            fresh = [e for e in entries if e.instrument_id not in taken]  # a filing committed some meanwhile
             if not fresh:
                 return None
-            made = commit_pending(s, fresh, heads, enqueue=False,
-                                  hasher=lambda chunk: [hashes[p.instrument_id] for p in chunk])  # fmt: skip
-            numbers = {p.instrument_id: p.number for p in fresh}
-            plan = plan_batch(s, {iid: (numbers[iid], value) for iid, value in made}, a.next_chain_batch_id(s),
-                              parcel_ids={pid for p in fresh for pid in p.parcel_ids}, stage_id=stage_id)  # fmt: skip
-            signed, first_token, parcel_tree, head = a.sign(plan)
-            batch = a.store(s, plan, signed, first_token, parcel_tree, head)
+            made = ledger.append(s, fresh, heads, enqueue=False)
+            numbers = {e.instrument_id: e.number for e in fresh}
+            planned = plan_batch([Leaf.record(iid, numbers[iid], value) for iid, value in made], a.next_chain_batch_id(s),
+                           untokenized_parcels(s, (), {pid for e in fresh for pid in e.parcel_ids}), stage_id=stage_id)  # fmt: skip
+            signed, first_token, parcel_tree, head = a.sign(planned)
+            batch = a.store(s, planned, signed, first_token, parcel_tree, head)
             crashpoint("migrate:building")
             s.execute(
                 update(MigrationStage)
@@ -575,19 +563,19 @@ def rollback_stage(
                                            chain.pending_nonce())  # fmt: skip
                 chain.wait(chain.broadcast(signed))
             crashpoint("rollback:revoked")
-            marker = commitments.rollback_marker(old.root)
             with db.write() as s:
-                commitments_by_id = {iid: (number, c) for _, iid, number, c in members}
-                plan = plan_batch(s, commitments_by_id, anchorer.next_chain_batch_id(s), stage_id=stage_id,
-                                  supersedes_batch_id=old.id, extra=[(marker, f"{SUPERSEDES}{old.chain_batch_id}")])  # fmt: skip
-                signed, first_token, parcel_tree, head = anchorer.sign(plan)
-                new = anchorer.store(s, plan, signed, first_token, parcel_tree, head)
+                records = [Leaf.record(iid, number, c) for _, iid, number, c in members]
+                planned = plan_batch([*records, Leaf.rollback(old.root, old.chain_batch_id)], anchorer.next_chain_batch_id(s),
+                               untokenized_parcels(s, [leaf.instrument_id for leaf in records]), stage_id=stage_id,
+                               supersedes_batch_id=old.id)  # fmt: skip
+                signed, first_token, parcel_tree, head = anchorer.sign(planned)
+                new = anchorer.store(s, planned, signed, first_token, parcel_tree, head)
                 s.execute(update(AnchorBatch).where(AnchorBatch.id == old.id).values(superseded_at=datetime.now(UTC)))
                 s.execute(
                     update(MigrationStage).where(MigrationStage.id == stage_id)
                     .values(state="anchored", reconciled_clean=None, reconciled_at=None)
                 )  # fmt: skip
-            chain.send(_stored_tx(new))
+            chain.send(stored_tx(new))
             anchorer.wait_in_flight()
             report.batches.append(old.chain_batch_id)
             report.replacements.append(new.chain_batch_id)

@@ -28,7 +28,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from hybrid_store.core.records import DocType
-from hybrid_store.municipalities import MunicipalityInfo, municipalities
+from hybrid_store.jurisdictions.base import PlaceInfo as MunicipalityInfo
+from hybrid_store.jurisdictions.bergen import municipalities
 
 EASTERN = ZoneInfo("America/New_York")
 START = date(1990, 1, 2)

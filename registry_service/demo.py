@@ -26,8 +26,9 @@ from hybrid_store.anchoring import Anchorer
 from hybrid_store.batches import pending_count
 from hybrid_store.chain.anvil import ManagedAnvil
 from hybrid_store.db.models import AnchorBatch, BatchState, Instrument, InstrumentParcel, Parcel
+from hybrid_store.filing import record_instruments
+from hybrid_store.intake import validate
 from hybrid_store.proofs import export_bundle
-from hybrid_store.recording import record_instruments, validate
 from hybrid_store.settings import Settings
 from hybrid_store.trust import latest as latest_trust
 from migration_tools.synthetic import BergenBook

@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import rfc8785
-from pydantic import ValidationError
+from pydantic import BaseModel
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
@@ -26,14 +26,7 @@ from hybrid_store.chain.client import RegistryChain
 from hybrid_store.core import bundle as bundles
 from hybrid_store.core.commitment import FIELDS
 from hybrid_store.core.hashing import to_hex
-from hybrid_store.core.records import (
-    CONVEYANCES,
-    DocType,
-    InstrumentContent,
-    InstrumentInput,
-    format_timestamp,
-    validation_errors,
-)
+from hybrid_store.core.records import CONVEYANCES, DocType, format_timestamp
 from hybrid_store.core.trust import TrustRoot
 from hybrid_store.db.engine import Database
 from hybrid_store.db.models import (
@@ -54,9 +47,10 @@ from hybrid_store.db.models import (
 )
 from hybrid_store.deployment import active_deployment
 from hybrid_store.errors import Conflict, FieldError, InvalidInstrument, LandregError, NotFound
-from hybrid_store.municipalities import municipality_codes, municipality_name
+from hybrid_store.filing import Recorded, record_instruments
+from hybrid_store.intake import InstrumentInput, validate
+from hybrid_store.jurisdictions import Profile
 from hybrid_store.proofs import export_bundle
-from hybrid_store.recording import Recorded, record_instruments
 from hybrid_store.settings import Settings
 from hybrid_store.trust import load as load_trust
 from registry_service import schemas
@@ -68,6 +62,8 @@ from registry_service.verification import Verdict, verify_document, verify_recei
 log = logging.getLogger(__name__)
 
 MAX_PAGE = 100
+#: the facts the registry assigns to a filing (a filer presenting them is refused)
+_ASSIGNED = {"instrument_number", "book", "page", "recorded_at"}
 _RETRIES = 3  # a deadlock or serialisation failure is retried as a whole transaction
 
 
@@ -90,7 +86,7 @@ class Registry:
     def file(
         self,
         actor: Actor,
-        data: Mapping[str, Any] | InstrumentContent,
+        data: Mapping[str, Any] | InstrumentInput,
         *,
         idempotency_key: str | None = None,
         corrects: str | None = None,
@@ -98,23 +94,23 @@ class Registry:
         """Record an instrument; returns (status, filing result, whether it is a replay). With an
         idempotency key, a retried request gets the first response again, never a second instrument."""
         actor.require(Permission.CORRECT if corrects else Permission.FILE)
-        if isinstance(data, InstrumentContent):
-            data = data.model_dump(mode="json")
+        if isinstance(data, BaseModel):
+            data = data.model_dump(mode="json", exclude_none=True)
         if not isinstance(data, Mapping):
             raise InvalidInstrument([FieldError("(body)", "object_type", "an instrument is a JSON object")])
         now = datetime.now(UTC)
-        content = parse_content(data, now=now)
+        content = validate(data, profile=self.settings.profile, now=now, content_only=True)
         if corrects is not None and content.corrects not in (None, corrects):
             raise InvalidInstrument(
                 [FieldError("corrects", "corrects_mismatch", f"this is a correction of {corrects}; leave it out")]
             )
-        canonical = {**content.model_dump(mode="json"), "corrects": corrects or content.corrects}
+        canonical = {**content.model_dump(mode="json", exclude=_ASSIGNED), "corrects": corrects or content.corrects}
         request_hash = hashlib.sha256(rfc8785.dumps(canonical)).hexdigest()
         if idempotency_key is not None:
             stored = self._stored_response(actor, idempotency_key, request_hash)
             if stored is not None:
                 return (*stored, True)
-        instrument = InstrumentInput.model_construct(**{**content.__dict__, "corrects": canonical["corrects"]})
+        instrument = content.model_copy(update={"corrects": canonical["corrects"]})
         self.signer.refresh()  # outside the write transaction (see ReceiptSigner.refresh)
         for attempt in range(_RETRIES):
             try:
@@ -240,7 +236,7 @@ class Registry:
                 doc_type=inst.doc_type,
                 grantors=inst.names("grantor"),
                 grantees=inst.names("grantee"),
-                parcels=[_parcel_link(link.parcel) for link in inst.parcel_links],
+                parcels=[_parcel_link(link.parcel, self.settings.profile) for link in inst.parcel_links],
                 consideration=None if inst.consideration_cents is None else f"{inst.consideration_cents / 100:.2f}",
                 legal_description=inst.legal_description,
                 document_digest=inst.document_digest,
@@ -340,7 +336,7 @@ class Registry:
             )
             open_flags = s.scalar(select(func.count()).select_from(TitleFlag).where(TitleFlag.parcel_id == p.id))
             head = s.get(Commitment, p.head_instrument_id) if p.head_instrument_id else None
-            link = _parcel_link(p)
+            link = _parcel_link(p, self.settings.profile)
             return schemas.ParcelView(
                 **link.model_dump(), owner_of_record=owner, token=token, instruments=count or 0,
                 open_flags=open_flags or 0, head_commitment=to_hex(head.commitment) if head else None,
@@ -590,22 +586,13 @@ class LRUCache:
                 self._items.popitem(last=False)
 
 
-def parse_content(data: Mapping[str, Any], *, now: datetime) -> InstrumentContent:
-    """A filer's instrument, validated completely (shape, municipalities, clock) in one pass, so
-    every broken rule is reported at once."""
-    try:
-        return InstrumentContent.model_validate(data, context={"municipalities": municipality_codes(), "now": now})
-    except ValidationError as exc:
-        raise InvalidInstrument(validation_errors(exc)) from None
-
-
 def _status_of(batch: AnchorBatch) -> str:
     return "anchored" if batch.state == BatchState.CONFIRMED else "submitted"
 
 
-def _parcel_link(p: Parcel) -> schemas.ParcelLink:
+def _parcel_link(p: Parcel, profile: Profile) -> schemas.ParcelLink:
     return schemas.ParcelLink(
-        key=p.parcel_key, municipality_code=p.municipality_code, municipality=municipality_name(p.municipality_code),
+        key=p.parcel_key, municipality_code=p.municipality_code, municipality=profile.place_name(p.municipality_code),
         block=p.block, lot=p.lot, qualifier=p.qualifier,
     )  # fmt: skip
 

@@ -7,16 +7,20 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hybrid_store.core.records import InstrumentContent
+from hybrid_store.intake import models
+from hybrid_store.jurisdictions import get_profile
 
 AnchoringStatus = Literal["pending", "submitted", "anchored"]
 
+# documented with the default jurisdiction's parcels (the registry validates with its own profile)
+_Content = models(get_profile())[0]
 
-class InstrumentCreate(InstrumentContent):
+
+class InstrumentCreate(_Content):  # type: ignore[misc, valid-type]
     """An instrument presented for recording. The registry assigns number, book, page and time."""
 
 
-class CorrectionCreate(InstrumentContent):
+class CorrectionCreate(_Content):  # type: ignore[misc, valid-type]
     """The corrected content. ``corrects`` is the instrument in the path; leave it out."""
 
 

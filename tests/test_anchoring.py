@@ -17,8 +17,9 @@ from hybrid_store.chain.connect import eth_tester_chain
 from hybrid_store.db.models import AnchorBatch, BatchRecord, BatchState, OutboxEntry, Parcel
 from hybrid_store.deployment import attach, check_deployment
 from hybrid_store.errors import ChainMismatch
+from hybrid_store.filing import record_instruments
+from hybrid_store.intake import validate
 from hybrid_store.proofs import export_bundle
-from hybrid_store.recording import record_instruments, validate
 from registry_service.verification import verify_document
 from tests.conftest import NOW, deed, trust_of
 
@@ -131,9 +132,9 @@ def second_account(chain):
 
 
 def anchorer_tx(batch: AnchorBatch):
-    from hybrid_store.anchoring import _stored_tx
+    from hybrid_store.anchoring import stored_tx
 
-    return _stored_tx(batch)
+    return stored_tx(batch)
 
 
 def test_recovery_signed_but_never_sent(deployed):

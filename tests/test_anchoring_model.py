@@ -28,7 +28,8 @@ from hybrid_store.chain.connect import open_chain
 from hybrid_store.db.engine import Database
 from hybrid_store.db.models import AnchorBatch, BatchRecord, BatchState, Instrument, Parcel
 from hybrid_store.deployment import attach
-from hybrid_store.recording import record_instruments, validate
+from hybrid_store.filing import record_instruments
+from hybrid_store.intake import validate
 from hybrid_store.settings import Settings
 from migration_tools.reconcile import CLEAN_KINDS, reconcile
 from tests.conftest import PASSPHRASE_ENV, deed, free_port

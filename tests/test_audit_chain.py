@@ -28,7 +28,8 @@ from hybrid_store.anchoring import Anchorer
 from hybrid_store.core import audit as chain_rules
 from hybrid_store.db.engine import Database
 from hybrid_store.db.models import AnchorBatch, AuditCheckpoint, AuditLink
-from hybrid_store.recording import record_instruments, validate
+from hybrid_store.filing import record_instruments
+from hybrid_store.intake import validate
 from migration_tools.reconcile import CLEAN_KINDS, reconcile
 from tests.conftest import deed
 

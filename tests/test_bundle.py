@@ -9,9 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hybrid_store import anchoring, deployment, recording
+from hybrid_store import anchoring, deployment
 from hybrid_store.core import bundle as bundles
 from hybrid_store.errors import MalformedBundle, VerificationFailed
+from hybrid_store.filing import record_instruments
+from hybrid_store.intake import validate
 from hybrid_store.proofs import export_bundle
 from registry_service.verification import verify_bytes, verify_document
 from tests.conftest import deed, make_sqlite, trust_of
@@ -87,8 +89,8 @@ def anchored(tmp_path_factory):
 
     db = make_sqlite(tmp_path_factory.mktemp("bundle"))
     with db.write() as s:
-        made = recording.record_instruments(
-            s, [recording.validate(deed(parcels=[{"municipality_code": "0223", "block": "7", "lot": str(i)}]))
+        made = record_instruments(
+            s, [validate(deed(parcels=[{"municipality_code": "0223", "block": "7", "lot": str(i)}]))
                 for i in range(1, 6)],
         )  # fmt: skip
     chain = eth_tester_chain()

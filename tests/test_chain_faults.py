@@ -18,7 +18,8 @@ from hybrid_store.chain.connect import open_chain
 from hybrid_store.db.engine import Database
 from hybrid_store.db.models import AnchorBatch, BatchRecord, BatchState, FailureKind, OutboxEntry, TxAttempt
 from hybrid_store.deployment import attach
-from hybrid_store.recording import record_instruments, validate
+from hybrid_store.filing import record_instruments
+from hybrid_store.intake import validate
 from hybrid_store.txmgr import GWEI, FeePolicy
 from tests.conftest import NOW, deed
 from tests.faultproxy import FaultProxy

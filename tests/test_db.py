@@ -15,9 +15,10 @@ from hybrid_store.core import commitment
 from hybrid_store.core.hashing import to_hex
 from hybrid_store.db.engine import Database, alembic_config
 from hybrid_store.db.models import Commitment, Instrument, InstrumentParty, OutboxEntry, Parcel
-from hybrid_store.db.records import record_of
+from hybrid_store.db.records import load_records
 from hybrid_store.errors import Conflict, InvalidInstrument
-from hybrid_store.recording import record_instruments, validate
+from hybrid_store.filing import record_instruments
+from hybrid_store.intake import validate
 from migration_tools.synthetic import BergenBook
 from tests.conftest import NOW, _pg_admin, deed, head_revision
 
@@ -67,10 +68,9 @@ def test_stored_commitments_recompute_from_the_rows(db):
     with db.write() as s:
         made = record_instruments(s, book, source="legacy")
     with db.read() as s:
-        for r in made:
-            inst = s.get(Instrument, r.instrument_id)
-            stored = s.get(Commitment, inst.id)
-            assert commitment.commit(record_of(inst, stored.prev), inst.salt_seed) == stored.commitment
+        for stored in load_records(s.connection(), [r.instrument_id for r in made]):
+            committed = s.get(Commitment, stored.instrument_id).commitment
+            assert commitment.commit(stored.record, stored.seed) == stored.commitment == committed
 
 
 def test_each_record_links_to_the_previous_record_of_each_parcel(db):
@@ -123,7 +123,8 @@ def test_corrections_link_to_what_they_correct(db):
     with db.read() as s:
         inst = s.get(Instrument, fix.instrument_id)
         assert inst.corrects.instrument_number == original.instrument_number
-        assert record_of(inst, s.get(Commitment, inst.id).prev).corrects == original.instrument_number
+        [stored] = load_records(s.connection(), [inst.id])
+        assert stored.record.corrects == original.instrument_number
         assert s.get(Instrument, original.instrument_id).legal_description.startswith("ALL that")  # untouched
     with pytest.raises(InvalidInstrument, match="no recorded instrument numbered 1999-0000001"):
         file(db, deed(corrects="1999-0000001"))
@@ -200,7 +201,7 @@ def test_a_deed_from_the_owner_of_record_extends_the_chain_of_title(db):
 
 
 def test_names_compare_without_case_accents_or_punctuation():
-    from hybrid_store.core.records import name_key
+    from hybrid_store.title import name_key
 
     assert name_key("José García, Jr.") == name_key("JOSE GARCIA JR") == "JOSE GARCIA JR"
     assert name_key("JOSE GARCIA JR") != name_key("JOSE GARCIA SR")
@@ -310,7 +311,8 @@ def test_the_runtime_role_cannot_rewrite_history_and_truncate_is_refused_to_anyo
     from sqlalchemy.exc import DBAPIError
 
     from hybrid_store.db.roles import grant_runtime
-    from hybrid_store.recording import record_instruments, validate
+    from hybrid_store.filing import record_instruments
+    from hybrid_store.intake import validate
 
     role = f"landreg_rt_{uuid.uuid4().hex[:8]}"
     _pg_admin(f'CREATE ROLE "{role}" LOGIN')

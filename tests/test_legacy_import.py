@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import func, select
 
 from hybrid_store.db.models import Commitment, Instrument, OutboxEntry
-from hybrid_store.recording import record_instruments, validate
+from hybrid_store.filing import record_instruments
+from hybrid_store.intake import validate
 from migration_tools.legacy import csv_export, sr1a
 from migration_tools.legacy.importer import import_records, synthetic_source
 from migration_tools.synthetic import BergenBook

@@ -6,15 +6,19 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from hybrid_store.core.records import InstrumentRecord, build_record, parcel_key, parse_instrument, parse_parcel_key
+from hybrid_store.core.records import InstrumentRecord, build_record
 from hybrid_store.errors import InvalidInstrument
-from hybrid_store.municipalities import municipality_codes
+from hybrid_store.intake import validate
+from hybrid_store.jurisdictions import get_profile
+from hybrid_store.jurisdictions.bergen import parcel_key
 from tests.conftest import NOW, deed
+
+BERGEN = get_profile("bergen")
 
 
 def errors_of(data, now=NOW):
     with pytest.raises(InvalidInstrument) as exc:
-        parse_instrument(data, municipalities=municipality_codes(), now=now)
+        validate(data, profile=BERGEN, now=now)
     return {(e.field, e.rule) for e in exc.value.errors}
 
 
@@ -71,7 +75,7 @@ def test_all_errors_are_reported_at_once():
 
 
 def test_good_input_is_normalised():
-    inst = parse_instrument(
+    inst = validate(
         deed(
             grantors=["  John   Q.\tSmith "],
             grantees=["MARI\u0301A GARCI\u0301A"],  # decomposed accents
@@ -79,7 +83,7 @@ def test_good_input_is_normalised():
             recorded_at="2026-01-05T10:00:00.999-05:00",
             legal_description="line one   \r\nline two\r\n\r\n",
         ),
-        municipalities=municipality_codes(),
+        profile=BERGEN,
         now=NOW,
     )
     assert inst.grantors == ["John Q. Smith"]
@@ -92,10 +96,12 @@ def test_good_input_is_normalised():
 
 def test_parcel_keys_round_trip():
     assert parcel_key("0223", "100.01", "5", "C0001") == "0223_100.01_5_C0001"
-    assert parse_parcel_key("0223_100.01_5_C0001").key == "0223_100.01_5_C0001"
-    assert parse_parcel_key("0201_3_4").qualifier == ""
-    with pytest.raises(ValueError):
-        parse_parcel_key("0223-100-5")
+    assert BERGEN.parse_parcel_key("0223_100.01_5_C0001").key == "0223_100.01_5_C0001"
+    assert BERGEN.parse_parcel_key("0201_3_4").qualifier == ""
+    for bad in ("0223-100-5", "0223_100_5_C0001_X", "0299_1_1"):  # 0299 is no Bergen municipality
+        with pytest.raises(ValueError):
+            BERGEN.parse_parcel_key(bad) if bad != "0299_1_1" else validate(
+                deed(parcels=[BERGEN.key_columns(bad)]), profile=BERGEN)  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -131,7 +137,7 @@ def test_the_packaged_municipalities_are_bergens_70():
     from tests.conftest import REPO
 
     reference = REPO.parent / "shared" / "reference" / "bergen_municipalities.csv"
-    codes = municipality_codes()
+    codes = BERGEN.place_codes()
     assert len(codes) == 70 and "0223" in codes and "0270" in codes
     if reference.exists():  # the product ships its own copy; it must not drift from the reference
         with reference.open() as f:

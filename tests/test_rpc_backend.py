@@ -11,8 +11,9 @@ from hybrid_store.anchoring import Anchorer
 from hybrid_store.chain.connect import open_chain
 from hybrid_store.db.engine import Database
 from hybrid_store.deployment import attach
+from hybrid_store.filing import record_instruments
+from hybrid_store.intake import validate
 from hybrid_store.proofs import export_bundle
-from hybrid_store.recording import record_instruments, validate
 from hybrid_store.settings import ANVIL_DEV_KEY_0, ANVIL_DEV_KEY_2, Settings
 from registry_service.verification import verify_document
 from tests.conftest import NOW, deed, trust_of

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hybrid_store.municipalities import municipality_codes
-from hybrid_store.recording import validate
+from hybrid_store.intake import validate
+from hybrid_store.jurisdictions import get_profile
 from migration_tools.synthetic import BergenBook
 
 FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
@@ -49,7 +49,9 @@ def test_realistic_content():
     assert types["DEED"] > types["LIEN"] and types["MORTGAGE"] > types["ASSIGNMENT"]
     parcels = [p for i in book for p in i["parcels"]]
     munis = {p["municipality_code"] for p in parcels}
-    assert munis <= municipality_codes() and len(munis) > 25  # blocks of ~14 lots each; 20,000 instruments reach ~60
+    assert (
+        munis <= get_profile("bergen").place_codes() and len(munis) > 25
+    )  # blocks of ~14 lots each; 20,000 instruments reach ~60
     assert any(p["qualifier"].startswith("C") for p in parcels)  # condominium units
     assert any("." in p["block"] for p in parcels)  # split blocks
     assert sum(len(i["parcels"]) > 1 for i in book) > 10  # multi-parcel instruments

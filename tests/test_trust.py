@@ -197,7 +197,8 @@ def test_the_contract_never_switches_silently(tmp_path):
 
 def test_an_upgrade_continues_token_numbering_and_closes_the_old_range(tmp_path):
     from hybrid_store.anchoring import Anchorer
-    from hybrid_store.recording import record_instruments, validate
+    from hybrid_store.filing import record_instruments
+    from hybrid_store.intake import validate
     from tests.conftest import deed
 
     db = make_sqlite(tmp_path)

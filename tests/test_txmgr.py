@@ -19,7 +19,8 @@ from hybrid_store.chain.client import FeeQuote, Fees, account_from_key
 from hybrid_store.chain.connect import eth_tester_role_key
 from hybrid_store.db.models import AnchorBatch, BatchState, FailureKind, TxAttempt
 from hybrid_store.errors import ChainMismatch
-from hybrid_store.recording import record_instruments, validate
+from hybrid_store.filing import record_instruments
+from hybrid_store.intake import validate
 from hybrid_store.txmgr import GWEI, NODE_MIN_BUMP_PERCENT, FeePolicy
 from migration_tools.reconcile import reconcile
 from tests.conftest import NOW, deed

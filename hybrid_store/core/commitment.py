@@ -88,15 +88,31 @@ def combine(field_hashes: Iterable[bytes]) -> bytes:
 
 def commit(record: InstrumentRecord, seed: bytes) -> bytes:
     """The 32-byte commitment of ``record`` under ``seed``."""
-    return combine(_field_hashes(field_values(record), seed, FIELDS))
+    return prepare(record, seed).complete(field_values(record)["prev"])
 
 
-def commit_linked(record: InstrumentRecord, seed: bytes, prev: list[list[str | None]]) -> bytes:
-    """``commit`` of ``record`` with its ``prev`` field given in ``field_values`` form (a record read
-    back from the database, whose history link is stored beside it)."""
+@dataclass(frozen=True)
+class Prepared:
+    """A record's commitment before its history link is known: the field hashes of every field but
+    ``prev`` (they depend on the record alone, so bulk migration computes them in parallel
+    processes) and the salt of ``prev``. ``complete`` adds the link, in recording order."""
+
+    field_hashes: tuple[bytes, ...]
+    prev_salt: bytes
+
+    def complete(self, prev: list[list[str | None]]) -> bytes:
+        """The commitment with history link ``prev`` (``field_values`` form: ``[[key, commitment hex
+        or None], ...]`` in parcel order)."""
+        return combine([*self.field_hashes, field_hash("prev", self.prev_salt, prev)])
+
+
+def prepare(record: InstrumentRecord, seed: bytes) -> Prepared:
+    """Everything of ``record``'s commitment but its history link (``record.prev`` is not read)."""
+    inner, outer = _keyed(seed)
     values = field_values(record)
-    values["prev"] = prev
-    return combine(_field_hashes(values, seed, FIELDS))
+    hashes = tuple(sha256(_FIELD_PREFIX[name] + _salt(inner, outer, name) + canonical_json(values[name]))
+                   for name in _BEFORE_HISTORY)  # fmt: skip
+    return Prepared(hashes, _salt(inner, outer, "prev"))
 
 
 def rollback_marker(old_root: bytes) -> bytes:
@@ -105,47 +121,32 @@ def rollback_marker(old_root: bytes) -> bytes:
     return sha256(b"landreg-rollback/v1\x00" + old_root)
 
 
-def hashes_before_history(record: InstrumentRecord, seed: bytes) -> list[bytes]:
-    """The field hashes of every field but ``prev``. They depend on the record alone, so bulk
-    migration computes them in parallel and adds the history link in recording order after."""
-    return _field_hashes(field_values(record), seed, _BEFORE_HISTORY)
-
-
 _BEFORE_HISTORY = tuple(name for name in FIELDS if name != "prev")
 _SALT_MESSAGE = {name: _SALT_TAG + name.encode() for name in FIELDS}
 _FIELD_PREFIX = {name: _FIELD_TAG + name.encode() + b"\x00" for name in FIELDS}
 
 
-def _field_hashes(values: Mapping[str, Any], seed: bytes, names: Iterable[str]) -> list[bytes]:
-    """``field_hash(name, field_salt(seed, name), values[name])`` for each name, the bulk way: the
-    record's keyed HMAC state is set up once and copied per field (the same bytes; bulk migration
-    and reconciliation hash millions of fields, and OpenSSL's per-call HMAC setup costs more than
-    the hashing itself)."""
+def _keyed(seed: bytes) -> tuple[Any, Any]:
+    """The record's two padded-key HMAC-SHA256 states (RFC 2104), set up once and copied per field:
+    bulk migration and reconciliation hash millions of fields, and OpenSSL's per-call HMAC setup
+    costs more than the hashing itself (a test holds the result to ``hmac.digest``)."""
     if len(seed) != SEED_LENGTH:
         raise ValueError(f"a record seed is {SEED_LENGTH} bytes, got {len(seed)}")
-    # HMAC-SHA256 (RFC 2104) from its two padded-key states; a test holds it to hmac.digest
     key = seed.ljust(64, b"\x00")
-    inner, outer = hashlib.sha256(key.translate(_IPAD)), hashlib.sha256(key.translate(_OPAD))
-    out = []
-    for name in names:
-        i = inner.copy()
-        i.update(_SALT_MESSAGE[name])
-        o = outer.copy()
-        o.update(i.digest())
-        out.append(sha256(_FIELD_PREFIX[name] + o.digest() + canonical_json(values[name])))
-    return out
+    return hashlib.sha256(key.translate(_IPAD)), hashlib.sha256(key.translate(_OPAD))
+
+
+def _salt(inner: Any, outer: Any, name: str) -> bytes:
+    """``field_salt(seed, name)`` from the states of ``_keyed(seed)``."""
+    i = inner.copy()
+    i.update(_SALT_MESSAGE[name])
+    o = outer.copy()
+    o.update(i.digest())
+    return o.digest()
 
 
 _IPAD = bytes(b ^ 0x36 for b in range(256))
 _OPAD = bytes(b ^ 0x5C for b in range(256))
-
-
-def commit_with_history(
-    before: list[bytes], seed: bytes, prev: list[list[str | None]], *, salt: bytes | None = None
-) -> bytes:
-    """The commitment from ``hashes_before_history`` and the ``prev`` value (``field_values`` form);
-    ``salt`` is ``field_salt(seed, "prev")`` when the caller has it already."""
-    return combine([*before, field_hash("prev", salt or field_salt(seed, "prev"), prev)])
 
 
 @dataclass(frozen=True)

@@ -182,6 +182,10 @@ class Commitment(Base):
     commitment: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     prev: Mapped[list[Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    #: how the record entered the hybrid system (``hybrid_store.ledger.Source``)
+    source: Mapped[str] = mapped_column(String(12), default="filing", server_default="filing")
+    #: a mirrored record's new version: the instrument whose version this one supersedes
+    supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("instruments.id"))
 
 
 class ChainDeployment(Base):

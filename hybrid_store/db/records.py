@@ -1,42 +1,147 @@
-"""Reading instruments back into the committed form.
+"""The one way back from database rows to a record's committed form.
 
-``record_of`` rebuilds an ``InstrumentRecord`` from database rows. The commitment stored at
-recording time must equal the commitment recomputed from these rows; reconciliation and the
-proof exporter both rely on that, and the test suite checks it.
+``load_records`` rebuilds the ``InstrumentRecord`` of each instrument from its rows, with its
+history link taken from its commitment row when it has one (the link is what the commitment, and
+so the chain, covers). Proof export, bulk migration, reconciliation and the service's views all
+read records through here, so they can never disagree on what a record says. It talks to the
+driver directly (one array parameter for the ids, no ORM rows): bulk migration and
+reconciliation read every record of the book through it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from hybrid_store.core.records import InstrumentRecord, build_record
-from hybrid_store.db.models import Instrument
+from hybrid_store.core import commitment as commitments
+from hybrid_store.core.records import InstrumentRecord, format_timestamp
+
+_IN = 5_000  # ids per array parameter (SQLite allows 32,766 parameters, PostgreSQL 65,535)
 
 
-def prev_links(prev_json: Sequence[Sequence[Any]]) -> dict[str, str | None]:
-    """``commitments.prev`` rows ``[parcel_key, prev_number, prev_commitment_hex]`` as the record's links."""
-    return {key: commitment for key, _number, commitment in prev_json}
+@dataclass(frozen=True)
+class StoredRecord:
+    """A record as the database holds it: its committed form, salt seed and parcels, and what its
+    commitment row says (``commitment`` is None while the record is not committed yet)."""
+
+    instrument_id: int
+    record: InstrumentRecord  # ``prev`` from the commitment row; unlinked (None) when not committed
+    seed: bytes
+    parcel_ids: tuple[int, ...]  # in ``record.parcels`` order
+    commitment: bytes | None
+    #: the stored history link rows ``[parcel_key, previous number, previous commitment hex]``
+    history: tuple[tuple[str, str | None, str | None], ...] = ()
+
+    @property
+    def number(self) -> str:
+        return self.record.instrument_number
+
+    @property
+    def prev_value(self) -> list[list[str | None]]:
+        """The ``prev`` value as the commitment row stores it, exactly (``[[key, commitment hex or
+        None], ...]``): a link rewritten to name another parcel must change what recomputes."""
+        if self.history:
+            return [[key, commitment] for key, _number, commitment in self.history]
+        return [[key, link] for key, link in self.record.prev]
+
+    def recompute(self) -> bytes:
+        """The commitment these rows make (the stored history link included as it is)."""
+        return commitments.prepare(self.record, self.seed).complete(self.prev_value)
 
 
-def record_of(
-    instrument: Instrument, prev_json: Sequence[Sequence[Any]], corrects_number: str | None = None
-) -> InstrumentRecord:
-    """The committed form of an instrument row (parties and parcels loaded)."""
-    if corrects_number is None and instrument.corrects is not None:
-        corrects_number = instrument.corrects.instrument_number
-    return build_record(
-        instrument_number=instrument.instrument_number,
-        doc_type=instrument.doc_type,
-        recorded_at=instrument.recorded_at,
-        book=instrument.book,
-        page=instrument.page,
-        grantors=instrument.names("grantor"),
-        grantees=instrument.names("grantee"),
-        consideration_cents=instrument.consideration_cents,
-        legal_description=instrument.legal_description,
-        document_digest=instrument.document_digest,
-        parcels=[link.parcel.parcel_key for link in instrument.parcel_links],
-        corrects=corrects_number,
-        prev=prev_links(prev_json),
-    )
+def load_records(conn: Any, instrument_ids: Sequence[int]) -> list[StoredRecord]:
+    """The records of ``instrument_ids`` (a SQLAlchemy connection), in recording order."""
+    ids_in = ids_clause(conn)
+    rows, names, parcels = [], {}, {}
+    for chunk in _chunks(list(instrument_ids)):
+        param = ids_param(conn, chunk)
+        rows.extend(driver_rows(conn, _SQL_INSTRUMENTS.format(ids=ids_in("i.id")), param))
+        for iid, role, name in driver_rows(conn, _SQL_PARTIES.format(ids=ids_in("instrument_id")), param):
+            names.setdefault((iid, role), []).append(name)
+        for iid, pid, key in driver_rows(conn, _SQL_PARCELS.format(ids=ids_in("ip.instrument_id")), param):
+            parcels.setdefault(iid, []).append((key, pid))
+    out = []
+    for r in sorted(rows, key=lambda r: (r[3], r[0])):  # recording order (SQLite's text sorts as time)
+        iid = r[0]
+        keyed = sorted(parcels.get(iid, ()))
+        keys = tuple([k for k, _ in keyed])
+        history = _history(r[12])
+        links = {key: commitment for key, _number, commitment in history}
+        record = InstrumentRecord(
+            instrument_number=r[1], doc_type=r[2], recorded_at=_timestamp(r[3]), book=r[4], page=r[5],
+            grantors=tuple(names.get((iid, "grantor"), ())), grantees=tuple(names.get((iid, "grantee"), ())),
+            consideration_cents=r[6], legal_description=r[7], document_digest=r[8],
+            parcels=keys, corrects=r[10], prev=tuple([(k, links.get(k)) for k in keys]),
+        )  # fmt: skip
+        out.append(StoredRecord(iid, record, bytes(r[9]), tuple([pid for _, pid in keyed]),
+                                bytes(r[11]) if r[11] is not None else None, history))  # fmt: skip
+    return out
+
+
+def instrument_id(conn: Any, number: str) -> int | None:
+    """The id of the instrument numbered ``number``, or None."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    found = driver_rows(conn, f"SELECT id FROM instruments WHERE instrument_number = {mark}", (number,))
+    return int(found[0][0]) if found else None
+
+
+def _history(stored: Any) -> tuple[tuple[str, str | None, str | None], ...]:
+    if stored is None:
+        return ()
+    if isinstance(stored, str):  # SQLite hands JSON back as text
+        stored = json.loads(stored)
+    return tuple((key, number, commitment) for key, number, commitment in stored)
+
+
+def driver_rows(conn: Any, sql: str, param: tuple[Any, ...]) -> list[tuple]:
+    """The rows of driver SQL straight from the DB-API cursor: for the bulk reads, where SQLAlchemy's
+    row objects cost more than the query (same connection, same transaction)."""
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(sql, param)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def ids_clause(conn: Any) -> Callable[[str], str]:
+    """``column IN <the ids>`` in driver SQL, for ``ids_param``'s one parameter."""
+    if conn.dialect.name == "postgresql":
+        return lambda column: f"{column} = ANY(%s)"
+    return lambda column: f"{column} IN (SELECT value FROM json_each(?))"
+
+
+def ids_param(conn: Any, ids: Sequence[int]) -> tuple[Any]:
+    if conn.dialect.name == "postgresql":
+        return ([int(i) for i in ids],)
+    return (json.dumps([int(i) for i in ids]),)
+
+
+_SQL_INSTRUMENTS = (
+    "SELECT i.id, i.instrument_number, i.doc_type, i.recorded_at, i.book, i.page, i.consideration_cents, "
+    "i.legal_description, i.document_digest, i.salt_seed, c.instrument_number, k.commitment, k.prev "
+    "FROM instruments i LEFT OUTER JOIN instruments c ON c.id = i.corrects_id "
+    "LEFT OUTER JOIN commitments k ON k.instrument_id = i.id WHERE {ids}"
+)
+_SQL_PARTIES = (
+    "SELECT instrument_id, role, name FROM instrument_parties WHERE {ids} ORDER BY instrument_id, role, position"
+)
+_SQL_PARCELS = (
+    "SELECT ip.instrument_id, ip.parcel_id, p.parcel_key FROM instrument_parcels ip "
+    "JOIN parcels p ON p.id = ip.parcel_id WHERE {ids}"
+)
+
+
+def _timestamp(value: datetime | str) -> str:
+    """The committed spelling of a stored recording time (SQLite gives its text, UTC)."""
+    if isinstance(value, str):  # "YYYY-MM-DD HH:MM:SS[.ffffff]"
+        return f"{value[:10]}T{value[11:19]}Z"
+    return format_timestamp(value if value.tzinfo else value.replace(tzinfo=UTC))
+
+
+def _chunks(items: Sequence, size: int = _IN) -> Iterable[Sequence]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

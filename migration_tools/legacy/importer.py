@@ -18,10 +18,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hybrid_store.core.records import InstrumentInput
 from hybrid_store.db.engine import Database
 from hybrid_store.errors import Conflict, InvalidInstrument
-from hybrid_store.recording import raise_numbering_floor, record_instruments, validate
+from hybrid_store.filing import record_instruments
+from hybrid_store.intake import InstrumentInput, validate
+from hybrid_store.numbering import raise_numbering_floor
 
 CHUNK = 2_000
 
@@ -98,13 +99,13 @@ def import_records(
             return
         try:
             with db.write() as s:
-                record_instruments(s, [inst for _, inst in chunk], source="legacy", commit=False, now=now)
+                record_instruments(s, [inst for _, inst in chunk], source="legacy", with_commitments=False, now=now)
             report.loaded += len(chunk)
         except (Conflict, InvalidInstrument):
             for rec, inst in chunk:  # find the offending ones: each on its own
                 try:
                     with db.write() as s:
-                        record_instruments(s, [inst], source="legacy", commit=False, now=now)
+                        record_instruments(s, [inst], source="legacy", with_commitments=False, now=now)
                     report.loaded += 1
                 except InvalidInstrument as exc:
                     reject(rec, exc.errors[0].field, str(exc))

@@ -25,7 +25,6 @@ from hybrid_store.core.commitment import FIELDS
 from hybrid_store.core.records import DocType
 from hybrid_store.errors import FieldError, InvalidInstrument, LandregError, NotFound
 from hybrid_store.files import create_once
-from hybrid_store.municipalities import municipalities
 from hybrid_store.settings import Settings
 from registry_service.auth import Actor, Forbidden, Permission, Unauthenticated
 from registry_service.http import client_address
@@ -162,13 +161,12 @@ def home(
         return actor
     parcel_key = None
     if municipality and block and lot:
-        from hybrid_store.core.records import ParcelRef
-
         try:
-            parcel_key = ParcelRef(municipality_code=municipality, block=block, lot=lot, qualifier=qualifier).key
+            parcel_key = _registry(request).settings.profile.parcel_model(
+                municipality_code=municipality, block=block, lot=lot, qualifier=qualifier).key  # fmt: skip
         except ValueError:
             return _page(request, "home.html", status=422, error="block, lot and qualifier look like 100.01, 5, C0001",
-                         municipalities=municipalities(), query=request.query_params, doc_types=list(DocType))  # fmt: skip
+                         municipalities=_registry(request).settings.profile.places(), query=request.query_params, doc_types=list(DocType))  # fmt: skip
     results = None
     if parcel_key or party or doc_type:
         try:
@@ -177,7 +175,7 @@ def home(
             )
         except ValueError:
             results = None
-    return _page(request, "home.html", actor=actor, municipalities=municipalities(), query=request.query_params,
+    return _page(request, "home.html", actor=actor, municipalities=_registry(request).settings.profile.places(), query=request.query_params,
                  results=results, parcel_key=parcel_key, doc_types=list(DocType))  # fmt: skip
 
 
@@ -225,7 +223,7 @@ def _file_page(request: Request, actor: Actor, *, values: dict[str, Any], correc
                errors: dict[str, str] | None = None, status: int = 200) -> HTMLResponse:  # fmt: skip
     values.setdefault("form_id", secrets.token_urlsafe(16))  # a resubmitted form records nothing twice
     return _page(request, "file.html", status=status, actor=actor, values=values, errors=errors or {},
-                 corrects=corrects, doc_types=list(DocType), municipalities=municipalities(),
+                 corrects=corrects, doc_types=list(DocType), municipalities=_registry(request).settings.profile.places(),
                  rows=range(PARCEL_ROWS))  # fmt: skip
 
 
@@ -257,19 +255,10 @@ async def file_submit(request: Request) -> Response:
         "legal_description": values.get("legal_description", ""),
         "document_digest": digest,
     }  # fmt: skip
-    from registry_service.schemas import InstrumentCreate
 
     try:
-        from pydantic import ValidationError
-
-        try:
-            content = InstrumentCreate.model_validate(payload)
-        except ValidationError as exc:
-            from hybrid_store.core.records import validation_errors
-
-            raise InvalidInstrument(validation_errors(exc)) from None
         _status, result, _replayed = _registry(request).file(
-            actor, content, corrects=corrects or None,
+            actor, payload, corrects=corrects or None,
             idempotency_key=f"desk-{hashlib.sha256(str(form.get('form_id', '')).encode()).hexdigest()[:32]}"
             if form.get("form_id") else None,
         )  # fmt: skip

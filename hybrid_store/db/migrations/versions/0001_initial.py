@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from hybrid_store.db.triggers import create_append_only_trigger, drop_append_only_trigger
-from hybrid_store.municipalities import municipalities
+from hybrid_store.jurisdictions.bergen import municipalities
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -250,8 +250,8 @@ def upgrade() -> None:
         [
             {
                 "code": m.code,
-                "county_code": m.county_code,
-                "district_code": m.district_code,
+                "county_code": m.code[:2],  # an NJ code is county + district
+                "district_code": m.code[2:],
                 "name": m.name,
                 "kind": m.kind,
             }

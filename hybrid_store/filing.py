@@ -1,0 +1,278 @@
+"""Recording instruments: validated input in, the deed database's rows out, in the caller's
+transaction, and the records joined to their parcels' histories through the ledger.
+
+One code path serves a clerk's single filing and a bulk load of thousands: ``record_instruments``
+takes a sequence, resolves (and on PostgreSQL row-locks) every parcel involved, numbers what has
+no number (``numbering``), checks each deed's grantors against the owners of record (``title``),
+writes the instruments with their parties, parcels and flags, and appends their commitments to
+the ledger (``ledger.append``: the history links, the new parcel heads, the outbox entries). The
+caller owns the transaction, so either all of it is written or none of it.
+
+A legacy book is loaded with ``with_commitments=False``: only the deed database's own rows are
+written, and the records wait for a migration stage to commit and anchor them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from hybrid_store import ledger, numbering, title
+from hybrid_store.core import commitment as commitments
+from hybrid_store.core.hashing import to_hex
+from hybrid_store.core.records import CONVEYANCES, build_record
+from hybrid_store.db.models import Instrument, InstrumentParcel, InstrumentParty, Parcel, TitleFlag
+from hybrid_store.errors import Conflict, FieldError, InvalidInstrument
+from hybrid_store.intake import InstrumentInput
+
+_IN_CHUNK = 500  # bound the size of IN (...) lists
+Flag = title.Flag
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What a filing gets back: the receipt's facts."""
+
+    instrument_id: int
+    instrument_number: str
+    book: str
+    page: str
+    recorded_at: datetime
+    commitment: bytes | None  # None for a legacy record loaded without one
+    flags: tuple[Flag, ...] = ()
+
+    @property
+    def commitment_hex(self) -> str:
+        return to_hex(self.commitment) if self.commitment else ""
+
+
+@dataclass
+class _Parcel:
+    """A parcel as this call sees it; ``owner`` holds an instrument id from the database or
+    ``("new", i)`` for the i-th instrument of this call."""
+
+    id: int
+    owner: object
+
+
+@dataclass
+class _Made:
+    number: str
+    book: str
+    page: str
+    recorded_at: datetime
+    flags: list[Flag] = field(default_factory=list)
+
+
+def record_instruments(
+    session: Session,
+    instruments: Sequence[InstrumentInput],
+    *,
+    source: str = "filing",
+    now: datetime | None = None,
+    seed: Callable[[], bytes] = lambda: secrets.token_bytes(commitments.SEED_LENGTH),
+    enqueue: bool = True,
+    with_commitments: bool = True,
+) -> list[Recorded]:
+    """Write ``instruments`` (already validated), their title checks and, ``with_commitments``,
+    their commitments and outbox entries. Instruments without a number, book/page or recording
+    time get the next ones. Raises ``InvalidInstrument`` for a correction of an unknown instrument
+    and ``Conflict`` for an instrument number that is taken; the caller's transaction must then be
+    rolled back."""
+    if not instruments:
+        return []
+    split = _dependency_split(instruments)
+    if split:  # a correction of an instrument recorded earlier in this same call: write that one first
+        kw: dict[str, Any] = {"source": source, "now": now, "seed": seed, "enqueue": enqueue,
+                              "with_commitments": with_commitments}  # fmt: skip
+        return record_instruments(session, instruments[:split], **kw) + record_instruments(
+            session, instruments[split:], **kw
+        )
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
+    parcels = _resolve_parcels(session, instruments)
+    heads: ledger.Heads = {}
+    if with_commitments:  # older records of these parcels not migrated yet are committed first
+        ledger.catch_up(session, [p.id for p in parcels.values()], enqueue=enqueue)
+        heads = ledger.lock_heads(session, [p.id for p in parcels.values()])
+    corrects = _resolve_corrections(session, instruments)
+    owners = _conveyances(session, {p.owner for p in parcels.values()})
+    numbers = numbering.assign(session, instruments, now)  # last: counter rows stay locked the shortest
+
+    made: list[_Made] = []
+    records, seeds, rows = [], [], []
+    for index, (inst, (number, book, page, recorded_at)) in enumerate(zip(instruments, numbers, strict=True)):
+        keys = [p.key for p in inst.parcels]
+        records.append(build_record(
+            instrument_number=number, doc_type=inst.doc_type, recorded_at=recorded_at, book=book, page=page,
+            grantors=inst.grantors, grantees=inst.grantees, consideration_cents=inst.consideration_cents,
+            legal_description=inst.legal_description, document_digest=inst.document_digest, parcels=keys,
+            corrects=inst.corrects, prev={},
+        ))  # fmt: skip
+        seeds.append(seed())
+        entry = _Made(number, book, page, recorded_at)
+        made.append(entry)
+        if inst.doc_type in CONVEYANCES:
+            for key in keys:
+                owner = parcels[key].owner
+                known = title.Conveyance(made[owner[1]].number, instruments[owner[1]].grantors,
+                                         instruments[owner[1]].grantees) if isinstance(owner, tuple) else owners.get(owner)  # fmt: skip
+                flag = title.check(key, inst.grantors, known)
+                if flag is None:
+                    parcels[key].owner = ("new", index)
+                else:
+                    entry.flags.append(flag)
+        rows.append({
+            "instrument_number": number, "book": book, "page": page, "doc_type": str(inst.doc_type),
+            "recorded_at": recorded_at, "consideration_cents": inst.consideration_cents,
+            "legal_description": inst.legal_description, "document_digest": inst.document_digest,
+            "corrects_id": corrects[inst.corrects] if inst.corrects else None, "salt_seed": seeds[-1],
+            "source": source, "created_at": now,
+        })  # fmt: skip
+
+    conn = session.connection()  # Core statements: the ORM's bulk machinery costs twice the CPU here
+    try:
+        ids = list(conn.execute(_INSERT_INSTRUMENT, rows).scalars())
+    except IntegrityError as exc:
+        raise Conflict(_integrity_message(exc)) from None
+    _insert_details(conn, ids, instruments, made, parcels, now)
+    values: dict[int, bytes] = {}
+    if with_commitments:
+        entries = [
+            ledger.Entry(iid, record.instrument_number, commitments.prepare(record, s),
+                         tuple(parcels[k].id for k in record.parcels), record.parcels, ledger.Source.FILING)
+            for iid, record, s in zip(ids, records, seeds, strict=True)
+        ]  # fmt: skip
+        values = dict(ledger.append(session, entries, heads, enqueue=enqueue, now=now))
+    moved = [{"pid": p.id, "owner": ids[p.owner[1]]} for p in parcels.values() if isinstance(p.owner, tuple)]
+    if moved:
+        conn.execute(_MOVE_OWNERS, moved[0] if len(moved) == 1 else moved)
+    return [Recorded(i, m.number, m.book, m.page, m.recorded_at, values.get(i), tuple(m.flags))
+            for i, m in zip(ids, made, strict=True)]  # fmt: skip
+
+
+def _insert_details(
+    conn: Any, ids: list[int], instruments: Sequence[InstrumentInput], made: list[_Made],
+    parcels: dict[str, _Parcel], now: datetime,
+) -> None:  # fmt: skip
+    """The instruments' parties, parcel links and title flags."""
+    party_rows, link_rows, flag_rows = [], [], []
+    for instrument_id, inst, entry in zip(ids, instruments, made, strict=True):
+        for role, names in (("grantor", inst.grantors), ("grantee", inst.grantees)):
+            party_rows.extend(
+                {"instrument_id": instrument_id, "role": role, "position": i, "name": name}
+                for i, name in enumerate(names)
+            )
+        link_rows.extend(
+            {"instrument_id": instrument_id, "parcel_id": parcels[p.key].id, "position": i}
+            for i, p in enumerate(inst.parcels)
+        )
+        flag_rows.extend(
+            {"instrument_id": instrument_id, "parcel_id": parcels[f.parcel_key].id, "kind": f.kind,
+             "message": f.message, "created_at": now}
+            for f in entry.flags
+        )  # fmt: skip
+    for model, rows in ((InstrumentParty, party_rows), (InstrumentParcel, link_rows), (TitleFlag, flag_rows)):
+        if rows:  # one row: a plain execute (executemany goes through the driver's pipeline machinery)
+            conn.execute(insert(model.__table__), rows[0] if len(rows) == 1 else rows)
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+# Statements built once, so SQLAlchemy compiles each once per dialect and reuses it.
+_INSERT_INSTRUMENT = insert(Instrument.__table__).returning(Instrument.__table__.c.id, sort_by_parameter_order=True)
+_MOVE_OWNERS = (
+    update(Parcel.__table__)
+    .where(Parcel.__table__.c.id == bindparam("pid"))
+    .values(owner_instrument_id=bindparam("owner"))
+)
+_UPSERT_PARCELS: dict[str, Any] = {}
+
+
+def _upsert_parcels(dialect: str) -> Any:
+    """INSERT ... ON CONFLICT DO UPDATE ... RETURNING: creates new parcels, row-locks existing ones
+    (like SELECT ... FOR UPDATE) and returns their owners, in one statement."""
+    if dialect not in _UPSERT_PARCELS:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        table = Parcel.__table__
+        stmt = dialect_insert(table)
+        stmt = stmt.on_conflict_do_update(index_elements=["parcel_key"], set_={"parcel_key": stmt.excluded.parcel_key})
+        _UPSERT_PARCELS[dialect] = stmt.returning(
+            table.c.id, table.c.parcel_key, table.c.owner_instrument_id, sort_by_parameter_order=True
+        )
+    return _UPSERT_PARCELS[dialect]
+
+
+def _dependency_split(instruments: Sequence[InstrumentInput]) -> int:
+    """Index of the first instrument correcting one earlier in the sequence (0 when none)."""
+    seen: set[str] = set()
+    for i, inst in enumerate(instruments):
+        if inst.corrects and inst.corrects in seen:
+            return i
+        if inst.instrument_number:
+            seen.add(inst.instrument_number)
+    return 0
+
+
+def _chunks(items: Sequence, size: int = _IN_CHUNK) -> Iterable[Sequence]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _resolve_parcels(session: Session, instruments: Sequence[InstrumentInput]) -> dict[str, _Parcel]:
+    """Every parcel the instruments touch, created if new and row-locked until the transaction ends
+    (in key order, so concurrent filings never deadlock), with its owner of record."""
+    refs = {p.key: p for inst in instruments for p in inst.parcels}
+    now = datetime.now(UTC)
+    rows = [{"parcel_key": k, **refs[k].columns(), "created_at": now} for k in sorted(refs)]
+    result = session.connection().execute(_upsert_parcels(session.get_bind().dialect.name), rows)
+    return {key: _Parcel(pid, owner) for pid, key, owner in result}
+
+
+def _conveyances(session: Session, ids: set[object]) -> dict[object, title.Conveyance]:
+    """The conveyances naming the owners of record, by instrument id."""
+    wanted = sorted(i for i in ids if isinstance(i, int))
+    out: dict[object, title.Conveyance] = {}
+    for chunk in _chunks(wanted):
+        numbers = dict(session.execute(select(Instrument.id, Instrument.instrument_number)
+                                       .where(Instrument.id.in_(chunk))).all())  # fmt: skip
+        parties: dict[int, tuple[list[str], list[str]]] = {iid: ([], []) for iid in numbers}
+        for iid, role, name in session.execute(
+            select(InstrumentParty.instrument_id, InstrumentParty.role, InstrumentParty.name)
+            .where(InstrumentParty.instrument_id.in_(chunk))
+            .order_by(InstrumentParty.instrument_id, InstrumentParty.role, InstrumentParty.position)
+        ):
+            parties[iid][0 if role == "grantor" else 1].append(name)
+        out.update({iid: title.Conveyance(number, *parties[iid]) for iid, number in numbers.items()})
+    return out
+
+
+def _resolve_corrections(session: Session, instruments: Sequence[InstrumentInput]) -> dict[str, int]:
+    wanted = sorted({i.corrects for i in instruments if i.corrects})
+    found: dict[str, int] = {}
+    for chunk in _chunks(wanted):
+        stmt = select(Instrument.instrument_number, Instrument.id).where(Instrument.instrument_number.in_(chunk))
+        found.update(dict(session.execute(stmt).all()))
+    errors = [
+        FieldError("corrects", "unknown_instrument", f"no recorded instrument numbered {n}")
+        for n in wanted
+        if n not in found
+    ]
+    if errors:
+        raise InvalidInstrument(errors)
+    return found
+
+
+def _integrity_message(exc: IntegrityError) -> str:
+    text = str(exc.orig)
+    if "instrument_number" in text:
+        return "an instrument with this number is already recorded"
+    return text.splitlines()[0]

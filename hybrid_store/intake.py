@@ -1,0 +1,252 @@
+"""Filings as presented, and the one way they are validated.
+
+``validate`` is the single entry point: the API, the web desk, the legacy importers and the demo
+reject the same things with the same words. What an instrument may hold (parcels as the
+registry's jurisdiction names them, the limits, the earliest recording date, the places) comes
+from the registry's jurisdiction profile (``hybrid_store.jurisdictions``); the rules that need the
+outside world (the current time) take it as an argument, so validation stays pure.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from hybrid_store.core.records import DocType
+from hybrid_store.errors import FieldError, InvalidInstrument
+from hybrid_store.jurisdictions import Profile, get_profile
+from hybrid_store.jurisdictions.base import ParcelInput
+
+INSTRUMENT_NUMBER_RE = re.compile(r"[0-9A-Z][0-9A-Z-]{0,23}")
+BOOK_PAGE_RE = re.compile(r"[0-9]{1,6}")
+SHA256_HEX_RE = re.compile(r"[0-9a-f]{64}")
+
+
+# --- text rules -------------------------------------------------------------------------------------
+def _check_unicode(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PydanticCustomError(
+            "invalid_unicode", "contains invalid Unicode (a lone surrogate at position {pos})", {"pos": exc.start}
+        ) from None
+    if "\ufffd" in text:
+        raise PydanticCustomError(
+            "replacement_character",
+            "contains U+FFFD, the mark of text decoded with the wrong encoding; re-key it from the document",
+        )
+    return unicodedata.normalize("NFC", text)
+
+
+def single_line(text: str) -> str:
+    """A name: NFC, whitespace collapsed, no control characters, not blank."""
+    text = " ".join(_check_unicode(text).split())
+    if not text:
+        raise PydanticCustomError("blank", "must not be blank")
+    if any(unicodedata.category(ch) == "Cc" for ch in text):
+        raise PydanticCustomError("control_character", "contains a control character")
+    return text
+
+
+def _multi_line(text: str) -> str:
+    text = _check_unicode(text).replace("\r\n", "\n").replace("\r", "\n")
+    lines = [line.rstrip() for line in text.split("\n")]
+    text = "\n".join(lines).strip("\n")
+    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in text):
+        raise PydanticCustomError("control_character", "contains a control character")
+    return text
+
+
+def _pattern(regex: re.Pattern[str], rule: str, message: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if not regex.fullmatch(value):
+            raise PydanticCustomError(rule, message)
+        return value
+
+    return check
+
+
+def _check_instrument_number(value: str | None) -> str | None:
+    if value is not None and not INSTRUMENT_NUMBER_RE.fullmatch(value):
+        raise PydanticCustomError(
+            "instrument_number_format", "must be capital letters, digits and dashes, e.g. 2026-0001234"
+        )
+    return value
+
+
+# --- the models ------------------------------------------------------------------------------------
+class InstrumentContent(BaseModel):
+    """What a filer presents: the instrument's content. Unknown fields are rejected, not ignored.
+    The fields are declared per jurisdiction (``models``); this class holds the shared rules."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    profile: ClassVar[Profile]
+
+    if TYPE_CHECKING:  # declared per jurisdiction by ``models`` (a declaration here would win over those)
+        doc_type: DocType
+        grantors: list[str]
+        grantees: list[str]
+        parcels: list[ParcelInput]
+        consideration: Decimal | None
+        legal_description: str
+        document_digest: str
+        corrects: str | None
+
+    @field_validator("corrects", check_fields=False)
+    @classmethod
+    def _corrects(cls, value: str | None) -> str | None:
+        return _check_instrument_number(value)
+
+    @model_validator(mode="after")
+    def _distinct_parcels(self) -> InstrumentContent:
+        keys = [p.key for p in self.parcels]
+        if len(set(keys)) != len(keys):
+            dup = next(k for k in keys if keys.count(k) > 1)
+            raise PydanticCustomError("duplicate_parcel", "parcel {key} is listed twice", {"key": dup})
+        return self
+
+    @property
+    def consideration_cents(self) -> int | None:
+        return None if self.consideration is None else int(self.consideration * 100)
+
+
+class InstrumentInput(BaseModel):
+    """An instrument to record: its content (the jurisdiction's ``InstrumentContent``, which every
+    instance also is), plus the number, book/page and recording time when they already exist
+    (loading existing records); the recorder assigns them to new filings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    profile: ClassVar[Profile]
+
+    if TYPE_CHECKING:  # the content's fields and properties (see ``models``)
+        doc_type: DocType
+        grantors: list[str]
+        grantees: list[str]
+        parcels: list[ParcelInput]
+        consideration: Decimal | None
+        legal_description: str
+        document_digest: str
+        corrects: str | None
+
+        @property
+        def consideration_cents(self) -> int | None: ...
+
+    instrument_number: Annotated[str | None, Field(max_length=24)] = None
+    book: Annotated[str | None, Field(max_length=6)] = None
+    page: Annotated[str | None, Field(max_length=6)] = None
+    recorded_at: AwareDatetime | None = None
+
+    @field_validator("instrument_number")
+    @classmethod
+    def _instrument_number(cls, value: str | None) -> str | None:
+        return _check_instrument_number(value)
+
+    @field_validator("book", "page")
+    @classmethod
+    def _book_page(cls, value: str | None) -> str | None:
+        if value is not None and not BOOK_PAGE_RE.fullmatch(value):
+            raise PydanticCustomError("book_page_format", "must be 1 to 6 digits")
+        return value
+
+    @field_validator("recorded_at")
+    @classmethod
+    def _recorded_at(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        if value is None:
+            return None
+        # recording times are kept to the second, in UTC, so the database and the commitment agree
+        value = value.astimezone(UTC).replace(microsecond=0)
+        if value < cls.profile.earliest_recording:
+            raise PydanticCustomError(
+                "before_earliest", "is before {title} kept records ({year})",
+                {"title": cls.profile.title, "year": cls.profile.earliest_recording.year},
+            )  # fmt: skip
+        now = (info.context or {}).get("now")
+        if now is not None and value > now + cls.profile.limits.future_tolerance:
+            raise PydanticCustomError("in_future", "is in the future")
+        return value
+
+    @model_validator(mode="after")
+    def _not_self_correcting(self) -> InstrumentInput:
+        if self.corrects is not None and self.corrects == self.instrument_number:
+            raise PydanticCustomError("corrects_itself", "an instrument cannot correct itself")
+        return self
+
+
+@cache
+def models(profile: Profile) -> tuple[type[InstrumentContent], type[InstrumentInput]]:
+    """The content and input models of ``profile``: its parcels and its limits."""
+    L = profile.limits
+    name = Annotated[str, Field(min_length=1, max_length=L.name_length), AfterValidator(single_line)]
+    fields: dict[str, Any] = {
+        "doc_type": (DocType, ...),
+        "grantors": (list[name], Field(min_length=1, max_length=L.parties, examples=[["JOHN Q. SMITH"]])),
+        "grantees": (list[name], Field(min_length=1, max_length=L.parties, examples=[["MARIA GARCIA"]])),
+        "parcels": (list[profile.parcel_model], Field(min_length=1, max_length=L.parcels)),  # type: ignore[name-defined]
+        "consideration": (Decimal | None, Field(default=None, ge=0, le=L.consideration, decimal_places=2,
+                                                description="US dollars", examples=["350000.00"])),
+        "legal_description": (Annotated[str, Field(max_length=L.legal_description), AfterValidator(_multi_line)], ""),
+        "document_digest": (Annotated[str, Field(
+            description="SHA-256 of the scanned document image, 64 lowercase hex digits",
+            examples=["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"]),
+            AfterValidator(_pattern(SHA256_HEX_RE, "sha256_format", "must be a SHA-256 digest: 64 lowercase hex digits")),
+        ], ...),
+        "corrects": (Annotated[str | None, Field(description="instrument number of the record this one corrects",
+                                                 max_length=24)], None),
+    }  # fmt: skip
+    content = create_model("InstrumentContent", __base__=InstrumentContent, **fields)
+    content.profile = profile
+    instrument = create_model("InstrumentInput", __base__=(content, InstrumentInput))  # type: ignore[call-overload]
+    instrument.profile = profile
+    return content, instrument
+
+
+def validate(
+    data: Any, *, profile: Profile | None = None, now: datetime | None = None, content_only: bool = False
+) -> InstrumentInput:
+    """Validate raw input completely or raise ``InvalidInstrument`` listing every broken rule.
+
+    ``content_only``: a filing (the registry assigns number, book, page and time; presenting them is
+    an error). ``now`` enables the rule against recording times in the future."""
+    profile = profile or get_profile()
+    content, instrument = models(profile)
+    model = content if content_only else instrument
+    if isinstance(data, BaseModel):
+        data = data.model_dump()
+    context = {"places": profile.place_codes(), "now": now or datetime.now(UTC)}
+    try:
+        validated = model.model_validate(data, context=context)
+    except ValidationError as exc:
+        raise InvalidInstrument(validation_errors(exc)) from None
+    if content_only:  # the rest of a filing's facts come from the registry
+        return instrument.model_construct(**validated.__dict__)  # type: ignore[return-value]
+    return validated  # type: ignore[return-value]
+
+
+def validation_errors(exc: ValidationError) -> list[FieldError]:
+    """Pydantic's errors as landreg's ``FieldError`` list, with paths like ``parcels[0].lot``."""
+    out = []
+    for err in exc.errors(include_url=False):
+        path = ""
+        for part in err["loc"]:
+            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        out.append(FieldError(field=path or "(instrument)", rule=err["type"], message=err["msg"]))
+    return out

@@ -1,0 +1,76 @@
+"""What every jurisdiction profile provides."""
+
+from __future__ import annotations
+
+import abc
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Input limits of a filing: generous for real instruments, bounded against abuse."""
+
+    name_length: int = 200  # longest party name; NJ SR1A allows 35, e-recording payloads more
+    parties: int = 50  # per side (grantors or grantees); estates and associations run long
+    parcels: int = 500  # a condominium master deed can cover hundreds of units
+    legal_description: int = 20_000  # characters; metes-and-bounds descriptions run to a few pages
+    consideration: Decimal = Decimal("99999999999.99")  # under $100 billion: fits a signed 64-bit cents column
+    future_tolerance: timedelta = timedelta(minutes=5)  # clock skew between a workstation and the server
+
+
+@dataclass(frozen=True)
+class PlaceInfo:
+    """A place parcels belong to (a municipality, a borough): its code and name."""
+
+    code: str
+    name: str
+    kind: str = ""
+
+
+class ParcelInput(Protocol):
+    """A validated parcel reference: its key (the committed name) and its parcel-table columns."""
+
+    @property
+    def key(self) -> str: ...
+
+    def columns(self) -> dict[str, str]: ...
+
+
+class Profile(abc.ABC):
+    name: ClassVar[str]  # the setting's value, and what the trust root and bundles name
+    title: ClassVar[str]  # "Bergen County, New Jersey"
+    place_label: ClassVar[str]  # "municipality"
+    parcel_key_pattern: ClassVar[re.Pattern[str]]  # every key this profile makes matches it
+    parcel_key_format: ClassVar[str]  # documented form, e.g. CCDD_BLOCK_LOT[_QUAL]
+    earliest_recording: ClassVar[datetime]
+    limits: ClassVar[Limits] = Limits()
+
+    @property
+    @abc.abstractmethod
+    def parcel_model(self) -> type[BaseModel]:
+        """Validates a parcel as filed; its instances are ``ParcelInput``."""
+
+    @abc.abstractmethod
+    def places(self) -> tuple[PlaceInfo, ...]: ...
+
+    @abc.abstractmethod
+    def key_columns(self, key: str) -> dict[str, Any]:
+        """The parcel fields a (well-formed) key spells."""
+
+    def place_codes(self) -> frozenset[str]:
+        return frozenset(p.code for p in self.places())
+
+    def place_name(self, code: str) -> str:
+        return next((p.name for p in self.places() if p.code == code), code)
+
+    def parse_parcel_key(self, key: str) -> ParcelInput:
+        """The parcel a key names; ``ValueError`` for a key this profile cannot have made."""
+        if not self.parcel_key_pattern.fullmatch(key):
+            raise ValueError(f"not a parcel key of {self.title}: {key!r} (expected {self.parcel_key_format})")
+        return self.parcel_model.model_validate(self.key_columns(key))  # type: ignore[return-value]
