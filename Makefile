@@ -14,7 +14,7 @@ help:
 	@echo "make demo   set up, then run the demo on the embedded default (SQLite + a local anvil node)"
 	@echo "make test   set up, then run the whole test suite"
 	@echo "make bench  run the benchmarks (figures go to docs/benchmarks.md)"
-	@echo "make lint   ruff"
+	@echo "make lint   ruff (check and format) and mypy"
 
 $(PY_STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,7 @@ bench: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: setup
 	$(BIN)/ruff format .

@@ -29,20 +29,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hybrid_store.anchoring import Anchorer  # noqa: E402
-from hybrid_store.chain.anvil import ManagedAnvil  # noqa: E402
-from hybrid_store.chain.client import RegistryChain  # noqa: E402
-from hybrid_store.chain.connect import eth_tester_chain, open_chain  # noqa: E402
-from hybrid_store.core import commitment, merkle  # noqa: E402
-from hybrid_store.core.hashing import to_hex  # noqa: E402
-from hybrid_store.core.records import build_record  # noqa: E402
-from hybrid_store.db.engine import Database  # noqa: E402
-from hybrid_store.deployment import attach  # noqa: E402
-from hybrid_store.filing import record_instruments  # noqa: E402
-from hybrid_store.intake import validate  # noqa: E402
-from hybrid_store.jurisdictions.bergen import parcel_key  # noqa: E402
-from hybrid_store.settings import Settings  # noqa: E402
-from migration_tools.synthetic import BergenBook  # noqa: E402
+from hybrid_store.anchoring import Anchorer
+from hybrid_store.chain.anvil import ManagedAnvil
+from hybrid_store.chain.client import RegistryChain
+from hybrid_store.chain.connect import eth_tester_chain, open_chain
+from hybrid_store.core import commitment, merkle
+from hybrid_store.core.hashing import to_hex
+from hybrid_store.core.records import build_record
+from hybrid_store.db.engine import Database
+from hybrid_store.deployment import attach
+from hybrid_store.filing import record_instruments
+from hybrid_store.intake import validate
+from hybrid_store.jurisdictions.bergen import parcel_key
+from hybrid_store.settings import Settings
+from migration_tools.synthetic import BergenBook
 
 BATCH = 2_500
 MARK_BEGIN = "<!-- bench/anchoring.py:begin -->"

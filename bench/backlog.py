@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.service_load import PG_ADMIN, free_port, write_section  # noqa: E402
+from bench.service_load import PG_ADMIN, free_port, write_section
 
 MARK = "bench/backlog.py"
 

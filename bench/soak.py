@@ -30,7 +30,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.service_load import PG_ADMIN, free_port, write_section  # noqa: E402
+from bench.service_load import PG_ADMIN, free_port, write_section
 
 MARK = "bench/soak.py"
 MUNIS = ["0201", "0209", "0215", "0219", "0223", "0240", "0250", "0261"]
@@ -50,7 +50,7 @@ def deed(rng: random.Random) -> dict:
 class Load:
     """Steady requests of one kind at ``rate`` per second; counts outcomes, keeps latencies."""
 
-    def __init__(self, name: str, rate: float, base: str, key: str, make, stop: threading.Event):  # noqa: ANN001
+    def __init__(self, name: str, rate: float, base: str, key: str, make, stop: threading.Event):
         self.name, self.rate, self.make, self.stop = name, rate, make, stop
         self.client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30)
         self.outcomes: Counter = Counter()
@@ -150,10 +150,10 @@ def main() -> None:
             made = client.post("/api/v1/instruments", json=deed(seed)).json()
             numbers.append(made["receipt"]["instrumentNumber"])
 
-        def filing(rng):  # noqa: ANN001, ANN202
+        def filing(rng):
             return "POST", "/api/v1/instruments", deed(rng)
 
-        def read(rng):  # noqa: ANN001, ANN202
+        def read(rng):
             n = rng.choice(numbers)
             kind = rng.randrange(3)
             if kind == 0:
@@ -162,7 +162,7 @@ def main() -> None:
                 return "GET", f"/api/v1/parcels/{rng.choice(parcels)}/history", None
             return "GET", "/api/v1/instruments?type=DEED&from=2020-01-01", None
 
-        def proof(rng):  # noqa: ANN001, ANN202
+        def proof(rng):
             return "GET", f"/api/v1/instruments/{rng.choice(numbers)}/proof", None
 
         loads = [Load("filings", args.filings, base, key, filing, stop), Load("reads", args.reads, base, key, read, stop),

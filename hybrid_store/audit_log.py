@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from hybrid_store.core import audit as chain
 from hybrid_store.db.engine import bulk_execute
-from hybrid_store.db.models import AnchorBatch, AuditCheckpoint, AuditEntry, AuditLink, BatchState
+from hybrid_store.db.models import AnchorBatch, AuditCheckpoint, AuditEntry, AuditLink, BatchState, table
 
 #: entries chained per batch at most (the rest wait for the next one)
 MAX_ENTRIES_PER_BATCH = 20_000
@@ -39,8 +39,8 @@ def append(session: Session, *, actor: str, role: str, action: str, target: str,
     row = {"actor": actor, "role": role, "action": action, "target": target, "details": details, "at": at}
     chain.encode_entry({**row, "id": 0})  # fails now, not later in the worker
     conn = session.connection()
-    entry_id = conn.execute(insert(AuditEntry.__table__).returning(AuditEntry.__table__.c.id), row).scalar_one()
-    conn.execute(insert(AuditLink.__table__), {"entry_id": entry_id})
+    entry_id = conn.execute(insert(table(AuditEntry)).returning(table(AuditEntry).c.id), row).scalar_one()
+    conn.execute(insert(table(AuditLink)), {"entry_id": entry_id})
     return int(entry_id)
 
 
@@ -94,7 +94,7 @@ def plan(session: Session, limit: int = MAX_ENTRIES_PER_BATCH) -> ChainPlan | No
 def store(conn: Connection, plan_: ChainPlan, batch_id: int, proof: Sequence[bytes], now: datetime) -> None:
     """Place the plan's links and write its checkpoint, inside the batch's own transaction."""
     checkpoint_id = conn.execute(
-        insert(AuditCheckpoint.__table__).returning(AuditCheckpoint.__table__.c.id),
+        insert(table(AuditCheckpoint)).returning(table(AuditCheckpoint).c.id),
         {"entries": plan_.entries, "head": plan_.head, "batch_id": batch_id, "proof": b"".join(proof),
          "created_at": now},
     ).scalar_one()  # fmt: skip

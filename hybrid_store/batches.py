@@ -12,12 +12,10 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from hybrid_store.db.engine import Database
-from hybrid_store.db.models import AnchorBatch, AnchoringHold, BatchRecord, BatchState, OutboxEntry, Parcel
+from hybrid_store.db.engine import Database, rows_affected, select_in
+from hybrid_store.db.models import AnchorBatch, AnchoringHold, BatchRecord, BatchState, OutboxEntry, Parcel, table
 
 log = logging.getLogger(__name__)
-
-_IN_CHUNK = 500
 
 
 def requeue_batch(s: Session, batch_id: int, reason: str, kind: str) -> int:
@@ -30,11 +28,11 @@ def requeue_batch(s: Session, batch_id: int, reason: str, kind: str) -> int:
     s.execute(update(Parcel).where(Parcel.token_batch_id == batch_id).values(token_id=None, token_batch_id=None))
     s.execute(update(OutboxEntry).where(OutboxEntry.batch_id == batch_id).values(batch_id=None))
     ids = list(s.scalars(select(BatchRecord.instrument_id).where(BatchRecord.batch_id == batch_id)))
-    queued = {iid for (iid,) in _select_in(s, select(OutboxEntry.instrument_id), OutboxEntry.instrument_id, ids)}
+    queued = {iid for (iid,) in select_in(s, select(OutboxEntry.instrument_id), OutboxEntry.instrument_id, ids)}
     fresh = [i for i in ids if i not in queued]
     if fresh:
         now = datetime.now(UTC)
-        s.execute(OutboxEntry.__table__.insert(), [{"instrument_id": i, "enqueued_at": now} for i in fresh])
+        s.execute(table(OutboxEntry).insert(), [{"instrument_id": i, "enqueued_at": now} for i in fresh])
     return len(ids)
 
 
@@ -43,7 +41,7 @@ def records_of_batches(session: Session, batch_ids: Iterable[int]) -> dict[int, 
     ids = list(batch_ids)
     if not ids:
         return {}
-    rows = _select_in(session, select(BatchRecord.batch_id, func.count()).group_by(BatchRecord.batch_id),
+    rows = select_in(session, select(BatchRecord.batch_id, func.count()).group_by(BatchRecord.batch_id),
                       BatchRecord.batch_id, ids)  # fmt: skip
     return {bid: n for bid, n in rows}
 
@@ -71,8 +69,10 @@ def open_hold(db: Database, kind: str, reason: str) -> None:
 
 def clear_hold(db: Database, kind: str, by: str) -> bool:
     with db.write() as s:
-        done = s.execute(update(AnchoringHold).where(AnchoringHold.kind == kind, AnchoringHold.cleared_at.is_(None))
-                         .values(cleared_at=datetime.now(UTC), cleared_by=by)).rowcount  # fmt: skip
+        done = rows_affected(s.execute(
+            update(AnchoringHold).where(AnchoringHold.kind == kind, AnchoringHold.cleared_at.is_(None))
+            .values(cleared_at=datetime.now(UTC), cleared_by=by)
+        ))  # fmt: skip
     return bool(done)
 
 
@@ -80,10 +80,3 @@ def open_holds(session: Session) -> list[AnchoringHold]:
     return list(
         session.scalars(select(AnchoringHold).where(AnchoringHold.cleared_at.is_(None)).order_by(AnchoringHold.id))
     )
-
-
-def _select_in(s: Session, stmt, column, values: list) -> list:  # noqa: ANN001
-    out = []
-    for i in range(0, len(values), _IN_CHUNK):
-        out.extend(s.execute(stmt.where(column.in_(values[i : i + _IN_CHUNK]))).all())
-    return out

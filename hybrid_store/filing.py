@@ -15,7 +15,7 @@ written, and the records wait for a migration stage to commit and anchor them.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,11 +28,11 @@ from hybrid_store import ledger, numbering, title
 from hybrid_store.core import commitment as commitments
 from hybrid_store.core.hashing import to_hex
 from hybrid_store.core.records import CONVEYANCES, build_record
-from hybrid_store.db.models import Instrument, InstrumentParcel, InstrumentParty, Parcel, TitleFlag
+from hybrid_store.db.engine import chunks, upsert_insert
+from hybrid_store.db.models import Instrument, InstrumentParcel, InstrumentParty, Parcel, TitleFlag, table
 from hybrid_store.errors import Conflict, FieldError, InvalidInstrument
 from hybrid_store.intake import InstrumentInput
 
-_IN_CHUNK = 500  # bound the size of IN (...) lists
 Flag = title.Flag
 
 
@@ -162,7 +162,9 @@ def _insert_details(
     parcels: dict[str, _Parcel], now: datetime,
 ) -> None:  # fmt: skip
     """The instruments' parties, parcel links and title flags."""
-    party_rows, link_rows, flag_rows = [], [], []
+    party_rows: list[dict[str, Any]] = []
+    link_rows: list[dict[str, Any]] = []
+    flag_rows: list[dict[str, Any]] = []
     for instrument_id, inst, entry in zip(ids, instruments, made, strict=True):
         for role, names in (("grantor", inst.grantors), ("grantee", inst.grantees)):
             party_rows.extend(
@@ -180,16 +182,14 @@ def _insert_details(
         )  # fmt: skip
     for model, rows in ((InstrumentParty, party_rows), (InstrumentParcel, link_rows), (TitleFlag, flag_rows)):
         if rows:  # one row: a plain execute (executemany goes through the driver's pipeline machinery)
-            conn.execute(insert(model.__table__), rows[0] if len(rows) == 1 else rows)
+            conn.execute(insert(table(model)), rows[0] if len(rows) == 1 else rows)
 
 
 # --- helpers ----------------------------------------------------------------------------------------
 # Statements built once, so SQLAlchemy compiles each once per dialect and reuses it.
-_INSERT_INSTRUMENT = insert(Instrument.__table__).returning(Instrument.__table__.c.id, sort_by_parameter_order=True)
+_INSERT_INSTRUMENT = insert(table(Instrument)).returning(table(Instrument).c.id, sort_by_parameter_order=True)
 _MOVE_OWNERS = (
-    update(Parcel.__table__)
-    .where(Parcel.__table__.c.id == bindparam("pid"))
-    .values(owner_instrument_id=bindparam("owner"))
+    update(table(Parcel)).where(table(Parcel).c.id == bindparam("pid")).values(owner_instrument_id=bindparam("owner"))
 )
 _UPSERT_PARCELS: dict[str, Any] = {}
 
@@ -198,15 +198,11 @@ def _upsert_parcels(dialect: str) -> Any:
     """INSERT ... ON CONFLICT DO UPDATE ... RETURNING: creates new parcels, row-locks existing ones
     (like SELECT ... FOR UPDATE) and returns their owners, in one statement."""
     if dialect not in _UPSERT_PARCELS:
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        table = Parcel.__table__
-        stmt = dialect_insert(table)
+        parcels = table(Parcel)
+        stmt = upsert_insert(dialect)(parcels)
         stmt = stmt.on_conflict_do_update(index_elements=["parcel_key"], set_={"parcel_key": stmt.excluded.parcel_key})
         _UPSERT_PARCELS[dialect] = stmt.returning(
-            table.c.id, table.c.parcel_key, table.c.owner_instrument_id, sort_by_parameter_order=True
+            parcels.c.id, parcels.c.parcel_key, parcels.c.owner_instrument_id, sort_by_parameter_order=True
         )
     return _UPSERT_PARCELS[dialect]
 
@@ -220,11 +216,6 @@ def _dependency_split(instruments: Sequence[InstrumentInput]) -> int:
         if inst.instrument_number:
             seen.add(inst.instrument_number)
     return 0
-
-
-def _chunks(items: Sequence, size: int = _IN_CHUNK) -> Iterable[Sequence]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 def _resolve_parcels(session: Session, instruments: Sequence[InstrumentInput]) -> dict[str, _Parcel]:
@@ -241,7 +232,7 @@ def _conveyances(session: Session, ids: set[object]) -> dict[object, title.Conve
     """The conveyances naming the owners of record, by instrument id."""
     wanted = sorted(i for i in ids if isinstance(i, int))
     out: dict[object, title.Conveyance] = {}
-    for chunk in _chunks(wanted):
+    for chunk in chunks(wanted):
         numbers = dict(session.execute(select(Instrument.id, Instrument.instrument_number)
                                        .where(Instrument.id.in_(chunk))).all())  # fmt: skip
         parties: dict[int, tuple[list[str], list[str]]] = {iid: ([], []) for iid in numbers}
@@ -258,7 +249,7 @@ def _conveyances(session: Session, ids: set[object]) -> dict[object, title.Conve
 def _resolve_corrections(session: Session, instruments: Sequence[InstrumentInput]) -> dict[str, int]:
     wanted = sorted({i.corrects for i in instruments if i.corrects})
     found: dict[str, int] = {}
-    for chunk in _chunks(wanted):
+    for chunk in chunks(wanted):
         stmt = select(Instrument.instrument_number, Instrument.id).where(Instrument.instrument_number.in_(chunk))
         found.update(dict(session.execute(stmt).all()))
     errors = [

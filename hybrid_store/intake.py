@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, cast
 
 from pydantic import (
     AfterValidator,
@@ -212,11 +212,16 @@ def models(profile: Profile) -> tuple[type[InstrumentContent], type[InstrumentIn
         "corrects": (Annotated[str | None, Field(description="instrument number of the record this one corrects",
                                                  max_length=24)], None),
     }  # fmt: skip
-    content = create_model("InstrumentContent", __base__=InstrumentContent, **fields)
+    content = cast("type[InstrumentContent]", _derive("InstrumentContent", InstrumentContent, fields))
     content.profile = profile
-    instrument = create_model("InstrumentInput", __base__=(content, InstrumentInput))  # type: ignore[call-overload]
+    instrument = cast("type[InstrumentInput]", _derive("InstrumentInput", (content, InstrumentInput), {}))
     instrument.profile = profile
     return content, instrument
+
+
+def _derive(name: str, base: Any, fields: dict[str, Any]) -> Any:
+    # pydantic's own typing of create_model cannot express a base chosen at run time
+    return create_model(name, __base__=base, **fields)
 
 
 def validate(
@@ -237,8 +242,8 @@ def validate(
     except ValidationError as exc:
         raise InvalidInstrument(validation_errors(exc)) from None
     if content_only:  # the rest of a filing's facts come from the registry
-        return instrument.model_construct(**validated.__dict__)  # type: ignore[return-value]
-    return validated  # type: ignore[return-value]
+        return instrument.model_construct(**validated.__dict__)
+    return cast(InstrumentInput, validated)
 
 
 def validation_errors(exc: ValidationError) -> list[FieldError]:

@@ -25,8 +25,8 @@ from sqlalchemy.orm import Session
 from hybrid_store.core import commitment as commitments
 from hybrid_store.core.canonical import canonical_text
 from hybrid_store.core.hashing import to_hex
-from hybrid_store.db.engine import bulk_execute, driver_datetime
-from hybrid_store.db.models import Commitment, Instrument, InstrumentParcel, OutboxEntry, Parcel
+from hybrid_store.db.engine import IDS_PER_ARRAY, bulk_execute, chunks, driver_datetime
+from hybrid_store.db.models import Commitment, Instrument, InstrumentParcel, OutboxEntry, Parcel, table
 from hybrid_store.db.records import StoredRecord, load_records
 
 #: parcel id -> (number, commitment hex) of its head, or None for a parcel with no record yet
@@ -60,10 +60,9 @@ class Entry:
                    stored.parcel_ids, stored.record.parcels, source, supersedes)  # fmt: skip
 
 
-_IN = 5_000
-_I = Instrument.__table__
-_P = Parcel.__table__
-_IP = InstrumentParcel.__table__
+_I = table(Instrument)
+_P = table(Parcel)
+_IP = table(InstrumentParcel)
 _SET_HEAD = update(_P).where(_P.c.id == bindparam("pid")).values(head_instrument_id=bindparam("head"))
 _BULK = 100  # from this many rows on, straight through the driver
 
@@ -73,14 +72,14 @@ def lock_heads(session: Session, parcel_ids: Iterable[int]) -> Heads:
     conn = session.connection()
     heads: dict[int, int | None] = {}
     ids = sorted(set(parcel_ids))
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids, IDS_PER_ARRAY):
         stmt = select(_P.c.id, _P.c.head_instrument_id).where(_P.c.id.in_(chunk)).order_by(_P.c.id)
         if conn.dialect.name == "postgresql":
             stmt = stmt.with_for_update()
         heads.update(dict(conn.execute(stmt).all()))
     facts: dict[int, tuple[str, str]] = {}
     head_ids = sorted({h for h in heads.values() if h is not None})
-    for chunk in _chunks(head_ids):
+    for chunk in chunks(head_ids, IDS_PER_ARRAY):
         for iid, number, value in conn.execute(
             select(_I.c.id, _I.c.instrument_number, Commitment.commitment)
             .join(Commitment, Commitment.instrument_id == _I.c.id)
@@ -121,14 +120,14 @@ def append(
         )  # fmt: skip
         bulk_execute(conn, "UPDATE parcels SET head_instrument_id = ? WHERE id = ?", [(i, p) for p, i in moved.items()])
     else:
-        conn.execute(insert(Commitment.__table__), [
+        conn.execute(insert(table(Commitment)), [
             {"instrument_id": iid, "scheme": scheme, "commitment": value, "prev": prev, "source": source,
              "supersedes_id": sup, "created_at": now}
             for iid, value, prev, source, sup in rows
         ])  # fmt: skip
         conn.execute(_SET_HEAD, [{"pid": pid, "head": iid} for pid, iid in moved.items()])
     if enqueue:
-        conn.execute(insert(OutboxEntry.__table__), [{"instrument_id": i, "enqueued_at": now} for i, _ in made])
+        conn.execute(insert(table(OutboxEntry)), [{"instrument_id": i, "enqueued_at": now} for i, _ in made])
     return made
 
 
@@ -151,7 +150,7 @@ def uncommitted_touching(session: Session, parcel_ids: Iterable[int]) -> list[in
     ids = sorted(set(parcel_ids))
     found: set[int] = set()
     conn = session.connection()
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids, IDS_PER_ARRAY):
         found.update(
             conn.execute(
                 select(_IP.c.instrument_id)
@@ -162,8 +161,3 @@ def uncommitted_touching(session: Session, parcel_ids: Iterable[int]) -> list[in
             ).scalars()
         )
     return sorted(found)
-
-
-def _chunks(items: Sequence, size: int = _IN) -> Iterable[Sequence]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]

@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from hybrid_store.db.models import Counter, Instrument
+from hybrid_store.db.engine import upsert_insert
+from hybrid_store.db.models import Counter, Instrument, table
 from hybrid_store.errors import FieldError, InvalidInstrument
 from hybrid_store.intake import InstrumentInput
 
@@ -73,7 +74,7 @@ def _take(session: Session, *, instruments: int, pages: int) -> dict[str, list[i
     if conn.dialect.name == "postgresql":
         serials, indexes = conn.execute(_NEXTVALS, {"instruments": instruments, "pages": pages}).one()
         return {"instrument": list(serials), "page": list(indexes)}
-    last = dict(conn.execute(_BUMP, {"instruments": instruments, "pages": pages}).all())
+    last: dict[str, int] = dict(conn.execute(_BUMP, {"instruments": instruments, "pages": pages}).all())
     return {
         "instrument": list(range(last["instrument"] - instruments + 1, last["instrument"] + 1)),
         "page": list(range(last["page"] - pages + 1, last["page"] + 1)),
@@ -114,7 +115,7 @@ def raise_numbering_floor(session: Session) -> None:
         return
     stmt = _dialect_insert(session)(Counter).values(name="instrument", value=top)
     session.execute(stmt.on_conflict_do_update(index_elements=["name"], set_={
-        "value": func.max(Counter.__table__.c.value, stmt.excluded.value)}))  # fmt: skip
+        "value": func.max(table(Counter).c.value, stmt.excluded.value)}))  # fmt: skip
 
 
 def _first_book(session: Session) -> int:
@@ -130,12 +131,10 @@ def _read_first_book(session: Session) -> int:
         create = _dialect_insert(session)(Counter).values(name="first_book", value=first)
         session.execute(create.on_conflict_do_nothing(index_elements=["name"]))
         stored = session.scalar(select(Counter.value).where(Counter.name == "first_book"))
+    if stored is None:  # pragma: no cover - the insert above or a concurrent one wrote it
+        raise RuntimeError("first_book counter missing after insert")
     return stored
 
 
-def _dialect_insert(session: Session):  # noqa: ANN202 - the dialect's insert construct
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    return dialect_insert
+def _dialect_insert(session: Session) -> Any:
+    return upsert_insert(session.get_bind().dialect.name)

@@ -15,24 +15,25 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
-from hybrid_store.chain.client import RegistryChain
+from hybrid_store.chain.client import Receipt, RegistryChain
 from hybrid_store.core import bundle as bundles
 from hybrid_store.core import merkle
 from hybrid_store.core.commitment import disclose
 from hybrid_store.core.hashing import to_hex
-from hybrid_store.core.trust import TrustRoot
+from hybrid_store.core.trust import Deployment, TrustRoot
 from hybrid_store.db.models import (
     AnchorBatch,
     BatchRecord,
     BatchState,
     ChainDeployment,
+    table,
 )
 from hybrid_store.db.records import instrument_id, load_records
 from hybrid_store.errors import NotFound, VerificationFailed
 
-_B = AnchorBatch.__table__
-_D = ChainDeployment.__table__
-_BR = BatchRecord.__table__
+_B = table(AnchorBatch)
+_D = table(ChainDeployment)
+_BR = table(BatchRecord)
 _PLACEMENT = (
     select(
         _B.c.id,
@@ -101,6 +102,30 @@ def verify_anchor(bundle: bundles.ProofBundle, chain: RegistryChain, trust: Trus
     anchor, tree = bundle.anchor, bundle.tree
     if anchor is None or tree is None:
         raise VerificationFailed("the record is pending: its batch has not been anchored yet")
+    _check_network(anchor, chain, trust)
+    deployment, contract = _listed_contract(anchor, chain, trust)
+    receipt = _anchoring_receipt(anchor, tree, contract, deployment)
+    if not deployment.covers(receipt.block_number):
+        raise VerificationFailed(
+            f"the anchor is in block {receipt.block_number}, outside the range in which {deployment.contract} "
+            f"was the registry's contract ({deployment.describe_range()}, {trust.describe()})"
+        )
+    _check_batch(bundle, contract, anchor.batch_id)
+    # the block number only said where the transaction was when the bundle was made
+    moved = "" if receipt.block_number == anchor.block_number else (
+        f"the anchoring transaction is now in block {receipt.block_number}, not {anchor.block_number} "
+        "(a reorganisation moved it)")  # fmt: skip
+    return AnchorVerdict(
+        chain_id=anchor.chain_id, contract=deployment.contract, batch_id=anchor.batch_id,
+        block_number=receipt.block_number, block_time=contract.block_timestamp(receipt.block_number),
+        confirmations=contract.confirmations(receipt.block_number, receipt.block_hash),
+        registry_version=deployment.registry_version, trust_version=trust.version, moved=moved,
+        tx_hash=receipt.tx_hash,
+    )  # fmt: skip
+
+
+def _check_network(anchor: bundles.Anchor, chain: RegistryChain, trust: TrustRoot) -> None:
+    """The bundle's chain, and the node's chain and genesis, are the trust root's."""
     if anchor.chain_id != trust.chain_id:
         raise VerificationFailed(
             f"the bundle was anchored on chain {anchor.chain_id}, but {trust.describe()} lists chain {trust.chain_id}"
@@ -115,72 +140,66 @@ def verify_anchor(bundle: bundles.ProofBundle, chain: RegistryChain, trust: Trus
             f"the node's genesis block is {genesis}, but {trust.describe()} lists {trust.genesis_hash} "
             "(another network with the same chain id, or a reset chain)"
         )
+
+
+def _listed_contract(
+    anchor: bundles.Anchor, chain: RegistryChain, trust: TrustRoot
+) -> tuple[Deployment, RegistryChain]:
+    """The deployment the trust root lists for the bundle's contract, with its code as listed."""
     deployment = trust.deployment(anchor.contract)
     if deployment is None:
         listed = ", ".join(f"{d.contract} ({d.describe_range()})" for d in trust.deployments) or "none"
         raise VerificationFailed(
-            f"contract {anchor.contract} is not a DeedRegistry of {trust.registry_name}: "
-            f"{trust.describe()} lists {listed}"
+            f"contract {anchor.contract} is not a DeedRegistry of {trust.registry_name}: {trust.describe()} lists {listed}"
         )
-    chain = RegistryChain(chain.w3, None, deployment.contract, description=chain.description)  # the listed contract
-    if not chain.has_code(deployment.contract):
+    contract = chain.at(deployment.contract)  # the listed contract, read-only
+    if not contract.has_code(deployment.contract):
         raise VerificationFailed(f"no contract at {deployment.contract} on this chain (reset chain or wrong network)")
-    code_hash = chain.code_hash(deployment.contract)
+    code_hash = contract.code_hash(deployment.contract)
     if code_hash != deployment.code_hash:
         raise VerificationFailed(
             f"the code at {deployment.contract} has hash {code_hash}, but the trust root lists {deployment.code_hash}"
         )
-    # What a bundle names is the transaction that anchored it, and the batch: both survive a
-    # reorganisation (the worker sends the very same transaction again). Its block number does not:
-    # it only says where the transaction was when the bundle was made, so it is not relied on.
-    receipt = chain.receipt(anchor.tx_hash)
+    return deployment, contract
+
+
+def _anchoring_receipt(
+    anchor: bundles.Anchor, tree: bundles.TreeProof, contract: RegistryChain, deployment: Deployment
+) -> Receipt:
+    """The receipt of the transaction the bundle names, which must have anchored this root as this
+    batch of the listed contract. Both survive a reorganisation (the worker sends the very same
+    transaction again); the block it is in may not, and is not relied on."""
+    receipt = contract.receipt(anchor.tx_hash)
     if receipt is None or receipt.status != 1:
         what = "is not on this chain" if receipt is None else "reverted"
         raise VerificationFailed(f"the anchoring transaction {anchor.tx_hash} {what}" + _anchored_elsewhere(
-            chain, tree.root, anchor, deployment.from_block))  # fmt: skip
-    events = [
-        e for e in chain.anchored_events(receipt) if e["batchId"] == anchor.batch_id and bytes(e["root"]) == tree.root
-    ]
+            contract, tree.root, anchor, deployment.from_block))  # fmt: skip
+    events = [e for e in contract.anchored_events(receipt)
+              if e["batchId"] == anchor.batch_id and bytes(e["root"]) == tree.root]  # fmt: skip
     if not events or (receipt.to or "").lower() != deployment.contract.lower():
         raise VerificationFailed(
             f"transaction {anchor.tx_hash} did not anchor root {to_hex(tree.root)} as batch {anchor.batch_id} "
             f"of {deployment.contract}"
         )
-    batch_id = anchor.batch_id
-    moved = ""
-    if receipt.block_number != anchor.block_number:
-        moved = (f"the anchoring transaction is now in block {receipt.block_number}, not {anchor.block_number} "
-                 "(a reorganisation moved it)")  # fmt: skip
-    if not deployment.covers(receipt.block_number):
-        raise VerificationFailed(
-            f"the anchor is in block {receipt.block_number}, outside the range in which {deployment.contract} "
-            f"was the registry's contract ({deployment.describe_range()}, {trust.describe()})"
-        )
+    return receipt
+
+
+def _check_batch(bundle: bundles.ProofBundle, contract: RegistryChain, batch_id: int) -> None:
+    """The contract's own record: the batch holds the root, the record is not revoked, and the
+    contract's MerkleProof accepts the proof of the commitment."""
+    tree = bundle.tree
+    assert tree is not None
     try:
-        on_chain = chain.get_batch(batch_id)
+        on_chain = contract.get_batch(batch_id)
     except Exception:
         raise VerificationFailed(f"the contract has no batch {batch_id}") from None
     if on_chain.root != tree.root:
         raise VerificationFailed(f"batch {batch_id} on chain has root {to_hex(on_chain.root)}, not {to_hex(tree.root)}")
-    revoked = chain.revoked_at(batch_id, tree.leaf)
+    revoked = contract.revoked_at(batch_id, tree.leaf)
     if revoked:
         raise VerificationFailed(f"the record was revoked (superseded) at block {revoked}")
-    if not chain.verify_commitment(batch_id, list(tree.proof), bundle.commitment):
+    if not contract.verify_commitment(batch_id, list(tree.proof), bundle.commitment):
         raise VerificationFailed("the contract's MerkleProof rejects the proof")
-    if receipt.block_number != anchor.block_number and not moved:
-        moved = f"the anchoring transaction is now in block {receipt.block_number}, not {anchor.block_number}"
-    return AnchorVerdict(
-        chain_id=anchor.chain_id,
-        contract=deployment.contract,
-        batch_id=batch_id,
-        block_number=receipt.block_number,
-        block_time=chain.block_timestamp(receipt.block_number),
-        confirmations=chain.confirmations(receipt.block_number, receipt.block_hash),
-        registry_version=deployment.registry_version,
-        trust_version=trust.version,
-        moved=moved,
-        tx_hash=receipt.tx_hash,
-    )
 
 
 def _anchored_elsewhere(chain: RegistryChain, root: bytes, anchor: bundles.Anchor, from_block: int) -> str:
@@ -189,7 +208,7 @@ def _anchored_elsewhere(chain: RegistryChain, root: bytes, anchor: bundles.Ancho
     try:
         batch_id = chain.batch_of_root(root)
         found = chain.anchoring_receipt(batch_id, from_block) if batch_id is not None else None
-    except Exception:  # noqa: BLE001 - only a hint
+    except Exception:
         return ""
     if found is None or found.tx_hash == anchor.tx_hash:
         return ""

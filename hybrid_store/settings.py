@@ -184,7 +184,7 @@ class Settings(BaseSettings):
         return value
 
     @property
-    def profile(self):  # noqa: ANN201 - a jurisdictions.Profile (imported late: settings load first)
+    def profile(self):
         from hybrid_store.jurisdictions import get_profile
 
         return get_profile(self.jurisdiction)

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 from hybrid_store.chain.client import FeeQuote, Fees, Receipt, SendOutcome, SignedTx
 from hybrid_store.chain.port import ChainPort
 from hybrid_store.db.engine import Database
-from hybrid_store.db.models import TxAttempt
+from hybrid_store.db.models import TxAttempt, table
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,10 @@ class Attempt:
     created_at_block: int | None
     sent_at_block: int | None
 
+    def signed(self) -> SignedTx:
+        return SignedTx(self.raw, self.tx_hash, self.nonce, self.fees.max_fee_per_gas,
+                        self.fees.max_priority_fee_per_gas)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -93,7 +97,7 @@ class TxManager:
     @staticmethod
     def store_first(conn: Connection, batch_id: int, signed: SignedTx, head: int | None, now: datetime) -> None:
         """Record a batch's first attempt, inside the batch's own transaction (before it is sent)."""
-        conn.execute(insert(TxAttempt.__table__), {
+        conn.execute(insert(table(TxAttempt)), {
             "batch_id": batch_id, "nonce": signed.nonce, "tx_hash": signed.tx_hash, "raw_tx": signed.raw,
             "max_fee_per_gas": signed.max_fee_per_gas, "max_priority_fee_per_gas": signed.max_priority_fee_per_gas,
             "created_at": now, "created_at_block": head,
@@ -110,28 +114,20 @@ class TxManager:
         attempts = self.attempts(batch_id)
         if not attempts:
             raise LookupError(f"batch {batch_id} has no stored transaction")
-        for attempt in reversed(attempts):
-            receipt = self.chain.receipt(attempt.tx_hash)
-            if receipt is not None:
-                return Outcome("mined", receipt)
+        if (mined := self._mined(attempts)) is not None:
+            return mined
         newest = attempts[-1]
         if self.chain.mined_nonce() > newest.nonce:
             # a receipt may trail the nonce on a node behind a load balancer: look once more
-            for attempt in reversed(attempts):
-                if (receipt := self.chain.receipt(attempt.tx_hash)) is not None:
-                    return Outcome("mined", receipt)
-            return Outcome("nonce_taken", detail=f"nonce {newest.nonce} was used by another transaction")
+            return self._mined(attempts) or Outcome(
+                "nonce_taken", detail=f"nonce {newest.nonce} was used by another transaction")  # fmt: skip
         head = self.chain.head()
         refused = False
         if newest.sent_at_block is None or not self.chain.transaction_known(newest.tx_hash):
-            outcome = self.chain.send(_signed(newest))
-            if outcome is SendOutcome.NONCE_USED:
-                return Outcome("waiting", detail="the nonce is used: its receipt is looked up next time")
-            refused = outcome is SendOutcome.UNDERPRICED
-            if not refused:
-                self._mark_sent(newest, head)
-                if (receipt := self.chain.receipt(newest.tx_hash)) is not None:  # a node that mines at once
-                    return Outcome("mined", receipt)
+            sent = self._send(newest, head)
+            if isinstance(sent, Outcome):
+                return sent
+            refused = not sent
         quote = self.chain.fee_quote()
         age = head - newest.sent_at_block if newest.sent_at_block is not None else 0
         stuck = refused or quote.next_base_fee > newest.fees.max_fee_per_gas or age >= self.policy.stuck_after_blocks
@@ -139,38 +135,51 @@ class TxManager:
             return Outcome("waiting")
         if len(attempts) > 1 and newest.created_at_block is not None and head <= newest.created_at_block:
             return Outcome("waiting", detail="replaced in this block already; waiting for the next")
+        why = "refused as underpriced" if refused else f"base fee {quote.next_base_fee / GWEI:.2f} gwei, {age} blocks"
+        return self._replace(batch_id, newest, quote, head, why)
+
+    def _mined(self, attempts: list[Attempt]) -> Outcome | None:
+        for attempt in reversed(attempts):
+            if (receipt := self.chain.receipt(attempt.tx_hash)) is not None:
+                return Outcome("mined", receipt)
+        return None
+
+    def _send(self, attempt: Attempt, head: int) -> bool | Outcome:
+        """Send ``attempt``: True when the node took it, False when it refused it as underpriced, or
+        the outcome already known (mined at once; the nonce used)."""
+        outcome = self.chain.send(attempt.signed())
+        if outcome is SendOutcome.NONCE_USED:
+            return Outcome("waiting", detail="the nonce is used: its receipt is looked up next time")
+        if outcome is SendOutcome.UNDERPRICED:
+            return False
+        self._mark_sent(attempt, head)
+        if (receipt := self.chain.receipt(attempt.tx_hash)) is not None:  # a node that mines at once
+            return Outcome("mined", receipt)
+        return True
+
+    def _replace(self, batch_id: int, newest: Attempt, quote: FeeQuote, head: int, why: str) -> Outcome:
+        """A replacement of ``newest`` with bumped fees: stored, then sent."""
         fees = self.policy.replacement(newest.fees, quote)
         if fees is None:
             return Outcome("fee_ceiling", detail=(
                 f"the next block's base fee is {quote.next_base_fee / GWEI:.2f} gwei; replacing the transaction "
                 f"would need more than the fee ceiling of {self.policy.ceiling_wei / GWEI:.2f} gwei"))  # fmt: skip
-        replacement = self.chain.resign(newest.raw, fees)
+        signed = self.chain.resign(newest.raw, fees)
         log.warning("replacing transaction %s (nonce %d, fee cap %.2f gwei) with %s at %.2f gwei: %s", newest.tx_hash,
-                    newest.nonce, newest.fees.max_fee_per_gas / GWEI, replacement.tx_hash, fees.max_fee_per_gas / GWEI,
-                    "refused as underpriced" if refused else f"base fee {quote.next_base_fee / GWEI:.2f} gwei, "
-                    f"{age} blocks unmined")  # fmt: skip
+                    newest.nonce, newest.fees.max_fee_per_gas / GWEI, signed.tx_hash, fees.max_fee_per_gas / GWEI,
+                    why)  # fmt: skip
         with self.db.write() as s:
-            attempt_id = s.execute(insert(TxAttempt.__table__).returning(TxAttempt.__table__.c.id), {
-                "batch_id": batch_id, "nonce": replacement.nonce, "tx_hash": replacement.tx_hash,
-                "raw_tx": replacement.raw, "max_fee_per_gas": fees.max_fee_per_gas,
-                "max_priority_fee_per_gas": fees.max_priority_fee_per_gas, "created_at": datetime.now(UTC),
-                "created_at_block": head,
+            attempt_id = s.execute(insert(table(TxAttempt)).returning(table(TxAttempt).c.id), {
+                "batch_id": batch_id, "nonce": signed.nonce, "tx_hash": signed.tx_hash, "raw_tx": signed.raw,
+                "max_fee_per_gas": fees.max_fee_per_gas, "max_priority_fee_per_gas": fees.max_priority_fee_per_gas,
+                "created_at": datetime.now(UTC), "created_at_block": head,
             }).scalar_one()  # fmt: skip
-        outcome = self.chain.send(replacement)
-        if outcome in (SendOutcome.SENT, SendOutcome.KNOWN):
-            self._mark_sent(Attempt(attempt_id, replacement.tx_hash, replacement.raw, replacement.nonce, fees, head,
-                                    None), head)  # fmt: skip
-            if (receipt := self.chain.receipt(replacement.tx_hash)) is not None:
-                return Outcome("mined", receipt)
-        return Outcome("waiting", detail=f"replaced by {replacement.tx_hash}")
+        sent = self._send(Attempt(attempt_id, signed.tx_hash, signed.raw, signed.nonce, fees, head, None), head)
+        return sent if isinstance(sent, Outcome) and sent.kind == "mined" else Outcome(
+            "waiting", detail=f"replaced by {signed.tx_hash}")  # fmt: skip
 
     def _mark_sent(self, attempt: Attempt, head: int) -> None:
         if attempt.sent_at_block is not None:
             return
         with self.db.write() as s:
             s.execute(update(TxAttempt).where(TxAttempt.id == attempt.id).values(sent_at_block=head))
-
-
-def _signed(attempt: Attempt) -> SignedTx:
-    return SignedTx(attempt.raw, attempt.tx_hash, attempt.nonce, attempt.fees.max_fee_per_gas,
-                    attempt.fees.max_priority_fee_per_gas)  # fmt: skip

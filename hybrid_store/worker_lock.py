@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import select, text, update
 
-from hybrid_store.db.engine import Database
+from hybrid_store.db.engine import Database, rows_affected
 from hybrid_store.db.models import Counter
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ class WorkerLock:
 
     def _set_handover(self, value: int) -> None:
         with self.db.write() as s:
-            done = s.execute(update(Counter).where(Counter.name == HANDOVER).values(value=value)).rowcount
+            done = rows_affected(s.execute(update(Counter).where(Counter.name == HANDOVER).values(value=value)))
             if not done:
                 s.add(Counter(name=HANDOVER, value=value))
         self._checked_at = 0.0

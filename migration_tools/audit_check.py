@@ -125,9 +125,9 @@ def check(
         found.discrepancies[-1].message += f" (and the {bad_after:,} anchored heads after it fail with it)"
 
     for batch_id, (chain_batch, _) in sorted(on_chain.items(), key=lambda kv: kv[1][0]):
-        listed = manifest_audit.get(batch_id)  # what the batch anchored, by its manifest
-        if listed and batch_id not in by_batch:
-            say(Discrepancy(TRUNCATED, f"batch {chain_batch} anchored the audit log's head after {listed[0][0]:,} "
+        anchored = manifest_audit.get(batch_id)  # what the batch anchored, by its manifest
+        if anchored and batch_id not in by_batch:
+            say(Discrepancy(TRUNCATED, f"batch {chain_batch} anchored the audit log's head after {anchored[0][0]:,} "
                             "entries, but the database holds no checkpoint for it (deleted with the entries it "
                             "covered?)", chain_batch))  # fmt: skip
     return found

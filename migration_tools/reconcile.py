@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from multiprocessing.pool import Pool
@@ -185,7 +185,7 @@ class _Run:
         self.verified_by_batch: dict[int, int] = {}
 
     def report(self, kind: str, message: str, batch: int | None = None, **found: str | None) -> None:
-        self.result.discrepancies.append(Discrepancy(kind, message, batch, **found))  # type: ignore[arg-type]
+        self.result.discrepancies.append(Discrepancy(kind, message, batch, **found))
 
     # --- what the database says -----------------------------------------------------------------------
     def read_database(self, stage: str | None) -> None:
@@ -204,13 +204,15 @@ class _Run:
             self.batches = s.scalars(stmt.options(defer(AnchorBatch.nodes), defer(AnchorBatch.parcel_nodes))).all()
             self.sizes = _batch_sizes(s, [b.id for b in self.batches])
         self.audit_points = audit_check.checkpoints(self.db)
-        self.replaces = {b.id: b.supersedes_batch_id for b in self.batches if b.supersedes_batch_id is not None}
+        self.replaces: dict[int, int] = {
+            b.id: b.supersedes_batch_id for b in self.batches if b.supersedes_batch_id is not None
+        }
         self.counts["batches"] = len(self.batches)
 
     def tasks(self) -> list[batch_check.BatchTask]:
         """Every batch the chain may hold is checked, whatever the database's state column says; a
         rolled-back batch only if it re-anchored another (what it anchored proves that rollback)."""
-        roots = {b.id: b.root for b in self.batches}
+        roots: dict[int | None, bytes] = {b.id: b.root for b in self.batches}  # None: supersedes nothing
         markers = {p.batch_id: p.marker for p in self.audit_points}
         tasks = [batch_check.BatchTask(b.id, b.chain_batch_id, self.sizes.get(b.id, 0), b.root,
                                        roots.get(b.supersedes_batch_id), markers.get(b.id))
@@ -288,7 +290,9 @@ class _Run:
             t = outcome.task
             if t.id not in self.chain_roots:
                 continue  # reported above (lost, reset, not yet sent): what its rows say does not matter
-            prior = self.chain_roots.get(self.replaces.get(t.id), t.prior_root) if t.prior_root is not None else None
+            prior = (
+                self.chain_roots.get(self.replaces.get(t.id, -1), t.prior_root) if t.prior_root is not None else None
+            )
             truth = replace(t, root=self.chain_roots[t.id], prior_root=prior)
             if truth != t:  # the database's roots are not the chain's: check against the chain's
                 (outcome,) = batch_check.check_group((_dir(self.manifest_dir), [truth]), self.db)
@@ -389,7 +393,7 @@ def _chain_identity(chain: RegistryChain, deployment: ChainDeployment, result: R
 
 
 def _check_superseded(
-    superseded: list[AnchorBatch], proven: set[int], batches: list[AnchorBatch], chain_roots: dict[int, bytes],
+    superseded: list[AnchorBatch], proven: set[int], batches: Sequence[AnchorBatch], chain_roots: dict[int, bytes],
     result: ReconcileResult,
 ) -> None:  # fmt: skip
     """A batch the database calls rolled back is not checked itself: another batch must re-anchor it,
@@ -423,12 +427,12 @@ def _check_coverage(db: Database, deployment: ChainDeployment, on_chain: int, re
             "or deleted), so its records were not checked", k))  # fmt: skip
 
 
-def _is_suffix(lost: list[AnchorBatch], batches: list[AnchorBatch], on_chain: int) -> bool:
+def _is_suffix(lost: list[AnchorBatch], batches: Sequence[AnchorBatch], on_chain: int) -> bool:
     """A node that lost state lost its newest batches: every lost id is at or above the chain's count."""
     return all(b.chain_batch_id >= on_chain for b in lost)
 
 
-def _stage_lines(db, batches, sizes, verified, result) -> list[StageLine]:  # noqa: ANN001
+def _stage_lines(db, batches, sizes, verified, result) -> list[StageLine]:
     with db.read() as s:
         stages = {st.id: st for st in s.scalars(select(MigrationStage))}
     lines: dict[Any, StageLine] = {}
@@ -446,16 +450,16 @@ def _stage_lines(db, batches, sizes, verified, result) -> list[StageLine]:  # no
     return list(lines.values())
 
 
-def _timeline(batches: list[AnchorBatch]) -> list[tuple[str, int]]:
+def _timeline(batches: Sequence[AnchorBatch]) -> list[tuple[str, int]]:
     """Records anchored per minute, hour or day, whichever suits the span of the run."""
-    done = [b for b in batches if b.state == BatchState.CONFIRMED and b.confirmed_at]
+    done = [(b.confirmed_at, b.record_count) for b in batches if b.state == BatchState.CONFIRMED and b.confirmed_at]
     if not done:
         return []
-    span = max(b.confirmed_at for b in done) - min(b.confirmed_at for b in done)
+    span = max(at for at, _ in done) - min(at for at, _ in done)
     fmt = "%Y-%m-%d %H:%M" if span.total_seconds() <= 6 * 3600 else "%Y-%m-%d %H:00" if span.days <= 10 else "%Y-%m-%d"
     buckets: Tally = Tally()
-    for b in done:
-        buckets[b.confirmed_at.strftime(fmt)] += b.record_count
+    for at, records in done:
+        buckets[at.strftime(fmt)] += records
     return sorted(buckets.items())
 
 
@@ -471,7 +475,7 @@ def _heal(db: Database, lost: list[AnchorBatch]) -> dict[str, int]:
 
 
 def _record(
-    db: Database, result: ReconcileResult, actor: str, stage_id: int | None, batches: list[AnchorBatch]
+    db: Database, result: ReconcileResult, actor: str, stage_id: int | None, batches: Sequence[AnchorBatch]
 ) -> None:
     """Store the run and mark the stages it covered (sign-off needs a clean one)."""
     bad = {d.batch_id for d in result.discrepancies if d.kind not in CLEAN_KINDS}

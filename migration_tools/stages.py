@@ -19,7 +19,7 @@ import logging
 import math
 import multiprocessing
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
@@ -118,7 +118,7 @@ class Selector:
         return out
 
 
-def _committed():  # noqa: ANN202 - a correlated EXISTS clause
+def _committed():
     return exists(select(Commitment.instrument_id).where(Commitment.instrument_id == Instrument.id))
 
 
@@ -304,18 +304,7 @@ class StageRunner:
         a = self.anchorer
         a.wait_in_flight()  # a killed run left its last batch signed or sent: finish it first
         a.check_consistency()
-        with self.db.write() as s:
-            stage = _stage(s, name)
-            if stage.state in ("signed_off", "rolled_back"):
-                raise StageError(f"stage {name!r} is {stage.state}")
-            gate = _gate(s, stage)
-            if gate != "ready":
-                raise StageError(f"stage {name!r} {gate}")
-            if stage.state == "planned":
-                stage.state = "running"
-                stage.started_at = datetime.now(UTC)
-            stage_id, batch_size, selector = stage.id, stage.batch_size, Selector.from_json(stage.selector)
-            done_before = stage.records_done
+        stage_id, batch_size, selector, done_before = self._start(name)
         with self.db.read() as s:
             ids = candidates(s, selector)
         report = RunReport(stage=name)
@@ -323,42 +312,21 @@ class StageRunner:
         if self.progress:
             self.progress(done_before, total)
         chunks = [ids[i : i + batch_size] for i in range(0, len(ids), batch_size)]
-        pool = self._pool() if len(chunks) > 1 and self.workers >= 1 else None
-
-        def submit(chunk: list[int]) -> list[Any]:  # split so every hashing process has a share
-            step = math.ceil(len(chunk) / self.workers)
-            return [
-                pool.apply_async(hashing_pool.prepare_chunk, (chunk[i : i + step],)) for i in range(0, len(chunk), step)
-            ]  # type: ignore[union-attr]
-
-        try:
-            # two chunks in flight: the hashing processes keep busy while this one commits and anchors;
-            # the first chunk is hashed here while they start up
-            ahead = [submit(chunk) for chunk in chunks[1:3]] if pool else []
-            for k, chunk in enumerate(chunks):
-                if pool is not None and k > 0:
-                    entries = [e for job in ahead.pop(0) for e in job.get()]
-                    if k + 2 < len(chunks):
-                        ahead.append(submit(chunks[k + 2]))
-                else:
-                    entries = hashing_pool.prepare_chunk(chunk, self.db)
-                batch = self._anchor_chunk_retrying(stage_id, entries)
-                if batch is None:
-                    continue
-                crashpoint("migrate:stored")
-                a.chain.send(stored_tx(batch))  # refused (underpriced, ...): settling replaces it
-                crashpoint("migrate:sent")
-                a.wait_in_flight()
-                report.records += batch.record_count
-                report.batches += 1
-                report.batch_ids.append(batch.chain_batch_id)
-                if a.step() is not None:  # what clerks filed meanwhile, when its batch is due
-                    report.outbox_batches += 1
-                if self.progress:
-                    self.progress(done_before + report.records, total)
-        finally:
-            if pool is not None:
-                pool.terminate()
+        for entries in self._prepared(chunks):
+            batch = self._anchor_chunk_retrying(stage_id, entries)
+            if batch is None:
+                continue
+            crashpoint("migrate:stored")
+            a.chain.send(stored_tx(batch))  # refused (underpriced, ...): settling replaces it
+            crashpoint("migrate:sent")
+            a.wait_in_flight()
+            report.records += batch.record_count
+            report.batches += 1
+            report.batch_ids.append(batch.chain_batch_id)
+            if a.step() is not None:  # what clerks filed meanwhile, when its batch is due
+                report.outbox_batches += 1
+            if self.progress:
+                self.progress(done_before + report.records, total)
         self._finish(stage_id)
         with self.db.read() as s:
             report.gas_used = s.scalar(
@@ -369,7 +337,45 @@ class StageRunner:
         report.seconds = time.perf_counter() - started
         return report
 
-    def _pool(self):  # noqa: ANN202
+    def _start(self, name: str) -> tuple[int, int, Selector, int]:
+        """The stage, checked that it may run and marked running: (id, batch size, selector, records done)."""
+        with self.db.write() as s:
+            stage = _stage(s, name)
+            if stage.state in ("signed_off", "rolled_back"):
+                raise StageError(f"stage {name!r} is {stage.state}")
+            gate = _gate(s, stage)
+            if gate != "ready":
+                raise StageError(f"stage {name!r} {gate}")
+            if stage.state == "planned":
+                stage.state = "running"
+                stage.started_at = datetime.now(UTC)
+            return stage.id, stage.batch_size, Selector.from_json(stage.selector), stage.records_done
+
+    def _prepared(self, chunks: list[list[int]]) -> Iterator[list[ledger.Entry]]:
+        """Each chunk's ledger entries, in order. Two chunks are in flight in the hashing processes
+        while this one commits and anchors; the first is hashed here while they start up."""
+        pool = self._pool() if len(chunks) > 1 and self.workers >= 1 else None
+
+        def submit(chunk: list[int]) -> list[Any]:  # split so every hashing process has a share
+            step = math.ceil(len(chunk) / self.workers)
+            return [pool.apply_async(hashing_pool.prepare_chunk, (chunk[i : i + step],))  # type: ignore[union-attr]
+                    for i in range(0, len(chunk), step)]  # fmt: skip
+
+        try:
+            ahead = [submit(chunk) for chunk in chunks[1:3]] if pool else []
+            for k, chunk in enumerate(chunks):
+                if pool is None or k == 0:
+                    yield hashing_pool.prepare_chunk(chunk, self.db)
+                    continue
+                entries = [e for job in ahead.pop(0) for e in job.get()]
+                if k + 2 < len(chunks):
+                    ahead.append(submit(chunks[k + 2]))
+                yield entries
+        finally:
+            if pool is not None:
+                pool.terminate()
+
+    def _pool(self):
         return hashing_pool.start(self.db.url, self.workers, yield_cpu=True)
 
     def _anchor_chunk_retrying(self, stage_id: int, entries: list[ledger.Entry]) -> AnchorBatch | None:

@@ -7,49 +7,31 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from hybrid_store.core.commitment import FIELDS
 from hybrid_store.core.records import DocType
 from hybrid_store.errors import FieldError, InvalidInstrument
 from registry_service import schemas
-from registry_service.auth import Actor, Permission, Unauthenticated
-from registry_service.http import StrictJSONRoute, client_address, read_json, reject_unknown_query
-from registry_service.registry import Registry
+from registry_service.auth import Permission
+from registry_service.deps import (
+    Caller,
+    Corrector,
+    Filer,
+    FilingDep,
+    ProofReader,
+    ProofsDep,
+    QueriesDep,
+    Reader,
+    StatusDep,
+)
+from registry_service.http import StrictJSONRoute, read_json, reject_unknown_query
+from registry_service.services import Filed
 
-bearer = HTTPBearer(auto_error=False, description="An API key: `lr_<key id>_<secret>` (see `landreg keys create`)")
 NumberPath = Annotated[str, Path(pattern=r"^[0-9A-Z][0-9A-Z-]{0,23}$", examples=["2026-0000123"])]
 ParcelPath = Annotated[
     str, Path(pattern=r"^[0-9]{4}_[0-9A-Z.]{1,12}_[0-9A-Z.]{1,12}(_[0-9A-Z]{1,10})?$", examples=["0223_100.01_5"])
 ]
-
-
-# Dependencies are coroutines: a plain function would cost each request a hop to the thread pool.
-async def registry(request: Request) -> Registry:
-    return request.app.state.registry
-
-
-async def optional_actor(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> Actor | None:
-    presented = credentials.credentials if credentials else x_api_key
-    if presented is None:
-        return None
-    return request.app.state.keys.actor_for(presented, client_address(request))
-
-
-async def actor(found: Annotated[Actor | None, Depends(optional_actor)]) -> Actor:
-    if found is None:
-        raise Unauthenticated("an API key is required")
-    return found
-
-
-RegistryDep = Annotated[Registry, Depends(registry)]
-ActorDep = Annotated[Actor, Depends(actor)]
-MaybeActorDep = Annotated[Actor | None, Depends(optional_actor)]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -77,11 +59,11 @@ router = APIRouter(
 )
 
 
-def _filed(status: int, body: dict[str, Any], replayed: bool) -> JSONResponse:
-    headers = {"Location": f"/api/v1/instruments/{body['receipt']['instrumentNumber']}"}
-    if replayed:
+def _filed(filed: Filed) -> JSONResponse:
+    headers = {"Location": f"/api/v1/instruments/{filed.number}"}
+    if filed.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(filed.body, status_code=201, headers=headers)
 
 
 def _instrument_body(model: str) -> dict[str, Any]:
@@ -94,37 +76,37 @@ def _instrument_body(model: str) -> dict[str, Any]:
 @router.post("/instruments", status_code=201, response_model=schemas.FilingResult, tags=["clerks"],
              summary="Record an instrument", openapi_extra=_instrument_body("InstrumentCreate"))  # fmt: skip
 async def file_instrument(
-    request: Request, reg: RegistryDep, who: ActorDep, idempotency_key: IdempotencyKey = None
+    request: Request, filing: FilingDep, who: Filer, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
     """Record an instrument (clerk). The registry assigns its number, book and page and recording time,
     commits to it and queues it for anchoring, all in one transaction, and returns a receipt signed
     with the registry's Ed25519 key. A deed whose grantor is not the owner of record is recorded
     but flagged (`flags`)."""
     body = await read_json(request)
-    return _filed(*await run_in_threadpool(reg.file, who, body, idempotency_key=idempotency_key))
+    return _filed(await run_in_threadpool(filing.file, who, body, idempotency_key=idempotency_key))
 
 
 @router.post("/instruments/{number}/corrections", status_code=201, response_model=schemas.FilingResult,
              tags=["clerks"], summary="Record a correction", openapi_extra=_instrument_body("CorrectionCreate"))  # fmt: skip
 async def file_correction(
-    number: NumberPath, request: Request, reg: RegistryDep, who: ActorDep, idempotency_key: IdempotencyKey = None,
+    number: NumberPath, request: Request, filing: FilingDep, who: Corrector, idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:  # fmt: skip
     """Record a corrective instrument: a new record linked to the one it corrects, which stays
     visible and provable. Never an overwrite."""
     body = await read_json(request)
-    return _filed(*await run_in_threadpool(reg.file, who, body, idempotency_key=idempotency_key, corrects=number))
+    return _filed(await run_in_threadpool(filing.file, who, body, idempotency_key=idempotency_key, corrects=number))
 
 
 @router.get("/instruments", response_model=schemas.InstrumentPage, tags=["clerks", "auditors"],
             summary="Search instruments")  # fmt: skip
 def search_instruments(
-    reg: RegistryDep,
-    who: ActorDep,
+    queries: QueriesDep,
+    who: Reader,
     parcel: Annotated[str | None, Query(max_length=48, description="parcel key, e.g. 0223_100.01_5")] = None,
     party: Annotated[
         str | None, Query(min_length=2, max_length=200, description="part of a grantor's or grantee's name")
     ] = None,
-    type: Annotated[DocType | None, Query(description="document type")] = None,  # noqa: A002
+    type: Annotated[DocType | None, Query(description="document type")] = None,
     from_: Annotated[date | None, Query(alias="from", description="recorded on or after (YYYY-MM-DD)")] = None,
     to: Annotated[date | None, Query(description="recorded on or before (YYYY-MM-DD)")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
@@ -133,21 +115,21 @@ def search_instruments(
     """Instruments matching every criterion given, newest first. Page with `cursor`."""
     if from_ and to and from_ > to:
         raise InvalidInstrument([FieldError("from", "date_range", "`from` is after `to`")])
-    return reg.search(who, parcel=parcel, party=party, doc_type=type, date_from=from_, date_to=to, limit=limit,
-                      cursor=cursor)  # fmt: skip
+    return queries.search(parcel=parcel, party=party, doc_type=type, date_from=from_, date_to=to, limit=limit,
+                          cursor=cursor)  # fmt: skip
 
 
 @router.get("/instruments/{number}", response_model=schemas.InstrumentView, tags=["clerks", "auditors"],
             summary="One instrument")  # fmt: skip
-def get_instrument(number: NumberPath, reg: RegistryDep, who: ActorDep) -> schemas.InstrumentView:
-    return reg.instrument(who, number)
+def get_instrument(number: NumberPath, queries: QueriesDep, who: Reader) -> schemas.InstrumentView:
+    return queries.instrument(number)
 
 
 @router.get("/instruments/{number}/receipt", response_model=schemas.Receipt, tags=["clerks", "auditors"],
             summary="The signed receipt of one instrument")  # fmt: skip
-def get_receipt(number: NumberPath, reg: RegistryDep, who: ActorDep) -> dict[str, Any]:
+def get_receipt(number: NumberPath, filing: FilingDep, who: ProofReader) -> dict[str, Any]:
     """The receipt handed out at filing, signed again (Ed25519 is deterministic: same bytes)."""
-    return reg.receipt(who, number)
+    return filing.receipt(number)
 
 
 @router.get(
@@ -161,10 +143,10 @@ def get_receipt(number: NumberPath, reg: RegistryDep, who: ActorDep) -> dict[str
 )
 async def get_proof(
     number: NumberPath,
-    reg: RegistryDep,
-    who: MaybeActorDep,
+    proofs: ProofsDep,
+    who: Caller,
     redact: Annotated[str, Query(max_length=300, description="comma-separated fields to give as hashes only")] = "",
-) -> JSONResponse:
+) -> Response:
     """The bundle an auditor verifies with `landreg verify` or `POST /api/v1/proofs/verify`
     (format: docs/proof-bundle.md). Without an auditor's or clerk's key, only the fields in the
     registry's `public_fields` setting are disclosed; the proof itself is always complete."""
@@ -172,52 +154,51 @@ async def get_proof(
     unknown = [f for f in fields if f not in FIELDS]
     if unknown:
         raise InvalidInstrument([FieldError("redact", "unknown_field", f"{unknown[0]!r} is not a record field")])
-    data, complete = await run_in_threadpool(reg.proof_json, who, number, fields)
+    full = who is not None and who.can(Permission.PROOF)
+    data, complete = await run_in_threadpool(lambda: proofs.bundle_json(number, fields, full=full))
     return Response(data, status_code=200 if complete else 202, media_type="application/json")
 
 
 @router.get("/parcels/{parcel_id}", response_model=schemas.ParcelView, tags=["clerks", "auditors"],
             summary="A parcel: owner of record, token")  # fmt: skip
-def get_parcel(parcel_id: ParcelPath, reg: RegistryDep, who: ActorDep) -> schemas.ParcelView:
-    return reg.parcel(who, parcel_id)
+def get_parcel(parcel_id: ParcelPath, queries: QueriesDep, who: Reader) -> schemas.ParcelView:
+    return queries.parcel(parcel_id)
 
 
 @router.get("/parcels/{parcel_id}/history", response_model=schemas.ParcelHistory, tags=["clerks", "auditors"],
             summary="A parcel's chain of title and hash chain")  # fmt: skip
-def get_parcel_history(parcel_id: ParcelPath, reg: RegistryDep, who: ActorDep) -> schemas.ParcelHistory:
-    return reg.history(who, parcel_id)
+def get_parcel_history(parcel_id: ParcelPath, queries: QueriesDep, who: Reader) -> schemas.ParcelHistory:
+    return queries.history(parcel_id)
 
 
 @router.post("/proofs/verify", response_model=schemas.VerdictView, tags=["auditors"], summary="Verify a bundle")
 def verify_proof(
-    reg: RegistryDep,
+    proofs: ProofsDep,
     bundle: Annotated[dict[str, Any], Body(description="a proof bundle (docs/proof-bundle.md)")],
     onchain: Annotated[bool, Query(description="also check the anchor on the registry's chain node")] = True,
 ) -> schemas.VerdictView:
     """The same verdicts as `landreg verify`, for auditors without the command line. Open to
     everyone: it reveals nothing that is not in the submitted bundle."""
-    return schemas.VerdictView(**reg.verify(bundle, on_chain=onchain).to_json())
+    return schemas.VerdictView(**proofs.verify(bundle, on_chain=onchain).to_json())
 
 
 @router.post("/receipts/verify", response_model=schemas.VerdictView, tags=["auditors"],
              summary="Verify a filing receipt with its record's bundle")  # fmt: skip
-def verify_receipt(reg: RegistryDep, check: schemas.ReceiptCheck) -> schemas.VerdictView:
+def verify_receipt(proofs: ProofsDep, check: schemas.ReceiptCheck) -> schemas.VerdictView:
     """The same verdicts as `landreg receipt verify`: the signature by a receipt key of the
     registry's trust root, and the record's anchor inside that key's window. Open to everyone."""
-    return schemas.VerdictView(**reg.verify_receipt(check.receipt, check.bundle).to_json())
+    return schemas.VerdictView(**proofs.verify_receipt(check.receipt, check.bundle).to_json())
 
 
 @router.get("/status", response_model=schemas.StatusView, tags=["operators"], summary="Anchoring status")
-def get_status(reg: RegistryDep, who: ActorDep) -> schemas.StatusView:
-    who.require(Permission.READ)
-    return reg.status()
+def get_status(status: StatusDep, who: Reader) -> schemas.StatusView:
+    return status.anchoring()
 
 
 @router.get("/migration", response_model=schemas.MigrationView, tags=["operators", "auditors"],
             summary="Migration stages and reconciliations")  # fmt: skip
-def get_migration(reg: RegistryDep, who: ActorDep) -> schemas.MigrationView:
+def get_migration(status: StatusDep, who: Reader) -> schemas.MigrationView:
     """Read-only view of the staged bulk migration: each stage's progress, gate and sign-off, and
     the latest parallel-run reconciliations with what they found. Stages are run from the CLI
     (`landreg migrate`, `landreg reconcile`)."""
-    who.require(Permission.READ)
-    return reg.migration()
+    return status.migration()

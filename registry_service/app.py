@@ -24,7 +24,7 @@ from registry_service.background import BackgroundAnchorer
 from registry_service.http import BodySizeLimit, SecurityHeaders, install_error_handlers
 from registry_service.metrics import MeasureRequests, Metrics
 from registry_service.receipts import ReceiptSigner
-from registry_service.registry import Registry
+from registry_service.services import Services
 
 DESCRIPTION = """
 A county land registry whose deed database stays the authority, while every recorded instrument
@@ -108,7 +108,7 @@ def create_app(
         limiter=FailureLimiter(settings.service.auth_failures_per_address, settings.service.auth_failures_per_key),
     )  # fmt: skip
     app.state.trusted_proxies = [ipaddress.ip_network(p, strict=False) for p in settings.service.trusted_proxies]
-    app.state.registry = Registry(settings, db, signer, read_chain)
+    app.state.services = Services.build(settings, db, signer, read_chain)
     app.state.metrics = Metrics(db)
     app.state.background = background
 

@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from hybrid_store import audit_log
-from hybrid_store.db.engine import Database
+from hybrid_store.db.engine import Database, rows_affected
 from hybrid_store.db.models import ApiKey
 from hybrid_store.errors import LandregError, NotFound
 
@@ -104,11 +104,11 @@ def create_key(db: Database, *, role: Role, name: str, by: Actor) -> tuple[str, 
 
 def revoke_key(db: Database, key_id: str, *, by: Actor) -> None:
     with db.write() as s:
-        done = s.execute(
+        done = rows_affected(s.execute(
             update(ApiKey)
             .where(ApiKey.key_id == key_id, ApiKey.revoked_at.is_(None))
             .values(revoked_at=datetime.now(UTC), revoked_by=by.label)
-        ).rowcount
+        ))  # fmt: skip
         if not done:
             raise NotFound(f"no active key {key_id}")
         audit(s, by, "key.revoke", f"key {key_id}")
@@ -181,6 +181,11 @@ class KeyVerifier:
         self.limiter = limiter or FailureLimiter(per_address=20, per_key=50)
         self._cache: OrderedDict[str, tuple[float, Actor]] = OrderedDict()
         self._lock = threading.Lock()
+
+    @property
+    def cached(self) -> int:
+        """How many keys are remembered now (only good ones are)."""
+        return len(self._cache)
 
     def actor_for(self, presented: str, client: str = "unknown") -> Actor:
         parts = presented.strip().split("_", 2)

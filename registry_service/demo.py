@@ -17,6 +17,7 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -25,6 +26,7 @@ from sqlalchemy import func, select
 from hybrid_store.anchoring import Anchorer
 from hybrid_store.batches import pending_count
 from hybrid_store.chain.anvil import ManagedAnvil
+from hybrid_store.chain.connect import rpc_url
 from hybrid_store.db.models import AnchorBatch, BatchState, Instrument, InstrumentParcel, Parcel
 from hybrid_store.filing import record_instruments
 from hybrid_store.intake import validate
@@ -58,14 +60,7 @@ def run_demo(cfg: Settings, *, instruments: int, seed: int, fresh: bool, batch_s
     node = ManagedAnvil(cfg) if cfg.chain.backend == "anvil" else None
     _demo_passphrases(cfg)
     if fresh:
-        if node:
-            node.stop()
-        for path in (cfg.chain_dir, cfg.home / "landreg.db", cfg.home / "landreg.db-wal", cfg.home / "landreg.db-shm",
-                     cfg.trust_dir, cfg.keys_dir / "trust-root", cfg.receipt_keys_dir):  # fmt: skip
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink(missing_ok=True)
+        _start_over(cfg, node)
     cfg.ensure_home()
     if node:
         status = node.start()
@@ -76,26 +71,60 @@ def run_demo(cfg: Settings, *, instruments: int, seed: int, fresh: bool, batch_s
     chain, deployment = chain_for(cfg, db)
     console.print(f"[bold]contract[/bold] DeedRegistry {deployment.contract_address}")
     console.print(f"[bold]database[/bold] {cfg.db_url}")
+    timings.load_s = _load_book(db, instruments, seed)
+    t = time.perf_counter()
+    summary = _anchor(Anchorer.from_settings(db, chain, deployment, cfg, batch_max_records=batch_size), db)
+    timings.anchor_s = time.perf_counter() - t
+    t = time.perf_counter()
+    rpc = rpc_url(cfg) if cfg.chain.backend != "eth-tester" else None
+    samples, all_valid = _export_and_verify(cfg, db, rpc)
+    timings.verify_s = time.perf_counter() - t
+    _print_figures(db, summary, timings, started)
+    if samples:
+        me = "landreg" if shutil.which("landreg") else os.path.relpath(sys.argv[0])
+        console.print(
+            f"try: {me} verify {cfg.reports_dir / 'demo' / samples[0][0]}.json" + (f" --rpc {rpc}" if rpc else "")
+            + f" --trust {cfg.trust_dir / 'root.json'}"
+        )  # fmt: skip
+    if node:
+        console.print("the anvil node keeps running for that; stop it with `landreg chain stop`")
+    if not all_valid:
+        raise SystemExit("a demo bundle did not verify")
 
+
+def _start_over(cfg: Settings, node: ManagedAnvil | None) -> None:
+    """``--fresh``: the node stopped, its state, the database and the demo's keys and trust root gone."""
+    if node:
+        node.stop()
+    for path in (cfg.chain_dir, cfg.home / "landreg.db", cfg.home / "landreg.db-wal", cfg.home / "landreg.db-shm",
+                 cfg.trust_dir, cfg.keys_dir / "trust-root", cfg.receipt_keys_dir):  # fmt: skip
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _load_book(db: Any, instruments: int, seed: int) -> float:
+    """The synthetic book recorded (once: a second run finds it loaded); returns the seconds it took."""
     with db.read() as s:
         existing = s.scalar(select(func.count()).select_from(Instrument)) or 0
     if existing:
         console.print(f"the book is already loaded ({existing:,} instruments); anchoring what is pending")
-    else:
-        t = time.perf_counter()
-        with _progress() as bar:
-            task = bar.add_task("recording", total=instruments, rate="")
-            book = iter(BergenBook(instruments, seed=seed))
-            while chunk := list(itertools.islice(book, LOAD_CHUNK)):
-                parsed = [validate(item) for item in chunk]
-                with db.write() as s:
-                    record_instruments(s, parsed, source="legacy")
-                done = bar.tasks[0].completed + len(chunk)
-                bar.update(task, completed=done, rate=f"{done / (time.perf_counter() - t):,.0f} records/s")
-        timings.load_s = time.perf_counter() - t
-
+        return 0.0
     t = time.perf_counter()
-    anchorer = Anchorer.from_settings(db, chain, deployment, cfg, batch_max_records=batch_size)
+    with _progress() as bar:
+        task = bar.add_task("recording", total=instruments, rate="")
+        book = iter(BergenBook(instruments, seed=seed))
+        while chunk := list(itertools.islice(book, LOAD_CHUNK)):
+            parsed = [validate(item) for item in chunk]
+            with db.write() as s:
+                record_instruments(s, parsed, source="legacy")
+            done = bar.tasks[0].completed + len(chunk)
+            bar.update(task, completed=done, rate=f"{done / (time.perf_counter() - t):,.0f} records/s")
+    return time.perf_counter() - t
+
+
+def _anchor(anchorer: Anchorer, db: Any) -> Any:
     with db.read() as s:
         pending = pending_count(s)
     with _progress() as bar:
@@ -105,20 +134,21 @@ def run_demo(cfg: Settings, *, instruments: int, seed: int, fresh: bool, batch_s
             done = bar.tasks[0].completed + batch.records
             bar.update(task, completed=done, rate=f"batch {batch.chain_batch_id}: {batch.gas_used:,} gas")
 
-        summary = anchorer.drain(progress=advance)
-    timings.anchor_s = time.perf_counter() - t
+        return anchorer.drain(progress=advance)
 
-    t = time.perf_counter()
+
+def _export_and_verify(cfg: Settings, db: Any, rpc: str | None) -> tuple[list[tuple[str, str, list[str]]], bool]:
+    """A few records' bundles written to the reports folder and verified: offline (the math), and on
+    chain pinned to the trust root. Returns the samples and whether every verdict was as it must be."""
+    import json
+
     samples = _pick_samples(db)
     out_dir = cfg.reports_dir / "demo"
     out_dir.mkdir(parents=True, exist_ok=True)
-    rpc = chain.w3.provider.endpoint_uri if hasattr(chain.w3.provider, "endpoint_uri") else None
     trust = latest_trust(cfg)
     table = Table(title="Proof bundles exported and verified", show_lines=False)
     for column in ("instrument", "type", "redacted", "math (offline)", "on chain, pinned to the trust root"):
         table.add_column(column)
-    import json
-
     all_valid = True
     for number, doc_type, redact in samples:
         with db.read() as s:
@@ -130,19 +160,19 @@ def run_demo(cfg: Settings, *, instruments: int, seed: int, fresh: bool, batch_s
         all_valid &= offline.unchecked and (online is None or online.valid)
         table.add_row(number, doc_type, ",".join(redact) or "-", _mark(offline.unchecked),
                       _mark(online.valid) if online else "n/a")  # fmt: skip
-    timings.verify_s = time.perf_counter() - t
     console.print(table)
     console.print(f"bundles written to {out_dir}")
+    return samples, all_valid
 
+
+def _print_figures(db: Any, summary: Any, timings: Timings, started: float) -> None:
     with db.read() as s:
         total = s.scalar(select(func.count()).select_from(Instrument)) or 0
         parcels = s.scalar(select(func.count()).select_from(Parcel)) or 0
         tokens = s.scalar(select(func.count()).select_from(Parcel).where(Parcel.token_id.is_not(None))) or 0
-        batches = (
-            s.scalar(select(func.count()).select_from(AnchorBatch).where(AnchorBatch.state == BatchState.CONFIRMED))
-            or 0
-        )
-        gas = s.scalar(select(func.sum(AnchorBatch.gas_used)).where(AnchorBatch.state == BatchState.CONFIRMED)) or 0
+        confirmed = AnchorBatch.state == BatchState.CONFIRMED
+        batches = s.scalar(select(func.count()).select_from(AnchorBatch).where(confirmed)) or 0
+        gas = s.scalar(select(func.sum(AnchorBatch.gas_used)).where(confirmed)) or 0
     figures = Table(title="landreg demo", show_header=False)
     figures.add_column(style="bold")
     figures.add_column(justify="right")
@@ -159,16 +189,6 @@ def run_demo(cfg: Settings, *, instruments: int, seed: int, fresh: bool, batch_s
     figures.add_row("proof export + verification", f"{timings.verify_s:.1f} s")
     figures.add_row("total", f"{time.perf_counter() - started:.1f} s")
     console.print(figures)
-    if samples:
-        me = "landreg" if shutil.which("landreg") else os.path.relpath(sys.argv[0])
-        console.print(
-            f"try: {me} verify {out_dir / samples[0][0]}.json" + (f" --rpc {rpc}" if rpc else "")
-            + f" --trust {cfg.trust_dir / 'root.json'}"
-        )  # fmt: skip
-    if node:
-        console.print("the anvil node keeps running for that; stop it with `landreg chain stop`")
-    if not all_valid:
-        raise SystemExit("a demo bundle did not verify")
 
 
 #: used only by `landreg demo` when the environment sets none; never use them for a real registry

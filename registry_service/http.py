@@ -28,7 +28,7 @@ from hybrid_store.errors import (
     NotFound,
 )
 from registry_service.auth import Forbidden, TooManyFailures, Unauthenticated
-from registry_service.registry import IdempotencyMismatch
+from registry_service.services.filing import IdempotencyMismatch
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +257,7 @@ class BodySizeLimit:
             headers = [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(body)).encode())]
         else:
             response = error_response(413, "body_too_large", message)
-            body, headers = response.body, response.raw_headers
+            body, headers = bytes(response.body), response.raw_headers
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 

@@ -50,7 +50,7 @@ class _RegistryCollector:
     def __init__(self, db: Database):
         self.db = db
 
-    def collect(self):  # noqa: ANN201 - prometheus_client's collector protocol
+    def collect(self):
         with self.db.read() as s:
             by_type = s.execute(select(Instrument.doc_type, func.count()).group_by(Instrument.doc_type)).all()
             pending, oldest = s.execute(
@@ -87,8 +87,8 @@ class _RegistryCollector:
             held.add_metric([kind], 1 if kind in holds else 0)
         yield held
         failed = GaugeMetricFamily("landreg_failed_batches", "failed batches by cause", labels=["kind"])
-        for kind, n in failures:
-            failed.add_metric([kind or "unknown"], n)
+        for error_kind, n in failures:
+            failed.add_metric([error_kind or "unknown"], n)
         yield failed
         gas = [g for _, g in confirmed if g is not None]
         yield GaugeMetricFamily("landreg_anchoring_gas", "gas used by confirmed batches", value=sum(gas))
@@ -98,18 +98,18 @@ class MeasureRequests:
     """Counts and times every HTTP request by route template (a pure ASGI middleware: Starlette's
     BaseHTTPMiddleware would add a task and a stream copy to every request)."""
 
-    def __init__(self, app, metrics: Metrics):  # noqa: ANN001 - an ASGI app
+    def __init__(self, app, metrics: Metrics):
         self.app = app
         self.metrics = metrics
 
-    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+    async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
         status = 500
 
-        async def sending(message) -> None:  # noqa: ANN001
+        async def sending(message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]

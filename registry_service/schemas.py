@@ -56,13 +56,13 @@ class Receipt(BaseModel):
 
     format: Literal["landreg-receipt/v1"]
     registry: str
-    instrumentNumber: str  # noqa: N815 - JSON names of a signed document
+    instrumentNumber: str
     book: str
     page: str
-    recordedAt: str  # noqa: N815
-    docType: str  # noqa: N815
+    recordedAt: str
+    docType: str
     parcels: list[str]
-    documentDigest: str  # noqa: N815
+    documentDigest: str
     commitment: str
     corrects: str | None
     signature: Signature
@@ -173,7 +173,7 @@ class VerdictView(BaseModel):
     valid: bool
     reason: str
     summary: str
-    checkedOnChain: bool  # noqa: N815
+    checkedOnChain: bool
     details: dict[str, Any]
 
 

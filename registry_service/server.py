@@ -102,23 +102,29 @@ def serve(host: str, port: int, workers: int, anchoring: bool = True) -> int:
     signal.signal(signal.SIGINT, stop)
     while not stopping:
         time.sleep(0.2)
-        for i, child in enumerate(children):
-            if stopping or child.is_alive():
-                continue
-            # a process that died (a crash, an OOM kill) is replaced; the others never stopped serving
-            now = time.monotonic()
-            restarts = [t for t in restarts if now - t < RESTART_WINDOW_S] + [now]
-            if len(restarts) > MAX_RESTARTS:
-                log.error("%d process restarts within %d s; stopping the server", len(restarts), RESTART_WINDOW_S)
-                stop(signal.SIGTERM, None)
-                break
-            log.error("%s died (exit code %s); starting a new one", child.name, child.exitcode)
-            target, args, name = specs[i]
-            replacement = ctx.Process(target=target, args=args, name=name)
-            replacement.start()
-            children[i] = replacement
+        if not stopping and not _replace_dead(ctx, specs, children, restarts):
+            stop(signal.SIGTERM, None)
     for child in children:
         child.join(GRACEFUL_S + 10)
         if child.is_alive():
             child.kill()
     return 0 if len(restarts) <= MAX_RESTARTS else 1
+
+
+def _replace_dead(ctx: Any, specs: list[tuple[Any, tuple[Any, ...], str]], children: list[Any],
+                  restarts: list[float]) -> bool:  # fmt: skip
+    """Replace every process that died (a crash, an OOM kill): the others never stopped serving.
+    False when processes die too often to go on (``restarts`` keeps the recent restart times)."""
+    for i, child in enumerate(children):
+        if child.is_alive():
+            continue
+        now = time.monotonic()
+        restarts[:] = [t for t in restarts if now - t < RESTART_WINDOW_S] + [now]
+        if len(restarts) > MAX_RESTARTS:
+            log.error("%d process restarts within %d s; stopping the server", len(restarts), RESTART_WINDOW_S)
+            return False
+        log.error("%s died (exit code %s); starting a new one", child.name, child.exitcode)
+        target, args, name = specs[i]
+        children[i] = ctx.Process(target=target, args=args, name=name)
+        children[i].start()
+    return True

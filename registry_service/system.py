@@ -9,6 +9,9 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
+from registry_service.auth import Permission, Unauthenticated
+from registry_service.deps import Caller, require
+
 router = APIRouter(tags=["operations"])
 log = logging.getLogger(__name__)
 
@@ -37,13 +40,13 @@ def readyz(request: Request) -> JSONResponse:
         ready = False
         checks["database"] = {"ok": False}
     try:
-        chain = state.registry.read_chain()
+        chain = state.services.proofs.read_chain()
         checks["chain"] = {"ok": True, "block": chain.head()}
     except Exception:
         log.warning("readiness: the chain node does not answer", exc_info=True)
         checks["chain"] = {"ok": False}
     if checks["database"]["ok"]:
-        status = state.registry.status(recent=0)
+        status = state.services.status.anchoring(recent=0)
         checks["anchoring"] = {
             "pending_records": status.pending_records,
             "lag_s": status.oldest_pending_age_s or 0.0,
@@ -54,17 +57,12 @@ def readyz(request: Request) -> JSONResponse:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-def metrics(request: Request) -> Response:
+def metrics(request: Request, who: Caller) -> Response:
     """Open to everyone, or to operators' keys only (`LANDREG_SERVICE__METRICS_ACCESS=operators`)."""
     if request.app.state.settings.service.metrics_access == "operators":
-        from registry_service.auth import Permission, Unauthenticated
-        from registry_service.http import client_address
-
-        header = request.headers.get("authorization", "")
-        presented = header[7:] if header.lower().startswith("bearer ") else request.headers.get("x-api-key")
-        if not presented:
+        if who is None:
             raise Unauthenticated("/metrics is for operators: send an operator's API key")
-        request.app.state.keys.actor_for(presented, client_address(request)).require(Permission.OPERATE)
+        require(who, Permission.OPERATE)
     return Response(request.app.state.metrics.render(), media_type="text/plain; version=0.0.4")
 
 

@@ -10,6 +10,7 @@ holds, but nothing says the root is the registry's: no chain or no trust root wa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +104,7 @@ def verify_document(
     from hybrid_store.chain.connect import http_web3
     from hybrid_store.proofs import verify_anchor
 
-    if chain is None:
+    if chain is None and rpc_url is not None:
         chain = RegistryChain(http_web3(rpc_url), description=f"the node at {rpc_url}")
     try:
         chain.ensure_reachable()
@@ -164,13 +165,45 @@ def verify_receipt(
     """A receipt proves something only together with its record's anchor: the signing key must be a
     receipt key of the pinned trust root, not compromised, and the record must have been anchored
     (the bundle verifies VALID) no later than the key's window closed, plus the trust root's grace."""
-    from datetime import UTC, datetime, timedelta
+    if trust is None:
+        return Verdict(False, NO_TRUST)
+    signed = _signing_key(receipt, trust)
+    if isinstance(signed, Verdict):
+        return signed
+    kid, key = signed
+    verdict = verify_document(bundle_document, rpc_url, chain=chain, trust=trust)
+    if not verdict.valid:
+        return Verdict(False, f"the receipt's record does not verify: {verdict.reason}", unchecked=verdict.unchecked,
+                       unavailable=verdict.unavailable)  # fmt: skip
+    mismatch = _receipt_mismatch(receipt, bundle_document, verdict)
+    if mismatch:
+        return Verdict(False, mismatch)
+    anchored = datetime.fromtimestamp(verdict.details["anchorTime"], UTC)
+    if key.valid_until is not None and anchored > key.valid_until + timedelta(seconds=trust.receipt_anchor_grace_s):
+        return Verdict(
+            False,
+            f"the receipt is signed by {kid}, retired at {key.valid_until:%Y-%m-%d %H:%M:%S}Z, but its record "
+            f"was anchored at {anchored:%Y-%m-%d %H:%M:%S}Z, after the key's window closed "
+            f"(+{trust.receipt_anchor_grace_s} s grace): a retired key cannot vouch for later records",
+        )
+    return Verdict(
+        True,
+        f"the receipt is signed by {kid} ({key.status}) and its record is anchored within the key's window",
+        summary=f"receipt of {receipt.get('instrumentNumber')} signed by {kid}; {verdict.summary}",
+        checked_on_chain=True,
+        details={**verdict.details, "kid": kid, "keyStatus": key.status},
+    )
 
+
+def _signing_key(receipt: Any, trust: TrustRoot) -> tuple[str, Any] | Verdict:
+    """(kid, key) of a well-formed receipt whose signature holds under a key the trust root lists
+    and does not mark compromised; else the INVALID verdict saying why."""
+    from cryptography.exceptions import InvalidSignature
+
+    from hybrid_store.core.trust import unb64url
     from registry_service.receipts import FORMAT as RECEIPT_FORMAT
     from registry_service.receipts import signed_bytes
 
-    if trust is None:
-        return Verdict(False, NO_TRUST)
     if not isinstance(receipt, dict) or receipt.get("format") != RECEIPT_FORMAT:
         return Verdict(False, f"not a {RECEIPT_FORMAT} receipt")
     signature = receipt.get("signature")
@@ -187,40 +220,19 @@ def verify_receipt(
     if key.status == "compromised":
         return Verdict(False, f"the receipt is signed by {kid}, which {trust.describe()} marks compromised")
     try:
-        from cryptography.exceptions import InvalidSignature
-
-        from hybrid_store.core.trust import unb64url
-
         key.public_key().verify(unb64url(str(signature.get("value", ""))), signed_bytes(receipt))
     except (InvalidSignature, ValueError, TypeError):
         return Verdict(False, "the receipt's signature does not match it (altered, or signed by another key)")
-    verdict = verify_document(bundle_document, rpc_url, chain=chain, trust=trust)
-    if not verdict.valid:
-        return Verdict(False, f"the receipt's record does not verify: {verdict.reason}", unchecked=verdict.unchecked,
-                       unavailable=verdict.unavailable)  # fmt: skip
+    return kid, key
+
+
+def _receipt_mismatch(receipt: dict[str, Any], bundle_document: Any, verdict: Verdict) -> str:
+    """Why the receipt is not about the bundle's record ("" when it is)."""
     if verdict.details["commitment"] != receipt.get("commitment"):
-        return Verdict(False, "the receipt's commitment is not the bundle's: they are about different records")
+        return "the receipt's commitment is not the bundle's: they are about different records"
     bundle = bundles.parse(bundle_document)
     for receipt_name, field_name in _RECEIPT_FIELDS.items():
         disclosed = bundle.disclosed(field_name)
         if disclosed is not None and disclosed != receipt.get(receipt_name):
-            return Verdict(
-                False, f"the receipt's {receipt_name} is {receipt.get(receipt_name)!r}, the record's is {disclosed!r}"
-            )
-    anchored = datetime.fromtimestamp(verdict.details["anchorTime"], UTC)
-    if key.valid_until is not None:
-        deadline = key.valid_until + timedelta(seconds=trust.receipt_anchor_grace_s)
-        if anchored > deadline:
-            return Verdict(
-                False,
-                f"the receipt is signed by {kid}, retired at {key.valid_until:%Y-%m-%d %H:%M:%S}Z, but its record "
-                f"was anchored at {anchored:%Y-%m-%d %H:%M:%S}Z, after the key's window closed "
-                f"(+{trust.receipt_anchor_grace_s} s grace): a retired key cannot vouch for later records",
-            )
-    return Verdict(
-        True,
-        f"the receipt is signed by {kid} ({key.status}) and its record is anchored within the key's window",
-        summary=f"receipt of {receipt.get('instrumentNumber')} signed by {kid}; {verdict.summary}",
-        checked_on_chain=True,
-        details={**verdict.details, "kid": kid, "keyStatus": key.status},
-    )
+            return f"the receipt's {receipt_name} is {receipt.get(receipt_name)!r}, the record's is {disclosed!r}"
+    return ""

@@ -85,7 +85,7 @@ def pg_template() -> Iterator[str]:
     _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if _pg_problem:
         bar = "!" * 78
         terminalreporter.write_line(bar, red=True, bold=True)
@@ -207,14 +207,14 @@ def deed(**overrides) -> dict:
     return base
 
 
-def app_routes(app) -> set[tuple[str, str]]:  # noqa: ANN001
+def app_routes(app) -> set[tuple[str, str]]:
     """Every (method, path template) an app serves, routers included (FastAPI keeps included
     routers as nodes of their own), HEAD aside."""
     from starlette.routing import Route
 
     out: set[tuple[str, str]] = set()
 
-    def walk(routes, prefix: str) -> None:  # noqa: ANN001
+    def walk(routes, prefix: str) -> None:
         for route in routes:
             if hasattr(route, "original_router"):
                 walk(route.original_router.routes, prefix + route.include_context.prefix)

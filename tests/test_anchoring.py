@@ -166,7 +166,9 @@ def test_recovery_when_another_transaction_took_the_nonce(deployed):
     file_many(db, 3)
     anchorer = Anchorer(db, chain, dep)
     batch = anchorer.build(force=True)
-    other = chain._sign({**chain._tx_base(batch.nonce), "to": chain.registrar.address, "value": 0, "gas": 21000})
+    other = chain.sign_transaction(
+        {**chain.base_transaction(batch.nonce), "to": chain.registrar.address, "value": 0, "gas": 21000}
+    )
     chain.wait(chain.broadcast(other))  # e.g. an operator's transaction with the same key
     anchorer.settle()
     states = [b.state for b in batches(db)]
@@ -184,10 +186,10 @@ def test_recovery_finds_a_replacement_transaction_by_its_content(deployed):
     # the same anchoring, re-signed with another fee (a "speed-up"): another hash, same content
     fn = chain.contract.functions.anchorBatch(batch.chain_batch_id, batch.root, batch.record_count,
                                               batch.parcel_root, batch.token_count)  # fmt: skip
-    tx = fn.build_transaction({**chain._tx_base(batch.nonce), "gas": 500_000})
+    tx = fn.build_transaction({**chain.base_transaction(batch.nonce), "gas": 500_000})
     tx["maxPriorityFeePerGas"] += 1
     tx["maxFeePerGas"] += 1
-    replacement = chain._sign(tx)
+    replacement = chain.sign_transaction(tx)
     assert replacement.tx_hash != batch.tx_hash
     chain.wait(chain.broadcast(replacement))
     anchorer.settle()

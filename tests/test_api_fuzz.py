@@ -84,7 +84,7 @@ def test_every_operation_answers_as_documented(api, method, path, mode):
     run()
 
 
-def sent_as_generated(case) -> bool:  # noqa: ANN001
+def sent_as_generated(case) -> bool:
     """The HTTP client leaves out a query parameter whose value is an empty list, so a negative
     case whose only fault was such a parameter reaches the service as a valid request (with the
     Authorization header the suite adds), and Schemathesis would call its acceptance a failure."""

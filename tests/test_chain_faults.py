@@ -67,9 +67,7 @@ def test_a_transaction_stuck_below_the_base_fee_is_replaced_with_the_same_nonce(
     [first] = attempts(db, batch.id)
     rpc(chain, "anvil_setNextBlockBaseFeePerGas", hex(3 * first.max_fee_per_gas))
     stored = a.txm.attempts(batch.id)[0]
-    from hybrid_store.txmgr import _signed
-
-    assert chain.send(_signed(stored)) is SendOutcome.UNDERPRICED  # the same bytes can no longer succeed
+    assert chain.send(stored.signed()) is SendOutcome.UNDERPRICED  # the same bytes can no longer succeed
     a.settle()  # the restarted worker: refused, so replaced at once (same nonce, fees raised)
     for _ in range(5):  # the node mines nothing: no flood of replacements
         a.settle()
@@ -116,9 +114,7 @@ def test_a_stuck_transaction_above_the_fee_ceiling_holds_until_fees_fall(node):
 
 
 def _stored(a: Anchorer, batch_id: int):
-    from hybrid_store.txmgr import _signed
-
-    return _signed(a.txm.attempts(batch_id)[-1])
+    return a.txm.attempts(batch_id)[-1].signed()
 
 
 # --- a node that is slow, drops connections, goes away ----------------------------------------------------

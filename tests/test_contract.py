@@ -41,7 +41,7 @@ def anchor(chain: RegistryChain, root: bytes, count: int = 3, parcel_root: bytes
 
 def call_error(fn) -> str:
     """The decoded custom error of a view call that reverts."""
-    with pytest.raises(Exception) as exc:  # noqa: PT011 - each backend raises its own type
+    with pytest.raises(Exception) as exc:
         fn.call()
     return decode_revert(revert_data(exc.value))
 
@@ -49,7 +49,7 @@ def call_error(fn) -> str:
 def stranger(chain: RegistryChain) -> RegistryChain:
     """The same contract seen by an account without any role (funded by the registrar)."""
     other = Account.create()
-    chain.wait(chain.broadcast(chain._sign({**chain._tx_base(chain.pending_nonce()), "to": other.address,
+    chain.wait(chain.broadcast(chain.sign_transaction({**chain.base_transaction(chain.pending_nonce()), "to": other.address,
                                             "value": 10**18, "gas": 21000})))  # fmt: skip
     return RegistryChain(chain.w3, other, chain.address)
 
@@ -242,7 +242,7 @@ def test_deployment_refuses_a_registrar_that_is_also_admin():
     # the contract itself refuses it too, whoever deploys it
     factory = chain.w3.eth.contract(abi=artifact()["abi"], bytecode=artifact()["bytecode"])
     me = chain.registrar.address
-    with pytest.raises(Exception) as exc:  # noqa: PT011 - eth-tester's own error type
+    with pytest.raises(Exception) as exc:
         factory.constructor("x", "X", me, me, me, 0).estimate_gas({"from": me})
     assert "DeedRegistryRolesNotSeparated" in decode_revert(revert_data(exc.value))
 
@@ -285,9 +285,9 @@ def legacy_v1(chain: RegistryChain) -> RegistryChain:
     factory = chain.w3.eth.contract(abi=v1["abi"], bytecode=v1["bytecode"])
     admin = chain.role_addresses["admin"]
     tx = factory.constructor("Old", "OLD", admin, chain.registrar.address).build_transaction(
-        chain._tx_base(chain.pending_nonce())
+        chain.base_transaction(chain.pending_nonce())
     )
-    receipt = chain.wait(chain.broadcast(chain._sign(tx)))
+    receipt = chain.wait(chain.broadcast(chain.sign_transaction(tx)))
     return RegistryChain(chain.w3, chain.account, receipt.contract_address, role_addresses=chain.role_addresses)
 
 

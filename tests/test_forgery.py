@@ -141,9 +141,9 @@ def deploy_v1(rpc: str) -> str:
     factory = chain.w3.eth.contract(abi=v1["abi"], bytecode=v1["bytecode"])
     admin = Account.from_key(ANVIL_DEV_KEY_1).address
     tx = factory.constructor("Landreg Parcel", "PARCEL", admin, chain.registrar.address).build_transaction(
-        chain._tx_base(chain.pending_nonce())
+        chain.base_transaction(chain.pending_nonce())
     )
-    return str(chain.wait(chain.broadcast(chain._sign(tx))).contract_address)
+    return str(chain.wait(chain.broadcast(chain.sign_transaction(tx))).contract_address)
 
 
 @pytest.fixture(scope="module")

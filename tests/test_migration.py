@@ -262,7 +262,7 @@ def test_rollback_revokes_supersedes_and_reanchors(legacy):
         )
 
 
-def flagged(result) -> list[tuple[str, int | None]]:  # noqa: ANN001
+def flagged(result) -> list[tuple[str, int | None]]:
     return sorted((d.kind, d.batch_id) for d in result.discrepancies if d.kind != "pending")
 
 

@@ -55,7 +55,7 @@ def problems(result) -> list[tuple[str, str | None]]:
 
 
 # --- the tamperer ---------------------------------------------------------------------------------
-def bypass_append_only(s) -> None:  # noqa: ANN001
+def bypass_append_only(s) -> None:
     """What a database administrator can do: switch off the append-only triggers."""
     if s.get_bind().dialect.name == "postgresql":
         s.execute(text("SET LOCAL session_replication_role = replica"))
@@ -183,7 +183,7 @@ def test_a_batch_cannot_be_hidden_by_its_state_columns(migrated):
         result = reconcile(db, chain, manifest_dir=manifest_dir, workers=1)
         return sorted((d.kind, d.batch_id, d.instrument_number) for d in result.discrepancies)
 
-    def set_batch(batch: AnchorBatch, **values) -> None:  # noqa: ANN003
+    def set_batch(batch: AnchorBatch, **values) -> None:
         with db.write() as s:
             s.execute(update(AnchorBatch).where(AnchorBatch.id == batch.id).values(**values))
 

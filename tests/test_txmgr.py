@@ -167,7 +167,7 @@ def test_an_unknown_revert_is_a_permanent_failure_never_retried_until_released(d
     for part in ("v", "r", "s", "type"):
         tx.pop(part)
     tx.update(gas=30_000, to=chain.contract.address)
-    starved = chain._sign(tx)
+    starved = chain.sign_transaction(tx)
     with db.write() as s:
         s.execute(update(AnchorBatch).where(AnchorBatch.id == batch.id).values(tx_hash=starved.tx_hash,
                                                                                raw_tx=starved.raw))  # fmt: skip

@@ -173,7 +173,7 @@ class Settler:
         )  # fmt: skip
         with self.db.read() as s:
             newest = s.scalars(base.limit(1)).first()
-        if newest is None:
+        if newest is None or newest.block_number is None:
             return
         if self.chain.block_hash_at(newest.block_number) != newest.block_hash:
             self._send_back_reorganised(base)
@@ -187,7 +187,7 @@ class Settler:
                 AnchorBatch.finalized_at.is_(None), AnchorBatch.block_number <= final_block,
             ).values(finalized_at=self.clock()))  # fmt: skip
 
-    def _send_back_reorganised(self, unfinal_newest_first) -> None:  # noqa: ANN001 - a select of batches
+    def _send_back_reorganised(self, unfinal_newest_first) -> None:
         with self.db.read() as s:
             unfinal = s.scalars(unfinal_newest_first).all()
         gone = []

@@ -18,15 +18,22 @@ from hybrid_store.anchoring.plan import LeafKind, Plan
 from hybrid_store.chain.client import SignedTx
 from hybrid_store.core import merkle
 from hybrid_store.crashpoints import crashpoint
-from hybrid_store.db.engine import bulk_execute
-from hybrid_store.db.models import AnchorBatch, BatchState, ChainDeployment, InstrumentParcel, OutboxEntry, Parcel
+from hybrid_store.db.engine import bulk_execute, chunks, select_in
+from hybrid_store.db.models import (
+    AnchorBatch,
+    BatchState,
+    ChainDeployment,
+    InstrumentParcel,
+    OutboxEntry,
+    Parcel,
+    table,
+)
 from hybrid_store.errors import ChainError
 from hybrid_store.txmgr import TxManager
 
-_IN_CHUNK = 500
 _ASSIGN_TOKENS = (
-    update(Parcel.__table__)
-    .where(Parcel.__table__.c.id == bindparam("pid"))
+    update(table(Parcel))
+    .where(table(Parcel).c.id == bindparam("pid"))
     .values(token_id=bindparam("token"), token_batch_id=bindparam("batch"))
 )
 
@@ -37,9 +44,9 @@ def untokenized_parcels(
     """(id, key) of the parcels of these records that have no token yet (``parcel_ids``: the
     records' parcels, when the caller knows them already)."""
     if parcel_ids is None:  # two index lookups; a join here lets SQLite scan every untokenized parcel
-        parcel_ids = {pid for (pid,) in _select_in(s, select(InstrumentParcel.parcel_id),
+        parcel_ids = {pid for (pid,) in select_in(s, select(InstrumentParcel.parcel_id),
                                                    InstrumentParcel.instrument_id, list(instrument_ids))}  # fmt: skip
-    rows = _select_in(s, select(Parcel.id, Parcel.parcel_key).where(Parcel.token_id.is_(None)), Parcel.id,
+    rows = select_in(s, select(Parcel.id, Parcel.parcel_key).where(Parcel.token_id.is_(None)), Parcel.id,
                       sorted(set(parcel_ids)))  # fmt: skip
     return [(pid, key) for pid, key in rows]
 
@@ -82,10 +89,10 @@ def store_batch(
          if leaf.kind == LeafKind.RECORD],
     )  # fmt: skip
     claimed = 0
-    for chunk in _chunks(list(plan.outbox_ids)):
+    for chunk in chunks(list(plan.outbox_ids)):
         claimed += conn.execute(
-            update(OutboxEntry.__table__)
-            .where(OutboxEntry.__table__.c.id.in_(chunk), OutboxEntry.__table__.c.batch_id.is_(None))
+            update(table(OutboxEntry))
+            .where(table(OutboxEntry).c.id.in_(chunk), table(OutboxEntry).c.batch_id.is_(None))
             .values(batch_id=batch.id)
         ).rowcount
     if claimed != len(plan.outbox_ids):  # only possible with a second worker: give way
@@ -109,15 +116,3 @@ def store_batch(
 def stored_tx(batch: AnchorBatch) -> SignedTx:
     """The signed transaction stored with ``batch`` (its newest attempt's bytes)."""
     return SignedTx(raw=batch.raw_tx, tx_hash=batch.tx_hash, nonce=batch.nonce)
-
-
-def _chunks(items: list, size: int = _IN_CHUNK) -> Iterable[list]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-def _select_in(s: Session, stmt, column, values: list) -> list:  # noqa: ANN001
-    out = []
-    for chunk in _chunks(values):
-        out.extend(s.execute(stmt.where(column.in_(chunk))).all())
-    return out

@@ -35,7 +35,7 @@ from hybrid_store.batches import open_hold, records_of_batches
 from hybrid_store.chain.client import RegistryChain, SignedTx
 from hybrid_store.core import merkle
 from hybrid_store.crashpoints import crashpoint
-from hybrid_store.db.engine import Database
+from hybrid_store.db.engine import Database, select_in
 from hybrid_store.db.models import (
     AnchorBatch,
     AnchoringHold,
@@ -53,8 +53,6 @@ if TYPE_CHECKING:
     from hybrid_store.settings import Settings
 
 log = logging.getLogger(__name__)
-
-_IN_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -268,7 +266,7 @@ class Anchorer:
         if not force and len(claimed) < self.batch_max_records and oldest_age < self.batch_max_age_s:
             return None
         ids = [row.instrument_id for row in claimed]
-        leaves = [Leaf.record(iid, number, value) for iid, number, value in _select_in(
+        leaves = [Leaf.record(iid, number, value) for iid, number, value in select_in(
             s, select(Instrument.id, Instrument.instrument_number, Commitment.commitment)
             .join(Commitment, Commitment.instrument_id == Instrument.id), Instrument.id, ids)]  # fmt: skip
         return plan_batch(leaves, self.next_chain_batch_id(s), untokenized_parcels(s, ids),
@@ -339,10 +337,3 @@ class AnchoringHeld(ChainError):
             FailureKind.MISSING_ROLE: "grant the registrar role again: `landreg chain grant-registrar ADDRESS`",
             FailureKind.FEE_CEILING: "wait for fees to fall, or raise LANDREG_CHAIN__FEE_CEILING_GWEI",
         }.get(self.kind, "look at the reason, then `landreg chain release-hold permanent --reason ...`")
-
-
-def _select_in(s: Session, stmt, column, values: list) -> list:  # noqa: ANN001
-    out = []
-    for i in range(0, len(values), _IN_CHUNK):
-        out.extend(s.execute(stmt.where(column.in_(values[i : i + _IN_CHUNK]))).all())
-    return out

@@ -18,6 +18,7 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_typing import HexStr
 from eth_utils import to_checksum_address
 from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound
@@ -177,7 +178,8 @@ class RegistryChain:
         self.account = account
         #: addresses of the admin and pauser roles (for deployment); their keys stay elsewhere
         self.role_addresses = dict(role_addresses or {})
-        self.address = to_checksum_address(address) if address else None
+        #: checksummed (a plain str so deployments and reconciliation may assign stored addresses)
+        self.address: str | None = to_checksum_address(address) if address else None
         self.poll_interval_s = poll_interval_s
         self.receipt_timeout_s = receipt_timeout_s
         self.description = description
@@ -201,7 +203,7 @@ class RegistryChain:
 
     def has_code(self, address: str | None = None) -> bool:
         target = address or self.address
-        return bool(target) and len(self.w3.eth.get_code(to_checksum_address(target))) > 0
+        return target is not None and len(self.w3.eth.get_code(to_checksum_address(target))) > 0
 
     @property
     def contract(self) -> Any:
@@ -211,13 +213,18 @@ class RegistryChain:
 
     @cache  # noqa: B019 - one contract object per address for the client's lifetime
     def _contract_at(self, address: str) -> Any:
-        return self.w3.eth.contract(address=address, abi=artifact()["abi"])
+        return self.w3.eth.contract(address=to_checksum_address(address), abi=artifact()["abi"])
 
     @property
     def registrar(self) -> LocalAccount:
         if self.account is None:
             raise ChainError("this connection is read-only: no registrar key configured")
         return self.account
+
+    def at(self, address: str) -> RegistryChain:
+        """The DeedRegistry at ``address`` on the same node, read-only."""
+        return RegistryChain(self.w3, None, address, poll_interval_s=self.poll_interval_s,
+                             receipt_timeout_s=self.receipt_timeout_s, description=self.description)  # fmt: skip
 
     def with_signer(self, account: LocalAccount, description: str | None = None) -> RegistryChain:
         """The same contract on the same node, signing with another key (admin or pauser operations)."""
@@ -253,8 +260,10 @@ class RegistryChain:
         constructor = factory.constructor(
             name, symbol, to_checksum_address(admin), to_checksum_address(pauser), me, first_token_id
         )
-        tx = constructor.build_transaction(self._tx_base(self.pending_nonce()))
-        receipt = self.wait(self.broadcast(self._sign(tx)))
+        tx = constructor.build_transaction(self.base_transaction(self.pending_nonce()))
+        receipt = self.wait(self.broadcast(self.sign_transaction(tx)))
+        if receipt.contract_address is None:
+            raise ChainError("the deployment transaction created no contract")
         self.address = to_checksum_address(receipt.contract_address)
         return receipt
 
@@ -286,7 +295,7 @@ class RegistryChain:
         return int(self.w3.eth.get_block(number)["timestamp"])
 
     def transaction_sender(self, tx_hash: str) -> str:
-        return to_checksum_address(self.w3.eth.get_transaction(tx_hash)["from"])
+        return to_checksum_address(self.w3.eth.get_transaction(HexStr(tx_hash))["from"])
 
     # --- reads ----------------------------------------------------------------------------------
     def batch_count(self) -> int:
@@ -337,12 +346,14 @@ class RegistryChain:
         fn = self.contract.functions.anchorBatch(
             expected_batch_id, root, record_count, parcel_root or ZERO32, token_count
         )
-        return self._sign(self._build(fn, nonce, fees))
+        return self.sign_transaction(self._build(fn, nonce, fees))
 
     def sign_revoke(
         self, batch_id: int, leaves: list[bytes], reason: bytes, nonce: int, fees: Fees | None = None
     ) -> SignedTx:
-        return self._sign(self._build(self.contract.functions.revokeRecords(batch_id, leaves, reason), nonce, fees))
+        return self.sign_transaction(
+            self._build(self.contract.functions.revokeRecords(batch_id, leaves, reason), nonce, fees)
+        )
 
     def resign(self, raw: bytes, fees: Fees) -> SignedTx:
         """The same transaction (nonce, call, gas) signed again with other fees: a replacement."""
@@ -354,7 +365,7 @@ class RegistryChain:
             tx.pop(signature_part, None)
         tx.update(maxFeePerGas=fees.max_fee_per_gas, maxPriorityFeePerGas=fees.max_priority_fee_per_gas)
         tx["to"] = to_checksum_address(tx["to"])
-        return self._sign(tx)
+        return self.sign_transaction(tx)
 
     def fee_quote(self) -> FeeQuote:
         """The next block's base fee (eth_feeHistory's last entry) and the node's suggested tip."""
@@ -364,7 +375,7 @@ class RegistryChain:
             base = int(history[-1]) if history else None
         except ChainUnavailable:
             raise
-        except Exception:  # noqa: S110 - a node without eth_feeHistory: read the pending block instead
+        except Exception:
             pass
         if base is None:
             block = self.w3.eth.get_block("pending")
@@ -398,7 +409,7 @@ class RegistryChain:
 
     def transact(self, fn: Any) -> Receipt:
         """Sign, send and wait for a contract call (administrative operations)."""
-        signed = self._sign(self._build(fn, self.pending_nonce()))
+        signed = self.sign_transaction(self._build(fn, self.pending_nonce()))
         outcome = self.send(signed)
         if outcome not in (SendOutcome.SENT, SendOutcome.KNOWN):
             raise ChainError(f"node refused transaction {signed.tx_hash}: {outcome.value}")
@@ -433,14 +444,14 @@ class RegistryChain:
 
     def transaction_known(self, tx_hash: str) -> bool:
         try:
-            self.w3.eth.get_transaction(tx_hash)
+            self.w3.eth.get_transaction(HexStr(tx_hash))
             return True
         except TransactionNotFound:
             return False
 
     def receipt(self, tx_hash: str) -> Receipt | None:
         try:
-            r = self.w3.eth.get_transaction_receipt(tx_hash)
+            r = self.w3.eth.get_transaction_receipt(HexStr(tx_hash))
         except TransactionNotFound:
             return None
         return Receipt(
@@ -490,12 +501,12 @@ class RegistryChain:
         for entry in receipt.logs:
             try:
                 out.append(dict(event.process_log(entry)["args"]))
-            except Exception:  # noqa: S112 - another event of this or another contract
+            except Exception:
                 continue
         return out
 
     # --- internals ------------------------------------------------------------------------------
-    def _tx_base(self, nonce: int, fees: Fees | None = None) -> dict[str, Any]:
+    def base_transaction(self, nonce: int, fees: Fees | None = None) -> dict[str, Any]:
         fees = fees or self.fee_quote().fees()
         return {
             "from": self.registrar.address,
@@ -506,7 +517,7 @@ class RegistryChain:
         }
 
     def _build(self, fn: Any, nonce: int, fees: Fees | None = None) -> dict[str, Any]:
-        tx = self._tx_base(nonce, fees)
+        tx = self.base_transaction(nonce, fees)
         try:
             gas = fn.estimate_gas({"from": self.registrar.address})
         except Exception as exc:
@@ -516,7 +527,7 @@ class RegistryChain:
         tx["gas"] = int(gas * GAS_MARGIN) + 10_000
         return fn.build_transaction(tx)
 
-    def _sign(self, tx: dict[str, Any]) -> SignedTx:
+    def sign_transaction(self, tx: dict[str, Any]) -> SignedTx:
         signed = self.registrar.sign_transaction(tx)
         return SignedTx(raw=bytes(signed.raw_transaction), tx_hash=to_hex(bytes(signed.hash)), nonce=int(tx["nonce"]),
                         max_fee_per_gas=int(tx.get("maxFeePerGas", 0)),
@@ -525,7 +536,7 @@ class RegistryChain:
     def revert_reason(self, receipt: Receipt) -> str:
         """Re-run a reverted transaction as a call on the state before its block to learn why."""
         try:
-            tx = self.w3.eth.get_transaction(receipt.tx_hash)
+            tx = self.w3.eth.get_transaction(HexStr(receipt.tx_hash))
             self.w3.eth.call(
                 {"from": tx["from"], "to": tx["to"], "data": tx["input"], "gas": tx["gas"]}, receipt.block_number - 1
             )

@@ -43,11 +43,12 @@ def resolve_compiler(root: Path) -> Path:
     explicit = os.environ.get("SOLC_BINARY")
     if explicit:
         return Path(explicit)
-    import solcx
+    from solcx.exceptions import SolcNotInstalled
+    from solcx.install import get_executable
 
     try:
-        return Path(solcx.get_executable(SOLC_VERSION))
-    except Exception:  # not installed through py-solc-x (it cannot download here)
+        return Path(get_executable(SOLC_VERSION))
+    except SolcNotInstalled:  # not installed through py-solc-x (it cannot download here)
         pass
     shim = root / "contracts" / "solc-shim" / "solc"
     if shutil.which("node") and (root / "node_modules" / "solc").is_dir():

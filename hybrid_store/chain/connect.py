@@ -17,7 +17,7 @@ class RpcProvider(HTTPProvider):
     """HTTP JSON-RPC whose transport failures (refused, reset, timed out, a proxy's 5xx) raise
     ``ChainUnavailable``: an unreachable node is never mistaken for a node that answered."""
 
-    def make_request(self, method, params):  # noqa: ANN001, ANN201 - web3's provider signature
+    def make_request(self, method, params):
         try:
             return super().make_request(method, params)
         except (requests.RequestException, OSError) as exc:
@@ -42,7 +42,10 @@ def eth_tester_chain(*, poll_interval_s: float = 0.0) -> RegistryChain:
     from web3 import EthereumTesterProvider
 
     provider = EthereumTesterProvider()
-    keys = provider.ethereum_tester.backend.account_keys
+    tester = provider.ethereum_tester
+    if tester is None:  # pragma: no cover - the provider always builds one
+        raise RuntimeError("EthereumTesterProvider built no tester")
+    keys = tester.backend.account_keys
     return RegistryChain(
         Web3(provider),
         account_from_key(keys[0].to_hex()),

@@ -128,8 +128,16 @@ def parse(obj: Any) -> ProofBundle:
     top = _object(obj, "(bundle)", {"format", "record", "tree", "anchor"})
     if top["format"] != FORMAT:
         raise MalformedBundle("format", f"must be {FORMAT!r}")
+    commitment, disclosure = _parse_record(top["record"])
+    tree = _parse_tree(top["tree"]) if top["tree"] is not None else None
+    anchor = _parse_anchor(top["anchor"]) if top["anchor"] is not None else None
+    if (tree is None) != (anchor is None):
+        raise MalformedBundle("anchor" if anchor is None else "tree", "tree and anchor come together or not at all")
+    return ProofBundle(disclosure=disclosure, commitment=commitment, tree=tree, anchor=anchor)
 
-    record = _object(top["record"], "record", {"scheme", "commitment", "fields", "redacted"})
+
+def _parse_record(obj: Any) -> tuple[bytes, Disclosure]:
+    record = _object(obj, "record", {"scheme", "commitment", "fields", "redacted"})
     if record["scheme"] != SCHEME:
         raise MalformedBundle("record.scheme", f"must be {SCHEME!r}")
     commitment = _hex32(record["commitment"], "record.commitment")
@@ -152,38 +160,36 @@ def parse(obj: Any) -> ProofBundle:
         disclosure.field_hashes()
     except ValueError as exc:
         raise MalformedBundle("record", str(exc)) from None
+    return commitment, disclosure
 
-    tree = None
-    if top["tree"] is not None:
-        t = _object(top["tree"], "tree", {"format", "leafEncoding", "value", "proof", "root"})
-        if t["format"] != merkle.FORMAT:
-            raise MalformedBundle("tree.format", f"must be {merkle.FORMAT!r}")
-        if t["leafEncoding"] != list(merkle.COMMITMENT_ENCODING):
-            raise MalformedBundle("tree.leafEncoding", f"must be {list(merkle.COMMITMENT_ENCODING)}")
-        if not isinstance(t["value"], list) or len(t["value"]) != 1:
-            raise MalformedBundle("tree.value", "must be a list holding the commitment")
-        _hex32(t["value"][0], "tree.value[0]")
-        if not isinstance(t["proof"], list) or len(t["proof"]) > MAX_PROOF_LENGTH:
-            raise MalformedBundle("tree.proof", f"must be a list of at most {MAX_PROOF_LENGTH} hashes")
-        proof = tuple(_hex32(p, f"tree.proof[{i}]") for i, p in enumerate(t["proof"]))
-        tree = TreeProof(tuple(t["leafEncoding"]), tuple(t["value"]), proof, _hex32(t["root"], "tree.root"))
 
-    anchor = None
-    if top["anchor"] is not None:
-        a = _object(top["anchor"], "anchor", {"chainId", "contract", "batchId", "txHash", "blockNumber"})
-        if not isinstance(a["contract"], str) or not is_checksum_address(a["contract"]):
-            raise MalformedBundle("anchor.contract", "must be an EIP-55 checksummed address")
-        _hex32(a["txHash"], "anchor.txHash")
-        anchor = Anchor(
-            chain_id=_uint(a["chainId"], "anchor.chainId"),
-            contract=a["contract"],
-            batch_id=_uint(a["batchId"], "anchor.batchId"),
-            tx_hash=a["txHash"],
-            block_number=_uint(a["blockNumber"], "anchor.blockNumber"),
-        )
-    if (tree is None) != (anchor is None):
-        raise MalformedBundle("anchor" if anchor is None else "tree", "tree and anchor come together or not at all")
-    return ProofBundle(disclosure=disclosure, commitment=commitment, tree=tree, anchor=anchor)
+def _parse_tree(obj: Any) -> TreeProof:
+    t = _object(obj, "tree", {"format", "leafEncoding", "value", "proof", "root"})
+    if t["format"] != merkle.FORMAT:
+        raise MalformedBundle("tree.format", f"must be {merkle.FORMAT!r}")
+    if t["leafEncoding"] != list(merkle.COMMITMENT_ENCODING):
+        raise MalformedBundle("tree.leafEncoding", f"must be {list(merkle.COMMITMENT_ENCODING)}")
+    if not isinstance(t["value"], list) or len(t["value"]) != 1:
+        raise MalformedBundle("tree.value", "must be a list holding the commitment")
+    _hex32(t["value"][0], "tree.value[0]")
+    if not isinstance(t["proof"], list) or len(t["proof"]) > MAX_PROOF_LENGTH:
+        raise MalformedBundle("tree.proof", f"must be a list of at most {MAX_PROOF_LENGTH} hashes")
+    proof = tuple(_hex32(p, f"tree.proof[{i}]") for i, p in enumerate(t["proof"]))
+    return TreeProof(tuple(t["leafEncoding"]), tuple(t["value"]), proof, _hex32(t["root"], "tree.root"))
+
+
+def _parse_anchor(obj: Any) -> Anchor:
+    a = _object(obj, "anchor", {"chainId", "contract", "batchId", "txHash", "blockNumber"})
+    if not isinstance(a["contract"], str) or not is_checksum_address(a["contract"]):
+        raise MalformedBundle("anchor.contract", "must be an EIP-55 checksummed address")
+    _hex32(a["txHash"], "anchor.txHash")
+    return Anchor(
+        chain_id=_uint(a["chainId"], "anchor.chainId"),
+        contract=a["contract"],
+        batch_id=_uint(a["batchId"], "anchor.batchId"),
+        tx_hash=a["txHash"],
+        block_number=_uint(a["blockNumber"], "anchor.blockNumber"),
+    )
 
 
 # --- verification ------------------------------------------------------------------------------------

@@ -142,7 +142,8 @@ def _salt(inner: Any, outer: Any, name: str) -> bytes:
     i.update(_SALT_MESSAGE[name])
     o = outer.copy()
     o.update(i.digest())
-    return o.digest()
+    digest: bytes = o.digest()
+    return digest
 
 
 _IPAD = bytes(b ^ 0x36 for b in range(256))

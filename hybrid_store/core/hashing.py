@@ -10,7 +10,8 @@ try:  # safe-pysha3 is a thin C binding: about 5x less per-call overhead than py
 
     def keccak256(data: bytes) -> bytes:
         """Ethereum's Keccak-256 (not FIPS SHA3-256)."""
-        return _keccak_256(data).digest()
+        digest: bytes = _keccak_256(data).digest()
+        return digest
 
 except ImportError:  # pragma: no cover - exercised only where safe-pysha3 is unavailable
     from Crypto.Hash import keccak as _keccak

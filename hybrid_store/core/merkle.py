@@ -40,15 +40,16 @@ def abi_encode(leaf_encoding: Sequence[str], value: Sequence[Any]) -> bytes:
         token_id, text = value
         if not isinstance(token_id, int) or isinstance(token_id, bool) or not 0 <= token_id < 2**256:
             raise ValueError("uint256 value out of range")
-        raw = text.encode("utf-8")
+        raw: bytes = text.encode("utf-8")
         padded = raw + b"\x00" * (-len(raw) % 32)
         return token_id.to_bytes(32, "big") + (64).to_bytes(32, "big") + len(raw).to_bytes(32, "big") + padded
     from eth_abi import encode  # generic path, rarely used
 
-    return encode(
+    encoded: bytes = encode(
         list(encoding),
         [from_hex32(v) if t == "bytes32" and isinstance(v, str) else v for t, v in zip(encoding, value, strict=True)],
     )
+    return encoded
 
 
 def leaf_hash(leaf_encoding: Sequence[str], value: Sequence[Any]) -> bytes:

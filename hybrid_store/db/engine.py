@@ -11,16 +11,18 @@ engine and row locks where writers must serialise.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from hybrid_store.errors import LandregError
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -159,3 +161,36 @@ def driver_datetime(conn: Any, moment: Any) -> Any:
     if conn.dialect.name == "sqlite":
         return moment.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
     return moment
+
+
+def upsert_insert(dialect: str) -> Any:
+    """The dialect's ``insert`` construct, which has ``on_conflict_do_*`` (PostgreSQL or SQLite)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
+def rows_affected(result: Any) -> int:
+    """The row count of an UPDATE or DELETE result (typed: ``Session.execute`` returns a plain Result)."""
+    return int(result.rowcount)
+
+
+IN_LIST = 500  # values per IN (...) list, one bind parameter each
+IDS_PER_ARRAY = 5_000  # ids per array parameter (SQLite allows 32,766 parameters, PostgreSQL 65,535)
+
+
+def chunks(items: Sequence[T], size: int = IN_LIST) -> Iterator[Sequence[T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def select_in(session: Session, stmt: Any, column: Any, values: Sequence[Any]) -> list[Any]:
+    """The rows of ``stmt`` where ``column`` is one of ``values``, in bounded IN lists."""
+    out: list[Any] = []
+    for chunk in chunks(values):
+        out.extend(session.execute(stmt.where(column.in_(chunk))).all())
+    return out

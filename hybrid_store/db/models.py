@@ -13,7 +13,7 @@ instrument in its batch's tree. Every schema change is an Alembic revision (db/m
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -27,6 +27,7 @@ from sqlalchemy import (
     MetaData,
     SmallInteger,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -71,6 +72,11 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+def table(model: type[Base]) -> Table:
+    """A model's table, typed as one (Core statements on the bulk paths use the table directly)."""
+    return cast(Table, model.__table__)
 
 
 def _now() -> datetime:
@@ -540,6 +546,7 @@ APPEND_ONLY_TABLES = (
 )  # fmt: skip
 
 __all__ = [
+    "table",
     "APPEND_ONLY_TABLES",
     "AnchorBatch",
     "AnchoringHold",

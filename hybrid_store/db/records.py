@@ -11,15 +11,14 @@ reconciliation read every record of the book through it.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from hybrid_store.core import commitment as commitments
 from hybrid_store.core.records import InstrumentRecord, format_timestamp
-
-_IN = 5_000  # ids per array parameter (SQLite allows 32,766 parameters, PostgreSQL 65,535)
+from hybrid_store.db.engine import IDS_PER_ARRAY, chunks
 
 
 @dataclass(frozen=True)
@@ -55,8 +54,10 @@ class StoredRecord:
 def load_records(conn: Any, instrument_ids: Sequence[int]) -> list[StoredRecord]:
     """The records of ``instrument_ids`` (a SQLAlchemy connection), in recording order."""
     ids_in = ids_clause(conn)
-    rows, names, parcels = [], {}, {}
-    for chunk in _chunks(list(instrument_ids)):
+    rows: list[Any] = []
+    names: dict[tuple[int, str], list[str]] = {}
+    parcels: dict[int, list[tuple[str, int]]] = {}
+    for chunk in chunks(list(instrument_ids), IDS_PER_ARRAY):
         param = ids_param(conn, chunk)
         rows.extend(driver_rows(conn, _SQL_INSTRUMENTS.format(ids=ids_in("i.id")), param))
         for iid, role, name in driver_rows(conn, _SQL_PARTIES.format(ids=ids_in("instrument_id")), param):
@@ -140,8 +141,3 @@ def _timestamp(value: datetime | str) -> str:
     if isinstance(value, str):  # "YYYY-MM-DD HH:MM:SS[.ffffff]"
         return f"{value[:10]}T{value[11:19]}Z"
     return format_timestamp(value if value.tzinfo else value.replace(tzinfo=UTC))
-
-
-def _chunks(items: Sequence, size: int = _IN) -> Iterable[Sequence]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, cast
 
 from pydantic import BaseModel
 
@@ -73,4 +73,8 @@ class Profile(abc.ABC):
         """The parcel a key names; ``ValueError`` for a key this profile cannot have made."""
         if not self.parcel_key_pattern.fullmatch(key):
             raise ValueError(f"not a parcel key of {self.title}: {key!r} (expected {self.parcel_key_format})")
-        return self.parcel_model.model_validate(self.key_columns(key))  # type: ignore[return-value]
+        return self.parcel(**self.key_columns(key))
+
+    def parcel(self, **fields: Any) -> ParcelInput:
+        """A parcel from its fields; ``ValueError`` (pydantic's) when they break a rule."""
+        return cast(ParcelInput, self.parcel_model.model_validate(fields))

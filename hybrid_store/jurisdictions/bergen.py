@@ -28,7 +28,7 @@ QUALIFIER_RE = re.compile(r"[0-9A-Z]{1,10}")
 PARCEL_KEY_RE = re.compile(r"[0-9]{4}_[0-9A-Z.]{1,12}_[0-9A-Z.]{1,12}(_[0-9A-Z]{1,10})?")
 
 
-def _pattern(regex: re.Pattern[str], rule: str, message: str):  # noqa: ANN202
+def _pattern(regex: re.Pattern[str], rule: str, message: str):
     def check(value: str) -> str:
         if not regex.fullmatch(value):
             raise PydanticCustomError(rule, message)

@@ -99,7 +99,14 @@ def _whole_number(text: str | None, default: int) -> int:
 
 def _parse_time(text: str) -> datetime:
     text = clean(text)
-    formats = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%m/%d/%Y %H:%M", "%Y-%m-%d", "%m/%d/%Y")
+    formats: tuple[str, ...] = (
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%m/%d/%Y %H:%M",
+        "%Y-%m-%d",
+        "%m/%d/%Y",
+    )
     if not text.isascii():  # strptime's \d also reads '٢٠٢٤' as 2024
         formats = ()
     for fmt in formats:
@@ -165,7 +172,7 @@ def read(folder: Path) -> Iterator[SourceRecord]:
     yield from records
 
 
-def _document(number, row, parties, parcels, corrects, numbers) -> SourceRecord:  # noqa: ANN001
+def _document(number, row, parties, parcels, corrects, numbers) -> SourceRecord:
     doc = clean(row.get("doc_id"))
     where = f"documents.csv row {number} (doc_id {doc})"
     raw = str(row)

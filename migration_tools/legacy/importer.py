@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from hybrid_store.db.engine import Database
 from hybrid_store.errors import Conflict, InvalidInstrument
@@ -55,7 +55,7 @@ class ImportReport:
 class _Quarantine:
     def __init__(self, path: Path):
         self.path = path
-        self._file = None
+        self._file: TextIO | None = None
         self._writer: Any = None
 
     def add(self, where: str, column: str | None, field_name: str, reason: str, raw: str) -> None:
@@ -83,60 +83,74 @@ def import_records(
 ) -> ImportReport:
     """Validate and load every record of ``source``; quarantine the rest with their reasons."""
     started = time.perf_counter()
-    now = now or datetime.now(UTC)
-    report = ImportReport(source=name)
-    q = _Quarantine(quarantine)
-    chunk: list[tuple[SourceRecord, InstrumentInput]] = []
-
-    def reject(rec: SourceRecord, field_name: str, reason: str) -> None:
-        report.quarantined += 1
-        key = reason.split(":")[0][:80]
-        report.reasons[key] = report.reasons.get(key, 0) + 1
-        q.add(rec.where, rec.column, field_name, reason, rec.raw)
-
-    def flush() -> None:
-        if not chunk:
-            return
-        try:
-            with db.write() as s:
-                record_instruments(s, [inst for _, inst in chunk], source="legacy", with_commitments=False, now=now)
-            report.loaded += len(chunk)
-        except (Conflict, InvalidInstrument):
-            for rec, inst in chunk:  # find the offending ones: each on its own
-                try:
-                    with db.write() as s:
-                        record_instruments(s, [inst], source="legacy", with_commitments=False, now=now)
-                    report.loaded += 1
-                except InvalidInstrument as exc:
-                    reject(rec, exc.errors[0].field, str(exc))
-                except Conflict as exc:
-                    reject(rec, "instrument_number", str(exc))
-        chunk.clear()
-        if progress:
-            progress(report)
-
+    load = _Load(db, ImportReport(source=name), _Quarantine(quarantine), now or datetime.now(UTC), progress)
     try:
         for rec in source:
-            report.records += 1
-            if rec.problem is not None:
-                reject(rec, rec.column or "(record)", rec.problem)
-                continue
-            try:
-                chunk.append((rec, validate(rec.data, now=now)))
-            except InvalidInstrument as exc:
-                first = exc.errors[0]
-                reject(rec, first.field, "; ".join(str(e) for e in exc.errors))
-                continue
-            if len(chunk) >= CHUNK:
-                flush()
-        flush()
+            load.take(rec)
+        load.flush()
     finally:
-        q.close()
+        load.quarantine.close()
     with db.write() as s:
         raise_numbering_floor(s)  # filings must never be handed a number this load just used
+    report = load.report
     report.quarantine_file = str(quarantine) if report.quarantined else None
     report.seconds = time.perf_counter() - started
     return report
+
+
+class _Load:
+    """One load: validated records written in chunks, bad ones quarantined, the counts kept."""
+
+    def __init__(self, db: Database, report: ImportReport, quarantine: _Quarantine, now: datetime,
+                 progress: Callable[[ImportReport], None] | None):  # fmt: skip
+        self.db = db
+        self.report = report
+        self.quarantine = quarantine
+        self.now = now
+        self.progress = progress
+        self.chunk: list[tuple[SourceRecord, InstrumentInput]] = []
+
+    def take(self, rec: SourceRecord) -> None:
+        self.report.records += 1
+        if rec.problem is not None:
+            self.reject(rec, rec.column or "(record)", rec.problem)
+            return
+        try:
+            self.chunk.append((rec, validate(rec.data, now=self.now)))
+        except InvalidInstrument as exc:
+            self.reject(rec, exc.errors[0].field, "; ".join(str(e) for e in exc.errors))
+            return
+        if len(self.chunk) >= CHUNK:
+            self.flush()
+
+    def reject(self, rec: SourceRecord, field_name: str, reason: str) -> None:
+        self.report.quarantined += 1
+        key = reason.split(":")[0][:80]
+        self.report.reasons[key] = self.report.reasons.get(key, 0) + 1
+        self.quarantine.add(rec.where, rec.column, field_name, reason, rec.raw)
+
+    def flush(self) -> None:
+        if not self.chunk:
+            return
+        try:
+            self._write([inst for _, inst in self.chunk])
+            self.report.loaded += len(self.chunk)
+        except (Conflict, InvalidInstrument):
+            for rec, inst in self.chunk:  # find the offending ones: each on its own
+                try:
+                    self._write([inst])
+                    self.report.loaded += 1
+                except InvalidInstrument as exc:
+                    self.reject(rec, exc.errors[0].field, str(exc))
+                except Conflict as exc:
+                    self.reject(rec, "instrument_number", str(exc))
+        self.chunk.clear()
+        if self.progress:
+            self.progress(self.report)
+
+    def _write(self, instruments: list[InstrumentInput]) -> None:
+        with self.db.write() as s:
+            record_instruments(s, instruments, source="legacy", with_commitments=False, now=self.now)
 
 
 def synthetic_source(instruments: int, seed: int) -> Iterator[SourceRecord]:

@@ -159,7 +159,7 @@ def format_line(record: dict, *, width: int = 663, date_order: DateOrder = "MMDD
         raise ValueError("SR1A records are 663 or 662 characters")
     buf = [" "] * width
 
-    def put(first: int, last: int, text: str, *, right: bool = False, zero: bool = False) -> None:
+    def put(first: int, last: int, text: object, *, right: bool = False, zero: bool = False) -> None:
         size = last - first + 1
         text = str(text)[:size]
         text = text.rjust(size, "0" if zero else " ") if right else text.ljust(size)

@@ -85,7 +85,7 @@ def _attached():  # -> (cfg, db, chain)
     return cfg, db, chain
 
 
-def _audit(db, action: str, target: str, **details: object) -> None:  # noqa: ANN001
+def _audit(db, action: str, target: str, **details: object) -> None:
     from registry_service.auth import audit
     from registry_service.cli.common import cli_actor
 
@@ -193,7 +193,7 @@ class _NoWorker:
     """Holds the anchoring worker's lock for the duration of a change of keys or contracts, so no
     worker anchors with a stale key or into a retired contract meanwhile."""
 
-    def __init__(self, db):  # noqa: ANN001
+    def __init__(self, db):
         from hybrid_store.worker_lock import WorkerLock
 
         self.lock = WorkerLock(db)

@@ -166,7 +166,7 @@ def _pinned_trust(trust: str | None):  # -> TrustRoot | None
     return load(local) if local.exists() else None
 
 
-def _print_verdict(verdict, as_json: bool) -> None:  # noqa: ANN001
+def _print_verdict(verdict, as_json: bool) -> None:
     if as_json:
         console.out(json.dumps(verdict.to_json(), indent=2), highlight=False)
     elif verdict.valid:
@@ -271,7 +271,7 @@ def serve(
     raise typer.Exit(run_server(host or s.host, port or s.port, workers or s.workers, anchoring=run_worker))
 
 
-def _publish_if_possible(cfg, db) -> None:  # noqa: ANN001
+def _publish_if_possible(cfg, db) -> None:
     """Keep the published trust root current (a new receipt key must be listed before it signs
     anything auditors check). Without the trust-root passphrase, say loudly what is stale."""
     from hybrid_store.deployment import active_deployment

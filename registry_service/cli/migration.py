@@ -43,7 +43,7 @@ def _progress(label: str) -> Progress:
 
 
 # --- legacy import -----------------------------------------------------------------------------------
-def _run_import(source, name: str, quarantine: Path | None) -> None:  # noqa: ANN001
+def _run_import(source, name: str, quarantine: Path | None) -> None:
     from migration_tools.legacy.importer import import_records
 
     cfg = settings()
@@ -53,7 +53,7 @@ def _run_import(source, name: str, quarantine: Path | None) -> None:  # noqa: AN
     with _progress(f"loading {name}") as bar:
         task = bar.add_task("load", total=None, rate="")
 
-        def show(report) -> None:  # noqa: ANN001
+        def show(report) -> None:
             rate = report.records / max(report.seconds or 1e-9, 1e-9) if report.seconds else 0
             bar.update(
                 task, completed=report.records, rate=f"{report.loaded:,} loaded, {report.quarantined:,} quarantined"
@@ -115,7 +115,7 @@ def import_synthetic(
 
 
 # --- migrate -----------------------------------------------------------------------------------------
-def _selector(municipality: list[str] | None, date_from: str | None, date_to: str | None, books: str | None):  # noqa: ANN202
+def _selector(municipality: list[str] | None, date_from: str | None, date_to: str | None, books: str | None):
     from migration_tools.stages import Selector
 
     book_from = book_to = None
@@ -180,7 +180,7 @@ def migrate_plan(
     console.print(table)
 
 
-def _runner(cfg, db, chain, deployment, progress=None, workers=2):  # noqa: ANN001, ANN202
+def _runner(cfg, db, chain, deployment, progress=None, workers=2):
     from hybrid_store.anchoring import Anchorer
     from migration_tools.stages import StageRunner
 
@@ -314,7 +314,7 @@ def reconcile_command(
     try:
         from migration_tools.reconcile import reconcile
 
-        def chain():  # noqa: ANN202 - opened once the hashing processes are at work (web3 loads slowly)
+        def chain():
             from hybrid_store.chain.connect import open_chain
 
             start_managed_node(cfg)

@@ -19,7 +19,7 @@ keys_app = typer.Typer(
 )
 
 
-def publish_trust(cfg, db) -> None:  # noqa: ANN001
+def publish_trust(cfg, db) -> None:
     """Publish the next trust-root version if anything changed, and say so."""
     from hybrid_store.trust import publish
 
@@ -114,7 +114,7 @@ def check_update(
 
 
 # --- signing keys -------------------------------------------------------------------------------------
-def _source(cfg, purpose: str):  # noqa: ANN001, ANN202
+def _source(cfg, purpose: str):
     from hybrid_store import trust
     from registry_service import receipts
 
@@ -125,7 +125,7 @@ def _source(cfg, purpose: str):  # noqa: ANN001, ANN202
     raise fail(f"unknown key purpose {purpose!r}", "choose receipt or trust-root")
 
 
-def _audit_hook():  # noqa: ANN202
+def _audit_hook():
     from registry_service.auth import audit
 
     actor = cli_actor()

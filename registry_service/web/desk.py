@@ -19,6 +19,7 @@ from fastapi import APIRouter, FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hybrid_store import strict_json
 from hybrid_store.core.commitment import FIELDS
@@ -27,8 +28,8 @@ from hybrid_store.errors import FieldError, InvalidInstrument, LandregError, Not
 from hybrid_store.files import create_once
 from hybrid_store.settings import Settings
 from registry_service.auth import Actor, Forbidden, Permission, Unauthenticated
+from registry_service.deps import Caller, FilingDep, ProofReader, ProofsDep, QueriesDep, Reader, StatusDep, require
 from registry_service.http import client_address
-from registry_service.registry import Registry
 from registry_service.verification import Verdict, verify_bytes
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
@@ -44,9 +45,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         https_only=settings.service.secure_cookies, max_age=8 * 3600,
     )  # fmt: skip
     app.include_router(router)
-    app.state.html_error = lambda request, exc, status: _page(
-        request, "error.html", status=status, message=str(exc), hint=getattr(exc, "hint", "")
-    )
+    app.state.html_error = _html_error
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
@@ -56,11 +55,11 @@ def install(app: FastAPI, settings: Settings) -> None:
 class DeskSessions:
     """Signed-cookie sessions for the web desk's pages only; API requests skip the cookie work."""
 
-    def __init__(self, app, **options) -> None:  # noqa: ANN001 - an ASGI app
+    def __init__(self, app: ASGIApp, /, **options: Any) -> None:
         self.app = app
         self.with_sessions = SessionMiddleware(app, **options)
 
-    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/desk"):
             await self.with_sessions(scope, receive, send)
         else:
@@ -74,18 +73,20 @@ def _session_secret(settings: Settings) -> str:
 
 
 # --- helpers ----------------------------------------------------------------------------------------
-def _registry(request: Request) -> Registry:
-    return request.app.state.registry
+def _html_error(request: Request, exc: LandregError, status: int) -> Response:
+    """The desk's answer to an error: a page, or, for a caller who is not signed in, the sign-in page."""
+    if isinstance(exc, Unauthenticated):
+        return RedirectResponse(f"/desk/login?next={quote(str(request.url.path))}", status_code=303)
+    return _page(request, "error.html", status=status, message=str(exc), hint=getattr(exc, "hint", ""))
 
 
 def _actor(request: Request) -> Actor | None:
     key_id = request.session.get("key_id")
-    if not key_id:
-        return None
-    actor = request.app.state.keys.actor_by_id(key_id)
-    if actor is None:
-        request.session.clear()  # the key was revoked
-    return actor
+    return request.app.state.keys.actor_by_id(key_id) if key_id else None
+
+
+def _places(request: Request) -> Any:
+    return request.app.state.settings.profile.places()
 
 
 def _csrf(request: Request) -> str:
@@ -110,28 +111,20 @@ def _page(request: Request, template: str, status: int = 200, **context: Any) ->
     )  # fmt: skip
 
 
-def _require(request: Request, permission: Permission) -> Actor | RedirectResponse:
-    actor = _actor(request)
-    if actor is None:
-        return RedirectResponse(f"/desk/login?next={quote(str(request.url.path))}", status_code=303)
-    actor.require(permission)
-    return actor
-
-
 def _error_page(request: Request, exc: LandregError, status: int) -> HTMLResponse:
     return _page(request, "error.html", status=status, message=str(exc), hint=exc.hint)
 
 
 # --- sign in ----------------------------------------------------------------------------------------
 @router.get("/login")
-def login_form(request: Request, next: str = "/desk/") -> HTMLResponse:  # noqa: A002
+def login_form(request: Request, next: str = "/desk/") -> HTMLResponse:
     return _page(request, "login.html", next=next if next.startswith("/desk/") else "/desk/")
 
 
 @router.post("/login")
 def login(
     request: Request, api_key: Annotated[str, Form(max_length=200)], csrf: Annotated[str, Form()] = "",
-    next: Annotated[str, Form()] = "/desk/",  # noqa: A002
+    next: Annotated[str, Form()] = "/desk/",
 ) -> Response:  # fmt: skip
     _check_csrf(request, csrf)
     try:
@@ -153,40 +146,33 @@ def logout(request: Request, csrf: Annotated[str, Form()] = "") -> RedirectRespo
 # --- search and parcels -------------------------------------------------------------------------------
 @router.get("/")
 def home(
-    request: Request, municipality: str = "", block: str = "", lot: str = "", qualifier: str = "", party: str = "",
-    doc_type: str = "",
+    request: Request, actor: Reader, queries: QueriesDep, municipality: str = "", block: str = "", lot: str = "",
+    qualifier: str = "", party: str = "", doc_type: str = "",
 ) -> Response:  # fmt: skip
-    actor = _require(request, Permission.READ)
-    if isinstance(actor, RedirectResponse):
-        return actor
     parcel_key = None
     if municipality and block and lot:
         try:
-            parcel_key = _registry(request).settings.profile.parcel_model(
+            parcel_key = queries.profile.parcel(
                 municipality_code=municipality, block=block, lot=lot, qualifier=qualifier).key  # fmt: skip
         except ValueError:
             return _page(request, "home.html", status=422, error="block, lot and qualifier look like 100.01, 5, C0001",
-                         municipalities=_registry(request).settings.profile.places(), query=request.query_params, doc_types=list(DocType))  # fmt: skip
+                         municipalities=_places(request), query=request.query_params, doc_types=list(DocType))  # fmt: skip
     results = None
     if parcel_key or party or doc_type:
         try:
-            results = _registry(request).search(
-                actor, parcel=parcel_key, party=party or None, doc_type=DocType(doc_type) if doc_type else None
-            )
+            results = queries.search(parcel=parcel_key, party=party or None,
+                                     doc_type=DocType(doc_type) if doc_type else None)  # fmt: skip
         except ValueError:
             results = None
-    return _page(request, "home.html", actor=actor, municipalities=_registry(request).settings.profile.places(), query=request.query_params,
+    return _page(request, "home.html", actor=actor, municipalities=_places(request), query=request.query_params,
                  results=results, parcel_key=parcel_key, doc_types=list(DocType))  # fmt: skip
 
 
 @router.get("/parcels/{key}")
-def parcel_page(request: Request, key: str) -> Response:
-    actor = _require(request, Permission.READ)
-    if isinstance(actor, RedirectResponse):
-        return actor
+def parcel_page(request: Request, key: str, actor: Reader, queries: QueriesDep) -> Response:
     try:
-        parcel = _registry(request).parcel(actor, key)
-        history = _registry(request).history(actor, key)
+        parcel = queries.parcel(key)
+        history = queries.history(key)
     except NotFound as exc:
         return _error_page(request, exc, 404)
     return _page(request, "parcel.html", actor=actor, parcel=parcel, history=history)
@@ -198,14 +184,12 @@ def _form_values(form: Any) -> dict[str, Any]:
 
 
 @router.get("/file")
-def file_form(request: Request, corrects: str = "") -> Response:
-    actor = _require(request, Permission.CORRECT if corrects else Permission.FILE)
-    if isinstance(actor, RedirectResponse):
-        return actor
+def file_form(request: Request, who: Caller, queries: QueriesDep, corrects: str = "") -> Response:
+    actor = require(who, Permission.CORRECT if corrects else Permission.FILE)
     values: dict[str, Any] = {}
     if corrects:
         try:
-            original = _registry(request).instrument(actor, corrects)
+            original = queries.instrument(corrects)
         except NotFound as exc:
             return _error_page(request, exc, 404)
         values = {
@@ -223,17 +207,15 @@ def _file_page(request: Request, actor: Actor, *, values: dict[str, Any], correc
                errors: dict[str, str] | None = None, status: int = 200) -> HTMLResponse:  # fmt: skip
     values.setdefault("form_id", secrets.token_urlsafe(16))  # a resubmitted form records nothing twice
     return _page(request, "file.html", status=status, actor=actor, values=values, errors=errors or {},
-                 corrects=corrects, doc_types=list(DocType), municipalities=_registry(request).settings.profile.places(),
+                 corrects=corrects, doc_types=list(DocType), municipalities=_places(request),
                  rows=range(PARCEL_ROWS))  # fmt: skip
 
 
 @router.post("/file")
-async def file_submit(request: Request) -> Response:
+async def file_submit(request: Request, who: Caller, filing: FilingDep) -> Response:
     form = await request.form(max_files=1, max_fields=60)
     corrects = str(form.get("corrects") or "")
-    actor = _require(request, Permission.CORRECT if corrects else Permission.FILE)
-    if isinstance(actor, RedirectResponse):
-        return actor
+    actor = require(who, Permission.CORRECT if corrects else Permission.FILE)
     _check_csrf(request, str(form.get("csrf", "")))
     values = {k: v for k, v in form.items() if isinstance(v, str)}
     document = form.get("document")
@@ -257,11 +239,11 @@ async def file_submit(request: Request) -> Response:
     }  # fmt: skip
 
     try:
-        _status, result, _replayed = _registry(request).file(
+        result = filing.file(
             actor, payload, corrects=corrects or None,
             idempotency_key=f"desk-{hashlib.sha256(str(form.get('form_id', '')).encode()).hexdigest()[:32]}"
             if form.get("form_id") else None,
-        )  # fmt: skip
+        ).body  # fmt: skip
     except InvalidInstrument as exc:
         return _file_page(request, actor, values=values, corrects=corrects, errors=_inline(exc.errors), status=422)
     except NotFound as exc:
@@ -306,14 +288,10 @@ async def _sha256_of(upload: UploadFile) -> str:
 
 # --- instruments and receipts -------------------------------------------------------------------------
 @router.get("/instruments/{number}")
-def instrument_page(request: Request, number: str) -> Response:
-    actor = _require(request, Permission.READ)
-    if isinstance(actor, RedirectResponse):
-        return actor
-    reg = _registry(request)
+def instrument_page(request: Request, number: str, actor: Reader, queries: QueriesDep, filing: FilingDep) -> Response:
     try:
-        instrument = reg.instrument(actor, number)
-        receipt = reg.receipt(actor, number) if actor.can(Permission.PROOF) else None
+        instrument = queries.instrument(number)
+        receipt = filing.receipt(number) if actor.can(Permission.PROOF) else None
     except NotFound as exc:
         return _error_page(request, exc, 404)
     return _page(request, "instrument.html", actor=actor, inst=instrument, receipt=receipt,
@@ -321,13 +299,10 @@ def instrument_page(request: Request, number: str) -> Response:
 
 
 @router.get("/instruments/{number}/bundle.json")
-def bundle_download(request: Request, number: str, redact: str = "") -> Response:
-    actor = _require(request, Permission.PROOF)
-    if isinstance(actor, RedirectResponse):
-        return actor
+def bundle_download(request: Request, number: str, actor: ProofReader, proofs: ProofsDep, redact: str = "") -> Response:
     fields = [f for f in redact.split(",") if f in FIELDS]
     try:
-        bundle = _registry(request).proof(actor, number, fields)
+        bundle = proofs.bundle(number, fields, full=True)
     except NotFound as exc:
         return _error_page(request, exc, 404)
     return Response(
@@ -338,43 +313,35 @@ def bundle_download(request: Request, number: str, redact: str = "") -> Response
 
 # --- auditors -----------------------------------------------------------------------------------------
 @router.get("/audit")
-def audit_page(request: Request, number: str = "") -> Response:
-    actor = _require(request, Permission.PROOF)
-    if isinstance(actor, RedirectResponse):
-        return actor
+def audit_page(request: Request, actor: ProofReader, proofs: ProofsDep, number: str = "") -> Response:
     verdict = bundle = None
     error = None
     if number:
         try:
-            bundle = _registry(request).proof(actor, number.strip())
-            verdict = _registry(request).verify(bundle.to_json())
+            bundle = proofs.bundle(number.strip(), full=True)
+            verdict = proofs.verify(bundle.to_json())
         except NotFound as exc:
             error = str(exc)
     return _page(request, "audit.html", actor=actor, number=number, verdict=verdict, bundle=bundle, error=error)
 
 
 @router.post("/audit/verify")
-async def audit_verify(request: Request, bundle_file: Annotated[UploadFile, File()],
-                       csrf: Annotated[str, Form()] = "") -> Response:  # fmt: skip
-    actor = _require(request, Permission.PROOF)
-    if isinstance(actor, RedirectResponse):
-        return actor
+async def audit_verify(request: Request, actor: ProofReader, proofs: ProofsDep,
+                       bundle_file: Annotated[UploadFile, File()], csrf: Annotated[str, Form()] = "") -> Response:  # fmt: skip
     _check_csrf(request, csrf)
     raw = await bundle_file.read(1_000_001)
     verdict = verify_bytes(raw)  # size, JSON and math first; the anchor only when they hold
     if verdict.unchecked:
-        verdict = _registry(request).verify(strict_json.loads(raw))
+        verdict = proofs.verify(strict_json.loads(raw))
     return _page(request, "audit.html", actor=actor, number="", verdict=verdict, uploaded=bundle_file.filename,
                  status=200 if verdict.valid else 422)  # fmt: skip
 
 
 @router.post("/audit/receipt")
-async def audit_receipt(request: Request, receipt_file: Annotated[UploadFile, File()],
-                        bundle_file: Annotated[UploadFile, File()], csrf: Annotated[str, Form()] = "") -> Response:  # fmt: skip
+async def audit_receipt(request: Request, actor: ProofReader, proofs: ProofsDep,
+                        receipt_file: Annotated[UploadFile, File()], bundle_file: Annotated[UploadFile, File()],
+                        csrf: Annotated[str, Form()] = "") -> Response:  # fmt: skip
     """A receipt proves something only with its record's anchor: both files are checked together."""
-    actor = _require(request, Permission.PROOF)
-    if isinstance(actor, RedirectResponse):
-        return actor
     _check_csrf(request, csrf)
     documents = []
     for upload in (receipt_file, bundle_file):
@@ -390,16 +357,14 @@ async def audit_receipt(request: Request, receipt_file: Annotated[UploadFile, Fi
             return _page(request, "audit.html", actor=actor, number="", verdict=verdict, uploaded=upload.filename,
                          status=422)  # fmt: skip
     receipt = documents[0].get("receipt", documents[0]) if isinstance(documents[0], dict) else documents[0]
-    verdict = _registry(request).verify_receipt(receipt, documents[1])
+    verdict = proofs.verify_receipt(receipt, documents[1])
     return _page(request, "audit.html", actor=actor, number="", verdict=verdict, uploaded=receipt_file.filename,
                  status=200 if verdict.valid else 422)  # fmt: skip
 
 
 # --- status -------------------------------------------------------------------------------------------
 @router.get("/status")
-def status_page(request: Request) -> Response:
-    actor = _require(request, Permission.READ)
-    if isinstance(actor, RedirectResponse):
-        return actor
-    reg = _registry(request)
-    return _page(request, "status.html", actor=actor, view=reg.status(recent=15), migration=reg.migration(recent=5))
+def status_page(request: Request, actor: Reader, status: StatusDep) -> Response:
+    return _page(
+        request, "status.html", actor=actor, view=status.anchoring(recent=15), migration=status.migration(recent=5)
+    )

@@ -1,0 +1,35 @@
+"""The registry's use cases, one service each: filing, queries, proofs, status. They speak in
+results and typed errors; permissions and HTTP status codes live at the edge (``deps``, ``api``,
+``web``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hybrid_store.chain.client import RegistryChain
+from hybrid_store.db.engine import Database
+from hybrid_store.settings import Settings
+from registry_service.receipts import ReceiptSigner
+from registry_service.services.filing import Filed, Filing, IdempotencyMismatch
+from registry_service.services.proofs import Proofs
+from registry_service.services.queries import Queries
+from registry_service.services.status import Status
+
+
+@dataclass(frozen=True)
+class Services:
+    filing: Filing
+    queries: Queries
+    proofs: Proofs
+    status: Status
+    settings: Settings
+
+    @classmethod
+    def build(cls, settings: Settings, db: Database, signer: ReceiptSigner,
+              read_chain: Callable[[], RegistryChain]) -> Services:  # fmt: skip
+        return cls(Filing(settings, db, signer), Queries(settings, db), Proofs(settings, db, read_chain),
+                   Status(settings, db), settings)  # fmt: skip
+
+
+__all__ = ["Filed", "Filing", "IdempotencyMismatch", "Proofs", "Queries", "Services", "Status"]

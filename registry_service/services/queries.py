@@ -1,0 +1,250 @@
+"""Queries: instruments, searches, parcels and their histories, as clerks and auditors read them.
+Who may read is decided at the edge; an instrument's content is read back through the one reader
+of the committed form (``hybrid_store.db.records``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from hybrid_store.core.hashing import to_hex
+from hybrid_store.core.records import CONVEYANCES, DocType
+from hybrid_store.db.engine import Database
+from hybrid_store.db.models import (
+    AnchorBatch,
+    BatchRecord,
+    BatchState,
+    ChainDeployment,
+    Commitment,
+    Instrument,
+    InstrumentParcel,
+    InstrumentParty,
+    Parcel,
+    TitleFlag,
+)
+from hybrid_store.db.records import instrument_id, load_records
+from hybrid_store.errors import FieldError, InvalidInstrument, NotFound
+from hybrid_store.jurisdictions import Profile
+from hybrid_store.settings import Settings
+from registry_service import schemas
+
+MAX_PAGE = 100
+
+
+class Queries:
+    def __init__(self, settings: Settings, db: Database):
+        self.settings = settings
+        self.db = db
+        self.profile: Profile = settings.profile
+
+    def instrument(self, number: str) -> schemas.InstrumentView:
+        with self.db.read() as s:
+            conn = s.connection()
+            iid = instrument_id(conn, number)
+            if iid is None:
+                raise NotFound(f"no instrument numbered {number}")
+            [stored] = load_records(conn, [iid])
+            recorded_at = s.scalar(select(Instrument.recorded_at).where(Instrument.id == iid))
+            parcels = {p.id: p for p in s.scalars(select(Parcel).where(Parcel.id.in_(stored.parcel_ids)))}
+            corrected_by = list(s.scalars(select(Instrument.instrument_number).where(Instrument.corrects_id == iid)
+                                          .order_by(Instrument.id)))  # fmt: skip
+            flags = self._flags(s, [iid]).get(iid, [])
+            anchoring = self._anchoring(s, [iid])[iid]
+        r = stored.record
+        return schemas.InstrumentView(
+            instrument_number=r.instrument_number, book=r.book, page=r.page, recorded_at=recorded_at,
+            doc_type=r.doc_type, grantors=list(r.grantors), grantees=list(r.grantees),
+            parcels=[_parcel_link(parcels[pid], self.profile) for pid in stored.parcel_ids],
+            consideration=None if r.consideration_cents is None else f"{r.consideration_cents / 100:.2f}",
+            legal_description=r.legal_description, document_digest=r.document_digest, corrects=r.corrects,
+            corrected_by=corrected_by, commitment=to_hex(stored.commitment) if stored.commitment else "",
+            anchoring=anchoring, flags=flags,
+        )  # fmt: skip
+
+    def search(
+        self,
+        *,
+        parcel: str | None = None,
+        party: str | None = None,
+        doc_type: DocType | None = None,
+        date_from: date | None = None,
+        date_to: date | None = None,
+        limit: int = 25,
+        cursor: str | None = None,
+    ) -> schemas.InstrumentPage:
+        """Instruments matching every given criterion, newest first, ``limit`` at a time."""
+        limit = max(1, min(limit, MAX_PAGE))
+        stmt = select(Instrument.id)
+        if parcel:
+            stmt = stmt.where(
+                Instrument.id.in_(
+                    select(InstrumentParcel.instrument_id)
+                    .join(Parcel, Parcel.id == InstrumentParcel.parcel_id)
+                    .where(Parcel.parcel_key == parcel)
+                )
+            )
+        if party:
+            pattern = "%" + party.upper().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            stmt = stmt.where(
+                Instrument.id.in_(
+                    select(InstrumentParty.instrument_id).where(
+                        func.upper(InstrumentParty.name).like(pattern, escape="\\")
+                    )
+                )
+            )
+        if doc_type:
+            stmt = stmt.where(Instrument.doc_type == str(doc_type))
+        if date_from:
+            stmt = stmt.where(Instrument.recorded_at >= datetime.combine(date_from, datetime.min.time(), UTC))
+        if date_to:
+            stmt = stmt.where(
+                Instrument.recorded_at < datetime.combine(date_to, datetime.min.time(), UTC) + timedelta(days=1)
+            )
+        if cursor:
+            try:
+                stmt = stmt.where(Instrument.id < int(cursor))
+            except ValueError:
+                raise InvalidInstrument(
+                    [FieldError("cursor", "cursor_format", "not a cursor from a previous page")]
+                ) from None
+        with self.db.read() as s:
+            ids = list(s.scalars(stmt.order_by(Instrument.id.desc()).limit(limit + 1)))
+            more = len(ids) > limit
+            ids = ids[:limit]
+            rows = {i.id: i for i in s.scalars(select(Instrument).where(Instrument.id.in_(ids)))} if ids else {}
+            anchoring = self._anchoring(s, ids)
+            data = [
+                schemas.InstrumentSummary(
+                    instrument_number=rows[i].instrument_number,
+                    book=rows[i].book,
+                    page=rows[i].page,
+                    recorded_at=rows[i].recorded_at,
+                    doc_type=rows[i].doc_type,
+                    grantors=rows[i].names("grantor"),
+                    grantees=rows[i].names("grantee"),
+                    parcels=[link.parcel.parcel_key for link in rows[i].parcel_links],
+                    anchoring=anchoring[i].status,
+                )
+                for i in ids
+            ]
+        return schemas.InstrumentPage(data=data, count=len(data), next_cursor=str(ids[-1]) if more else None)
+
+    def parcel(self, key: str) -> schemas.ParcelView:
+        with self.db.read() as s:
+            p = self._parcel_row(s, key)
+            owner = None
+            if p.owner_instrument_id:
+                inst = s.get_one(Instrument, p.owner_instrument_id)
+                owner = schemas.Owner(names=inst.names("grantee"), instrument_number=inst.instrument_number,
+                                      recorded_at=inst.recorded_at)  # fmt: skip
+            token = None
+            if p.token_id is not None and p.token_batch_id is not None:
+                batch = s.get_one(AnchorBatch, p.token_batch_id)
+                token = schemas.Token(token_id=p.token_id, contract=batch.deployment.contract_address,
+                                      chain_id=batch.deployment.chain_id, status=status_of(batch))  # fmt: skip
+            count = s.scalar(
+                select(func.count()).select_from(InstrumentParcel).where(InstrumentParcel.parcel_id == p.id)
+            )
+            open_flags = s.scalar(select(func.count()).select_from(TitleFlag).where(TitleFlag.parcel_id == p.id))
+            head = s.get(Commitment, p.head_instrument_id) if p.head_instrument_id else None
+            link = _parcel_link(p, self.profile)
+            return schemas.ParcelView(
+                **link.model_dump(), owner_of_record=owner, token=token, instruments=count or 0,
+                open_flags=open_flags or 0, head_commitment=to_hex(head.commitment) if head else None,
+            )  # fmt: skip
+
+    def history(self, key: str) -> schemas.ParcelHistory:
+        """Every record of a parcel, oldest first, with its hash-chain link and chain-of-title role."""
+        with self.db.read() as s:
+            p = self._parcel_row(s, key)
+            insts = list(
+                s.scalars(
+                    select(Instrument)
+                    .join(InstrumentParcel, InstrumentParcel.instrument_id == Instrument.id)
+                    .where(InstrumentParcel.parcel_id == p.id)
+                    .order_by(Instrument.recorded_at, Instrument.id)
+                )
+            )
+            ids = [i.id for i in insts]
+            commitments = {
+                c.instrument_id: c for c in s.scalars(select(Commitment).where(Commitment.instrument_id.in_(ids)))
+            }
+            flags = self._flags(s, ids, parcel_id=p.id)
+            anchoring = self._anchoring(s, ids)
+            entries = []
+            for inst in insts:
+                c = commitments.get(inst.id)
+                previous = next((link[2] for link in (c.prev if c else []) if link[0] == key), None)
+                entries.append(
+                    schemas.HistoryEntry(
+                        instrument_number=inst.instrument_number,
+                        recorded_at=inst.recorded_at,
+                        doc_type=inst.doc_type,
+                        grantors=inst.names("grantor"),
+                        grantees=inst.names("grantee"),
+                        commitment=to_hex(c.commitment) if c else "",
+                        previous=previous,
+                        title_link=inst.doc_type in CONVEYANCES and not flags.get(inst.id),
+                        corrects=inst.corrects.instrument_number if inst.corrects else None,
+                        flags=flags.get(inst.id, []),
+                        anchoring=anchoring[inst.id],
+                    )  # fmt: skip
+                )
+        return schemas.ParcelHistory(parcel=key, entries=entries)
+
+    # --- helpers ------------------------------------------------------------------------------------
+    def _parcel_row(self, s: Session, key: str) -> Parcel:
+        p = s.scalar(select(Parcel).where(Parcel.parcel_key == key))
+        if p is None:
+            raise NotFound(f"no parcel {key} (parcel keys look like 0223_100.01_5 or 0223_100.01_5_C0001)")
+        return p
+
+    def _flags(self, s: Session, ids: Iterable[int], parcel_id: int | None = None) -> dict[int, list[schemas.FlagView]]:
+        ids = list(ids)
+        if not ids:
+            return {}
+        stmt = (
+            select(TitleFlag.instrument_id, Parcel.parcel_key, TitleFlag.kind, TitleFlag.message)
+            .join(Parcel, Parcel.id == TitleFlag.parcel_id)
+            .where(TitleFlag.instrument_id.in_(ids))
+            .order_by(TitleFlag.id)
+        )
+        if parcel_id is not None:
+            stmt = stmt.where(TitleFlag.parcel_id == parcel_id)
+        out: dict[int, list[schemas.FlagView]] = {}
+        for iid, key, kind, message in s.execute(stmt):
+            out.setdefault(iid, []).append(schemas.FlagView(parcel=key, kind=kind, message=message))
+        return out
+
+    def _anchoring(self, s: Session, ids: Sequence[int]) -> dict[int, schemas.Anchoring]:
+        out = {i: schemas.Anchoring(status="pending") for i in ids}
+        if not ids:
+            return out
+        rows = s.execute(
+            select(BatchRecord.instrument_id, AnchorBatch, ChainDeployment)
+            .join(AnchorBatch, AnchorBatch.id == BatchRecord.batch_id)
+            .join(ChainDeployment, ChainDeployment.id == AnchorBatch.deployment_id)
+            .where(BatchRecord.instrument_id.in_(list(ids)), AnchorBatch.state != BatchState.FAILED)
+            .where(AnchorBatch.superseded_at.is_(None))
+            .order_by(AnchorBatch.id)
+        ).all()
+        for iid, batch, deployment in rows:  # later batches win (a re-anchored record)
+            out[iid] = schemas.Anchoring(
+                status=status_of(batch), batch_id=batch.chain_batch_id, tx_hash=batch.tx_hash,
+                block_number=batch.block_number, chain_id=deployment.chain_id, contract=deployment.contract_address,
+            )  # fmt: skip
+        return out
+
+
+def status_of(batch: AnchorBatch) -> str:
+    return "anchored" if batch.state == BatchState.CONFIRMED else "submitted"
+
+
+def _parcel_link(p: Parcel, profile: Profile) -> schemas.ParcelLink:
+    return schemas.ParcelLink(
+        key=p.parcel_key, municipality_code=p.municipality_code, municipality=profile.place_name(p.municipality_code),
+        block=p.block, lot=p.lot, qualifier=p.qualifier,
+    )  # fmt: skip
