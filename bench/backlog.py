@@ -66,7 +66,7 @@ def main() -> None:
                        chain={"backend": "anvil", "anvil_port": int(env["LANDREG_CHAIN__ANVIL_PORT"])})  # fmt: skip
         db = Database(cfg.db_url)
         chain = open_chain(cfg, read_only=True)
-        rpc = chain.w3.provider.make_request
+        rpc = chain.rpc
         rpc("evm_setAutomine", [False])
         log = open(home / "worker.log", "w")  # noqa: SIM115 - the child writes it
         worker = subprocess.Popen([*landreg, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -115,7 +115,7 @@ def _record(
         chain_id=chain.chain_id,
         genesis_hash=chain.genesis_hash(),
         contract_address=address,
-        registrar=chain.account.address if chain.account else "",
+        registrar=chain.signer_address or "",
         deploy_tx=tx_hash,
         deploy_block=block,
         code_hash=code_hash,
@@ -165,7 +165,7 @@ def adopt(db: Database, chain: RegistryChain, address: str, *, deploy_tx: str | 
             row.active_until_block = head
         deployment = ChainDeployment(
             chain_id=chain.chain_id, genesis_hash=chain.genesis_hash(), contract_address=address,
-            registrar=chain.account.address if chain.account else "", deploy_tx=deploy_tx, deploy_block=deploy_block,
+            registrar=chain.signer_address or "", deploy_tx=deploy_tx, deploy_block=deploy_block,
             code_hash=code_hash, registry_version=version, active_from_block=head + 1,
         )  # fmt: skip
         s.add(deployment)

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
-from hybrid_store.chain.client import Receipt, RegistryChain
+from hybrid_store.chain.client import RegistryChain
+from hybrid_store.chain.types import Receipt
 from hybrid_store.core import bundle as bundles
 from hybrid_store.core import merkle
 from hybrid_store.core.commitment import disclose

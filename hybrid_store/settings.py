@@ -15,8 +15,6 @@ from typing import Literal
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from hybrid_store.errors import ConfigurationError
-
 #: anvil's first three development accounts. Public knowledge: anvil prints them at start.
 #: Development only: the registrar (hot), the contract admin (cold) and the pauser.
 ANVIL_DEV_KEY_0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
@@ -235,53 +233,6 @@ class Settings(BaseSettings):
             path.mkdir(parents=True, exist_ok=True)
         self.keys_dir.chmod(0o700)
         return self.home
-
-    def registrar_key_hex(self) -> str:
-        """The registrar's private key, from the keystore, the environment, or anvil's dev key."""
-        key = self.role_key_hex("registrar")
-        if key is None:
-            raise ConfigurationError(
-                "no registrar key: set LANDREG_CHAIN__REGISTRAR_KEYSTORE (+ _PASSWORD) or LANDREG_CHAIN__REGISTRAR_KEY"
-            )
-        return key
-
-    def role_key_hex(self, role: str) -> str | None:
-        """The private key of ``role`` (registrar, admin, pauser): its keystore, its raw key, anvil's
-        dev key for that role, or None. eth-tester answers "" (the in-process chain has its own)."""
-        c = self.chain
-        keystore: Path | None = getattr(c, f"{role}_keystore")
-        raw: SecretStr | None = getattr(c, f"{role}_key")
-        var = f"LANDREG_CHAIN__{role.upper()}"
-        if keystore is not None:
-            from eth_keyfile import decode_keyfile_json, load_keyfile
-
-            password: SecretStr | None = getattr(c, f"{role}_keystore_password")
-            if password is None:
-                raise ConfigurationError(f"{var}_KEYSTORE is set but {var}_KEYSTORE_PASSWORD is not")
-            try:
-                key = decode_keyfile_json(load_keyfile(str(keystore)), password.get_secret_value().encode())
-            except (OSError, ValueError) as exc:
-                raise ConfigurationError(f"cannot open {role} keystore {keystore}: {exc}") from None
-            return "0x" + key.hex()
-        if raw is not None:
-            return raw.get_secret_value()
-        if c.backend == "anvil":
-            return ANVIL_DEV_KEYS[role]
-        if c.backend == "eth-tester":
-            return ""
-        return None
-
-    def role_address(self, role: str) -> str | None:
-        """The address of ``role``: configured, or derived from its key; None when neither is set."""
-        configured = getattr(self.chain, f"{role}_address", None)
-        if configured:
-            return str(configured)
-        key = self.role_key_hex(role)
-        if not key:
-            return None
-        from eth_account import Account
-
-        return str(Account.from_key(key).address)
 
 
 def get_settings(**overrides: object) -> Settings:

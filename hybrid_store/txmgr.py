@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
-from hybrid_store.chain.client import FeeQuote, Fees, Receipt, SendOutcome, SignedTx
 from hybrid_store.chain.port import ChainPort
+from hybrid_store.chain.types import FeeQuote, Fees, Receipt, SendOutcome, SignedTx
 from hybrid_store.db.engine import Database
 from hybrid_store.db.models import TxAttempt, table
 

@@ -228,10 +228,7 @@ def _gas_estimate(chain: RegistryChain | None, records: int) -> tuple[int, int]:
     if chain is None or chain.address is None:
         return 180_000, 0
     try:
-        fn = chain.contract.functions.anchorBatch(chain.batch_count(), b"\x11" * 32, records, b"\x22" * 32, records)
-        gas = int(fn.estimate_gas({"from": chain.registrar.address}))
-        base = int(chain.w3.eth.get_block("latest").get("baseFeePerGas") or 0)
-        return gas, base + int(chain.w3.eth.max_priority_fee)
+        return chain.anchor_cost(records)
     except Exception as exc:  # an estimate must not stop planning
         log.warning("gas estimate failed (%s); using 180,000 per batch", exc)
         return 180_000, 0

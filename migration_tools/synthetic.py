@@ -101,7 +101,10 @@ class BergenBook:
         return _Generator(self.instruments, self.seed).run()
 
 
-class _Generator:
+class _Scheduler:
+    """The book's machinery: holdings, the calendar of their next events, numbers, books and pages,
+    names and prices. ``_Generator`` adds what happens to a holding."""
+
     def __init__(self, target: int, seed: int):
         self.target = target
         self.seed = seed
@@ -199,23 +202,7 @@ class _Generator:
         if moment.date() <= self.end:
             heapq.heappush(self.queue, (moment, next(self.order), holding.index, action, extra))
 
-    # --- running ----------------------------------------------------------------------------------
-    def run(self) -> Iterator[dict[str, Any]]:
-        if not self.holdings:
-            self._populate(max(8, math.ceil(self.target / EVENTS_PER_HOLDING)))
-        last = datetime.min.replace(tzinfo=UTC)
-        while self.emitted < self.target:
-            if not self.queue:  # a small book can outlive its holdings: more parcels come onto the market
-                self._populate(math.ceil((self.target - self.emitted) / 2), last.date() + timedelta(days=1))
-            moment, _, index, action, extra = heapq.heappop(self.queue)
-            moment = max(moment, last + timedelta(seconds=1))  # one recording per second at most
-            last = moment
-            holding = self.holdings[index]
-            instrument = getattr(self, f"_{action}")(moment, holding, **extra)
-            if instrument is not None:
-                self.emitted += 1
-                yield instrument
-
+    # --- recording ----------------------------------------------------------------------------------
     def _emit(self, moment: datetime, doc_type: DocType, grantors: list[str], grantees: list[str],
               holding: _Holding | None, *, parcels: list[dict[str, str]] | None = None,
               consideration: float | None = None, corrects: str | None = None,
@@ -266,6 +253,27 @@ class _Generator:
     def _price(self, moment: datetime, holding: _Holding) -> float:
         years = (moment.date() - START).days / 365.25
         return holding.base_value * 1.038**years * self.rng.lognormvariate(0, 0.12)
+
+
+class _Generator(_Scheduler):
+    """The lives of the holdings, one event at a time, in recording order."""
+
+    # --- running ----------------------------------------------------------------------------------
+    def run(self) -> Iterator[dict[str, Any]]:
+        if not self.holdings:
+            self._populate(max(8, math.ceil(self.target / EVENTS_PER_HOLDING)))
+        last = datetime.min.replace(tzinfo=UTC)
+        while self.emitted < self.target:
+            if not self.queue:  # a small book can outlive its holdings: more parcels come onto the market
+                self._populate(math.ceil((self.target - self.emitted) / 2), last.date() + timedelta(days=1))
+            moment, _, index, action, extra = heapq.heappop(self.queue)
+            moment = max(moment, last + timedelta(seconds=1))  # one recording per second at most
+            last = moment
+            holding = self.holdings[index]
+            instrument = getattr(self, f"_{action}")(moment, holding, **extra)
+            if instrument is not None:
+                self.emitted += 1
+                yield instrument
 
     # --- actions ----------------------------------------------------------------------------------
     def _master_deed(self, moment: datetime, holding: _Holding, parcels: list[dict[str, str]],

@@ -100,12 +100,11 @@ def verify_document(
             details=details,
             unchecked=True,
         )
-    from hybrid_store.chain.client import RegistryChain
-    from hybrid_store.chain.connect import http_web3
+    from hybrid_store.chain.connect import node_at
     from hybrid_store.proofs import verify_anchor
 
     if chain is None and rpc_url is not None:
-        chain = RegistryChain(http_web3(rpc_url), description=f"the node at {rpc_url}")
+        chain = node_at(rpc_url)
     try:
         chain.ensure_reachable()
         on_chain = verify_anchor(bundle, chain, trust)

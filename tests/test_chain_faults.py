@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 
 from hybrid_store.anchoring import Anchorer
 from hybrid_store.batches import open_holds, pending_count
-from hybrid_store.chain.client import SendOutcome
 from hybrid_store.chain.connect import open_chain
+from hybrid_store.chain.types import SendOutcome
 from hybrid_store.db.engine import Database
 from hybrid_store.db.models import AnchorBatch, BatchRecord, BatchState, FailureKind, OutboxEntry, TxAttempt
 from hybrid_store.deployment import attach

@@ -8,6 +8,7 @@ import sys
 
 import yaml
 
+from hybrid_store.chain import keys
 from hybrid_store.settings import Settings
 from tests.conftest import REPO
 
@@ -74,10 +75,10 @@ def test_environment_is_understood_by_the_settings(monkeypatch, tmp_path):
     assert cfg.db_url.startswith("postgresql+psycopg://landreg_app:")
     assert cfg.chain.backend == "rpc" and cfg.chain.rpc_url == "http://chain:8545"
     assert cfg.anchoring.batch_max_records == 1000 and cfg.chain.confirmations == 1
-    assert cfg.registrar_key_hex().startswith("0x")
+    assert keys.registrar_key_hex(cfg).startswith("0x")
     # three distinct keys: the hot registrar is neither the admin nor the pauser
-    registrar = cfg.role_address("registrar")
-    assert len({registrar, cfg.role_address("admin"), cfg.role_address("pauser")}) == 3
+    registrar = keys.role_address(cfg, "registrar")
+    assert len({registrar, keys.role_address(cfg, "admin"), keys.role_address(cfg, "pauser")}) == 3
     assert cfg.service.receipt_key_passphrase is not None and cfg.trust.signing_key_passphrase is not None
 
 

@@ -10,16 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from web3.logs import DISCARD
 
-from hybrid_store.chain.client import (
-    ZERO32,
-    RegistryChain,
-    artifact,
-    decode_revert,
-    error_selectors,
-    revert_data,
-)
+from hybrid_store.chain.client import ZERO32, RegistryChain
 from hybrid_store.chain.connect import eth_tester_chain, eth_tester_role_key
 from hybrid_store.chain.releases import release_artifact
+from hybrid_store.chain.reverts import artifact, decode_revert, error_selectors, revert_data
 from hybrid_store.core import merkle
 from hybrid_store.core.hashing import keccak256, to_hex
 from hybrid_store.errors import ChainError, TransactionReverted

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
+from hybrid_store.chain import keys
 from hybrid_store.errors import ConfigurationError
 from hybrid_store.settings import ANVIL_DEV_KEY_0, Settings, get_settings
 
@@ -20,7 +21,7 @@ def test_defaults_keep_everything_under_one_home(monkeypatch, tmp_path):
     assert cfg.home == tmp_path / ".landreg"
     assert cfg.db_url == f"sqlite:///{tmp_path / '.landreg' / 'landreg.db'}"
     assert {cfg.chain_dir.parent, cfg.keys_dir.parent, cfg.reports_dir.parent} == {cfg.home}
-    assert cfg.chain.backend == "anvil" and cfg.registrar_key_hex() == ANVIL_DEV_KEY_0
+    assert cfg.chain.backend == "anvil" and keys.registrar_key_hex(cfg) == ANVIL_DEV_KEY_0
 
 
 def test_environment_and_database_url(monkeypatch, tmp_path):
@@ -39,7 +40,7 @@ def test_rpc_needs_a_url_and_a_key(tmp_path):
         Settings(home=tmp_path, chain={"backend": "rpc"})
     cfg = Settings(home=tmp_path, chain={"backend": "rpc", "rpc_url": "http://node:8545"})
     with pytest.raises(ConfigurationError, match="no registrar key"):
-        cfg.registrar_key_hex()
+        keys.registrar_key_hex(cfg)
 
 
 def test_registrar_key_from_an_encrypted_keystore(tmp_path):
@@ -48,14 +49,14 @@ def test_registrar_key_from_an_encrypted_keystore(tmp_path):
     path.write_text(json.dumps(Account.encrypt(account.key, "correct horse", kdf="scrypt", iterations=2**10)))
     cfg = Settings(home=tmp_path, chain={"backend": "rpc", "rpc_url": "http://x", "registrar_keystore": path,
                                          "registrar_keystore_password": "correct horse"})  # fmt: skip
-    assert Account.from_key(cfg.registrar_key_hex()).address == account.address
+    assert Account.from_key(keys.registrar_key_hex(cfg)).address == account.address
     wrong = Settings(home=tmp_path, chain={"backend": "rpc", "rpc_url": "http://x", "registrar_keystore": path,
                                            "registrar_keystore_password": "wrong"})  # fmt: skip
     with pytest.raises(ConfigurationError, match="cannot open registrar keystore"):
-        wrong.registrar_key_hex()
+        keys.registrar_key_hex(wrong)
     no_password = Settings(home=tmp_path, chain={"backend": "rpc", "rpc_url": "http://x", "registrar_keystore": path})
     with pytest.raises(ConfigurationError, match="PASSWORD"):
-        no_password.registrar_key_hex()
+        keys.registrar_key_hex(no_password)
 
 
 def test_secrets_do_not_leak_into_reprs(tmp_path):
@@ -75,11 +76,13 @@ def test_anvil_dev_roles_are_anvils_first_three_accounts_and_distinct():
     from hybrid_store.settings import CHAIN_ROLES
 
     cfg = Settings(chain={"backend": "anvil"})
-    addresses = {role: cfg.role_address(role) for role in CHAIN_ROLES}
+    addresses = {role: keys.role_address(cfg, role) for role in CHAIN_ROLES}
     assert addresses == {
         "registrar": "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
         "admin": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
         "pauser": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
     }
     rpc = Settings(chain={"backend": "rpc", "rpc_url": "http://node:8545", "registrar_key": ANVIL_DEV_KEY_0})
-    assert rpc.role_address("admin") is None and rpc.role_key_hex("pauser") is None  # never guessed off anvil
+    assert (
+        keys.role_address(rpc, "admin") is None and keys.role_key_hex(rpc, "pauser") is None
+    )  # never guessed off anvil

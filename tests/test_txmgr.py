@@ -15,8 +15,9 @@ from sqlalchemy import func, select, update
 
 from hybrid_store.anchoring import Anchorer, AnchoringHeld, classify_revert
 from hybrid_store.batches import clear_hold, open_holds, pending_count
-from hybrid_store.chain.client import FeeQuote, Fees, account_from_key
+from hybrid_store.chain.client import account_from_key
 from hybrid_store.chain.connect import eth_tester_role_key
+from hybrid_store.chain.types import FeeQuote, Fees
 from hybrid_store.db.models import AnchorBatch, BatchState, FailureKind, TxAttempt
 from hybrid_store.errors import ChainMismatch
 from hybrid_store.filing import record_instruments

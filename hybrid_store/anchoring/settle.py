@@ -25,8 +25,8 @@ from sqlalchemy import func, select, update
 
 from hybrid_store.anchoring.store import Target
 from hybrid_store.batches import clear_hold, open_hold, requeue_batch
-from hybrid_store.chain.client import Receipt
 from hybrid_store.chain.port import ChainPort
+from hybrid_store.chain.types import Receipt
 from hybrid_store.crashpoints import crashpoint
 from hybrid_store.db.engine import Database
 from hybrid_store.db.models import AnchorBatch, AnchoringHold, BatchState, FailureKind

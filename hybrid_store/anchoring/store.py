@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from hybrid_store import audit_log, manifests
 from hybrid_store.anchoring.plan import LeafKind, Plan
-from hybrid_store.chain.client import SignedTx
+from hybrid_store.chain.types import SignedTx
 from hybrid_store.core import merkle
 from hybrid_store.crashpoints import crashpoint
 from hybrid_store.db.engine import bulk_execute, chunks, select_in

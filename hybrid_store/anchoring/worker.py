@@ -32,7 +32,8 @@ from hybrid_store.anchoring.plan import Leaf, Plan, plan_batch
 from hybrid_store.anchoring.settle import Finality, Settler, classify_revert
 from hybrid_store.anchoring.store import Target, store_batch, stored_tx, untokenized_parcels
 from hybrid_store.batches import open_hold, records_of_batches
-from hybrid_store.chain.client import RegistryChain, SignedTx
+from hybrid_store.chain.client import RegistryChain
+from hybrid_store.chain.types import SignedTx
 from hybrid_store.core import merkle
 from hybrid_store.crashpoints import crashpoint
 from hybrid_store.db.engine import Database, select_in

@@ -6,6 +6,7 @@ import requests
 from web3 import Web3
 from web3.providers.rpc import HTTPProvider
 
+from hybrid_store.chain import keys
 from hybrid_store.chain.client import RegistryChain, account_from_key
 from hybrid_store.errors import ChainUnavailable
 from hybrid_store.settings import Settings
@@ -35,6 +36,11 @@ def _shown(url: object) -> str:
 
 def http_web3(url: str, timeout_s: float = RPC_TIMEOUT_S) -> Web3:
     return Web3(RpcProvider(url, request_kwargs={"timeout": timeout_s}))
+
+
+def node_at(url: str) -> RegistryChain:
+    """A read-only connection to the node at ``url``, no contract attached (a verifier's)."""
+    return RegistryChain(http_web3(url), description=f"the node at {_shown(url)}")
 
 
 def eth_tester_chain(*, poll_interval_s: float = 0.0) -> RegistryChain:
@@ -76,9 +82,9 @@ def open_chain(settings: Settings, *, read_only: bool = False) -> RegistryChain:
     if c.backend == "eth-tester":
         return eth_tester_chain(poll_interval_s=c.poll_interval_s)
     url = rpc_url(settings)
-    account = None if read_only else account_from_key(settings.registrar_key_hex())
+    account = None if read_only else account_from_key(keys.registrar_key_hex(settings))
     what = "the managed anvil node" if c.backend == "anvil" else "the JSON-RPC node"
-    roles = {r: a for r in ("admin", "pauser") if (a := settings.role_address(r))}
+    roles = {r: a for r in ("admin", "pauser") if (a := keys.role_address(settings, r))}
     return RegistryChain(
         http_web3(url),
         account,
@@ -97,7 +103,7 @@ def role_signer(settings: Settings, chain: RegistryChain, role: str) -> Registry
     if settings.chain.backend == "eth-tester":
         key = eth_tester_role_key(chain, role)
     else:
-        key = settings.role_key_hex(role) or ""
+        key = keys.role_key_hex(settings, role) or ""
     if not key:
         var = f"LANDREG_CHAIN__{role.upper()}"
         raise ConfigurationError(f"no {role} key: set {var}_KEYSTORE (+ _PASSWORD) or {var}_KEY for this command")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from hybrid_store.chain.client import FeeQuote, Fees, OnChainBatch, Receipt, SendOutcome, SignedTx
+    from hybrid_store.chain.types import FeeQuote, Fees, OnChainBatch, Receipt, SendOutcome, SignedTx
 
 
 class ChainPort(Protocol):

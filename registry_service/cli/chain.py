@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from hybrid_store.chain import keys
 from registry_service.cli.common import chain_for, console, database, fail, friendly, settings
 
 app = typer.Typer(help="Run the local anvil node and deploy the DeedRegistry contract.", no_args_is_help=True)
@@ -99,7 +100,7 @@ def roles() -> None:
     """Show who holds the admin, registrar and pauser roles of the registry's contract, and whether it is paused."""
     cfg, _db, chain = _attached()
     for role in ("admin", "registrar", "pauser"):
-        address = cfg.role_address(role) if role != "registrar" else (chain.account.address if chain.account else None)
+        address = keys.role_address(cfg, role) if role != "registrar" else chain.signer_address
         if address is None:
             console.print(f"{role}: no key configured")
             continue
@@ -145,7 +146,7 @@ def rotate_registrar(
     from hybrid_store.db.models import AnchorBatch, BatchState
 
     cfg, db, chain = _attached()
-    old = chain.registrar.address
+    old = chain.signer_address or ""
     with db.read() as s:
         from sqlalchemy import func, select
 

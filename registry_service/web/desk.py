@@ -18,6 +18,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.datastructures import UploadFile as FormFile
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -275,7 +276,7 @@ def _inline(errors: list[FieldError]) -> dict[str, str]:
     return out
 
 
-async def _sha256_of(upload: UploadFile) -> str:
+async def _sha256_of(upload: FormFile) -> str:  # a form part (FastAPI's UploadFile derives from it)
     digest = hashlib.sha256()
     size = 0
     while chunk := await upload.read(1 << 16):

@@ -1,0 +1,172 @@
+"""The house rules that keep the layout legible, checked on the source so they cannot erode:
+
+* the chain library is behind ``hybrid_store.chain``: nothing else imports web3 and its kin or
+  touches their objects (``.w3``, ``.eth``, ``.functions``, a contract's ``.events``, an account);
+* one module writes history: only ``hybrid_store.ledger`` inserts commitments or moves parcel heads;
+* the consensus-critical core does no I/O: it imports no database, web, chain or process library.
+
+Each rule is a small AST check; each check is also shown to catch a violation, so a rule that
+silently stopped matching anything would fail here too.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+PRODUCT = ("hybrid_store", "registry_service", "migration_tools")
+CHAIN_PACKAGE = "hybrid_store/chain/"
+#: the chain libraries: only hybrid_store/chain/ may import them. eth_utils and eth_abi are pure
+#: encoding helpers (checksummed addresses, ABI encoding) that the core's formats are defined by.
+CHAIN_LIBRARIES = {"web3", "eth_account", "eth_keyfile", "eth_tester", "eth_typing", "hexbytes", "solcx", "eth_keys"}
+#: attributes that only exist on web3.py's objects (a Web3, a contract, a provider, an account)
+CHAIN_OBJECT_ATTRIBUTES = {"w3", "eth", "functions", "events", "provider", "account", "_contract_at"}
+HISTORY_WRITER = "hybrid_store/ledger.py"
+#: what the pure core must never import
+IO_LIBRARIES = {"sqlalchemy", "fastapi", "starlette", "httpx", "requests", "web3", "psycopg", "subprocess", "socket",
+                "logging", "os", "pathlib", "threading", "multiprocessing", "urllib"}  # fmt: skip
+
+
+def product_modules() -> list[tuple[str, ast.Module, str]]:
+    out = []
+    for package in PRODUCT:
+        for path in sorted((REPO / package).rglob("*.py")):
+            rel = path.relative_to(REPO).as_posix()
+            if "/db/migrations/" in rel:  # schema history: creates tables, writes no records
+                continue
+            text = path.read_text()
+            out.append((rel, ast.parse(text), text))
+    return out
+
+
+def imported_roots(tree: ast.AST) -> set[str]:
+    roots = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def chain_reach_ins(tree: ast.AST) -> list[str]:
+    """Chain libraries imported and chain objects touched."""
+    found = [f"imports {name}" for name in sorted(imported_roots(tree) & CHAIN_LIBRARIES)]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in CHAIN_OBJECT_ATTRIBUTES:
+            found.append(f"line {node.lineno}: .{node.attr}")
+    return found
+
+
+_RAW_HISTORY_SQL = re.compile(r"insert\s+into\s+commitments|update\s+parcels\s+set\s+head_instrument_id", re.I)
+
+
+def history_writes(tree: ast.AST, text: str) -> list[str]:
+    """Places that insert commitment rows or move a parcel's head."""
+    found = [f"raw SQL: {m.group(0)!r}" for m in _RAW_HISTORY_SQL.finditer(text)]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            callee = ast.unparse(node.func)
+            if callee.split(".")[-1] == "Commitment":
+                found.append(f"line {node.lineno}: Commitment(...) built")
+            if callee.split(".")[-1] == "insert" and node.args and "Commitment" in ast.unparse(node.args[0]):
+                found.append(f"line {node.lineno}: {ast.unparse(node)[:60]}")
+            if any(k.arg == "head_instrument_id" for k in node.keywords):
+                found.append(f"line {node.lineno}: head_instrument_id=... in {callee}")
+        elif isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Attribute) and target.attr == "head_instrument_id":
+                    found.append(f"line {node.lineno}: .head_instrument_id assigned")
+    return found
+
+
+def test_nothing_outside_the_chain_package_touches_the_chain_library() -> None:
+    offenders = {
+        rel: reach
+        for rel, tree, _ in product_modules()
+        if not rel.startswith(CHAIN_PACKAGE) and (reach := chain_reach_ins(tree))
+    }
+    assert offenders == {}, "go through hybrid_store.chain (RegistryChain, chain.types, chain.keys) instead"
+
+
+def test_only_the_ledger_writes_history() -> None:
+    offenders = {
+        rel: w for rel, tree, text in product_modules() if rel != HISTORY_WRITER and (w := history_writes(tree, text))
+    }
+    assert offenders == {}, "records join their parcels' histories through hybrid_store.ledger.append only"
+    ledger = next((tree, text) for rel, tree, text in product_modules() if rel == HISTORY_WRITER)
+    assert history_writes(*ledger), "the ledger itself writes history (or this check no longer sees it)"
+
+
+def test_the_core_does_no_io() -> None:
+    offenders = {
+        rel: sorted(imported_roots(tree) & IO_LIBRARIES)
+        for rel, tree, _ in product_modules()
+        if rel.startswith("hybrid_store/core/") and imported_roots(tree) & IO_LIBRARIES
+    }
+    assert offenders == {}
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from web3 import Web3",
+        "import eth_account.signers.local",
+        "x = chain.w3.eth.block_number",
+        "chain.contract.functions.batchCount().call()",
+        "signer = chain.account.address",
+    ],
+)
+def test_the_chain_check_catches_a_reach_in(source: str) -> None:
+    assert chain_reach_ins(ast.parse(source))
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "session.add(Commitment(instrument_id=1))",
+        "conn.execute(insert(table(Commitment)), rows)",
+        "conn.execute(sa.insert(Commitment).values(x=1))",
+        "conn.execute(update(Parcel).values(head_instrument_id=5))",
+        "parcel.head_instrument_id = 7",
+        "cur.execute('INSERT INTO commitments (instrument_id) VALUES (1)')",
+        "cur.execute('update parcels  set head_instrument_id = 1')",
+    ],
+)
+def test_the_history_check_catches_a_second_writer(source: str) -> None:
+    assert history_writes(ast.parse(source), source)
+
+
+def test_no_class_or_function_grows_past_250_lines() -> None:
+    long = [
+        f"{rel}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for rel, tree, _ in product_modules()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        and node.end_lineno is not None
+        and node.end_lineno - node.lineno + 1 > 250
+    ]
+    assert long == [], "split it by concern"
+
+
+def test_private_names_stay_in_their_module() -> None:
+    """A leading underscore is a promise: no other module imports it (ruff's PLC2701 checks the
+    same inside the product; this also covers the benchmarks)."""
+    offenders = []
+    for path in sorted((REPO / "bench").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in PRODUCT:
+                offenders += [f"{path.name}: {node.module}.{a.name}" for a in node.names if a.name.startswith("_")]
+    assert offenders == []
+
+
+def test_the_checks_read_real_files() -> None:
+    rels = {rel for rel, _, _ in product_modules()}
+    assert {HISTORY_WRITER, "hybrid_store/chain/client.py", "hybrid_store/core/commitment.py"} <= rels
+    assert Path(REPO / HISTORY_WRITER).exists()
