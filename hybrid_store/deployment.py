@@ -28,23 +28,28 @@ def active_deployment(session: Session) -> ChainDeployment | None:
     return session.scalar(select(ChainDeployment).order_by(ChainDeployment.id.desc()).limit(1))
 
 
-def check_deployment(chain: RegistryChain, deployment: ChainDeployment) -> None:
-    """Raise ``ChainMismatch`` unless the node is the chain ``deployment`` lives on."""
+def identity_problems(chain: RegistryChain, deployment: ChainDeployment) -> list[str]:
+    """Why the node is not the chain ``deployment`` lives on (another chain id, another genesis: a
+    reset, or no contract code: lost state); empty when it is. Reading the node may raise
+    ``ChainUnavailable``: an unreachable node is not a reset."""
+    problems = []
     if chain.chain_id != deployment.chain_id:
-        raise ChainMismatch(
-            f"{chain.description} is chain {chain.chain_id}, but this registry anchors to chain "
-            f"{deployment.chain_id} (contract {deployment.contract_address})"
-        )
+        problems.append(f"the node is chain {chain.chain_id}, the registry anchors to chain {deployment.chain_id}")
     genesis = chain.genesis_hash()
     if genesis != deployment.genesis_hash:
+        problems.append(f"the chain's genesis is {genesis}, not {deployment.genesis_hash} (the chain was reset)")
+    if not problems and not chain.has_code(deployment.contract_address):
+        problems.append(f"no contract code at {deployment.contract_address} (the chain lost its state)")
+    return problems
+
+
+def check_deployment(chain: RegistryChain, deployment: ChainDeployment) -> None:
+    """Raise ``ChainMismatch`` unless the node is the chain ``deployment`` lives on."""
+    problems = identity_problems(chain, deployment)
+    if problems:
         raise ChainMismatch(
-            f"{chain.description} has genesis {genesis}, not {deployment.genesis_hash}: the chain was reset "
-            "or replaced. Run `landreg reconcile` to see what is missing"
-        )
-    if not chain.has_code(deployment.contract_address):
-        raise ChainMismatch(
-            f"no contract code at {deployment.contract_address} on {chain.description}: the chain lost state. "
-            "Run `landreg reconcile` to see what is missing"
+            f"{chain.description} is not this registry's chain (contract {deployment.contract_address}): "
+            f"{'; '.join(problems)}. Run `landreg reconcile` to see what is missing"
         )
 
 
@@ -131,11 +136,10 @@ def adopt(db: Database, chain: RegistryChain, address: str, *, deploy_tx: str | 
           deploy_block: int | None = None) -> ChainDeployment:  # fmt: skip
     """Make ``address`` the registry's contract from the next block on, closing the active
     deployment's range at the current head. Refuses with batches still unconfirmed on the old one."""
-    from eth_utils import to_checksum_address
-
+    from hybrid_store.chain.node import checksum
     from hybrid_store.db.models import AnchorBatch, BatchState
 
-    address = to_checksum_address(address)
+    address = checksum(address)
     chain.ensure_reachable()
     with db.read() as s:
         current = active_deployment(s)

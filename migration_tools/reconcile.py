@@ -53,6 +53,7 @@ from hybrid_store.db.models import (
     Reconciliation,
 )
 from hybrid_store.db.records import ids_clause, ids_param
+from hybrid_store.deployment import identity_problems
 from hybrid_store.errors import ChainUnavailable, NotFound
 from migration_tools import audit_check, batch_check
 from migration_tools.batch_check import Discrepancy
@@ -370,19 +371,11 @@ def _chain_identity(chain: RegistryChain, deployment: ChainDeployment, result: R
     facts = {"chainId": deployment.chain_id, "contract": deployment.contract_address, "node": chain.description}
     result.chain = facts
     try:
-        chain_id = chain.chain_id
-        genesis = chain.genesis_hash()
+        problems = identity_problems(chain, deployment)
     except ChainUnavailable:
         raise  # unreachable is not reset: nothing can be concluded, and the caller says so
     except Exception as exc:
         raise ChainUnavailable(f"cannot read the chain from {chain.description}: {exc}") from None
-    problems = []
-    if chain_id != deployment.chain_id:
-        problems.append(f"the node is chain {chain_id}, the registry anchored to chain {deployment.chain_id}")
-    if genesis != deployment.genesis_hash:
-        problems.append(f"the chain's genesis is {genesis}, not {deployment.genesis_hash} (the chain was reset)")
-    if not problems and not chain.has_code(deployment.contract_address):
-        problems.append(f"no contract code at {deployment.contract_address} (the chain lost its state)")
     for p in problems:
         result.discrepancies.append(Discrepancy("chain_reset", p))
     if not problems:

@@ -8,6 +8,7 @@ run says so loudly at the end; with LANDREG_REQUIRE_POSTGRES=1 (CI) they fail in
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import uuid
@@ -94,6 +95,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.write_line(bar, red=True, bold=True)
 
 
+@functools.cache
 def head_revision() -> str:
     from alembic.script import ScriptDirectory
 
@@ -102,9 +104,31 @@ def head_revision() -> str:
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
 
+_sqlite_template: list[Path] = []
+
+
+def sqlite_template() -> Path:
+    """A SQLite deed database migrated with Alembic once per test session; tests get copies."""
+    if not _sqlite_template:
+        import tempfile
+
+        path = Path(tempfile.mkdtemp(prefix="landreg-sqlite-template-")) / "landreg.db"
+        db = Database(f"sqlite:///{path}")
+        db.migrate()
+        db.dispose()  # the last connection closed: the WAL is checkpointed into the file
+        assert not path.with_name(path.name + "-wal").exists() or not path.with_name(path.name + "-wal").stat().st_size
+        _sqlite_template.append(path)
+    return _sqlite_template[0]
+
+
 def make_sqlite(tmp_path: Path) -> Database:
-    db = Database(f"sqlite:///{tmp_path / 'landreg.db'}")
-    db.migrate()
+    """A migrated SQLite deed database at ``tmp_path/landreg.db``, copied from the session's template."""
+    import shutil
+
+    target = tmp_path / "landreg.db"
+    shutil.copyfile(sqlite_template(), target)
+    db = Database(f"sqlite:///{target}")
+    assert db.current_revision() == head_revision()
     return db
 
 

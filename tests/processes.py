@@ -14,24 +14,41 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from tests.conftest import free_port
 
+LANDREG = [sys.executable, "-m", "registry_service.cli.main"]
+
 
 def landreg(
-    env: dict[str, str], *args: str, check: bool = False, timeout: float = 300, crash: str | None = None
+    env: dict[str, str],
+    *args: str,
+    check: bool = False,
+    timeout: float = 300,
+    crash: str | None = None,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """``landreg ARGS`` with ``env``; ``crash`` names a crashpoint that SIGKILLs it; ``check``
     asserts exit status 0 and shows the output otherwise."""
     if crash:
         env = {**env, "LANDREG_CRASHPOINT": crash}
-    done = subprocess.run([sys.executable, "-m", "registry_service.cli.main", *args], env=env, capture_output=True,
-                          text=True, timeout=timeout)  # fmt: skip
+    done = subprocess.run([*LANDREG, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd)
     if check:
         assert done.returncode == 0, f"landreg {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
     return done
+
+
+def landreg_out(env: dict[str, str], *args: str, timeout: float = 300) -> str:
+    """What ``landreg ARGS`` prints, which must succeed."""
+    return landreg(env, *args, check=True, timeout=timeout).stdout.strip()
+
+
+def spawn(env: dict[str, str], *args: str, **popen: Any) -> subprocess.Popen[Any]:
+    """``landreg ARGS`` in the background (``popen``: stdout, stderr, ...)."""
+    return subprocess.Popen([*LANDREG, *args], env=env, **popen)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
@@ -59,9 +76,7 @@ class Server:
     def start(self) -> None:
         self.starts += 1
         out = open(self.log_dir / f"serve-{self.starts}.log", "wb")  # noqa: SIM115 - the child writes it
-        self.proc = subprocess.Popen([sys.executable, "-m", "registry_service.cli.main", "serve", "--port",
-                                      str(self.port), *self.args], env=self.env, stdout=out,
-                                     stderr=subprocess.STDOUT)  # fmt: skip
+        self.proc = spawn(self.env, "serve", "--port", str(self.port), *self.args, stdout=out, stderr=subprocess.STDOUT)
         out.close()
         assert wait_until(self.ready, 90, 0.2), f"the server did not become ready:\n{self.output()}"
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -23,13 +21,9 @@ from hybrid_store.intake import validate
 from hybrid_store.proofs import export_bundle
 from registry_service.verification import verify_document
 from tests.conftest import NOW, deed, trust_of
+from tests.processes import landreg
 
 pytestmark = pytest.mark.anvil
-
-
-def landreg(env, *args):
-    return subprocess.run([sys.executable, "-m", "registry_service.cli.main", *args], env=env,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
 
 
 def test_chain_start_status_stop(landreg_env):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import sys
 import threading
 import uuid
 from contextlib import contextmanager
@@ -32,6 +31,7 @@ from hybrid_store.filing import record_instruments
 from hybrid_store.intake import validate
 from migration_tools.reconcile import CLEAN_KINDS, reconcile
 from tests.conftest import deed
+from tests.processes import landreg
 
 
 # --- the pure chain ---------------------------------------------------------------------------------
@@ -343,11 +343,6 @@ def test_reports_name_the_audit_kinds(anchored, tmp_path: Path):
 
 
 # --- as the owner role, through the command line -------------------------------------------------------
-def landreg(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "registry_service.cli.main", *args], env=env, capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
-
-
 @pytest.mark.postgres
 @pytest.mark.anvil
 @pytest.mark.slow

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from hybrid_store import strict_json
 from tests.conftest import free_port
+from tests.processes import landreg, spawn
 
 DEEP = b"[" * 100_000  # 100 KB that segfaulted json.loads under py-evm's recursion limit
 DEEP_OBJECT = b'{"a":' * 40_000 + b"1" + b"}" * 40_000
@@ -75,11 +76,6 @@ def test_the_recursion_limit_is_restored_after_the_chain_libraries():
 
 
 # --- every route, as a real server ---------------------------------------------------------------------
-def landreg(env, *args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "registry_service.cli.main", *args], env=env, capture_output=True,
-                          text=True, timeout=timeout)  # fmt: skip
-
-
 def routes() -> list[tuple[str, str]]:
     """Every (method, path) the app serves, from the app itself: a new route gets a case for free."""
     import tempfile
@@ -114,9 +110,8 @@ def server(tmp_path_factory):
     env.update({"LANDREG_HOME": str(home / "home"), "LANDREG_CHAIN__ANVIL_PORT": str(free_port()), **PASSPHRASE_ENV})
     key = landreg(env, "keys", "create", "clerk", "--name", "c").stdout.strip()
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "registry_service.cli.main", "serve", "--port", str(port),
-                             "--workers", "2", "--no-worker"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = spawn(env, "serve", "--port", str(port), "--workers", "2", "--no-worker", stdout=subprocess.DEVNULL,
+                 stderr=subprocess.DEVNULL)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     for _ in range(200):
         try:

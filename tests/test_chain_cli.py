@@ -3,21 +3,15 @@ rotating the registrar key, and the audit log of each."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
+
+from tests.processes import landreg
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
 #: anvil's public development account 3 (development only): the registrar key rotated to
 NEW_REGISTRAR_KEY = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6"
 NEW_REGISTRAR = "0x90F79bf6EB2c4f870365E785982E1f101E93b906"
-
-
-def landreg(env, *args):
-    return subprocess.run([sys.executable, "-m", "registry_service.cli.main", *args], env=env, capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
 
 
 def test_roles_pause_and_registrar_rotation(landreg_env):

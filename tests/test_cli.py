@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.processes import landreg
+
 pytestmark = pytest.mark.anvil
-
-
-def landreg(env, *args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "registry_service.cli.main", *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
 
 
 @pytest.fixture

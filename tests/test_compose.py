@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+import os
 
 import yaml
 
 from hybrid_store.chain import keys
 from hybrid_store.settings import Settings
 from tests.conftest import REPO
+from tests.processes import landreg
 
 
 def compose() -> dict:
@@ -46,8 +46,7 @@ def test_landreg_commands_exist():
         else:
             commands = [service["command"]]
         for command in commands:
-            done = subprocess.run([sys.executable, "-m", "registry_service.cli.main", *command, "--help"],
-                                  capture_output=True, text=True)  # fmt: skip
+            done = landreg(dict(os.environ), *command, "--help")
             assert done.returncode == 0, (name, command, done.stderr)
 
 

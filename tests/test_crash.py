@@ -4,8 +4,6 @@ nothing is lost and nothing is anchored twice."""
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,19 +18,11 @@ from hybrid_store.intake import validate
 from hybrid_store.proofs import export_bundle
 from registry_service.verification import verify_document
 from tests.conftest import NOW, deed, trust_of
+from tests.processes import landreg
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
 CRASHPOINTS = ["anchor:building", "anchor:signed", "anchor:sent", "anchor:mined"]
-
-
-def landreg(env: dict, *args: str, crash: str | None = None) -> subprocess.CompletedProcess:
-    env = dict(env)
-    if crash:
-        env["LANDREG_CRASHPOINT"] = crash
-    return subprocess.run(
-        [sys.executable, "-m", "registry_service.cli.main", *args], env=env, capture_output=True, text=True, timeout=120
-    )
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

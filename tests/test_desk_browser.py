@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
+from tests.processes import landreg_out, spawn
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
@@ -24,22 +24,14 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-component-update", "--disable-sync"]  # fmt: skip
 
 
-def landreg(env, *args) -> str:
-    done = subprocess.run([sys.executable, "-m", "registry_service.cli.main", *args], env=env, capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
-
-
 @pytest.fixture
 def server(landreg_env, tmp_path):
     env = {**landreg_env, "LANDREG_ANCHORING__BATCH_MAX_AGE_S": "0.5"}
-    clerk = landreg(env, "keys", "create", "clerk", "--name", "Pat Clerk, desk 2")
-    auditor = landreg(env, "keys", "create", "auditor", "--name", "Alex Auditor")
+    clerk = landreg_out(env, "keys", "create", "clerk", "--name", "Pat Clerk, desk 2")
+    auditor = landreg_out(env, "keys", "create", "auditor", "--name", "Alex Auditor")
     port = free_port()
     log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([sys.executable, "-m", "registry_service.cli.main", "serve", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    proc = spawn(env, "serve", "--port", str(port), stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -58,7 +50,7 @@ def server(landreg_env, tmp_path):
         proc.terminate()
         proc.wait(timeout=60)
         log.close()
-        landreg(env, "chain", "stop")
+        landreg_out(env, "chain", "stop")
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +40,7 @@ from hybrid_store.keyfiles import load_key
 from hybrid_store.settings import ANVIL_DEV_KEY_0, ANVIL_DEV_KEY_1, ANVIL_DEV_KEY_2
 from registry_service.receipts import signed_bytes
 from tests.conftest import PASSPHRASE_ENV, TEST_RECEIPT_PASSPHRASE, deed, free_port
+from tests.processes import landreg, spawn
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
@@ -50,11 +50,6 @@ ATTACKER_KEYS = [
     "0x92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e",
     "0x4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356",
 ]
-
-
-def landreg(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "registry_service.cli.main", *args], env=env, capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
 
 
 def ok(env: dict[str, str], *args: str) -> str:
@@ -73,9 +68,7 @@ class Server:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Server:
-        self.proc = subprocess.Popen([sys.executable, "-m", "registry_service.cli.main", "serve", "--port",
-                                      str(self.port)], env=self.env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT)  # fmt: skip
+        self.proc = spawn(self.env, "serve", "--port", str(self.port), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         for _ in range(300):
             try:
                 if httpx.get(self.base + "/healthz", timeout=2).status_code == 200:

@@ -16,7 +16,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -42,17 +41,13 @@ from hybrid_store.db.models import (
 from hybrid_store.deployment import attach
 from hybrid_store.settings import Settings
 from tests.conftest import PASSPHRASE_ENV, free_port
+from tests.processes import landreg as cli
+from tests.processes import spawn
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
 BOOK, BATCH = 480, 60  # 8 batches
 BATCHES = BOOK // BATCH
-
-
-def cli(env: dict, *args: str, crash: str | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
-    env = dict(env, **({"LANDREG_CRASHPOINT": crash} if crash else {}))
-    return subprocess.run([sys.executable, "-m", "registry_service.cli.main", *args], env=env, capture_output=True,
-                          text=True, timeout=timeout)  # fmt: skip
 
 
 def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
@@ -157,9 +152,8 @@ def test_sigkill_migrate_run_anywhere_then_resume_gives_the_same_end_state(golde
     ok(cli(env, "chain", "start"))
     try:
         if where == "after":
-            proc = subprocess.Popen([sys.executable, "-m", "registry_service.cli.main", "migrate", "run", "all",
-                                     "--workers", str(workers)], env=env, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)  # fmt: skip
+            proc = spawn(env, "migrate", "run", "all", "--workers", str(workers), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)  # fmt: skip
             time.sleep(when)
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)

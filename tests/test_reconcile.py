@@ -30,7 +30,7 @@ from migration_tools.legacy.importer import import_records, synthetic_source
 from migration_tools.reconcile import CLEAN_KINDS, reconcile
 from migration_tools.stages import Selector, StageError, StageRunner, plan_stage, sign_off
 from registry_service.verification import verify_document
-from tests.conftest import deed, trust_of
+from tests.conftest import deed, make_sqlite, trust_of
 
 BOOK, SEED, BATCH = 240, 31, 60
 APPEND_ONLY = ("instruments", "instrument_parties", "instrument_parcels", "commitments")
@@ -337,8 +337,7 @@ def golden(tmp_path_factory):
     from hybrid_store.deployment import attach
 
     base = tmp_path_factory.mktemp("golden")
-    db = Database(f"sqlite:///{base / 'landreg.db'}")
-    db.migrate()
+    db = make_sqlite(base)
     chain = eth_tester_chain()
     migrate(db, chain, attach(db, chain), base / "manifests")
     numbers = some_numbers(db, BOOK)

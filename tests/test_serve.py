@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import threading
 import time
 
@@ -14,23 +13,18 @@ import pytest
 
 from hybrid_store.files import create_once
 from tests.conftest import deed, free_port
+from tests.processes import landreg_out, spawn
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
 
-def landreg(env, *args) -> str:
-    done = subprocess.run([sys.executable, "-m", "registry_service.cli.main", *args], env=env, capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
-
-
 def test_several_processes_one_anchoring_worker_graceful_stop(landreg_env, tmp_path):
     env = {**landreg_env, "LANDREG_ANCHORING__BATCH_MAX_AGE_S": "0.3"}
-    key = landreg(env, "keys", "create", "clerk", "--name", "c")
+    key = landreg_out(env, "keys", "create", "clerk", "--name", "c")
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "registry_service.cli.main", "serve", "--port", str(port),
-                               "--workers", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    server = spawn(
+        env, "serve", "--port", str(port), "--workers", "2", stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(150):
@@ -57,7 +51,7 @@ def test_several_processes_one_anchoring_worker_graceful_stop(landreg_env, tmp_p
     finally:
         server.send_signal(signal.SIGTERM)
         output = server.communicate(timeout=90)[0].decode()
-        landreg(env, "chain", "stop")
+        landreg_out(env, "chain", "stop")
     assert server.returncode == 0, output
     left = subprocess.run(["pgrep", "-f", f"--port {port}"], capture_output=True, text=True).stdout.split()
     assert left == []
