@@ -211,7 +211,7 @@ def inproc(n: int) -> None:
     from hybrid_store.deployment import attach
     from hybrid_store.settings import Settings
     from migration_tools.legacy.importer import import_records, synthetic_source
-    from migration_tools.reconcile import reconcile
+    from migration_tools.reconciliation.run import reconcile
     from migration_tools.stages import Selector, StageRunner, plan_stage
 
     with tempfile.TemporaryDirectory() as tmp:

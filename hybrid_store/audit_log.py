@@ -7,7 +7,7 @@ batch (``core.audit``). So filings never queue on one row (each writes its own e
 and an entry whose transaction commits late, after later ones were chained, is simply chained in
 the next batch: the chain's order is the order of chaining, not of ids.
 
-Reconciliation (``migration_tools.audit_check``) recomputes the chain from the log's rows and
+Reconciliation (``migration_tools.reconciliation.audit_log``) recomputes the chain from the log's rows and
 checks each anchored head against the chain's root.
 """
 

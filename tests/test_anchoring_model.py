@@ -31,7 +31,7 @@ from hybrid_store.deployment import attach
 from hybrid_store.filing import record_instruments
 from hybrid_store.intake import validate
 from hybrid_store.settings import Settings
-from migration_tools.reconcile import CLEAN_KINDS, reconcile
+from migration_tools.reconciliation.run import CLEAN_KINDS, reconcile
 from tests.conftest import PASSPHRASE_ENV, deed, free_port
 from tests.processes import landreg
 

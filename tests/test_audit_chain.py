@@ -29,7 +29,7 @@ from hybrid_store.db.engine import Database
 from hybrid_store.db.models import AnchorBatch, AuditCheckpoint, AuditLink
 from hybrid_store.filing import record_instruments
 from hybrid_store.intake import validate
-from migration_tools.reconcile import CLEAN_KINDS, reconcile
+from migration_tools.reconciliation.run import CLEAN_KINDS, reconcile
 from tests.conftest import deed
 from tests.processes import landreg
 
@@ -330,7 +330,7 @@ def test_the_runtime_paths_cannot_rewrite_the_chain(anchored):
 
 
 def test_reports_name_the_audit_kinds(anchored, tmp_path: Path):
-    from migration_tools import reports
+    from migration_tools.reconciliation import reports
 
     db, chain, _dep, manifest_dir = anchored
     as_dba(db, "UPDATE audit_log SET actor = 'Mallory' WHERE id = 5")

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text, update
 
-from hybrid_store import hashing_pool, manifests
+from hybrid_store import manifests
 from hybrid_store.anchoring import Anchorer
 from hybrid_store.core import merkle
 from hybrid_store.db.engine import Database
@@ -25,9 +25,10 @@ from hybrid_store.db.models import AnchorBatch, BatchRecord, BatchState, Commitm
 from hybrid_store.filing import record_instruments
 from hybrid_store.intake import validate
 from hybrid_store.proofs import export_bundle
-from migration_tools import batch_check, reports
+from migration_tools import hashing_pool
 from migration_tools.legacy.importer import import_records, synthetic_source
-from migration_tools.reconcile import CLEAN_KINDS, reconcile
+from migration_tools.reconciliation import recompute, reports
+from migration_tools.reconciliation.run import CLEAN_KINDS, reconcile
 from migration_tools.stages import Selector, StageError, StageRunner, plan_stage, sign_off
 from registry_service.verification import verify_document
 from tests.conftest import deed, make_sqlite, trust_of
@@ -202,18 +203,18 @@ def test_a_batch_cannot_be_hidden_by_its_state_columns(migrated):
 
 
 def test_batches_are_grouped_for_the_processes_without_splitting_one():
-    def tasks(*sizes: int) -> list[batch_check.BatchTask]:
-        return [batch_check.BatchTask(i, i, n, b"\0" * 32) for i, n in enumerate(sizes)]
+    def tasks(*sizes: int) -> list[recompute.BatchTask]:
+        return [recompute.BatchTask(i, i, n, b"\0" * 32) for i, n in enumerate(sizes)]
 
     few = tasks(60, 60, 60, 60)
-    assert batch_check.group(few) == [[t] for t in few]  # a small run: one batch per task, so all processes work
+    assert recompute.group(few) == [[t] for t in few]  # a small run: one batch per task, so all processes work
     mixed = tasks(20_000, 3, 1, 1, 20_000, 7)
-    groups = batch_check.group(mixed)
+    groups = recompute.group(mixed)
     assert [t for g in groups for t in g] == mixed  # in order, each once
     assert [len(g) for g in groups] == [1, 4, 1]  # a group closes once it holds GROUP_RECORDS; none is split
     tiny = tasks(*[1] * 100_000)  # a year of one-deed filing batches
-    sizes = [len(g) for g in batch_check.group(tiny)]
-    assert sum(sizes) == 100_000 and set(sizes) == {batch_check.GROUP_RECORDS}
+    sizes = [len(g) for g in recompute.group(tiny)]
+    assert sum(sizes) == 100_000 and set(sizes) == {recompute.GROUP_RECORDS}
 
 
 def test_without_manifests_a_naive_change_is_still_located(migrated):

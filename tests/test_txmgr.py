@@ -23,7 +23,7 @@ from hybrid_store.errors import ChainMismatch
 from hybrid_store.filing import record_instruments
 from hybrid_store.intake import validate
 from hybrid_store.txmgr import GWEI, NODE_MIN_BUMP_PERCENT, FeePolicy
-from migration_tools.reconcile import reconcile
+from migration_tools.reconciliation.run import reconcile
 from tests.conftest import NOW, deed
 
 

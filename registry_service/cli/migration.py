@@ -304,7 +304,7 @@ def reconcile_command(
     Exit status 0 when clean (pending records are not discrepancies), 1 otherwise, 4 when the
     chain's node did not answer (nothing is concluded: an unreachable node is never a reset chain).
     """
-    from hybrid_store import hashing_pool
+    from migration_tools import hashing_pool
 
     cfg = settings()
     # the hashing processes start first, before any database connection or thread exists here, as
@@ -312,7 +312,7 @@ def reconcile_command(
     pool = hashing_pool.start(cfg.db_url, workers, fork=True) if workers > 1 else None
     db = database(cfg)
     try:
-        from migration_tools.reconcile import reconcile
+        from migration_tools.reconciliation.run import reconcile
 
         def chain():
             from hybrid_store.chain.connect import open_chain
@@ -332,7 +332,7 @@ def reconcile_command(
     finally:
         if pool is not None:
             pool.terminate()
-    from migration_tools.reports import write_csv, write_html, write_json
+    from migration_tools.reconciliation.reports import write_csv, write_html, write_json
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     report = report or cfg.reports_dir / f"reconcile-{stamp}.html"

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hybrid_store import hashing_pool, manifests
+from hybrid_store import manifests
 from hybrid_store.anchoring.plan import SUPERSEDES
 from hybrid_store.audit_log import MANIFEST_PREFIX
 from hybrid_store.core import merkle
@@ -20,6 +20,7 @@ from hybrid_store.core.commitment import rollback_marker
 from hybrid_store.core.hashing import to_hex
 from hybrid_store.db.engine import Database
 from hybrid_store.db.records import driver_rows, ids_clause, ids_param
+from migration_tools import hashing_pool
 
 AUDIT = MANIFEST_PREFIX  # the manifest's name for an audit-head marker leaf ("AUDIT <entries>")
 GROUP_RECORDS = 5_000  # small batches (the clerks' filings) are checked several to a task
@@ -155,7 +156,7 @@ def _against_root(out: BatchOutcome, recs: list[tuple[int, str]], recomputed: di
     if not rebuilt:
         # take the one leaf the stored tree holds beyond these: if they rebuild the chain's root with
         # it, these leaves are exactly what was anchored, whatever that other leaf is. With a
-        # checkpoint, it is the audit head (audit_check judges its value); without, it is unaccounted
+        # checkpoint, it is the audit head (reconciliation.audit_log judges its value); without, it is unaccounted
         other = _one_other_leaf(db, t.id, leaves)
         rebuilt = other is not None and merkle.build(sorted([*leaves, other]))[0] == t.root
         unaccounted = rebuilt and not audit

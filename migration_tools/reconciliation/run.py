@@ -11,7 +11,7 @@ what that root covers:
 * without one, the recomputed records must rebuild the chain's root; if they do not, the batch is
   reported tampered and, where the stored commitments were left alone, the changed record too.
 
-The work is streamed: the hashing processes check a few batches per task (``batch_check``)
+The work is streamed: the hashing processes check a few batches per task (``reconciliation.recompute``)
 against the roots the database holds, while this process asks the chain for its own; an outcome
 counts only where the two roots are the same, and a batch whose database root differs is checked
 again against the chain's. Memory grows with the batch size, not with the book.
@@ -21,7 +21,7 @@ Discrepancy kinds: ``pending`` (not yet anchored or confirmed: never called tamp
 lost state; a batch not yet final that a reorganisation took is pending: the worker re-sends it), ``tampered_record`` / ``tampered_batch`` / ``missing_record``, ``chain_reset`` (other
 chain id or genesis, no contract code, an anchoring block gone from the chain) and
 ``manifest_mismatch``; for the audit log, ``audit_log_altered`` and ``audit_log_truncated``
-(``audit_check``). Only ``pending`` leaves a run clean.
+(``reconciliation.audit_log``). Only ``pending`` leaves a run clean.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, defer
 
-from hybrid_store import hashing_pool
 from hybrid_store.batches import requeue_batch
 from hybrid_store.db.engine import Database
 from hybrid_store.db.models import (
@@ -55,8 +54,9 @@ from hybrid_store.db.models import (
 from hybrid_store.db.records import ids_clause, ids_param
 from hybrid_store.deployment import identity_problems
 from hybrid_store.errors import ChainUnavailable, NotFound
-from migration_tools import audit_check, batch_check
-from migration_tools.batch_check import Discrepancy
+from migration_tools import hashing_pool
+from migration_tools.reconciliation import audit_log, recompute
+from migration_tools.reconciliation.recompute import Discrepancy
 
 if TYPE_CHECKING:  # the chain libraries load only once the hashing processes are at work
     from hybrid_store.chain.client import RegistryChain
@@ -204,18 +204,18 @@ class _Run:
             # the node arrays are not needed here (the chain's root is the authority)
             self.batches = s.scalars(stmt.options(defer(AnchorBatch.nodes), defer(AnchorBatch.parcel_nodes))).all()
             self.sizes = _batch_sizes(s, [b.id for b in self.batches])
-        self.audit_points = audit_check.checkpoints(self.db)
+        self.audit_points = audit_log.checkpoints(self.db)
         self.replaces: dict[int, int] = {
             b.id: b.supersedes_batch_id for b in self.batches if b.supersedes_batch_id is not None
         }
         self.counts["batches"] = len(self.batches)
 
-    def tasks(self) -> list[batch_check.BatchTask]:
+    def tasks(self) -> list[recompute.BatchTask]:
         """Every batch the chain may hold is checked, whatever the database's state column says; a
         rolled-back batch only if it re-anchored another (what it anchored proves that rollback)."""
         roots: dict[int | None, bytes] = {b.id: b.root for b in self.batches}  # None: supersedes nothing
         markers = {p.batch_id: p.marker for p in self.audit_points}
-        tasks = [batch_check.BatchTask(b.id, b.chain_batch_id, self.sizes.get(b.id, 0), b.root,
+        tasks = [recompute.BatchTask(b.id, b.chain_batch_id, self.sizes.get(b.id, 0), b.root,
                                        roots.get(b.supersedes_batch_id), markers.get(b.id))
                  for b in self.batches if b.superseded_at is None or b.supersedes_batch_id is not None]  # fmt: skip
         self.say(f"recomputing the {sum(t.records for t in tasks):,} records of {len(tasks)} batches from the database")
@@ -283,9 +283,9 @@ class _Run:
         assert self.chain is not None
         self.chain_roots[b.id] = self.chain.get_batch(b.chain_batch_id).root
 
-    def check_records(self, outcomes: Iterable[batch_check.BatchOutcome]) -> None:
+    def check_records(self, outcomes: Iterable[recompute.BatchOutcome]) -> None:
         """tampered_record / missing_record / tampered_batch / manifest_mismatch: each batch's records
-        recomputed from the rows, against the chain's root (``batch_check``)."""
+        recomputed from the rows, against the chain's root (``reconciliation.recompute``)."""
         rolled_back = {b.id for b in self.superseded}
         for outcome in outcomes:
             t = outcome.task
@@ -296,7 +296,7 @@ class _Run:
             )
             truth = replace(t, root=self.chain_roots[t.id], prior_root=prior)
             if truth != t:  # the database's roots are not the chain's: check against the chain's
-                (outcome,) = batch_check.check_group((_dir(self.manifest_dir), [truth]), self.db)
+                (outcome,) = recompute.check_group((_dir(self.manifest_dir), [truth]), self.db)
             if outcome.manifest_audit is not None:
                 self.manifest_audit[t.id] = outcome.manifest_audit
             if outcome.marker_ok and self.replaces[t.id] != t.id:
@@ -319,10 +319,10 @@ class _Run:
             self.lost = []
 
     def check_audit_log(self) -> None:
-        """audit_log_altered / audit_log_truncated (``audit_check``)."""
+        """audit_log_altered / audit_log_truncated (``reconciliation.audit_log``)."""
         on_chain = {b.id: (b.chain_batch_id, self.chain_roots[b.id]) for b in self.batches if b.id in self.chain_roots}
         self.say("checking the audit log's hash chain")
-        audit = audit_check.check(self.db, self.audit_points, on_chain, self.manifest_audit)
+        audit = audit_log.check(self.db, self.audit_points, on_chain, self.manifest_audit)
         self.counts.update(audit_entries=audit.entries, audit_anchored=audit.anchored, audit_pending=audit.pending)
         self.result.discrepancies.extend(audit.discrepancies)
 
@@ -356,14 +356,14 @@ def _dir(manifest_dir: Path | None) -> str | None:
 
 
 def _check_async(
-    db: Database, tasks: list[batch_check.BatchTask], manifest_dir: Path | None, pool: Pool | None
-) -> Callable[[], Iterator[batch_check.BatchOutcome]]:
+    db: Database, tasks: list[recompute.BatchTask], manifest_dir: Path | None, pool: Pool | None
+) -> Callable[[], Iterator[recompute.BatchOutcome]]:
     """Start checking ``tasks`` (in ``pool``'s processes, if any); the returned call yields the
     outcomes in task order, each as soon as it is ready, so only a few batches are in memory."""
-    work = [(_dir(manifest_dir), g) for g in batch_check.group(tasks)]
+    work = [(_dir(manifest_dir), g) for g in recompute.group(tasks)]
     if pool is None or len(work) < 2:
-        return lambda: (o for w in work for o in batch_check.check_group(w, db))
-    running = pool.imap(batch_check.check_group, work, chunksize=1)
+        return lambda: (o for w in work for o in recompute.check_group(w, db))
+    running = pool.imap(recompute.check_group, work, chunksize=1)
     return lambda: (o for part in running for o in part)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from migration_tools.reconcile import CLEAN_KINDS, ReconcileResult
+from migration_tools.reconciliation.run import CLEAN_KINDS, ReconcileResult
 
 _ENV = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"]))
 

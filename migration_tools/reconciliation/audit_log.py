@@ -10,7 +10,7 @@ counts. A head anchored once covers every entry before it, so:
   left alone), a head that no longer recomputes to what was anchored (the range is named), a
   checkpoint rewritten, an entry that was never chained (written behind the service's back);
 * ``audit_log_truncated``: chained entries deleted, positions missing, or a head a batch's manifest
-  lists that no checkpoint in the database accounts for (without the manifest, ``batch_check``
+  lists that no checkpoint in the database accounts for (without the manifest, ``reconciliation.recompute``
   reports the batch's unaccounted leaf).
 
 Entries not yet under an anchored head are counted as pending, never called tampering.
@@ -29,7 +29,7 @@ from hybrid_store.core import merkle
 from hybrid_store.core.hashing import to_hex
 from hybrid_store.db.engine import Database
 from hybrid_store.db.models import AuditCheckpoint, AuditEntry, AuditLink
-from migration_tools.batch_check import Discrepancy
+from migration_tools.reconciliation.recompute import Discrepancy
 
 ALTERED, TRUNCATED = "audit_log_altered", "audit_log_truncated"
 _NAMED = 20  # entries named one by one; beyond that, a count
@@ -82,7 +82,7 @@ def check(
 ) -> AuditFindings:
     """``on_chain``: database batch id -> (chain batch id, the chain's root) of every batch the chain
     holds; ``manifest_audit``: the audit markers each batch's manifest lists (batches with a
-    manifest only; without one, a leaf no checkpoint accounts for is found by ``batch_check``)."""
+    manifest only; without one, a leaf no checkpoint accounts for is found by ``reconciliation.recompute``)."""
     found = AuditFindings()
     say = found.discrepancies.append
     wanted = {p.entries for p in points}
