@@ -1,5 +1,10 @@
 """The one settings object, read from the environment (``LANDREG_*``, nested with ``__``, e.g.
-``LANDREG_CHAIN__BACKEND=rpc``). Nothing else in landreg reads the environment.
+``LANDREG_CHAIN__BACKEND=rpc``). Nothing else in landreg reads landreg's configuration from the
+environment. Three variables that belong to other tools are read where those tools are driven:
+``SOLC_BINARY`` (a solc of your own for ``landreg contracts build``, ``chain/compile.py``),
+``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's multi-process mode, ``registry_service/metrics``)
+and ``LANDREG_CRASHPOINT`` (the crash tests' fault injection, ``crashpoints.py``). ``landreg serve``
+passes ``LANDREG_SERVICE__RUN_WORKER`` to its own child processes through the environment.
 
 All local state lives under ``home`` (default ``./.landreg``): the SQLite database, the managed
 anvil node's state and log, keystores, the receipt-signing key and reports. Deleting that one
