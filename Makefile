@@ -7,12 +7,16 @@ BIN    := $(VENV)/bin
 PY_STAMP  := $(VENV)/.landreg-installed
 NPM_STAMP := node_modules/.landreg-installed
 CHROMIUM  := /usr/bin/chromium
+# Keep compiled bytecode (__pycache__, ignored by git) even where the environment says not to: the
+# suite starts landreg in hundreds of processes, each of which would otherwise recompile it.
+export PYTHONDONTWRITEBYTECODE :=
 
 .PHONY: setup demo test test-fast bench lint format contracts clean help
 
 help:
 	@echo "make demo   set up, then run the demo on the embedded default (SQLite + a local anvil node)"
 	@echo "make test   set up, then run the whole test suite"
+	@echo "make test-fast  the suite without subprocess, anvil and browser tests, on every core"
 	@echo "make bench  run the benchmarks (figures go to docs/benchmarks.md)"
 	@echo "make lint   ruff (check and format) and mypy"
 
@@ -46,7 +50,7 @@ test: setup $(CHROMIUM)
 	$(BIN)/pytest
 
 test-fast: setup $(CHROMIUM)
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow" -n auto
 
 bench: setup
 	$(BIN)/python bench/anchoring.py

@@ -56,11 +56,11 @@ PG_ADMIN_URL = os.environ.get("LANDREG_TEST_POSTGRES_URL", "postgresql+psycopg:/
 _pg_problem: list[str] = []
 
 
-def _pg_url(database: str) -> str:
+def pg_url(database: str) -> str:
     return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + database
 
 
-def _pg_admin(sql: str) -> None:
+def pg_admin(sql: str) -> None:
     import psycopg
 
     url = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
@@ -72,18 +72,26 @@ def _pg_admin(sql: str) -> None:
 def pg_template() -> Iterator[str]:
     name = f"landreg_tpl_{uuid.uuid4().hex[:10]}"
     try:
-        _pg_admin(f'CREATE DATABASE "{name}"')
+        pg_admin(f'CREATE DATABASE "{name}"')
     except Exception as exc:
         message = f"PostgreSQL at {PG_ADMIN_URL} is unreachable ({exc.__class__.__name__}: {exc})"
         if os.environ.get("LANDREG_REQUIRE_POSTGRES"):
             pytest.fail(message + " and LANDREG_REQUIRE_POSTGRES is set")
         _pg_problem.append(message)
         pytest.skip(message)
-    db = Database(_pg_url(name))
+    db = Database(pg_url(name))
     db.migrate()
     db.dispose()
     yield name
-    _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that start an anvil node or processes of their own are slow: `make test-fast` leaves
+    them out (``-m "not slow"``), `make test` runs them."""
+    for item in items:
+        if item.get_closest_marker("anvil") or item.get_closest_marker("subprocess"):
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -139,14 +147,76 @@ def sqlite_db(tmp_path: Path) -> Iterator[Database]:
     db.dispose()
 
 
+class PgCopies:
+    """Copies of the migrated template, made ahead in a thread of their own (CREATE DATABASE ...
+    TEMPLATE takes a quarter of a second, mostly waiting on the server) and dropped behind; a test
+    takes a ready one."""
+
+    AHEAD = 2
+
+    def __init__(self, template: str):
+        import queue
+        import threading
+
+        self.template = template
+        self.ready: queue.Queue[str] = queue.Queue()
+        self.used: queue.Queue[str] = queue.Queue()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="pg-copies", daemon=True)
+        self.thread.start()
+
+    def _make(self) -> str:
+        name = f"landreg_t_{uuid.uuid4().hex[:12]}"
+        pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+        return name
+
+    def _run(self) -> None:
+        import queue
+
+        while not self.stop.is_set():
+            try:
+                if self.ready.qsize() < self.AHEAD:
+                    self.ready.put(self._make())
+                    continue
+                pg_admin(f'DROP DATABASE IF EXISTS "{self.used.get(timeout=0.05)}" WITH (FORCE)')
+            except queue.Empty:
+                continue
+            except Exception:  # the test asking for a copy makes one itself and shows the error
+                self.stop.wait(0.5)
+
+    def take(self) -> str:
+        import queue
+
+        try:
+            return self.ready.get(timeout=5)
+        except queue.Empty:
+            return self._make()
+
+    def give_back(self, name: str) -> None:
+        self.used.put(name)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(10)
+        for q in (self.ready, self.used):
+            while not q.empty():
+                pg_admin(f'DROP DATABASE IF EXISTS "{q.get()}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_copies(pg_template: str) -> Iterator[PgCopies]:
+    copies = PgCopies(pg_template)
+    yield copies
+    copies.close()
+
+
 @pytest.fixture
-def pg_db(pg_template: str) -> Iterator[Database]:
-    name = f"landreg_t_{uuid.uuid4().hex[:12]}"
-    _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
-    db = Database(_pg_url(name))
+def pg_db(pg_copies: PgCopies) -> Iterator[Database]:
+    name = pg_copies.take()
+    db = Database(pg_url(name))
     yield db
     db.dispose()
-    _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    pg_copies.give_back(name)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -351,14 +351,14 @@ def test_the_owner_role_tampering_makes_reconcile_exit_1_naming_the_kind(pg_temp
     (no superuser) then does what an owner can: switch its tables' triggers off and rewrite."""
     import psycopg
 
-    from tests.conftest import _pg_admin, _pg_url
+    from tests.conftest import pg_admin, pg_url
 
     tag = uuid.uuid4().hex[:8]
     owner, runtime, name = f"landreg_own_{tag}", f"landreg_rt_{tag}", f"landreg_roles_{tag}"
-    _pg_admin(f'CREATE ROLE "{owner}" LOGIN NOSUPERUSER')
-    _pg_admin(f'CREATE ROLE "{runtime}" LOGIN NOSUPERUSER')
-    _pg_admin(f'CREATE DATABASE "{name}" OWNER "{owner}"')
-    base = _pg_url(name)
+    pg_admin(f'CREATE ROLE "{owner}" LOGIN NOSUPERUSER')
+    pg_admin(f'CREATE ROLE "{runtime}" LOGIN NOSUPERUSER')
+    pg_admin(f'CREATE DATABASE "{name}" OWNER "{owner}"')
+    base = pg_url(name)
     as_owner = {**landreg_env, "DATABASE_URL": base.replace("//postgres@", f"//{owner}@")}
     served = {**landreg_env, "DATABASE_URL": base.replace("//postgres@", f"//{runtime}@")}
     owner_dsn = as_owner["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
@@ -399,6 +399,6 @@ def test_the_owner_role_tampering_makes_reconcile_exit_1_naming_the_kind(pg_temp
         assert code == 1 and set(report["kinds"]) == {"audit_log_truncated"}, report
     finally:
         landreg(served, "chain", "stop")
-        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        _pg_admin(f'DROP ROLE IF EXISTS "{runtime}"')
-        _pg_admin(f'DROP ROLE IF EXISTS "{owner}"')
+        pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        pg_admin(f'DROP ROLE IF EXISTS "{runtime}"')
+        pg_admin(f'DROP ROLE IF EXISTS "{owner}"')

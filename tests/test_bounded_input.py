@@ -66,6 +66,7 @@ def test_any_bytes_give_a_document_or_invalid_json(raw):
         strict_json.loads(raw)
 
 
+@pytest.mark.subprocess
 def test_the_recursion_limit_is_restored_after_the_chain_libraries():
     done = subprocess.run([sys.executable, "-c", "import sys, registry_service.app as a; "
                            "print(sys.getrecursionlimit()); a.restore_recursion_limit(); print(sys.getrecursionlimit())"],

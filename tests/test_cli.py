@@ -101,18 +101,18 @@ def test_help_and_contract_check(landreg_env):
 
 @pytest.mark.postgres
 def test_db_upgrade_on_postgres(landreg_env, pg_template):
-    from tests.conftest import _pg_admin, _pg_url, head_revision
+    from tests.conftest import head_revision, pg_admin, pg_url
 
     name = "landreg_cli_upgrade"
-    _pg_admin(f'DROP DATABASE IF EXISTS "{name}"')
-    _pg_admin(f'CREATE DATABASE "{name}"')
+    pg_admin(f'DROP DATABASE IF EXISTS "{name}"')
+    pg_admin(f'CREATE DATABASE "{name}"')
     try:
-        env = {**landreg_env, "DATABASE_URL": _pg_url(name).replace("postgresql+psycopg", "postgresql")}
+        env = {**landreg_env, "DATABASE_URL": pg_url(name).replace("postgresql+psycopg", "postgresql")}
         assert "empty" in landreg(env, "db", "current").stdout
         up = landreg(env, "db", "upgrade")
         assert up.returncode == 0 and f"database at revision {head_revision()} (postgresql)" in up.stdout
     finally:
-        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_no_record_field_reaches_the_chain(demo):

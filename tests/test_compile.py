@@ -5,10 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 
+import pytest
+
 from hybrid_store.chain import compile as contracts
 from tests.conftest import REPO
 
 
+@pytest.mark.subprocess
 def test_recompiling_reproduces_the_artifact_byte_for_byte():
     assert contracts.compile_artifact(REPO) == contracts.ARTIFACT_PATH.read_text()
 
@@ -23,6 +26,7 @@ def test_artifact_records_compiler_settings_and_sources():
     assert artifact["deployedBytecode"].startswith("0x60") and len(artifact["deployedBytecode"]) > 10_000
 
 
+@pytest.mark.subprocess
 def test_the_wasm_shim_speaks_solc(tmp_path):
     import subprocess
 

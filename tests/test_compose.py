@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
 import yaml
 
 from hybrid_store.chain import keys
@@ -35,6 +36,7 @@ def test_the_image_builds_from_files_that_exist():
                 assert (REPO / source).exists(), source
 
 
+@pytest.mark.subprocess
 def test_landreg_commands_exist():
     import shlex
 

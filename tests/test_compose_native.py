@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 
 from hybrid_store.chain.anvil import ManagedAnvil
 from hybrid_store.settings import Settings
-from tests.conftest import PASSPHRASE_ENV, _pg_admin, deed, free_port
+from tests.conftest import PASSPHRASE_ENV, deed, free_port, pg_admin
 from tests.processes import Server, landreg, wait_until
 from tests.test_compose import compose
 
@@ -39,7 +39,7 @@ def test_the_compose_topology_runs_natively_and_an_auditor_verifies_a_filing(pg_
                      password=None).render_as_string(hide_password=False)  # fmt: skip
 
     # postgres: the database and the two roles, exactly as the init script makes them
-    _pg_admin(f'CREATE DATABASE "{database}"')
+    pg_admin(f'CREATE DATABASE "{database}"')
     roles = spec["configs"]["landreg-roles"]["content"]
     for old, new in names.items():
         roles = roles.replace(old, new)
@@ -119,6 +119,6 @@ def test_the_compose_topology_runs_natively_and_an_auditor_verifies_a_filing(pg_
             worker.wait(60)
         anvil.terminate()
         anvil.wait(60)
-        _pg_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        pg_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         for role in (names["landreg_app"], names["landreg_owner"]):
-            _pg_admin(f'DROP ROLE IF EXISTS "{role}"')
+            pg_admin(f'DROP ROLE IF EXISTS "{role}"')

@@ -20,7 +20,7 @@ from hybrid_store.errors import Conflict, InvalidInstrument
 from hybrid_store.filing import record_instruments
 from hybrid_store.intake import validate
 from migration_tools.synthetic import BergenBook
-from tests.conftest import NOW, _pg_admin, deed, head_revision
+from tests.conftest import NOW, deed, head_revision, pg_admin
 
 
 def count(db: Database, model) -> int:
@@ -297,7 +297,7 @@ def test_postgres_that_would_lose_acknowledged_commits_is_refused(pg_db):
     with pg_db.read() as s:
         assert s.connection().exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
     pg_db.dispose()
-    _pg_admin(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
+    pg_admin(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
     off = Database(pg_db.url)
     with pytest.raises(NotDurable, match="synchronous_commit=off"), off.read() as s:
         s.execute(text("SELECT 1"))
@@ -315,7 +315,7 @@ def test_the_runtime_role_cannot_rewrite_history_and_truncate_is_refused_to_anyo
     from hybrid_store.intake import validate
 
     role = f"landreg_rt_{uuid.uuid4().hex[:8]}"
-    _pg_admin(f'CREATE ROLE "{role}" LOGIN')
+    pg_admin(f'CREATE ROLE "{role}" LOGIN')
     try:
         grant_runtime(pg_db, role)
         runtime = Database(pg_db.engine.url.set(username=role).render_as_string(hide_password=False))
@@ -350,4 +350,4 @@ def test_the_runtime_role_cannot_rewrite_history_and_truncate_is_refused_to_anyo
         with pg_db.engine.begin() as conn:  # its grants live in this test's database
             conn.execute(text(f'DROP OWNED BY "{role}"'))
         pg_db.dispose()
-        _pg_admin(f'DROP ROLE IF EXISTS "{role}"')
+        pg_admin(f'DROP ROLE IF EXISTS "{role}"')

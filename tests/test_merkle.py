@@ -89,6 +89,7 @@ def run_oz(cases: list[dict]) -> list[dict]:
     return json.loads(out.stdout)["results"]
 
 
+@pytest.mark.subprocess
 def test_trees_and_proofs_match_openzeppelin_merkle_tree():
     rng = random.Random(20261122)
     cases, ours = [], []

@@ -266,6 +266,7 @@ def flagged(result) -> list[tuple[str, int | None]]:
     return sorted((d.kind, d.batch_id) for d in result.discrepancies if d.kind != "pending")
 
 
+@pytest.mark.subprocess
 def test_parallel_hashing_gives_the_same_commitments(legacy, tmp_path):
     db, chain, _dep, _ = legacy
     plan_stage(db, chain, "all", Selector(), batch_size=150, actor="it")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,7 +33,7 @@ from migration_tools.reconciliation import recompute, reports
 from migration_tools.reconciliation.run import CLEAN_KINDS, reconcile
 from migration_tools.stages import Selector, StageError, StageRunner, plan_stage, sign_off
 from registry_service.verification import verify_document
-from tests.conftest import deed, make_sqlite, trust_of
+from tests.conftest import deed, make_sqlite, pg_admin, pg_url, trust_of
 
 BOOK, SEED, BATCH = 240, 31, 60
 APPEND_ONLY = ("instruments", "instrument_parties", "instrument_parcels", "commitments")
@@ -44,11 +46,56 @@ def migrate(db: Database, chain, dep, manifest_dir: Path) -> None:
     StageRunner(db, chain, dep, manifest_dir=manifest_dir, workers=1).run("all")
 
 
-@pytest.fixture
-def migrated(deployed, tmp_path):
-    db, chain, dep = deployed
-    migrate(db, chain, dep, tmp_path / "manifests")
-    return db, chain, dep, tmp_path / "manifests"
+@pytest.fixture(scope="module")
+def migrated_once(tmp_path_factory) -> Iterator[dict]:
+    """Per database kind, one book migrated once: its database (a file, or a PostgreSQL database to
+    copy), its manifests, and its chain with a snapshot to go back to."""
+    books: dict = {}
+    yield books
+    for kind, book in books.items():
+        if kind == "postgres":
+            pg_admin(f'DROP DATABASE IF EXISTS "{book["template"]}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def migrated(request, migrated_once, tmp_path, tmp_path_factory):
+    """``(db, chain, deployment, manifest_dir)`` of a freshly migrated book: a copy of the module's
+    book (its database copied, its chain reverted to the snapshot taken after the migration)."""
+    from hybrid_store.chain.connect import eth_tester_chain
+    from hybrid_store.deployment import attach
+
+    kind = request.param
+    if kind not in migrated_once:
+        base = tmp_path_factory.mktemp(f"migrated-{kind}")
+        if kind == "sqlite":
+            db = make_sqlite(base)
+        else:
+            template = request.getfixturevalue("pg_copies").take()
+            db = Database(pg_url(template))
+        chain = eth_tester_chain()
+        dep = attach(db, chain)
+        migrate(db, chain, dep, base / "manifests")
+        db.dispose()  # no connection may stay open on a database that is copied
+        tester = chain.w3.provider.ethereum_tester
+        migrated_once[kind] = {"base": base, "chain": chain, "dep": dep, "snapshot": tester.take_snapshot(),
+                               "template": None if kind == "sqlite" else template}  # fmt: skip
+    book = migrated_once[kind]
+    chain = book["chain"]
+    chain.w3.provider.ethereum_tester.revert_to_snapshot(book["snapshot"])
+    chain.address = book["dep"].contract_address
+    shutil.copytree(book["base"] / "manifests", tmp_path / "manifests")
+    if kind == "sqlite":
+        shutil.copy(book["base"] / "landreg.db", tmp_path / "landreg.db")
+        db = Database(f"sqlite:///{tmp_path / 'landreg.db'}")
+        yield db, chain, book["dep"], tmp_path / "manifests"
+        db.dispose()
+    else:
+        name = f"landreg_t_{uuid.uuid4().hex[:12]}"
+        pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{book["template"]}"')
+        db = Database(pg_url(name))
+        yield db, chain, book["dep"], tmp_path / "manifests"
+        db.dispose()
+        pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def problems(result) -> list[tuple[str, str | None]]:
@@ -153,6 +200,7 @@ def test_tamperer_who_rewrote_the_hash_columns_is_located_through_the_manifest(m
     assert "provide the batch manifest" in blind.discrepancies[0].message
 
 
+@pytest.mark.subprocess
 def test_hashing_processes_find_exactly_what_one_process_finds(migrated):
     """The batches are checked in two processes, each against the root the database holds; one whose
     root was rewritten is checked again against the chain's (the outcome must not depend on where)."""

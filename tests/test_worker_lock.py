@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from hybrid_store.worker_lock import WorkerLock
 
 
@@ -17,6 +19,7 @@ def test_one_holder_at_a_time(db):
     second.release()
 
 
+@pytest.mark.subprocess
 def test_another_process_cannot_take_it(db):
     lock = WorkerLock(db)
     assert lock.acquire()

@@ -48,9 +48,10 @@ class RegistryChain(NodeClient):
         receipt_timeout_s: float = 120.0,
         description: str = "chain",
         role_addresses: dict[str, str] | None = None,
+        estimate_gas: bool = True,
     ):
         super().__init__(w3, account, poll_interval_s=poll_interval_s, receipt_timeout_s=receipt_timeout_s,
-                         description=description)  # fmt: skip
+                         description=description, estimate_gas=estimate_gas)  # fmt: skip
         #: addresses of the admin and pauser roles (for deployment); their keys stay elsewhere
         self.role_addresses = dict(role_addresses or {})
         #: checksummed (a plain str so deployments and reconciliation may assign stored addresses)
@@ -78,14 +79,15 @@ class RegistryChain(NodeClient):
     def at(self, address: str) -> RegistryChain:
         """The DeedRegistry at ``address`` on the same node, read-only."""
         return RegistryChain(self.w3, None, address, poll_interval_s=self.poll_interval_s,
-                             receipt_timeout_s=self.receipt_timeout_s, description=self.description)  # fmt: skip
+                             receipt_timeout_s=self.receipt_timeout_s, description=self.description,
+                             estimate_gas=self.estimate_gas)  # fmt: skip
 
     def with_signer(self, account: LocalAccount, description: str | None = None) -> RegistryChain:
         """The same contract on the same node, signing with another key (admin or pauser operations)."""
         return RegistryChain(
             self.w3, account, self.address, poll_interval_s=self.poll_interval_s,
             receipt_timeout_s=self.receipt_timeout_s, description=description or self.description,
-            role_addresses=self.role_addresses,
+            role_addresses=self.role_addresses, estimate_gas=self.estimate_gas,
         )  # fmt: skip
 
     def deploy(
@@ -111,7 +113,10 @@ class RegistryChain(NodeClient):
             raise ChainError("the contract admin must not be the registrar key (a stolen hot key must not grant roles)")
         factory = self.w3.eth.contract(abi=artifact()["abi"], bytecode=artifact()["bytecode"])
         constructor = factory.constructor(name, symbol, checksum(admin), checksum(pauser), me, first_token_id)
-        tx = constructor.build_transaction(self.base_transaction(self.pending_nonce()))
+        base = self.base_transaction(self.pending_nonce())
+        if not self.estimate_gas:
+            base["gas"] = self.block_gas_limit
+        tx = constructor.build_transaction(base)
         receipt = self.wait(self.broadcast(self.sign_transaction(tx)))
         if receipt.contract_address is None:
             raise ChainError("the deployment transaction created no contract")

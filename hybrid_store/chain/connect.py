@@ -57,6 +57,7 @@ def eth_tester_chain(*, poll_interval_s: float = 0.0) -> RegistryChain:
         account_from_key(keys[0].to_hex()),
         poll_interval_s=poll_interval_s,
         description="the in-process eth-tester chain",
+        estimate_gas=False,
         role_addresses={"admin": account_from_key(keys[1].to_hex()).address,
                         "pauser": account_from_key(keys[2].to_hex()).address},
     )  # fmt: skip

@@ -1,6 +1,7 @@
 """One Ethereum node, through web3.py: its identity and blocks, and transactions signed locally.
 
-``NodeClient`` is what every contract client stands on. Transactions are always signed here with
+``NodeReader`` reads the node; ``NodeClient`` adds the key, and is what every contract client stands
+on. Transactions are always signed here with
 the client's key and sent raw, so the signed bytes can be stored before they are broadcast (see
 ``hybrid_store.txmgr``) and re-sent unchanged after a crash. Only ``hybrid_store.chain`` sees the
 ``Web3`` and account objects; everything it hands out is a plain value (``chain.types``).
@@ -45,8 +46,8 @@ def checksum(address: str) -> str:
     return str(to_checksum_address(address))
 
 
-class NodeClient:
-    """The node behind ``w3``; transactions need ``account``."""
+class NodeReader:
+    """The node behind ``w3``: what it holds and what it says about transactions (no key needed)."""
 
     def __init__(
         self,
@@ -56,12 +57,16 @@ class NodeClient:
         poll_interval_s: float = 0.05,
         receipt_timeout_s: float = 120.0,
         description: str = "chain",
+        estimate_gas: bool = True,
     ):
         self.w3 = w3
         self.account = account
         self.poll_interval_s = poll_interval_s
         self.receipt_timeout_s = receipt_timeout_s
         self.description = description
+        #: False on the in-process chain, whose estimate is a binary search of a dozen executions:
+        #: there a call checks the transaction would not revert, and it gets the block's gas limit
+        self.estimate_gas = estimate_gas
 
     # --- identity and blocks --------------------------------------------------------------------
     def ensure_reachable(self) -> None:
@@ -115,28 +120,6 @@ class NodeClient:
         """A raw JSON-RPC call (node controls such as ``evm_mine``: operators' tools and tests)."""
         return self.w3.provider.make_request(method, params)  # type: ignore[arg-type]
 
-    # --- the signing account --------------------------------------------------------------------
-    @property
-    def registrar(self) -> LocalAccount:
-        if self.account is None:
-            raise ChainError("this connection is read-only: no registrar key configured")
-        return self.account
-
-    @property
-    def signer_address(self) -> str | None:
-        """The address transactions are signed with, or None on a read-only connection."""
-        return str(self.account.address) if self.account is not None else None
-
-    def pending_nonce(self) -> int:
-        return int(self.w3.eth.get_transaction_count(self.registrar.address, "pending"))
-
-    def mined_nonce(self) -> int:
-        """Nonces below this are used by mined transactions."""
-        return int(self.w3.eth.get_transaction_count(self.registrar.address, "latest"))
-
-    def transaction_sender(self, tx_hash: str) -> str:
-        return to_checksum_address(self.w3.eth.get_transaction(HexStr(tx_hash))["from"])
-
     # --- fees -----------------------------------------------------------------------------------
     def fee_quote(self) -> FeeQuote:
         """The next block's base fee (eth_feeHistory's last entry) and the node's suggested tip."""
@@ -159,6 +142,86 @@ class NodeClient:
             tip = DEFAULT_TIP_WEI
         return FeeQuote(base, tip)
 
+    # --- transactions and receipts ------------------------------------------------------------
+    def transaction_sender(self, tx_hash: str) -> str:
+        return to_checksum_address(self.w3.eth.get_transaction(HexStr(tx_hash))["from"])
+
+    def transaction_known(self, tx_hash: str) -> bool:
+        try:
+            self.w3.eth.get_transaction(HexStr(tx_hash))
+            return True
+        except TransactionNotFound:
+            return False
+
+    def receipt(self, tx_hash: str) -> Receipt | None:
+        try:
+            r = self.w3.eth.get_transaction_receipt(HexStr(tx_hash))
+        except TransactionNotFound:
+            return None
+        return Receipt(
+            tx_hash=to_hex(bytes(r["transactionHash"])),
+            block_number=int(r["blockNumber"]),
+            block_hash=to_hex(bytes(r["blockHash"])),
+            gas_used=int(r["gasUsed"]),
+            status=int(r["status"]),
+            to=r.get("to"),
+            contract_address=r.get("contractAddress"),
+            logs=tuple(r["logs"]),
+        )
+
+    def wait_mined(self, tx_hash: str, timeout_s: float | None = None) -> Receipt:
+        """Wait for the receipt, whatever its status."""
+        timeout_s = self.receipt_timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + timeout_s
+        while (receipt := self.receipt(tx_hash)) is None:
+            if time.monotonic() > deadline:
+                raise ChainError(f"no receipt for {tx_hash} after {timeout_s:.0f} s")
+            time.sleep(self.poll_interval_s)
+        return receipt
+
+    def wait(self, tx_hash: str, timeout_s: float | None = None) -> Receipt:
+        """Wait for the receipt. Status 0 is never success: it raises ``TransactionReverted``."""
+        receipt = self.wait_mined(tx_hash, timeout_s)
+        if receipt.status != 1:
+            raise TransactionReverted(tx_hash, self.revert_reason(receipt))
+        return receipt
+
+    def revert_reason(self, receipt: Receipt) -> str:
+        """Re-run a reverted transaction as a call on the state before its block to learn why."""
+        try:
+            tx = self.w3.eth.get_transaction(HexStr(receipt.tx_hash))
+            self.w3.eth.call(
+                {"from": tx["from"], "to": tx["to"], "data": tx["input"], "gas": tx["gas"]}, receipt.block_number - 1
+            )
+        except Exception as exc:
+            if is_revert(exc):
+                return decode_revert(revert_data(exc))
+            return f"reverted ({exc})"
+        return "reverted (the replay succeeded: out of gas or state changed)"
+
+
+class NodeClient(NodeReader):
+    """The node behind ``w3``, with ``account`` to sign and send transactions."""
+
+    # --- the signing account --------------------------------------------------------------------
+    @property
+    def registrar(self) -> LocalAccount:
+        if self.account is None:
+            raise ChainError("this connection is read-only: no registrar key configured")
+        return self.account
+
+    @property
+    def signer_address(self) -> str | None:
+        """The address transactions are signed with, or None on a read-only connection."""
+        return str(self.account.address) if self.account is not None else None
+
+    def pending_nonce(self) -> int:
+        return int(self.w3.eth.get_transaction_count(self.registrar.address, "pending"))
+
+    def mined_nonce(self) -> int:
+        """Nonces below this are used by mined transactions."""
+        return int(self.w3.eth.get_transaction_count(self.registrar.address, "latest"))
+
     def base_transaction(self, nonce: int, fees: Fees | None = None) -> dict[str, Any]:
         fees = fees or self.fee_quote().fees()
         return {
@@ -175,13 +238,20 @@ class NodeClient:
         raises ``TransactionReverted`` here, before anything is signed."""
         tx = self.base_transaction(nonce, fees)
         try:
-            gas = fn.estimate_gas({"from": self.registrar.address})
+            if self.estimate_gas:
+                tx["gas"] = int(fn.estimate_gas({"from": self.registrar.address}) * GAS_MARGIN) + 10_000
+            else:
+                fn.call({"from": self.registrar.address})
+                tx["gas"] = self.block_gas_limit
         except Exception as exc:
             if not is_revert(exc):
                 raise
             raise TransactionReverted("(not sent)", decode_revert(revert_data(exc))) from None
-        tx["gas"] = int(gas * GAS_MARGIN) + 10_000
         return dict(fn.build_transaction(tx))
+
+    @cached_property
+    def block_gas_limit(self) -> int:
+        return int(self.w3.eth.get_block("latest")["gasLimit"])
 
     def sign_transaction(self, tx: dict[str, Any]) -> SignedTx:
         signed = self.registrar.sign_transaction(tx)
@@ -231,57 +301,3 @@ class NodeClient:
             if "underpriced" in message or "base fee" in message or "fee cap" in message or "too low" in message:
                 return SendOutcome.UNDERPRICED
             raise ChainError(f"node refused transaction {signed.tx_hash}: {exc}") from None
-
-    def transaction_known(self, tx_hash: str) -> bool:
-        try:
-            self.w3.eth.get_transaction(HexStr(tx_hash))
-            return True
-        except TransactionNotFound:
-            return False
-
-    # --- receipts -------------------------------------------------------------------------------
-    def receipt(self, tx_hash: str) -> Receipt | None:
-        try:
-            r = self.w3.eth.get_transaction_receipt(HexStr(tx_hash))
-        except TransactionNotFound:
-            return None
-        return Receipt(
-            tx_hash=to_hex(bytes(r["transactionHash"])),
-            block_number=int(r["blockNumber"]),
-            block_hash=to_hex(bytes(r["blockHash"])),
-            gas_used=int(r["gasUsed"]),
-            status=int(r["status"]),
-            to=r.get("to"),
-            contract_address=r.get("contractAddress"),
-            logs=tuple(r["logs"]),
-        )
-
-    def wait_mined(self, tx_hash: str, timeout_s: float | None = None) -> Receipt:
-        """Wait for the receipt, whatever its status."""
-        timeout_s = self.receipt_timeout_s if timeout_s is None else timeout_s
-        deadline = time.monotonic() + timeout_s
-        while (receipt := self.receipt(tx_hash)) is None:
-            if time.monotonic() > deadline:
-                raise ChainError(f"no receipt for {tx_hash} after {timeout_s:.0f} s")
-            time.sleep(self.poll_interval_s)
-        return receipt
-
-    def wait(self, tx_hash: str, timeout_s: float | None = None) -> Receipt:
-        """Wait for the receipt. Status 0 is never success: it raises ``TransactionReverted``."""
-        receipt = self.wait_mined(tx_hash, timeout_s)
-        if receipt.status != 1:
-            raise TransactionReverted(tx_hash, self.revert_reason(receipt))
-        return receipt
-
-    def revert_reason(self, receipt: Receipt) -> str:
-        """Re-run a reverted transaction as a call on the state before its block to learn why."""
-        try:
-            tx = self.w3.eth.get_transaction(HexStr(receipt.tx_hash))
-            self.w3.eth.call(
-                {"from": tx["from"], "to": tx["to"], "data": tx["input"], "gas": tx["gas"]}, receipt.block_number - 1
-            )
-        except Exception as exc:
-            if is_revert(exc):
-                return decode_revert(revert_data(exc))
-            return f"reverted ({exc})"
-        return "reverted (the replay succeeded: out of gas or state changed)"
