@@ -170,3 +170,18 @@ def test_the_checks_read_real_files() -> None:
     rels = {rel for rel, _, _ in product_modules()}
     assert {HISTORY_WRITER, "hybrid_store/chain/client.py", "hybrid_store/core/commitment.py"} <= rels
     assert Path(REPO / HISTORY_WRITER).exists()
+
+
+@pytest.mark.subprocess
+def test_the_command_line_loads_no_chain_library_until_a_command_needs_it() -> None:
+    """`landreg --help` stays quick, and the hashing processes that `migrate run` and `reconcile`
+    spawn (which import the command line's module again) stay small: nothing imports web3 at the
+    top of ``registry_service.cli``."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, registry_service.cli.main; print(sorted(m for m in ('web3', 'eth_account') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "[]"

@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-from hybrid_store.chain import keys
 from registry_service.cli.common import chain_for, console, database, fail, friendly, settings
 
 app = typer.Typer(help="Run the local anvil node and deploy the DeedRegistry contract.", no_args_is_help=True)
@@ -98,6 +97,8 @@ def _audit(db, action: str, target: str, **details: object) -> None:
 @friendly
 def roles() -> None:
     """Show who holds the admin, registrar and pauser roles of the registry's contract, and whether it is paused."""
+    from hybrid_store.chain import keys
+
     cfg, _db, chain = _attached()
     for role in ("admin", "registrar", "pauser"):
         address = keys.role_address(cfg, role) if role != "registrar" else chain.signer_address
