@@ -42,7 +42,7 @@ class Source:
     MIRROR = "mirror"  # a record (or a new version of one) mirrored from the legacy database
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     """One record to append: its prepared commitment and its parcels (in record order)."""
 

@@ -91,7 +91,7 @@ def commit(record: InstrumentRecord, seed: bytes) -> bytes:
     return prepare(record, seed).complete(field_values(record)["prev"])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Prepared:
     """A record's commitment before its history link is known: the field hashes of every field but
     ``prev`` (they depend on the record alone, so bulk migration computes them in parallel

@@ -21,7 +21,7 @@ from hybrid_store.core.records import InstrumentRecord, format_timestamp
 from hybrid_store.db.engine import IDS_PER_ARRAY, chunks
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StoredRecord:
     """A record as the database holds it: its committed form, salt seed and parcels, and what its
     commitment row says (``commitment`` is None while the record is not committed yet)."""
