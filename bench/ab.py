@@ -5,7 +5,7 @@
 
 Each checkout runs with its own virtual environment (``CHECKOUT/.venv``, as ``make setup`` makes
 it) and its own copy of the benchmark script, A then B, round after round. What each run prints
-is kept in ``bench/out/ab-<script>-<a|b>-<round>.txt`` and shown at the end, side by side by round.
+is kept in ``bench/out/ab-<script>[-<tag>]-<a|b>-<round>.txt`` and shown at the end, side by side by round.
 The spread between rounds of the same checkout is the run-to-run noise to compare a difference with.
 """
 
@@ -39,11 +39,12 @@ def main() -> None:
     parser.add_argument("--a", type=Path, required=True, help="the first checkout (e.g. the previous commit)")
     parser.add_argument("--b", type=Path, required=True, help="the second checkout")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--tag", default="", help="added to the output files' names (e.g. the database)")
     parser.add_argument("script", help="a script under bench/, e.g. migration.py")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="its arguments")
     opts = parser.parse_args()
     OUT.mkdir(exist_ok=True)
-    stem = Path(opts.script).stem
+    stem = Path(opts.script).stem + (f"-{opts.tag}" if opts.tag else "")
     logs: list[tuple[int, str, Path, float]] = []
     for r in range(1, opts.rounds + 1):
         for label, checkout in (("a", opts.a.resolve()), ("b", opts.b.resolve())):

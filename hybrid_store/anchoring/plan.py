@@ -20,13 +20,17 @@ from hybrid_store.core.commitment import rollback_marker
 SUPERSEDES = "SUPERSEDES "
 
 
+def _leaf_hash(leaf: Leaf) -> bytes:
+    return leaf.hash
+
+
 class LeafKind(enum.StrEnum):
     RECORD = "record"
     ROLLBACK = "rollback"
     AUDIT = "audit"
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, slots=True)
 class Leaf:
     hash: bytes  # the standard-v1 leaf: the tree's sort key
     value: bytes  # what it commits: a record's commitment, or a marker
@@ -94,7 +98,9 @@ def plan_batch(
     audit: ChainPlan | None = None,
 ) -> Plan:
     """The plan of a batch of ``leaves`` (the audit head's leaf is added when ``audit`` is given)."""
-    ordered = sorted([*leaves, *([Leaf.audit(audit)] if audit is not None else [])])
+    # by leaf hash (OpenZeppelin's sorted leaves); a key, not the dataclass's own ordering, which
+    # compares field tuples and costs a tenth of a migration batch
+    ordered = sorted([*leaves, *([Leaf.audit(audit)] if audit is not None else [])], key=_leaf_hash)
     if not ordered:
         raise ValueError("a batch needs at least one leaf")
     return Plan(tuple(ordered), tuple(merkle.build([leaf.hash for leaf in ordered])),

@@ -52,7 +52,6 @@ from hybrid_store.db.models import (
     Reconciliation,
 )
 from hybrid_store.db.records import ids_clause, ids_param
-from hybrid_store.deployment import identity_problems
 from hybrid_store.errors import ChainUnavailable, NotFound
 from migration_tools import hashing_pool
 from migration_tools.reconciliation import audit_log, recompute
@@ -368,6 +367,8 @@ def _check_async(
 
 
 def _chain_identity(chain: RegistryChain, deployment: ChainDeployment, result: ReconcileResult) -> bool:
+    from hybrid_store.deployment import identity_problems  # with the chain libraries, once hashing is under way
+
     facts = {"chainId": deployment.chain_id, "contract": deployment.contract_address, "node": chain.description}
     result.chain = facts
     try:
