@@ -20,7 +20,7 @@ help:
 	@echo "make bench  run the benchmarks (figures go to docs/benchmarks.md)"
 	@echo "make lint   ruff (check and format) and mypy"
 
-$(PY_STAMP): pyproject.toml constraints.txt
+$(PY_STAMP): pyproject.toml constraints.txt | mariadb-client-library
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
@@ -31,6 +31,19 @@ $(PY_STAMP): pyproject.toml constraints.txt
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
+
+# mysqlclient, the MariaDB/MySQL driver `landreg legacy attach` uses (chosen by bench/drivers.py),
+# builds against MariaDB's client library: on Debian and Ubuntu it comes from libmariadb-dev. (On
+# macOS: brew install mariadb-connector-c pkg-config.)
+.PHONY: mariadb-client-library
+mariadb-client-library:
+	@if pkg-config --exists libmariadb 2>/dev/null || pkg-config --exists mysqlclient 2>/dev/null; then exit 0; fi; \
+	  echo "installing MariaDB's client library (libmariadb-dev, pkg-config) for the mysqlclient driver"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; else \
+	  echo "cannot install libmariadb-dev (not root, no sudo): install libmariadb-dev and pkg-config"; exit 1; fi; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$SUDO apt-get install -y --no-install-recommends libmariadb-dev pkg-config || \
+	  { $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends libmariadb-dev pkg-config; }
 
 # The browser tests drive Debian's Chromium (Playwright cannot download its own browser here).
 $(CHROMIUM):

@@ -36,7 +36,7 @@ from hybrid_store.errors import FieldError, InvalidInstrument
 from hybrid_store.jurisdictions import Profile, get_profile
 from hybrid_store.jurisdictions.base import ParcelInput
 
-INSTRUMENT_NUMBER_RE = re.compile(r"[0-9A-Z][0-9A-Z-]{0,23}")
+INSTRUMENT_NUMBER_RE = re.compile(r"[0-9A-Z][0-9A-Z_-]{0,23}")  # ACRIS document ids: FT_3400000012345
 BOOK_PAGE_RE = re.compile(r"[0-9]{1,6}")
 SHA256_HEX_RE = re.compile(r"[0-9a-f]{64}")
 
@@ -88,7 +88,7 @@ def _pattern(regex: re.Pattern[str], rule: str, message: str) -> Callable[[str],
 def _check_instrument_number(value: str | None) -> str | None:
     if value is not None and not INSTRUMENT_NUMBER_RE.fullmatch(value):
         raise PydanticCustomError(
-            "instrument_number_format", "must be capital letters, digits and dashes, e.g. 2026-0001234"
+            "instrument_number_format", "must be capital letters, digits, dashes and underscores, e.g. 2026-0001234"
         )
     return value
 
@@ -196,8 +196,16 @@ def models(profile: Profile) -> tuple[type[InstrumentContent], type[InstrumentIn
     """The content and input models of ``profile``: its parcels and its limits."""
     L = profile.limits
     name = Annotated[str, Field(min_length=1, max_length=L.name_length), AfterValidator(single_line)]
+    recorded = profile.doc_types
+
+    def recorded_here(value: DocType) -> DocType:
+        if value not in recorded:
+            raise PydanticCustomError("doc_type_not_recorded", "{value} is not a document type {title} records",
+                                      {"value": str(value), "title": profile.title})  # fmt: skip
+        return value
+
     fields: dict[str, Any] = {
-        "doc_type": (DocType, ...),
+        "doc_type": (Annotated[DocType, AfterValidator(recorded_here)], ...),
         "grantors": (list[name], Field(min_length=1, max_length=L.parties, examples=[["JOHN Q. SMITH"]])),
         "grantees": (list[name], Field(min_length=1, max_length=L.parties, examples=[["MARIA GARCIA"]])),
         "parcels": (list[profile.parcel_model], Field(min_length=1, max_length=L.parcels)),  # type: ignore[name-defined]

@@ -31,6 +31,7 @@ from hybrid_store.db.models import (
 )
 from hybrid_store.db.records import instrument_id, load_records
 from hybrid_store.errors import NotFound, VerificationFailed
+from hybrid_store.pins import registry_profile
 
 _B = table(AnchorBatch)
 _D = table(ChainDeployment)
@@ -78,7 +79,8 @@ def export_bundle(session: Session, instrument_number: str, redact: Iterable[str
             chain_id=placed.chain_id, contract=placed.contract_address, batch_id=placed.chain_batch_id,
             tx_hash=placed.tx_hash, block_number=placed.block_number,
         )  # fmt: skip
-    return bundles.ProofBundle(disclosure=disclosure, commitment=stored.commitment, tree=tree, anchor=anchor)
+    return bundles.ProofBundle(disclosure=disclosure, commitment=stored.commitment, tree=tree, anchor=anchor,
+                               jurisdiction=registry_profile(session).name)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,11 @@ def verify_anchor(bundle: bundles.ProofBundle, chain: RegistryChain, trust: Trus
     anchor, tree = bundle.anchor, bundle.tree
     if anchor is None or tree is None:
         raise VerificationFailed("the record is pending: its batch has not been anchored yet")
+    if bundle.jurisdiction is not None and bundle.jurisdiction != trust.jurisdiction:
+        raise VerificationFailed(
+            f"the bundle reads its parcels as {bundle.jurisdiction!r} does, but {trust.describe()} is a registry of "
+            f"{trust.jurisdiction!r}: not a record of this registry"
+        )
     _check_network(anchor, chain, trust)
     deployment, contract = _listed_contract(anchor, chain, trust)
     receipt = _anchoring_receipt(anchor, tree, contract, deployment)

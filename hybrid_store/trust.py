@@ -27,6 +27,7 @@ from hybrid_store.db.engine import Database
 from hybrid_store.db.models import ChainDeployment, KeyStatus
 from hybrid_store.errors import ConfigurationError
 from hybrid_store.files import write_atomic
+from hybrid_store.pins import pinned_jurisdiction
 from hybrid_store.settings import Settings
 
 LATEST = "root.json"
@@ -58,6 +59,7 @@ def signed_content(settings: Settings, db: Database) -> dict[str, Any]:
     """The ``signed`` member of the next version, without ``version`` and ``issuedAt``."""
     with db.read() as s:
         deployments = list(s.scalars(select(ChainDeployment).order_by(ChainDeployment.id)))
+        jurisdiction = pinned_jurisdiction(s) or settings.jurisdiction
     if not deployments:
         raise ConfigurationError(
             "no DeedRegistry deployed yet: nothing to put in a trust root (`landreg chain deploy`)"
@@ -73,7 +75,7 @@ def signed_content(settings: Settings, db: Database) -> dict[str, Any]:
     return {
         "registry": {
             "name": settings.service.registry_name,
-            "jurisdiction": settings.jurisdiction,
+            "jurisdiction": jurisdiction,
             "commitmentSchemes": [SCHEME],
         },
         "chain": {"chainId": first.chain_id, "genesisHash": first.genesis_hash},

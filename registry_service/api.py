@@ -28,7 +28,7 @@ from registry_service.deps import (
 from registry_service.http import StrictJSONRoute, read_json, reject_unknown_query
 from registry_service.services import Filed
 
-NumberPath = Annotated[str, Path(pattern=r"^[0-9A-Z][0-9A-Z-]{0,23}$", examples=["2026-0000123"])]
+NumberPath = Annotated[str, Path(pattern=r"^[0-9A-Z][0-9A-Z_-]{0,23}$", examples=["2026-0000123"])]
 ParcelPath = Annotated[
     str, Path(pattern=r"^[0-9]{4}_[0-9A-Z.]{1,12}_[0-9A-Z.]{1,12}(_[0-9A-Z]{1,10})?$", examples=["0223_100.01_5"])
 ]

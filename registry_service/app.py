@@ -16,6 +16,7 @@ from hybrid_store import __version__
 from hybrid_store.chain.client import RegistryChain
 from hybrid_store.chain.connect import open_chain
 from hybrid_store.db.engine import Database
+from hybrid_store.pins import pin_jurisdiction
 from hybrid_store.settings import Settings, get_settings
 from hybrid_store.strict_json import restore_recursion_limit
 from registry_service import api, system
@@ -72,6 +73,7 @@ def create_app(
     settings = settings or get_settings()
     settings.ensure_home()
     db = db or Database(settings.db_url)
+    pin_jurisdiction(db, settings.profile)  # refuses to serve a registry under another jurisdiction
     chain_factory = chain_factory or (lambda: open_chain(settings))
     read_chain = cache(chain_factory)  # one read connection per process; the worker opens its own
     signer = ReceiptSigner.for_settings(settings, db)  # refuses to start without its passphrase

@@ -247,14 +247,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def landreg_env(tmp_path: Path) -> dict[str, str]:
+def landreg_environment(tmp_path: Path) -> dict[str, str]:
     """Environment for running landreg in a subprocess: its own home and anvil port."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LANDREG_") and k != "DATABASE_URL"}
     env.update(
         {"LANDREG_HOME": str(tmp_path / "home"), "LANDREG_CHAIN__ANVIL_PORT": str(free_port()), **PASSPHRASE_ENV}
     )
     return env
+
+
+@pytest.fixture
+def landreg_env(tmp_path: Path) -> dict[str, str]:
+    return landreg_environment(tmp_path)
 
 
 @pytest.fixture

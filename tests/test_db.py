@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from hybrid_store.core import commitment
 from hybrid_store.core.hashing import to_hex
-from hybrid_store.db.engine import Database, alembic_config
+from hybrid_store.db.engine import Database
 from hybrid_store.db.models import Commitment, Instrument, InstrumentParty, OutboxEntry, Parcel
 from hybrid_store.db.records import load_records
 from hybrid_store.errors import Conflict, InvalidInstrument
@@ -34,18 +34,32 @@ def file(db: Database, *instruments, **kw):
 
 
 def test_schema_migrates_down_and_up_again(db):
-    from alembic import command
-
     assert db.current_revision() == head_revision()
-    with db.engine.begin() as conn:
-        cfg = alembic_config(db.url)
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "base")
+    db.downgrade("base")
     assert db.current_revision() is None
     db.migrate()
     assert count(db, Instrument) == 0 and db.current_revision() == head_revision()
     with db.read() as s:
         assert s.scalar(text("select count(*) from municipalities")) == 70
+
+
+def test_widening_document_types_keeps_every_row_reference_and_trigger(db):
+    """0011 copies the instruments table on SQLite (a CHECK constraint cannot be altered there):
+    every row, every reference to it and its append-only triggers survive, down and up again."""
+    db.downgrade("0010")
+    with db.write() as s:
+        record_instruments(s, [validate(deed()), validate(deed(doc_type="MORTGAGE", grantees=["A BANK"]))])
+    db.migrate()
+    with db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Instrument)) == 2
+        assert s.scalar(select(func.count()).select_from(InstrumentParty)) == 6
+    with pytest.raises(DBAPIError), db.write() as s:
+        s.execute(text("UPDATE instruments SET book = '1'"))
+    with db.write() as s:  # OTHER is now a type the database accepts
+        s.execute(text("INSERT INTO instruments (instrument_number, book, page, doc_type, recorded_at, "
+                       "legal_description, document_digest, salt_seed, source, created_at) VALUES "
+                       "('X-1', '1', '1', 'OTHER', :t, '', :d, :seed, 'legacy', :t)"),
+                  {"t": NOW, "d": "0" * 64, "seed": b"\0" * 32})  # fmt: skip
 
 
 def test_a_filing_writes_record_commitment_and_outbox_together(db):

@@ -163,12 +163,16 @@ def test_csv_export_with_messy_real_world_data(db, tmp_path):
 
 
 def test_person_names():
-    assert csv_export.person_name("DOE, JANE A.") == "JANE A. DOE"
-    assert csv_export.person_name("O'BRIEN, SEAN, III") == "SEAN O'BRIEN III"
-    assert csv_export.person_name("ACME HOLDINGS, LLC") == "ACME HOLDINGS, LLC"
-    assert csv_export.person_name("JPMORGAN CHASE BANK, N.A.") == "JPMORGAN CHASE BANK, N.A."
-    assert csv_export.person_name("JOHN SMITH") == "JOHN SMITH"
-    assert csv_export.fold_lookalikes("СОНЯ") == "СОНЯ"  # a Cyrillic name stays Cyrillic
+    from migration_tools.legacy.cleaning import fold_lookalikes, person_name
+
+    assert person_name("DOE, JANE A.") == "JANE A. DOE"
+    assert person_name("O'BRIEN, SEAN, III") == "SEAN O'BRIEN III"
+    assert person_name("SMITH JR, JOHN") == "JOHN SMITH JR"  # the suffix on the last name's side
+    assert person_name("  TAYLOR,\u00a0 EMILY ") == "EMILY TAYLOR"
+    assert person_name("ACME HOLDINGS, LLC") == "ACME HOLDINGS, LLC"
+    assert person_name("JPMORGAN CHASE BANK, N.A.") == "JPMORGAN CHASE BANK, N.A."
+    assert person_name("JOHN SMITH") == "JOHN SMITH"
+    assert fold_lookalikes("СОНЯ") == "СОНЯ"  # a Cyrillic name stays Cyrillic
 
 
 # --- synthetic and bookkeeping ------------------------------------------------------------------------

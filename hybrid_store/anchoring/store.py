@@ -82,11 +82,12 @@ def store_batch(
     s.flush()
     conn = s.connection()
     TxManager.store_first(conn, batch.id, signed, head, now)
+    last = plan.tree_index(0)  # a hot loop of a migration batch: no call per leaf
     bulk_execute(
         conn,
         "INSERT INTO batch_records (batch_id, instrument_id, tree_index) VALUES (?, ?, ?)",
-        [(batch.id, leaf.instrument_id, plan.tree_index(k)) for k, leaf in enumerate(plan.leaves)
-         if leaf.kind == LeafKind.RECORD],
+        [(batch.id, leaf.instrument_id, last - k) for k, leaf in enumerate(plan.leaves)
+         if leaf.instrument_id is not None],  # record leaves; markers have no instrument
     )  # fmt: skip
     claimed = 0
     for chunk in chunks(list(plan.outbox_ids)):

@@ -10,6 +10,7 @@ job of ``hybrid_store.proofs``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,8 @@ from hybrid_store.errors import MalformedBundle, VerificationFailed
 FORMAT = "landreg-proof-bundle/v1"
 MAX_PROOF_LENGTH = 64  # a tree of 2**64 leaves; anything longer is garbage, not a proof
 MAX_BUNDLE_BYTES = 1_000_000  # a bundle is a few KB; refuse to parse megabytes of input
+#: a jurisdiction profile's name, as the trust root spells it (``bergen``, ``nyc``)
+JURISDICTION_RE = re.compile(r"[a-z][a-z0-9-]{0,31}")
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,9 @@ class ProofBundle:
     commitment: bytes
     tree: TreeProof | None  # None while the record waits for its batch
     anchor: Anchor | None
+    #: the jurisdiction whose rules spell the record's parcel keys; absent in bundles made before it
+    #: was named (those are Bergen County's). A verifier compares it with its trust root's.
+    jurisdiction: str | None = None
 
     @property
     def is_anchored(self) -> bool:
@@ -79,6 +85,8 @@ class ProofBundle:
             },
         }
         out: dict[str, Any] = {"format": FORMAT, "record": record, "tree": None, "anchor": None}
+        if self.jurisdiction is not None:
+            out["jurisdiction"] = self.jurisdiction
         if self.tree is not None:
             out["tree"] = {
                 "format": merkle.FORMAT,
@@ -125,15 +133,20 @@ def _uint(value: Any, where: str) -> int:
 
 def parse(obj: Any) -> ProofBundle:
     """Parse a decoded JSON bundle, or raise ``MalformedBundle`` naming the first bad member."""
-    top = _object(obj, "(bundle)", {"format", "record", "tree", "anchor"})
+    top = _object(obj, "(bundle)", {"format", "record", "tree", "anchor"}, frozenset({"jurisdiction"}))
     if top["format"] != FORMAT:
         raise MalformedBundle("format", f"must be {FORMAT!r}")
+    jurisdiction = top.get("jurisdiction")
+    if jurisdiction is not None and not (isinstance(jurisdiction, str) and JURISDICTION_RE.fullmatch(jurisdiction)):
+        raise MalformedBundle("jurisdiction", "must be a jurisdiction's name, e.g. bergen or nyc")
     commitment, disclosure = _parse_record(top["record"])
     tree = _parse_tree(top["tree"]) if top["tree"] is not None else None
     anchor = _parse_anchor(top["anchor"]) if top["anchor"] is not None else None
     if (tree is None) != (anchor is None):
         raise MalformedBundle("anchor" if anchor is None else "tree", "tree and anchor come together or not at all")
-    return ProofBundle(disclosure=disclosure, commitment=commitment, tree=tree, anchor=anchor)
+    return ProofBundle(
+        disclosure=disclosure, commitment=commitment, tree=tree, anchor=anchor, jurisdiction=jurisdiction
+    )
 
 
 def _parse_record(obj: Any) -> tuple[bytes, Disclosure]:

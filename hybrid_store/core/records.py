@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 
 
 class DocType(enum.StrEnum):
-    """Recorded instrument types of a New Jersey county clerk's land records."""
+    """Recorded instrument types of a county recorder's land records (a jurisdiction profile says
+    which of them it records: ``Profile.doc_types``)."""
 
     DEED = "DEED"
     MASTER_DEED = "MASTER_DEED"  # condominium master deed
@@ -29,6 +30,9 @@ class DocType(enum.StrEnum):
     EASEMENT = "EASEMENT"
     CORRECTION = "CORRECTION"  # corrective instrument re-recorded to fix an earlier one
     POWER_OF_ATTORNEY = "POWER_OF_ATTORNEY"
+    #: any other recorded instrument that neither conveys nor encumbers title (an agreement, a
+    #: declaration, a certificate, a contract of sale): recorded and provable, never a conveyance
+    OTHER = "OTHER"
 
 
 #: instruments that convey title: their grantees become the owners of record

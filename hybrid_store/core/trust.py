@@ -310,6 +310,11 @@ def check_update(current: TrustRoot, update: TrustRoot) -> None:
             f"trust root v{update.version} names chain {update.chain_id} ({update.genesis_hash}), "
             f"but v{current.version} names chain {current.chain_id} ({current.genesis_hash})"
         )
+    if update.jurisdiction != current.jurisdiction:
+        raise TrustRootError(
+            f"trust root v{update.version} names jurisdiction {update.jurisdiction!r}, but v{current.version} names "
+            f"{current.jurisdiction!r}: a registry never changes how its parcels are named"
+        )
     if not signers(update, current.root_keys):
         listed = ", ".join(k.kid for k in current.root_keys)
         found = ", ".join(s["kid"] for s in update.document["signatures"]) or "none"

@@ -540,9 +540,65 @@ class Counter(Base):
     value: Mapped[int] = mapped_column(BigInteger)
 
 
+class RegistryPin(Base):
+    """A fact about the registry fixed at first use and never changed silently (its jurisdiction:
+    how parcels are named in every commitment)."""
+
+    __tablename__ = "registry_pins"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(64))
+    pinned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+
+
+class LegacySource(Base):
+    """A county recorder database landreg follows (``landreg legacy attach``). It holds where the
+    connection secret is (an environment variable's name or a file's path), never the secret."""
+
+    __tablename__ = "legacy_sources"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    layout_name: Mapped[str] = mapped_column(String(64))
+    layout_text: Mapped[str] = mapped_column(Text)  # the layout file as attached: sync reads exactly this
+    layout_sha256: Mapped[str] = mapped_column(String(64))
+    url_env: Mapped[str | None] = mapped_column(String(128))
+    url_file: Mapped[str | None] = mapped_column(String(1024))
+    dialect: Mapped[str] = mapped_column(String(32))
+    jurisdiction: Mapped[str] = mapped_column(String(32))
+    attached_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    attached_by: Mapped[str] = mapped_column(String(160))
+    last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_sync: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the last sync's report
+
+
+class LegacyDocument(Base):
+    """What landreg made of one legacy document: loaded (as ``instrument_id``) or quarantined (with
+    the reason), and the fingerprint of the legacy rows it was made from, so a quarantined document
+    is tried again when its rows change and an unchanged one is not read twice."""
+
+    __tablename__ = "legacy_documents"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("legacy_sources.id"))
+    legacy_key: Mapped[str] = mapped_column(String(64))
+    fingerprint: Mapped[bytes] = mapped_column(LargeBinary(32))
+    state: Mapped[str] = mapped_column(String(12))  # loaded | quarantined
+    instrument_id: Mapped[int | None] = mapped_column(ForeignKey("instruments.id"))
+    field: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    synced_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+
+    __table_args__ = (
+        UniqueConstraint("source_id", "legacy_key", name="uq_legacy_documents_key"),
+        CheckConstraint("state IN ('loaded', 'quarantined')", name="state"),
+    )
+
+
 APPEND_ONLY_TABLES = (
     "instruments", "instrument_parties", "instrument_parcels", "commitments", "title_flags", "audit_log",
-    "audit_checkpoints",
+    "audit_checkpoints", "registry_pins",
 )  # fmt: skip
 
 __all__ = [
@@ -563,9 +619,12 @@ __all__ = [
     "FailureKind",
     "IdempotencyRecord",
     "Instrument",
+    "LegacyDocument",
+    "LegacySource",
     "InstrumentParcel",
     "MigrationStage",
     "Reconciliation",
+    "RegistryPin",
     "InstrumentParty",
     "Municipality",
     "OutboxEntry",

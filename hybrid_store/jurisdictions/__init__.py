@@ -8,8 +8,9 @@ from __future__ import annotations
 from hybrid_store.errors import ConfigurationError
 from hybrid_store.jurisdictions.base import Limits, PlaceInfo, Profile
 from hybrid_store.jurisdictions.bergen import BERGEN
+from hybrid_store.jurisdictions.nyc import NYC
 
-PROFILES: dict[str, Profile] = {BERGEN.name: BERGEN}
+PROFILES: dict[str, Profile] = {BERGEN.name: BERGEN, NYC.name: NYC}
 DEFAULT = BERGEN.name
 
 

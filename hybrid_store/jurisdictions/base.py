@@ -11,6 +11,8 @@ from typing import Any, ClassVar, Protocol, cast
 
 from pydantic import BaseModel
 
+from hybrid_store.core.records import DocType
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -50,6 +52,8 @@ class Profile(abc.ABC):
     parcel_key_format: ClassVar[str]  # documented form, e.g. CCDD_BLOCK_LOT[_QUAL]
     earliest_recording: ClassVar[datetime]
     limits: ClassVar[Limits] = Limits()
+    #: the document types this registry records (a recorder that records everything takes OTHER too)
+    doc_types: ClassVar[frozenset[DocType]] = frozenset(DocType)
 
     @property
     @abc.abstractmethod
@@ -68,6 +72,14 @@ class Profile(abc.ABC):
 
     def place_name(self, code: str) -> str:
         return next((p.name for p in self.places() if p.code == code), code)
+
+    def parcel_from_form(self, place: str, block: str, lot: str, qualifier: str = "") -> ParcelInput:
+        """The parcel a search form names: a place (municipality, borough), block, lot, qualifier."""
+        return self.parcel(**self.form_fields(place, block, lot, qualifier))
+
+    @abc.abstractmethod
+    def form_fields(self, place: str, block: str, lot: str, qualifier: str) -> dict[str, str]:
+        """The parcel model's fields from the four a search form asks for."""
 
     def parse_parcel_key(self, key: str) -> ParcelInput:
         """The parcel a key names; ``ValueError`` for a key this profile cannot have made."""

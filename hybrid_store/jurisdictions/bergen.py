@@ -20,6 +20,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
+from hybrid_store.core.records import DocType
 from hybrid_store.jurisdictions.base import PlaceInfo, Profile
 
 MUNICIPALITY_CODE_RE = re.compile(r"[0-9]{4}")
@@ -112,6 +113,7 @@ class Bergen(Profile):
     parcel_key_pattern = PARCEL_KEY_RE
     parcel_key_format = "CCDD_BLOCK_LOT[_QUAL], e.g. 0223_100.01_5_C0001"
     earliest_recording = datetime(1683, 1, 1, tzinfo=UTC)  # Bergen County was formed in 1683
+    doc_types = frozenset(DocType) - {DocType.OTHER}  # the county clerk's land-record types
 
     @property
     def parcel_model(self) -> type[BaseModel]:
@@ -119,6 +121,9 @@ class Bergen(Profile):
 
     def places(self) -> tuple[PlaceInfo, ...]:
         return municipalities()
+
+    def form_fields(self, place: str, block: str, lot: str, qualifier: str) -> dict[str, str]:
+        return {"municipality_code": place, "block": block, "lot": lot, "qualifier": qualifier}
 
     def key_columns(self, key: str) -> dict[str, Any]:
         parts = key.split("_")

@@ -21,75 +21,30 @@ that is not a date) is quarantined with the file, row and column.
 from __future__ import annotations
 
 import csv
-import re
-import unicodedata
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import datetime, time
+from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from migration_tools.legacy.cleaning import AMOUNT, DIGITS, clean, person_name
 from migration_tools.legacy.importer import SourceRecord
 
 EASTERN = ZoneInfo("America/New_York")
+
+
+@cache
+def _vocabulary() -> tuple[dict[str, str], dict[str, str]]:
+    """Document types and party roles by their usual names: the ``landreg-export`` layout's, so a
+    file export and the same tables in a database read alike."""
+    from migration_tools.legacy.layout import load_layout
+
+    layout, _ = load_layout("landreg-export")
+    return {k: v.value for k, v in layout.doc_types.by_code.items()}, dict(layout.parties.role.map)
+
+
 FILES = ("documents.csv", "parties.csv", "parcels.csv", "xrefs.csv")
-
-DOC_TYPES = {
-    "DEED": "DEED", "D": "DEED", "BARGAIN AND SALE DEED": "DEED", "QUITCLAIM DEED": "DEED", "SHERIFF DEED": "DEED",
-    "MASTER DEED": "MASTER_DEED", "MORTGAGE": "MORTGAGE", "MTG": "MORTGAGE", "M": "MORTGAGE",
-    "ASSIGNMENT": "ASSIGNMENT", "ASSIGNMENT OF MORTGAGE": "ASSIGNMENT", "AM": "ASSIGNMENT",
-    "SATISFACTION": "SATISFACTION", "SAT": "SATISFACTION", "DISCHARGE OF MORTGAGE": "SATISFACTION",
-    "RELEASE": "RELEASE", "SUBORDINATION": "SUBORDINATION", "LIEN": "LIEN", "CONSTRUCTION LIEN": "LIEN",
-    "DISCHARGE OF LIEN": "DISCHARGE_OF_LIEN", "LIS PENDENS": "LIS_PENDENS", "LP": "LIS_PENDENS",
-    "EASEMENT": "EASEMENT", "CORRECTIVE DEED": "CORRECTION", "CORRECTION": "CORRECTION",
-    "POWER OF ATTORNEY": "POWER_OF_ATTORNEY", "POA": "POWER_OF_ATTORNEY",
-}  # fmt: skip
-ROLES = {"GRANTOR": "grantor", "1": "grantor", "MORTGAGOR": "grantor", "GRANTEE": "grantee", "2": "grantee",
-         "MORTGAGEE": "grantee"}  # fmt: skip
-FIRM_WORDS = re.compile(
-    r"\b(N\.?A\.?|INC\.?|LLC|L\.L\.C\.|CORP\.?|CORPORATION|CO\.?|COMPANY|LTD\.?|L\.?P\.?|LLP|BANK|TRUST|ASSOCIATION|"
-    r"FEDERAL|SAVINGS|TRUSTEE|ESTATE|SYSTEMS|AUTHORITY|COUNTY|STATE|CITY|BOROUGH|TOWNSHIP|UNITED STATES)\b"
-)
-# ASCII only: isdigit(), int(), Decimal() and strptime() also take '²', '٣', '1_000' or ' 5'
-DIGITS = re.compile(r"[0-9]+")
-AMOUNT = re.compile(r"[0-9]+(?:\.[0-9]+)?")  # after "$" and "," are dropped
-SUFFIXES = {"JR", "JR.", "SR", "SR.", "II", "III", "IV", "ESQ", "ESQ."}
-# Letters of other scripts that look like Latin capitals (the usual culprits in keyed names)
-CONFUSABLES = str.maketrans({
-    "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P", "С": "C", "Т": "T", "Х": "X",
-    "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "Ι": "I", "Α": "A", "Β": "B", "Ε": "E",
-    "Ζ": "Z", "Η": "H", "Κ": "K", "Μ": "M", "Ν": "N", "Ο": "O", "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X",
-})  # fmt: skip
-
-
-def clean(text: str | None) -> str:
-    """Collapse every kind of whitespace (tabs, NBSP, ...) to one space; strip."""
-    if not text:
-        return ""
-    return " ".join(unicodedata.normalize("NFC", text).replace("\u00a0", " ").split())
-
-
-def fold_lookalikes(name: str) -> str:
-    """Fold other-script look-alikes to Latin in a name that is otherwise Latin script."""
-    letters = [ch for ch in name if ch.isalpha()]
-    latin = sum(1 for ch in letters if "LATIN" in unicodedata.name(ch, ""))
-    if letters and latin >= len(letters) / 2:
-        return name.translate(CONFUSABLES)
-    return name
-
-
-def person_name(raw: str) -> str:
-    """``SMITH, JOHN Q., JR.`` -> ``JOHN Q. SMITH JR.``; firm names and plain names are kept."""
-    name = fold_lookalikes(clean(raw))
-    if "," not in name or FIRM_WORDS.search(name.upper()):
-        return name
-    parts = [p.strip() for p in name.split(",") if p.strip()]
-    if len(parts) < 2:
-        return name
-    last, rest = parts[0], parts[1:]
-    suffix = [p for p in rest if p.upper() in SUFFIXES]
-    given = [p for p in rest if p.upper() not in SUFFIXES]
-    return " ".join([*given, last, *suffix])
 
 
 def _whole_number(text: str | None, default: int) -> int:
@@ -143,7 +98,7 @@ def read(folder: Path) -> Iterator[SourceRecord]:
     known = {clean(row.get("doc_id")) for _, row in documents}
     for number, row in _rows(folder, "parties.csv"):
         doc = clean(row.get("doc_id"))
-        role = ROLES.get(clean(row.get("role")).upper())
+        role = _vocabulary()[1].get(clean(row.get("role")).upper())
         if doc not in known:
             orphans.append(SourceRecord(f"parties.csv row {number}", str(row), column="doc_id",
                                         problem=f"party of unknown document {doc!r}"))  # fmt: skip
@@ -176,7 +131,7 @@ def _document(number, row, parties, parcels, corrects, numbers) -> SourceRecord:
     doc = clean(row.get("doc_id"))
     where = f"documents.csv row {number} (doc_id {doc})"
     raw = str(row)
-    doc_type = DOC_TYPES.get(clean(row.get("doc_type")).upper())
+    doc_type = _vocabulary()[0].get(" ".join(clean(row.get("doc_type")).upper().split()))
     if doc_type is None:
         return SourceRecord(where, raw, column="doc_type", problem=f"unknown document type {row.get('doc_type')!r}")
     try:

@@ -16,12 +16,15 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
+
+from sqlalchemy.orm import Session
 
 from hybrid_store.db.engine import Database
 from hybrid_store.errors import Conflict, InvalidInstrument
-from hybrid_store.filing import record_instruments
+from hybrid_store.filing import Recorded, record_instruments
 from hybrid_store.intake import InstrumentInput, validate
+from hybrid_store.jurisdictions import Profile, get_profile
 from hybrid_store.numbering import raise_numbering_floor
 
 CHUNK = 2_000
@@ -36,6 +39,20 @@ class SourceRecord:
     data: dict[str, Any] | None = None
     problem: str | None = None
     column: str | None = None  # "345-350" or a CSV column
+    key: str | None = None  # the legacy database's key of the document (database sources)
+    fingerprint: bytes | None = None  # of the legacy rows it was made from (database sources)
+
+
+class Journal(Protocol):
+    """What a load tells its caller, record by record (a database sync keeps its own state)."""
+
+    def loaded(self, session: Session, made: list[tuple[SourceRecord, Recorded]]) -> None:
+        """Called inside the transaction that wrote them."""
+
+    def quarantined(self, rec: SourceRecord, field: str, reason: str) -> None: ...
+
+    def flush(self) -> None:
+        """Called after each chunk: write what ``quarantined`` collected."""
 
 
 @dataclass
@@ -80,10 +97,14 @@ def import_records(
     quarantine: Path,
     progress: Callable[[ImportReport], None] | None = None,
     now: datetime | None = None,
+    profile: Profile | None = None,
+    journal: Journal | None = None,
 ) -> ImportReport:
-    """Validate and load every record of ``source``; quarantine the rest with their reasons."""
+    """Validate (under the registry's jurisdiction ``profile``) and load every record of ``source``;
+    quarantine the rest with their reasons. ``journal`` hears of each record's fate."""
     started = time.perf_counter()
-    load = _Load(db, ImportReport(source=name), _Quarantine(quarantine), now or datetime.now(UTC), progress)
+    load = _Load(db, ImportReport(source=name), _Quarantine(quarantine), now or datetime.now(UTC), progress,
+                 profile or get_profile(), journal)  # fmt: skip
     try:
         for rec in source:
             load.take(rec)
@@ -102,12 +123,15 @@ class _Load:
     """One load: validated records written in chunks, bad ones quarantined, the counts kept."""
 
     def __init__(self, db: Database, report: ImportReport, quarantine: _Quarantine, now: datetime,
-                 progress: Callable[[ImportReport], None] | None):  # fmt: skip
+                 progress: Callable[[ImportReport], None] | None, profile: Profile,
+                 journal: Journal | None):  # fmt: skip
         self.db = db
         self.report = report
         self.quarantine = quarantine
         self.now = now
         self.progress = progress
+        self.profile = profile
+        self.journal = journal
         self.chunk: list[tuple[SourceRecord, InstrumentInput]] = []
 
     def take(self, rec: SourceRecord) -> None:
@@ -116,7 +140,7 @@ class _Load:
             self.reject(rec, rec.column or "(record)", rec.problem)
             return
         try:
-            self.chunk.append((rec, validate(rec.data, now=self.now)))
+            self.chunk.append((rec, validate(rec.data, now=self.now, profile=self.profile)))
         except InvalidInstrument as exc:
             self.reject(rec, exc.errors[0].field, "; ".join(str(e) for e in exc.errors))
             return
@@ -128,29 +152,38 @@ class _Load:
         key = reason.split(":")[0][:80]
         self.report.reasons[key] = self.report.reasons.get(key, 0) + 1
         self.quarantine.add(rec.where, rec.column, field_name, reason, rec.raw)
+        if self.journal is not None:
+            self.journal.quarantined(rec, field_name, reason)
 
     def flush(self) -> None:
         if not self.chunk:
             return
         try:
-            self._write([inst for _, inst in self.chunk])
+            self._write(self.chunk)
             self.report.loaded += len(self.chunk)
         except (Conflict, InvalidInstrument):
-            for rec, inst in self.chunk:  # find the offending ones: each on its own
+            for item in self.chunk:  # find the offending ones: each on its own
+                rec = item[0]
                 try:
-                    self._write([inst])
+                    self._write([item])
                     self.report.loaded += 1
                 except InvalidInstrument as exc:
                     self.reject(rec, exc.errors[0].field, str(exc))
                 except Conflict as exc:
                     self.reject(rec, "instrument_number", str(exc))
         self.chunk.clear()
+        if self.journal is not None:
+            self.journal.flush()
         if self.progress:
             self.progress(self.report)
 
-    def _write(self, instruments: list[InstrumentInput]) -> None:
+    def _write(self, chunk: list[tuple[SourceRecord, InstrumentInput]]) -> None:
         with self.db.write() as s:
-            record_instruments(s, instruments, source="legacy", with_commitments=False, now=self.now)
+            made = record_instruments(s, [inst for _, inst in chunk], source="legacy", with_commitments=False,
+                                      now=self.now)  # fmt: skip
+            if self.journal is not None:
+                by_number = {m.instrument_number: m for m in made}
+                self.journal.loaded(s, [(rec, by_number[inst.instrument_number or ""]) for rec, inst in chunk])
 
 
 def synthetic_source(instruments: int, seed: int) -> Iterator[SourceRecord]:

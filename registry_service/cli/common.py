@@ -84,6 +84,9 @@ def database(cfg: Settings):  # -> Database
                 f"the database schema is at {db.current_revision() or 'nothing'}, landreg needs {head}",
                 "run `landreg db upgrade` (a prestart step in production)",
             )
+    from hybrid_store.pins import pin_jurisdiction
+
+    pin_jurisdiction(db, cfg.profile)  # a registry keeps the jurisdiction it started with
     return db
 
 

@@ -60,7 +60,7 @@ def _run_import(source, name: str, quarantine: Path | None) -> None:
             )
             del rate
 
-        report = import_records(db, source, name=name, quarantine=quarantine, progress=show)
+        report = import_records(db, source, name=name, quarantine=quarantine, progress=show, profile=cfg.profile)
     table = Table(title=f"legacy import: {name}", show_header=False)
     table.add_row("records in the source", f"{report.records:,}")
     table.add_row("loaded", f"{report.loaded:,}")
@@ -99,6 +99,116 @@ def import_csv(
     from migration_tools.legacy import csv_export
 
     _run_import(csv_export.read(folder), f"csv:{folder.name}", quarantine)
+
+
+# --- a legacy database ---------------------------------------------------------------------------------
+@legacy_app.command("attach")
+@friendly
+def legacy_attach(
+    layout: Annotated[str, typer.Option(help="A shipped layout (landreg-export, acris) or a layout file (TOML).")],
+    url_env: Annotated[str | None, typer.Option(help="The environment variable holding the database's URL.")] = None,
+    url_file: Annotated[Path | None, typer.Option(help="A file (mode 600) holding the database's URL.")] = None,
+    name: Annotated[str, typer.Option(help="What to call this legacy database.")] = "county",
+) -> None:
+    """Attach to the county's recorder database, read-only: check that it matches the layout and
+    remember where its URL is (an environment variable or a file, never the URL itself)."""
+    from migration_tools.legacy.sync import attach
+
+    if (url_env is None) == (url_file is None):
+        raise fail("give exactly one of --url-env VAR and --url-file PATH",
+                   "the URL carries a password: it is never given on the command line")  # fmt: skip
+    cfg = settings()
+    db = database(cfg)
+    layout_ref: str | Path = layout if "/" not in layout and not layout.endswith(".toml") else Path(layout)
+    done = attach(db, cfg.profile, layout_ref=layout_ref, url_env=url_env,
+                  url_file=str(url_file) if url_file else None, name=name, actor=_actor())  # fmt: skip
+    table = Table(title=f"legacy database {done.name!r} attached (read-only)", show_header=False)
+    table.add_row("layout", done.layout)
+    table.add_row("database", done.dialect)
+    table.add_row("URL from", f"${url_env}" if url_env else str(url_file))
+    for name_, rows in done.inspection.tables.items():
+        table.add_row(f"  {name_}", f"{rows:,} rows")
+    if done.code_table_rows:
+        table.add_row("document type codes", f"{done.code_table_rows:,}")
+    table.add_row("documents", f"{done.inspection.documents:,}")
+    console.print(table)
+    console.print("next: `landreg legacy sync` loads them for staged migration")
+
+
+@legacy_app.command("sync")
+@friendly
+def legacy_sync(
+    name: Annotated[str, typer.Option(help="The attached legacy database.")] = "county",
+    quarantine: Annotated[Path | None, typer.Option(help="Where documents that cannot be loaded go (CSV).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the sync's report as JSON.")] = None,
+) -> None:
+    """Load what the attached legacy database holds and landreg does not: new documents, and
+    quarantined ones whose rows changed. Documents that cannot be read are quarantined with their
+    reason; the sync goes on."""
+    from migration_tools.legacy.sync import sync
+
+    cfg = settings()
+    db = database(cfg)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    quarantine = quarantine or cfg.reports_dir / f"quarantine-legacy-{name}-{stamp}.csv"
+    with _progress(f"syncing {name}") as bar:
+        task = bar.add_task("sync", total=None, rate="")
+
+        def show(report) -> None:
+            bar.update(task, completed=report.documents,
+                       rate=f"{report.loaded:,} loaded, {report.quarantined:,} quarantined, {report.per_second:,.0f}/s")  # fmt: skip
+
+        report = sync(db, cfg.profile, name=name, quarantine=quarantine, progress=show)
+    table = Table(title=f"legacy sync: {name} ({report.layout})", show_header=False)
+    table.add_row("documents read", f"{report.documents:,}")
+    table.add_row("loaded", f"{report.loaded:,}")
+    table.add_row("quarantined", f"{report.quarantined:,}" + (f"  → {report.quarantine_file}" if report.quarantined
+                                                              else ""))  # fmt: skip
+    for label, n in (("tried again (their rows changed)", report.retried), ("unchanged since loaded", report.unchanged),
+                     ("still quarantined (rows unchanged)", report.still_quarantined),
+                     ("changed in the legacy database since loaded", report.changed_since_loaded)):  # fmt: skip
+        if n:
+            table.add_row(label, f"{n:,}")
+    table.add_row("time", f"{report.seconds:.1f} s ({report.per_second:,.0f} documents/s)")
+    for reason, n in sorted(report.reasons.items(), key=lambda x: -x[1])[:8]:
+        table.add_row(f"  {n:,} ×", reason)
+    console.print(table)
+    if json_out:
+        json_out.write_text(json.dumps(report.to_json(), indent=2))
+
+
+@legacy_app.command("status")
+@friendly
+def legacy_status() -> None:
+    """The attached legacy databases: layout, where the URL comes from, the last sync, and what each
+    document became (loaded or quarantined). Never the URL itself."""
+    from sqlalchemy import func, select
+
+    from hybrid_store.db.models import LegacyDocument, LegacySource
+
+    cfg = settings()
+    db = database(cfg)
+    with db.read() as s:
+        sources = list(s.scalars(select(LegacySource).order_by(LegacySource.name)))
+        states = dict(((sid, st), n) for sid, st, n in s.execute(
+            select(LegacyDocument.source_id, LegacyDocument.state, func.count()).group_by(
+                LegacyDocument.source_id, LegacyDocument.state)))  # fmt: skip
+    if not sources:
+        console.print("no legacy database attached (`landreg legacy attach --layout ... --url-env VAR`)")
+        return
+    for src in sources:
+        table = Table(title=f"legacy database {src.name!r}", show_header=False)
+        table.add_row("layout", f"{src.layout_name} (sha256 {src.layout_sha256[:12]}…)")
+        table.add_row("database", src.dialect)
+        table.add_row("URL from", f"${src.url_env}" if src.url_env else str(src.url_file))
+        table.add_row("attached", f"{src.attached_at:%Y-%m-%d %H:%M} by {src.attached_by}")
+        table.add_row("documents loaded", f"{states.get((src.id, 'loaded'), 0):,}")
+        table.add_row("documents quarantined", f"{states.get((src.id, 'quarantined'), 0):,}")
+        if src.last_sync_at is not None and src.last_sync:
+            last = src.last_sync
+            table.add_row("last sync", f"{src.last_sync_at:%Y-%m-%d %H:%M}: {last['documents']:,} read, "
+                          f"{last['loaded']:,} loaded, {last['quarantined']:,} quarantined ({last['seconds']:.1f} s)")  # fmt: skip
+        console.print(table)
 
 
 @import_app.command("synthetic")

@@ -107,7 +107,7 @@ def _page(request: Request, template: str, status: int = 200, **context: Any) ->
     return TEMPLATES.TemplateResponse(
         request, template,
         {"actor": actor, "csrf": _csrf(request), "Permission": Permission, "flash": request.session.pop("flash", None),
-         **context},
+         "place_label": request.app.state.settings.profile.place_label, **context},
         status_code=status,
     )  # fmt: skip
 
@@ -153,8 +153,7 @@ def home(
     parcel_key = None
     if municipality and block and lot:
         try:
-            parcel_key = queries.profile.parcel(
-                municipality_code=municipality, block=block, lot=lot, qualifier=qualifier).key  # fmt: skip
+            parcel_key = queries.profile.parcel_from_form(municipality, block, lot, qualifier).key
         except ValueError:
             return _page(request, "home.html", status=422, error="block, lot and qualifier look like 100.01, 5, C0001",
                          municipalities=_places(request), query=request.query_params, doc_types=list(DocType))  # fmt: skip
@@ -229,8 +228,9 @@ async def file_submit(request: Request, who: Caller, filing: FilingDep) -> Respo
         "grantors": _lines(values.get("grantors", "")),
         "grantees": _lines(values.get("grantees", "")),
         "parcels": [
-            {"municipality_code": values.get(f"municipality_{i}", ""), "block": values.get(f"block_{i}", "").strip(),
-             "lot": values.get(f"lot_{i}", "").strip(), "qualifier": values.get(f"qualifier_{i}", "").strip()}
+            filing.settings.profile.form_fields(values.get(f"municipality_{i}", ""), values.get(f"block_{i}", "").strip(),
+                                                values.get(f"lot_{i}", "").strip(),
+                                                values.get(f"qualifier_{i}", "").strip())
             for i in range(PARCEL_ROWS)
             if values.get(f"block_{i}", "").strip() or values.get(f"lot_{i}", "").strip()
         ],
