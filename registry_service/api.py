@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BeforeValidator
 from starlette.concurrency import run_in_threadpool
 
 from hybrid_store.core.commitment import FIELDS
@@ -32,6 +34,16 @@ NumberPath = Annotated[str, Path(pattern=r"^[0-9A-Z][0-9A-Z_-]{0,23}$", examples
 ParcelPath = Annotated[
     str, Path(pattern=r"^[0-9]{4}_[0-9A-Z.]{1,12}_[0-9A-Z.]{1,12}(_[0-9A-Z]{1,10})?$", examples=["0223_100.01_5"])
 ]
+
+
+def _calendar_date(value: object) -> object:
+    # pydantic would also take "0" or "1700000000" as a Unix time; the API documents YYYY-MM-DD only
+    if isinstance(value, str) and not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        raise ValueError("expected a date as YYYY-MM-DD")
+    return value
+
+
+CalendarDate = Annotated[date, BeforeValidator(_calendar_date)]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -107,8 +119,8 @@ def search_instruments(
         str | None, Query(min_length=2, max_length=200, description="part of a grantor's or grantee's name")
     ] = None,
     type: Annotated[DocType | None, Query(description="document type")] = None,
-    from_: Annotated[date | None, Query(alias="from", description="recorded on or after (YYYY-MM-DD)")] = None,
-    to: Annotated[date | None, Query(description="recorded on or before (YYYY-MM-DD)")] = None,
+    from_: Annotated[CalendarDate | None, Query(alias="from", description="recorded on or after (YYYY-MM-DD)")] = None,
+    to: Annotated[CalendarDate | None, Query(description="recorded on or before (YYYY-MM-DD)")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
     cursor: Annotated[str | None, Query(max_length=18, pattern=r"^[0-9]{1,18}$")] = None,
 ) -> schemas.InstrumentPage:

@@ -267,6 +267,8 @@ def test_search_filters_and_pages(svc):
     today = time.strftime("%Y-%m-%d")
     assert svc.client.get(f"/api/v1/instruments?from={today}&to={today}", headers=h).json()["count"] == 7
     assert svc.client.get("/api/v1/instruments?from=2030-01-01&to=2020-01-01", headers=h).status_code == 422
+    # a Unix time is not a calendar date, though pydantic alone would take it as one
+    assert svc.client.get("/api/v1/instruments?to=0", headers=h).status_code == 422
     assert svc.client.get("/api/v1/instruments?limit=1000", headers=h).status_code == 422
     assert svc.client.get("/api/v1/instruments?cursor=9300000000000000000", headers=h).status_code == 422  # > int64
     misspelt = svc.client.get("/api/v1/instruments?partyy=buyer", headers=h)  # never a silently wider search

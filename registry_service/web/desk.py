@@ -18,6 +18,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.datastructures import FormData
 from starlette.datastructures import UploadFile as FormFile
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -213,7 +214,12 @@ def _file_page(request: Request, actor: Actor, *, values: dict[str, Any], correc
 
 @router.post("/file")
 async def file_submit(request: Request, who: Caller, filing: FilingDep) -> Response:
-    form = await request.form(max_files=1, max_fields=60)
+    # the context closes the uploaded scan's temporary file, whichever way the request ends
+    async with request.form(max_files=1, max_fields=60) as form:
+        return await _file_form(request, form, who, filing)
+
+
+async def _file_form(request: Request, form: FormData, who: Caller, filing: FilingDep) -> Response:
     corrects = str(form.get("corrects") or "")
     actor = require(who, Permission.CORRECT if corrects else Permission.FILE)
     _check_csrf(request, str(form.get("csrf", "")))
