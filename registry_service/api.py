@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from hybrid_store.core.commitment import FIELDS
 from hybrid_store.core.records import DocType
 from hybrid_store.errors import FieldError, InvalidInstrument
+from hybrid_store.jurisdictions import PROFILES
 from registry_service import schemas
 from registry_service.auth import Permission
 from registry_service.deps import (
@@ -31,8 +32,14 @@ from registry_service.http import StrictJSONRoute, read_json, reject_unknown_que
 from registry_service.services import Filed
 
 NumberPath = Annotated[str, Path(pattern=r"^[0-9A-Z][0-9A-Z_-]{0,23}$", examples=["2026-0000123"])]
+# any shipped profile's key form (the schema is the same for every registry); the registry's own
+# profile decides whether the parcel exists
 ParcelPath = Annotated[
-    str, Path(pattern=r"^[0-9]{4}_[0-9A-Z.]{1,12}_[0-9A-Z.]{1,12}(_[0-9A-Z]{1,10})?$", examples=["0223_100.01_5"])
+    str,
+    Path(
+        pattern="^(?:" + "|".join(f"(?:{p.parcel_key_pattern.pattern})" for p in PROFILES.values()) + ")$",
+        examples=["0223_100.01_5", "1-00123-0045"],
+    ),
 ]
 
 

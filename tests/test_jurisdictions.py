@@ -81,6 +81,26 @@ def test_an_nyc_registry_records_boroughs_and_keys_its_parcels_by_bbl(tmp_path):
     db.dispose()
 
 
+def test_an_nyc_registry_answers_for_its_parcels_over_the_api(tmp_path):
+    from hybrid_store.chain.connect import eth_tester_chain
+    from tests.test_api import make_service
+
+    db = make_sqlite(tmp_path)
+    svc = make_service(tmp_path, db, eth_tester_chain(), jurisdiction="nyc")
+    with svc.client:
+        number = svc.file(nyc_deed())["receipt"]["instrumentNumber"]
+        parcel = svc.client.get("/api/v1/parcels/1-01500-1001", headers=svc.as_("auditor"))
+        assert parcel.status_code == 200, parcel.text
+        assert (parcel.json()["key"], parcel.json()["municipality"], parcel.json()["instruments"]) == (
+            "1-01500-1001", "Manhattan", 1)  # fmt: skip
+        history = svc.client.get("/api/v1/parcels/1-01500-1001/history", headers=svc.as_("auditor"))
+        assert [e["instrument_number"] for e in history.json()["entries"]] == [number], history.text
+        # a key of the right form for another jurisdiction is simply not one of this registry's parcels
+        assert svc.client.get("/api/v1/parcels/0223_100.01_5", headers=svc.as_("auditor")).status_code == 404
+        assert svc.client.get("/api/v1/parcels/6-01500-1001", headers=svc.as_("auditor")).status_code == 422
+    db.dispose()
+
+
 def test_the_trust_root_never_changes_jurisdiction():
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
