@@ -62,6 +62,12 @@ class Conflict(LandregError):
     """The request conflicts with the current state (e.g. an instrument number already used)."""
 
 
+class MirrorMode(Conflict):
+    """Filing through landreg while the registry mirrors the county's recorder database."""
+
+    hint = "file the instrument in the county's recorder system: landreg records it from there"
+
+
 class ChainError(LandregError):
     """Base of errors talking to the chain."""
 

@@ -80,20 +80,26 @@ def record_instruments(
     seed: Callable[[], bytes] = lambda: secrets.token_bytes(commitments.SEED_LENGTH),
     enqueue: bool = True,
     with_commitments: bool = True,
+    mirror: Sequence[int | None] | None = None,
 ) -> list[Recorded]:
     """Write ``instruments`` (already validated), their title checks and, ``with_commitments``,
     their commitments and outbox entries. Instruments without a number, book/page or recording
     time get the next ones. Raises ``InvalidInstrument`` for a correction of an unknown instrument
     and ``Conflict`` for an instrument number that is taken; the caller's transaction must then be
-    rolled back."""
+    rolled back.
+
+    ``mirror`` (one entry per instrument: the id of the version it supersedes, or None) records
+    them as the legacy database's mirror: committed with source ``mirror``, and without landreg's
+    chain-of-title check (the legacy system is the authority; the caller sets owners of record)."""
     if not instruments:
         return []
     split = _dependency_split(instruments)
     if split:  # a correction of an instrument recorded earlier in this same call: write that one first
         kw: dict[str, Any] = {"source": source, "now": now, "seed": seed, "enqueue": enqueue,
                               "with_commitments": with_commitments}  # fmt: skip
-        return record_instruments(session, instruments[:split], **kw) + record_instruments(
-            session, instruments[split:], **kw
+        first, rest = (None, None) if mirror is None else (mirror[:split], mirror[split:])
+        return record_instruments(session, instruments[:split], mirror=first, **kw) + record_instruments(
+            session, instruments[split:], mirror=rest, **kw
         )
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     parcels = _resolve_parcels(session, instruments)
@@ -118,7 +124,7 @@ def record_instruments(
         seeds.append(seed())
         entry = _Made(number, book, page, recorded_at)
         made.append(entry)
-        if inst.doc_type in CONVEYANCES:
+        if inst.doc_type in CONVEYANCES and mirror is None:
             for key in keys:
                 owner = parcels[key].owner
                 known = title.Conveyance(made[owner[1]].number, instruments[owner[1]].grantors,
@@ -144,10 +150,12 @@ def record_instruments(
     _insert_details(conn, ids, instruments, made, parcels, now)
     values: dict[int, bytes] = {}
     if with_commitments:
+        kinds = [(ledger.Source.FILING, None)] * len(ids) if mirror is None else [
+            (ledger.Source.MIRROR, sup) for sup in mirror]  # fmt: skip
         entries = [
             ledger.Entry(iid, record.instrument_number, commitments.prepare(record, s),
-                         tuple(parcels[k].id for k in record.parcels), record.parcels, ledger.Source.FILING)
-            for iid, record, s in zip(ids, records, seeds, strict=True)
+                         tuple(parcels[k].id for k in record.parcels), record.parcels, kind, sup)
+            for iid, record, s, (kind, sup) in zip(ids, records, seeds, kinds, strict=True)
         ]  # fmt: skip
         values = dict(ledger.append(session, entries, heads, enqueue=enqueue, now=now))
     moved = [{"pid": p.id, "owner": ids[p.owner[1]]} for p in parcels.values() if isinstance(p.owner, tuple)]

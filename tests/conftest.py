@@ -321,3 +321,28 @@ def app_routes(app) -> set[tuple[str, str]]:
 
     walk(app.routes, "")
     return out
+
+
+# --- legacy recorder databases (tests/legacy_fixtures.py) ------------------------------------------------
+@pytest.fixture(params=["mariadb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def legacy(request):
+    """A legacy database of its own on the server named by the parameter."""
+    from tests import legacy_fixtures as fx
+
+    server = fx.LegacyServer(request.param).create()
+    yield server
+    server.drop()
+
+
+@pytest.fixture
+def registry(request, tmp_path):
+    """A landreg store for a registry of the jurisdiction the test names (default: nyc)."""
+    from hybrid_store.jurisdictions import get_profile
+    from hybrid_store.pins import pin_jurisdiction
+
+    marker = request.node.get_closest_marker("jurisdiction")
+    profile = get_profile(marker.args[0] if marker else "nyc")
+    db = make_sqlite(tmp_path)
+    pin_jurisdiction(db, profile)
+    yield db, profile
+    db.dispose()

@@ -29,25 +29,6 @@ from tests.conftest import make_sqlite
 ENV = "LANDREG_TEST_LEGACY_URL"
 
 
-@pytest.fixture(params=["mariadb", pytest.param("postgres", marks=pytest.mark.postgres)])
-def legacy(request):
-    """A legacy database of its own on the server named by the parameter."""
-    server = fx.LegacyServer(request.param).create()
-    yield server
-    server.drop()
-
-
-@pytest.fixture
-def registry(request, tmp_path):
-    """A landreg store for a registry of the jurisdiction the test names (default: nyc)."""
-    marker = request.node.get_closest_marker("jurisdiction")
-    profile = get_profile(marker.args[0] if marker else "nyc")
-    db = make_sqlite(tmp_path)
-    pin_jurisdiction(db, profile)
-    yield db, profile
-    db.dispose()
-
-
 def attached(db, profile, server, schema, layout, monkeypatch, tmp_path, **kw):
     server.load(schema)
     monkeypatch.setenv(ENV, server.url)

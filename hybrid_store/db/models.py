@@ -570,6 +570,9 @@ class LegacySource(Base):
     attached_by: Mapped[str] = mapped_column(String(160))
     last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_sync: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the last sync's report
+    capture: Mapped[str | None] = mapped_column(String(16))  # how --follow sees changes: trigger | watermark
+    cursor: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # where --follow is in the change capture
+    last_sweep_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class LegacyDocument(Base):
@@ -583,16 +586,45 @@ class LegacyDocument(Base):
     source_id: Mapped[int] = mapped_column(ForeignKey("legacy_sources.id"))
     legacy_key: Mapped[str] = mapped_column(String(64))
     fingerprint: Mapped[bytes] = mapped_column(LargeBinary(32))
-    state: Mapped[str] = mapped_column(String(12))  # loaded | quarantined
+    state: Mapped[str] = mapped_column(String(12))  # loaded | quarantined | deleted (from the legacy database)
     instrument_id: Mapped[int | None] = mapped_column(ForeignKey("instruments.id"))
     field: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str | None] = mapped_column(Text)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
     synced_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")  # of ``instrument_id``
 
     __table_args__ = (
         UniqueConstraint("source_id", "legacy_key", name="uq_legacy_documents_key"),
-        CheckConstraint("state IN ('loaded', 'quarantined')", name="state"),
+        CheckConstraint("state IN ('loaded', 'quarantined', 'deleted')", name="state"),
+    )
+
+
+class MirrorFlag(Base):
+    """A mirrored version the legacy database replaced (``changed_in_legacy``: ``successor_id`` is
+    the new version, ``diff`` the fields that changed) or deleted (``deleted_in_legacy``). One per
+    version; an operator acknowledges it with a reason. ``revoke_tx`` revoked the version's leaf
+    on the chain, its reason naming the successor's commitment (or "deleted in legacy")."""
+
+    __tablename__ = "mirror_flags"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("legacy_sources.id"))
+    legacy_key: Mapped[str] = mapped_column(String(64))
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id"), unique=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    successor_id: Mapped[int | None] = mapped_column(ForeignKey("instruments.id"))
+    diff: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(160))
+    ack_reason: Mapped[str | None] = mapped_column(Text)
+    revoke_tx: Mapped[str | None] = mapped_column(String(66))
+    revoked_block: Mapped[int | None] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('changed_in_legacy', 'deleted_in_legacy')", name="kind"),
+        Index("ix_mirror_flags_legacy_key", "source_id", "legacy_key"),
     )
 
 
@@ -612,6 +644,7 @@ __all__ = [
     "AuditLink",
     "Base",
     "BatchRecord",
+    "MirrorFlag",
     "BatchState",
     "ChainDeployment",
     "Commitment",

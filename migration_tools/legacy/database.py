@@ -17,7 +17,7 @@ are untested.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,7 @@ from migration_tools.legacy.layout import Layout, Table
 from migration_tools.legacy.mapping import LegacyRows, instrument_number
 
 FETCH = 2_000  # rows per round trip of each stream
+KEYS_PER_QUERY = 500  # documents read by key at once (follow mode)
 KEY = "lr_key"
 
 
@@ -101,11 +102,14 @@ class LegacyDatabase:
         params = {f"f{i}": v.strip().upper() for i, v in enumerate(spec.filter.values())}
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
-    def _select(self, part: str) -> tuple[str, dict[str, str]]:
+    def _select(self, part: str, keys: list[str] | None = None) -> tuple[str, dict[str, str]]:
         spec = self.layout.tables()[part]
         columns = ", ".join(self._name(c) for c in self.layout.columns(part))
         where, params = self._where(spec)
         key = self._normal(spec.key)
+        if keys is not None:
+            where += (" AND " if where else " WHERE ") + f"{key} IN ({', '.join(f':k{i}' for i in range(len(keys)))})"
+            params.update({f"k{i}": k for i, k in enumerate(keys)})
         sql = f"SELECT {key} AS {KEY}, {columns} FROM {self._name(spec.table)}{where} ORDER BY {self._ordered(key)}"
         return sql, params
 
@@ -182,6 +186,53 @@ class LegacyDatabase:
             streams = {part: _Stream(part, self._stream(conns[part], part)) for part in parts}
             yield from _merge(streams)
 
+    def fetch(self, keys: Iterable[str]) -> dict[str, LegacyRows | None]:
+        """The documents of ``keys`` (normalised keys) as they are now; None for a key with no rows."""
+        wanted = sorted(set(keys))
+        out: dict[str, LegacyRows | None] = dict.fromkeys(wanted)
+        with self.engine.connect() as conn:
+            self._snapshot({"documents": conn})
+            for chunk in (wanted[i : i + KEYS_PER_QUERY] for i in range(0, len(wanted), KEYS_PER_QUERY)):
+                streams = {}
+                for part in self.layout.tables():
+                    sql, params = self._select(part, chunk)
+                    rows = [(str(r[KEY]), dict(r)) for r in conn.execute(text(sql), params).mappings()]
+                    streams[part] = _Stream(part, iter(rows))
+                out.update({rows.key: rows for rows in _merge(streams)})
+        return out
+
+    def newest_modified(self) -> str | None:
+        docs = self.layout.documents
+        assert docs.modified is not None
+        where, params = self._where(docs)
+        with self.engine.connect() as conn:
+            value = conn.execute(text(f"SELECT MAX({self._name(docs.modified)}) FROM {self._name(docs.table)}{where}"),
+                                 params).scalar()  # fmt: skip
+        return _mark(value)
+
+    def keys_modified_since(self, since: str | None) -> tuple[list[str], str | None]:
+        """Keys of the documents whose modified column is at or after ``since`` (None: all), and the
+        largest value seen (the watermark's next position). The column must sort in time order: a
+        timestamp, a row version, or text in ISO form."""
+        docs = self.layout.documents
+        assert docs.modified is not None
+        col = self._name(docs.modified)
+        where, params = self._where(docs)
+        if since is not None:
+            where += (" AND " if where else " WHERE ") + f"{col} >= :since"
+            params["since"] = since
+        sql = f"SELECT {self._normal(docs.key)}, {col} FROM {self._name(docs.table)}{where}"
+        keys, top = [], since
+        with self.engine.connect() as conn:
+            for key, value in conn.execute(text(sql), params):
+                keys.append(str(key))
+                mark = (
+                    value.isoformat(sep=" ") if hasattr(value, "isoformat") else None if value is None else str(value)
+                )
+                if mark is not None and (top is None or mark > top):
+                    top = mark
+        return keys, top
+
     def _stream(self, conn: Connection, part: str) -> Iterator[tuple[str, dict[str, Any]]]:
         sql, params = self._select(part)
         result = conn.execution_options(stream_results=True, yield_per=FETCH).execute(text(sql), params)
@@ -200,6 +251,13 @@ class LegacyDatabase:
         elif self.dialect in ("mysql", "mariadb"):
             for conn in conns.values():
                 conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+
+
+def _mark(value: Any) -> str | None:
+    """A modified-column value as text that sorts in time order (timestamps in ISO form)."""
+    if value is None:
+        return None
+    return value.isoformat(sep=" ") if hasattr(value, "isoformat") else str(value)
 
 
 class _Stream:

@@ -126,12 +126,12 @@ def attach(
     url = read_url(url_env, url_file)
     legacy = connect(layout, url)
     try:
-        inspection = _guarded(url, legacy.inspect)
+        inspection = guarded(url, legacy.inspect)
         if inspection.problems:
             raise LegacyDatabaseError(
                 "the legacy database does not match the layout: " + "; ".join(inspection.problems)
             )
-        codes = _guarded(url, legacy.code_rows)
+        codes = guarded(url, legacy.code_rows)
     finally:
         legacy.engine.dispose()
     if codes:  # the code table lives in the legacy database: keep a copy with the layout
@@ -155,7 +155,7 @@ def attach(
     return Attached(name, layout.name, inspection.dialect, inspection, len(table.rows) if table else 0)
 
 
-def _guarded(url: str, call: Callable[[], Any]) -> Any:
+def guarded(url: str, call: Callable[[], Any]) -> Any:
     """Driver errors, with the URL scrubbed out of them."""
     try:
         return call()
@@ -217,8 +217,8 @@ def sync(
     started = time.perf_counter()
     journal = _StateJournal(db, source.id)
     try:
-        numbers = _guarded(url, legacy.correction_numbers)
-        records = _changed(db, source.id, layout, _scrubbed(url, legacy.documents()), numbers, report)
+        numbers = guarded(url, legacy.correction_numbers)
+        records = _changed(db, source.id, layout, scrubbed(url, legacy.documents()), numbers, report)
 
         def show(imported: ImportReport) -> None:
             report.loaded, report.quarantined = imported.loaded, imported.quarantined
@@ -239,7 +239,7 @@ def sync(
     return report
 
 
-def _scrubbed(url: str, rows: Iterator[LegacyRows]) -> Iterator[LegacyRows]:
+def scrubbed(url: str, rows: Iterator[LegacyRows]) -> Iterator[LegacyRows]:
     try:
         yield from rows
     except LandregError:

@@ -34,6 +34,7 @@ class Discrepancy:
     instrument_number: str | None = None
     expected: str | None = None
     found: str | None = None
+    legacy_key: str | None = None  # three-way reconciliation: the legacy database's document
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,7 @@ class ReconcileResult:
     timeline: list[tuple[str, int]] = field(default_factory=list)  # (day, records anchored that day)
     discrepancies: list[Discrepancy] = field(default_factory=list)
     healed: dict[str, int] = field(default_factory=dict)
+    legacy: dict[str, Any] | None = None  # three-way: the legacy database's side (``reconciliation.legacy``)
 
     @property
     def clean(self) -> bool:
@@ -112,17 +113,19 @@ def reconcile(
     heal: bool = False,
     progress: Callable[[str], None] | None = None,
     pool: Pool | None = None,
+    legacy: str | None = None,
 ) -> ReconcileResult:
     """Reconcile the anchored batches (of ``stage``, or all) with ``chain`` (or a call that opens it,
     made once the records are being recomputed); ``pool`` is a ``hashing_pool`` the caller started
-    early (else one of ``workers`` processes is started here)."""
+    early (else one of ``workers`` processes is started here). ``legacy`` names an attached legacy
+    database to compare with landreg's mirror too (three-way)."""
     # the hashing processes start up while this one reads the database and asks the chain
     own = pool is None and workers > 1
     if own:
         pool = hashing_pool.start(db.url, workers)
     try:
         return _reconcile(db, chain, manifest_dir=manifest_dir, stage=stage, actor=actor, heal=heal,
-                          progress=progress, pool=pool)  # fmt: skip
+                          progress=progress, pool=pool, legacy=legacy)  # fmt: skip
     finally:
         if own and pool is not None:
             pool.terminate()
@@ -138,12 +141,15 @@ def _reconcile(
     heal: bool,
     progress: Callable[[str], None] | None,
     pool: Pool | None,
+    legacy: str | None = None,
 ) -> ReconcileResult:
     run = _Run(db, manifest_dir, progress or (lambda _msg: None))
     run.read_database(stage)
     if run.deployment is None:
         run.result.chain = {"deployment": None}
         run.result.counts = {"batches": 0}
+        if legacy is not None:
+            run.check_legacy(legacy)
         run.result.seconds = time.perf_counter() - run.started
         return run.result
     # the hashing processes check the batches against the roots the database holds while this one
@@ -161,6 +167,8 @@ def _reconcile(
     run.check_lost_tail()
     if run.stage_id is None:
         run.check_audit_log()
+    if legacy is not None:
+        run.check_legacy(legacy)
     return run.finish(actor, heal)
 
 
@@ -186,6 +194,12 @@ class _Run:
 
     def report(self, kind: str, message: str, batch: int | None = None, **found: str | None) -> None:
         self.result.discrepancies.append(Discrepancy(kind, message, batch, **found))
+
+    def check_legacy(self, name: str) -> None:
+        """The legacy database against landreg's mirror (``reconciliation.legacy``)."""
+        from migration_tools.reconciliation import legacy
+
+        self.result.legacy = legacy.check(self.db, name, self.result.discrepancies.append, self.say)
 
     # --- what the database says -----------------------------------------------------------------------
     def read_database(self, stage: str | None) -> None:

@@ -141,14 +141,65 @@ def legacy_sync(
     name: Annotated[str, typer.Option(help="The attached legacy database.")] = "county",
     quarantine: Annotated[Path | None, typer.Option(help="Where documents that cannot be loaded go (CSV).")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the sync's report as JSON.")] = None,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            help="Then keep mirroring inserts, edits and deletions "
+            "as they happen (a parallel run); Ctrl-C or SIGTERM stops.",
+        ),
+    ] = False,
+    interval: Annotated[float, typer.Option(help="--follow: seconds between polls.", min=0.05)] = 1.0,
+    capture: Annotated[
+        str | None,
+        typer.Option(
+            help="--follow: trigger (the change log of `legacy install-capture`) "
+            "or watermark (the layout's modified column). Default: trigger "
+            "when the change log exists."
+        ),
+    ] = None,
+    sweep_every: Annotated[
+        float, typer.Option(help="--follow: seconds between sweeps comparing every document (0: only at start).", min=0)
+    ] = 3600.0,
+    gap_timeout: Annotated[
+        float,
+        typer.Option(
+            help="--follow, trigger: seconds a skipped change-log number is awaited (the longest legacy transaction).",
+            min=0,
+        ),
+    ] = 600.0,
+    lookback: Annotated[
+        float,
+        typer.Option(
+            help="--follow, watermark: seconds the watermark trails the newest "
+            "change (the longest legacy transaction).",
+            min=0,
+        ),
+    ] = 300.0,
+    anchor: Annotated[
+        bool,
+        typer.Option(
+            "--anchor",
+            help="--follow: anchor new records and versions from this process (otherwise the anchoring worker does).",
+        ),
+    ] = False,
+    polls: Annotated[int, typer.Option(help="--follow: stop after this many polls (0: run until stopped).", min=0)] = 0,
 ) -> None:
     """Load what the attached legacy database holds and landreg does not: new documents, and
     quarantined ones whose rows changed. Documents that cannot be read are quarantined with their
-    reason; the sync goes on."""
-    from migration_tools.legacy.sync import sync
+    reason; the sync goes on. With --follow, keep following it: new documents are committed and
+    anchored like filings, edited ones become new versions flagged changed_in_legacy, deleted ones
+    are flagged deleted_in_legacy."""
+    from migration_tools.legacy.sync import source_of, sync
 
+    if capture not in (None, "trigger", "watermark"):
+        raise fail(f"--capture is trigger or watermark, not {capture!r}")
     cfg = settings()
     db = database(cfg)
+    if follow and source_of(db, name).last_sync_at is not None:
+        _follow(cfg, db, name=name, interval=interval, capture=capture, sweep_every=sweep_every,
+                gap_timeout=gap_timeout, lookback=lookback, anchor=anchor, polls=polls)  # fmt: skip
+        return
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     quarantine = quarantine or cfg.reports_dir / f"quarantine-legacy-{name}-{stamp}.csv"
     with _progress(f"syncing {name}") as bar:
@@ -175,6 +226,150 @@ def legacy_sync(
     console.print(table)
     if json_out:
         json_out.write_text(json.dumps(report.to_json(), indent=2))
+    if follow:
+        _follow(cfg, db, name=name, interval=interval, capture=capture, sweep_every=sweep_every,
+                gap_timeout=gap_timeout, lookback=lookback, anchor=anchor, polls=polls)  # fmt: skip
+
+
+def _follow(cfg, db, *, name: str, interval: float, capture: str | None, sweep_every: float, gap_timeout: float,
+            lookback: float, anchor: bool, polls: int) -> None:  # fmt: skip
+    import signal
+    import threading
+
+    from migration_tools.legacy.follow import Follower
+
+    drain = None
+    lock = None
+    if anchor:
+        from hybrid_store.anchoring import Anchorer
+        from hybrid_store.worker_lock import WorkerLock
+
+        chain, deployment = chain_for(cfg, db)
+        anchorer = Anchorer.from_settings(db, chain, deployment, cfg)
+        lock = WorkerLock(db)
+        if not lock.acquire():
+            raise fail("another anchoring worker is running for this database",
+                       "leave --anchor off: that worker anchors what the follower records")  # fmt: skip
+
+        def drain() -> int:
+            return anchorer.drain().records
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    follower = Follower(db, cfg.profile, name=name, method=capture, gap_timeout=gap_timeout, lookback=lookback,
+                        anchor=drain)  # fmt: skip
+    done = 0
+
+    def stopping() -> bool:
+        return stop.is_set() or bool(polls and done >= polls)
+
+    def show(report) -> None:
+        nonlocal done
+        done += 1
+        err_console.print(
+            f"[dim]{report.last_poll_at}[/dim] {name}: {report.new:,} new, {report.versions:,} versions, "
+            f"{report.deleted:,} deleted, {report.quarantined:,} quarantined"
+            + (f", {report.gaps_open} change-log gaps awaited" if report.gaps_open else "")
+            + (f", {report.anchored:,} anchored" if anchor else ""),
+            highlight=False,
+        )
+
+    console.print(f"following {name!r} ({follower.method} capture, every {interval:g} s); Ctrl-C stops")
+    try:
+        report = follower.run(interval=interval, sweep_every=sweep_every, stop=stopping, on_poll=show)
+    finally:
+        follower.close()
+        if lock is not None:
+            lock.release()
+    console.print(f"stopped: {report.polls:,} polls, {report.sweeps:,} sweeps, {report.new:,} new, "
+                  f"{report.versions:,} versions, {report.deleted:,} deleted, {report.quarantined:,} quarantined")  # fmt: skip
+
+
+@legacy_app.command("install-capture")
+@friendly
+def legacy_install_capture(
+    ddl_url_env: Annotated[
+        str | None,
+        typer.Option(help="The environment variable holding a URL with DDL rights (used once, never stored)."),
+    ] = None,
+    ddl_url_file: Annotated[Path | None, typer.Option(help="A file (mode 600) holding that URL.")] = None,
+    name: Annotated[str, typer.Option(help="The attached legacy database.")] = "county",
+    uninstall: Annotated[bool, typer.Option("--uninstall", help="Remove the change log and triggers.")] = False,
+) -> None:
+    """Install trigger change capture in the legacy database: a change-log table (landreg_changes)
+    and triggers on every table the layout reads, recording each inserted, updated or deleted row
+    with its full image. Needs DDL rights once; landreg's own account then only reads the log
+    (grant it SELECT on landreg_changes)."""
+    from migration_tools.legacy import capture
+    from migration_tools.legacy.layout import stored_layout
+    from migration_tools.legacy.sync import guarded, read_url, source_of
+
+    if (ddl_url_env is None) == (ddl_url_file is None):
+        raise fail("give exactly one of --ddl-url-env VAR and --ddl-url-file PATH",
+                   "the URL carries a password: it is never given on the command line")  # fmt: skip
+    cfg = settings()
+    db = database(cfg)
+    source = source_of(db, name)
+    layout = stored_layout(source.layout_text)
+    url = read_url(ddl_url_env, str(ddl_url_file) if ddl_url_file else None)
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)  # read-write: this one account creates the triggers
+    try:
+        if uninstall:
+            guarded(url, lambda: capture.uninstall(engine, layout))
+            console.print(f"removed {capture.CHANGE_LOG} and landreg's triggers from {name!r}")
+            return
+        made = guarded(url, lambda: capture.install(engine, layout))
+    finally:
+        engine.dispose()
+    for item in made:
+        console.print(f"  created {item}")
+    console.print(
+        f"next: grant landreg's read-only account SELECT on {capture.CHANGE_LOG}, then `landreg legacy sync --follow`"
+    )
+
+
+@legacy_app.command("flags")
+@friendly
+def legacy_flags(
+    open_only: Annotated[bool, typer.Option("--open", help="Only flags nobody acknowledged yet.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON on standard output.")] = False,
+) -> None:
+    """Versions the legacy database replaced (changed_in_legacy, with what changed) or deleted
+    (deleted_in_legacy), newest first."""
+    from hybrid_store import mirror
+
+    db = database(settings())
+    with db.read() as s:
+        found = mirror.flags(s, open_only=open_only)
+    if as_json:
+        print(json.dumps([f.to_json() for f in found], indent=2, default=str))
+        return
+    table = Table(title=f"mirror flags ({len(found)})")
+    for col in ("id", "kind", "instrument", "now", "changed", "acknowledged"):
+        table.add_column(col)
+    for f in found:
+        table.add_row(str(f.id), f.kind, f.instrument_number, f.successor_number or "-",
+                      ", ".join(sorted(f.diff or {})) or "-",
+                      f"{f.acknowledged_by}: {f.ack_reason}" if f.acknowledged_at else "")  # fmt: skip
+    console.print(table)
+
+
+@legacy_app.command("ack")
+@friendly
+def legacy_ack(
+    flag_id: Annotated[int, typer.Argument(help="The flag's id (`landreg legacy flags`).")],
+    reason: Annotated[str, typer.Option(help="Why the divergence is accepted (audit-logged).")],
+) -> None:
+    """Acknowledge a mirror flag, with the reason (recorded in the audit log)."""
+    from hybrid_store import mirror
+
+    db = database(settings())
+    with db.write() as s:
+        view = mirror.acknowledge(s, flag_id, actor=_actor(), role="admin", reason=reason)
+    console.print(f"acknowledged flag {view.id} ({view.kind}, {view.instrument_number})")
 
 
 @legacy_app.command("status")
@@ -204,7 +399,17 @@ def legacy_status() -> None:
         table.add_row("attached", f"{src.attached_at:%Y-%m-%d %H:%M} by {src.attached_by}")
         table.add_row("documents loaded", f"{states.get((src.id, 'loaded'), 0):,}")
         table.add_row("documents quarantined", f"{states.get((src.id, 'quarantined'), 0):,}")
-        if src.last_sync_at is not None and src.last_sync:
+        table.add_row("documents deleted in legacy", f"{states.get((src.id, 'deleted'), 0):,}")
+        if src.capture:
+            cursor = src.cursor or {}
+            where = (f"change log #{cursor.get('seq', 0):,}, {len(cursor.get('gaps') or {})} gaps awaited"
+                     if src.capture == "trigger" else f"watermark {cursor.get('since')}")  # fmt: skip
+            table.add_row("following", f"{src.capture} capture, at {where}")
+        if src.last_sync_at is not None and src.last_sync and "follow" in src.last_sync:
+            last = src.last_sync["follow"]
+            table.add_row("last poll", f"{src.last_sync_at:%Y-%m-%d %H:%M:%S}: {last['new']:,} new, "
+                          f"{last['versions']:,} versions, {last['deleted']:,} deleted since the follower started")  # fmt: skip
+        elif src.last_sync_at is not None and src.last_sync:
             last = src.last_sync
             table.add_row("last sync", f"{src.last_sync_at:%Y-%m-%d %H:%M}: {last['documents']:,} read, "
                           f"{last['loaded']:,} loaded, {last['quarantined']:,} quarantined ({last['seconds']:.1f} s)")  # fmt: skip
@@ -408,8 +613,18 @@ def reconcile_command(
         bool, typer.Option(help="Re-queue records of batches the chain lost (never tampered ones).")
     ] = False,
     workers: Annotated[int, typer.Option(min=1, max=16, help="Processes recomputing commitments.")] = 2,
+    legacy: Annotated[
+        bool,
+        typer.Option(
+            "--legacy",
+            help="Three-way: also compare the attached legacy database with landreg's mirror, document by document.",
+        ),
+    ] = False,
+    legacy_name: Annotated[str, typer.Option(help="--legacy: the attached legacy database.")] = "county",
 ) -> None:
     """Recompute every anchored record's commitment and compare it with the chain, batch by batch.
+    With --legacy, also the legacy database with landreg: not mirrored, changed or deleted in
+    legacy, unknown to legacy.
 
     Exit status 0 when clean (pending records are not discrepancies), 1 otherwise, 4 when the
     chain's node did not answer (nothing is concluded: an unreachable node is never a reset chain).
@@ -432,6 +647,7 @@ def reconcile_command(
 
         result = reconcile(db, chain, manifest_dir=manifests or cfg.manifests_dir, stage=stage,
                            workers=workers, actor=_actor(), heal=heal, pool=pool,
+                           legacy=legacy_name if legacy else None,
                            progress=lambda m: err_console.print(f"[dim]{m}[/dim]"))  # fmt: skip
     except Exception as exc:
         from hybrid_store.errors import LandregError
@@ -458,6 +674,9 @@ def reconcile_command(
             f"{c.get('batches', 0)} batches; {kinds} ({result.seconds:.1f} s)")  # fmt: skip
     if result.healed:
         line += f"; healed: {result.healed['records']:,} records re-queued (run the worker or `landreg worker --drain`)"
+    if result.legacy:
+        lc = result.legacy["counts"]
+        line += f"; legacy database: {lc.get('legacy_documents', 0):,} documents compared"
     console.print(("[green]CLEAN[/green]: " if result.clean else "[red]DISCREPANCIES[/red]: ") + line)
     console.print(f"report: {report}")
     raise typer.Exit(0 if result.clean else 1)

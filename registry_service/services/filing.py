@@ -19,12 +19,13 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from hybrid_store import mirror
 from hybrid_store.core.hashing import to_hex
 from hybrid_store.core.records import format_timestamp
 from hybrid_store.db.engine import Database
 from hybrid_store.db.models import IdempotencyRecord, Instrument
 from hybrid_store.db.records import instrument_id, load_records
-from hybrid_store.errors import Conflict, FieldError, InvalidInstrument, LandregError, NotFound
+from hybrid_store.errors import Conflict, FieldError, InvalidInstrument, LandregError, MirrorMode, NotFound
 from hybrid_store.filing import Recorded, record_instruments
 from hybrid_store.intake import InstrumentInput, validate
 from hybrid_store.settings import Settings
@@ -61,6 +62,27 @@ class Filing:
         self.settings = settings
         self.db = db
         self.signer = signer
+        self._mirror_checked = (float("-inf"), "")
+
+    def mirrored_source(self) -> str:
+        """The legacy database this registry mirrors ('' when none); looked up at most every 2 s."""
+        at, name = self._mirror_checked
+        if name or time.monotonic() - at > 2.0:  # an attachment is never undone
+            if not name:
+                with self.db.read() as s:
+                    found = mirror.attached(s)
+                name = found.name if found is not None else ""
+            self._mirror_checked = (time.monotonic(), name)
+        return self._mirror_checked[1]
+
+    def refuse_in_mirror_mode(self) -> None:
+        """While the registry mirrors a legacy database, that system is where instruments are filed
+        (writing through to it is a later step)."""
+        name = self.mirrored_source()
+        if name:
+            raise MirrorMode(f"this registry mirrors the county's recorder database {name!r}: file the instrument "
+                             "there; landreg records it as soon as it appears (search, proofs and verification "
+                             "work here as before)")  # fmt: skip
 
     def file(
         self,
@@ -72,6 +94,7 @@ class Filing:
     ) -> Filed:
         """Record an instrument (a correction of ``corrects``). With an idempotency key, a retried
         request gets the first response again, never a second instrument."""
+        self.refuse_in_mirror_mode()
         if isinstance(data, BaseModel):
             data = data.model_dump(mode="json", exclude_none=True)
         if not isinstance(data, Mapping):

@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from hybrid_store import strict_json
 from hybrid_store.core.commitment import FIELDS
 from hybrid_store.core.records import DocType
-from hybrid_store.errors import FieldError, InvalidInstrument, LandregError, NotFound
+from hybrid_store.errors import FieldError, InvalidInstrument, LandregError, MirrorMode, NotFound
 from hybrid_store.files import create_once
 from hybrid_store.settings import Settings
 from registry_service.auth import Actor, Forbidden, Permission, Unauthenticated
@@ -185,8 +185,12 @@ def _form_values(form: Any) -> dict[str, Any]:
 
 
 @router.get("/file")
-def file_form(request: Request, who: Caller, queries: QueriesDep, corrects: str = "") -> Response:
+def file_form(request: Request, who: Caller, queries: QueriesDep, filing: FilingDep, corrects: str = "") -> Response:
     actor = require(who, Permission.CORRECT if corrects else Permission.FILE)
+    try:
+        filing.refuse_in_mirror_mode()
+    except MirrorMode as exc:
+        return _error_page(request, exc, 409)
     values: dict[str, Any] = {}
     if corrects:
         try:
@@ -255,6 +259,8 @@ async def _file_form(request: Request, form: FormData, who: Caller, filing: Fili
         return _file_page(request, actor, values=values, corrects=corrects, errors=_inline(exc.errors), status=422)
     except NotFound as exc:
         return _error_page(request, exc, 404)
+    except MirrorMode as exc:
+        return _error_page(request, exc, 409)
     number = result["receipt"]["instrumentNumber"]
     request.session["flash"] = f"Recorded as instrument {number}." + (
         f" Flagged for review: {result['flags'][0]['message']}." if result["flags"] else ""

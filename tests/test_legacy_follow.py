@@ -1,0 +1,270 @@
+"""Following a legacy recorder database in a parallel run, on the real MariaDB and PostgreSQL
+servers: inserts become records committed at once, in-place edits become versions flagged
+changed_in_legacy with their difference, deletions are flagged deleted_in_legacy, owners of
+record follow the legacy system, and nothing is recorded twice however often a change is read."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import create_engine, func, select
+
+from hybrid_store import mirror
+from hybrid_store.db.models import Commitment, Instrument, LegacyDocument, MirrorFlag, OutboxEntry, Parcel
+from hybrid_store.db.records import instrument_id
+from migration_tools.legacy import capture
+from migration_tools.legacy.follow import Follower
+from migration_tools.legacy.layout import load_layout
+from tests import legacy_fixtures as fx
+from tests.test_legacy_db import ENV, attached, record_of
+
+NEW_DOC = "2026120100900001"
+EDITED = "2019010400123001"  # a deed: TAYLOR, EMILY to JOHN SMITH and BLUE HARBOR HOLDINGS, LLC (1-01234-0056)
+DELETED = "2019050600600006"  # a deed: GARCIA, MARIA to LEE, DAVID (1-01234-0057)
+
+
+def insert_document(server: fx.LegacyServer, doc: str, crfn: str, **kw) -> None:
+    with server.connect() as conn:
+        insert_rows(conn, doc, crfn, **kw)
+
+
+def insert_rows(conn, doc: str, crfn: str, *, block: int = 1234, lot: int = 58, grantor: str = "PARK, SUN",
+                grantee: str = "NOVAK, ANNA", modified: str = "") -> None:  # fmt: skip
+    for table, row in (("acris_master", fx.master(doc, crfn, "DEED", "12/01/2026 09:30:00 AM", "900000",
+                                                  modified=modified)),
+                       ("acris_legals", fx.legal(doc, block, lot)),
+                       ("acris_parties", fx.party(doc, "1", grantor)),
+                       ("acris_parties", fx.party(doc, "2", grantee))):  # fmt: skip
+        cols = list(row)
+        # both drivers (mysqlclient, psycopg) take %s parameters
+        conn.exec_driver_sql(
+            f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))})", tuple(row.values())
+        )
+
+
+def install_capture(server: fx.LegacyServer) -> None:
+    layout, _ = load_layout("acris")
+    engine = create_engine(server.url)
+    try:
+        capture.install(engine, layout)
+    finally:
+        engine.dispose()
+
+
+def owner_of(db, key: str) -> str | None:
+    with db.read() as s:
+        return s.scalar(select(Instrument.instrument_number).join(Parcel, Parcel.owner_instrument_id == Instrument.id)
+                        .where(Parcel.parcel_key == key))  # fmt: skip
+
+
+def counts(db) -> tuple[int, int, int]:
+    with db.read() as s:
+        return (s.scalar(select(func.count()).select_from(Instrument)),
+                s.scalar(select(func.count()).select_from(Commitment)),
+                s.scalar(select(func.count()).select_from(MirrorFlag)))  # fmt: skip
+
+
+def test_trigger_capture_mirrors_inserts_edits_and_deletions_once(legacy, registry, monkeypatch, tmp_path):
+    db, profile = registry
+    attached(db, profile, legacy, fx.acris_schema(), "acris", monkeypatch, tmp_path)
+    install_capture(legacy)
+    follower = Follower(db, profile)
+    assert follower.method == "trigger"
+    follower.start()  # the sweep finds nothing: the first sync loaded exactly what is there
+    assert (follower.report.new, follower.report.versions, follower.report.deleted) == (0, 0, 0)
+    assert owner_of(db, "1-01234-0057") == "2019000044444"
+
+    insert_document(legacy, NEW_DOC, "2026000000901")
+    legacy.execute(f"UPDATE acris_parties SET name = 'TAYLOR-SMITH, EMILY' WHERE documentid = '{EDITED}' "
+                   "AND partytype = '1'")  # fmt: skip
+    legacy.execute(f"UPDATE acris_master SET docamount = 1300000 WHERE documentid = '{EDITED}'")
+    for table in ("acris_master", "acris_legals", "acris_parties", "acris_references"):
+        legacy.execute(f"DELETE FROM {table} WHERE TRIM(documentid) = '{DELETED}'")
+    polled = follower.poll()
+    assert {NEW_DOC, EDITED, DELETED} <= polled.keys
+    assert (follower.report.new, follower.report.versions, follower.report.deleted) == (1, 1, 1)
+
+    # the new document: committed at once, on its way to the chain through the outbox
+    with db.read() as s:
+        new_id = instrument_id(s.connection(), "2026000000901")
+        assert s.scalar(select(Commitment.source).where(Commitment.instrument_id == new_id)) == "mirror"
+        assert s.scalar(select(OutboxEntry.id).where(OutboxEntry.instrument_id == new_id)) is not None
+    # the edit: a new version committing to the one it supersedes, the old one flagged with the difference
+    v2 = record_of(db, "2019000004567-V2")
+    assert v2["grantors"] == ["EMILY TAYLOR-SMITH"] and v2["consideration_cents"] == 130_000_000
+    with db.read() as s:
+        old_id = instrument_id(s.connection(), "2019000004567")
+        new_v = instrument_id(s.connection(), "2019000004567-V2")
+        assert s.scalar(select(Commitment.supersedes_id).where(Commitment.instrument_id == new_v)) == old_id
+        [flag] = mirror.flags(s, instrument_ids=[old_id])
+        deleted = mirror.flags(s, instrument_ids=[instrument_id(s.connection(), "2019000044444")])
+    assert flag.kind == "changed_in_legacy" and flag.successor_number == "2019000004567-V2"
+    assert set(flag.diff) == {"grantors", "consideration_cents", "document_digest"}  # the digest is of the rows
+    assert flag.diff["grantors"] == {"before": ["EMILY TAYLOR"], "after": ["EMILY TAYLOR-SMITH"]}
+    assert flag.diff["consideration_cents"] == {"before": 125_000_000, "after": 130_000_000}
+    assert [f.kind for f in deleted] == ["deleted_in_legacy"]
+    # owners of record follow the legacy system: the deleted deed no longer makes LEE, DAVID the owner
+    assert owner_of(db, "1-01234-0057") is None
+    assert owner_of(db, "1-01234-0058") == "2026000000901"
+
+    # reading every change again, and a full sweep, record nothing more
+    before = counts(db)
+    follower.cursor.seq = 0  # type: ignore[union-attr]
+    follower.poll()
+    follower.sweep()
+    assert counts(db) == before
+    # a second edit: version 3 supersedes version 2
+    legacy.execute(f"UPDATE acris_master SET docamount = 1350000 WHERE documentid = '{EDITED}'")
+    follower.poll()
+    assert record_of(db, "2019000004567-V3")["consideration_cents"] == 135_000_000
+    with db.read() as s:
+        assert s.scalar(select(LegacyDocument.version).where(LegacyDocument.legacy_key == EDITED)) == 3
+        [flag2] = mirror.flags(s, instrument_ids=[instrument_id(s.connection(), "2019000004567-V2")])
+    assert flag2.successor_number == "2019000004567-V3"
+    follower.close()
+
+
+def test_a_transaction_that_commits_after_a_later_one_is_not_missed(legacy, registry, monkeypatch, tmp_path):
+    db, profile = registry
+    attached(db, profile, legacy, fx.acris_schema(fx.ACRIS_GOOD), "acris", monkeypatch, tmp_path)
+    install_capture(legacy)
+    follower = Follower(db, profile)
+    follower.start()
+    slow = create_engine(legacy.url)
+    with slow.connect() as long_tx:  # takes its change-log numbers first, commits last
+        insert_rows(long_tx, "2026120100900002", "2026000000902", lot=59)
+        insert_document(legacy, NEW_DOC, "2026000000901")  # commits now, with later numbers
+        follower.poll()
+        assert follower.report.new == 1
+        assert follower.cursor.gaps  # type: ignore[union-attr]
+        long_tx.commit()
+    slow.dispose()
+    follower.poll()
+    assert follower.report.new == 2 and not follower.cursor.gaps  # type: ignore[union-attr]
+    assert record_of(db, "2026000000902")["parcels"] == ["1-01234-0059"]
+    follower.close()
+
+
+def test_watermark_capture_and_the_sweep_find_an_edit_the_watermark_missed(legacy, registry, monkeypatch, tmp_path):
+    db, profile = registry
+    docs = {k: ([{**m, "modifieddate": "2025-01-01 00:00:00"} for m in v[0]], *v[1:])
+            for k, v in fx.ACRIS_GOOD.items()}  # fmt: skip
+    attached(db, profile, legacy, fx.acris_schema(docs), "acris", monkeypatch, tmp_path)
+    follower = Follower(db, profile, lookback=0)
+    assert follower.method == "watermark"  # no change log in this database
+    follower.start()
+    insert_document(legacy, NEW_DOC, "2026000000901", modified="2026-12-01 09:30:00")
+    follower.poll()
+    assert follower.report.new == 1
+    # an edit to a party row only: the master row's modified date stays where it was
+    legacy.execute(f"UPDATE acris_parties SET name = 'TAYLOR-SMITH, EMILY' WHERE documentid = '{EDITED}' "
+                   "AND partytype = '1'")  # fmt: skip
+    follower.poll()
+    assert follower.report.versions == 0  # the watermark cannot see it ...
+    assert follower.sweep() == {EDITED}  # ... the sweep does
+    assert follower.report.versions == 1
+    assert record_of(db, "2019000004567-V2")["grantors"] == ["EMILY TAYLOR-SMITH"]
+    follower.close()
+
+
+@pytest.mark.parametrize("kind", ["mariadb"])
+def test_acknowledging_a_flag_needs_a_reason_and_is_audit_logged(kind, registry, monkeypatch, tmp_path):
+    from hybrid_store.db.models import AuditEntry
+    from hybrid_store.errors import Conflict
+
+    db, profile = registry
+    server = fx.LegacyServer(kind).create()
+    try:
+        attached(db, profile, server, fx.acris_schema(fx.ACRIS_GOOD), "acris", monkeypatch, tmp_path)
+        install_capture(server)
+        follower = Follower(db, profile)
+        follower.start()
+        server.execute(f"UPDATE acris_master SET docamount = 1 WHERE documentid = '{EDITED}'")
+        follower.poll()
+        follower.close()
+    finally:
+        server.drop()
+    with db.read() as s:
+        [flag] = mirror.flags(s, open_only=True)
+    with pytest.raises(Conflict, match="say why"), db.write() as s:
+        mirror.acknowledge(s, flag.id, actor="cli:ops", role="admin", reason=" ")
+    with db.write() as s:
+        done = mirror.acknowledge(s, flag.id, actor="cli:ops", role="admin", reason="keying error fixed by the clerk")
+    assert done.acknowledged_by == "cli:ops"
+    with db.read() as s:
+        assert mirror.flags(s, open_only=True) == []
+        entry = s.scalar(select(AuditEntry).where(AuditEntry.action == "mirror.acknowledge"))
+        assert entry is not None and "keying error" in str(entry.details)
+    with pytest.raises(Conflict, match="was acknowledged"), db.write() as s:
+        mirror.acknowledge(s, flag.id, actor="cli:ops", role="admin", reason="again")
+
+
+def test_three_way_reconciliation_names_each_divergence_with_its_legacy_key(legacy, registry, monkeypatch, tmp_path):
+    from migration_tools.reconciliation import legacy as three_way
+
+    db, profile = registry
+    attached(db, profile, legacy, fx.acris_schema(fx.ACRIS_GOOD), "acris", monkeypatch, tmp_path)
+    install_capture(legacy)
+    follower = Follower(db, profile)
+    follower.start()
+
+    def report() -> dict[str, set[str]]:
+        found: list = []
+        summary = three_way.check(db, "county", found.append)
+        assert summary["counts"]["legacy_documents"] >= len(fx.ACRIS_GOOD) - 1
+        out: dict[str, set[str]] = {}
+        for d in found:
+            out.setdefault(d.kind, set()).add(d.legacy_key or d.instrument_number)
+        return out
+
+    assert report() == {}  # the first sync mirrored everything
+    legacy.execute(f"UPDATE acris_master SET docamount = 1 WHERE documentid = '{EDITED}'")
+    for table in ("acris_master", "acris_legals", "acris_parties", "acris_references"):
+        legacy.execute(f"DELETE FROM {table} WHERE TRIM(documentid) = '{DELETED}'")
+    insert_document(legacy, NEW_DOC, "2026000000901")
+    # before the follower catches up: each divergence is named as not mirrored yet
+    assert report() == {"changed_in_legacy": {EDITED}, "deleted_in_legacy": {DELETED}, "not_mirrored": {NEW_DOC}}
+    follower.poll()
+    # after: the new document is mirrored; the edit and the deletion stay named until acknowledged
+    assert report() == {"changed_in_legacy": {EDITED}, "deleted_in_legacy": {DELETED}}
+    with db.write() as s:
+        for flag in mirror.flags(s):
+            mirror.acknowledge(s, flag.id, actor="cli:ops", role="admin", reason="seen in the parallel run")
+    assert report() == {}
+    # a record landreg holds that no legacy document accounts for
+    from hybrid_store.filing import record_instruments
+    from hybrid_store.intake import validate
+
+    with db.write() as s:
+        record_instruments(s, [validate(fx_nyc_deed(), profile=profile)])
+    assert set(report()) == {"unknown_to_legacy"}
+    follower.close()
+
+
+def fx_nyc_deed() -> dict:
+    from tests.conftest import deed
+
+    return deed(parcels=[{"borough": "2", "block": "3000", "lot": "12"}])
+
+
+def test_filing_is_refused_while_the_registry_mirrors_a_legacy_database(legacy, tmp_path, monkeypatch):
+    from hybrid_store.chain.connect import eth_tester_chain
+    from migration_tools.legacy.sync import attach
+    from tests.conftest import make_sqlite
+    from tests.test_api import make_service
+
+    db = make_sqlite(tmp_path)
+    svc = make_service(tmp_path, db, eth_tester_chain(), jurisdiction="nyc")
+    with svc.client:
+        first = svc.file(fx_nyc_deed())["receipt"]["instrumentNumber"]  # before the attachment: filed here
+        legacy.load(fx.acris_schema(fx.ACRIS_GOOD))
+        monkeypatch.setenv(ENV, legacy.url)
+        from hybrid_store.jurisdictions import get_profile
+
+        attach(db, get_profile("nyc"), layout_ref="acris", url_env=ENV, url_file=None, actor="test")
+        svc.client.app.state.services.filing._mirror_checked = (float("-inf"), "")  # no 2 s wait in a test
+        r = svc.client.post("/api/v1/instruments", json=fx_nyc_deed(), headers=svc.as_("clerk"))
+        assert r.status_code == 409 and "file the instrument there" in r.json()["error"]["message"]
+        assert "county's recorder system" in r.json()["error"]["hint"]
+        # search, proofs and verification work as before
+        assert svc.client.get(f"/api/v1/instruments/{first}", headers=svc.as_("auditor")).status_code == 200
+    db.dispose()
