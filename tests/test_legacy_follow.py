@@ -255,13 +255,14 @@ def test_filing_is_refused_while_the_registry_mirrors_a_legacy_database(legacy, 
     db = make_sqlite(tmp_path)
     svc = make_service(tmp_path, db, eth_tester_chain(), jurisdiction="nyc")
     with svc.client:
+        svc.client.app.state.services.filing.mirror_check_every = 0
         first = svc.file(fx_nyc_deed())["receipt"]["instrumentNumber"]  # before the attachment: filed here
         legacy.load(fx.acris_schema(fx.ACRIS_GOOD))
         monkeypatch.setenv(ENV, legacy.url)
         from hybrid_store.jurisdictions import get_profile
 
         attach(db, get_profile("nyc"), layout_ref="acris", url_env=ENV, url_file=None, actor="test")
-        svc.client.app.state.services.filing._mirror_checked = (float("-inf"), "")  # no 2 s wait in a test
+        svc.client.app.state.services.filing.mirror_check_every = 0  # no 2 s wait in a test
         r = svc.client.post("/api/v1/instruments", json=fx_nyc_deed(), headers=svc.as_("clerk"))
         assert r.status_code == 409 and "file the instrument there" in r.json()["error"]["message"]
         assert "county's recorder system" in r.json()["error"]["hint"]

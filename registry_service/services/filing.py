@@ -63,16 +63,16 @@ class Filing:
         self.db = db
         self.signer = signer
         self._mirror_checked = (float("-inf"), "")
+        self.mirror_check_every = 2.0  # seconds: filings do not each ask whether the registry was attached
 
     def mirrored_source(self) -> str:
-        """The legacy database this registry mirrors ('' when none); looked up at most every 2 s."""
+        """The legacy database this registry mirrors ('' when none), looked up again at most every
+        ``mirror_check_every`` seconds (an attachment is never undone, so a name is kept)."""
         at, name = self._mirror_checked
-        if name or time.monotonic() - at > 2.0:  # an attachment is never undone
-            if not name:
-                with self.db.read() as s:
-                    found = mirror.attached(s)
-                name = found.name if found is not None else ""
-            self._mirror_checked = (time.monotonic(), name)
+        if not name and time.monotonic() - at >= self.mirror_check_every:
+            with self.db.read() as s:
+                found = mirror.attached(s)
+            self._mirror_checked = (time.monotonic(), found.name if found is not None else "")
         return self._mirror_checked[1]
 
     def refuse_in_mirror_mode(self) -> None:
