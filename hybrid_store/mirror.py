@@ -26,6 +26,7 @@ from hybrid_store.db.models import Instrument, InstrumentParcel, LegacySource, M
 from hybrid_store.db.records import load_records
 from hybrid_store.errors import Conflict, NotFound
 
+MIN_REASON = 3  # characters an acknowledgement's reason needs
 CHANGED = "changed_in_legacy"
 DELETED = "deleted_in_legacy"
 #: the fields a difference names (the committed fields that a legacy edit can change)
@@ -108,6 +109,7 @@ class FlagView:
     acknowledged_by: str | None
     ack_reason: str | None
     revoke_tx: str | None
+    revoked_block: int | None  # the replaced version's leaf revoked on the chain at this block
 
     def to_json(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -132,19 +134,20 @@ def flags(session: Session, *, instrument_ids: Sequence[int] | None = None, open
                                    .where(Instrument.id.in_(sorted(ids)))).all()) if ids else {}  # fmt: skip
     return [
         FlagView(r.id, r.kind, numbers[r.instrument_id], numbers.get(r.successor_id) if r.successor_id else None,
-                 r.diff, r.created_at, r.acknowledged_at, r.acknowledged_by, r.ack_reason, r.revoke_tx)
+                 r.diff, r.created_at, r.acknowledged_at, r.acknowledged_by, r.ack_reason, r.revoke_tx,
+                 r.revoked_block)
         for r in rows
     ]  # fmt: skip
 
 
 def acknowledge(session: Session, flag_id: int, *, actor: str, role: str, reason: str) -> FlagView:
     """An operator's acknowledgement of a flag, with the reason (audit-logged)."""
-    reason = " ".join(reason.split())
-    if len(reason) < 3:
-        raise Conflict("say why the flag is acknowledged (a reason of at least 3 characters)")
     row = session.get(MirrorFlag, flag_id, with_for_update=True)
     if row is None:
         raise NotFound(f"no mirror flag {flag_id}")
+    reason = " ".join(reason.split())
+    if len(reason) < MIN_REASON:
+        raise Conflict(f"say why the flag is acknowledged (a reason of at least {MIN_REASON} characters)")
     if row.acknowledged_at is not None:
         raise Conflict(
             f"mirror flag {flag_id} was acknowledged by {row.acknowledged_by} on {row.acknowledged_at:%Y-%m-%d}"

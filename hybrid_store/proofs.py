@@ -21,6 +21,7 @@ from hybrid_store.core import bundle as bundles
 from hybrid_store.core import merkle
 from hybrid_store.core.commitment import disclose
 from hybrid_store.core.hashing import to_hex
+from hybrid_store.core.standing import CURRENT, REVOKED, Standing, standing_of
 from hybrid_store.core.trust import Deployment, TrustRoot
 from hybrid_store.db.models import (
     AnchorBatch,
@@ -95,6 +96,7 @@ class AnchorVerdict:
     trust_version: int
     moved: str = ""  # what a reorganisation moved since the bundle was made (the anchor still holds)
     tx_hash: str = ""  # the transaction that anchors it on the chain now
+    standing: Standing = Standing(CURRENT)  # superseded or deleted in legacy, as the contract says
 
 
 def verify_anchor(bundle: bundles.ProofBundle, chain: RegistryChain, trust: TrustRoot) -> AnchorVerdict:
@@ -118,7 +120,7 @@ def verify_anchor(bundle: bundles.ProofBundle, chain: RegistryChain, trust: Trus
             f"the anchor is in block {receipt.block_number}, outside the range in which {deployment.contract} "
             f"was the registry's contract ({deployment.describe_range()}, {trust.describe()})"
         )
-    _check_batch(bundle, contract, anchor.batch_id)
+    now = _check_batch(bundle, contract, anchor.batch_id, deployment.from_block)
     # the block number only said where the transaction was when the bundle was made
     moved = "" if receipt.block_number == anchor.block_number else (
         f"the anchoring transaction is now in block {receipt.block_number}, not {anchor.block_number} "
@@ -128,7 +130,7 @@ def verify_anchor(bundle: bundles.ProofBundle, chain: RegistryChain, trust: Trus
         block_number=receipt.block_number, block_time=contract.block_timestamp(receipt.block_number),
         confirmations=contract.confirmations(receipt.block_number, receipt.block_hash),
         registry_version=deployment.registry_version, trust_version=trust.version, moved=moved,
-        tx_hash=receipt.tx_hash,
+        tx_hash=receipt.tx_hash, standing=now,
     )  # fmt: skip
 
 
@@ -192,9 +194,10 @@ def _anchoring_receipt(
     return receipt
 
 
-def _check_batch(bundle: bundles.ProofBundle, contract: RegistryChain, batch_id: int) -> None:
-    """The contract's own record: the batch holds the root, the record is not revoked, and the
-    contract's MerkleProof accepts the proof of the commitment."""
+def _check_batch(bundle: bundles.ProofBundle, contract: RegistryChain, batch_id: int, from_block: int) -> Standing:
+    """The contract's own record: the batch holds the root and the contract's MerkleProof accepts
+    the proof of the commitment; and the record's standing: current, or revoked with the reason
+    the contract's event gives (superseded by a newer version, deleted in the legacy system)."""
     tree = bundle.tree
     assert tree is not None
     try:
@@ -204,10 +207,16 @@ def _check_batch(bundle: bundles.ProofBundle, contract: RegistryChain, batch_id:
     if on_chain.root != tree.root:
         raise VerificationFailed(f"batch {batch_id} on chain has root {to_hex(on_chain.root)}, not {to_hex(tree.root)}")
     revoked = contract.revoked_at(batch_id, tree.leaf)
-    if revoked:
-        raise VerificationFailed(f"the record was revoked (superseded) at block {revoked}")
+    if revoked:  # the contract's verifyCommitment answers false for a revoked leaf: the root equality
+        # above and the bundle's proof, checked here against that root, place it in the batch
+        now = standing_of(revoked, contract.revocation_reason(batch_id, tree.leaf, from_block))
+        if now.kind == REVOKED:  # not a replacement the registry explains: the record does not stand
+            raise VerificationFailed(f"the record was {now.describe()}")
+        bundles.verify_offline(bundle)
+        return now
     if not contract.verify_commitment(batch_id, list(tree.proof), bundle.commitment):
         raise VerificationFailed("the contract's MerkleProof rejects the proof")
+    return Standing(CURRENT)
 
 
 def _anchored_elsewhere(chain: RegistryChain, root: bytes, anchor: bundles.Anchor, from_block: int) -> str:

@@ -42,6 +42,21 @@ class FlagView(BaseModel):
     message: str
 
 
+class MirrorFlagView(BaseModel):
+    """A version the county's recorder system replaced or deleted (a parallel run's divergence)."""
+
+    id: int
+    kind: Literal["changed_in_legacy", "deleted_in_legacy"]
+    instrument_number: str
+    successor_number: str | None
+    changed: dict[str, dict[str, Any]] | None  # field -> {"before": ..., "after": ...}
+    flagged_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    ack_reason: str | None
+    revoked_on_chain: bool
+
+
 class Signature(BaseModel):
     alg: Literal["Ed25519"]
     kid: str
@@ -100,6 +115,9 @@ class InstrumentView(BaseModel):
     commitment: str
     anchoring: Anchoring
     flags: list[FlagView]
+    #: the legacy system replaced (superseded) or deleted this version: it is not the current record
+    mirror_flags: list[MirrorFlagView] = []
+    superseded_by: str | None = None
 
 
 class InstrumentSummary(BaseModel):
@@ -145,6 +163,7 @@ class ParcelView(BaseModel):
     instruments: int
     open_flags: int
     head_commitment: str | None
+    mirror_flags: list[MirrorFlagView] = []  # of this parcel's instruments
 
 
 class HistoryEntry(BaseModel):

@@ -33,6 +33,8 @@ class Verdict:
     details: dict[str, Any] = field(default_factory=dict)
     unchecked: bool = False  # the math holds, but the anchor was not checked against a trust root
     unavailable: bool = False  # the node did not answer: nothing was concluded about the anchor
+    #: a valid record's standing on the chain: current, superseded (by a newer version), deleted_in_legacy
+    standing: str = "current"
 
     @property
     def status(self) -> str:
@@ -47,6 +49,7 @@ class Verdict:
             "reason": self.reason,
             "summary": self.summary,
             "checkedOnChain": self.checked_on_chain,
+            "standing": self.standing,
             "details": self.details,
         }
 
@@ -122,15 +125,30 @@ def verify_document(
     details["trustRoot"] = {"version": trust.version, "registry": trust.registry_name,
                             "registryVersion": on_chain.registry_version}  # fmt: skip
     plural = "" if on_chain.confirmations == 1 else "s"
+    standing = on_chain.standing
+    if standing.current:
+        reason = (
+            f"the record's proof verifies and its root is anchored in {trust.registry_name}'s registry and not revoked"
+        )
+        state = "not revoked"
+    else:  # still a valid record of the registry, but never to be taken as the current one
+        details["standing"] = {"kind": standing.kind, "atBlock": standing.at_block,
+                               "successorCommitmentPrefix": to_hex(standing.successor) if standing.successor else None}  # fmt: skip
+        reason = (
+            f"VALID, {'SUPERSEDED' if standing.kind == 'superseded' else 'NOT CURRENT'}: the record's proof "
+            f"verifies and is anchored in {trust.registry_name}'s registry, but it was {standing.describe()}"
+        )
+        state = f"NOT CURRENT: {standing.describe()}"
     return Verdict(
         True,
-        f"the record's proof verifies and its root is anchored in {trust.registry_name}'s registry and not revoked",
+        reason,
         summary=f"{what} is anchored as batch {on_chain.batch_id} of {a.contract} on chain {a.chain_id} "
         f"(tx {on_chain.tx_hash}, block {on_chain.block_number}, {on_chain.confirmations} confirmation{plural}); "
-        f"not revoked; pinned to trust root v{trust.version} of {trust.registry_name}"
+        f"{state}; pinned to trust root v{trust.version} of {trust.registry_name}"
         + (f" (note: {on_chain.moved})" if on_chain.moved else ""),
         checked_on_chain=True,
         details=details,
+        standing=standing.kind,
     )
 
 

@@ -269,3 +269,128 @@ def test_filing_is_refused_while_the_registry_mirrors_a_legacy_database(legacy, 
         # search, proofs and verification work as before
         assert svc.client.get(f"/api/v1/instruments/{first}", headers=svc.as_("auditor")).status_code == 200
     db.dispose()
+
+
+# --- what an auditor sees: superseded and deleted versions, from the chain alone -----------------------
+def test_auditors_see_superseded_and_deleted_versions_from_the_chain_alone(registry, monkeypatch, tmp_path):
+    from hybrid_store.anchoring import Anchorer
+    from hybrid_store.chain.connect import eth_tester_chain
+    from hybrid_store.core import merkle, standing
+    from hybrid_store.deployment import attach as attach_chain
+    from hybrid_store.proofs import export_bundle
+    from registry_service.verification import verify_document
+    from tests.conftest import trust_of
+
+    db, profile = registry
+    server = fx.LegacyServer("mariadb").create()
+    try:
+        attached(db, profile, server, fx.acris_schema(fx.ACRIS_GOOD), "acris", monkeypatch, tmp_path)
+        install_capture(server)
+        chain = eth_tester_chain()
+        deployment = attach_chain(db, chain)
+        anchorer = Anchorer(db, chain, deployment)
+        follower = Follower(db, profile, anchor=lambda: anchorer.drain().records)
+        follower.start()
+        with db.write() as s:  # the first sync's records, committed as a migration stage would
+            from hybrid_store import ledger
+            from hybrid_store.db.records import load_records as load
+
+            ids = list(s.scalars(select(Instrument.id).order_by(Instrument.id)))
+            stored = load(s.connection(), ids)
+            heads = ledger.lock_heads(s, [p for r in stored for p in r.parcel_ids])
+            ledger.append(s, [ledger.Entry.of(r, ledger.Source.MIGRATION) for r in stored], heads, enqueue=True)
+        anchorer.drain()
+        trust = trust_of(db, tmp_path / "trust")
+
+        def bundle(number: str) -> dict:
+            with db.read() as s:
+                return export_bundle(s, number).to_json()
+
+        old_bundle, doomed = bundle("2019000004567"), bundle("2019000044444")
+        assert verify_document(old_bundle, chain=chain, trust=trust).standing == "current"
+        server.execute(f"UPDATE acris_master SET docamount = 1300000 WHERE documentid = '{EDITED}'")
+        for table in ("acris_master", "acris_legals", "acris_parties", "acris_references"):
+            server.execute(f"DELETE FROM {table} WHERE TRIM(documentid) = '{DELETED}'")
+        follower.poll()  # records the version, anchors it, and revokes the replaced leaves on the chain
+        anchorer.drain()
+        follower.close()
+    finally:
+        server.drop()
+    with db.read() as s:
+        assert all(f.revoked_block for f in s.scalars(select(MirrorFlag)))
+    new_bundle = bundle("2019000004567-V2")
+    # the bundle made before the edit says nothing of it: the chain does
+    verdict = verify_document(old_bundle, chain=chain, trust=trust)
+    assert verdict.valid and verdict.standing == "superseded", verdict.reason
+    assert new_bundle["record"]["commitment"].startswith(verdict.details["standing"]["successorCommitmentPrefix"])
+    assert "SUPERSEDED" in verdict.reason and "not revoked" not in verdict.summary
+    gone = verify_document(doomed, chain=chain, trust=trust)
+    assert gone.valid and gone.standing == "deleted_in_legacy" and "deleted in the county" in gone.summary
+    assert verify_document(new_bundle, chain=chain, trust=trust).standing == "current"
+
+    # attacks: a look-alike contract revoking the current version (with "deleted") changes nothing,
+    # nor does its event for the superseded one (the verifier reads the listed contract only)
+    lookalike = eth_tester_chain()
+    lookalike.w3 = chain.w3
+    lookalike.deploy()
+    leaf = merkle.commitment_leaf(bytes.fromhex(new_bundle["record"]["commitment"][2:]))
+    old_leaf = merkle.commitment_leaf(bytes.fromhex(old_bundle["record"]["commitment"][2:]))
+    batch = new_bundle["anchor"]["batchId"]
+    for i in range(batch + 1):  # give the look-alike as many batches, so revoking batch `batch` is allowed
+        lookalike.transact(lookalike.contract.functions.anchorBatch(lookalike.batch_count(), bytes([i + 1]) * 32, 1,
+                                                                    b"\x00" * 32, 0))  # fmt: skip
+    lookalike.transact(lookalike.contract.functions.revokeRecords(batch, [leaf], standing.DELETED_IN_LEGACY))
+    lookalike.transact(lookalike.contract.functions.revokeRecords(old_bundle["anchor"]["batchId"], [old_leaf],
+                                                                  standing.revocation_reason(b"\x42" * 32)))  # fmt: skip
+    assert verify_document(new_bundle, chain=chain, trust=trust).standing == "current"
+    again = verify_document(old_bundle, chain=chain, trust=trust)
+    assert new_bundle["record"]["commitment"].startswith(again.details["standing"]["successorCommitmentPrefix"])
+
+
+def test_the_desk_and_the_api_show_the_flags_and_an_operator_acknowledges_one(registry, monkeypatch, tmp_path):
+    import re
+
+    from hybrid_store.chain.connect import eth_tester_chain
+    from hybrid_store.db.models import AuditEntry
+    from tests.test_api import make_service
+    from tests.test_role_matrix import desk_session
+
+    db, profile = registry
+    server = fx.LegacyServer("mariadb").create()
+    try:
+        attached(db, profile, server, fx.acris_schema(fx.ACRIS_GOOD), "acris", monkeypatch, tmp_path)
+        install_capture(server)
+        follower = Follower(db, profile)
+        follower.start()
+        server.execute(f"UPDATE acris_parties SET name = 'TAYLOR-SMITH, EMILY' WHERE documentid = '{EDITED}' "
+                       "AND partytype = '1'")  # fmt: skip
+        follower.poll()
+        follower.close()
+    finally:
+        server.drop()
+    svc = make_service(tmp_path, db, eth_tester_chain(), jurisdiction="nyc")
+    with svc.client:
+        api = svc.client.get("/api/v1/instruments/2019000004567", headers=svc.as_("auditor")).json()
+        assert api["superseded_by"] == "2019000004567-V2"
+        [flag] = api["mirror_flags"]
+        assert flag["kind"] == "changed_in_legacy" and flag["changed"]["grantors"]["after"] == ["EMILY TAYLOR-SMITH"]
+        parcel = svc.client.get("/api/v1/parcels/1-01234-0056", headers=svc.as_("auditor")).json()
+        assert [f["instrument_number"] for f in parcel["mirror_flags"]] == ["2019000004567"]
+
+        desk_session(svc, "clerk")  # a clerk sees the flag, and no form to acknowledge it
+        page = svc.client.get("/desk/instruments/2019000004567").text
+        assert "superseded" in page and 'href="/desk/instruments/2019000004567-V2"' in page
+        assert "EMILY TAYLOR-SMITH" in page and "Acknowledge" not in page
+        assert "Changed in the county" in svc.client.get("/desk/parcels/1-01234-0056").text
+        desk_session(svc, "operator")
+        page = svc.client.get("/desk/instruments/2019000004567").text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+        url = f"/desk/mirror-flags/{flag['id']}/ack"
+        assert svc.client.post(url, data={"csrf": csrf, "reason": " "}).status_code == 422
+        done = svc.client.post(url, data={"csrf": csrf, "reason": "the recorder fixed a misspelt name",
+                                          "next": "/desk/instruments/2019000004567"}, follow_redirects=False)  # fmt: skip
+        assert done.status_code == 303 and done.headers["location"] == "/desk/instruments/2019000004567"
+        assert "Acknowledged by operator one" in svc.client.get("/desk/instruments/2019000004567").text
+    with db.read() as s:
+        entry = s.scalar(select(AuditEntry).where(AuditEntry.action == "mirror.acknowledge"))
+        assert entry is not None and entry.role == "operator"

@@ -51,6 +51,7 @@ SPEC: dict[tuple[str, str], Permission | None] = {
     ("POST", "/desk/audit/verify"): Permission.PROOF,
     ("POST", "/desk/audit/receipt"): Permission.PROOF,
     ("GET", "/desk/status"): Permission.READ,
+    ("POST", "/desk/mirror-flags/{flag_id}/ack"): Permission.OPERATE,
 }
 CALLERS = ["anonymous", "clerk", "auditor", "operator", "admin", "revoked", "malformed"]
 
@@ -73,6 +74,7 @@ def test_every_route_is_in_the_matrix(matrix_svc):
 
 def request_for(svc, method: str, path: str, number: str) -> dict:
     url = (path.replace("{number}", number).replace("{parcel_id}", "0223_100.01_5").replace("{key}", "0223_100.01_5")
+           .replace("{flag_id}", "1")
            .replace("{version}", "1"))  # fmt: skip
     kwargs: dict = {"url": url, "method": method, "follow_redirects": False}
     if method == "POST" and url.startswith("/api/"):

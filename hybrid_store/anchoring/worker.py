@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from hybrid_store import audit_log
 from hybrid_store.anchoring.plan import Leaf, Plan, plan_batch
+from hybrid_store.anchoring.revoke import Revoker
 from hybrid_store.anchoring.settle import Finality, Settler, classify_revert
 from hybrid_store.anchoring.store import Target, store_batch, stored_tx, untokenized_parcels
 from hybrid_store.batches import open_hold, records_of_batches
@@ -114,6 +115,7 @@ class Anchorer:
         self.settler = Settler(db, chain, self.target, self.txm,
                                Finality(confirmations, finality == "tag", finality_depth), clock)  # fmt: skip
         self.in_flight_timeout_s = in_flight_timeout_s
+        self.revoker = Revoker(db, chain, self.target, self.txm.policy)
         #: the worker asks the node about batches in flight and unfinal at most this often
         self.poll_s = max(0.02, float(getattr(chain, "poll_interval_s", 0.05) or 0.05))
         self._final_due = 0.0
@@ -138,8 +140,11 @@ class Anchorer:
 
     # --- driving ----------------------------------------------------------------------------------
     def step(self, *, force: bool = False) -> AnchoredBatch | None:
-        """Settle in-flight batches, then anchor one new batch if one is due (or ``force``)."""
+        """Settle in-flight batches, revoke replaced versions on the chain (``anchoring.revoke``),
+        then anchor one new batch if one is due (or ``force``)."""
         self.settle()
+        if not self.settler.in_flight() and self.holding() is None:
+            self.revoker.step()
         batch = self.build_and_send(force=force)
         if batch is not None:
             self.settle()
@@ -165,6 +170,7 @@ class Anchorer:
                 self.wait_in_flight()
                 if (hold := self.holding()) is not None:
                     raise AnchoringHeld(hold)
+                self.revoker.step()  # what the last batches anchored may be replaced already
                 break
             summary.batches.append(batch)
             if progress:

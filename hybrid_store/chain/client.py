@@ -179,6 +179,15 @@ class RegistryChain(NodeClient):
         logs = event.get_logs(argument_filters={"batchId": chain_batch_id}, from_block=from_block)
         return self.receipt("0x" + bytes(logs[0]["transactionHash"]).hex()) if logs else None
 
+    def revocation_reason(self, chain_batch_id: int, leaf: bytes, from_block: int = 0) -> bytes | None:
+        """The reason the contract's ``RecordRevoked`` event gives for ``leaf`` of the batch (None when
+        the node has no such event: not revoked, or its logs were pruned)."""
+        event = self.contract.events.RecordRevoked()
+        logs = event.get_logs(argument_filters={"batchId": chain_batch_id, "leaf": leaf}, from_block=from_block)
+        # the contract emits one event per leaf; the filter is this contract's address, so another
+        # contract's event for the same batch id and leaf is never read (the newest would be)
+        return bytes(logs[-1]["args"]["reason"]) if logs else None
+
     def anchored_events(self, receipt: Receipt) -> list[dict[str, Any]]:
         """The BatchAnchored events of a receipt, decoded (others ignored)."""
         event = self.contract.events.BatchAnchored()

@@ -138,7 +138,7 @@ def _unknown_to_legacy(db: Database) -> list[tuple[int, str]]:
             .where(~Instrument.id.in_(select(LegacyDocument.instrument_id).where(LegacyDocument.instrument_id.is_not(None))))
             .where(~Instrument.id.in_(select(MirrorFlag.instrument_id)))
             .order_by(Instrument.id)
-        ).tuples())  # fmt: skip
+        ).all())  # fmt: skip
 
 
 def _history(db: Database, source_id: int) -> list[dict[str, Any]]:

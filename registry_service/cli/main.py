@@ -169,6 +169,8 @@ def _pinned_trust(trust: str | None):  # -> TrustRoot | None
 def _print_verdict(verdict, as_json: bool) -> None:
     if as_json:
         console.out(json.dumps(verdict.to_json(), indent=2), highlight=False)
+    elif verdict.valid and verdict.standing != "current":
+        console.print(f"[yellow]VALID, {verdict.standing.replace('_', ' ').upper()}[/yellow]: {verdict.summary}")
     elif verdict.valid:
         console.print(f"[green]VALID[/green]: {verdict.summary}")
     elif verdict.unchecked or verdict.unavailable:

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from hybrid_store import mirror
 from hybrid_store.core.hashing import to_hex
 from hybrid_store.core.records import CONVEYANCES, DocType
 from hybrid_store.db.engine import Database
@@ -53,6 +54,7 @@ class Queries:
                                           .order_by(Instrument.id)))  # fmt: skip
             flags = self._flags(s, [iid]).get(iid, [])
             anchoring = self._anchoring(s, [iid])[iid]
+            replaced = mirror_flags(s, [iid])
         r = stored.record
         return schemas.InstrumentView(
             instrument_number=r.instrument_number, book=r.book, page=r.page, recorded_at=recorded_at,
@@ -61,7 +63,8 @@ class Queries:
             consideration=None if r.consideration_cents is None else f"{r.consideration_cents / 100:.2f}",
             legal_description=r.legal_description, document_digest=r.document_digest, corrects=r.corrects,
             corrected_by=corrected_by, commitment=to_hex(stored.commitment) if stored.commitment else "",
-            anchoring=anchoring, flags=flags,
+            anchoring=anchoring, flags=flags, mirror_flags=replaced,
+            superseded_by=next((f.successor_number for f in replaced if f.successor_number), None),
         )  # fmt: skip
 
     def search(
@@ -151,9 +154,11 @@ class Queries:
             open_flags = s.scalar(select(func.count()).select_from(TitleFlag).where(TitleFlag.parcel_id == p.id))
             head = s.get(Commitment, p.head_instrument_id) if p.head_instrument_id else None
             link = _parcel_link(p, self.profile)
+            ids = list(s.scalars(select(InstrumentParcel.instrument_id).where(InstrumentParcel.parcel_id == p.id)))
             return schemas.ParcelView(
                 **link.model_dump(), owner_of_record=owner, token=token, instruments=count or 0,
                 open_flags=open_flags or 0, head_commitment=to_hex(head.commitment) if head else None,
+                mirror_flags=mirror_flags(s, ids),
             )  # fmt: skip
 
     def history(self, key: str) -> schemas.ParcelHistory:
@@ -248,3 +253,14 @@ def _parcel_link(p: Parcel, profile: Profile) -> schemas.ParcelLink:
         key=p.parcel_key, municipality_code=p.municipality_code, municipality=profile.place_name(p.municipality_code),
         block=p.block, lot=p.lot, qualifier=p.qualifier,
     )  # fmt: skip
+
+
+def mirror_flags(s: Session, instrument_ids: list[int]) -> list[schemas.MirrorFlagView]:
+    """The parallel run's flags on these instruments (``hybrid_store.mirror``), newest first."""
+    return [
+        schemas.MirrorFlagView(id=f.id, kind=f.kind, instrument_number=f.instrument_number,
+                               successor_number=f.successor_number, changed=f.diff, flagged_at=f.created_at,
+                               acknowledged_at=f.acknowledged_at, acknowledged_by=f.acknowledged_by,
+                               ack_reason=f.ack_reason, revoked_on_chain=f.revoked_block is not None)
+        for f in mirror.flags(s, instrument_ids=instrument_ids)
+    ]  # fmt: skip

@@ -23,10 +23,10 @@ from starlette.datastructures import UploadFile as FormFile
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hybrid_store import strict_json
+from hybrid_store import mirror, strict_json
 from hybrid_store.core.commitment import FIELDS
 from hybrid_store.core.records import DocType
-from hybrid_store.errors import FieldError, InvalidInstrument, LandregError, MirrorMode, NotFound
+from hybrid_store.errors import Conflict, FieldError, InvalidInstrument, LandregError, MirrorMode, NotFound
 from hybrid_store.files import create_once
 from hybrid_store.settings import Settings
 from registry_service.auth import Actor, Forbidden, Permission, Unauthenticated
@@ -322,6 +322,25 @@ def bundle_download(request: Request, number: str, actor: ProofReader, proofs: P
         json.dumps(bundle.to_json(), indent=2, ensure_ascii=False) + "\n", media_type="application/json",
         headers={"Content-Disposition": f'attachment; filename="landreg-proof-{number}.json"'},
     )  # fmt: skip
+
+
+@router.post("/mirror-flags/{flag_id}/ack")
+def acknowledge_flag(request: Request, flag_id: int, who: Caller, reason: Annotated[str, Form(max_length=2000)] = "",
+                     csrf: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/desk/") -> Response:  # fmt: skip
+    """An operator acknowledges a parallel-run flag, with the reason (audit-logged)."""
+    actor = require(who, Permission.OPERATE)
+    _check_csrf(request, csrf)
+    if len(" ".join(reason.split())) < mirror.MIN_REASON:
+        return _error_page(request, Conflict("say why the flag is acknowledged (the reason is audit-logged)"), 422)
+    try:
+        with request.app.state.db.write() as s:
+            view = mirror.acknowledge(s, flag_id, actor=actor.label, role=str(actor.role), reason=reason)
+    except NotFound as exc:
+        return _error_page(request, exc, 404)
+    except Conflict as exc:
+        return _error_page(request, exc, 409)
+    request.session["flash"] = f"Flag on {view.instrument_number} acknowledged."
+    return RedirectResponse(next if next.startswith("/desk/") else "/desk/", status_code=303)
 
 
 # --- auditors -----------------------------------------------------------------------------------------
