@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from hybrid_store import ledger, numbering, title
 from hybrid_store.core import commitment as commitments
 from hybrid_store.core.hashing import to_hex
-from hybrid_store.core.records import CONVEYANCES, build_record
+from hybrid_store.core.records import CONVEYANCES, InstrumentRecord, build_record
 from hybrid_store.db.engine import chunks, upsert_insert
 from hybrid_store.db.models import Instrument, InstrumentParcel, InstrumentParty, Parcel, TitleFlag, table
 from hybrid_store.errors import Conflict, FieldError, InvalidInstrument
@@ -60,6 +60,7 @@ class _Parcel:
 
     id: int
     owner: object
+    head: int | None = None  # the head instrument when the parcel was locked
 
 
 @dataclass
@@ -105,8 +106,10 @@ def record_instruments(
     parcels = _resolve_parcels(session, instruments)
     heads: ledger.Heads = {}
     if with_commitments:  # older records of these parcels not migrated yet are committed first
-        ledger.catch_up(session, [p.id for p in parcels.values()], enqueue=enqueue)
-        heads = ledger.lock_heads(session, [p.id for p in parcels.values()])
+        if ledger.catch_up(session, [p.id for p in parcels.values()], enqueue=enqueue):
+            heads = ledger.lock_heads(session, [p.id for p in parcels.values()])  # the catch-up moved them
+        else:  # the upsert locked the parcel rows and read their heads
+            heads = ledger.heads_of(session, {p.id: p.head for p in parcels.values()})
     corrects = _resolve_corrections(session, instruments)
     owners = _conveyances(session, {p.owner for p in parcels.values()})
     numbers = numbering.assign(session, instruments, now)  # last: counter rows stay locked the shortest
@@ -124,16 +127,8 @@ def record_instruments(
         seeds.append(seed())
         entry = _Made(number, book, page, recorded_at)
         made.append(entry)
-        if inst.doc_type in CONVEYANCES and mirror is None:
-            for key in keys:
-                owner = parcels[key].owner
-                known = title.Conveyance(made[owner[1]].number, instruments[owner[1]].grantors,
-                                         instruments[owner[1]].grantees) if isinstance(owner, tuple) else owners.get(owner)  # fmt: skip
-                flag = title.check(key, inst.grantors, known)
-                if flag is None:
-                    parcels[key].owner = ("new", index)
-                else:
-                    entry.flags.append(flag)
+        if inst.doc_type in CONVEYANCES and mirror is None:  # (a mirror's owners follow the legacy system)
+            _link_title(index, keys, instruments, made, parcels, owners)
         rows.append({
             "instrument_number": number, "book": book, "page": page, "doc_type": str(inst.doc_type),
             "recorded_at": recorded_at, "consideration_cents": inst.consideration_cents,
@@ -148,21 +143,44 @@ def record_instruments(
     except IntegrityError as exc:
         raise Conflict(_integrity_message(exc)) from None
     _insert_details(conn, ids, instruments, made, parcels, now)
+    new_owners = {p.id: ids[p.owner[1]] for p in parcels.values() if isinstance(p.owner, tuple)}
     values: dict[int, bytes] = {}
-    if with_commitments:
-        kinds = [(ledger.Source.FILING, None)] * len(ids) if mirror is None else [
-            (ledger.Source.MIRROR, sup) for sup in mirror]  # fmt: skip
-        entries = [
-            ledger.Entry(iid, record.instrument_number, commitments.prepare(record, s),
-                         tuple(parcels[k].id for k in record.parcels), record.parcels, kind, sup)
-            for iid, record, s, (kind, sup) in zip(ids, records, seeds, kinds, strict=True)
-        ]  # fmt: skip
-        values = dict(ledger.append(session, entries, heads, enqueue=enqueue, now=now))
-    moved = [{"pid": p.id, "owner": ids[p.owner[1]]} for p in parcels.values() if isinstance(p.owner, tuple)]
-    if moved:
+    if with_commitments:  # the new owners go out with the new heads, one statement per parcel
+        entries = _entries(ids, records, seeds, parcels, mirror)
+        values = dict(ledger.append(session, entries, heads, enqueue=enqueue, now=now, owners=new_owners))
+    elif new_owners:
+        moved = [{"pid": pid, "owner": owner} for pid, owner in new_owners.items()]
         conn.execute(_MOVE_OWNERS, moved[0] if len(moved) == 1 else moved)
     return [Recorded(i, m.number, m.book, m.page, m.recorded_at, values.get(i), tuple(m.flags))
             for i, m in zip(ids, made, strict=True)]  # fmt: skip
+
+
+def _link_title(index: int, keys: list[str], instruments: Sequence[InstrumentInput], made: list[_Made],
+                parcels: dict[str, _Parcel], owners: dict[object, title.Conveyance]) -> None:  # fmt: skip
+    """Chain of title for the ``index``-th instrument, a conveyance: on each parcel it becomes the
+    owner of record, or is flagged for review."""
+    inst, entry = instruments[index], made[index]
+    for key in keys:
+        owner = parcels[key].owner
+        known = title.Conveyance(made[owner[1]].number, instruments[owner[1]].grantors,
+                                 instruments[owner[1]].grantees) if isinstance(owner, tuple) else owners.get(owner)  # fmt: skip
+        flag = title.check(key, inst.grantors, known)
+        if flag is None:
+            parcels[key].owner = ("new", index)
+        else:
+            entry.flags.append(flag)
+
+
+def _entries(ids: list[int], records: list[InstrumentRecord], seeds: list[bytes], parcels: dict[str, _Parcel],
+             mirror: Sequence[int | None] | None) -> list[ledger.Entry]:  # fmt: skip
+    """The ledger entries of the records just written (a mirror's: source ``mirror``, with what each supersedes)."""
+    kinds = [(ledger.Source.FILING, None)] * len(ids) if mirror is None else [
+        (ledger.Source.MIRROR, sup) for sup in mirror]  # fmt: skip
+    return [
+        ledger.Entry(iid, record.instrument_number, commitments.prepare(record, s),
+                     tuple(parcels[k].id for k in record.parcels), record.parcels, kind, sup)
+        for iid, record, s, (kind, sup) in zip(ids, records, seeds, kinds, strict=True)
+    ]  # fmt: skip
 
 
 def _insert_details(
@@ -210,7 +228,11 @@ def _upsert_parcels(dialect: str) -> Any:
         stmt = upsert_insert(dialect)(parcels)
         stmt = stmt.on_conflict_do_update(index_elements=["parcel_key"], set_={"parcel_key": stmt.excluded.parcel_key})
         _UPSERT_PARCELS[dialect] = stmt.returning(
-            parcels.c.id, parcels.c.parcel_key, parcels.c.owner_instrument_id, sort_by_parameter_order=True
+            parcels.c.id,
+            parcels.c.parcel_key,
+            parcels.c.owner_instrument_id,
+            parcels.c.head_instrument_id,
+            sort_by_parameter_order=True,
         )
     return _UPSERT_PARCELS[dialect]
 
@@ -233,7 +255,7 @@ def _resolve_parcels(session: Session, instruments: Sequence[InstrumentInput]) -
     now = datetime.now(UTC)
     rows = [{"parcel_key": k, **refs[k].columns(), "created_at": now} for k in sorted(refs)]
     result = session.connection().execute(_upsert_parcels(session.get_bind().dialect.name), rows)
-    return {key: _Parcel(pid, owner) for pid, key, owner in result}
+    return {key: _Parcel(pid, owner, head) for pid, key, owner, head in result}
 
 
 def _conveyances(session: Session, ids: set[object]) -> dict[object, title.Conveyance]:

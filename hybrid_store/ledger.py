@@ -15,7 +15,7 @@ anchored) twice, whichever path reached it first.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -64,6 +64,10 @@ _I = table(Instrument)
 _P = table(Parcel)
 _IP = table(InstrumentParcel)
 _SET_HEAD = update(_P).where(_P.c.id == bindparam("pid")).values(head_instrument_id=bindparam("head"))
+_SET_HEAD_AND_OWNER = (
+    update(_P).where(_P.c.id == bindparam("pid"))
+    .values(head_instrument_id=bindparam("head"), owner_instrument_id=bindparam("owner"))
+)  # fmt: skip
 _BULK = 100  # from this many rows on, straight through the driver
 
 
@@ -77,24 +81,38 @@ def lock_heads(session: Session, parcel_ids: Iterable[int]) -> Heads:
         if conn.dialect.name == "postgresql":
             stmt = stmt.with_for_update()
         heads.update(dict(conn.execute(stmt).all()))
+    return heads_of(session, heads)
+
+
+def heads_of(session: Session, head_ids: dict[int, int | None]) -> Heads:
+    """Parcel id -> (number, commitment) of its head, from the head instrument ids of parcels the
+    caller holds locked already (a filing's parcel upsert returns them with its row locks)."""
+    conn = session.connection()
     facts: dict[int, tuple[str, str]] = {}
-    head_ids = sorted({h for h in heads.values() if h is not None})
-    for chunk in chunks(head_ids, IDS_PER_ARRAY):
+    wanted = sorted({h for h in head_ids.values() if h is not None})
+    for chunk in chunks(wanted, IDS_PER_ARRAY):
         for iid, number, value in conn.execute(
             select(_I.c.id, _I.c.instrument_number, Commitment.commitment)
             .join(Commitment, Commitment.instrument_id == _I.c.id)
             .where(_I.c.id.in_(chunk))
         ):
             facts[iid] = (number, to_hex(value))
-    return {pid: (facts[h] if h is not None else None) for pid, h in heads.items()}
+    return {pid: (facts[h] if h is not None else None) for pid, h in head_ids.items()}
 
 
 def append(
-    session: Session, entries: Sequence[Entry], heads: Heads, *, enqueue: bool, now: datetime | None = None
+    session: Session,
+    entries: Sequence[Entry],
+    heads: Heads,
+    *,
+    enqueue: bool,
+    now: datetime | None = None,
+    owners: Mapping[int, int] | None = None,
 ) -> list[tuple[int, bytes]]:
     """Append ``entries`` (in recording order) on top of ``heads`` (updated in place): write their
-    commitment rows and the new heads, and their outbox entries when ``enqueue``. Returns
-    (instrument id, commitment) of each."""
+    commitment rows and the new heads, and their outbox entries when ``enqueue``. ``owners``
+    (parcel id -> its new owner of record, chain of title's call) is written in the same statement
+    as the parcel's new head. Returns (instrument id, commitment) of each."""
     if not entries:
         return []
     now = now or datetime.now(UTC)
@@ -119,13 +137,23 @@ def append(
             [(iid, scheme, value, canonical_text(prev), source, sup, stamp) for iid, value, prev, source, sup in rows],
         )  # fmt: skip
         bulk_execute(conn, "UPDATE parcels SET head_instrument_id = ? WHERE id = ?", [(i, p) for p, i in moved.items()])
+        if owners:
+            bulk_execute(conn, "UPDATE parcels SET owner_instrument_id = ? WHERE id = ?",
+                         [(o, p) for p, o in owners.items()])  # fmt: skip
     else:
         conn.execute(insert(table(Commitment)), [
             {"instrument_id": iid, "scheme": scheme, "commitment": value, "prev": prev, "source": source,
              "supersedes_id": sup, "created_at": now}
             for iid, value, prev, source, sup in rows
         ])  # fmt: skip
-        conn.execute(_SET_HEAD, [{"pid": pid, "head": iid} for pid, iid in moved.items()])
+        owned = owners or {}
+        both = [{"pid": pid, "head": iid, "owner": owned[pid]} for pid, iid in moved.items() if pid in owned]
+        heads_only = [{"pid": pid, "head": iid} for pid, iid in moved.items() if pid not in owned]
+        for stmt, params in ((_SET_HEAD_AND_OWNER, both), (_SET_HEAD, heads_only)):
+            if params:  # one row: a plain execute (executemany goes through the driver's pipeline)
+                conn.execute(stmt, params[0] if len(params) == 1 else params)
+        for pid in set(owned) - set(moved):  # (every parcel of a committed record moves its head)
+            conn.execute(update(_P).where(_P.c.id == pid).values(owner_instrument_id=owned[pid]))
     if enqueue:
         conn.execute(insert(table(OutboxEntry)), [{"instrument_id": i, "enqueued_at": now} for i, _ in made])
     return made

@@ -8,7 +8,10 @@ proof bundle name the jurisdiction, and an auditor must never be shown keys read
 
 from __future__ import annotations
 
+import weakref
+
 from sqlalchemy import delete, func, insert, select
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -20,8 +23,19 @@ from hybrid_store.jurisdictions import Profile, get_profile
 JURISDICTION = "jurisdiction"
 
 
+#: a pin never changes once made (the table refuses updates), so each engine asks for it once
+_PINNED: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
+
+
 def pinned_jurisdiction(session: Session) -> str | None:
-    return session.scalar(select(RegistryPin.value).where(RegistryPin.name == JURISDICTION))
+    bind = session.get_bind()
+    engine = bind.engine if isinstance(bind, Connection) else bind
+    if (known := _PINNED.get(engine)) is not None:
+        return known
+    value = session.scalar(select(RegistryPin.value).where(RegistryPin.name == JURISDICTION))
+    if value is not None:
+        _PINNED[engine] = value
+    return value
 
 
 def registry_profile(session: Session) -> Profile:

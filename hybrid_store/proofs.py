@@ -30,7 +30,7 @@ from hybrid_store.db.models import (
     ChainDeployment,
     table,
 )
-from hybrid_store.db.records import instrument_id, load_records
+from hybrid_store.db.records import load_record_by_number
 from hybrid_store.errors import NotFound, VerificationFailed
 from hybrid_store.pins import registry_profile
 
@@ -60,10 +60,10 @@ def export_bundle(session: Session, instrument_number: str, redact: Iterable[str
     """One record's bundle: the record as ``db.records`` reads it back, its batch, and just the
     proof's nodes (read out of the stored node array by the database)."""
     conn = session.connection()
-    iid = instrument_id(conn, instrument_number)
-    if iid is None:
+    stored = load_record_by_number(conn, instrument_number)
+    if stored is None:
         raise NotFound(f"no instrument numbered {instrument_number}")
-    [stored] = load_records(conn, [iid])
+    iid = stored.instrument_id
     if stored.commitment is None:
         raise NotFound(f"instrument {instrument_number} has no commitment yet (it has not been migrated)")
     disclosure = disclose(stored.record, stored.seed, redact)

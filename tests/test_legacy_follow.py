@@ -14,6 +14,7 @@ from hybrid_store.db.records import instrument_id
 from migration_tools.legacy import capture
 from migration_tools.legacy.follow import Follower
 from migration_tools.legacy.layout import load_layout
+from migration_tools.legacy.sync import sync
 from tests import legacy_fixtures as fx
 from tests.test_legacy_db import ENV, attached, record_of
 
@@ -120,6 +121,24 @@ def test_trigger_capture_mirrors_inserts_edits_and_deletions_once(legacy, regist
         assert s.scalar(select(LegacyDocument.version).where(LegacyDocument.legacy_key == EDITED)) == 3
         [flag2] = mirror.flags(s, instrument_ids=[instrument_id(s.connection(), "2019000004567-V2")])
     assert flag2.successor_number == "2019000004567-V3"
+    # an edit that cannot be read leaves version 3 current; a plain sync leaves it to the follower
+    legacy.execute(f"UPDATE acris_master SET recordedfiled = '13/45/2026' WHERE documentid = '{EDITED}'")
+    follower.poll()
+    assert follower.report.quarantined == 1
+    with db.read() as s:
+        row = s.scalar(select(LegacyDocument).where(LegacyDocument.legacy_key == EDITED))
+        assert (row.state, row.version, row.instrument_id) == ("quarantined", 3, instrument_id(
+            s.connection(), "2019000004567-V3"))  # fmt: skip
+    before = counts(db)
+    plain = sync(db, profile, quarantine=tmp_path / "again.csv")
+    assert (plain.loaded, plain.quarantined, plain.retried) == (0, 0, 0) and counts(db) == before
+    # undone: the rows make version 3's record again, so no version 4 (a version never repeats another)
+    legacy.execute(f"UPDATE acris_master SET recordedfiled = '01/04/2019 10:15:32 AM' WHERE documentid = '{EDITED}'")
+    follower.poll()
+    assert counts(db) == before
+    with db.read() as s:
+        row = s.scalar(select(LegacyDocument).where(LegacyDocument.legacy_key == EDITED))
+        assert (row.state, row.version) == ("loaded", 3)
     follower.close()
 
 
@@ -394,3 +413,24 @@ def test_the_desk_and_the_api_show_the_flags_and_an_operator_acknowledges_one(re
     with db.read() as s:
         entry = s.scalar(select(AuditEntry).where(AuditEntry.action == "mirror.acknowledge"))
         assert entry is not None and entry.role == "operator"
+
+
+def test_a_document_whose_key_is_stored_untidily_is_read_whole_by_its_key(legacy, registry, monkeypatch, tmp_path):
+    """The follower reads a changed document by exact key (the tables' key indexes), with every
+    form its key is stored in: " 2019050600600006" in acris_legals, "2019050600600006 " in
+    acris_parties. Missing one would drop a parcel or a party and record a false version."""
+    db, profile = registry
+    attached(db, profile, legacy, fx.acris_schema(fx.ACRIS_GOOD), "acris", monkeypatch, tmp_path)
+    with db.read() as s:
+        raw = s.scalar(select(LegacyDocument.raw_keys).where(LegacyDocument.legacy_key == DELETED))
+    assert sorted(raw) == [" 2019050600600006", "2019050600600006 "]
+    install_capture(legacy)
+    follower = Follower(db, profile)
+    follower.start()
+    legacy.execute(f"UPDATE acris_master SET docamount = 700000 WHERE documentid = '{DELETED}'")
+    follower.poll()
+    with db.read() as s:
+        [flag] = mirror.flags(s, instrument_ids=[instrument_id(s.connection(), "2019000044444")])
+    assert set(flag.diff) == {"consideration_cents", "document_digest"}, flag.diff
+    assert record_of(db, "2019000044444-V2")["parcels"] == ["1-01234-0057"]
+    follower.close()

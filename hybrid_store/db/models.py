@@ -593,6 +593,8 @@ class LegacyDocument(Base):
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
     synced_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")  # of ``instrument_id``
+    #: the document's key as the legacy tables store it, where not already normalised (" 123", "abc")
+    raw_keys: Mapped[list[str] | None] = mapped_column(JSON)
 
     __table_args__ = (
         UniqueConstraint("source_id", "legacy_key", name="uq_legacy_documents_key"),

@@ -59,11 +59,34 @@ def load_records(conn: Any, instrument_ids: Sequence[int]) -> list[StoredRecord]
     parcels: dict[int, list[tuple[str, int]]] = {}
     for chunk in chunks(list(instrument_ids), IDS_PER_ARRAY):
         param = ids_param(conn, chunk)
-        rows.extend(driver_rows(conn, _SQL_INSTRUMENTS.format(ids=ids_in("i.id")), param))
+        rows.extend(driver_rows(conn, _SQL_INSTRUMENTS.format(where=ids_in("i.id")), param))
         for iid, role, name in driver_rows(conn, _SQL_PARTIES.format(ids=ids_in("instrument_id")), param):
             names.setdefault((iid, role), []).append(name)
         for iid, pid, key in driver_rows(conn, _SQL_PARCELS.format(ids=ids_in("ip.instrument_id")), param):
             parcels.setdefault(iid, []).append((key, pid))
+    return _records(rows, names, parcels)
+
+
+def load_record_by_number(conn: Any, number: str) -> StoredRecord | None:
+    """The record numbered ``number`` (None if there is none), in two round trips: the service's
+    single-record reads (proof bundles, instrument views) are paid per request."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    rows = driver_rows(conn, _SQL_INSTRUMENTS.format(where=f"i.instrument_number = {mark}"), (number,))
+    if not rows:
+        return None
+    names: dict[tuple[int, str], list[str]] = {}
+    parcels: dict[int, list[tuple[str, int]]] = {}
+    iid = rows[0][0]
+    for kind, _position, pid, name in driver_rows(conn, _SQL_DETAILS.format(mark=mark), (iid, iid)):
+        if kind == "parcel":
+            parcels.setdefault(iid, []).append((name, pid))
+        else:
+            names.setdefault((iid, kind), []).append(name)  # in position order (ORDER BY)
+    return _records(rows, names, parcels)[0]
+
+
+def _records(rows: list[Any], names: dict[tuple[int, str], list[str]],
+             parcels: dict[int, list[tuple[str, int]]]) -> list[StoredRecord]:  # fmt: skip
     out = []
     for r in sorted(rows, key=lambda r: (r[3], r[0])):  # recording order (SQLite's text sorts as time)
         iid = r[0]
@@ -125,10 +148,15 @@ _SQL_INSTRUMENTS = (
     "SELECT i.id, i.instrument_number, i.doc_type, i.recorded_at, i.book, i.page, i.consideration_cents, "
     "i.legal_description, i.document_digest, i.salt_seed, c.instrument_number, k.commitment, k.prev "
     "FROM instruments i LEFT OUTER JOIN instruments c ON c.id = i.corrects_id "
-    "LEFT OUTER JOIN commitments k ON k.instrument_id = i.id WHERE {ids}"
+    "LEFT OUTER JOIN commitments k ON k.instrument_id = i.id WHERE {where}"
 )
 _SQL_PARTIES = (
     "SELECT instrument_id, role, name FROM instrument_parties WHERE {ids} ORDER BY instrument_id, role, position"
+)
+_SQL_DETAILS = (  # one instrument's parties (in position order) and parcels, in one round trip
+    "SELECT role, position, 0, name FROM instrument_parties WHERE instrument_id = {mark} UNION ALL "
+    "SELECT 'parcel', 0, ip.parcel_id, p.parcel_key FROM instrument_parcels ip JOIN parcels p ON p.id = ip.parcel_id "
+    "WHERE ip.instrument_id = {mark} ORDER BY 1, 2"
 )
 _SQL_PARCELS = (
     "SELECT ip.instrument_id, ip.parcel_id, p.parcel_key FROM instrument_parcels ip "

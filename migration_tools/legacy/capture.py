@@ -155,6 +155,9 @@ def _mariadb_triggers(q: Any, table: str, key: str, columns: list[str]) -> list[
 @dataclass
 class Poll:
     keys: set[str] = field(default_factory=set)
+    forms: dict[str, set[str]] = field(
+        default_factory=dict
+    )  # key -> how the change log stored it, where not normalised
     changes: int = 0  # change-log rows (or modified documents) read
     gaps_open: int = 0
     gaps_filled: int = 0
@@ -191,15 +194,18 @@ class TriggerCursor:
                 out.gaps_filled = len(filled)
                 rows = filled + rows
         expected = self.seq + 1
-        for seq, key, at in rows:
+        for seq, raw, at in rows:
             if seq > self.seq:
                 for missing in range(expected, seq):
                     if len(self.gaps) < MAX_GAPS:
                         self.gaps.setdefault(missing, now)
                 expected = seq + 1
                 self.seq = seq
+            key = raw.strip(" ").upper()  # as the reader normalises keys (TRIM, UPPER)
             if key:
                 out.keys.add(key)
+                if raw != key:
+                    out.forms.setdefault(key, set()).add(raw)
             if at is not None and (out.oldest_change_at is None or at < out.oldest_change_at):
                 out.oldest_change_at = at
         out.changes = len(rows)
@@ -211,7 +217,7 @@ class TriggerCursor:
 
 
 def _read(conn: Connection, where: str) -> list[tuple[int, str, float | None]]:
-    sql = f"SELECT seq, UPPER(TRIM(doc_key)), changed_at FROM {CHANGE_LOG} WHERE {where}"
+    sql = f"SELECT seq, doc_key, changed_at FROM {CHANGE_LOG} WHERE {where}"
     out = []
     for seq, key, at in conn.execute(text(sql)):
         out.append(
@@ -229,6 +235,7 @@ class WatermarkCursor:
         self.marks: list[list[Any]] = [list(m) for m in state.get("marks", [])]
         self.since: str | None = state.get("since")
         self.lookback = lookback
+        self.seen: dict[str, str | None] = {}  # key -> modified value already read, within the window
 
     def state(self) -> dict[str, Any]:
         return {"method": "watermark", "since": self.since, "marks": self.marks}
@@ -240,14 +247,18 @@ class WatermarkCursor:
 
     def poll(self, legacy: LegacyDatabase, now: float | None = None) -> Poll:
         now = time.time() if now is None else now
-        keys, top = legacy.keys_modified_since(self.since)
-        if top is not None:
+        found, top = legacy.keys_modified_since(self.since)
+        if top is not None and (not self.marks or self.marks[-1][1] != top):
             self.marks.append([now, top])
         old = [m for m in self.marks if now - m[0] >= self.lookback]
         if old:  # the newest value seen at least `lookback` ago becomes the watermark
             self.since = max((self.since, old[-1][1]), key=lambda v: (v is not None, v or ""))
             self.marks = [m for m in self.marks if now - m[0] < self.lookback] + [old[-1]]
-        return Poll(keys=set(keys), changes=len(keys))
+        # the window is read again on every poll; a document is fetched only when its value moved
+        # (a late commit with an older value is new here, so it is fetched)
+        fresh = {k for k, mark in found.items() if k not in self.seen or self.seen[k] != mark}
+        self.seen = found
+        return Poll(keys=fresh, changes=len(fresh))
 
 
 def cursor_for(method: str, state: dict[str, Any] | None, *, gap_timeout: float,

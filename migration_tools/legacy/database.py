@@ -17,7 +17,7 @@ are untested.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ from migration_tools.legacy.mapping import LegacyRows, instrument_number
 FETCH = 2_000  # rows per round trip of each stream
 KEYS_PER_QUERY = 500  # documents read by key at once (follow mode)
 KEY = "lr_key"
+RAW = "lr_raw"
 
 
 class LegacyDatabaseError(LandregError, RuntimeError):
@@ -103,14 +104,18 @@ class LegacyDatabase:
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def _select(self, part: str, keys: list[str] | None = None) -> tuple[str, dict[str, str]]:
+        """The part's rows with their normalised key (``lr_key``) and the key as stored (``lr_raw``);
+        with ``keys``, only rows whose stored key is one of them (an exact match: the key index)."""
         spec = self.layout.tables()[part]
         columns = ", ".join(self._name(c) for c in self.layout.columns(part))
         where, params = self._where(spec)
         key = self._normal(spec.key)
         if keys is not None:
-            where += (" AND " if where else " WHERE ") + f"{key} IN ({', '.join(f':k{i}' for i in range(len(keys)))})"
+            where += (" AND " if where else " WHERE ") + (
+                f"{self._name(spec.key)} IN ({', '.join(f':k{i}' for i in range(len(keys)))})")  # fmt: skip
             params.update({f"k{i}": k for i, k in enumerate(keys)})
-        sql = f"SELECT {key} AS {KEY}, {columns} FROM {self._name(spec.table)}{where} ORDER BY {self._ordered(key)}"
+        sql = (f"SELECT {key} AS {KEY}, {self._name(spec.key)} AS {RAW}, {columns} FROM {self._name(spec.table)}"
+               f"{where} ORDER BY {self._ordered(key)}")  # fmt: skip
         return sql, params
 
     # --- what is there -----------------------------------------------------------------------------------
@@ -186,19 +191,24 @@ class LegacyDatabase:
             streams = {part: _Stream(part, self._stream(conns[part], part)) for part in parts}
             yield from _merge(streams)
 
-    def fetch(self, keys: Iterable[str]) -> dict[str, LegacyRows | None]:
-        """The documents of ``keys`` (normalised keys) as they are now; None for a key with no rows."""
+    def fetch(
+        self, keys: Iterable[str], stored_as: Mapping[str, Iterable[str]] | None = None
+    ) -> dict[str, LegacyRows | None]:
+        """The documents of ``keys`` (normalised keys) as they are now; None for a key with no rows.
+        Rows are found by exact match on each table's key column (its index), with the key itself
+        and the forms it is stored in (``stored_as``: key -> forms seen before or in a change log)."""
         wanted = sorted(set(keys))
         out: dict[str, LegacyRows | None] = dict.fromkeys(wanted)
+        forms = sorted({*wanted, *(f for k in wanted for f in (stored_as or {}).get(k, ()))})
+        rows_of: dict[str, list[tuple[str, dict[str, Any]]]] = {part: [] for part in self.layout.tables()}
         with self.engine.connect() as conn:
             self._snapshot({"documents": conn})
-            for chunk in (wanted[i : i + KEYS_PER_QUERY] for i in range(0, len(wanted), KEYS_PER_QUERY)):
-                streams = {}
+            for chunk in (forms[i : i + KEYS_PER_QUERY] for i in range(0, len(forms), KEYS_PER_QUERY)):
                 for part in self.layout.tables():
                     sql, params = self._select(part, chunk)
-                    rows = [(str(r[KEY]), dict(r)) for r in conn.execute(text(sql), params).mappings()]
-                    streams[part] = _Stream(part, iter(rows))
-                out.update({rows.key: rows for rows in _merge(streams)})
+                    rows_of[part] += [(str(r[KEY]), dict(r)) for r in conn.execute(text(sql), params).mappings()]
+        streams = {part: _Stream(part, iter(sorted(rows, key=lambda r: r[0]))) for part, rows in rows_of.items()}
+        out.update({rows.key: rows for rows in _merge(streams) if rows.key in out})
         return out
 
     def newest_modified(self) -> str | None:
@@ -210,10 +220,10 @@ class LegacyDatabase:
                                  params).scalar()  # fmt: skip
         return _mark(value)
 
-    def keys_modified_since(self, since: str | None) -> tuple[list[str], str | None]:
-        """Keys of the documents whose modified column is at or after ``since`` (None: all), and the
-        largest value seen (the watermark's next position). The column must sort in time order: a
-        timestamp, a row version, or text in ISO form."""
+    def keys_modified_since(self, since: str | None) -> tuple[dict[str, str | None], str | None]:
+        """The documents whose modified column is at or after ``since`` (None: all), as key -> that
+        value, and the largest value seen (the watermark's next position). The column must sort in
+        time order: a timestamp, a row version, or text in ISO form."""
         docs = self.layout.documents
         assert docs.modified is not None
         col = self._name(docs.modified)
@@ -222,13 +232,11 @@ class LegacyDatabase:
             where += (" AND " if where else " WHERE ") + f"{col} >= :since"
             params["since"] = since
         sql = f"SELECT {self._normal(docs.key)}, {col} FROM {self._name(docs.table)}{where}"
-        keys, top = [], since
+        keys: dict[str, str | None] = {}
+        top = since
         with self.engine.connect() as conn:
             for key, value in conn.execute(text(sql), params):
-                keys.append(str(key))
-                mark = (
-                    value.isoformat(sep=" ") if hasattr(value, "isoformat") else None if value is None else str(value)
-                )
+                keys[str(key)] = mark = _mark(value)
                 if mark is not None and (top is None or mark > top):
                     top = mark
         return keys, top
@@ -296,8 +304,9 @@ def _merge(streams: dict[str, _Stream]) -> Iterator[LegacyRows]:
         key = min(keys)
         found = docs.take(key) if docs.key() == key else []
         rows = {s.part: (s.take(key) if s.key() == key else []) for s in children}
+        raw = {str(r[RAW]) for part in (found, *rows.values()) for r in part if r.get(RAW) is not None}
         yield LegacyRows(
             key=key, document=found[0] if found else None, parties=rows.get("parties", []),
             parcels=rows.get("parcels", []), references=rows.get("references", []),
-            duplicates=max(len(found) - 1, 0),
+            duplicates=max(len(found) - 1, 0), raw_keys=tuple(sorted(raw - {key})),
         )  # fmt: skip

@@ -77,6 +77,7 @@ class _Known:
     fingerprint: bytes
     instrument_id: int | None
     version: int
+    raw_keys: tuple[str, ...] = ()
 
 
 class Follower:
@@ -131,7 +132,7 @@ class Follower:
         self.report.polls += 1
         self.report.changes += polled.changes
         self.report.gaps_open = polled.gaps_open
-        self.apply(polled.keys)
+        self.apply(polled.keys, polled.forms)
         self._save()
         return polled
 
@@ -139,12 +140,14 @@ class Follower:
         """Every legacy document's fingerprint against landreg's; mirrors what differs."""
         held = self._fingerprints()
         differ: set[str] = set()
+        forms: dict[str, set[str]] = {}
         for rows in scrubbed(self.url, self.legacy.documents()):
             known = held.pop(rows.key, None)
             if known is None or known[1] == "deleted" or known[0] != fingerprint(self.layout, rows):
                 differ.add(rows.key)
+                forms[rows.key] = set(rows.raw_keys)
         differ.update(k for k, (_, state) in held.items() if state != "deleted")  # gone from the legacy database
-        self.apply(differ)
+        self.apply(differ, forms)
         self.report.sweeps += 1
         with self.db.write() as s:
             s.execute(update(LegacySource).where(LegacySource.id == self.source_id)
@@ -184,12 +187,17 @@ class Follower:
             return {k: (bytes(fp), state) for k, fp, state in rows}
 
     # --- mirroring documents ------------------------------------------------------------------------
-    def apply(self, keys: Iterable[str]) -> None:
+    def apply(self, keys: Iterable[str], forms: dict[str, set[str]] | None = None) -> None:
+        """Mirror the documents of ``keys`` as they are now (``forms``: how their keys are stored,
+        where not normalised, as the change log or a sweep saw them)."""
         wanted = sorted(set(keys))
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
-            current: dict[str, LegacyRows | None] = guarded(self.url, functools.partial(self.legacy.fetch, chunk))
             known = self._known(chunk)
+            stored_as = {k: {*(forms or {}).get(k, ()), *(known[k].raw_keys if k in known else ())} for k in chunk}
+            current: dict[str, LegacyRows | None] = guarded(
+                self.url, functools.partial(self.legacy.fetch, chunk, stored_as)
+            )
             numbers = self._correction_numbers([r for r in current.values() if r is not None])
             for key in chunk:
                 self._one(key, current.get(key), known.get(key), numbers)
@@ -199,9 +207,9 @@ class Follower:
     def _known(self, keys: list[str]) -> dict[str, _Known]:
         d = LegacyDocument
         with self.db.read() as s:
-            rows = s.execute(select(d.legacy_key, d.id, d.state, d.fingerprint, d.instrument_id, d.version)
+            rows = s.execute(select(d.legacy_key, d.id, d.state, d.fingerprint, d.instrument_id, d.version, d.raw_keys)
                              .where(d.source_id == self.source_id, d.legacy_key.in_(keys)))  # fmt: skip
-            return {k: _Known(i, st, bytes(fp), iid, v) for k, i, st, fp, iid, v in rows}
+            return {k: _Known(i, st, bytes(fp), iid, v, tuple(raw or ())) for k, i, st, fp, iid, v, raw in rows}
 
     def _correction_numbers(self, found: list[LegacyRows]) -> dict[str, str]:
         """The legacy numbers of the documents these correct, from what landreg holds."""
@@ -246,28 +254,37 @@ class Follower:
                 raise _Quarantine(record.column or "(record)", record.problem or "unreadable")
             inst = validate(data, profile=self.profile)
             with self.db.write() as s:
-                self._record(s, key, known, inst, version, rows.fingerprint)
+                self._record(s, key, known, inst, version, rows.fingerprint, rows.raw_keys)
+        except _Unchanged:  # its rows changed, the record they make did not: no new version
+            assert known is not None
+            with self.db.write() as s:
+                self._state(s, key, known, state="loaded", fp=rows.fingerprint, instrument_id=known.instrument_id,
+                            version=known.version, raw_keys=rows.raw_keys)  # fmt: skip
+            self.report.unchanged += 1
         except InvalidInstrument as exc:
-            self._quarantine(key, known, rows.fingerprint, exc.errors[0].field, "; ".join(str(e) for e in exc.errors))
+            self._quarantine(key, known, rows, exc.errors[0].field, "; ".join(str(e) for e in exc.errors))
         except Conflict as exc:
-            self._quarantine(key, known, rows.fingerprint, "instrument_number", str(exc))
+            self._quarantine(key, known, rows, "instrument_number", str(exc))
         except _Quarantine as exc:
-            self._quarantine(key, known, rows.fingerprint, exc.field, exc.reason)
+            self._quarantine(key, known, rows, exc.field, exc.reason)
 
-    def _record(self, s: Session, key: str, known: _Known | None, inst: Any, version: int, fp: bytes) -> None:
+    def _record(self, s: Session, key: str, known: _Known | None, inst: Any, version: int, fp: bytes,
+                raw_keys: tuple[str, ...]) -> None:  # fmt: skip
         old = known.instrument_id if known is not None else None
         [made] = record_instruments(s, [inst], source="legacy", mirror=[old])
         if old is not None:
             flagged = s.scalar(select(MirrorFlag).where(MirrorFlag.instrument_id == old))
             if flagged is None:
-                mirror.flag_replaced(s, self.source_id, key, old, made.instrument_id)
+                if not mirror.flag_replaced(s, self.source_id, key, old, made.instrument_id):
+                    raise _Unchanged  # rolls the new version back with the transaction
             else:  # deleted, now back: the deletion's flag names what replaced it
                 flagged.successor_id = made.instrument_id
             self.report.versions += 1
         else:
             self.report.new += 1
         mirror.recompute_owners(s, mirror.parcels_of(s, [made.instrument_id] + ([old] if old else [])))
-        self._state(s, key, known, state="loaded", fp=fp, instrument_id=made.instrument_id, version=version)
+        self._state(s, key, known, state="loaded", fp=fp, instrument_id=made.instrument_id, version=version,
+                    raw_keys=raw_keys)  # fmt: skip
 
     def _deleted(self, key: str, known: _Known) -> None:
         with self.db.write() as s:
@@ -279,26 +296,34 @@ class Follower:
                         version=known.version)  # fmt: skip
         self.report.deleted += 1
 
-    def _quarantine(self, key: str, known: _Known | None, fp: bytes, field_name: str, reason: str) -> None:
+    def _quarantine(self, key: str, known: _Known | None, rows: LegacyRows, field_name: str, reason: str) -> None:
         self.report.quarantined += 1
         label = reason.split(":")[0][:80]
         self.report.reasons[label] = self.report.reasons.get(label, 0) + 1
         log.warning("legacy document %s quarantined: %s", key, reason)
         with self.db.write() as s:
             # a version that cannot be read leaves the last good one in place (and its number)
-            self._state(s, key, known, state="quarantined", fp=fp,
-                        instrument_id=known.instrument_id if known else None,
-                        version=known.version if known else 1, field_name=field_name, reason=reason)  # fmt: skip
+            self._state(s, key, known, state="quarantined", fp=rows.fingerprint,
+                        instrument_id=known.instrument_id if known else None, version=known.version if known else 1,
+                        field_name=field_name, reason=reason, raw_keys=rows.raw_keys)  # fmt: skip
 
     def _state(self, s: Session, key: str, known: _Known | None, *, state: str, fp: bytes, instrument_id: int | None,
-               version: int, field_name: str | None = None, reason: str | None = None) -> None:  # fmt: skip
+               version: int, field_name: str | None = None, reason: str | None = None,
+               raw_keys: tuple[str, ...] | None = None) -> None:  # fmt: skip
         now = datetime.now(UTC)
-        values = {"state": state, "fingerprint": fp, "instrument_id": instrument_id, "version": version,
-                  "field": field_name[:64] if field_name else None, "reason": reason, "synced_at": now}  # fmt: skip
+        values: dict[str, Any] = {"state": state, "fingerprint": fp, "instrument_id": instrument_id, "version": version,
+                                  "field": field_name[:64] if field_name else None, "reason": reason,
+                                  "synced_at": now}  # fmt: skip
+        if raw_keys is not None:  # (a deletion keeps what was known)
+            values["raw_keys"] = list(raw_keys) or None
         if known is None:
             s.add(LegacyDocument(source_id=self.source_id, legacy_key=key, first_seen_at=now, **values))
         else:
             s.execute(update(LegacyDocument).where(LegacyDocument.id == known.id).values(**values))
+
+
+class _Unchanged(Exception):
+    """A document whose rows changed but whose record did not (a keyed-wrong edit undone, case)."""
 
 
 class _Quarantine(Exception):

@@ -41,6 +41,7 @@ class SourceRecord:
     column: str | None = None  # "345-350" or a CSV column
     key: str | None = None  # the legacy database's key of the document (database sources)
     fingerprint: bytes | None = None  # of the legacy rows it was made from (database sources)
+    raw_keys: tuple[str, ...] = ()  # the key as stored, where it differs from ``key`` (database sources)
 
 
 class Journal(Protocol):

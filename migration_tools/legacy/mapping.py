@@ -42,6 +42,9 @@ class LegacyRows:
     references: Sequence[Row] = ()
     duplicates: int = 0  # further master rows with the same key
     fingerprint: bytes = field(default=b"", compare=False)
+    #: the key as stored where it is not already the normalised key (" 123", "abc"): reading the
+    #: document again by key looks these up too, so the lookup can use the tables' key indexes
+    raw_keys: tuple[str, ...] = ()
 
 
 class Unreadable(ValueError):
@@ -265,14 +268,28 @@ def map_document(layout: Layout, rows: LegacyRows, numbers: Mapping[str, str] | 
     problem = _missing(layout, rows)
     if problem is not None:
         return SourceRecord(
-            where, raw, column=problem[0], problem=problem[1], key=rows.key, fingerprint=rows.fingerprint
+            where,
+            raw,
+            column=problem[0],
+            problem=problem[1],
+            key=rows.key,
+            fingerprint=rows.fingerprint,
+            raw_keys=rows.raw_keys,
         )
     assert rows.document is not None
     try:
         data = _instrument(layout, rows, rows.document, numbers or {})
     except Unreadable as exc:
-        return SourceRecord(where, raw, column=exc.column, problem=str(exc), key=rows.key, fingerprint=rows.fingerprint)
-    return SourceRecord(where, raw, data=data, key=rows.key, fingerprint=rows.fingerprint)
+        return SourceRecord(
+            where,
+            raw,
+            column=exc.column,
+            problem=str(exc),
+            key=rows.key,
+            fingerprint=rows.fingerprint,
+            raw_keys=rows.raw_keys,
+        )
+    return SourceRecord(where, raw, data=data, key=rows.key, fingerprint=rows.fingerprint, raw_keys=rows.raw_keys)
 
 
 def _missing(layout: Layout, rows: LegacyRows) -> tuple[str, str] | None:

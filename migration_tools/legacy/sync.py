@@ -263,14 +263,14 @@ def _changed(
             rows = replace(rows, fingerprint=fingerprint(layout, rows))
             prior = known.get(rows.key)
             if prior is not None:
-                state, seen = prior
+                state, seen, mirrored = prior
                 if seen == rows.fingerprint:
                     if state == "loaded":
                         report.unchanged += 1
                     else:
                         report.still_quarantined += 1
                     continue
-                if state == "loaded":
+                if mirrored:  # landreg holds a version of it: a new one is the follower's (--follow)
                     report.changed_since_loaded += 1
                     continue
                 report.retried += 1
@@ -290,14 +290,15 @@ def _changed(
     yield from deferred
 
 
-def _known(db: Database, source_id: int, keys: list[str]) -> dict[str, tuple[str, bytes]]:
+def _known(db: Database, source_id: int, keys: list[str]) -> dict[str, tuple[str, bytes, bool]]:
+    """key -> (state, fingerprint, whether landreg holds a version of it)."""
     if not keys:
         return {}
     d = LegacyDocument
     with db.read() as s:
-        rows = s.execute(select(d.legacy_key, d.state, d.fingerprint)
+        rows = s.execute(select(d.legacy_key, d.state, d.fingerprint, d.instrument_id)
                          .where(d.source_id == source_id, d.legacy_key.in_(keys))).all()  # fmt: skip
-    return {k: (state, bytes(fp)) for k, state, fp in rows}
+    return {k: (state, bytes(fp), iid is not None) for k, state, fp, iid in rows}
 
 
 class _StateJournal:
@@ -311,7 +312,8 @@ class _StateJournal:
 
     def loaded(self, session: Session, made: list[tuple[SourceRecord, Recorded]]) -> None:
         rows = {rec.key: {"fingerprint": rec.fingerprint, "state": "loaded", "instrument_id": m.instrument_id,
-                          "field": None, "reason": None} for rec, m in made if rec.key is not None}  # fmt: skip
+                          "field": None, "reason": None, "raw_keys": list(rec.raw_keys) or None}
+                for rec, m in made if rec.key is not None}  # fmt: skip
         for key in rows:
             self.rejected.pop(key, None)  # loaded on its own after its chunk failed
         _upsert(session, self.source_id, rows)
@@ -319,7 +321,8 @@ class _StateJournal:
     def quarantined(self, rec: SourceRecord, field_name: str, reason: str) -> None:
         if rec.key is not None and rec.fingerprint is not None:
             self.rejected[rec.key] = {"fingerprint": rec.fingerprint, "state": "quarantined", "instrument_id": None,
-                                      "field": field_name[:64], "reason": reason}  # fmt: skip
+                                      "field": field_name[:64], "reason": reason,
+                                      "raw_keys": list(rec.raw_keys) or None}  # fmt: skip
 
     def flush(self) -> None:
         if self.rejected:

@@ -26,7 +26,7 @@ from hybrid_store.db.models import (
     Parcel,
     TitleFlag,
 )
-from hybrid_store.db.records import instrument_id, load_records
+from hybrid_store.db.records import load_record_by_number
 from hybrid_store.errors import FieldError, InvalidInstrument, NotFound
 from hybrid_store.jurisdictions import Profile
 from hybrid_store.settings import Settings
@@ -44,10 +44,10 @@ class Queries:
     def instrument(self, number: str) -> schemas.InstrumentView:
         with self.db.read() as s:
             conn = s.connection()
-            iid = instrument_id(conn, number)
-            if iid is None:
+            stored = load_record_by_number(conn, number)
+            if stored is None:
                 raise NotFound(f"no instrument numbered {number}")
-            [stored] = load_records(conn, [iid])
+            iid = stored.instrument_id
             recorded_at = s.scalar(select(Instrument.recorded_at).where(Instrument.id == iid))
             parcels = {p.id: p for p in s.scalars(select(Parcel).where(Parcel.id.in_(stored.parcel_ids)))}
             corrected_by = list(s.scalars(select(Instrument.instrument_number).where(Instrument.corrects_id == iid)

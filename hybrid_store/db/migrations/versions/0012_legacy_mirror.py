@@ -2,7 +2,8 @@
 (now also ``deleted``, and its version), and the flags a divergence raises.
 
 ``legacy_sources`` gains the change-capture method and its persisted cursor. ``legacy_documents``
-gains the version landreg holds of each document and the state ``deleted``. ``mirror_flags``
+gains the version landreg holds of each document, the state ``deleted``, and the key as the legacy
+tables store it where it is not normalised (so the follower reads a document by its key indexes). ``mirror_flags``
 holds one flag per replaced or deleted version: ``changed_in_legacy`` (with the new version and
 the field-by-field difference) or ``deleted_in_legacy``; an operator may acknowledge one with a
 reason, and the registry revokes the replaced version's leaf on the chain with a reason that
@@ -41,6 +42,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("last_sweep_at", When, nullable=True))
     with op.batch_alter_table("legacy_documents") as batch:
         batch.add_column(sa.Column("version", sa.Integer(), nullable=False, server_default="1"))
+        batch.add_column(sa.Column("raw_keys", sa.JSON(), nullable=True))
     _states("'loaded', 'quarantined', 'deleted'")
     op.create_table(
         "mirror_flags",
@@ -79,6 +81,7 @@ def downgrade() -> None:
     op.execute("DELETE FROM legacy_documents WHERE state = 'deleted'")
     _states("'loaded', 'quarantined'")
     with op.batch_alter_table("legacy_documents") as batch:
+        batch.drop_column("raw_keys")
         batch.drop_column("version")
     with op.batch_alter_table("legacy_sources") as batch:
         batch.drop_column("last_sweep_at")
