@@ -57,12 +57,17 @@ def _check_unicode(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
+# Unicode's control characters (general category Cc) are exactly these two ranges
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+CONTROL_BUT_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # newline and tab allowed
+
+
 def single_line(text: str) -> str:
     """A name: NFC, whitespace collapsed, no control characters, not blank."""
     text = " ".join(_check_unicode(text).split())
     if not text:
         raise PydanticCustomError("blank", "must not be blank")
-    if any(unicodedata.category(ch) == "Cc" for ch in text):
+    if CONTROL.search(text):
         raise PydanticCustomError("control_character", "contains a control character")
     return text
 
@@ -71,7 +76,7 @@ def _multi_line(text: str) -> str:
     text = _check_unicode(text).replace("\r\n", "\n").replace("\r", "\n")
     lines = [line.rstrip() for line in text.split("\n")]
     text = "\n".join(lines).strip("\n")
-    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in text):
+    if CONTROL_BUT_LINES.search(text):
         raise PydanticCustomError("control_character", "contains a control character")
     return text
 

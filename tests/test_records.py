@@ -142,3 +142,16 @@ def test_the_packaged_municipalities_are_bergens_70():
     if reference.exists():  # the product ships its own copy; it must not drift from the reference
         with reference.open() as f:
             assert {row["nj_muni_code"] for row in csv.DictReader(f)} == codes
+
+
+def test_the_control_character_check_is_unicodes_category_cc_exactly():
+    """The fast check (two ranges) refuses exactly Unicode's control characters, over every code point."""
+    import unicodedata
+
+    from hybrid_store import intake
+
+    for code in range(0x110000):
+        ch = chr(code)
+        is_cc = unicodedata.category(ch) == "Cc"
+        assert bool(intake.CONTROL.search(ch)) == is_cc, hex(code)
+        assert bool(intake.CONTROL_BUT_LINES.search(ch)) == (is_cc and ch not in "\n\t"), hex(code)

@@ -33,11 +33,15 @@ def clean(text: str | None) -> str:
     """Collapse every kind of whitespace (tabs, NBSP, ...) to one space; strip."""
     if not text:
         return ""
+    if text.isascii():  # (most of a book: nothing to normalise)
+        return " ".join(text.split())
     return " ".join(unicodedata.normalize("NFC", text).replace("\u00a0", " ").split())
 
 
 def fold_lookalikes(name: str) -> str:
     """Fold other-script look-alikes to Latin in a name that is otherwise Latin script."""
+    if name.isascii():
+        return name
     letters = [ch for ch in name if ch.isalpha()]
     latin = sum(1 for ch in letters if "LATIN" in unicodedata.name(ch, ""))
     if letters and latin >= len(letters) / 2:

@@ -26,12 +26,11 @@ from sqlalchemy.engine import Connection, Engine
 
 from hybrid_store.errors import LandregError
 from migration_tools.legacy.layout import Layout, Table
-from migration_tools.legacy.mapping import LegacyRows, instrument_number
+from migration_tools.legacy.mapping import KEY_COLUMNS, LegacyRows, instrument_number
 
 FETCH = 2_000  # rows per round trip of each stream
 KEYS_PER_QUERY = 500  # documents read by key at once (follow mode)
-KEY = "lr_key"
-RAW = "lr_raw"
+KEY, RAW = KEY_COLUMNS  # the normalised key, and the key as stored
 
 
 class LegacyDatabaseError(LandregError, RuntimeError):

@@ -42,6 +42,11 @@ class SourceRecord:
     key: str | None = None  # the legacy database's key of the document (database sources)
     fingerprint: bytes | None = None  # of the legacy rows it was made from (database sources)
     raw_keys: tuple[str, ...] = ()  # the key as stored, where it differs from ``key`` (database sources)
+    raw_of: Callable[[], str] | None = None  # ``raw`` made only when shown (a database source's rows)
+
+    def shown(self) -> str:
+        """The source text, as the quarantine file shows it."""
+        return self.raw_of() if self.raw_of is not None else self.raw
 
 
 class Journal(Protocol):
@@ -152,7 +157,7 @@ class _Load:
         self.report.quarantined += 1
         key = reason.split(":")[0][:80]
         self.report.reasons[key] = self.report.reasons.get(key, 0) + 1
-        self.quarantine.add(rec.where, rec.column, field_name, reason, rec.raw)
+        self.quarantine.add(rec.where, rec.column, field_name, reason, rec.shown())
         if self.journal is not None:
             self.journal.quarantined(rec, field_name, reason)
 

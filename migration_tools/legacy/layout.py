@@ -16,6 +16,7 @@ import hashlib
 import io
 import re
 import tomllib
+from functools import cached_property
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -216,6 +217,11 @@ class Layout(_Strict):
         if self.references is not None:
             out["references"] = self.references
         return out
+
+    @cached_property
+    def read_columns(self) -> dict[str, list[str]]:
+        """``columns`` of every part (a mapping of a whole book asks for them per row)."""
+        return {part: self.columns(part) for part in self.tables()}
 
     def columns(self, part: str) -> list[str]:
         """Every column the layout reads of ``part``'s table (its key first), without repeats."""

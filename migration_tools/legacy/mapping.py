@@ -47,6 +47,9 @@ class LegacyRows:
     raw_keys: tuple[str, ...] = ()
 
 
+KEY_COLUMNS = ("lr_key", "lr_raw")  # what the reader adds to each row (not the recorder's columns)
+
+
 class Unreadable(ValueError):
     def __init__(self, column: str, message: str):
         super().__init__(message)
@@ -61,6 +64,8 @@ def text(value: Any) -> str:
         return clean(value)
     if isinstance(value, bool):
         return "1" if value else "0"
+    if isinstance(value, int):  # digits: nothing to clean
+        return str(value)
     if isinstance(value, Decimal):
         return format(value.normalize(), "f") if value == value.to_integral() else format(value, "f").rstrip("0")
     if isinstance(value, float):
@@ -87,8 +92,10 @@ def fingerprint(layout: Layout, rows: LegacyRows) -> bytes:
     """SHA-256 of what the layout reads of ``rows``, exactly as stored, in a fixed order: any edit to
     a column the layout reads changes it (whether it changes the record is the mapping's call)."""
 
+    columns = layout.read_columns  # per part, computed once per layout
+
     def read(part: str, row: Row) -> list[str | None]:
-        return [exact(row.get(c)) for c in layout.columns(part)]
+        return [v if (v := row.get(c)) is None or isinstance(v, str) else exact(v) for c in columns[part]]
 
     body = {
         "document": read("documents", rows.document) if rows.document is not None else None,
@@ -263,13 +270,19 @@ def map_document(layout: Layout, rows: LegacyRows, numbers: Mapping[str, str] | 
     documents corrections refer to, by key)."""
     docs = layout.documents
     where = f"{docs.table} {rows.key}"
-    raw = canonical_json({"key": rows.key, "document": {k: text(v) for k, v in (rows.document or {}).items()},
-                          "parties": len(rows.parties), "parcels": len(rows.parcels)}).decode()  # fmt: skip
+    raw = ""
+
+    def raw_of() -> str:  # made only for a document the load quarantines
+        return canonical_json({"key": rows.key, "document": {k: text(v) for k, v in (rows.document or {}).items()
+                                                             if k not in KEY_COLUMNS},
+                               "parties": len(rows.parties), "parcels": len(rows.parcels)}).decode()  # fmt: skip
+
     problem = _missing(layout, rows)
     if problem is not None:
         return SourceRecord(
             where,
             raw,
+            raw_of=raw_of,
             column=problem[0],
             problem=problem[1],
             key=rows.key,
@@ -283,13 +296,16 @@ def map_document(layout: Layout, rows: LegacyRows, numbers: Mapping[str, str] | 
         return SourceRecord(
             where,
             raw,
+            raw_of=raw_of,
             column=exc.column,
             problem=str(exc),
             key=rows.key,
             fingerprint=rows.fingerprint,
             raw_keys=rows.raw_keys,
         )
-    return SourceRecord(where, raw, data=data, key=rows.key, fingerprint=rows.fingerprint, raw_keys=rows.raw_keys)
+    return SourceRecord(
+        where, raw, data=data, key=rows.key, fingerprint=rows.fingerprint, raw_of=raw_of, raw_keys=rows.raw_keys
+    )
 
 
 def _missing(layout: Layout, rows: LegacyRows) -> tuple[str, str] | None:
