@@ -27,6 +27,7 @@ from hybrid_store.db.models import Counter
 log = logging.getLogger(__name__)
 
 ADVISORY_KEY = 0x6C616E6472656701  # "landreg" + 1: the anchoring worker's lock
+FOLLOWER_KEY = 0x6C616E6472656702  # "landreg" + 2: the legacy follower's lock
 
 
 HANDOVER = "anchoring_handover"  # a counters row: non-zero while a migration waits for the lock
@@ -34,8 +35,13 @@ HANDOVER_CHECK_S = 1.0
 
 
 class WorkerLock:
-    def __init__(self, db: Database):
+    """The anchoring worker's lock; ``name`` and ``key`` make another one-per-registry lock (the
+    legacy follower's, ``follower_lock``)."""
+
+    def __init__(self, db: Database, *, name: str = "anchoring", key: int = ADVISORY_KEY):
         self.db = db
+        self.name = name
+        self.key = key
         self._conn: Any = None
         self._fd: int | None = None
         self._checked_at = 0.0
@@ -50,7 +56,7 @@ class WorkerLock:
             return True
         if self.db.dialect == "postgresql":
             conn = self.db.engine.connect()
-            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_KEY}).scalar()
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar()
             conn.commit()
             if got:
                 self._conn = conn
@@ -84,7 +90,7 @@ class WorkerLock:
         server released the lock with it, and there is nothing left to unlock."""
         if self._conn is not None:
             try:
-                self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_KEY})
+                self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
                 self._conn.commit()
             except Exception:
                 log.warning("the session holding the anchoring lock is gone; the lock went with it")
@@ -122,4 +128,9 @@ class WorkerLock:
 
     def _lock_path(self) -> str:
         database = self.db.engine.url.database or "landreg"
-        return f"{database}.anchoring.lock"
+        return f"{database}.{self.name}.lock"
+
+
+def follower_lock(db: Database) -> WorkerLock:
+    """One ``legacy sync --follow`` per registry: two would race to record the same new version."""
+    return WorkerLock(db, name="follower", key=FOLLOWER_KEY)

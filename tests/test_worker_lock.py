@@ -32,3 +32,15 @@ def test_another_process_cannot_take_it(db):
     finally:
         lock.release()
     assert subprocess.run([sys.executable, "-c", probe], timeout=60).returncode == 0
+
+
+def test_one_legacy_follower_per_registry_beside_the_anchoring_worker(db):
+    from hybrid_store.worker_lock import follower_lock
+
+    worker, first, second = WorkerLock(db), follower_lock(db), follower_lock(db)
+    assert worker.acquire() and first.acquire()  # the two locks are distinct
+    assert not second.acquire()
+    first.release()
+    assert second.acquire()
+    second.release()
+    worker.release()

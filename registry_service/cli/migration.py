@@ -254,6 +254,14 @@ def _follow(cfg, db, *, name: str, interval: float, capture: str | None, sweep_e
         def drain() -> int:
             return anchorer.drain().records
 
+    from hybrid_store.worker_lock import follower_lock
+
+    following = follower_lock(db)
+    if not following.acquire():
+        if lock is not None:
+            lock.release()
+        raise fail("another `legacy sync --follow` is running for this registry",
+                   "run one follower per registry (it mirrors every change; a second would only race it)")  # fmt: skip
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -280,6 +288,7 @@ def _follow(cfg, db, *, name: str, interval: float, capture: str | None, sweep_e
         report = follower.run(interval=interval, sweep_every=sweep_every, stop=stopping, on_poll=show)
     finally:
         follower.close()
+        following.release()
         if lock is not None:
             lock.release()
     console.print(f"stopped: {report.polls:,} polls, {report.sweeps:,} sweeps, {report.new:,} new, "
