@@ -287,6 +287,11 @@ def test_filing_is_refused_while_the_registry_mirrors_a_legacy_database(legacy, 
         assert "county's recorder system" in r.json()["error"]["hint"]
         # search, proofs and verification work as before
         assert svc.client.get(f"/api/v1/instruments/{first}", headers=svc.as_("auditor")).status_code == 200
+        from tests.test_role_matrix import desk_session
+
+        desk_session(svc, "clerk")  # the desk says it too, before the clerk types anything
+        page = svc.client.get("/desk/file")
+        assert page.status_code == 409 and "file the instrument there" in page.text
     db.dispose()
 
 
