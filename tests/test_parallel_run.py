@@ -73,9 +73,15 @@ def _run(server: fx.LegacyServer, layout: str, kills: list[float], seed: int, tm
         follower.wait()
         follower = spawn(env, *follow, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert worker.wait(timeout=120) == 0
-    time.sleep(0.5)
+    follower.send_signal(signal.SIGKILL)
+    follower.wait()
+    # a clean stop: once the follower says it is following (its signal handlers are in place), SIGTERM
+    follower = spawn(env, *follow, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert follower.stdout is not None
+    while "following" not in (line := follower.stdout.readline()):
+        assert line, "the follower exited before following"
     follower.send_signal(signal.SIGTERM)
-    assert follower.wait(timeout=60) == 0  # a clean stop
+    assert follower.wait(timeout=120) == 0
     landreg_out(env, "legacy", "sync", "--follow", "--polls", "2", "--interval", "0.1")  # catch up, then stop
 
     done = [json.loads(line) for line in log.read_text().splitlines()]
