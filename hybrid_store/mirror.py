@@ -157,5 +157,5 @@ def acknowledge(session: Session, flag_id: int, *, actor: str, role: str, reason
     audit_log.append(session, actor=actor, role=role, action="mirror.acknowledge", target=f"flag {flag_id}",
                      details={"kind": row.kind, "instrument": number, "reason": row.ack_reason})  # fmt: skip
     session.flush()
-    [view] = [f for f in flags(session, instrument_ids=[row.instrument_id])]
+    [view] = flags(session, instrument_ids=[row.instrument_id])
     return view

@@ -185,23 +185,28 @@ def test_watermark_capture_and_the_sweep_find_an_edit_the_watermark_missed(legac
     follower.close()
 
 
-@pytest.mark.parametrize("kind", ["mariadb"])
-def test_acknowledging_a_flag_needs_a_reason_and_is_audit_logged(kind, registry, monkeypatch, tmp_path):
-    from hybrid_store.db.models import AuditEntry
-    from hybrid_store.errors import Conflict
-
-    db, profile = registry
-    server = fx.LegacyServer(kind).create()
+def follow_one_edit(db, profile, monkeypatch, tmp_path, edit: str) -> None:
+    """A registry that followed one ``edit`` (SQL) in a MariaDB ACRIS legacy database (dropped afterwards)."""
+    server = fx.LegacyServer("mariadb").create()
     try:
         attached(db, profile, server, fx.acris_schema(fx.ACRIS_GOOD), "acris", monkeypatch, tmp_path)
         install_capture(server)
         follower = Follower(db, profile)
         follower.start()
-        server.execute(f"UPDATE acris_master SET docamount = 1 WHERE documentid = '{EDITED}'")
+        server.execute(edit)
         follower.poll()
         follower.close()
     finally:
         server.drop()
+
+
+def test_acknowledging_a_flag_needs_a_reason_and_is_audit_logged(registry, monkeypatch, tmp_path):
+    from hybrid_store.db.models import AuditEntry
+    from hybrid_store.errors import Conflict
+
+    db, profile = registry
+    follow_one_edit(db, profile, monkeypatch, tmp_path,
+                    f"UPDATE acris_master SET docamount = 1 WHERE documentid = '{EDITED}'")  # fmt: skip
     with db.read() as s:
         [flag] = mirror.flags(s, open_only=True)
     with pytest.raises(Conflict, match="say why"), db.write() as s:
@@ -380,18 +385,8 @@ def test_the_desk_and_the_api_show_the_flags_and_an_operator_acknowledges_one(re
     from tests.test_role_matrix import desk_session
 
     db, profile = registry
-    server = fx.LegacyServer("mariadb").create()
-    try:
-        attached(db, profile, server, fx.acris_schema(fx.ACRIS_GOOD), "acris", monkeypatch, tmp_path)
-        install_capture(server)
-        follower = Follower(db, profile)
-        follower.start()
-        server.execute(f"UPDATE acris_parties SET name = 'TAYLOR-SMITH, EMILY' WHERE documentid = '{EDITED}' "
-                       "AND partytype = '1'")  # fmt: skip
-        follower.poll()
-        follower.close()
-    finally:
-        server.drop()
+    follow_one_edit(db, profile, monkeypatch, tmp_path, "UPDATE acris_parties SET name = 'TAYLOR-SMITH, EMILY' "
+                    f"WHERE documentid = '{EDITED}' AND partytype = '1'")  # fmt: skip
     svc = make_service(tmp_path, db, eth_tester_chain(), jurisdiction="nyc")
     with svc.client:
         api = svc.client.get("/api/v1/instruments/2019000004567", headers=svc.as_("auditor")).json()

@@ -201,7 +201,7 @@ class LegacyDatabase:
         forms = sorted({*wanted, *(f for k in wanted for f in (stored_as or {}).get(k, ()))})
         rows_of: dict[str, list[tuple[str, dict[str, Any]]]] = {part: [] for part in self.layout.tables()}
         with self.engine.connect() as conn:
-            self._snapshot({"documents": conn})
+            self._one_snapshot(conn)
             for chunk in (forms[i : i + KEYS_PER_QUERY] for i in range(0, len(forms), KEYS_PER_QUERY)):
                 for part in self.layout.tables():
                     sql, params = self._select(part, chunk)
@@ -245,6 +245,13 @@ class LegacyDatabase:
         result = conn.execution_options(stream_results=True, yield_per=FETCH).execute(text(sql), params)
         for row in result.mappings():
             yield str(row[KEY]) if row[KEY] is not None else "", dict(row)
+
+    def _one_snapshot(self, conn: Connection) -> None:
+        """Every query on ``conn`` reads the same state (no snapshot to share, so none exported)."""
+        if self.dialect == "postgresql":
+            conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        elif self.dialect in ("mysql", "mariadb"):
+            conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
 
     def _snapshot(self, conns: dict[str, Connection]) -> None:
         """Every stream reads the same state of the database."""

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from hybrid_store import mirror
@@ -94,11 +94,12 @@ class Follower:
         self.layout: Layout = stored_layout(source.layout_text)
         self.url = read_url(source.url_env, source.url_file)
         self.legacy: LegacyDatabase = connect(self.layout, self.url)
-        chosen = method or source.capture or ("trigger" if capture.has_change_log(self.legacy) else "watermark")
+        logged = capture.has_change_log(self.legacy)
+        chosen = method or source.capture or ("trigger" if logged else "watermark")
         if chosen == "watermark" and self.layout.documents.modified is None:
             raise LandregError(f"the layout {self.layout.name!r} names no modified column for the watermark method: "
                                "install trigger capture (`landreg legacy install-capture`)")  # fmt: skip
-        if chosen == "trigger" and not capture.has_change_log(self.legacy):
+        if chosen == "trigger" and not logged:
             raise LandregError(f"no change log ({capture.CHANGE_LOG}) in the legacy database: run "
                                "`landreg legacy install-capture` with DDL rights, or use --capture watermark")  # fmt: skip
         self.method = chosen
@@ -121,8 +122,6 @@ class Follower:
         self.sweep()
 
     def _last_seq(self) -> int:
-        from sqlalchemy import text
-
         with self.legacy.engine.connect() as conn:
             return int(conn.execute(text(f"SELECT COALESCE(MAX(seq), 0) FROM {capture.CHANGE_LOG}")).scalar_one())
 
