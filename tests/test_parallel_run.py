@@ -97,7 +97,10 @@ def _run(server: fx.LegacyServer, layout: str, kills: list[float], seed: int, tm
     for d in found["discrepancies"]:
         by_kind[d["kind"]].add(d["legacy_key"])
         assert d["message"].startswith("mirrored:"), d  # nothing left to mirror: the mirror holds the legacy content
-    assert by_kind.pop("changed_in_legacy", set()) == edited
+    # every edit is named, except one the recorder then deleted before the follower saw it (while the
+    # follower was killed, say): the legacy system then shows landreg only a deletion
+    changed = by_kind.pop("changed_in_legacy", set())
+    assert edited - deleted <= changed <= edited, (edited, deleted, changed)
     assert by_kind.pop("deleted_in_legacy", set()) == deleted
     assert dict(by_kind) == {}, by_kind
     assert found["legacy"]["counts"]["legacy_documents"] == _legacy_documents(server, layout)
