@@ -34,6 +34,7 @@ from hybrid_store.db.models import (
 )
 from hybrid_store.worker_lock import WorkerLock
 from migration_tools import hashing_pool
+from migration_tools.collector import bulk_run
 from migration_tools.stages.selection import Selector, StageError, candidates, gate_of, stage_row
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,8 @@ class StageRunner:
         lock = WorkerLock(self.db)
         take_anchoring_lock(lock)
         try:
-            return self._run_locked(name)
+            with bulk_run():
+                return self._run_locked(name)
         finally:
             lock.release()
 

@@ -1,0 +1,31 @@
+"""The garbage collector's policy for long bulk runs (a migration stage, a legacy sync).
+
+Such a run allocates millions of short-lived objects (rows, hashes, tuples) while the process holds
+a large long-lived heap (ORM mappings, the chain library, the batch in flight). With the default
+thresholds the collector runs a young pass every 700 allocations and, every so often, a full pass
+over that whole heap: measured on a 100,000-record stage, over a second of a run of eight. Freezing
+what exists at the start (it lives for the whole run) and collecting the young generation less
+often keeps reference cycles collected, only in fewer, larger passes.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+BULK_THRESHOLD = 50_000  # allocations between young passes (the interpreter's default is 700)
+
+
+@contextmanager
+def bulk_run(threshold: int = BULK_THRESHOLD) -> Iterator[None]:
+    """Within this block: the heap as it is now is frozen, and young passes are ``threshold`` apart."""
+    before = gc.get_threshold()
+    gc.collect()  # what is garbage already is not frozen with the rest
+    gc.freeze()
+    gc.set_threshold(threshold, before[1], before[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
