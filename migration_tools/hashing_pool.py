@@ -9,9 +9,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 from multiprocessing.pool import Pool
+from typing import Any
 
 from hybrid_store.db.engine import Database
-from hybrid_store.db.records import load_records
+from hybrid_store.db.records import StoredRecord, load_records
 from hybrid_store.ledger import Entry, Source
 
 _DB: Database | None = None
@@ -51,8 +52,21 @@ def prepare_chunk(ids: list[int], db: Database | None = None) -> list[Entry]:
 
 def recompute_chunk(ids: list[int], db: Database | None = None) -> list[tuple[int, str, bytes]]:
     """For reconciliation: (instrument id, number, commitment recomputed from the rows), the history
-    link taken from the stored ``prev`` (which the commitment, and so the chain, covers)."""
+    link taken from the stored ``prev`` (which the commitment, and so the chain, covers).
+
+    A record whose rows no longer make a record at all (its stored history link is not a list of
+    links, say) is left out: the caller, finding no recomputed commitment, reports it as changed."""
     db = db or database()
     with db.read() as s:
-        stored = load_records(s.connection(), ids)
+        try:
+            stored = load_records(s.connection(), ids)
+        except ValueError:  # some record's rows are damaged: read one by one to leave out only those
+            stored = [r for iid in ids for r in _readable(s.connection(), iid)]
     return [(r.instrument_id, r.number, r.recompute()) for r in stored]
+
+
+def _readable(conn: Any, instrument_id: int) -> list[StoredRecord]:
+    try:
+        return load_records(conn, [instrument_id])
+    except ValueError:
+        return []

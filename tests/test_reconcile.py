@@ -409,3 +409,26 @@ def test_any_tampered_record_is_located_exactly(golden, tmp_path, data, mutation
         assert result.counts["verified"] == BOOK - 1
     finally:
         db.dispose()
+
+
+@pytest.mark.parametrize("damage", ["not json", '[["0201-1-1", null, null]] and more', '{"0201-1-1": null}'])
+def test_a_history_link_that_is_no_longer_a_link_is_named_not_fatal(golden, tmp_path, damage):
+    """Rows that no longer make a record at all must be reported like any other change: the
+    reconciliation goes on and names exactly that record."""
+    base, chain, numbers = golden
+    victim = numbers[len(numbers) // 2]
+    shutil.copy(base / "landreg.db", tmp_path / "landreg.db")
+    db = Database(f"sqlite:///{tmp_path / 'landreg.db'}")
+    try:
+        with db.write() as s:
+            iid = s.scalar(select(Instrument.id).where(Instrument.instrument_number == victim))
+            bypass_append_only(s)
+            s.execute(
+                text("UPDATE commitments SET prev = :damage WHERE instrument_id = :id"), {"damage": damage, "id": iid}
+            )
+        for manifests in (base / "manifests", None):
+            result = reconcile(db, chain, manifest_dir=manifests, workers=1)
+            assert [p for p in problems(result) if p[0] == "tampered_record"] == [("tampered_record", victim)]
+            assert result.counts["verified"] == BOOK - 1
+    finally:
+        db.dispose()

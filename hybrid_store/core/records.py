@@ -70,10 +70,12 @@ class InstrumentRecord:
     prev: tuple[tuple[str, str | None], ...]
 
     def __post_init__(self) -> None:
-        parcels = self.parcels  # (bulk migration builds millions of these: the checks are kept cheap)
+        parcels, prev = self.parcels, self.prev  # (bulk work builds millions of these: the checks are cheap)
+        if len(parcels) == 1 and len(prev) == 1 and prev[0][0] == parcels[0]:
+            return  # the common case, checked without building anything
         if len(parcels) > 1 and (len(set(parcels)) != len(parcels) or list(parcels) != sorted(parcels)):
             raise ValueError("parcels must be distinct and sorted")
-        if len(self.prev) != len(parcels) or [key for key, _ in self.prev] != list(parcels):
+        if len(prev) != len(parcels) or [key for key, _ in prev] != list(parcels):
             raise ValueError("prev must hold exactly one link per parcel, in parcel order")
 
 

@@ -93,7 +93,7 @@ def _records(rows: list[Any], names: dict[tuple[int, str], list[str]],
         keyed = sorted(parcels.get(iid, ()))
         keys = tuple([k for k, _ in keyed])
         history = _history(r[12])
-        links = {key: commitment for key, _number, commitment in history}
+        links = {key: commitment for key, _number, commitment in history} if history else {}
         record = InstrumentRecord(
             instrument_number=r[1], doc_type=r[2], recorded_at=_timestamp(r[3]), book=r[4], page=r[5],
             grantors=tuple(names.get((iid, "grantor"), ())), grantees=tuple(names.get((iid, "grantee"), ())),
@@ -112,12 +112,18 @@ def instrument_id(conn: Any, number: str) -> int | None:
     return int(found[0][0]) if found else None
 
 
+_DECODE = json.JSONDecoder().raw_decode
+
+
 def _history(stored: Any) -> tuple[tuple[str, str | None, str | None], ...]:
     if stored is None:
         return ()
-    if isinstance(stored, str):  # SQLite hands JSON back as text
-        stored = json.loads(stored)
-    return tuple((key, number, commitment) for key, number, commitment in stored)
+    if isinstance(stored, str):  # SQLite hands JSON back as text, as landreg wrote it (no whitespace)
+        text = stored
+        stored, end = _DECODE(text)  # json.loads matches whitespace twice a call: bulk reads pay it per record
+        if end != len(text):
+            raise ValueError(f"a stored history link has text after its JSON: {text[end:][:40]!r}")
+    return tuple([(key, number, commitment) for key, number, commitment in stored])
 
 
 def driver_rows(conn: Any, sql: str, param: tuple[Any, ...]) -> list[tuple]:

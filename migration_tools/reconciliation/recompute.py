@@ -154,7 +154,8 @@ def _against_root(out: BatchOutcome, recs: list[tuple[int, str]], recomputed: di
     audit = [merkle.commitment_leaf(t.audit_marker)] if t.audit_marker is not None else []
     rebuilt = bool(leaves or audit) and merkle.build(sorted([*leaves, *audit]))[0] == t.root
     unaccounted = False
-    if not rebuilt:
+    unreadable = any(iid not in recomputed for iid, _ in recs)  # rows that no longer make a record
+    if not rebuilt and not unreadable:
         # take the one leaf the stored tree holds beyond these: if they rebuild the chain's root with
         # it, these leaves are exactly what was anchored, whatever that other leaf is. With a
         # checkpoint, it is the audit head (reconciliation.audit_log judges its value); without, it is unaccounted
