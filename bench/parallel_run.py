@@ -8,7 +8,9 @@ For each legacy server (the local MariaDB and PostgreSQL), a database of its own
 synthetic Bergen County book in the ``landreg-export`` tables, plus a ``modified_at`` column the
 watermark method reads (a layout file written here adds it). In a fresh ``LANDREG_HOME`` on
 SQLite with the managed anvil node, as IT staff would run it: ``legacy attach``, ``legacy sync``,
-``legacy install-capture``, then for each capture method:
+``migrate plan all`` and ``migrate run all`` (unless ``--no-migrate``: a parallel run comes after the
+migration, so the three-way check verifies every record on chain as well), ``legacy
+install-capture``, then for each capture method:
 
 * ``landreg legacy sync --follow --anchor --interval 0.5`` runs (its start-up sweep of every
   document is timed), while this script plays the recorder: ``--changes`` edits, inserts and
@@ -193,6 +195,9 @@ def run_server(server: str, admin_url: str, args: argparse.Namespace, base: Path
                 ["legacy", "attach", "--layout", str(layout_file(base)), "--url-env", "BENCH_LEGACY_URL"], env, "attach"
             )
             out["sync_s"], _ = timed(["legacy", "sync"], env, "sync")
+            if args.migrate:  # a parallel run after the migration: the three-way check verifies the chain too
+                timed(["migrate", "plan", "all", "--batch-size", "10000"], env, "migrate plan")
+                out["migrate_s"], _ = timed(["migrate", "run", "all", "--workers", "2"], env, "migrate run")
             timed(["legacy", "install-capture", "--ddl-url-env", "BENCH_LEGACY_URL"], env, "install-capture")
             recorder = Recorder(url, args.documents, seed=7)
             out["runs"] = [
@@ -207,6 +212,7 @@ def run_server(server: str, admin_url: str, args: argparse.Namespace, base: Path
             out["three_way_exit"] = done.returncode
             out["three_way_kinds"] = found["kinds"]
             out["legacy_documents"] = found["legacy"]["counts"].get("legacy_documents", 0)
+            out["verified"] = found["counts"].get("verified", 0)
         finally:
             subprocess.run([*LANDREG, "chain", "stop"], env=env, capture_output=True)
         started = time.perf_counter()
@@ -226,7 +232,7 @@ def run_server(server: str, admin_url: str, args: argparse.Namespace, base: Path
 def render(args: argparse.Namespace, runs: list[dict]) -> str:
     lines = [
         f"Command: `python bench/parallel_run.py --documents {args.documents} --changes {args.changes} --rate "
-        f"{args.rate:g}` ({date.today()}, {os.cpu_count()} cores, SQLite store, managed anvil node, the "
+        f"{args.rate:g}{'' if args.migrate else ' --no-migrate'}` ({date.today()}, {os.cpu_count()} cores, SQLite store, managed anvil node, the "
         "`landreg-export` tables plus a `modified_at` column)",
         "",
         "| legacy database | capture | start-up sweep s | changes (inserts, edits, deletions) | legacy change → "
@@ -245,14 +251,15 @@ def render(args: argparse.Namespace, runs: list[dict]) -> str:
                          f"{f['max']:.2f} | {unseen} |")  # fmt: skip
     lines += [
         "",
-        "| legacy database | documents | `reconcile --legacy` s (three-way) | kinds named | naive: export to CSV s "
-        "+ `legacy import csv` s | naive ÷ three-way |",
-        "|---|---:|---:|---|---:|---:|",
+        "| legacy database | documents | book migrated first (`migrate run` s) | records verified on chain | `reconcile --legacy` s (three-way) | kinds named "
+        "| naive: export to CSV s + `legacy import csv` s | naive ÷ three-way |",
+        "|---|---:|---:|---:|---:|---|---:|---:|",
     ]
     for r in runs:
         naive = r["naive_export_s"] + r["naive_import_s"]
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(r["three_way_kinds"].items())) or "none"
-        lines.append(f"| {r['server']} | {r['legacy_documents']:,} | {r['three_way_s']:.1f} | {kinds} | "
+        migrated = f"{r['migrate_s']:.1f}" if "migrate_s" in r else "no"
+        lines.append(f"| {r['server']} | {r['legacy_documents']:,} | {migrated} | {r.get('verified', 0):,} | {r['three_way_s']:.1f} | {kinds} | "
                      f"{r['naive_export_s']:.1f} + {r['naive_import_s']:.1f} = {naive:.1f} | "
                      f"{naive / r['three_way_s']:.1f}× |")  # fmt: skip
     return "\n".join(lines)
@@ -265,6 +272,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=4.0, help="recorder changes a second")
     parser.add_argument("--servers", default="MariaDB,PostgreSQL")
     parser.add_argument("--port", type=int, default=18545, help="the managed anvil node's port")
+    parser.add_argument("--migrate", action=argparse.BooleanOptionalAction, default=True,
+                        help="migrate the synced book before the parallel run (the default: the three-way check "
+                        "then verifies every record on chain too)")  # fmt: skip
     parser.add_argument("--write", type=Path, help="update this Markdown file between the bench markers")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="landreg-bench-parallel-") as tmp:

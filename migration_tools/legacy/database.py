@@ -243,8 +243,11 @@ class LegacyDatabase:
     def _stream(self, conn: Connection, part: str) -> Iterator[tuple[str, dict[str, Any]]]:
         sql, params = self._select(part)
         result = conn.execution_options(stream_results=True, yield_per=FETCH).execute(text(sql), params)
-        for row in result.mappings():
-            yield str(row[KEY]) if row[KEY] is not None else "", dict(row)
+        names = tuple(result.keys())
+        at = names.index(KEY)
+        for row in result:  # plain rows zipped with the names once: a mapping view per row costs more than its read
+            key = row[at]
+            yield (key if type(key) is str else "" if key is None else str(key)), dict(zip(names, row, strict=True))
 
     def _one_snapshot(self, conn: Connection) -> None:
         """Every query on ``conn`` reads the same state (no snapshot to share, so none exported)."""
@@ -303,11 +306,14 @@ class _Stream:
 def _merge(streams: dict[str, _Stream]) -> Iterator[LegacyRows]:
     docs = streams["documents"]
     children = [s for part, s in streams.items() if part != "documents"]
+    every = list(streams.values())
     while True:
-        keys = [k for k in (s.key() for s in streams.values()) if k is not None]
-        if not keys:
+        key: str | None = None
+        for s in every:  # the smallest head key (a loop: this runs once per legacy document)
+            if s.head is not None and (key is None or s.head[0] < key):
+                key = s.head[0]
+        if key is None:
             return
-        key = min(keys)
         found = docs.take(key) if docs.key() == key else []
         rows = {s.part: (s.take(key) if s.key() == key else []) for s in children}
         raw = {str(r[RAW]) for part in (found, *rows.values()) for r in part if r.get(RAW) is not None}

@@ -85,6 +85,8 @@ def exact(value: Any) -> str | None:
         return None
     if isinstance(value, str):
         return value
+    if type(value) is int:  # the common non-text column (sequence numbers): text() would test five types first
+        return str(value)
     return text(value)
 
 
@@ -95,17 +97,20 @@ def fingerprint(layout: Layout, rows: LegacyRows) -> bytes:
     columns = layout.read_columns  # per part, computed once per layout
 
     def read(part: str, row: Row) -> list[str | None]:
-        return [v if (v := row.get(c)) is None or isinstance(v, str) else exact(v) for c in columns[part]]
+        get = row.get  # (a sync and a three-way check read every column of every row through here)
+        return [v if (v := get(c)) is None or type(v) is str else exact(v) for c in columns[part]]
 
     body = {
         "document": read("documents", rows.document) if rows.document is not None else None,
-        "parties": sorted((read("parties", r) for r in rows.parties), key=_sort_key),
-        "parcels": sorted((read("parcels", r) for r in rows.parcels), key=_sort_key),
-        "references": sorted((read("references", r) for r in rows.references), key=_sort_key)
-        if layout.references
-        else [],
+        "parties": _ordered([read("parties", r) for r in rows.parties]),
+        "parcels": _ordered([read("parcels", r) for r in rows.parcels]),
+        "references": _ordered([read("references", r) for r in rows.references]) if layout.references else [],
     }
     return hashlib.sha256(canonical_json(body)).digest()
+
+
+def _ordered(rows: list[list[str | None]]) -> list[list[str | None]]:
+    return rows if len(rows) < 2 else sorted(rows, key=_sort_key)
 
 
 def _sort_key(values: list[str | None]) -> list[tuple[bool, str]]:

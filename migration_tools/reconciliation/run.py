@@ -149,13 +149,16 @@ def _reconcile(
         run.result.chain = {"deployment": None}
         run.result.counts = {"batches": 0}
         if legacy is not None:
-            run.check_legacy(legacy)
+            run.result.discrepancies.extend(run.check_legacy(legacy))
         run.result.seconds = time.perf_counter() - run.started
         return run.result
     # the hashing processes check the batches against the roots the database holds while this one
     # asks the chain for its roots; an outcome counts only where the two roots are the same
     checking = _check_async(db, run.tasks(), manifest_dir, pool)
     run.count_waiting()
+    # the legacy database is read here while the hashing processes recompute the batches; what it
+    # finds is reported after the chain's findings, as when the two ran one after the other
+    legacy_found = run.check_legacy(legacy) if legacy is not None else []
     run.say("checking the chain")
     run.chain = chain() if callable(chain) else chain
     run.check_identity()
@@ -167,8 +170,7 @@ def _reconcile(
     run.check_lost_tail()
     if run.stage_id is None:
         run.check_audit_log()
-    if legacy is not None:
-        run.check_legacy(legacy)
+    run.result.discrepancies.extend(legacy_found)
     return run.finish(actor, heal)
 
 
@@ -195,11 +197,13 @@ class _Run:
     def report(self, kind: str, message: str, batch: int | None = None, **found: str | None) -> None:
         self.result.discrepancies.append(Discrepancy(kind, message, batch, **found))
 
-    def check_legacy(self, name: str) -> None:
-        """The legacy database against landreg's mirror (``reconciliation.legacy``)."""
+    def check_legacy(self, name: str) -> list[Discrepancy]:
+        """The legacy database against landreg's mirror (``reconciliation.legacy``): what it finds."""
         from migration_tools.reconciliation import legacy
 
-        self.result.legacy = legacy.check(self.db, name, self.result.discrepancies.append, self.say)
+        found: list[Discrepancy] = []
+        self.result.legacy = legacy.check(self.db, name, found.append, self.say)
+        return found
 
     # --- what the database says -----------------------------------------------------------------------
     def read_database(self, stage: str | None) -> None:
