@@ -68,6 +68,17 @@ class MirrorMode(Conflict):
     hint = "file the instrument in the county's recorder system: landreg records it from there"
 
 
+class DamagedRecord(LandregError, ValueError):
+    """A record's stored rows no longer make a record (changed outside landreg, e.g. a history link
+    that is not a list of links). Never repaired silently: reconciliation names it."""
+
+    hint = "run `landreg reconcile`: it names the change; restore the rows from a backup"
+
+    def __init__(self, number: str, reason: str):
+        self.number = number
+        super().__init__(f"the stored rows of instrument {number} are damaged ({reason}); nothing is served from them")
+
+
 class ChainError(LandregError):
     """Base of errors talking to the chain."""
 

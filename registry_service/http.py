@@ -22,6 +22,7 @@ from hybrid_store.errors import (
     ChainError,
     ChainUnavailable,
     Conflict,
+    DamagedRecord,
     InvalidInstrument,
     LandregError,
     MalformedBundle,
@@ -43,6 +44,7 @@ STATUS: list[tuple[type[Exception], int, str]] = [
     (Forbidden, 403, "forbidden"),
     (ChainUnavailable, 503, "chain_unavailable"),
     (ChainError, 503, "chain_error"),
+    (DamagedRecord, 500, "damaged_record"),
 ]
 
 

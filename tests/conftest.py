@@ -346,3 +346,19 @@ def registry(request, tmp_path):
     pin_jurisdiction(db, profile)
     yield db, profile
     db.dispose()
+
+
+# --- the tamperer's first step ----------------------------------------------------------------------
+APPEND_ONLY = ("instruments", "instrument_parties", "instrument_parcels", "commitments")
+
+
+def bypass_append_only(s) -> None:
+    """What a database administrator can do: switch off the append-only triggers."""
+    from sqlalchemy import text
+
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("SET LOCAL session_replication_role = replica"))
+    else:
+        for table in APPEND_ONLY:
+            for action in ("update", "delete"):
+                s.execute(text(f"DROP TRIGGER IF EXISTS {table}_append_only_{action}"))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from hybrid_store.anchoring import Anchorer
 from hybrid_store.core.commitment import FIELDS
@@ -21,7 +21,7 @@ from hybrid_store.settings import Settings
 from registry_service.app import create_app
 from registry_service.auth import Actor, Role, create_key
 from registry_service.receipts import verify_receipt
-from tests.conftest import deed
+from tests.conftest import bypass_append_only, deed
 
 ADMIN = Actor("test-suite", Role.ADMIN)
 
@@ -343,6 +343,25 @@ def test_proof_is_pending_then_complete_and_verifies(svc):
         svc.client.get(f"/api/v1/instruments/{number}/proof?redact=owner", headers=svc.as_("auditor")).status_code
         == 422
     )
+
+
+def test_a_record_whose_rows_were_damaged_is_refused_by_name_and_the_rest_is_served(svc):
+    """Rows changed outside landreg so that they no longer make a record: its proof and view answer a
+    typed error naming it and what to do (never a guess, never a crash); other records are served."""
+    damaged, fine = (svc.file()["receipt"]["instrumentNumber"] for _ in range(2))
+    svc.anchor()
+    with svc.db.write() as s:
+        iid = s.scalar(select(Instrument.id).where(Instrument.instrument_number == damaged))
+        bypass_append_only(s)
+        s.execute(
+            text("UPDATE commitments SET prev = :bad WHERE instrument_id = :id"), {"bad": '"not a list"', "id": iid}
+        )
+    for path in (f"/api/v1/instruments/{damaged}/proof", f"/api/v1/instruments/{damaged}"):
+        r = svc.client.get(path, headers=svc.as_("auditor"))
+        error = r.json()["error"]
+        assert r.status_code == 500 and error["code"] == "damaged_record", r.text
+        assert damaged in error["message"] and "landreg reconcile" in error["hint"]
+    assert svc.client.get(f"/api/v1/instruments/{fine}/proof", headers=svc.as_("auditor")).status_code == 200
 
 
 def test_unauthenticated_verifiers_see_only_the_public_fields(tmp_path, db, chain):

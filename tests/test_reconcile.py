@@ -33,10 +33,9 @@ from migration_tools.reconciliation import recompute, reports
 from migration_tools.reconciliation.run import CLEAN_KINDS, reconcile
 from migration_tools.stages import Selector, StageError, StageRunner, plan_stage, sign_off
 from registry_service.verification import verify_document
-from tests.conftest import deed, make_sqlite, pg_admin, pg_url, trust_of
+from tests.conftest import bypass_append_only, deed, make_sqlite, pg_admin, pg_url, trust_of
 
 BOOK, SEED, BATCH = 240, 31, 60
-APPEND_ONLY = ("instruments", "instrument_parties", "instrument_parcels", "commitments")
 
 
 def migrate(db: Database, chain, dep, manifest_dir: Path) -> None:
@@ -103,14 +102,6 @@ def problems(result) -> list[tuple[str, str | None]]:
 
 
 # --- the tamperer ---------------------------------------------------------------------------------
-def bypass_append_only(s) -> None:
-    """What a database administrator can do: switch off the append-only triggers."""
-    if s.get_bind().dialect.name == "postgresql":
-        s.execute(text("SET LOCAL session_replication_role = replica"))
-    else:
-        for table in APPEND_ONLY:
-            for action in ("update", "delete"):
-                s.execute(text(f"DROP TRIGGER IF EXISTS {table}_append_only_{action}"))
 
 
 MUTATIONS = {

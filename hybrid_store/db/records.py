@@ -19,6 +19,7 @@ from typing import Any
 from hybrid_store.core import commitment as commitments
 from hybrid_store.core.records import InstrumentRecord, format_timestamp
 from hybrid_store.db.engine import IDS_PER_ARRAY, chunks
+from hybrid_store.errors import DamagedRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,14 +93,17 @@ def _records(rows: list[Any], names: dict[tuple[int, str], list[str]],
         iid = r[0]
         keyed = sorted(parcels.get(iid, ()))
         keys = tuple([k for k, _ in keyed])
-        history = _history(r[12])
-        links = {key: commitment for key, _number, commitment in history} if history else {}
-        record = InstrumentRecord(
-            instrument_number=r[1], doc_type=r[2], recorded_at=_timestamp(r[3]), book=r[4], page=r[5],
-            grantors=tuple(names.get((iid, "grantor"), ())), grantees=tuple(names.get((iid, "grantee"), ())),
-            consideration_cents=r[6], legal_description=r[7], document_digest=r[8],
-            parcels=keys, corrects=r[10], prev=tuple([(k, links.get(k)) for k in keys]),
-        )  # fmt: skip
+        try:
+            history = _history(r[12])
+            links = {key: commitment for key, _number, commitment in history} if history else {}
+            record = InstrumentRecord(
+                instrument_number=r[1], doc_type=r[2], recorded_at=_timestamp(r[3]), book=r[4], page=r[5],
+                grantors=tuple(names.get((iid, "grantor"), ())), grantees=tuple(names.get((iid, "grantee"), ())),
+                consideration_cents=r[6], legal_description=r[7], document_digest=r[8],
+                parcels=keys, corrects=r[10], prev=tuple([(k, links.get(k)) for k in keys]),
+            )  # fmt: skip
+        except ValueError as exc:
+            raise DamagedRecord(str(r[1]), str(exc)) from None
         out.append(StoredRecord(iid, record, bytes(r[9]), tuple([pid for _, pid in keyed]),
                                 bytes(r[11]) if r[11] is not None else None, history))  # fmt: skip
     return out
