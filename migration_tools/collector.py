@@ -1,11 +1,12 @@
-"""The garbage collector's policy for long bulk runs (a migration stage, a legacy sync).
+"""The garbage collector's policy for long bulk runs (a migration stage, a legacy sync or import).
 
 Such a run allocates millions of short-lived objects (rows, hashes, tuples) while the process holds
 a large long-lived heap (ORM mappings, the chain library, the batch in flight). With the default
 thresholds the collector runs a young pass every 700 allocations and, every so often, a full pass
 over that whole heap: measured on a 100,000-record stage, over a second of a run of eight. Freezing
 what exists at the start (it lives for the whole run) and collecting the young generation less
-often keeps reference cycles collected, only in fewer, larger passes.
+often keeps reference cycles collected, only in fewer, larger passes. (A 60,000-document legacy
+sync spent 3.3 s of 19.3 in the collector, 43 full passes.)
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from hybrid_store.filing import Recorded, record_instruments
 from hybrid_store.intake import InstrumentInput, validate
 from hybrid_store.jurisdictions import Profile, get_profile
 from hybrid_store.numbering import raise_numbering_floor
+from migration_tools.collector import bulk_run
 
 CHUNK = 2_000
 
@@ -112,9 +113,10 @@ def import_records(
     load = _Load(db, ImportReport(source=name), _Quarantine(quarantine), now or datetime.now(UTC), progress,
                  profile or get_profile(), journal)  # fmt: skip
     try:
-        for rec in source:
-            load.take(rec)
-        load.flush()
+        with bulk_run():  # a whole book: the collector's full passes would rescan a growing heap
+            for rec in source:
+                load.take(rec)
+            load.flush()
     finally:
         load.quarantine.close()
     with db.write() as s:
