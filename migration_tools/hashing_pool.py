@@ -13,6 +13,7 @@ from typing import Any
 
 from hybrid_store.db.engine import Database
 from hybrid_store.db.records import StoredRecord, load_records
+from hybrid_store.errors import DamagedRecord
 from hybrid_store.ledger import Entry, Source
 
 _DB: Database | None = None
@@ -60,7 +61,7 @@ def recompute_chunk(ids: list[int], db: Database | None = None) -> list[tuple[in
     with db.read() as s:
         try:
             stored = load_records(s.connection(), ids)
-        except ValueError:  # some record's rows are damaged: read one by one to leave out only those
+        except DamagedRecord:  # some record's rows are damaged: read one by one to leave out only those
             stored = [r for iid in ids for r in _readable(s.connection(), iid)]
     return [(r.instrument_id, r.number, r.recompute()) for r in stored]
 
@@ -68,5 +69,5 @@ def recompute_chunk(ids: list[int], db: Database | None = None) -> list[tuple[in
 def _readable(conn: Any, instrument_id: int) -> list[StoredRecord]:
     try:
         return load_records(conn, [instrument_id])
-    except ValueError:
+    except DamagedRecord:
         return []
