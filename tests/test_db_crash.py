@@ -277,7 +277,8 @@ def postgres_crash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgre
     env = {k: v for k, v in os.environ.items() if not k.startswith("LANDREG_") and k != "DATABASE_URL"}
     env.update({"LANDREG_HOME": str(tmp_path / "home"), "LANDREG_CHAIN__ANVIL_PORT": str(free_port()),
                 "LANDREG_ANCHORING__BATCH_MAX_AGE_S": BATCH_MAX_AGE_S, **PASSPHRASE_ENV,
-                "DATABASE_URL": pg.url("landreg")})  # fmt: skip
+                "DATABASE_URL": pg.url("landreg"),
+                "LANDREG_SERVICE__ALLOW_PRIVILEGED_DB_ROLE": "true"})  # fmt: skip  # initdb's superuser, one machine
     server = Server(env, tmp_path)
     db: Database | None = None
     try:
