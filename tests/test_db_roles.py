@@ -245,3 +245,69 @@ def test_reconciliation_names_an_edit_made_with_the_triggers_switched_off(roles,
         s.execute(text("UPDATE instruments SET book = '9999' WHERE instrument_number = :n"), {"n": other})
     result = reconcile(roles.runtime, chain, manifest_dir=None, workers=1)
     assert ("tampered_record", other) in {(d.kind, d.instrument_number) for d in result.discrepancies}
+
+
+@pytest.mark.postgres
+def test_the_legacy_mirror_runs_as_the_runtime_role(roles, monkeypatch, tmp_path):
+    """A parallel run's whole path as the runtime role: attach and sync a recorder database (MariaDB),
+    follow an edit and a deletion (new version, flags, the replaced leaves revoked on the chain),
+    anchor, and an operator's acknowledgement."""
+    from hybrid_store import ledger, mirror
+    from hybrid_store.chain.connect import eth_tester_chain
+    from hybrid_store.db.models import MirrorFlag
+    from hybrid_store.db.records import load_records
+    from migration_tools.legacy.follow import Follower
+    from tests import legacy_fixtures as fx
+    from tests.test_legacy_db import attached
+    from tests.test_legacy_follow import DELETED, EDITED, install_capture
+
+    db, profile = roles.runtime, get_profile("nyc")
+    pin_jurisdiction(db, profile)
+    server = fx.LegacyServer("mariadb").create()
+    try:
+        attached(db, profile, server, fx.acris_schema(fx.ACRIS_GOOD), "acris", monkeypatch, tmp_path)
+        install_capture(server)
+        chain = eth_tester_chain()
+        anchorer = Anchorer(db, chain, attach(db, chain))
+        follower = Follower(db, profile, anchor=lambda: anchorer.drain().records)
+        follower.start()
+        with db.write() as s:  # the first sync's records, committed as a migration stage does
+            stored = load_records(s.connection(), list(s.scalars(select(Instrument.id).order_by(Instrument.id))))
+            heads = ledger.lock_heads(s, [p for r in stored for p in r.parcel_ids])
+            ledger.append(s, [ledger.Entry.of(r, ledger.Source.MIGRATION) for r in stored], heads, enqueue=True)
+        anchorer.drain()
+        server.execute(f"UPDATE acris_master SET docamount = 1300000 WHERE documentid = '{EDITED}'")
+        for table in ("acris_master", "acris_legals", "acris_parties", "acris_references"):
+            server.execute(f"DELETE FROM {table} WHERE TRIM(documentid) = '{DELETED}'")
+        follower.poll()  # a version, two flags, the replaced leaves revoked on the chain
+        anchorer.drain()
+        follower.close()
+    finally:
+        server.drop()
+    with db.write() as s:
+        flags = list(s.scalars(select(MirrorFlag).order_by(MirrorFlag.id)))
+        assert sorted(f.kind for f in flags) == ["changed_in_legacy", "deleted_in_legacy"]
+        assert all(f.revoked_block for f in flags)
+        mirror.acknowledge(s, flags[0].id, actor="Olive Operator (operator)", role="operator",
+                           reason="the recorder corrected the consideration")  # fmt: skip
+    with db.read() as s:
+        assert export_bundle(s, "2019000004567-V2").anchor is not None
+
+
+@pytest.mark.postgres
+@pytest.mark.subprocess
+def test_serve_and_the_worker_refuse_to_start_as_the_owner_or_a_superuser(roles, landreg_env):
+    from tests.processes import landreg
+
+    def env(db: Database) -> dict[str, str]:
+        return {**landreg_env, "DATABASE_URL": db.engine.url.render_as_string(hide_password=False)}
+
+    for command in (("worker", "--drain"), ("serve", "--no-worker")):
+        for db, why in ((roles.owner, "owns table"), (roles.superuser, "superuser")):
+            done = landreg(env(db), *command)
+            assert done.returncode == 1 and "refuses to run as" in done.stderr and why in done.stderr, done.stderr
+            assert "LANDREG_SERVICE__ALLOW_PRIVILEGED_DB_ROLE" in done.stderr  # the hint names the demo switch
+    # as the runtime role the start goes on, to the next thing it lacks: the first signing key,
+    # which only key administration (the owner) makes
+    done = landreg(env(roles.runtime), "serve", "--no-worker")
+    assert done.returncode == 1 and "landreg signing-keys init" in done.stderr, done.stderr
