@@ -302,12 +302,38 @@ def test_serve_and_the_worker_refuse_to_start_as_the_owner_or_a_superuser(roles,
     def env(db: Database) -> dict[str, str]:
         return {**landreg_env, "DATABASE_URL": db.engine.url.render_as_string(hide_password=False)}
 
-    for command in (("worker", "--drain"), ("serve", "--no-worker")):
-        for db, why in ((roles.owner, "owns table"), (roles.superuser, "superuser")):
-            done = landreg(env(db), *command)
-            assert done.returncode == 1 and "refuses to run as" in done.stderr and why in done.stderr, done.stderr
-            assert "LANDREG_SERVICE__ALLOW_PRIVILEGED_DB_ROLE" in done.stderr  # the hint names the demo switch
-    # as the runtime role the start goes on, to the next thing it lacks: the first signing key,
-    # which only key administration (the owner) makes
-    done = landreg(env(roles.runtime), "serve", "--no-worker")
-    assert done.returncode == 1 and "landreg signing-keys init" in done.stderr, done.stderr
+    try:
+        for command in (("worker", "--drain"), ("serve", "--no-worker")):
+            for db, why in ((roles.owner, "owns table"), (roles.superuser, "superuser")):
+                done = landreg(env(db), *command)
+                assert done.returncode == 1 and "refuses to run as" in done.stderr and why in done.stderr, done.stderr
+                assert "LANDREG_SERVICE__ALLOW_PRIVILEGED_DB_ROLE" in done.stderr  # the hint names the demo switch
+        # as the runtime role the start goes on, to the next thing it lacks: the first signing key,
+        # which only key administration (the owner) makes
+        done = landreg(env(roles.runtime), "serve", "--no-worker")
+        assert done.returncode == 1 and "landreg signing-keys init" in done.stderr, done.stderr
+    finally:  # a worker that was not refused started the managed node
+        landreg(env(roles.runtime), "chain", "stop")
+
+
+@pytest.mark.postgres
+def test_a_staged_migration_and_its_rollback_run_as_the_runtime_role(roles, chain, tmp_path):
+    """The bulk path as the runtime role: import a legacy book, plan and run a stage, reconcile,
+    sign off, roll a batch back (revoked, superseded, re-anchored) and reconcile clean again."""
+    from migration_tools.legacy.importer import import_records, synthetic_source
+    from migration_tools.stages import Selector, StageRunner, plan_stage, rollback_stage, sign_off
+
+    db, manifest_dir = roles.runtime, tmp_path / "manifests"
+    pin_jurisdiction(db, get_profile("bergen"))
+    assert import_records(db, synthetic_source(120, 7), name="book", quarantine=tmp_path / "q.csv").loaded == 120
+    deployment = attach(db, chain)
+    plan_stage(db, chain, "all", Selector(), batch_size=60, actor="it")
+    StageRunner(db, chain, deployment, manifest_dir=manifest_dir, workers=1).run("all")
+    assert reconcile(db, chain, manifest_dir=manifest_dir, stage="all", workers=1).clean
+    sign_off(db, "all", "Jo IT")
+    with db.read() as s:
+        number = s.scalar(select(Instrument.instrument_number).order_by(Instrument.id).limit(1))
+        first_batch = export_bundle(s, number).to_json()["anchor"]["batchId"]
+    rollback_stage(db, chain, deployment, "all", manifest_dir=manifest_dir, batch_ids=[first_batch])
+    result = reconcile(db, chain, manifest_dir=manifest_dir, workers=1)
+    assert result.clean and result.counts["superseded_batches"] == 1, result.kinds()
