@@ -54,6 +54,14 @@ _BATCH_PROGRESS = (
     "state", "tx_hash", "block_number", "block_hash", "gas_used", "error", "error_kind", "mined_at", "confirmed_at",
     "finalized_at", "superseded_at",
 )  # fmt: skip
+_STAGE_PROGRESS = (
+    "selector", "batch_size", "state", "started_at", "finished_at", "records_done", "batches_done", "reconciled_at",
+    "reconciled_clean", "signed_off_by", "signed_off_at",
+)  # fmt: skip
+_LEGACY_SOURCE_STATE = (
+    "layout_name", "layout_text", "layout_sha256", "url_env", "url_file", "dialect", "jurisdiction", "attached_at",
+    "attached_by", "last_sync_at", "last_sync", "capture", "cursor", "last_sweep_at",
+)  # fmt: skip
 _LEGACY_DOCUMENT_STATE = (
     "fingerprint", "state", "instrument_id", "field", "reason", "synced_at", "version", "raw_keys",
 )  # fmt: skip
@@ -91,10 +99,10 @@ TABLES: dict[str, TableRule] = {
     ),
     "anchor_outbox": mutable(
         "records waiting for a batch; a failed batch gives them back", insert=True, update=("batch_id",)
-    ),  # fmt: skip
+    ),
     "anchoring_holds": mutable(
         "why anchoring waits; a hold is cleared when its cause goes", insert=True, update=("cleared_at", "cleared_by")
-    ),  # fmt: skip
+    ),
     "chain_deployments": mutable(
         "the contracts this registry anchored to; an upgrade closes the old one's block range",
         insert=True,
@@ -110,48 +118,15 @@ TABLES: dict[str, TableRule] = {
         completes=("position", "entry_hash", "checkpoint_id"),
     ),
     "audit_checkpoints": append_only("the audit chain's anchored heads"),
-    "idempotency_keys": mutable(
-        "the first response to a retried request (a cache an operator may prune)", insert=True
-    ),  # fmt: skip
+    "idempotency_keys": mutable("the first response to a retried request (a cache an operator may prune)", insert=True),
     # --- migration and the legacy mirror -------------------------------------------------------------
-    "migration_stages": mutable(
-        "a bulk migration's stages and their progress",
-        insert=True,
-        update=(
-            "selector",
-            "batch_size",
-            "state",
-            "started_at",
-            "finished_at",
-            "records_done",
-            "batches_done",
-            "reconciled_at",
-            "reconciled_clean",
-            "signed_off_by",
-            "signed_off_at",
-        ),
-    ),  # fmt: skip
+    "migration_stages": mutable("a bulk migration's stages and their progress", insert=True, update=_STAGE_PROGRESS),
     "reconciliations": append_only("each reconciliation run and what it found"),
     "legacy_sources": mutable(
-        "the recorder databases followed, and how far each sync and follower got",
+        "the recorder databases followed (attached again: a new layout), and how far each sync and follower got",
         insert=True,
-        update=(
-            "layout_name",
-            "layout_text",
-            "layout_sha256",
-            "url_env",
-            "url_file",
-            "dialect",
-            "jurisdiction",
-            "attached_at",
-            "attached_by",
-            "last_sync_at",
-            "last_sync",
-            "capture",
-            "cursor",
-            "last_sweep_at",
-        ),
-    ),  # fmt: skip
+        update=_LEGACY_SOURCE_STATE,
+    ),
     "legacy_documents": mutable(
         "what each legacy document became; it changes when the legacy rows change",
         insert=True,
