@@ -111,6 +111,10 @@ class ServiceSettings(BaseModel):
     workers: int = Field(default=1, ge=1, le=64)
     #: run the anchoring worker inside ``landreg serve`` (else run ``landreg worker`` on its own)
     run_worker: bool = True
+    #: let ``serve``, ``worker`` and the legacy follower run as a PostgreSQL superuser or as the
+    #: schema's owner (roles that can switch the append-only triggers off): a one-machine demo only;
+    #: they log a loud warning every start
+    allow_privileged_db_role: bool = False
     registry_name: str = "Bergen County Clerk, Land Records"
     #: the record fields an unauthenticated verifier sees in a proof bundle; the rest are redacted
     public_fields: frozenset[str] = frozenset()

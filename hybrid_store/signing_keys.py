@@ -11,14 +11,21 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from hybrid_store import keyfiles
 from hybrid_store.core.trust import b64url, raw_public
-from hybrid_store.db.engine import Database
+from hybrid_store.db.engine import Database, permission_denied
 from hybrid_store.db.models import KeyStatus, SigningKey
-from hybrid_store.errors import Conflict, NotFound
+from hybrid_store.errors import ConfigurationError, Conflict, NotFound
+
+
+class KeyAdministrationRequired(ConfigurationError):
+    """There is no active key of a purpose yet, and the database role running may not make one
+    (the runtime role never can: keys are made by key administration, as the owner role)."""
+
+    hint = 'run `landreg signing-keys init` as the owner role (docs/operations.md, "Database roles"), then start again'
 
 
 @dataclass(frozen=True)
@@ -53,7 +60,8 @@ def active_key(
                                                 SigningKey.status == KeyStatus.ACTIVE))  # fmt: skip
     if row is not None:
         return row.kid, source.load(row.kid)
-    if legacy_plaintext is not None and legacy_plaintext.exists():
+    adopted = legacy_plaintext is not None and legacy_plaintext.exists()
+    if legacy_plaintext is not None and adopted:
         kid, key = keyfiles.adopt_plaintext(legacy_plaintext, source.folder, source.passphrase, source.setting)
     else:
         kid, key = keyfiles.new_key(source.folder, source.passphrase, source.setting)
@@ -64,6 +72,15 @@ def active_key(
         if legacy_plaintext is None:
             (source.folder / f"{kid}.pem").unlink(missing_ok=True)
         return active_key(db, source)
+    except DBAPIError as exc:
+        if not permission_denied(exc):
+            raise
+        if not adopted:
+            (source.folder / f"{kid}.pem").unlink(missing_ok=True)
+        raise KeyAdministrationRequired(
+            f"this registry has no active {source.purpose} signing key yet, and the database role this process "
+            "connects as may not make one"
+        ) from None
     return kid, key
 
 

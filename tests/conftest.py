@@ -349,16 +349,16 @@ def registry(request, tmp_path):
 
 
 # --- the tamperer's first step ----------------------------------------------------------------------
-APPEND_ONLY = ("instruments", "instrument_parties", "instrument_parcels", "commitments")
-
-
 def bypass_append_only(s) -> None:
-    """What a database administrator can do: switch off the append-only triggers."""
+    """What a database administrator can do: switch off the append-only and placed-once triggers."""
     from sqlalchemy import text
+
+    from hybrid_store.db.tables import APPEND_ONLY_TABLES, PLACED_ONCE_TABLES
 
     if s.get_bind().dialect.name == "postgresql":
         s.execute(text("SET LOCAL session_replication_role = replica"))
     else:
-        for table in APPEND_ONLY:
-            for action in ("update", "delete"):
-                s.execute(text(f"DROP TRIGGER IF EXISTS {table}_append_only_{action}"))
+        for table in APPEND_ONLY_TABLES + PLACED_ONCE_TABLES:
+            for kind in ("append_only", "placed_once"):
+                for action in ("update", "delete"):
+                    s.execute(text(f"DROP TRIGGER IF EXISTS {table}_{kind}_{action}"))

@@ -380,9 +380,10 @@ def test_the_owner_role_tampering_makes_reconcile_exit_1_naming_the_kind(pg_temp
     try:
         ok(landreg(as_owner, "db", "upgrade"))
         ok(landreg(as_owner, "db", "grant-runtime", runtime))
+        ok(landreg(as_owner, "signing-keys", "init"))  # key administration is the owner's, never the service's
         ok(landreg(served, "chain", "start"))
         for who in ("Pat Clerk", "Ada Auditor"):
-            ok(landreg(served, "keys", "create", "clerk", "--name", who))
+            ok(landreg(as_owner, "keys", "create", "clerk", "--name", who))
         ok(landreg(served, "worker", "--drain"))
         code, report = reconciled()
         assert code == 0 and report["counts"]["audit_anchored"] == report["counts"]["audit_entries"] >= 2, report

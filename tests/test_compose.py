@@ -60,6 +60,10 @@ def test_migrations_run_as_the_owner_and_services_as_the_runtime_role():
     runtime = {make_url(c["services"][n]["environment"]["DATABASE_URL"]).username for n in ("api", "worker")}
     assert owner == "landreg_owner" and runtime == {"landreg_app"}
     assert "grant-runtime landreg_app" in " ".join(c["services"]["migrate"]["entrypoint"])
+    # the first signing keys are made by the owner, where the services read them: the runtime role may not
+    assert "signing-keys init" in " ".join(c["services"]["migrate"]["entrypoint"])
+    assert "landreg-home:/var/lib/landreg" in c["services"]["migrate"]["volumes"]
+    assert c["services"]["migrate"]["environment"]["LANDREG_HOME"] == c["x-landreg-env"]["LANDREG_HOME"]
     roles = c["configs"]["landreg-roles"]["content"]
     assert "CREATE ROLE landreg_owner" in roles and "CREATE ROLE landreg_app" in roles
     assert "SUPERUSER" not in roles.upper().replace("NOSUPERUSER", "")

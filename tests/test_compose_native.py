@@ -86,7 +86,10 @@ def test_the_compose_topology_runs_natively_and_an_auditor_verifies_a_filing(pg_
         ).read_text()
         api.start()
 
-        key = landreg(env, "keys", "create", "clerk", "--name", "Pat Clerk", check=True).stdout.split()[-1]
+        # key administration runs as the owner (as the compose file's header says): the runtime role may not
+        refused = landreg(env, "keys", "create", "clerk", "--name", "Mallory")
+        assert refused.returncode == 1 and "run as the owner role" in refused.stderr, refused.stdout + refused.stderr
+        key = landreg(migrate_env, "keys", "create", "clerk", "--name", "Pat Clerk", check=True).stdout.split()[-1]
         headers = {"Authorization": f"Bearer {key}"}
         filed = httpx.post(api.base + "/api/v1/instruments", json=deed(), headers=headers, timeout=30)
         assert filed.status_code == 201, filed.text

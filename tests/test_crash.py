@@ -32,6 +32,7 @@ def store(request, anvil, anvil_settings, landreg_env):
     if request.param == "postgres":
         db = request.getfixturevalue("pg_db")
         env["DATABASE_URL"] = db.url
+        env["LANDREG_SERVICE__ALLOW_PRIVILEGED_DB_ROLE"] = "true"  # the test server's superuser, on one machine
     else:
         db = Database(anvil_settings.db_url)
         db.migrate()

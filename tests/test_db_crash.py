@@ -275,9 +275,10 @@ def postgres_crash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgre
     tmp_path = tmp_path_factory.mktemp("pgcrash")
     pg = PrivatePostgres()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LANDREG_") and k != "DATABASE_URL"}
+    # the private server's only role is initdb's superuser: a one-machine setup the service must be told to accept
     env.update({"LANDREG_HOME": str(tmp_path / "home"), "LANDREG_CHAIN__ANVIL_PORT": str(free_port()),
                 "LANDREG_ANCHORING__BATCH_MAX_AGE_S": BATCH_MAX_AGE_S, **PASSPHRASE_ENV,
-                "DATABASE_URL": pg.url("landreg")})  # fmt: skip
+                "DATABASE_URL": pg.url("landreg"), "LANDREG_SERVICE__ALLOW_PRIVILEGED_DB_ROLE": "true"})  # fmt: skip
     server = Server(env, tmp_path)
     db: Database | None = None
     try:

@@ -24,7 +24,7 @@ from hybrid_store.filing import record_instruments
 from hybrid_store.intake import validate
 from hybrid_store.txmgr import GWEI, NODE_MIN_BUMP_PERCENT, FeePolicy
 from migration_tools.reconciliation.run import reconcile
-from tests.conftest import NOW, deed
+from tests.conftest import NOW, bypass_append_only, deed
 
 
 def file_some(db, n: int = 3) -> None:
@@ -170,6 +170,7 @@ def test_an_unknown_revert_is_a_permanent_failure_never_retried_until_released(d
     tx.update(gas=30_000, to=chain.contract.address)
     starved = chain.sign_transaction(tx)
     with db.write() as s:
+        bypass_append_only(s)  # the attempt as stored is what is rewritten here: tx_attempts keeps it as sent
         s.execute(update(AnchorBatch).where(AnchorBatch.id == batch.id).values(tx_hash=starved.tx_hash,
                                                                                raw_tx=starved.raw))  # fmt: skip
         s.execute(update(TxAttempt).where(TxAttempt.batch_id == batch.id).values(tx_hash=starved.tx_hash,
@@ -214,6 +215,7 @@ def test_a_refused_attempt_is_replaced_with_the_same_nonce_and_no_gap(deployed):
     batch = a.build(force=True)
     cheap = chain.resign(batch.raw_tx, Fees(1, 1))  # refused by the node: below the base fee
     with db.write() as s:
+        bypass_append_only(s)  # the attempt as stored is what is rewritten here: tx_attempts keeps it as sent
         s.execute(update(TxAttempt).where(TxAttempt.batch_id == batch.id).values(
             tx_hash=cheap.tx_hash, raw_tx=cheap.raw, max_fee_per_gas=1, max_priority_fee_per_gas=1))  # fmt: skip
     a.settle()  # refused as underpriced: replaced at once, with the same nonce

@@ -201,6 +201,14 @@ def upsert_insert(dialect: str) -> Any:
     return sqlite_insert
 
 
+INSUFFICIENT_PRIVILEGE = "42501"  # PostgreSQL's SQLSTATE for "permission denied"
+
+
+def permission_denied(exc: BaseException) -> bool:
+    """Whether a driver error is the database refusing the role a privilege (not a broken statement)."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == INSUFFICIENT_PRIVILEGE
+
+
 def rows_affected(result: Any) -> int:
     """The row count of an UPDATE or DELETE result (typed: ``Session.execute`` returns a plain Result)."""
     return int(result.rowcount)

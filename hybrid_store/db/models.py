@@ -630,14 +630,8 @@ class MirrorFlag(Base):
     )
 
 
-APPEND_ONLY_TABLES = (
-    "instruments", "instrument_parties", "instrument_parcels", "commitments", "title_flags", "audit_log",
-    "audit_checkpoints", "registry_pins",
-)  # fmt: skip
-
 __all__ = [
     "table",
-    "APPEND_ONLY_TABLES",
     "AnchorBatch",
     "AnchoringHold",
     "ApiKey",

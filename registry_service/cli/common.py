@@ -10,7 +10,9 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from sqlalchemy.exc import DBAPIError
 
+from hybrid_store.db.engine import permission_denied
 from hybrid_store.errors import ChainUnavailable, LandregError
 from hybrid_store.settings import Settings, get_settings
 
@@ -51,6 +53,15 @@ def friendly(fn: F) -> F:
             raise fail(f"the chain is unavailable: {exc}", exc.hint, code=UNAVAILABLE_EXIT) from None
         except LandregError as exc:
             raise fail(str(exc), exc.hint) from None
+        except DBAPIError as exc:
+            if not permission_denied(exc):
+                raise
+            said = str(exc.orig).splitlines()[0]
+            raise fail(
+                f"the database role DATABASE_URL names may not do this ({said})",
+                "key administration (`landreg keys`, `landreg signing-keys`) and `landreg db` run as the owner "
+                'role, never as the service\'s runtime role (docs/operations.md, "Database roles")',
+            ) from None
         except KeyboardInterrupt:
             raise fail("interrupted", code=130) from None
 

@@ -83,13 +83,14 @@ def db_grant_runtime(
     role: Annotated[str, typer.Argument(help="The PostgreSQL role the service and workers connect as.")],
 ) -> None:
     """Grant the runtime role what the service needs and nothing more (run as the owner, after
-    every `landreg db upgrade`): SELECT and INSERT on history, no TRUNCATE, no DDL, no triggers."""
+    every `landreg db upgrade`): what each table declares (SELECT and INSERT on history, no key
+    management, no TRUNCATE, no DDL, no triggers), and PUBLIC's CREATE on schema public revoked."""
     from hybrid_store.db.engine import Database
     from hybrid_store.db.roles import grant_runtime
 
     cfg = settings()
     statements = grant_runtime(Database(cfg.db_url), role)
-    console.print(f"granted {role}: {len(statements)} statements (append-only tables: SELECT, INSERT)")
+    console.print(f"granted {role}: {len(statements)} statements (deny by default: hybrid_store/db/tables.py)")
 
 
 @db_app.command("current")
@@ -215,9 +216,11 @@ def worker(
 ) -> None:
     """Run the anchoring worker: batch pending records, anchor them, record their proofs."""
     from hybrid_store.anchoring import Anchorer
+    from hybrid_store.db.roles import refuse_privileged
 
     cfg = settings()
     db = database(cfg)
+    refuse_privileged(db, allow=cfg.service.allow_privileged_db_role, what="the anchoring worker")
     chain, deployment = chain_for(cfg, db)
     anchorer = Anchorer.from_settings(db, chain, deployment, cfg)
     from hybrid_store.worker_lock import WorkerLock
@@ -256,10 +259,12 @@ def serve(
     """Serve the API (/api/v1, /docs) and the web desk (/desk), with the anchoring worker beside it."""
     import os
 
+    from hybrid_store.db.roles import refuse_privileged
     from registry_service.server import serve as run_server
 
     cfg = settings()
     db = database(cfg)  # migrated (SQLite) or checked (PostgreSQL) before any process starts
+    refuse_privileged(db, allow=cfg.service.allow_privileged_db_role, what="the service")
     from registry_service.receipts import ReceiptSigner
 
     ReceiptSigner.for_settings(cfg, db)  # refuses to start without LANDREG_SERVICE__RECEIPT_KEY_PASSPHRASE

@@ -196,6 +196,10 @@ def legacy_sync(
         raise fail(f"--capture is trigger or watermark, not {capture!r}")
     cfg = settings()
     db = database(cfg)
+    if follow:  # a long-running service, like `serve` and `worker`
+        from hybrid_store.db.roles import refuse_privileged
+
+        refuse_privileged(db, allow=cfg.service.allow_privileged_db_role, what="the legacy follower")
     if follow and source_of(db, name).last_sync_at is not None:
         _follow(cfg, db, name=name, interval=interval, capture=capture, sweep_every=sweep_every,
                 gap_timeout=gap_timeout, lookback=lookback, anchor=anchor, polls=polls)  # fmt: skip

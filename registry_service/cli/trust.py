@@ -151,6 +151,21 @@ def keys_list() -> None:
     console.print(table)
 
 
+@keys_app.command("init")
+@friendly
+def keys_init() -> None:
+    """Make the first receipt and trust-root keys, where there are none (key administration: run as
+    the owner role, before the service first starts; the runtime role may not make keys). Idempotent."""
+    from hybrid_store.signing_keys import active_key
+
+    cfg = settings()
+    db = database(cfg)
+    for purpose in ("receipt", "trust-root"):
+        plaintext = cfg.keys_dir / "receipt-ed25519.pem" if purpose == "receipt" else None  # an older release's
+        kid, _key = active_key(db, _source(cfg, purpose), legacy_plaintext=plaintext)
+        console.print(f"{purpose} key {kid} is active")
+
+
 @keys_app.command("rotate")
 @friendly
 def keys_rotate(
