@@ -26,7 +26,15 @@ from hybrid_store.core import bundle as bundles
 from hybrid_store.core import merkle
 from hybrid_store.core.commitment import disclose
 from hybrid_store.core.hashing import to_hex
-from hybrid_store.core.standing import CURRENT, REVOKED, SUPERSEDED, Standing, standing_of, supersession_problem
+from hybrid_store.core.standing import (
+    CURRENT,
+    REVOKED,
+    SUPERSEDED,
+    Standing,
+    parcel_keys,
+    standing_of,
+    supersession_problem,
+)
 from hybrid_store.core.trust import Deployment, TrustRoot
 from hybrid_store.db.models import (
     AnchorBatch,
@@ -176,9 +184,7 @@ def _show_supersession(
         raise VerificationFailed(
             claim + f"the newer version's bundle does not verify ({exc.reason})" + advice
         ) from None
-    parcels = bundle.disclosed("parcels")
-    if parcels is None and bundle.disclosed("prev") is not None:
-        parcels = [link[0] for link in bundle.disclosed("prev")]
+    parcels = parcel_keys(bundle.disclosed("parcels"), bundle.disclosed("prev"))
     problem = supersession_problem(bundle.commitment, parcels, now.successor, evidence.commitment,
                                    evidence.disclosed("prev"))  # fmt: skip
     if problem:

@@ -618,3 +618,11 @@ def test_a_superseded_tag_on_the_chain_is_not_taken_on_its_word(county, tmp_path
         assert status == "valid" and "and not revoked" in reason, (path, reason)
         status, reason = verdict_via(path, county, tmp_path, found[deleted])
         assert status == "valid" and "the registry's word: not provable from the chain" in reason, (path, reason)
+    # an auditor who holds the unrelated bundle and hands it over as the newer version
+    (tmp_path / "victim.json").write_text(json.dumps(found[victim]))
+    (tmp_path / "newer.json").write_text(json.dumps(found[unrelated]))
+    done = landreg(county.auditor_env, "verify", str(tmp_path / "victim.json"), "--successor", str(tmp_path / "newer.json"),
+                   "--rpc", county.rpc, "--trust", str(county.trust_file), "--json")  # fmt: skip
+    verdict = json.loads(done.stdout)
+    assert done.returncode == 1 and verdict["standing"] != "superseded", verdict
+    assert "does not name this record on parcel 0223_900_31" in verdict["reason"], verdict

@@ -321,7 +321,7 @@ def test_auditors_see_superseded_and_deleted_versions_from_the_chain_alone(regis
         chain = eth_tester_chain()
         deployment = attach_chain(db, chain)
         anchorer = Anchorer(db, chain, deployment)
-        follower = Follower(db, profile, anchor=lambda: anchorer.drain().records)
+        follower = Follower(db, profile)  # (its new versions wait for the outbox: anchored below)
         follower.start()
         with db.write() as s:  # the first sync's records, committed as a migration stage would
             from hybrid_store import ledger
@@ -345,8 +345,13 @@ def test_auditors_see_superseded_and_deleted_versions_from_the_chain_alone(regis
         server.execute(f"UPDATE acris_master SET docamount = 1300000 WHERE documentid = '{EDITED}'")
         for table in ("acris_master", "acris_legals", "acris_parties", "acris_references"):
             server.execute(f"DELETE FROM {table} WHERE TRIM(documentid) = '{DELETED}'")
-        follower.poll()  # records the versions, anchors them, and revokes the replaced leaves it can show
-        anchorer.drain()
+        follower.poll()  # records the versions; the worker revokes the replaced leaves it can show ...
+        anchorer.revoker.step()
+        with db.read() as s:
+            waiting = {f.instrument_number: f for f in mirror.flags(s)}
+        assert waiting["2019000011111"].held == mirror.WAITING and waiting["2019000011111"].revoked_block is None
+        assert waiting["2019000044444"].revoked_block  # a deletion waits for nothing newer
+        anchorer.drain()  # ... once the new version is anchored
         follower.close()
     finally:
         server.drop()
@@ -371,6 +376,15 @@ def test_auditors_see_superseded_and_deleted_versions_from_the_chain_alone(regis
         assert verdict.details["standing"]["successorNumber"] == "2019000011111-V2"
         assert "SUPERSEDED" in verdict.reason and "not revoked" not in verdict.summary
     assert bundle("2019000011111")["format"] == "landreg-proof-bundle/v2"
+    # the registry's service looks the newer version up for a bundle that carries none (its database
+    # is not trusted for it: what it finds is verified like any successor)
+    from hybrid_store.settings import Settings
+    from registry_service.services.proofs import Proofs
+
+    service = Proofs(Settings(home=tmp_path / "service"), db, lambda: chain)
+    looked_up = verify_document(old_bundle, chain=chain, trust=trust, successor_of=service.successor_of)
+    assert looked_up.valid and looked_up.standing == "superseded", looked_up.reason
+    assert looked_up.details["standing"]["successorCommitment"] == new_bundle["record"]["commitment"]
     gone = verify_document(doomed, chain=chain, trust=trust)
     assert gone.valid and gone.standing == "deleted_in_legacy" and "deleted in the county" in gone.summary
     assert "the registry's word: not provable from the chain" in gone.reason

@@ -33,7 +33,10 @@ class Revoker:
         self.chain = chain
         self.target = target
         self.fees = fees
-        self._held: dict[int, str] = {}  # flag id -> the hold last logged for it
+        #: flag id -> (its successor, the hold last logged for it); a hold other than WAITING rests on
+        #: append-only rows (commitments, a legacy document's deletion) and is not looked up again
+        #: while the flag names the same successor
+        self._held: dict[int, tuple[int | None, str]] = {}
 
     def due(self) -> list[tuple[int, int, bytes, bytes, str | None]]:
         """(flag id, chain batch id, leaf, reason, transaction sent) of each replaced version that is
@@ -61,12 +64,15 @@ class Revoker:
         return out
 
     def _holds(self, session: Session, flag: MirrorFlag) -> bool:
+        known = self._held.get(flag.id)
+        if known is not None and known[0] == flag.successor_id and known[1] != mirror.WAITING:
+            return True
         hold = mirror.revocation_hold(session, flag)
-        if hold is not None and self._held.get(flag.id) != hold:
+        if hold is not None and known != (flag.successor_id, hold):
             level = logging.INFO if hold == mirror.WAITING else logging.WARNING
             log.log(level, "mirror flag %d (version %d) is not revoked on the chain: %s", flag.id, flag.instrument_id,
                     hold)  # fmt: skip
-            self._held[flag.id] = hold
+            self._held[flag.id] = (flag.successor_id, hold)
         return hold is not None
 
     def step(self) -> int:

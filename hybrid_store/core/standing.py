@@ -97,11 +97,13 @@ def supersession_problem(
         return "the newer version given is this very record"
     if parcels is None:
         return "this record's parcels are redacted, so its place in each parcel's history cannot be checked"
-    if not parcels:
-        return "this record names no parcel, so no history link can show what replaced it"
+    if not parcels or not all(isinstance(key, str) for key in parcels):
+        return "this record names no parcel keys, so no history link can show what replaced it"
     if successor_prev is None:
         return "the newer version's history link (prev) is redacted"
-    links = {(link[0], link[1]) for link in successor_prev if isinstance(link, list) and len(link) == 2}
+    links = (
+        {(link[0], link[1]) for link in successor_prev if _is_link(link)} if isinstance(successor_prev, list) else set()
+    )
     missing = [key for key in parcels if (key, to_hex(superseded)) not in links]
     if missing:
         return (
@@ -109,3 +111,18 @@ def supersession_problem(
             "version that replaced it, or a later record came between them)"
         )
     return ""
+
+
+def _is_link(link: Any) -> bool:
+    """A committed history link's entry: ``[parcel key, commitment hex or null]``."""
+    return isinstance(link, list) and len(link) == 2 and isinstance(link[0], str) and isinstance(link[1], str | None)
+
+
+def parcel_keys(parcels: Any, prev: Any) -> list[str] | None:
+    """A record's parcel keys from its disclosed ``parcels``, else from its disclosed ``prev`` (one
+    link per parcel); None when both are redacted."""
+    if parcels is not None:
+        return parcels if isinstance(parcels, list) else []
+    if prev is None:
+        return None
+    return [link[0] for link in prev if _is_link(link)] if isinstance(prev, list) else []
