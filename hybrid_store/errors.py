@@ -38,6 +38,7 @@ class MalformedBundle(LandregError, ValueError):
 
     def __init__(self, field: str, message: str):
         self.field = field
+        self.message = message
         super().__init__(f"malformed bundle: {field}: {message}")
 
 

@@ -8,6 +8,12 @@ gets a ``changed_in_legacy`` flag holding the field-by-field difference; a delet
 version gets ``deleted_in_legacy``. Both stay provable; verification says what became of them.
 The owner of record of a mirrored parcel follows the legacy system: the grantees of its latest
 current conveyance (not replaced, not deleted), recomputed whenever the mirror changes it.
+
+A flag is only a row of our database, and its revocation on the chain is what auditors read, so
+the anchoring worker revokes a flagged version only when the database holds what an auditor will
+check (``revocation_hold``): a successor that is a mirrored version of it, anchored, whose committed
+history link names it on each of its parcels; or, for a deletion, a legacy record whose legacy
+document landreg saw deleted. Anything else stays flagged, unrevoked, with the reason shown.
 """
 
 from __future__ import annotations
@@ -21,8 +27,20 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from hybrid_store import audit_log
+from hybrid_store.core.hashing import to_hex
 from hybrid_store.core.records import CONVEYANCES, InstrumentRecord
-from hybrid_store.db.models import Instrument, InstrumentParcel, LegacySource, MirrorFlag, Parcel
+from hybrid_store.db.models import (
+    AnchorBatch,
+    BatchRecord,
+    BatchState,
+    Commitment,
+    Instrument,
+    InstrumentParcel,
+    LegacyDocument,
+    LegacySource,
+    MirrorFlag,
+    Parcel,
+)
 from hybrid_store.db.records import load_records
 from hybrid_store.errors import Conflict, NotFound
 
@@ -97,6 +115,48 @@ def recompute_owners(session: Session, parcel_ids: Sequence[int]) -> None:
         session.execute(update(Parcel).where(Parcel.id == pid).values(owner_instrument_id=current.scalar_subquery()))
 
 
+#: a hold that ends by itself: the worker revokes once the successor is anchored
+WAITING = "waiting: the newer version is not anchored yet"
+LEGACY, MIRRORED = "legacy", "mirror"  # instruments.source of a legacy record; commitments.source of a version
+
+
+def revocation_hold(session: Session, flag: MirrorFlag) -> str | None:
+    """Why the flagged version's leaf must not be revoked on the chain (yet); None when it may be.
+    The revocation tells auditors the version is no longer current, so it needs what they will
+    check: a successor that is a mirrored version superseding it, whose committed history link
+    names its commitment on each of its parcels (no later record between them), anchored; for a
+    deletion, a record from the legacy database whose document landreg saw deleted there."""
+    old = session.get(Commitment, flag.instrument_id)
+    if old is None:
+        return "the flagged version has no commitment"
+    if session.scalar(select(Instrument.source).where(Instrument.id == flag.instrument_id)) != LEGACY:
+        return "the flagged record did not come from the legacy database"
+    if flag.successor_id is None:
+        state = session.scalar(select(LegacyDocument.state).where(
+            LegacyDocument.source_id == flag.source_id, LegacyDocument.legacy_key == flag.legacy_key,
+            LegacyDocument.instrument_id == flag.instrument_id))  # fmt: skip
+        if state != "deleted":  # legacy_documents.state of a document gone from the legacy database
+            return f"landreg holds no deletion of legacy document {flag.legacy_key} for this version"
+        return None
+    new = session.get(Commitment, flag.successor_id)
+    if new is None or new.source != MIRRORED or new.supersedes_id != flag.instrument_id:
+        return "the successor is not a mirrored version that supersedes this one"
+    mine = to_hex(bytes(old.commitment))
+    named = {(link[0], link[2]) for link in new.prev}
+    missing = [link[0] for link in old.prev if (link[0], mine) not in named]
+    if missing:
+        return (
+            f"the successor's history link does not name this version on parcel {missing[0]} (a later record came "
+            "between them), so the chain could not show the supersession"
+        )
+    anchored = session.scalar(
+        select(BatchRecord.batch_id).join(AnchorBatch, AnchorBatch.id == BatchRecord.batch_id)
+        .where(BatchRecord.instrument_id == flag.successor_id, AnchorBatch.state == BatchState.CONFIRMED,
+               AnchorBatch.superseded_at.is_(None)).limit(1)
+    )  # fmt: skip
+    return None if anchored is not None else WAITING
+
+
 @dataclass(frozen=True)
 class FlagView:
     id: int
@@ -110,6 +170,7 @@ class FlagView:
     ack_reason: str | None
     revoke_tx: str | None
     revoked_block: int | None  # the replaced version's leaf revoked on the chain at this block
+    held: str | None = None  # why the worker does not revoke it (``revocation_hold``), while it does not
 
     def to_json(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -135,7 +196,7 @@ def flags(session: Session, *, instrument_ids: Sequence[int] | None = None, open
     return [
         FlagView(r.id, r.kind, numbers[r.instrument_id], numbers.get(r.successor_id) if r.successor_id else None,
                  r.diff, r.created_at, r.acknowledged_at, r.acknowledged_by, r.ack_reason, r.revoke_tx,
-                 r.revoked_block)
+                 r.revoked_block, revocation_hold(session, r) if r.revoked_block is None else None)
         for r in rows
     ]  # fmt: skip
 

@@ -5,12 +5,17 @@ complete only once the record's batch is *confirmed* (anchored at the configured
 that it is pending, with no tree and no anchor. ``verify_anchor`` checks a bundle's anchor against
 a chain the auditor chooses: the chain id, the contract's code, the anchoring transaction and its
 event, the root stored for the batch, revocation, and the contract's own Merkle verification.
+
+A revocation tagged "superseded" is the registry's word (its registrar key can revoke any leaf with
+any tag), so ``verify_anchor`` says SUPERSEDED only when it is shown the successor: that version's own
+bundle, verified the same way, whose commitment the tag names and whose committed history link names
+this record on each of its parcels (``core.standing.supersession_problem``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
@@ -21,13 +26,23 @@ from hybrid_store.core import bundle as bundles
 from hybrid_store.core import merkle
 from hybrid_store.core.commitment import disclose
 from hybrid_store.core.hashing import to_hex
-from hybrid_store.core.standing import CURRENT, REVOKED, Standing, standing_of
+from hybrid_store.core.standing import (
+    CURRENT,
+    REVOKED,
+    SUPERSEDED,
+    Standing,
+    parcel_keys,
+    standing_of,
+    supersession_problem,
+)
 from hybrid_store.core.trust import Deployment, TrustRoot
 from hybrid_store.db.models import (
     AnchorBatch,
     BatchRecord,
     BatchState,
     ChainDeployment,
+    Instrument,
+    MirrorFlag,
     table,
 )
 from hybrid_store.db.records import load_record_by_number
@@ -56,9 +71,22 @@ _PLACEMENT = (
 )
 
 
-def export_bundle(session: Session, instrument_number: str, redact: Iterable[str] = ()) -> bundles.ProofBundle:
+#: the version that superseded a record, once the record's leaf is revoked on the chain for it
+_SUCCESSOR = (
+    select(Instrument.instrument_number)
+    .join(MirrorFlag, MirrorFlag.successor_id == Instrument.id)
+    .where(MirrorFlag.instrument_id == bindparam("iid"), MirrorFlag.revoked_block.is_not(None))
+)
+
+
+def export_bundle(
+    session: Session, instrument_number: str, redact: Iterable[str] = (), *, with_successor: bool = True
+) -> bundles.ProofBundle:
     """One record's bundle: the record as ``db.records`` reads it back, its batch, and just the
-    proof's nodes (read out of the stored node array by the database)."""
+    proof's nodes (read out of the stored node array by the database). A record whose leaf the
+    chain shows revoked for a newer version carries that version's bundle (``with_successor``),
+    the evidence a verifier needs; both then disclose their history links (``prev``), which is
+    what the evidence consists of."""
     conn = session.connection()
     stored = load_record_by_number(conn, instrument_number)
     if stored is None:
@@ -80,8 +108,16 @@ def export_bundle(session: Session, instrument_number: str, redact: Iterable[str
             chain_id=placed.chain_id, contract=placed.contract_address, batch_id=placed.chain_batch_id,
             tx_hash=placed.tx_hash, block_number=placed.block_number,
         )  # fmt: skip
-    return bundles.ProofBundle(disclosure=disclosure, commitment=stored.commitment, tree=tree, anchor=anchor,
+    made = bundles.ProofBundle(disclosure=disclosure, commitment=stored.commitment, tree=tree, anchor=anchor,
                                jurisdiction=registry_profile(session).name)  # fmt: skip
+    newer = conn.execute(_SUCCESSOR, {"iid": iid}).scalar() if with_successor and tree is not None else None
+    if newer is None:
+        return made
+    shown = sorted(set(redact) - {"prev"})
+    successor = export_bundle(session, newer, shown, with_successor=False)
+    if not successor.is_anchored:
+        return made
+    return replace(made, disclosure=disclose(stored.record, stored.seed, shown), successor=successor)
 
 
 @dataclass(frozen=True)
@@ -97,13 +133,67 @@ class AnchorVerdict:
     moved: str = ""  # what a reorganisation moved since the bundle was made (the anchor still holds)
     tx_hash: str = ""  # the transaction that anchors it on the chain now
     standing: Standing = Standing(CURRENT)  # superseded or deleted in legacy, as the contract says
+    #: a superseded record's successor, as its verified bundle shows it: commitment, instrument number
+    successor: tuple[bytes, str | None] | None = None
 
 
-def verify_anchor(bundle: bundles.ProofBundle, chain: RegistryChain, trust: TrustRoot) -> AnchorVerdict:
+#: the bundle of the version that superseded the record with this commitment, if one can be had
+Successors = Callable[[bytes], "bundles.ProofBundle | None"]
+
+
+def verify_anchor(
+    bundle: bundles.ProofBundle, chain: RegistryChain, trust: TrustRoot, *, successor_of: Successors | None = None
+) -> AnchorVerdict:
     """Check a (mathematically valid) bundle's anchor on ``chain``, pinned to ``trust``: the chain and
     the contract must be ones the registry's trust root lists, and the anchor must lie in the block
     range in which that contract was the registry's. Nothing is taken from the bundle on trust.
-    Raises ``VerificationFailed`` with a one-line reason naming what was expected and what was found."""
+    A record revoked as superseded is reported so only when its successor's bundle (the bundle's
+    ``successor``, else ``successor_of``'s) shows it. Raises ``VerificationFailed`` with a one-line
+    reason naming what was expected and what was found."""
+    verdict = _anchored(bundle, chain, trust)
+    if verdict.standing.kind == SUPERSEDED:
+        evidence = bundle.successor
+        if evidence is None and successor_of is not None:
+            evidence = successor_of(bundle.commitment)
+        shown = _show_supersession(bundle, verdict.standing, evidence, chain, trust)
+        verdict = replace(verdict, successor=(shown.commitment, shown.disclosed("instrument_number")))
+    return verdict
+
+
+def _show_supersession(
+    bundle: bundles.ProofBundle, now: Standing, evidence: bundles.ProofBundle | None, chain: RegistryChain,
+    trust: TrustRoot,
+) -> bundles.ProofBundle:  # fmt: skip
+    """``evidence``, verified to show that the version the revocation names superseded the record
+    (else ``VerificationFailed`` saying why not)."""
+    assert now.successor is not None
+    claim = (
+        f"the record's leaf was revoked at block {now.at_block}, and the registry says the version whose "
+        f"commitment starts {to_hex(now.successor)} superseded it, but that could not be shown: "
+    )
+    advice = (
+        ". Do not take this record as current; verify it with the newer version's proof bundle (fetch this record's "
+        "bundle again from the registry, or `landreg verify BUNDLE --successor NEWER.json`)"
+    )
+    if evidence is None:
+        raise VerificationFailed(claim + "no proof bundle of that version came with this one" + advice)
+    try:
+        bundles.verify_offline(evidence)
+        _anchored(evidence, chain, trust)
+    except VerificationFailed as exc:
+        raise VerificationFailed(
+            claim + f"the newer version's bundle does not verify ({exc.reason})" + advice
+        ) from None
+    parcels = parcel_keys(bundle.disclosed("parcels"), bundle.disclosed("prev"))
+    problem = supersession_problem(bundle.commitment, parcels, now.successor, evidence.commitment,
+                                   evidence.disclosed("prev"))  # fmt: skip
+    if problem:
+        raise VerificationFailed(claim + problem + advice)
+    return evidence
+
+
+def _anchored(bundle: bundles.ProofBundle, chain: RegistryChain, trust: TrustRoot) -> AnchorVerdict:
+    """``verify_anchor`` but for the standing, which is the chain's claim as its revocation reads."""
     anchor, tree = bundle.anchor, bundle.tree
     if anchor is None or tree is None:
         raise VerificationFailed("the record is pending: its batch has not been anchored yet")

@@ -55,6 +55,8 @@ class MirrorFlagView(BaseModel):
     acknowledged_by: str | None
     ack_reason: str | None
     revoked_on_chain: bool
+    #: why the anchoring worker does not revoke it on the chain (None once revoked, or when it will)
+    revocation_held: str | None = None
 
 
 class Signature(BaseModel):

@@ -9,6 +9,7 @@ holds, but nothing says the root is the registry's: no chain or no trust root wa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -68,12 +69,17 @@ NO_TRUST = (
 
 
 def verify_document(
-    document: Any, rpc_url: str | None = None, *, chain: Any = None, trust: TrustRoot | None = None
-) -> Verdict:
+    document: Any, rpc_url: str | None = None, *, chain: Any = None, trust: TrustRoot | None = None,
+    successor: Any = None, successor_of: Callable[[bytes], Any] | None = None,
+) -> Verdict:  # fmt: skip
     """Verify a decoded bundle; with a chain (``rpc_url`` or a ``RegistryChain``) and ``trust``, also
-    its anchor, pinned to the registry's trust root. Without both it is at best ``unchecked``."""
+    its anchor, pinned to the registry's trust root. Without both it is at best ``unchecked``.
+    A record revoked as superseded needs the newer version's bundle to be reported SUPERSEDED: the
+    bundle's own ``successor``, else ``successor`` (a decoded bundle the auditor has), else what
+    ``successor_of`` (the record's commitment -> a decoded bundle or None) finds."""
     try:
         bundle = bundles.parse(document)
+        given = bundles.parse(successor) if successor is not None else None
     except MalformedBundle as exc:
         return Verdict(False, str(exc), details={"field": exc.field})
     what = _describe(bundle)
@@ -110,7 +116,7 @@ def verify_document(
         chain = node_at(rpc_url)
     try:
         chain.ensure_reachable()
-        on_chain = verify_anchor(bundle, chain, trust)
+        on_chain = verify_anchor(bundle, chain, trust, successor_of=_successors(given, successor_of))
     except VerificationFailed as exc:
         return Verdict(False, str(exc), summary=what, checked_on_chain=True, details=details)
     except ChainUnavailable as exc:
@@ -134,9 +140,15 @@ def verify_document(
     else:  # still a valid record of the registry, but never to be taken as the current one
         details["standing"] = {"kind": standing.kind, "atBlock": standing.at_block,
                                "successorCommitmentPrefix": to_hex(standing.successor) if standing.successor else None}  # fmt: skip
+        shown = ""
+        if on_chain.successor is not None:  # verify_anchor says superseded only with the successor shown
+            commitment, number = on_chain.successor
+            details["standing"].update(successorCommitment=to_hex(commitment), successorNumber=number)
+            shown = (f" (instrument {number or '(number redacted)'}, whose anchored bundle verifies and whose history "
+                     "link names this record on each of its parcels)")  # fmt: skip
         reason = (
             f"VALID, {'SUPERSEDED' if standing.kind == 'superseded' else 'NOT CURRENT'}: the record's proof "
-            f"verifies and is anchored in {trust.registry_name}'s registry, but it was {standing.describe()}"
+            f"verifies and is anchored in {trust.registry_name}'s registry, but it was {standing.describe()}{shown}"
         )
         state = f"NOT CURRENT: {standing.describe()}"
     return Verdict(
@@ -152,22 +164,46 @@ def verify_document(
     )
 
 
-def verify_file(path: Path, rpc_url: str | None = None, *, trust: TrustRoot | None = None) -> Verdict:
+def _successors(given: bundles.ProofBundle | None, lookup: Callable[[bytes], Any] | None) -> Any:
+    """The ``successor_of`` of ``verify_anchor``: the bundle the auditor gave, else the lookup's
+    (a lookup's document that does not parse is no evidence)."""
+
+    def successor_of(commitment: bytes) -> bundles.ProofBundle | None:
+        if given is not None or lookup is None:
+            return given
+        found = lookup(commitment)
+        try:
+            return bundles.parse(found) if found is not None else None
+        except MalformedBundle:
+            return None
+
+    return successor_of
+
+
+def verify_file(
+    path: Path, rpc_url: str | None = None, *, trust: TrustRoot | None = None, successor: Path | None = None
+) -> Verdict:
     try:
         raw = path.read_bytes()
+        newer = successor.read_bytes() if successor is not None else None
     except OSError as exc:
-        return Verdict(False, f"cannot read {path}: {exc.strerror}")
-    return verify_bytes(raw, rpc_url, trust=trust)
+        return Verdict(False, f"cannot read {exc.filename}: {exc.strerror}")
+    return verify_bytes(raw, rpc_url, trust=trust, successor=newer)
 
 
 def verify_bytes(
-    raw: bytes, rpc_url: str | None = None, *, chain: Any = None, trust: TrustRoot | None = None
-) -> Verdict:
+    raw: bytes, rpc_url: str | None = None, *, chain: Any = None, trust: TrustRoot | None = None,
+    successor: bytes | None = None,
+) -> Verdict:  # fmt: skip
     try:  # bounded in size and depth before any parser runs
         document = strict_json.loads(raw, max_bytes=bundles.MAX_BUNDLE_BYTES)
     except strict_json.InvalidJSON as exc:
         return Verdict(False, f"malformed bundle: (bundle): {exc}")
-    return verify_document(document, rpc_url, chain=chain, trust=trust)
+    try:
+        newer = strict_json.loads(successor, max_bytes=bundles.MAX_BUNDLE_BYTES) if successor is not None else None
+    except strict_json.InvalidJSON as exc:
+        return Verdict(False, f"malformed bundle: (the newer version's bundle): {exc}")
+    return verify_document(document, rpc_url, chain=chain, trust=trust, successor=newer)
 
 
 # --- receipts ----------------------------------------------------------------------------------------

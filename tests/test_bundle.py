@@ -66,6 +66,27 @@ def test_unknown_top_level_member_and_wrong_types_are_named():
         assert exc.value.field == field
 
 
+def test_a_v2_bundle_carries_its_successor_and_round_trips_exactly():
+    v = json.loads((Path(__file__).parent / "vectors" / "bundle" / "valid-deed.json").read_text())["bundle"]
+    carried = {**v, "format": "landreg-proof-bundle/v2", "successor": v}
+    parsed = bundles.parse(carried)
+    assert parsed.successor is not None and parsed.successor.commitment == parsed.commitment
+    assert parsed.to_json() == carried
+    assert bundles.parse(v).to_json()["format"] == "landreg-proof-bundle/v1"  # no successor: written as before
+    for document, field in [
+        ({**v, "successor": v}, "successor"),  # a v1 has no successor
+        ({**v, "format": "landreg-proof-bundle/v2"}, "format"),  # a v2 without one
+        ({**carried, "successor": carried}, "successor.successor"),  # a successor carries no successor
+        ({**carried, "successor": {**v, "format": "landreg-proof-bundle/v2"}}, "successor.format"),
+        ({**carried, "successor": {**v, "extra": 1}}, "successor.extra"),
+        ({**carried, "successor": {**v, "tree": {**v["tree"], "root": "0x12"}}}, "successor.tree.root"),
+        ({**v, "format": "landreg-proof-bundle/v3"}, "format"),
+    ]:
+        with pytest.raises(MalformedBundle) as exc:
+            bundles.parse(document)
+        assert exc.value.field == field
+
+
 def test_duplicate_members_and_non_json_are_refused():
     text = (Path(__file__).parent / "vectors" / "bundle" / "valid-deed.json").read_text()
     bundle_text = json.dumps(json.loads(text)["bundle"])

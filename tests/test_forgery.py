@@ -509,3 +509,120 @@ def test_verify_with_the_trust_root_fetched_from_the_registry(county, tmp_path):
         county.first_trust.read_text()
     )
     assert httpx.get(county.server.base + "/.well-known/landreg-trust-root/999.json").status_code == 404
+
+
+def test_a_tampered_receipt_is_refused_through_the_trust_root_path(county, tmp_path):
+    """The signature check of `landreg receipt verify`, the API and the desk (the trust-root path):
+    a receipt whose field, signature or key id was changed is refused on every path, with the reason."""
+    genuine = county.receipts["d"]
+    assert receipt_verdict(county, tmp_path, genuine, county.bundles["d"])[0] == "valid"
+    another_parcel = {**genuine, "parcels": ["0223_900_999"]}  # a field no bundle check compares
+    bad_signature = copy.deepcopy(genuine)
+    raw = bytearray(trust_core.unb64url(bad_signature["signature"]["value"]))
+    raw[0] ^= 1
+    bad_signature["signature"]["value"] = trust_core.b64url(bytes(raw))
+    for tampered in (another_parcel, bad_signature):
+        status, reason = receipt_verdict(county, tmp_path, tampered, county.bundles["d"])
+        assert status == "invalid" and "signature does not match it" in reason, reason
+    # a receipt the active key signed, relabelled as signed by the retired key (or by one never listed)
+    newest = file_deed(county.server, county.clerk, parcels=lot(40))
+    bundle = anchored_bundle(county.server, county.clerk, newest["instrumentNumber"])
+    assert receipt_verdict(county, tmp_path, newest, bundle)[0] == "valid"
+    relabelled = {**newest, "signature": {**newest["signature"], "kid": county.retired_receipt_kid}}
+    status, reason = receipt_verdict(county, tmp_path, relabelled, bundle)
+    assert status == "invalid" and "signature does not match it" in reason, reason
+    unknown = {**newest, "signature": {**newest["signature"], "kid": "ed25519-00000000deadbeef"}}
+    status, reason = receipt_verdict(county, tmp_path, unknown, bundle)
+    assert status == "invalid" and "ed25519-00000000deadbeef, which is not a receipt key of" in reason, reason
+
+
+# --- verdicts a database (or the registrar key on the registry's servers) could fake --------------------
+def insert_flag(county: County, instrument: str, successor: str | None) -> None:
+    """What an attacker who holds only landreg's database does: one `mirror_flags` row saying the
+    county's recorder system replaced ``instrument`` by ``successor`` (None: deleted it), written
+    straight into the database file (sqlite3 leaves foreign keys unchecked: no legacy source needed,
+    so the registry still takes filings)."""
+    import sqlite3
+
+    conn = sqlite3.connect(Path(county.env["LANDREG_HOME"]) / "landreg.db")
+    try:
+        ids = dict(conn.execute("SELECT instrument_number, id FROM instruments WHERE instrument_number IN (?, ?)",
+                                (instrument, successor or "")).fetchall())  # fmt: skip
+        conn.execute(
+            "INSERT INTO mirror_flags (source_id, legacy_key, instrument_id, kind, successor_id, created_at) "
+            "VALUES (1, ?, ?, ?, ?, '2026-12-01 09:00:00.000000')",
+            (instrument, ids[instrument], "changed_in_legacy" if successor else "deleted_in_legacy",
+             ids.get(successor) if successor else None),
+        )  # fmt: skip
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def leaf_of(bundle: dict[str, Any]) -> bytes:
+    return merkle.commitment_leaf(bytes.fromhex(bundle["record"]["commitment"][2:]))
+
+
+def test_a_mirror_flag_inserted_in_the_database_revokes_nothing(county, tmp_path):
+    """A current record flagged as replaced by an unrelated record, and one flagged as deleted in
+    the legacy system: the anchoring worker refuses both (the flags stay, visible, with the reason),
+    and both records still verify VALID and current on every path."""
+    victim, unrelated, deleted = (file_deed(county.server, county.clerk, parcels=lot(n))["instrumentNumber"]
+                                  for n in (21, 22, 23))  # fmt: skip
+    found = {n: anchored_bundle(county.server, county.clerk, n) for n in (victim, unrelated, deleted)}
+    insert_flag(county, victim, unrelated)
+    insert_flag(county, deleted, None)
+    # two more filings anchored one after the other: the worker revoked (or refused) between batches
+    for n in (24, 25):
+        anchored_bundle(county.server, county.clerk, file_deed(county.server, county.clerk, parcels=lot(n))
+                        ["instrumentNumber"])  # fmt: skip
+    for number in (victim, deleted):
+        b = found[number]
+        assert county.v2.revoked_at(b["anchor"]["batchId"], leaf_of(b)) == 0, f"{number} was revoked on the chain"
+        for path in PATHS:
+            status, reason = verdict_via(path, county, tmp_path, b)
+            assert status == "valid" and "and not revoked" in reason, (number, path, reason)
+        detail = httpx.get(f"{county.server.base}/api/v1/instruments/{number}",
+                           headers={"Authorization": f"Bearer {county.clerk}"}, timeout=30).json()  # fmt: skip
+        [flag] = detail["mirror_flags"]
+        assert not flag["revoked_on_chain"]
+        assert "did not come from the legacy database" in flag["revocation_held"], flag
+
+
+def revoke_with_registrar(county: County, bundle: dict[str, Any], reason: bytes) -> None:
+    """The registry's own (hot) registrar key revokes a current record's leaf with ``reason``."""
+    chain = county.v2
+    chain.wait(chain.broadcast(chain.sign_revoke(bundle["anchor"]["batchId"], [leaf_of(bundle)], reason,
+                                                 chain.pending_nonce())))  # fmt: skip
+
+
+def test_a_superseded_tag_on_the_chain_is_not_taken_on_its_word(county, tmp_path):
+    """The registrar key revokes a current record with an `LRS1` tag naming an unrelated record (which
+    itself verifies current): no path says SUPERSEDED, with the unrelated bundle attached as the
+    "successor" or without; a `LRD1` deletion is reported as resting on the registry's word."""
+    from hybrid_store.core import standing
+
+    victim, unrelated, deleted = (file_deed(county.server, county.clerk, parcels=lot(n))["instrumentNumber"]
+                                  for n in (31, 32, 33))  # fmt: skip
+    found = {n: anchored_bundle(county.server, county.clerk, n) for n in (victim, unrelated, deleted)}
+    named = bytes.fromhex(found[unrelated]["record"]["commitment"][2:])
+    revoke_with_registrar(county, found[victim], standing.revocation_reason(named))
+    revoke_with_registrar(county, found[deleted], standing.DELETED_IN_LEGACY)
+    with_evidence = {**found[victim], "format": "landreg-proof-bundle/v2", "successor": found[unrelated]}
+    for path in PATHS:
+        status, reason = verdict_via(path, county, tmp_path, found[victim])
+        assert status == "invalid" and "SUPERSEDED" not in reason and "could not be shown" in reason, (path, reason)
+        status, reason = verdict_via(path, county, tmp_path, with_evidence)
+        assert status == "invalid" and "does not name this record on parcel 0223_900_31" in reason, (path, reason)
+        status, reason = verdict_via(path, county, tmp_path, found[unrelated])
+        assert status == "valid" and "and not revoked" in reason, (path, reason)
+        status, reason = verdict_via(path, county, tmp_path, found[deleted])
+        assert status == "valid" and "the registry's word: not provable from the chain" in reason, (path, reason)
+    # an auditor who holds the unrelated bundle and hands it over as the newer version
+    (tmp_path / "victim.json").write_text(json.dumps(found[victim]))
+    (tmp_path / "newer.json").write_text(json.dumps(found[unrelated]))
+    done = landreg(county.auditor_env, "verify", str(tmp_path / "victim.json"), "--successor", str(tmp_path / "newer.json"),
+                   "--rpc", county.rpc, "--trust", str(county.trust_file), "--json")  # fmt: skip
+    verdict = json.loads(done.stdout)
+    assert done.returncode == 1 and verdict["standing"] != "superseded", verdict
+    assert "does not name this record on parcel 0223_900_31" in verdict["reason"], verdict

@@ -301,6 +301,9 @@ def test_filing_is_refused_while_the_registry_mirrors_a_legacy_database(legacy, 
 
 
 # --- what an auditor sees: superseded and deleted versions, from the chain alone -----------------------
+MULTI = "2019020100300003"  # a deed on three lots of borough 3 that nothing later touches (2019000011111)
+
+
 def test_auditors_see_superseded_and_deleted_versions_from_the_chain_alone(registry, monkeypatch, tmp_path):
     from hybrid_store.anchoring import Anchorer
     from hybrid_store.chain.connect import eth_tester_chain
@@ -318,7 +321,7 @@ def test_auditors_see_superseded_and_deleted_versions_from_the_chain_alone(regis
         chain = eth_tester_chain()
         deployment = attach_chain(db, chain)
         anchorer = Anchorer(db, chain, deployment)
-        follower = Follower(db, profile, anchor=lambda: anchorer.drain().records)
+        follower = Follower(db, profile)  # (its new versions wait for the outbox: anchored below)
         follower.start()
         with db.write() as s:  # the first sync's records, committed as a migration stage would
             from hybrid_store import ledger
@@ -335,26 +338,56 @@ def test_auditors_see_superseded_and_deleted_versions_from_the_chain_alone(regis
             with db.read() as s:
                 return export_bundle(s, number).to_json()
 
-        old_bundle, doomed = bundle("2019000004567"), bundle("2019000044444")
+        old_bundle, doomed, between = bundle("2019000011111"), bundle("2019000044444"), bundle("2019000004567")
         assert verify_document(old_bundle, chain=chain, trust=trust).standing == "current"
+        server.execute(f"UPDATE acris_master SET docamount = 2500000 WHERE documentid = '{MULTI}'")
+        # a deed that later records on its lot came after: its new version cannot show it replaced it
         server.execute(f"UPDATE acris_master SET docamount = 1300000 WHERE documentid = '{EDITED}'")
         for table in ("acris_master", "acris_legals", "acris_parties", "acris_references"):
             server.execute(f"DELETE FROM {table} WHERE TRIM(documentid) = '{DELETED}'")
-        follower.poll()  # records the version, anchors it, and revokes the replaced leaves on the chain
-        anchorer.drain()
+        follower.poll()  # records the versions; the worker revokes the replaced leaves it can show ...
+        anchorer.revoker.step()
+        with db.read() as s:
+            waiting = {f.instrument_number: f for f in mirror.flags(s)}
+        assert waiting["2019000011111"].held == mirror.WAITING and waiting["2019000011111"].revoked_block is None
+        assert waiting["2019000044444"].revoked_block  # a deletion waits for nothing newer
+        anchorer.drain()  # ... once the new version is anchored
         follower.close()
     finally:
         server.drop()
     with db.read() as s:
-        assert all(f.revoked_block for f in s.scalars(select(MirrorFlag)))
-    new_bundle = bundle("2019000004567-V2")
-    # the bundle made before the edit says nothing of it: the chain does
-    verdict = verify_document(old_bundle, chain=chain, trust=trust)
-    assert verdict.valid and verdict.standing == "superseded", verdict.reason
-    assert new_bundle["record"]["commitment"].startswith(verdict.details["standing"]["successorCommitmentPrefix"])
-    assert "SUPERSEDED" in verdict.reason and "not revoked" not in verdict.summary
+        flags = {f.instrument_number: f for f in mirror.flags(s)}
+    assert flags["2019000011111"].revoked_block and flags["2019000044444"].revoked_block
+    held = flags["2019000004567"]
+    assert held.revoked_block is None and held.revoke_tx is None  # flagged, visible, never revoked
+    assert held.held is not None and "a later record came between them" in held.held
+    assert verify_document(between, chain=chain, trust=trust).standing == "current"
+
+    new_bundle = bundle("2019000011111-V2")
+    # the bundle made before the edit says nothing of it, and the chain's tag alone is not evidence
+    alone = verify_document(old_bundle, chain=chain, trust=trust)
+    assert not alone.valid and "SUPERSEDED" not in alone.reason and "could not be shown" in alone.reason
+    assert "no proof bundle of that version" in alone.reason
+    # with the newer version's bundle (given, or carried by the record's bundle exported now) it is shown
+    for verdict in (verify_document(old_bundle, chain=chain, trust=trust, successor=new_bundle),
+                    verify_document(bundle("2019000011111"), chain=chain, trust=trust)):  # fmt: skip
+        assert verdict.valid and verdict.standing == "superseded", verdict.reason
+        assert verdict.details["standing"]["successorCommitment"] == new_bundle["record"]["commitment"]
+        assert verdict.details["standing"]["successorNumber"] == "2019000011111-V2"
+        assert "SUPERSEDED" in verdict.reason and "not revoked" not in verdict.summary
+    assert bundle("2019000011111")["format"] == "landreg-proof-bundle/v2"
+    # the registry's service looks the newer version up for a bundle that carries none (its database
+    # is not trusted for it: what it finds is verified like any successor)
+    from hybrid_store.settings import Settings
+    from registry_service.services.proofs import Proofs
+
+    service = Proofs(Settings(home=tmp_path / "service"), db, lambda: chain)
+    looked_up = verify_document(old_bundle, chain=chain, trust=trust, successor_of=service.successor_of)
+    assert looked_up.valid and looked_up.standing == "superseded", looked_up.reason
+    assert looked_up.details["standing"]["successorCommitment"] == new_bundle["record"]["commitment"]
     gone = verify_document(doomed, chain=chain, trust=trust)
     assert gone.valid and gone.standing == "deleted_in_legacy" and "deleted in the county" in gone.summary
+    assert "the registry's word: not provable from the chain" in gone.reason
     assert verify_document(new_bundle, chain=chain, trust=trust).standing == "current"
 
     # attacks: a look-alike contract revoking the current version (with "deleted") changes nothing,
@@ -372,8 +405,11 @@ def test_auditors_see_superseded_and_deleted_versions_from_the_chain_alone(regis
     lookalike.transact(lookalike.contract.functions.revokeRecords(old_bundle["anchor"]["batchId"], [old_leaf],
                                                                   standing.revocation_reason(b"\x42" * 32)))  # fmt: skip
     assert verify_document(new_bundle, chain=chain, trust=trust).standing == "current"
-    again = verify_document(old_bundle, chain=chain, trust=trust)
-    assert new_bundle["record"]["commitment"].startswith(again.details["standing"]["successorCommitmentPrefix"])
+    again = verify_document(old_bundle, chain=chain, trust=trust, successor=new_bundle)
+    assert again.details["standing"]["successorCommitment"] == new_bundle["record"]["commitment"]
+    # another version's bundle is no evidence for this record: its history link does not name it
+    unrelated = verify_document(old_bundle, chain=chain, trust=trust, successor=bundle("2019000004567-V2"))
+    assert not unrelated.valid and "does not start with" in unrelated.reason
 
 
 def test_the_desk_and_the_api_show_the_flags_and_an_operator_acknowledges_one(registry, monkeypatch, tmp_path):

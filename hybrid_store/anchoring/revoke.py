@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
+from hybrid_store import mirror
 from hybrid_store.anchoring.store import Target
 from hybrid_store.chain.client import RegistryChain
 from hybrid_store.core import merkle, standing
@@ -32,13 +33,17 @@ class Revoker:
         self.chain = chain
         self.target = target
         self.fees = fees
+        #: flag id -> (its successor, the hold last logged for it); a hold other than WAITING rests on
+        #: append-only rows (commitments, a legacy document's deletion) and is not looked up again
+        #: while the flag names the same successor
+        self._held: dict[int, tuple[int | None, str]] = {}
 
     def due(self) -> list[tuple[int, int, bytes, bytes, str | None]]:
         """(flag id, chain batch id, leaf, reason, transaction sent) of each replaced version that is
-        anchored and whose revocation is not on the chain yet."""
+        anchored, whose revocation is not on the chain yet and that nothing holds back."""
         old, new = aliased(Commitment), aliased(Commitment)
         stmt = (
-            select(MirrorFlag.id, AnchorBatch.chain_batch_id, old.commitment, new.commitment, MirrorFlag.revoke_tx)
+            select(MirrorFlag, AnchorBatch.chain_batch_id, old.commitment, new.commitment, MirrorFlag.revoke_tx)
             .join(old, old.instrument_id == MirrorFlag.instrument_id)
             .join(BatchRecord, BatchRecord.instrument_id == MirrorFlag.instrument_id)
             .join(AnchorBatch, AnchorBatch.id == BatchRecord.batch_id)
@@ -46,12 +51,29 @@ class Revoker:
             .where(MirrorFlag.revoked_block.is_(None), AnchorBatch.state == BatchState.CONFIRMED,
                    AnchorBatch.superseded_at.is_(None), AnchorBatch.deployment_id == self.target.deployment_id)
             .order_by(MirrorFlag.id)
-            .limit(PER_STEP)
         )  # fmt: skip
+        out: list[tuple[int, int, bytes, bytes, str | None]] = []
         with self.db.read() as s:
-            return [(fid, batch, merkle.commitment_leaf(bytes(value)),
-                     standing.revocation_reason(bytes(succ) if succ is not None else None), tx)
-                    for fid, batch, value, succ, tx in s.execute(stmt)]  # fmt: skip
+            for flag, batch, value, succ, tx in s.execute(stmt):
+                if self._holds(s, flag):  # (even with a revocation "sent": revoke_tx is a row anyone could write)
+                    continue
+                out.append((flag.id, batch, merkle.commitment_leaf(bytes(value)),
+                            standing.revocation_reason(bytes(succ) if succ is not None else None), tx))  # fmt: skip
+                if len(out) == PER_STEP:
+                    break
+        return out
+
+    def _holds(self, session: Session, flag: MirrorFlag) -> bool:
+        known = self._held.get(flag.id)
+        if known is not None and known[0] == flag.successor_id and known[1] != mirror.WAITING:
+            return True
+        hold = mirror.revocation_hold(session, flag)
+        if hold is not None and known != (flag.successor_id, hold):
+            level = logging.INFO if hold == mirror.WAITING else logging.WARNING
+            log.log(level, "mirror flag %d (version %d) is not revoked on the chain: %s", flag.id, flag.instrument_id,
+                    hold)  # fmt: skip
+            self._held[flag.id] = (flag.successor_id, hold)
+        return hold is not None
 
     def step(self) -> int:
         """Send the revocations that are due; returns how many the chain now holds."""

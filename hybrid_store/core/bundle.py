@@ -1,4 +1,4 @@
-"""Proof bundles (format ``landreg-proof-bundle/v1``, spec in docs/proof-bundle.md).
+"""Proof bundles (formats ``landreg-proof-bundle/v1`` and ``/v2``, spec in docs/proof-bundle.md).
 
 A bundle carries everything an auditor needs to check one record without trusting the registry:
 the disclosed fields with their salts (or only their hashes when redacted), the commitment, the
@@ -6,6 +6,11 @@ Merkle proof in ``standard-v1`` terms, and where the root was anchored. Parsing 
 members, wrong types and non-canonical spellings are errors that name the member, so one document
 has exactly one meaning. ``verify_offline`` is pure math; checking the anchor against a chain is the
 job of ``hybrid_store.proofs``.
+
+Version 2 adds one optional member, ``successor``: the bundle of the newer version that superseded
+the record (a mirrored legacy record edited in place), which is the evidence a verifier needs before
+it says SUPERSEDED. A bundle without it is written as version 1, byte for byte as before, so older
+verifiers keep reading every bundle that does not need the new member.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from hybrid_store.core.hashing import from_hex32, is_hex32, to_hex
 from hybrid_store.errors import MalformedBundle, VerificationFailed
 
 FORMAT = "landreg-proof-bundle/v1"
+FORMAT_V2 = "landreg-proof-bundle/v2"  # v1 and the optional ``successor``
 MAX_PROOF_LENGTH = 64  # a tree of 2**64 leaves; anything longer is garbage, not a proof
 MAX_BUNDLE_BYTES = 1_000_000  # a bundle is a few KB; refuse to parse megabytes of input
 #: a jurisdiction profile's name, as the trust root spells it (``bergen``, ``nyc``)
@@ -60,6 +66,9 @@ class ProofBundle:
     #: the jurisdiction whose rules spell the record's parcel keys; absent in bundles made before it
     #: was named (those are Bergen County's). A verifier compares it with its trust root's.
     jurisdiction: str | None = None
+    #: the bundle of the version that superseded this record (format v2 only): the evidence for a
+    #: SUPERSEDED verdict. It never carries a successor of its own.
+    successor: ProofBundle | None = None
 
     @property
     def is_anchored(self) -> bool:
@@ -84,7 +93,8 @@ class ProofBundle:
                 name: to_hex(self.disclosure.redacted[name]) for name in FIELDS if name in self.disclosure.redacted
             },
         }
-        out: dict[str, Any] = {"format": FORMAT, "record": record, "tree": None, "anchor": None}
+        fmt = FORMAT if self.successor is None else FORMAT_V2
+        out: dict[str, Any] = {"format": fmt, "record": record, "tree": None, "anchor": None}
         if self.jurisdiction is not None:
             out["jurisdiction"] = self.jurisdiction
         if self.tree is not None:
@@ -103,6 +113,8 @@ class ProofBundle:
                 "txHash": self.anchor.tx_hash,
                 "blockNumber": self.anchor.block_number,
             }
+        if self.successor is not None:
+            out["successor"] = self.successor.to_json()
         return out
 
 
@@ -131,11 +143,20 @@ def _uint(value: Any, where: str) -> int:
     return value
 
 
-def parse(obj: Any) -> ProofBundle:
-    """Parse a decoded JSON bundle, or raise ``MalformedBundle`` naming the first bad member."""
-    top = _object(obj, "(bundle)", {"format", "record", "tree", "anchor"}, frozenset({"jurisdiction"}))
-    if top["format"] != FORMAT:
-        raise MalformedBundle("format", f"must be {FORMAT!r}")
+def parse(obj: Any, *, nested: bool = False) -> ProofBundle:
+    """Parse a decoded JSON bundle, or raise ``MalformedBundle`` naming the first bad member.
+    ``nested``: the bundle is a ``successor`` member, which carries no successor of its own."""
+    where = "successor" if nested else "(bundle)"
+    optional = frozenset({"jurisdiction"} if nested else {"jurisdiction", "successor"})
+    top = _object(obj, where, {"format", "record", "tree", "anchor"}, optional)
+    if nested and top["format"] != FORMAT:
+        raise MalformedBundle("successor.format", f"must be {FORMAT!r} (a successor carries no successor)")
+    if top["format"] not in (FORMAT, FORMAT_V2):
+        raise MalformedBundle("format", f"must be {FORMAT!r} or {FORMAT_V2!r}")
+    if "successor" in top and top["format"] != FORMAT_V2:
+        raise MalformedBundle("successor", f"is a member of {FORMAT_V2!r} only")
+    if top["format"] == FORMAT_V2 and "successor" not in top:
+        raise MalformedBundle("format", f"{FORMAT_V2!r} is a bundle with a successor, and this one has none")
     jurisdiction = top.get("jurisdiction")
     if jurisdiction is not None and not (isinstance(jurisdiction, str) and JURISDICTION_RE.fullmatch(jurisdiction)):
         raise MalformedBundle("jurisdiction", "must be a jurisdiction's name, e.g. bergen or nyc")
@@ -144,9 +165,20 @@ def parse(obj: Any) -> ProofBundle:
     anchor = _parse_anchor(top["anchor"]) if top["anchor"] is not None else None
     if (tree is None) != (anchor is None):
         raise MalformedBundle("anchor" if anchor is None else "tree", "tree and anchor come together or not at all")
+    successor = _parse_successor(top["successor"]) if "successor" in top else None
     return ProofBundle(
-        disclosure=disclosure, commitment=commitment, tree=tree, anchor=anchor, jurisdiction=jurisdiction
-    )
+        disclosure=disclosure, commitment=commitment, tree=tree, anchor=anchor, jurisdiction=jurisdiction,
+        successor=successor,
+    )  # fmt: skip
+
+
+def _parse_successor(obj: Any) -> ProofBundle:
+    try:
+        return parse(obj, nested=True)
+    except MalformedBundle as exc:  # name the member as it sits in the outer bundle
+        if exc.field.startswith("successor"):
+            raise
+        raise MalformedBundle(f"successor.{exc.field}", exc.message) from None
 
 
 def _parse_record(obj: Any) -> tuple[bytes, Disclosure]:

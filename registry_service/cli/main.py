@@ -190,6 +190,10 @@ def verify(
     ] = None,
     trust: TrustOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
+    successor: Annotated[
+        Path | None,
+        typer.Option(help="The newer version's bundle, for a record revoked as superseded whose bundle carries none."),
+    ] = None,
 ) -> None:
     """Verify a proof bundle against the registry's trust root: the math, and the anchor on chain.
 
@@ -205,7 +209,7 @@ def verify(
     except TrustRootError as exc:
         console.print(f"[red]INVALID[/red]: {exc}")
         raise typer.Exit(1) from None
-    _print_verdict(verify_file(bundle_file, rpc, trust=pinned), as_json)
+    _print_verdict(verify_file(bundle_file, rpc, trust=pinned, successor=successor), as_json)
 
 
 # --- worker -----------------------------------------------------------------------------------------

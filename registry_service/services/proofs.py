@@ -16,7 +16,7 @@ from hybrid_store.core import bundle as bundles
 from hybrid_store.core.commitment import FIELDS
 from hybrid_store.core.trust import TrustRoot
 from hybrid_store.db.engine import Database
-from hybrid_store.db.models import AnchorBatch, BatchRecord, BatchState, Instrument, table
+from hybrid_store.db.models import AnchorBatch, BatchRecord, BatchState, Commitment, Instrument, MirrorFlag, table
 from hybrid_store.proofs import export_bundle
 from hybrid_store.settings import Settings
 from hybrid_store.trust import load as load_trust
@@ -63,7 +63,23 @@ class Proofs:
         return data, bundle.is_anchored
 
     def verify(self, document: Any, *, on_chain: bool = True) -> Verdict:
-        return verify_document(document, chain=self.read_chain() if on_chain else None, trust=self.trust_root())
+        return verify_document(document, chain=self.read_chain() if on_chain else None, trust=self.trust_root(),
+                               successor_of=self.successor_of)  # fmt: skip
+
+    def successor_of(self, commitment: bytes) -> Any:
+        """The bundle of the version that superseded the record committed as ``commitment`` (a bundle
+        made before the edit carries none), as evidence only: every field but the history link
+        redacted. Our database is not trusted for it: the verifier checks it on the chain."""
+        with self.db.read() as s:
+            number = s.scalar(
+                select(Instrument.instrument_number)
+                .join(MirrorFlag, MirrorFlag.successor_id == Instrument.id)
+                .join(Commitment, Commitment.instrument_id == MirrorFlag.instrument_id)
+                .where(Commitment.commitment == commitment)
+            )
+            if number is None:
+                return None
+            return export_bundle(s, number, redact=sorted(set(FIELDS) - {"prev"}), with_successor=False).to_json()
 
     def verify_receipt(self, receipt: Any, bundle: Any) -> Verdict:
         return verify_receipt(receipt, bundle, chain=self.read_chain(), trust=self.trust_root())
@@ -88,9 +104,15 @@ class Proofs:
 _B = table(AnchorBatch)
 _BR = table(BatchRecord)
 _I = table(Instrument)
+_F = table(MirrorFlag)
+# (the flag's revocation is part of the key: a bundle gains its successor once its leaf is revoked)
 _PLACEMENT_OF_NUMBER = (
-    select(_B.c.id, _B.c.state, _B.c.block_number, _B.c.tx_hash)
-    .select_from(_I.join(_BR, _BR.c.instrument_id == _I.c.id).join(_B, _B.c.id == _BR.c.batch_id))
+    select(_B.c.id, _B.c.state, _B.c.block_number, _B.c.tx_hash, _F.c.revoked_block)
+    .select_from(
+        _I.join(_BR, _BR.c.instrument_id == _I.c.id)
+        .join(_B, _B.c.id == _BR.c.batch_id)
+        .outerjoin(_F, _F.c.instrument_id == _I.c.id)
+    )  # fmt: skip
     .where(_I.c.instrument_number == bindparam("number"), _B.c.state != BatchState.FAILED, _B.c.superseded_at.is_(None))
     .order_by(_B.c.id.desc())
     .limit(1)

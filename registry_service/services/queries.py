@@ -261,6 +261,7 @@ def mirror_flags(s: Session, instrument_ids: list[int]) -> list[schemas.MirrorFl
         schemas.MirrorFlagView(id=f.id, kind=f.kind, instrument_number=f.instrument_number,
                                successor_number=f.successor_number, changed=f.diff, flagged_at=f.created_at,
                                acknowledged_at=f.acknowledged_at, acknowledged_by=f.acknowledged_by,
-                               ack_reason=f.ack_reason, revoked_on_chain=f.revoked_block is not None)
+                               ack_reason=f.ack_reason, revoked_on_chain=f.revoked_block is not None,
+                               revocation_held=f.held)
         for f in mirror.flags(s, instrument_ids=instrument_ids)
     ]  # fmt: skip
