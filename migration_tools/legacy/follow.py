@@ -43,7 +43,7 @@ from migration_tools.legacy import capture
 from migration_tools.legacy.database import LegacyDatabase
 from migration_tools.legacy.layout import Layout, stored_layout
 from migration_tools.legacy.mapping import LegacyRows, fingerprint, map_document
-from migration_tools.legacy.sync import connect, guarded, read_url, scrubbed, source_of
+from migration_tools.legacy.sync import connect, guarded, reach, read_url, scrubbed, source_of
 
 log = logging.getLogger(__name__)
 GONE = b"\0" * 32  # the fingerprint kept for a document deleted in the legacy database
@@ -97,7 +97,8 @@ class Follower:
         self.layout: Layout = stored_layout(source.layout_text)
         self.url = read_url(source.url_env, source.url_file)
         self.legacy: LegacyDatabase = connect(self.layout, self.url)
-        logged = capture.has_change_log(self.legacy)
+        reach(self.url, self.legacy.engine)
+        logged = guarded(self.url, lambda: capture.has_change_log(self.legacy))
         chosen = method or source.capture or ("trigger" if logged else "watermark")
         if chosen == "watermark" and self.layout.documents.modified is None:
             raise LandregError(f"the layout {self.layout.name!r} names no modified column for the watermark method: "

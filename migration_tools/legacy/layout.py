@@ -267,7 +267,7 @@ def load_layout(ref: str | Path) -> tuple[Layout, str]:
         where = str(path)
 
         def read_beside(name: str) -> str:
-            return (path.parent / name).read_text(encoding="utf-8")
+            return beside(path, name).read_text(encoding="utf-8")
 
     try:
         raw = tomllib.loads(text)
@@ -283,6 +283,17 @@ def load_layout(ref: str | Path) -> tuple[Layout, str]:
         layout = layout.model_copy(update={"doc_types": layout.doc_types.model_copy(
             update={"code_table": table.model_copy(update={"rows": rows, "file": None})})})  # fmt: skip
     return layout, layout.model_dump_json(by_alias=True)
+
+
+def beside(layout_file: Path, name: str) -> Path:
+    """The file ``name`` a layout names, which must be in the layout's own folder (or below it):
+    a layout is data someone hands over, and what it names is copied into landreg's database."""
+    folder = layout_file.parent.resolve()
+    target = (folder / name).resolve()  # symlinks followed: one pointing out of the folder is out
+    if Path(name).is_absolute() or ".." in Path(name).parts or not target.is_relative_to(folder):
+        raise LayoutError(f"{layout_file}: the code table file {name!r} is outside the layout's folder: "
+                          "put the file beside the layout and name it by its file name")  # fmt: skip
+    return target
 
 
 def parse_layout(raw: Any, where: str = "the layout") -> Layout:

@@ -318,7 +318,7 @@ def legacy_install_capture(
     (grant it SELECT on landreg_changes)."""
     from migration_tools.legacy import capture
     from migration_tools.legacy.layout import stored_layout
-    from migration_tools.legacy.sync import guarded, read_url, source_of
+    from migration_tools.legacy.sync import guarded, reach, read_url, source_of
 
     if (ddl_url_env is None) == (ddl_url_file is None):
         raise fail("give exactly one of --ddl-url-env VAR and --ddl-url-file PATH",
@@ -330,8 +330,9 @@ def legacy_install_capture(
     url = read_url(ddl_url_env, str(ddl_url_file) if ddl_url_file else None)
     from sqlalchemy import create_engine
 
-    engine = create_engine(url)  # read-write: this one account creates the triggers
+    engine = guarded(url, lambda: create_engine(url))  # read-write: this one account creates the triggers
     try:
+        reach(url, engine)
         if uninstall:
             guarded(url, lambda: capture.uninstall(engine, layout))
             console.print(f"removed {capture.CHANGE_LOG} and landreg's triggers from {name!r}")
