@@ -154,9 +154,11 @@ def verify_document(
 
 def verify_file(path: Path, rpc_url: str | None = None, *, trust: TrustRoot | None = None) -> Verdict:
     try:
-        raw = path.read_bytes()
+        raw = strict_json.read_file(path, max_bytes=bundles.MAX_BUNDLE_BYTES)
     except OSError as exc:
         return Verdict(False, f"cannot read {path}: {exc.strerror}")
+    except strict_json.InvalidJSON as exc:
+        return Verdict(False, f"malformed bundle: (bundle): {exc}")
     return verify_bytes(raw, rpc_url, trust=trust)
 
 
