@@ -236,6 +236,12 @@ def test_legacy_commands_fail_in_one_line_without_the_url(tmp_path):
         landreg(env, "legacy", "attach", "--layout", "acris", "--url-env", "COUNTY_DB", check=True)
         landreg(env, "legacy", "sync", check=True)
         landreg(env, "legacy", "install-capture", "--ddl-url-env", "COUNTY_DB", check=True)
+        follow = ("legacy", "sync", "--follow", "--polls", "1", "--interval", "0.1", "--sweep-every", "0")
+        landreg(env, *follow, check=True)  # the cursor is saved
+        server.execute(f"INSERT INTO landreg_changes (seq, table_name, doc_key, op) VALUES ({2**62}, 'x', 'x', 'I')")
+        forged = landreg(env, *follow, check=True)
+        assert "ALARM" in forged.stderr and str(2**62) in forged.stderr  # on the poll line, and in the status:
+        assert "ALARM" in landreg(env, "legacy", "status", check=True).stdout
 
         def one_line(done, *secrets: str) -> str:
             out = done.stdout + done.stderr
