@@ -1,5 +1,6 @@
 """JSON from outside, parsed strictly and within bounds: the one parser for request bodies,
-uploaded bundles and receipts, trust roots and CLI inputs.
+uploaded bundles and receipts, trust roots and CLI inputs; and the bounds every other document
+landreg parses whole is held to (``read_file``; ``check_toml_bounds`` for layout files).
 
 * **Bounded before parsing.** Size and nesting depth are checked by a cheap scan before the
   parser runs: chain libraries raise Python's recursion limit to 100,000 at import, and then a
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 from hybrid_store.errors import LandregError
@@ -50,6 +52,59 @@ def check_bounds(raw: bytes, *, max_depth: int = MAX_DEPTH, max_bytes: int = MAX
                 raise InvalidJSON(f"nested deeper than {max_depth} levels")
         else:
             depth -= 1
+
+
+def read_file(path: Path, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> bytes:
+    """The bytes of ``path``, or ``InvalidJSON`` if it holds more than ``max_bytes``: at most one
+    byte more than the bound is ever read, so a huge file costs nothing. ``OSError`` as ``open``."""
+    with open(path, "rb") as f:
+        raw = f.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise InvalidJSON(f"larger than {max_bytes} bytes")
+    return raw
+
+
+# TOML nests through brackets and braces, and through dotted keys (``a.b.c = 1``, which tomllib
+# takes time quadratic in the number of parts to build); strings and comments hold neither. One
+# pass, no backtracking: the alternatives of each string pattern start with different characters.
+_TOML_TOKEN = re.compile(r"""\"\"\"|'''|["'#\[\]{}.=,\n]""")
+_TOML_STRING = {
+    '"""': re.compile(r'(?:[^"\\]|\\.|"(?!""))*"""(?:"{0,2})', re.S),  # a closing may carry 1-2 more quotes
+    "'''": re.compile(r"(?:[^']|'(?!''))*'''(?:'{0,2})", re.S),
+    '"': re.compile(r'(?:[^"\\\n]|\\.)*"'),
+    "'": re.compile(r"[^'\n]*'"),
+}
+
+
+def check_toml_bounds(text: str, *, max_depth: int = MAX_DEPTH) -> None:
+    """Raise ``InvalidJSON`` if TOML ``text`` nests arrays and inline tables deeper than
+    ``max_depth`` or has a dotted key of more than ``max_depth`` parts. Linear; a string that does
+    not end ends the check, as it ends the parser."""
+    depth = dots = 0
+    at = 0
+    while (token := _TOML_TOKEN.search(text, at)) is not None:
+        kind, at = token.group(), token.end()
+        if kind in _TOML_STRING:
+            string = _TOML_STRING[kind].match(text, at)
+            if string is None:
+                return
+            at = string.end()
+        elif kind == "#":
+            at = text.find("\n", at)
+            if at < 0:
+                return
+        elif kind == ".":
+            dots += 1
+            if dots >= max_depth:
+                raise InvalidJSON(f"has a dotted key of more than {max_depth} parts")
+        else:
+            dots = 0
+            if kind in "[{":
+                depth += 1
+                if depth > max_depth:
+                    raise InvalidJSON(f"nested deeper than {max_depth} levels")
+            elif kind in "]}":
+                depth = max(0, depth - 1)
 
 
 def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

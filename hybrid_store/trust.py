@@ -102,7 +102,7 @@ def latest(settings: Settings) -> core.TrustRoot | None:
     path = settings.trust_dir / LATEST
     if not path.exists():
         return None
-    return core.parse(read_json(path.read_bytes(), str(path)))
+    return core.parse(read_json(read_file(path), str(path)))
 
 
 def publish(settings: Settings, db: Database) -> tuple[core.TrustRoot, bool]:
@@ -171,6 +171,14 @@ def _write(path: Path, text: str) -> None:
 
 
 # --- for verifiers ----------------------------------------------------------------------------------
+def read_file(path: Path) -> bytes:
+    """A trust root file's bytes, refused unread past ``MAX_TRUST_BYTES``."""
+    try:
+        return strict_json.read_file(path, max_bytes=MAX_TRUST_BYTES)
+    except strict_json.InvalidJSON as exc:
+        raise core.TrustRootError(f"{path}: not a trust root: {exc}") from None
+
+
 def read_json(raw: bytes, where: str) -> Any:
     try:
         return strict_json.loads(raw, max_bytes=MAX_TRUST_BYTES)
@@ -197,7 +205,7 @@ def load(location: str | Path) -> core.TrustRoot:
         raw = _fetch(text)
     else:
         try:
-            raw = Path(text).read_bytes()
+            raw = read_file(Path(text))
         except OSError as exc:
             raise core.TrustRootError(f"cannot read trust root {text}: {exc.strerror}") from None
     root = core.parse(read_json(raw, text))

@@ -184,10 +184,12 @@ def verify_file(
     path: Path, rpc_url: str | None = None, *, trust: TrustRoot | None = None, successor: Path | None = None
 ) -> Verdict:
     try:
-        raw = path.read_bytes()
-        newer = successor.read_bytes() if successor is not None else None
+        raw = strict_json.read_file(path, max_bytes=bundles.MAX_BUNDLE_BYTES)
+        newer = strict_json.read_file(successor, max_bytes=bundles.MAX_BUNDLE_BYTES) if successor is not None else None
     except OSError as exc:
-        return Verdict(False, f"cannot read {exc.filename}: {exc.strerror}")
+        return Verdict(False, f"cannot read {exc.filename or path}: {exc.strerror}")
+    except strict_json.InvalidJSON as exc:
+        return Verdict(False, f"malformed bundle: (bundle): {exc}")
     return verify_bytes(raw, rpc_url, trust=trust, successor=newer)
 
 

@@ -175,7 +175,94 @@ def test_broken_layout_files_name_every_problem(tmp_path):
         load_layout("no-such-layout")
 
 
+def test_a_layout_reads_files_only_from_its_own_folder(tmp_path):
+    """A layout is data someone hands over, and the code table it names is copied into landreg's
+    database (legacy_sources.layout_text): an absolute path, a '..' or a symlink out of the
+    layout's folder would read any file landreg may read."""
+    import shutil
+
+    shipped = Path(__file__).parents[1] / "migration_tools" / "legacy" / "layouts"
+    folder = tmp_path / "layouts"
+    shutil.copytree(shipped / "acris", folder / "acris")
+    text = (shipped / "acris.toml").read_text()
+    codes = 'file = "acris/document_control_codes.csv"'
+    assert codes in text
+    (folder / "ok.toml").write_text(text)
+    assert load_layout(folder / "ok.toml")[0].doc_types.code_table.rows  # beside it, in a subfolder: read
+    outside = tmp_path / "secret.csv"  # a readable code table, so only where it is makes it refused
+    shutil.copy(shipped / "acris" / "document_control_codes.csv", outside)
+    (folder / "acris" / "link.csv").symlink_to(outside)
+    for name in ("/etc/passwd", str(outside), "../secret.csv", "acris/../../secret.csv", "acris/link.csv"):
+        bad = folder / "bad.toml"
+        bad.write_text(text.replace(codes, f"file = {json.dumps(name)}"))
+        with pytest.raises(LayoutError) as caught:
+            load_layout(bad)
+        message = str(caught.value)
+        assert "outside the layout's folder" in message and "\n" not in message, (name, message)
+        assert "root:" not in message
+
+
 # --- the secret ----------------------------------------------------------------------------------------
+def test_a_malformed_url_is_refused_without_quoting_it(monkeypatch):
+    """An unencoded '@', '/' or '#' in the password makes the parser take part of it for the host
+    or the database, and a driver would then name that part ("failed to resolve host 'ss'")."""
+    from migration_tools.legacy.sync import SecretError, read_url
+
+    for password in ("Xq7@Yk9", "Xq7/Yk9", "Xq7#Yk9", "Xq7@Yk9/Zv3#Wu2"):
+        monkeypatch.setenv(ENV, f"postgresql+psycopg://clerk:{password}@127.0.0.1:5432/recorder")
+        with pytest.raises(SecretError) as caught:
+            read_url(ENV, None)
+        message = str(caught.value)
+        assert "malformed" in message
+        for fragment in ("Xq7", "Yk9", "Zv3", "Wu2", "clerk", "recorder", "127.0.0.1"):
+            assert fragment not in message, (password, message)
+    monkeypatch.setenv(ENV, "postgresql+psycopg://clerk:Xq7%40Yk9%2FZv3%23Wu2@127.0.0.1:5432/recorder")
+    assert read_url(ENV, None).endswith("/recorder")  # percent-encoded, it is fine
+
+
+@pytest.mark.subprocess
+def test_legacy_commands_fail_in_one_line_without_the_url(tmp_path):
+    """`sync --follow` against a stopped server and `install-capture` with a malformed URL printed
+    raw tracebacks outside the scrubber: each now prints one error line naming no part of the URL."""
+    pytest.importorskip("MySQLdb")
+    from tests.conftest import free_port, landreg_environment
+    from tests.processes import landreg
+
+    server = fx.LegacyServer("mariadb").create()
+    secret = os.urandom(6).hex()
+    try:
+        server.load(fx.acris_schema(fx.ACRIS_GOOD))
+        env = {**landreg_environment(tmp_path), "LANDREG_JURISDICTION": "nyc", "COUNTY_DB": server.url}
+        landreg(env, "legacy", "attach", "--layout", "acris", "--url-env", "COUNTY_DB", check=True)
+        landreg(env, "legacy", "sync", check=True)
+        landreg(env, "legacy", "install-capture", "--ddl-url-env", "COUNTY_DB", check=True)
+        follow = ("legacy", "sync", "--follow", "--polls", "1", "--interval", "0.1", "--sweep-every", "0")
+        landreg(env, *follow, check=True)  # the cursor is saved
+        server.execute(f"INSERT INTO landreg_changes (seq, table_name, doc_key, op) VALUES ({2**62}, 'x', 'x', 'I')")
+        forged = landreg(env, *follow, check=True)
+        assert "ALARM" in forged.stderr and str(2**62) in forged.stderr  # on the poll line, and in the status:
+        assert "ALARM" in landreg(env, "legacy", "status", check=True).stdout
+
+        def one_line(done, *secrets: str) -> str:
+            out = done.stdout + done.stderr
+            assert done.returncode == 1 and "Traceback" not in out and out.count("error:") == 1, out
+            for s in secrets:
+                assert s not in out, out
+            return out
+
+        stopped = f"mysql+mysqldb://root:{secret}@127.0.0.1:{free_port()}/{server.name}"  # nothing listens there
+        follow = landreg({**env, "COUNTY_DB": stopped}, "legacy", "sync", "--follow", "--polls", "1", timeout=120)
+        assert "cannot connect to the legacy database" in one_line(follow, secret, "Can't connect")
+        ddl = landreg({**env, "COUNTY_DDL": stopped}, "legacy", "install-capture", "--ddl-url-env", "COUNTY_DDL")
+        assert "cannot connect to the legacy database" in one_line(ddl, secret)
+        for password in (f"p@ss{secret}", f"pa/ss{secret}", f"pa#ss{secret}"):
+            bad = f"mysql+mysqldb://dba:{password}@127.0.0.1:3306/{server.name}"
+            done = landreg({**env, "COUNTY_DDL": bad}, "legacy", "install-capture", "--ddl-url-env", "COUNTY_DDL")
+            assert "malformed" in one_line(done, secret, "'ss", "dba", server.name)
+    finally:
+        server.drop()
+
+
 def test_the_url_must_come_from_its_variable_or_a_private_file(registry, tmp_path, monkeypatch):
     from migration_tools.legacy.sync import SecretError, read_url
 

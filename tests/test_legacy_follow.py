@@ -5,11 +5,26 @@ record follow the legacy system, and nothing is recorded twice however often a c
 
 from __future__ import annotations
 
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 from sqlalchemy import create_engine, func, select
+from sqlalchemy.exc import DBAPIError
 
 from hybrid_store import mirror
-from hybrid_store.db.models import Commitment, Instrument, LegacyDocument, MirrorFlag, OutboxEntry, Parcel
+from hybrid_store.db.models import (
+    Commitment,
+    Instrument,
+    LegacyDocument,
+    LegacySource,
+    MirrorFlag,
+    OutboxEntry,
+    Parcel,
+)
 from hybrid_store.db.records import instrument_id
 from migration_tools.legacy import capture
 from migration_tools.legacy.follow import Follower
@@ -470,3 +485,125 @@ def test_a_document_whose_key_is_stored_untidily_is_read_whole_by_its_key(legacy
     assert set(flag.diff) == {"consideration_cents", "document_digest"}, flag.diff
     assert record_of(db, "2019000044444-V2")["parcels"] == ["1-01234-0057"]
     follower.close()
+
+
+# --- the change log under attack (issue 19, item 2) ----------------------------------------------------
+ACRIS_TABLES = ("acris_master", "acris_legals", "acris_parties", "acris_references")
+
+
+@contextmanager
+def recorder_account(server: fx.LegacyServer) -> Iterator[str]:
+    """A URL for an account of the recorder system: rights on its own tables, none on the change log."""
+    user = f"rec_{uuid.uuid4().hex[:8]}"
+    if server.kind == "mariadb":
+        server.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'")
+        for table in ACRIS_TABLES:
+            server.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {server.name}.{table} TO '{user}'@'%'")
+        url = f"mysql+mysqldb://{user}:pw@127.0.0.1:3306/{server.name}"
+    else:
+        server.execute(f"CREATE ROLE {user} LOGIN")
+        server.execute(f"GRANT USAGE ON SCHEMA public TO {user}")
+        server.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {', '.join(ACRIS_TABLES)} TO {user}")
+        url = f"postgresql+psycopg://{user}@127.0.0.1:5432/{server.name}"
+    try:
+        yield url
+    finally:
+        if server.kind == "mariadb":
+            server.execute(f"DROP USER '{user}'@'%'")
+        else:
+            server.execute(f"DROP OWNED BY {user}")
+            admin = create_engine(server.admin_url, isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f"DROP ROLE {user}")
+            admin.dispose()
+
+
+def change_log(server: fx.LegacyServer) -> list[tuple[int, str, str]]:
+    with server.connect() as conn:
+        return [(int(s), k, o) for s, k, o in conn.exec_driver_sql(
+            f"SELECT seq, doc_key, op FROM {capture.CHANGE_LOG} ORDER BY seq")]  # fmt: skip
+
+
+def test_the_recorders_accounts_need_no_right_on_the_change_log_and_cannot_write_it(legacy):
+    """The triggers write the log with the installing account's rights, so the recorder's own
+    accounts are captured without any right on it, and none of them can forge a row."""
+    legacy.load(fx.acris_schema(fx.ACRIS_GOOD))
+    install_capture(legacy)
+    with recorder_account(legacy) as url:
+        engine = create_engine(url)
+        try:
+            with engine.begin() as conn:  # the recorder's own writes, through the triggers
+                insert_rows(conn, NEW_DOC, "2026000000901")
+                conn.exec_driver_sql(f"UPDATE acris_master SET docamount = 950000 WHERE documentid = '{NEW_DOC}'")
+            with pytest.raises(DBAPIError, match="(?i)denied"), engine.begin() as conn:
+                conn.exec_driver_sql(f"INSERT INTO {capture.CHANGE_LOG} (seq, table_name, doc_key, op) "
+                                     f"VALUES ({2**62}, 'acris_master', 'FORGED', 'I')")  # fmt: skip
+        finally:
+            engine.dispose()
+    logged = change_log(legacy)
+    assert [(k, o) for _, k, o in logged] == [(NEW_DOC, "I")] * 4 + [(NEW_DOC, "U")]
+    assert max(s for s, _, _ in logged) < 2**62
+
+
+@pytest.mark.timeout(60)  # on 16949d2 the poll looped over the 2**62 gap for ever
+def test_a_forged_change_log_number_is_an_alarm_not_a_cursor(legacy, registry, monkeypatch, tmp_path, caplog):
+    """Whoever can write the log (its owner) inserts seq = 2**62 and seq = cursor + 100,000: a poll
+    still takes its usual time, the real edits that follow are mirrored by the next poll (not the
+    hourly sweep), and the forged rows are reported, not followed."""
+    db, profile = registry
+    attached(db, profile, legacy, fx.acris_schema(fx.ACRIS_GOOD), "acris", monkeypatch, tmp_path)
+    install_capture(legacy)
+    follower = Follower(db, profile, gap_timeout=3600)
+    follower.start()
+    start = follower.cursor.seq  # type: ignore[union-attr]
+    forged = (start + 100_000, 2**62)
+    for seq in forged:
+        legacy.execute(f"INSERT INTO {capture.CHANGE_LOG} (seq, table_name, doc_key, op) "
+                       f"VALUES ({seq}, 'acris_master', '{EDITED}', 'I')")  # fmt: skip
+    began = time.monotonic()
+    follower.poll()
+    assert time.monotonic() - began < 30  # bounded, on a loaded machine
+    assert follower.report.alarms >= 1 and "did not hand out" in caplog.text
+    insert_document(legacy, NEW_DOC, "2026000000901")  # real edits, after the forged rows
+    legacy.execute(f"UPDATE acris_master SET docamount = 1300000 WHERE documentid = '{EDITED}'")
+    follower.poll()
+    assert (follower.report.new, follower.report.versions) == (1, 1)  # captured by the poll, no sweep ran
+    assert follower.report.sweeps == 1
+    assert record_of(db, "2019000004567-V2")["consideration_cents"] == 130_000_000
+    assert len(follower.cursor.gaps) <= capture.MAX_GAPS  # type: ignore[union-attr]
+    if legacy.kind == "postgres":  # the sequence never counted that far: the cursor stays with the real rows
+        assert follower.cursor.seq < forged[0]  # type: ignore[union-attr]
+        assert follower.report.implausible == list(forged)
+    else:  # AUTO_INCREMENT followed 2**62: later changes are numbered above it, and the jump is reported
+        assert follower.report.implausible == [forged[0], forged[1]] or forged[1] in follower.report.implausible
+    follower.close()
+    with db.read() as s:
+        saved = s.scalar(select(LegacySource.last_sync))["follow"]
+    assert saved["alarms"] == follower.report.alarms  # what `landreg legacy status` shows as an ALARM
+    # a restart from the saved cursor is as quick, and still raises the alarm on PostgreSQL
+    again = Follower(db, profile)
+    began = time.monotonic()
+    again.poll()
+    assert time.monotonic() - began < 30
+    insert_document(legacy, "2026120100900002", "2026000000902", lot=59)
+    again.poll()
+    assert again.report.new == 1
+    if legacy.kind == "postgres":
+        assert again.report.alarms == 4
+    again.close()
+
+
+def test_trigger_ddl_quotes_awkward_column_names(legacy):
+    """Column names go into the MariaDB triggers as identifiers and as JSON keys: a quote, a
+    backtick, a backslash or a percent sign in one neither breaks the DDL nor changes the image."""
+    awkward = 'it\'s "q" `b` \\ 50%'
+    legacy.load(fx.acris_schema(fx.ACRIS_GOOD))
+    quoted = ("`" + awkward.replace("`", "``") + "`") if legacy.kind == "mariadb" else \
+        ('"' + awkward.replace('"', '""') + '"')  # fmt: skip
+    legacy.execute(f"ALTER TABLE acris_master ADD COLUMN {quoted} VARCHAR(20)")
+    install_capture(legacy)
+    legacy.execute(f"UPDATE acris_master SET {quoted} = 'odd' WHERE documentid = '{EDITED}'")
+    with legacy.connect() as conn:
+        [image] = [row[0] for row in conn.exec_driver_sql(f"SELECT row_image FROM {capture.CHANGE_LOG}")]
+    image = json.loads(image) if isinstance(image, str) else image
+    assert image[awkward] == "odd" and image["documentid"] == EDITED

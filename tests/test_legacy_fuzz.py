@@ -334,3 +334,36 @@ def test_bundle_parse_of_a_mutated_valid_vector_parses_or_raises_malformed_bundl
 
 def test_the_valid_vectors_parse():
     assert len(VALID) == 2 and all(isinstance(bundles.parse(v), bundles.ProofBundle) for v in VALID)
+
+
+# --- a record too long to read (issue 20, item 5) ------------------------------------------------------
+def test_an_sr1a_line_over_the_bound_is_quarantined_unread(db, tmp_path):
+    good = [sr1a.format_line(r).encode("latin-1") for r in deeds(3)]
+    path = tmp_path / "sr1a.txt"
+    path.write_bytes(b"\n".join([good[0], b"7" * 5_000_000, good[1], b"8" * 4_097 + b"\r\n" + good[2]]) + b"\n")
+    report = import_records(
+        db, sr1a.read(path, date_order="MMDDYY", pivot=30), name="sr1a", quarantine=tmp_path / "q.csv", now=NOW
+    )
+    assert (report.records, report.loaded, report.quarantined) == (5, 3, 2)
+    rows = quarantine_rows(tmp_path / "q.csv")
+    assert [r["where"] for r in rows] == ["line 2", "line 4"]
+    for row in rows:
+        assert "longer than 4,096 characters" in row["reason"]
+        assert len(row["raw"]) < 300  # how it starts, not five megabytes of it
+
+
+def test_a_csv_record_over_the_bound_is_quarantined_and_the_rest_loads(db, tmp_path):
+    """A field over csv's own limit (131,072 characters) raised csv.Error out of the import."""
+    csv_export_of(tmp_path / "export", {2: (7, "Lot 5 " * 40_000)})  # a 240,000-character legal description
+    path = tmp_path / "export" / "parties.csv"
+    with open(path, "a", encoding="utf-8", newline="") as f:  # a quoted field that runs on over lines
+        f.write('D9,GRANTOR,1,"' + ("TAYLOR\n" * 20_000) + '",\n')
+    report = import_records(
+        db, csv_export.read(tmp_path / "export"), name="csv", quarantine=tmp_path / "q.csv", now=NOW
+    )
+    rows = {r["where"]: r for r in quarantine_rows(tmp_path / "q.csv")}
+    assert "a record longer than 65,536 characters" in rows["documents.csv row 3"]["reason"]
+    assert "a record longer than 65,536 characters" in rows["parties.csv row 14"]["reason"]
+    assert all(len(r["raw"]) < 300 for r in rows.values())
+    # D2's parties and parcel are orphans now; the rest of D9's quoted field is skipped, not read as rows
+    assert (report.records, report.loaded, report.quarantined) == (10, 5, 5), sorted(rows)

@@ -7,7 +7,19 @@ and triggers on every table the layout reads that append one row per inserted, u
 deleted row: the table, the document key, the operation and the full row image (JSON). It needs
 one-time DDL rights (a separate account, whose URL is read like the main one and never kept);
 landreg's own account only reads the log. The follow loop reads the log past its cursor, so it
-sees every change, deletions included, within one poll.
+sees every change, deletions included, within one poll. The triggers write the log with the
+installing account's rights (PostgreSQL: a ``SECURITY DEFINER`` function with a fixed
+``search_path``; MariaDB: a trigger always runs as its definer), so the recorder's own accounts
+need no right on the log and cannot write rows into it.
+
+**A forged row is an alarm, not a cursor.** The follower never trusts a row's image, and it does
+not trust its number either: whoever can write the log can insert ``seq = 2**62``. On PostgreSQL an
+explicit number does not move the sequence, so a row above the sequence's last value was not
+handed out by it: it is reported (``Poll.implausible``) and never becomes the cursor, and the real
+changes that follow, numbered below it, are read as usual. On MariaDB an explicit number moves
+``AUTO_INCREMENT`` past it, so later changes are numbered above it: a jump of more than
+``MAX_JUMP`` is reported and then followed. Either way the gaps a jump leaves are bounded
+(``MAX_GAPS``), so a poll takes the same time whatever the number.
 
 **watermark**: no DDL. The layout names the documents' last-modified column; each poll reads the
 documents modified at or after the watermark. It cannot see deletions, nor edits that leave the
@@ -39,6 +51,8 @@ CHANGE_LOG = "landreg_changes"
 FUNCTION = "landreg_capture"
 MAX_GAPS = 10_000  # beyond this many open gaps, the sweep is the safety net
 READ_LIMIT = 20_000  # change-log rows per poll
+# a skip of more change-log numbers than this between two rows is not one rolled-back transaction
+MAX_JUMP = 100_000
 
 
 # --- installing --------------------------------------------------------------------------------------
@@ -58,18 +72,24 @@ def install(engine: Engine, layout: Layout) -> list[str]:
     made: list[str] = []
     with engine.begin() as conn:
         if dialect == "postgresql":
+            schema = q.quote_identifier(str(conn.exec_driver_sql("SELECT current_schema()").scalar_one()))
             conn.exec_driver_sql(
-                f"CREATE TABLE IF NOT EXISTS {CHANGE_LOG} (seq BIGSERIAL PRIMARY KEY, table_name TEXT NOT NULL, "
-                "doc_key TEXT, op CHAR(1) NOT NULL, row_image JSONB, "
+                f"CREATE TABLE IF NOT EXISTS {schema}.{CHANGE_LOG} (seq BIGSERIAL PRIMARY KEY, "
+                "table_name TEXT NOT NULL, doc_key TEXT, op CHAR(1) NOT NULL, row_image JSONB, "
                 "changed_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp())"
             )
-            conn.exec_driver_sql(_PG_FUNCTION)
+            conn.exec_driver_sql(f"REVOKE ALL ON {schema}.{CHANGE_LOG} FROM PUBLIC")
+            # how far the sequence has counted is what tells a forged number (below): anyone may see it
+            conn.exec_driver_sql(f"GRANT SELECT ON SEQUENCE {schema}.{CHANGE_LOG}_seq_seq TO PUBLIC")
+            conn.exec_driver_sql(_pg_function(schema))
+            # only the triggers call it; nobody else gets a way to write the log as its owner
+            conn.exec_driver_sql(f"REVOKE ALL ON FUNCTION {schema}.{FUNCTION}() FROM PUBLIC")
             for table, key in capture_tables(layout).items():
-                name = ".".join(q.quote(p) for p in table.split("."))
+                name = ".".join(q.quote_identifier(p) for p in table.split("."))
                 conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {FUNCTION} ON {name}")
                 conn.exec_driver_sql(
                     f"CREATE TRIGGER {FUNCTION} AFTER INSERT OR UPDATE OR DELETE ON {name} "
-                    f"FOR EACH ROW EXECUTE FUNCTION {FUNCTION}('{key}')"
+                    f"FOR EACH ROW EXECUTE FUNCTION {schema}.{FUNCTION}({_pg_literal(key)})"
                 )
                 made.append(f"trigger {FUNCTION} on {table}")
         elif dialect in ("mysql", "mariadb"):
@@ -78,10 +98,13 @@ def install(engine: Engine, layout: Layout) -> list[str]:
                 "table_name VARCHAR(128) NOT NULL, doc_key VARCHAR(255), op CHAR(1) NOT NULL, row_image LONGTEXT, "
                 "changed_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB"
             )
-            inspector = inspect(conn)
             for table, key in capture_tables(layout).items():
                 schema, _, bare = table.rpartition(".")
-                columns = [c["name"] for c in inspector.get_columns(bare, schema=schema or None)]
+                # the catalogue's own names: SQLAlchemy's reflection leaves a doubled backtick doubled
+                columns = list(conn.execute(text(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+                    "COALESCE(:schema, DATABASE()) AND table_name = :bare ORDER BY ordinal_position"),
+                    {"schema": schema or None, "bare": bare}).scalars())  # fmt: skip
                 for statement in _mariadb_triggers(q, table, key, columns):
                     conn.exec_driver_sql(statement)
                 made.append(f"triggers landreg_*_{bare} (insert, update, delete) on {table}")
@@ -109,45 +132,63 @@ def uninstall(engine: Engine, layout: Layout) -> None:
             conn.exec_driver_sql(f"DROP FUNCTION IF EXISTS {FUNCTION}()")
 
 
-_PG_FUNCTION = f"""
-CREATE OR REPLACE FUNCTION {FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $$
+def _pg_function(schema: str) -> str:
+    """The capture function, run with its owner's rights (SECURITY DEFINER) so the recorder's
+    accounts need none on the log; its search_path is fixed, as a definer function's must be, so
+    nobody's own objects can stand in for the log or a built-in."""
+    log = f"{schema}.{CHANGE_LOG}"
+    return f"""
+CREATE OR REPLACE FUNCTION {schema}.{FUNCTION}() RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   k text := TG_ARGV[0];
 BEGIN
   IF TG_OP = 'DELETE' THEN
-    INSERT INTO {CHANGE_LOG} (table_name, doc_key, op, row_image)
+    INSERT INTO {log} (table_name, doc_key, op, row_image)
       VALUES (TG_TABLE_NAME, to_jsonb(OLD) ->> k, 'D', to_jsonb(OLD));
     RETURN OLD;
   END IF;
-  INSERT INTO {CHANGE_LOG} (table_name, doc_key, op, row_image)
+  INSERT INTO {log} (table_name, doc_key, op, row_image)
     VALUES (TG_TABLE_NAME, to_jsonb(NEW) ->> k, left(TG_OP, 1), to_jsonb(NEW));
   IF TG_OP = 'UPDATE' AND (to_jsonb(OLD) ->> k) IS DISTINCT FROM (to_jsonb(NEW) ->> k) THEN
-    INSERT INTO {CHANGE_LOG} (table_name, doc_key, op, row_image)
+    INSERT INTO {log} (table_name, doc_key, op, row_image)
       VALUES (TG_TABLE_NAME, to_jsonb(OLD) ->> k, 'U', NULL);  -- the document the row left
   END IF;
   RETURN NEW;
 END $$"""
 
 
+def _pg_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _mariadb_text(value: str) -> str:
+    """A string literal that means the same under every sql_mode (backslash escapes on or off,
+    ANSI quotes or not): the name's UTF-8 bytes in hex."""
+    return f"CONVERT(X'{value.encode('utf-8').hex()}' USING utf8mb4)"
+
+
 def _mariadb_triggers(q: Any, table: str, key: str, columns: list[str]) -> list[str]:
+    """The three triggers of ``table``. A trigger runs with its definer's rights (the installing
+    account), so the recorder's accounts need no right on the change log."""
     bare = table.rpartition(".")[2]
-    name = ".".join(q.quote(p) for p in table.split("."))
+    name = ".".join(q.quote_identifier(p) for p in table.split("."))
 
     def image(row: str) -> str:
-        return "JSON_OBJECT(" + ", ".join(f"'{c}', {row}.{q.quote(c)}" for c in columns) + ")"
+        return "JSON_OBJECT(" + ", ".join(f"{_mariadb_text(c)}, {row}.{q.quote_identifier(c)}" for c in columns) + ")"
 
     log = f"INSERT INTO {CHANGE_LOG} (table_name, doc_key, op, row_image) VALUES "
-    k = q.quote(key)
+    k = q.quote_identifier(key)
     out = []
     for op in ("ai", "au", "ad"):
         out.append(f"DROP TRIGGER IF EXISTS {q.quote(f'landreg_{op}_{bare}')}")
     out.append(f"CREATE TRIGGER {q.quote(f'landreg_ai_{bare}')} AFTER INSERT ON {name} FOR EACH ROW "
-               f"{log}('{bare}', NEW.{k}, 'I', {image('NEW')})")  # fmt: skip
+               f"{log}({_mariadb_text(bare)}, NEW.{k}, 'I', {image('NEW')})")  # fmt: skip
     out.append(f"CREATE TRIGGER {q.quote(f'landreg_au_{bare}')} AFTER UPDATE ON {name} FOR EACH ROW BEGIN "
-               f"{log}('{bare}', NEW.{k}, 'U', {image('NEW')}); "
-               f"IF NOT (OLD.{k} <=> NEW.{k}) THEN {log}('{bare}', OLD.{k}, 'U', NULL); END IF; END")  # fmt: skip
+               f"{log}({_mariadb_text(bare)}, NEW.{k}, 'U', {image('NEW')}); "
+               f"IF NOT (OLD.{k} <=> NEW.{k}) THEN {log}({_mariadb_text(bare)}, OLD.{k}, 'U', NULL); END IF; END")  # fmt: skip
     out.append(f"CREATE TRIGGER {q.quote(f'landreg_ad_{bare}')} AFTER DELETE ON {name} FOR EACH ROW "
-               f"{log}('{bare}', OLD.{k}, 'D', {image('OLD')})")  # fmt: skip
+               f"{log}({_mariadb_text(bare)}, OLD.{k}, 'D', {image('OLD')})")  # fmt: skip
     return out
 
 
@@ -163,6 +204,7 @@ class Poll:
     gaps_filled: int = 0
     gaps_expired: int = 0
     oldest_change_at: float | None = None  # epoch seconds of the oldest change read (trigger capture)
+    implausible: list[int] = field(default_factory=list)  # change-log numbers the database did not hand out
 
 
 def has_change_log(legacy: LegacyDatabase) -> bool:
@@ -182,6 +224,13 @@ class TriggerCursor:
     def state(self) -> dict[str, Any]:
         return {"method": "trigger", "seq": self.seq, "gaps": {str(k): v for k, v in sorted(self.gaps.items())}}
 
+    def start(self, legacy: LegacyDatabase) -> None:
+        """A new cursor starts at the newest change the database itself numbered."""
+        with legacy.engine.connect() as conn:
+            top = _numbered_up_to(conn)
+            bound = "" if top is None else f" WHERE seq <= {top}"
+            self.seq = int(conn.execute(text(f"SELECT COALESCE(MAX(seq), 0) FROM {CHANGE_LOG}{bound}")).scalar_one())
+
     def poll(self, legacy: LegacyDatabase, now: float | None = None) -> Poll:
         now = time.time() if now is None else now
         out = Poll()
@@ -193,14 +242,10 @@ class TriggerCursor:
                     self.gaps.pop(seq, None)
                 out.gaps_filled = len(filled)
                 rows = filled + rows
-        expected = self.seq + 1
+            top = _numbered_up_to(conn)  # read after the rows: each row the database numbered is below it
         for seq, raw, at in rows:
-            if seq > self.seq:
-                for missing in range(expected, seq):
-                    if len(self.gaps) < MAX_GAPS:
-                        self.gaps.setdefault(missing, now)
-                expected = seq + 1
-                self.seq = seq
+            if seq > self.seq and not self._advance(seq, top, out, now):
+                continue  # not a change the database recorded: its key is not read either
             key = raw.strip(" ").upper()  # as the reader normalises keys (TRIM, UPPER)
             if key:
                 out.keys.add(key)
@@ -208,12 +253,47 @@ class TriggerCursor:
                     out.forms.setdefault(key, set()).add(raw)
             if at is not None and (out.oldest_change_at is None or at < out.oldest_change_at):
                 out.oldest_change_at = at
-        out.changes = len(rows)
+        out.changes = len(rows) - len(out.implausible)
         expired = [g for g, since in self.gaps.items() if now - since > self.gap_timeout]
         for g in expired:
             del self.gaps[g]
         out.gaps_expired, out.gaps_open = len(expired), len(self.gaps)
         return out
+
+    def _advance(self, seq: int, top: int | None, out: Poll, now: float) -> bool:
+        """Move the cursor to ``seq`` (a row past it), keeping the numbers skipped on the way as
+        gaps; False for a number the database did not hand out, which stays an alarm."""
+        jump = seq - self.seq - 1
+        if top is not None and seq > top:  # PostgreSQL: above the sequence, so written with an explicit number
+            out.implausible.append(seq)
+            return False
+        if top is None and jump > MAX_JUMP:
+            # MariaDB: an explicit number moved AUTO_INCREMENT past it, so what comes later is
+            # numbered above it; followed, and reported
+            out.implausible.append(seq)
+        room = max(0, min(jump, MAX_GAPS - len(self.gaps)))  # bounded, however far the jump
+        for missing in range(self.seq + 1, self.seq + 1 + room):
+            self.gaps.setdefault(missing, now)
+        self.seq = seq
+        return True
+
+
+def _numbered_up_to(conn: Connection) -> int | None:
+    """The highest change-log number the database itself has handed out, where that can be told
+    from a row written with an explicit number: PostgreSQL's sequence (an explicit number leaves it
+    alone). None on MariaDB, whose AUTO_INCREMENT follows an explicit number."""
+    if conn.dialect.name != "postgresql":
+        return None
+    row = conn.execute(text(
+        "SELECT has_sequence_privilege(c.oid, 'SELECT, USAGE'), COALESCE(s.last_value, 0) "
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "LEFT JOIN pg_sequences s ON s.schemaname = n.nspname AND s.sequencename = c.relname "
+        f"WHERE c.oid = pg_get_serial_sequence('{CHANGE_LOG}', 'seq')::regclass"
+    )).first()  # fmt: skip
+    if row is None or not row[0]:
+        raise LegacyDatabaseError(f"landreg's account cannot read how far the sequence of {CHANGE_LOG} has counted: "
+                                  "run `landreg legacy install-capture` again (it grants that to every account)")  # fmt: skip
+    return int(row[1])
 
 
 def _read(conn: Connection, where: str) -> list[tuple[int, str, float | None]]:

@@ -21,6 +21,7 @@ that is not a date) is quarantined with the file, row and column.
 from __future__ import annotations
 
 import csv
+import itertools
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import datetime, time
@@ -29,7 +30,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from migration_tools.legacy.cleaning import AMOUNT, DIGITS, clean, person_name
-from migration_tools.legacy.importer import SourceRecord
+from migration_tools.legacy.importer import BoundedLines, RecordTooLong, SourceRecord
 
 EASTERN = ZoneInfo("America/New_York")
 
@@ -75,16 +76,31 @@ def _parse_time(text: str) -> datetime:
     raise ValueError(f"{text!r} is not a date and time (YYYY-MM-DD[ HH:MM[:SS]] or MM/DD/YYYY)")
 
 
-def _rows(folder: Path, name: str) -> Iterator[tuple[int, dict[str, str]]]:
+def _rows(folder: Path, name: str, too_long: list[SourceRecord]) -> Iterator[tuple[int, dict[str, str]]]:
+    """The rows of ``name``; a record over ``MAX_RECORD_CHARS`` goes to ``too_long`` instead."""
     path = folder / name
     if not path.exists():
         return
     # utf-8-sig drops a byte-order mark. A byte that is not UTF-8 becomes U+FFFD instead of aborting the load:
     # validation rejects it in names and descriptions, and it matches no code, number, type or role
     with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
-        reader = csv.DictReader(f)
-        reader.fieldnames = [clean(h).lower() for h in reader.fieldnames or []]
-        for number, row in enumerate(reader, start=2):
+        lines = BoundedLines(f, quoted=True)
+        reader = csv.DictReader(lines)
+        try:
+            reader.fieldnames = [clean(h).lower() for h in reader.fieldnames or []]
+        except RecordTooLong as exc:
+            too_long.append(SourceRecord(f"{name} header", exc.shown, problem=f"its header is {exc}", column="(file)"))
+            return
+        for number in itertools.count(2):
+            lines.new_record()
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except RecordTooLong as exc:
+                too_long.append(SourceRecord(f"{name} row {number}", exc.shown, problem=f"a record {exc}",
+                                             column="(record)"))  # fmt: skip
+                continue
             yield number, {k: (v if v is not None else "") for k, v in row.items() if k}
 
 
@@ -93,10 +109,10 @@ def read(folder: Path) -> Iterator[SourceRecord]:
     parties: dict[str, list[tuple[str, int, str]]] = defaultdict(list)
     parcels: dict[str, list[tuple[int, dict[str, str]]]] = defaultdict(list)
     corrects: dict[str, str] = {}
-    orphans: list[SourceRecord] = []
-    documents = list(_rows(folder, "documents.csv"))
+    orphans: list[SourceRecord] = []  # and records too long to read
+    documents = list(_rows(folder, "documents.csv", orphans))
     known = {clean(row.get("doc_id")) for _, row in documents}
-    for number, row in _rows(folder, "parties.csv"):
+    for number, row in _rows(folder, "parties.csv", orphans):
         doc = clean(row.get("doc_id"))
         role = _vocabulary()[1].get(clean(row.get("role")).upper())
         if doc not in known:
@@ -108,7 +124,7 @@ def read(folder: Path) -> Iterator[SourceRecord]:
         else:
             seq = _whole_number(row.get("seq"), 0)
             parties[doc].append((role, seq, person_name(row.get("name", ""))))
-    for number, row in _rows(folder, "parcels.csv"):
+    for number, row in _rows(folder, "parcels.csv", orphans):
         doc = clean(row.get("doc_id"))
         if doc not in known:
             orphans.append(SourceRecord(f"parcels.csv row {number}", str(row), column="doc_id",
@@ -116,7 +132,7 @@ def read(folder: Path) -> Iterator[SourceRecord]:
             continue
         seq = _whole_number(row.get("seq"), number)
         parcels[doc].append((seq, row))
-    for _, row in _rows(folder, "xrefs.csv"):
+    for _, row in _rows(folder, "xrefs.csv", orphans):
         if clean(row.get("kind")).upper() in ("CORRECTS", "CORRECTION"):
             corrects[clean(row.get("doc_id"))] = clean(row.get("ref_doc_id"))
     numbers = {clean(row.get("doc_id")): clean(row.get("instrument_number")).upper() for _, row in documents}

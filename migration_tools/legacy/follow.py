@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from hybrid_store import mirror
@@ -43,10 +43,11 @@ from migration_tools.legacy import capture
 from migration_tools.legacy.database import LegacyDatabase
 from migration_tools.legacy.layout import Layout, stored_layout
 from migration_tools.legacy.mapping import LegacyRows, fingerprint, map_document
-from migration_tools.legacy.sync import connect, guarded, read_url, scrubbed, source_of
+from migration_tools.legacy.sync import connect, guarded, reach, read_url, scrubbed, source_of
 
 log = logging.getLogger(__name__)
 GONE = b"\0" * 32  # the fingerprint kept for a document deleted in the legacy database
+ALARMS_KEPT = 20  # forged change-log numbers named in the report
 
 
 @dataclass
@@ -65,6 +66,8 @@ class FollowReport:
     anchored: int = 0
     last_poll_at: str | None = None
     reasons: dict[str, int] = field(default_factory=dict)
+    alarms: int = 0  # change-log rows read that the database did not number (capture.TriggerCursor)
+    implausible: list[int] = field(default_factory=list)  # the latest of their numbers
 
     def to_json(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -94,7 +97,8 @@ class Follower:
         self.layout: Layout = stored_layout(source.layout_text)
         self.url = read_url(source.url_env, source.url_file)
         self.legacy: LegacyDatabase = connect(self.layout, self.url)
-        logged = capture.has_change_log(self.legacy)
+        reach(self.url, self.legacy.engine)
+        logged = guarded(self.url, lambda: capture.has_change_log(self.legacy))
         chosen = method or source.capture or ("trigger" if logged else "watermark")
         if chosen == "watermark" and self.layout.documents.modified is None:
             raise LandregError(f"the layout {self.layout.name!r} names no modified column for the watermark method: "
@@ -115,15 +119,9 @@ class Follower:
     # --- the loop ------------------------------------------------------------------------------------
     def start(self) -> None:
         """A new cursor starts now; a sweep covers whatever happened before it."""
-        if self.fresh and isinstance(self.cursor, capture.WatermarkCursor):
-            guarded(self.url, lambda: self.cursor.start(self.legacy))  # type: ignore[union-attr]
-        if self.fresh and isinstance(self.cursor, capture.TriggerCursor):
-            self.cursor.seq = guarded(self.url, self._last_seq)
+        if self.fresh:
+            guarded(self.url, lambda: self.cursor.start(self.legacy))
         self.sweep()
-
-    def _last_seq(self) -> int:
-        with self.legacy.engine.connect() as conn:
-            return int(conn.execute(text(f"SELECT COALESCE(MAX(seq), 0) FROM {capture.CHANGE_LOG}")).scalar_one())
 
     def poll(self) -> capture.Poll:
         """Read what changed since the cursor, mirror it, then save the cursor."""
@@ -131,9 +129,20 @@ class Follower:
         self.report.polls += 1
         self.report.changes += polled.changes
         self.report.gaps_open = polled.gaps_open
+        if polled.implausible:
+            self._alarm(polled.implausible)
         self.apply(polled.keys, polled.forms)
         self._save()
         return polled
+
+    def _alarm(self, numbers: list[int]) -> None:
+        """Change-log rows the database did not number: someone with rights on the log wrote them."""
+        self.report.alarms += len(numbers)
+        self.report.implausible = sorted({*self.report.implausible, *numbers})[-ALARMS_KEPT:]
+        log.error("the change log %s holds rows numbered %s that its counter did not hand out in order (written by "
+                  "hand?): check who may write it and delete them; the cursor is at %s",
+                  capture.CHANGE_LOG, ", ".join(str(n) for n in numbers[:5]) + (" …" if len(numbers) > 5 else ""),
+                  self.cursor.state().get("seq"))  # fmt: skip
 
     def sweep(self) -> set[str]:
         """Every legacy document's fingerprint against landreg's; mirrors what differs."""

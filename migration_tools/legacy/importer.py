@@ -50,6 +50,59 @@ class SourceRecord:
         return self.raw_of() if self.raw_of is not None else self.raw
 
 
+# --- reading a streamed book a record at a time ----------------------------------------------------------
+#: SR1A lines are 663 characters and CSV records a few hundred; one far longer is damage or an attack,
+#: and is quarantined without being read into memory
+MAX_RECORD_CHARS = 65_536
+_SHOWN = 200  # characters of an over-long record kept for the quarantine file
+
+
+class RecordTooLong(Exception):
+    """A record longer than its reader's bound (``shown``: how it starts)."""
+
+    def __init__(self, limit: int, shown: str):
+        super().__init__(f"longer than {limit:,} characters")
+        self.shown = shown[:_SHOWN] + "…"
+
+
+class BoundedLines:
+    """The lines of ``f`` (endings kept) for a reader that takes one record from one or more lines:
+    ``__next__`` raises ``RecordTooLong`` once the lines since ``new_record()`` exceed ``limit``
+    characters, having skipped the rest of that record unkept: to the end of the line or, with
+    ``quoted`` (CSV), to the first line end outside a quoted field (a quote inside one is doubled,
+    so an odd count of quotes means a field is still open). An iterator object, not a generator, so
+    it goes on after raising; csv's reader starts a fresh record on its next call."""
+
+    def __init__(self, f: TextIO, limit: int = MAX_RECORD_CHARS, *, quoted: bool = False):
+        self.f, self.limit, self.quoted = f, limit, quoted
+        self.used = self.quotes = 0
+
+    def __iter__(self) -> BoundedLines:
+        return self
+
+    def new_record(self) -> None:
+        self.used = self.quotes = 0
+
+    def _read(self) -> str:
+        line = self.f.readline(self.limit + 1)
+        if self.quoted:
+            self.quotes += line.count('"')
+        return line
+
+    def __next__(self) -> str:
+        line = self._read()
+        if not line:
+            raise StopIteration
+        self.used += len(line.rstrip("\r\n"))
+        if self.used > self.limit:
+            shown = line
+            while line and not (line.endswith(("\n", "\r")) and self.quotes % 2 == 0):
+                line = self._read()
+            self.new_record()
+            raise RecordTooLong(self.limit, shown)
+        return line
+
+
 class Journal(Protocol):
     """What a load tells its caller, record by record (a database sync keeps its own state)."""
 

@@ -23,10 +23,13 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from hybrid_store import strict_json
 from hybrid_store.core.records import DocType
 from hybrid_store.errors import LandregError
 
 FORMAT = "landreg-legacy-layout/v1"
+MAX_LAYOUT_BYTES = 256_000  # a layout is a few KB (the shipped ones under 4)
+MAX_CODE_TABLE_BYTES = 1_000_000  # ACRIS's document control codes are 7 KB
 SHIPPED = ("landreg-export", "acris")
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62})?")  # [schema.]name
 TEMPLATE_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_$]*)\}")
@@ -263,15 +266,18 @@ def load_layout(ref: str | Path) -> tuple[Layout, str]:
         path = Path(ref)
         if not path.is_file():
             raise LayoutError(f"no layout {str(ref)!r}: name one of {', '.join(SHIPPED)} or give a layout file")
-        text = path.read_text(encoding="utf-8")
         where = str(path)
+        text = _read_text(path, where, MAX_LAYOUT_BYTES)
 
         def read_beside(name: str) -> str:
-            return (path.parent / name).read_text(encoding="utf-8")
+            return _read_text(beside(path, name), f"{where}: the code table {name!r}", MAX_CODE_TABLE_BYTES)
 
-    try:
+    try:  # bounded before tomllib, which recurses once per level and slows with long dotted keys
+        strict_json.check_toml_bounds(text)
         raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except strict_json.InvalidJSON as exc:
+        raise LayoutError(f"{where} is not a layout: it {exc} (a layout is a few levels deep)") from None
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:
         raise LayoutError(f"{where} is not valid TOML: {exc}") from None
     layout = parse_layout(raw, where)
     table = layout.doc_types.code_table
@@ -283,6 +289,28 @@ def load_layout(ref: str | Path) -> tuple[Layout, str]:
         layout = layout.model_copy(update={"doc_types": layout.doc_types.model_copy(
             update={"code_table": table.model_copy(update={"rows": rows, "file": None})})})  # fmt: skip
     return layout, layout.model_dump_json(by_alias=True)
+
+
+def _read_text(path: Path, where: str, max_bytes: int) -> str:
+    try:
+        return strict_json.read_file(path, max_bytes=max_bytes).decode("utf-8")
+    except strict_json.InvalidJSON as exc:
+        raise LayoutError(f"{where} is {exc}: a layout and its code table are a few KB") from None
+    except UnicodeDecodeError as exc:
+        raise LayoutError(f"{where} is not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise LayoutError(f"cannot read {where}: {exc.strerror}") from None
+
+
+def beside(layout_file: Path, name: str) -> Path:
+    """The file ``name`` a layout names, which must be in the layout's own folder (or below it):
+    a layout is data someone hands over, and what it names is copied into landreg's database."""
+    folder = layout_file.parent.resolve()
+    target = (folder / name).resolve()  # symlinks followed: one pointing out of the folder is out
+    if Path(name).is_absolute() or ".." in Path(name).parts or not target.is_relative_to(folder):
+        raise LayoutError(f"{layout_file}: the code table file {name!r} is outside the layout's folder: "
+                          "put the file beside the layout and name it by its file name")  # fmt: skip
+    return target
 
 
 def parse_layout(raw: Any, where: str = "the layout") -> Layout:

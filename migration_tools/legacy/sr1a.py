@@ -15,6 +15,7 @@ the document digest is the SHA-256 of the source record itself.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from collections.abc import Iterator
 from datetime import date, datetime, time
@@ -23,10 +24,11 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from migration_tools.legacy.importer import SourceRecord
+from migration_tools.legacy.importer import BoundedLines, RecordTooLong, SourceRecord
 
 DateOrder = Literal["YYMMDD", "MMDDYY"]
 WIDTHS = (663, 662)
+MAX_LINE = 4_096  # a line longer than this is quarantined unread
 EASTERN = ZoneInfo("America/New_York")
 # ASCII only: str.isdigit() also says yes to latin-1's '²' (which int() then refuses) and to '٣' (which it reads)
 DIGITS = re.compile(r"[0-9]+")
@@ -89,7 +91,17 @@ def read(path: Path, *, date_order: DateOrder, pivot: int | None = None) -> Iter
     """Every line of an SR1A file as a ``SourceRecord`` (blank lines are not records)."""
     pivot = datetime.now().year % 100 if pivot is None else pivot
     with open(path, encoding="latin-1", newline="") as f:  # SR1A is 8-bit text; latin-1 maps every byte
-        for number, raw in enumerate(f, start=1):
+        lines = BoundedLines(f, MAX_LINE)
+        for number in itertools.count(1):
+            lines.new_record()
+            try:
+                raw = next(lines)
+            except StopIteration:
+                return
+            except RecordTooLong as exc:
+                yield SourceRecord(f"line {number}", exc.shown, problem=f"{exc}; SR1A records have 663 (2013 and "
+                                   "later) or 662 (2012 and earlier)", column="1-")  # fmt: skip
+                continue
             line = raw.rstrip("\r\n")
             if not line.strip():
                 continue

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -54,6 +54,31 @@ class SecretError(ConfigurationError):
 # --- where the URL is ----------------------------------------------------------------------------------
 def read_url(url_env: str | None, url_file: str | None) -> str:
     """The legacy database's URL, from the environment variable or the file named at attach."""
+    return well_formed(_read_url(url_env, url_file))
+
+
+def well_formed(url: str) -> str:
+    """``url``, or ``SecretError`` if it is malformed. The message quotes no part of it: in a URL
+    whose password has an unencoded ``@``, ``/`` or ``#``, the parser takes part of the password
+    for the host or the database, and a driver's error would then show that part."""
+    rest = url.partition("://")[2].split("?", 1)[0]
+    userinfo, at, _ = rest.rpartition("@")
+    malformed = not rest or (at and any(c in userinfo for c in "@/#")) or "#" in rest
+    if not malformed:
+        try:
+            parsed = make_url(url)
+            malformed = any(c in (parsed.host or "") for c in "@/#")
+        except (ArgumentError, ValueError):
+            malformed = True
+    if malformed:
+        raise SecretError(
+            "the legacy database's URL is malformed: write it as dialect+driver://user:password@host:port/database, "
+            "with @ / # : in the user name or password percent-encoded (%40 %2F %23 %3A)"
+        )
+    return url
+
+
+def _read_url(url_env: str | None, url_file: str | None) -> str:
     if url_env:
         url = os.environ.get(url_env, "").strip()
         if not url:
@@ -163,6 +188,17 @@ def guarded(url: str, call: Callable[[], Any]) -> Any:
         raise
     except Exception as exc:  # a driver's error may quote the connection string
         raise LegacyDatabaseError(f"the legacy database answered: {scrub(str(exc), url)}") from None
+
+
+def reach(url: str, engine: Engine) -> None:
+    """Connect once, or say in one line that the legacy database cannot be reached (the driver's
+    own words name hosts and users, and are no help to someone whose server is down)."""
+    try:
+        with engine.connect():
+            pass
+    except (SQLAlchemyError, OSError):
+        raise LegacyDatabaseError(f"cannot connect to the legacy database ({shown_url(url)}): it is not running, "
+                                  "or the URL's host, port, user or password is wrong") from None  # fmt: skip
 
 
 def source_of(db: Database, name: str = DEFAULT_SOURCE) -> LegacySource:

@@ -377,10 +377,10 @@ def receipt_verify(
 
     try:
         pinned = _pinned_trust(trust)
-        document = strict_json.loads(receipt_file.read_bytes())
+        document = strict_json.loads(strict_json.read_file(receipt_file))
         if isinstance(document, dict) and isinstance(document.get("receipt"), dict):
             document = document["receipt"]
-        bundle_document = strict_json.loads(bundle.read_bytes())
+        bundle_document = strict_json.loads(strict_json.read_file(bundle))
     except TrustRootError as exc:
         _print_verdict(Verdict(False, str(exc)), as_json)
         return

@@ -283,7 +283,13 @@ def _follow(cfg, db, *, name: str, interval: float, capture: str | None, sweep_e
             f"[dim]{report.last_poll_at}[/dim] {name}: {report.new:,} new, {report.versions:,} versions, "
             f"{report.deleted:,} deleted, {report.quarantined:,} quarantined"
             + (f", {report.gaps_open} change-log gaps awaited" if report.gaps_open else "")
-            + (f", {report.anchored:,} anchored" if anchor else ""),
+            + (f", {report.anchored:,} anchored" if anchor else "")
+            + (
+                f"; [bold red]ALARM[/bold red]: {report.alarms:,} change-log rows the database did not number "
+                f"(latest {report.implausible[-1]}): check who may write {name!r}'s change log"
+                if report.alarms
+                else ""
+            ),
             highlight=False,
         )
 
@@ -316,7 +322,7 @@ def legacy_install_capture(
     (grant it SELECT on landreg_changes)."""
     from migration_tools.legacy import capture
     from migration_tools.legacy.layout import stored_layout
-    from migration_tools.legacy.sync import guarded, read_url, source_of
+    from migration_tools.legacy.sync import guarded, reach, read_url, source_of
 
     if (ddl_url_env is None) == (ddl_url_file is None):
         raise fail("give exactly one of --ddl-url-env VAR and --ddl-url-file PATH",
@@ -328,8 +334,9 @@ def legacy_install_capture(
     url = read_url(ddl_url_env, str(ddl_url_file) if ddl_url_file else None)
     from sqlalchemy import create_engine
 
-    engine = create_engine(url)  # read-write: this one account creates the triggers
+    engine = guarded(url, lambda: create_engine(url))  # read-write: this one account creates the triggers
     try:
+        reach(url, engine)
         if uninstall:
             guarded(url, lambda: capture.uninstall(engine, layout))
             console.print(f"removed {capture.CHANGE_LOG} and landreg's triggers from {name!r}")
@@ -422,6 +429,10 @@ def legacy_status() -> None:
             last = src.last_sync["follow"]
             table.add_row("last poll", f"{src.last_sync_at:%Y-%m-%d %H:%M:%S}: {last['new']:,} new, "
                           f"{last['versions']:,} versions, {last['deleted']:,} deleted since the follower started")  # fmt: skip
+            if last.get("alarms"):
+                table.add_row("[bold red]ALARM[/bold red]", f"{last['alarms']:,} change-log rows the database did not "
+                              f"number (latest: {', '.join(str(n) for n in last.get('implausible', [])[-5:])}): "
+                              "someone wrote the change log by hand; check who may, and delete them")  # fmt: skip
         elif src.last_sync_at is not None and src.last_sync:
             last = src.last_sync
             table.add_row("last sync", f"{src.last_sync_at:%Y-%m-%d %H:%M}: {last['documents']:,} read, "

@@ -105,10 +105,10 @@ def check_update(
     """Check that CANDIDATE is a valid next version of PINNED (exit 1, with the reason, if not)."""
     from hybrid_store.core.trust import check_update as check
     from hybrid_store.core.trust import parse
-    from hybrid_store.trust import load, read_json
+    from hybrid_store.trust import load, read_file, read_json
 
     held = load(pinned)
-    update_root = parse(read_json(candidate.read_bytes(), str(candidate)))
+    update_root = parse(read_json(read_file(candidate), str(candidate)))
     check(held, update_root)
     console.print(f"VALID: v{update_root.version} follows v{held.version}")
 
