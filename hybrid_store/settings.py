@@ -115,6 +115,10 @@ class ServiceSettings(BaseModel):
     #: the record fields an unauthenticated verifier sees in a proof bundle; the rest are redacted
     public_fields: frozenset[str] = frozenset()
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    #: a request's head (request line and headers) over either limit is answered 431 at once, before
+    #: the server buffers more of it (registry_service/http_head.py)
+    max_header_bytes: int = Field(default=32_768, ge=4096)
+    max_headers: int = Field(default=100, ge=16)
     #: folder of the Ed25519 receipt-signing keys, each encrypted at rest (default LANDREG_HOME/keys/receipt)
     receipt_key_dir: Path | None = None
     #: passphrase that encrypts the receipt-signing keys; the service refuses to start without it

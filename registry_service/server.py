@@ -43,7 +43,12 @@ def _listen(host: str, port: int, reuse_port: bool) -> socket.socket:
 def run_one(host: str, port: int, reuse_port: bool = False) -> None:
     import uvicorn
 
-    config = uvicorn.Config(APP, factory=True, log_level="warning", access_log=False,
+    from hybrid_store.settings import get_settings
+    from registry_service.http_head import bounded_protocol
+
+    service = get_settings().service
+    http = bounded_protocol(service.max_header_bytes, service.max_headers)
+    config = uvicorn.Config(APP, factory=True, log_level="warning", access_log=False, http=http,
                             timeout_graceful_shutdown=GRACEFUL_S)  # fmt: skip
     # build the app before binding: a process that joins the SO_REUSEPORT group (at start, or
     # replacing one that died) gets connections only once it can answer them
