@@ -180,3 +180,15 @@ def raw_request(port: int, head: bytes, stream: bytes = b"", times: int = 0, tim
             sock.shutdown(socket.SHUT_RDWR)  # wakes the sender if it is blocked in sendall
         sock.close()
     return answer
+
+
+def listening(port: int) -> int:
+    """How many sockets listen on ``port`` (one per HTTP process that has started serving)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                    count += 1
+    return count
