@@ -18,6 +18,8 @@ import signal
 import socket
 from collections.abc import Callable
 
+from hybrid_store.errors import LandregError
+
 log = logging.getLogger(__name__)
 
 APP = "registry_service.app:create_app"
@@ -36,6 +38,19 @@ def _listen(host: str, port: int, reuse_port: bool, backlog: int | None = 2048) 
     if backlog is not None:
         sock.listen(backlog)
     return sock
+
+
+class PortUnavailable(LandregError):
+    hint = "stop whatever listens there (another `landreg serve`?), or choose another port with --port"
+
+
+def _claim(host: str, port: int, reuse_port: bool, backlog: int | None = 2048) -> socket.socket:
+    """The port, or an error in the operator's words (in the supervisor, before any process starts:
+    a child that cannot bind would only be replaced, again and again)."""
+    try:
+        return _listen(host, port, reuse_port, backlog)
+    except OSError as exc:
+        raise PortUnavailable(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def run_one(host: str, port: int, reuse_port: bool = False) -> None:
@@ -99,10 +114,10 @@ def serve(host: str, port: int, workers: int, anchoring: bool = True) -> int:
     if workers == 1:
         # this process holds the port, so while the one HTTP process is being replaced connections
         # wait in the backlog instead of being refused
-        sock = _listen(host, port, reuse_port=False)
+        sock = _claim(host, port, reuse_port=False)
         children = [Child("landreg-http-0", "http", run_one_on, (sock,))]
     else:
-        _listen(host, port, reuse_port=True, backlog=None).close()  # a port taken: refused here, at once
+        _claim(host, port, reuse_port=True, backlog=None).close()  # a port taken: refused here, at once
         os.environ["LANDREG_SERVICE__RUN_WORKER"] = "false"  # the HTTP processes never anchor ...
         children = [Child(f"landreg-http-{i}", "http", run_one, (host, port, True)) for i in range(workers)]
         if anchoring:  # ... the one anchoring process does

@@ -400,3 +400,21 @@ def test_a_process_that_had_run_its_window_is_replaced_at_once(tmp_path):
                         policy, None)  # fmt: skip
     waits = run_supervisor_checks(steady, 3)
     assert len(waits) == 3 and max(waits) < 0.01, waits
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_port_in_use_is_refused_at_once_not_retried_forever(tmp_path, workers):
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        port = str(taken.getsockname()[1])
+        done = landreg(burst_env(tmp_path), "serve", "--port", port, "--workers", workers, "--no-worker", timeout=120)
+    finally:
+        taken.close()
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "choose another port with --port" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
