@@ -120,9 +120,9 @@ class ServiceSettings(BaseModel):
     #: the server buffers more of it (registry_service/http_head.py)
     max_header_bytes: int = Field(default=32_768, ge=4096)
     max_headers: int = Field(default=100, ge=16)
-    #: a server process that dies is always replaced: at once after a quiet spell, then waiting
-    #: twice as long for each further death of its kind within ``restart_window_s``, from
-    #: ``restart_backoff_s`` up to ``restart_backoff_max_s``; /readyz says "degraded" until the
+    #: a server process that dies is always replaced: at once if it had run for
+    #: ``restart_window_s``, else waiting twice as long for each death in a row of its kind, from
+    #: ``restart_backoff_s`` up to ``restart_backoff_max_s``; /readyz says "degraded" until a
     #: window has passed without a death
     restart_backoff_s: float = Field(default=1.0, ge=0)
     restart_backoff_max_s: float = Field(default=30.0, ge=0)

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import shutil
 import signal
 import socket
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 from hybrid_store.errors import LandregError
 
@@ -122,9 +125,13 @@ def serve(host: str, port: int, workers: int, anchoring: bool = True) -> int:
         children = [Child(f"landreg-http-{i}", "http", run_one, (host, port, True)) for i in range(workers)]
         if anchoring:  # ... the one anchoring process does
             children.append(Child("landreg-anchoring", "anchoring", run_anchoring))
-    status = settings.home / "run" / f"serve-{port}.json"
-    status.parent.mkdir(parents=True, exist_ok=True)
+    # private to this server: several servers (containers) may share LANDREG_HOME and the port number
+    run_dir = Path(tempfile.mkdtemp(prefix="landreg-serve-"))
+    status = run_dir / "processes.json"
     os.environ["LANDREG_SERVICE__SUPERVISOR_STATUS"] = str(status)  # every HTTP process's /readyz reads it
     policy = RestartPolicy(service.restart_backoff_s, service.restart_backoff_max_s, service.restart_window_s)
     supervisor = Supervisor(multiprocessing.get_context("spawn"), children, policy, status, GRACEFUL_S)
-    return supervisor.run()
+    try:
+        return supervisor.run()
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
