@@ -10,6 +10,7 @@ HTTP process's /readyz reads, so a load balancer and an operator see "degraded" 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 TICK_S = 0.1
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,7 @@ class Supervisor:
         if slot.restart_at is not None:
             slot.restarts += 1
         child = slot.child
-        slot.process = self.ctx.Process(target=child.target, args=child.args, name=child.name)
+        slot.process = self.ctx.Process(target=run_child, args=(child.target, child.args, os.getpid()), name=child.name)
         slot.process.start()
         slot.started_at = time.monotonic()
         slot.restart_at = None
@@ -167,6 +169,20 @@ class Supervisor:
         tmp = self.status_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(status))
         tmp.replace(self.status_path)  # readers never see half a file
+
+
+def run_child(target: Callable[..., None], args: tuple[Any, ...], supervisor_pid: int) -> None:
+    """A child's entry point: it is stopped (SIGTERM, gracefully) when its supervisor dies, even by
+    SIGKILL, rather than orphaned holding the port, where the next ``landreg serve`` could not bind."""
+    import ctypes
+    import ctypes.util
+
+    with contextlib.suppress(OSError, AttributeError):  # Linux only; elsewhere children may outlive it
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != supervisor_pid:  # it died before the request above was made
+        return
+    target(*args)
 
 
 def supervision(path: Path, now: float | None = None) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,7 +20,17 @@ from hypothesis import strategies as st
 from hybrid_store import strict_json
 from registry_service.supervisor import Child, RestartPolicy, Supervisor, supervision
 from tests.conftest import free_port
-from tests.processes import Server, landreg, listening, raw_request, rss_kb, spawn, spawned_children, wait_until
+from tests.processes import (
+    Server,
+    cmdline,
+    landreg,
+    listening,
+    raw_request,
+    rss_kb,
+    spawn,
+    spawned_children,
+    wait_until,
+)
 
 DEEP = b"[" * 100_000  # 100 KB that segfaulted json.loads under py-evm's recursion limit
 DEEP_OBJECT = b'{"a":' * 40_000 + b"1" + b"}" * 40_000
@@ -418,3 +429,24 @@ def test_a_port_in_use_is_refused_at_once_not_retried_forever(tmp_path, workers)
     assert done.returncode == 1, done.stdout + done.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "choose another port with --port" in done.stderr
     assert "Traceback" not in done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_the_processes_stop_when_the_supervisor_is_killed(tmp_path):
+    """Orphans would hold the port, and the next `landreg serve` could not bind it."""
+    server = Server(burst_env(tmp_path), tmp_path, "--workers", "2", "--no-worker")
+    server.start()
+    assert server.proc is not None
+    assert wait_until(lambda: listening(server.port) == 2, 60), listening(server.port)
+    children = spawned_children(server.proc.pid)
+    assert len(children) == 2
+    server.proc.send_signal(signal.SIGKILL)
+    server.proc.wait(30)
+
+    def gone() -> bool:
+        return not any(Path(f"/proc/{pid}").exists() and "spawn_main" in cmdline(pid) for pid in children)
+
+    assert wait_until(gone, 90), [cmdline(pid) for pid in children]
+    assert listening(server.port) == 0
+    server.start()  # the port is free for the next server
+    assert server.stop() == 0
