@@ -4,7 +4,8 @@ environment. Three variables that belong to other tools are read where those too
 ``SOLC_BINARY`` (a solc of your own for ``landreg contracts build``, ``chain/compile.py``),
 ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's multi-process mode, ``registry_service/metrics``)
 and ``LANDREG_CRASHPOINT`` (the crash tests' fault injection, ``crashpoints.py``). ``landreg serve``
-passes ``LANDREG_SERVICE__RUN_WORKER`` to its own child processes through the environment.
+passes ``LANDREG_SERVICE__RUN_WORKER`` and ``LANDREG_SERVICE__SUPERVISOR_STATUS`` to its own child
+processes through the environment.
 
 All local state lives under ``home`` (default ``./.landreg``): the SQLite database, the managed
 anvil node's state and log, keystores, the receipt-signing key and reports. Deleting that one
@@ -119,6 +120,19 @@ class ServiceSettings(BaseModel):
     #: the record fields an unauthenticated verifier sees in a proof bundle; the rest are redacted
     public_fields: frozenset[str] = frozenset()
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    #: a request's head (request line and headers) over either limit is answered 431 at once, before
+    #: the server buffers more of it (registry_service/http_head.py)
+    max_header_bytes: int = Field(default=32_768, ge=4096)
+    max_headers: int = Field(default=100, ge=16)
+    #: a server process that dies is always replaced: at once if it had run for
+    #: ``restart_window_s``, else waiting twice as long for each death in a row of its kind, from
+    #: ``restart_backoff_s`` up to ``restart_backoff_max_s``; /readyz says "degraded" until a
+    #: window has passed without a death
+    restart_backoff_s: float = Field(default=1.0, ge=0)
+    restart_backoff_max_s: float = Field(default=30.0, ge=0)
+    restart_window_s: float = Field(default=60.0, gt=0)
+    #: set by ``landreg serve`` for its processes: the supervisor's status file, read by /readyz
+    supervisor_status: Path | None = None
     #: folder of the Ed25519 receipt-signing keys, each encrypted at rest (default LANDREG_HOME/keys/receipt)
     receipt_key_dir: Path | None = None
     #: passphrase that encrypts the receipt-signing keys; the service refuses to start without it

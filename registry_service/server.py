@@ -3,31 +3,33 @@
 With several processes each binds its own listening socket with SO_REUSEPORT, so the kernel
 spreads connections across them. (With one shared socket, whichever process accepts first takes
 every keep-alive connection of a burst and the others idle.) Each process serves the whole app;
-the anchoring worker runs in exactly one of them (a database lock decides, see
-hybrid_store.worker_lock). SIGTERM/SIGINT stop every process gracefully. A process that dies is
-replaced while the others keep serving (with one process, `--workers 1`, nothing can replace it:
-production runs several).
+the anchoring worker runs in a process of its own, or with one HTTP process as a thread inside it
+(a database lock keeps it to one per registry, see hybrid_store.worker_lock). Every process is a
+child of `landreg serve`, which replaces each that dies, however often, waiting longer while
+deaths keep coming (registry_service/supervisor.py); with several the others keep serving
+meanwhile. SIGTERM/SIGINT stop every process gracefully.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import shutil
 import signal
 import socket
-import time
-from typing import Any
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from hybrid_store.errors import LandregError
 
 log = logging.getLogger(__name__)
 
 APP = "registry_service.app:create_app"
 GRACEFUL_S = 60
-#: a process that dies is replaced, unless processes keep dying (then something is wrong for good)
-MAX_RESTARTS = 10
-RESTART_WINDOW_S = 60
 
 
-def _listen(host: str, port: int, reuse_port: bool) -> socket.socket:
+def _listen(host: str, port: int, reuse_port: bool, backlog: int | None = 2048) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and
     # without it every keep-alive response waits ~40 ms for a delayed ACK (Nagle)
@@ -36,19 +38,50 @@ def _listen(host: str, port: int, reuse_port: bool) -> socket.socket:
     if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(2048)
+    if backlog is not None:
+        sock.listen(backlog)
     return sock
 
 
+class PortUnavailable(LandregError):
+    hint = "stop whatever listens there (another `landreg serve`?), or choose another port with --port"
+
+
+def _claim(host: str, port: int, reuse_port: bool, backlog: int | None = 2048) -> socket.socket:
+    """The port, or an error in the operator's words (in the supervisor, before any process starts:
+    a child that cannot bind would only be replaced, again and again)."""
+    try:
+        return _listen(host, port, reuse_port, backlog)
+    except OSError as exc:
+        raise PortUnavailable(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 def run_one(host: str, port: int, reuse_port: bool = False) -> None:
+    """One HTTP process with a listening socket of its own (one of several sharing the port)."""
+    # bound, not listening: uvicorn listens once the app has started, so the kernel hands this
+    # process no connection it would lose if it died while starting
+    _serve_on(lambda: _listen(host, port, reuse_port, backlog=None))
+
+
+def run_one_on(sock: socket.socket) -> None:
+    """The one HTTP process, on the socket its supervisor listens on."""
+    _serve_on(lambda: sock)
+
+
+def _serve_on(listening: Callable[[], socket.socket]) -> None:
     import uvicorn
 
-    config = uvicorn.Config(APP, factory=True, log_level="warning", access_log=False,
+    from hybrid_store.settings import get_settings
+    from registry_service.http_head import bounded_protocol
+
+    service = get_settings().service
+    http = bounded_protocol(service.max_header_bytes, service.max_headers)
+    config = uvicorn.Config(APP, factory=True, log_level="warning", access_log=False, http=http,
                             timeout_graceful_shutdown=GRACEFUL_S)  # fmt: skip
     # build the app before binding: a process that joins the SO_REUSEPORT group (at start, or
     # replacing one that died) gets connections only once it can answer them
     config.load()
-    uvicorn.Server(config).run(sockets=[_listen(host, port, reuse_port)])
+    uvicorn.Server(config).run(sockets=[listening()])
 
 
 def run_anchoring() -> None:
@@ -71,60 +104,34 @@ def run_anchoring() -> None:
 
 
 def serve(host: str, port: int, workers: int, anchoring: bool = True) -> int:
-    """Serve until SIGTERM/SIGINT; returns the exit status. One process: the anchoring worker runs
-    as a thread inside it. Several: HTTP processes sharing the port plus one anchoring process."""
-    if workers == 1:
-        run_one(host, port)
-        return 0
+    """Serve until SIGTERM/SIGINT; returns the exit status. One HTTP process: the anchoring worker
+    runs as a thread inside it. Several: HTTP processes sharing the port plus one anchoring process.
+    Either way the processes are children of this one, which replaces each that dies."""
     import os
 
-    os.environ["LANDREG_SERVICE__RUN_WORKER"] = "false"  # the HTTP processes never anchor ...
-    ctx = multiprocessing.get_context("spawn")
-    specs: list[tuple[Any, tuple[Any, ...], str]] = [
-        (run_one, (host, port, True), f"landreg-http-{i}") for i in range(workers)
-    ]
-    if anchoring:  # ... the one anchoring process does
-        specs.append((run_anchoring, (), "landreg-anchoring"))
-    children = [ctx.Process(target=target, args=args, name=name) for target, args, name in specs]
-    for child in children:
-        child.start()
-    stopping = False
-    restarts: list[float] = []
+    from hybrid_store.settings import get_settings
+    from registry_service.supervisor import Child, RestartPolicy, Supervisor
 
-    def stop(_signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-        for child in children:
-            if child.is_alive():
-                child.terminate()  # SIGTERM: uvicorn finishes in-flight requests, the worker its batch
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    while not stopping:
-        time.sleep(0.2)
-        if not stopping and not _replace_dead(ctx, specs, children, restarts):
-            stop(signal.SIGTERM, None)
-    for child in children:
-        child.join(GRACEFUL_S + 10)
-        if child.is_alive():
-            child.kill()
-    return 0 if len(restarts) <= MAX_RESTARTS else 1
-
-
-def _replace_dead(ctx: Any, specs: list[tuple[Any, tuple[Any, ...], str]], children: list[Any],
-                  restarts: list[float]) -> bool:  # fmt: skip
-    """Replace every process that died (a crash, an OOM kill): the others never stopped serving.
-    False when processes die too often to go on (``restarts`` keeps the recent restart times)."""
-    for i, child in enumerate(children):
-        if child.is_alive():
-            continue
-        now = time.monotonic()
-        restarts[:] = [t for t in restarts if now - t < RESTART_WINDOW_S] + [now]
-        if len(restarts) > MAX_RESTARTS:
-            log.error("%d process restarts within %d s; stopping the server", len(restarts), RESTART_WINDOW_S)
-            return False
-        log.error("%s died (exit code %s); starting a new one", child.name, child.exitcode)
-        target, args, name = specs[i]
-        children[i] = ctx.Process(target=target, args=args, name=name)
-        children[i].start()
-    return True
+    settings = get_settings()
+    service = settings.service
+    if workers == 1:
+        # this process holds the port, so while the one HTTP process is being replaced connections
+        # wait in the backlog instead of being refused
+        sock = _claim(host, port, reuse_port=False)
+        children = [Child("landreg-http-0", "http", run_one_on, (sock,))]
+    else:
+        _claim(host, port, reuse_port=True, backlog=None).close()  # a port taken: refused here, at once
+        os.environ["LANDREG_SERVICE__RUN_WORKER"] = "false"  # the HTTP processes never anchor ...
+        children = [Child(f"landreg-http-{i}", "http", run_one, (host, port, True)) for i in range(workers)]
+        if anchoring:  # ... the one anchoring process does
+            children.append(Child("landreg-anchoring", "anchoring", run_anchoring))
+    # private to this server: several servers (containers) may share LANDREG_HOME and the port number
+    run_dir = Path(tempfile.mkdtemp(prefix="landreg-serve-"))
+    status = run_dir / "processes.json"
+    os.environ["LANDREG_SERVICE__SUPERVISOR_STATUS"] = str(status)  # every HTTP process's /readyz reads it
+    policy = RestartPolicy(service.restart_backoff_s, service.restart_backoff_max_s, service.restart_window_s)
+    supervisor = Supervisor(multiprocessing.get_context("spawn"), children, policy, status, GRACEFUL_S)
+    try:
+        return supervisor.run()
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import pathlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
@@ -22,11 +23,12 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: database (required), chain (degraded), anchoring lag")
+@router.get("/readyz", summary="Readiness: database (required), chain and server processes (degraded), anchoring lag")
 def readyz(request: Request) -> JSONResponse:
     """503 only when the database cannot be reached: filing needs the database, not the chain.
     A chain node that does not answer makes the service *degraded* (filings queue for anchoring)
-    without taking the filing API out of a load balancer. Open to everyone, so it reveals no
+    without taking the filing API out of a load balancer; so do server processes that died
+    recently or wait to be replaced (``checks.processes``: counts per kind, never pids). Open to everyone, so it reveals no
     configuration: no URL (hosted nodes put the API key in it), no error text (that goes to the log)."""
     state = request.app.state
     checks: dict[str, Any] = {}
@@ -52,8 +54,19 @@ def readyz(request: Request) -> JSONResponse:
             "lag_s": status.oldest_pending_age_s or 0.0,
             "worker_here": bool(state.background and state.background.active),
         }
-    degraded = ready and not checks["chain"]["ok"]
+    processes = _supervision(state.settings.service.supervisor_status)
+    if processes is not None:
+        checks["processes"] = processes
+    degraded = ready and not (checks["chain"]["ok"] and (processes is None or processes["ok"]))
     return JSONResponse({"ready": ready, "degraded": degraded, "checks": checks}, status_code=200 if ready else 503)
+
+
+def _supervision(path: pathlib.Path | None) -> dict[str, Any] | None:
+    """Server processes being replaced (after a crash, a kill) make the service degraded, not
+    unready: this process answers, and the supervisor keeps replacing the others."""
+    from registry_service.supervisor import supervision
+
+    return None if path is None else supervision(path)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

@@ -120,3 +120,75 @@ class Server:
     def output(self) -> str:
         path = self.log_dir / f"serve-{self.starts}.log"
         return path.read_text(errors="replace")[-6000:] if path.exists() else ""
+
+
+def spawned_children(pid: int) -> list[int]:
+    """The multiprocessing children of ``pid`` (the server's HTTP and anchoring processes, not
+    multiprocessing's resource tracker)."""
+    pids = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [int(p) for p in pids if "spawn_main" in cmdline(int(p))]
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def rss_kb(pid: int) -> int:
+    """Resident memory of a live process, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def raw_request(port: int, head: bytes, stream: bytes = b"", times: int = 0, timeout: float = 10) -> bytes:
+    """Send ``head`` and then ``stream`` ``times`` times over a raw socket (as an attacker's client
+    would, without waiting), and return what the server answered before it closed the connection
+    or ``timeout`` seconds passed. The sending runs beside the reading: a server that refuses early closes while bytes are still coming."""
+    import socket
+    import threading
+
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+
+    def send() -> None:
+        with contextlib.suppress(OSError):
+            sock.sendall(head)
+            for _ in range(times):
+                sock.sendall(stream)
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    answer = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                break
+            except OSError:  # reset after the answer: the server closed with our bytes unread
+                break
+            if not data:
+                break
+            answer += data
+    finally:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)  # wakes the sender if it is blocked in sendall
+        sock.close()
+    return answer
+
+
+def listening(port: int) -> int:
+    """How many sockets listen on ``port`` (one per HTTP process that has started serving)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                    count += 1
+    return count
