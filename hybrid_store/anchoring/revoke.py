@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import aliased
 
 from hybrid_store.anchoring.store import Target
-from hybrid_store.chain.client import RegistryChain
+from hybrid_store.chain.port import ChainPort
 from hybrid_store.core import merkle, standing
 from hybrid_store.db.engine import Database
 from hybrid_store.db.models import AnchorBatch, BatchRecord, BatchState, Commitment, MirrorFlag
@@ -27,7 +27,7 @@ PER_STEP = 20  # revocations sent per worker step (the next batch is not held up
 
 
 class Revoker:
-    def __init__(self, db: Database, chain: RegistryChain, target: Target, fees: FeePolicy):
+    def __init__(self, db: Database, chain: ChainPort, target: Target, fees: FeePolicy):
         self.db = db
         self.chain = chain
         self.target = target

@@ -33,7 +33,7 @@ from hybrid_store.anchoring.revoke import Revoker
 from hybrid_store.anchoring.settle import Finality, Settler, classify_revert
 from hybrid_store.anchoring.store import Target, store_batch, stored_tx, untokenized_parcels
 from hybrid_store.batches import open_hold, records_of_batches
-from hybrid_store.chain.client import RegistryChain
+from hybrid_store.chain.port import ChainPort
 from hybrid_store.chain.types import SignedTx
 from hybrid_store.core import merkle
 from hybrid_store.crashpoints import crashpoint
@@ -89,7 +89,7 @@ class Anchorer:
     def __init__(
         self,
         db: Database,
-        chain: RegistryChain,
+        chain: ChainPort,
         deployment: ChainDeployment,
         *,
         batch_max_records: int = 1000,
@@ -122,7 +122,7 @@ class Anchorer:
         self._running = False  # inside ``run``: finality re-checks are spaced out
 
     @classmethod
-    def from_settings(cls, db: Database, chain: RegistryChain, deployment: ChainDeployment, settings: Settings,
+    def from_settings(cls, db: Database, chain: ChainPort, deployment: ChainDeployment, settings: Settings,
                       **overrides: object) -> Anchorer:  # fmt: skip
         """The worker as configured (``overrides`` replace single settings, e.g. a demo's batch size).
         Every worker of the registry is built here."""

@@ -80,7 +80,7 @@ def rollback_stage(
             with db.write() as s:
                 records = [Leaf.record(iid, number, c) for _, iid, number, c in members]
                 planned = plan_batch([*records, Leaf.rollback(old.root, old.chain_batch_id)], anchorer.next_chain_batch_id(s),
-                               untokenized_parcels(s, [leaf.instrument_id for leaf in records]), stage_id=stage_id,
+                               untokenized_parcels(s, [iid for _, iid, _, _ in members]), stage_id=stage_id,
                                supersedes_batch_id=old.id)  # fmt: skip
                 signed, first_token, parcel_tree, head = anchorer.sign(planned)
                 new = anchorer.store(s, planned, signed, first_token, parcel_tree, head)
