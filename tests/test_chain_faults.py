@@ -13,8 +13,9 @@ from sqlalchemy import func, select
 
 from hybrid_store.anchoring import Anchorer
 from hybrid_store.batches import open_holds, pending_count
-from hybrid_store.chain.connect import open_chain
-from hybrid_store.chain.types import SendOutcome
+from hybrid_store.chain.client import RegistryChain, role_id
+from hybrid_store.chain.connect import open_chain, role_signer
+from hybrid_store.chain.types import Fees, SendOutcome
 from hybrid_store.db.engine import Database
 from hybrid_store.db.models import AnchorBatch, BatchRecord, BatchState, FailureKind, OutboxEntry, TxAttempt
 from hybrid_store.deployment import attach
@@ -217,3 +218,66 @@ def test_an_unreachable_node_is_unavailable_never_a_reset_chain(landreg_env, tmp
         assert worker.returncode == 4 and "unavailable" in worker.stderr
     finally:
         landreg(env, "chain", "stop")
+
+
+# --- a pause or a role revocation mined in the same block as the batch --------------------------------------
+def _queue(signer, fn, tip_wei: int) -> str:
+    """Send ``fn`` from ``signer`` without waiting (the node mines nothing yet), with ``tip_wei`` as its
+    tip so the node orders it before the batch's transaction in the next block."""
+    fees = Fees(4 * signer.fee_quote().next_base_fee + tip_wei, tip_wei)
+    return signer.broadcast(signer.sign_transaction(signer.build_call(fn, signer.pending_nonce(), fees)))
+
+
+class WithoutDebugApi(RegistryChain):
+    """A node whose debug API is off (most hosted providers): the one fault here not caused for real,
+    since anvil always traces."""
+
+    def rpc(self, method, params):
+        if method.startswith("debug_"):
+            raise ValueError({"code": -32601, "message": f"the method {method} does not exist/is not available"})
+        return super().rpc(method, params)
+
+
+@pytest.mark.parametrize("tracing", [True, False], ids=["traced", "replayed"])
+@pytest.mark.parametrize("cause", ["pause", "revoke_role"])
+def test_a_pause_or_revocation_in_the_batch_s_block_holds_until_undone_then_anchoring_resumes(
+    node, anvil_settings, cause, tracing
+):
+    """eth-tester mines one transaction per block, so only a node that is told when to mine can put
+    the pause (or the revocation) and the batch in one block, the pause first."""
+    db, chain, dep = node
+    if not tracing:
+        chain = WithoutDebugApi(chain.w3, chain.account, chain.address, poll_interval_s=chain.poll_interval_s,
+                                description=chain.description, role_addresses=chain.role_addresses)  # fmt: skip
+    file_some(db)
+    a = Anchorer(db, chain, dep)
+    rpc(chain, "evm_setAutomine", False)
+    batch = a.build(force=True)
+    [attempt] = attempts(db, batch.id)
+    if cause == "pause":
+        who = role_signer(anvil_settings, chain, "pauser")
+        fn = who.contract.functions.pause()
+    else:
+        who = role_signer(anvil_settings, chain, "admin")
+        fn = who.contract.functions.revokeRole(role_id("registrar"), chain.signer_address)
+    first = _queue(who, fn, 10 * attempt.max_priority_fee_per_gas + 10 * GWEI)
+    a.settle()  # the batch's transaction is sent, behind the pause in the node's pool
+    rpc(chain, "evm_mine")  # one block: the pause (or revocation) first, then the batch
+    assert chain.receipt(first).block_number == chain.receipt(attempt.tx_hash).block_number
+    assert chain.receipt(attempt.tx_hash).status == 0
+    a.settle()
+    kind = FailureKind.PAUSED if cause == "pause" else FailureKind.MISSING_ROLE
+    with db.read() as s:
+        failed = s.get_one(AnchorBatch, batch.id)
+        held = {h.kind: h.reason for h in open_holds(s)}
+    assert failed.state == BatchState.FAILED and failed.error_kind == kind, failed.error
+    assert set(held) == {kind}  # never "permanent": it clears when the cause goes
+    rpc(chain, "evm_setAutomine", True)
+    if cause == "pause":
+        who.unpause()
+    else:
+        who.grant_role("registrar", chain.signer_address)
+    again = a.step(force=True)
+    assert again is not None and again.state == BatchState.CONFIRMED and again.records == 3
+    with db.read() as s:
+        assert open_holds(s) == []
