@@ -77,10 +77,10 @@ class Settler:
     def settle_signed(self, batch: AnchorBatch) -> None:
         outcome = self.txm.settle(batch.id)
         receipt = outcome.receipt
-        if outcome.kind == "fee_ceiling":
-            open_hold(self.db, FailureKind.FEE_CEILING, f"batch {batch.chain_batch_id}: {outcome.detail}")
+        if outcome.kind in ("fee_ceiling", "refused"):
+            open_hold(self.db, outcome.kind, f"batch {batch.chain_batch_id}: {outcome.detail}")
             return
-        clear_hold(self.db, FailureKind.FEE_CEILING, "the worker: fees are within the ceiling again")
+        clear_held_sends(self.db)
         if outcome.kind == "nonce_taken":
             receipt = self._anchored_elsewhere(batch.root)
             if receipt is None:
@@ -210,10 +210,16 @@ class Settler:
                 h.kind == FailureKind.MISSING_ROLE and self.chain.registrar_holds_role()
             )
             if not gone:
-                return h  # (a fee hold still lets the batch in flight be replaced: settling clears it)
+                return h  # (a fee or refusal hold still lets the transaction in flight be sent: settling clears it)
             clear_hold(self.db, h.kind, "the worker: the cause is gone")
             log.warning("anchoring resumes: the %s hold cleared itself", h.kind)
         return None
+
+
+def clear_held_sends(db: Database) -> None:
+    """The node took (or mined) a transaction: holds about sending it are over."""
+    clear_hold(db, FailureKind.FEE_CEILING, "the worker: fees are within the ceiling again")
+    clear_hold(db, FailureKind.REFUSED, "the worker: the node accepts the transaction again")
 
 
 def classify_revert(reason: str) -> str:
