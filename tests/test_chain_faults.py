@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from hybrid_store.anchoring import Anchorer
 from hybrid_store.batches import open_holds, pending_count
 from hybrid_store.chain.client import RegistryChain, role_id
-from hybrid_store.chain.connect import open_chain, role_signer
+from hybrid_store.chain.connect import http_web3, open_chain, role_signer
 from hybrid_store.chain.types import Fees, SendOutcome
 from hybrid_store.db.engine import Database
 from hybrid_store.db.models import (
@@ -27,6 +27,7 @@ from hybrid_store.db.models import (
     TxAttempt,
 )
 from hybrid_store.deployment import attach
+from hybrid_store.errors import ChainUnavailable
 from hybrid_store.filing import record_instruments
 from hybrid_store.intake import validate
 from hybrid_store.txmgr import GWEI, FeePolicy
@@ -430,3 +431,27 @@ def test_an_attempt_unmined_for_n_blocks_is_replaced_even_when_its_fees_cover_th
     with db.read() as s:
         b = s.get_one(AnchorBatch, batch.id)
     assert b.state == BatchState.CONFIRMED and b.tx_hash == made[1].tx_hash
+
+
+def test_a_node_that_accepts_and_never_answers_is_unavailable_within_the_timeout(node, anvil_settings):
+    """A half-open connection: the worker's step gives up with ChainUnavailable (the run loop
+    reports it and tries again), never waits forever, and anchors once the node answers again."""
+    db, chain, dep = node
+    proxy = FaultProxy(anvil_settings.chain.anvil_port).start()
+    try:
+        via = RegistryChain(http_web3(proxy.url, timeout_s=1), chain.account, chain.address,
+                            description="the node behind the proxy")  # fmt: skip
+        file_some(db)
+        a = Anchorer(db, via, dep)
+        proxy.set("half_open")
+        started = time.monotonic()
+        with pytest.raises(ChainUnavailable, match="did not answer"):
+            a.step(force=True)
+        assert time.monotonic() - started < 60  # a few tries of a 1 s timeout, not a hang
+        with db.read() as s:
+            assert pending_count(s) == 3 and s.scalar(select(func.count()).select_from(AnchorBatch)) == 0
+        proxy.set("pass")
+        done = a.step(force=True)
+        assert done is not None and done.state == BatchState.CONFIRMED and done.records == 3
+    finally:
+        proxy.stop()

@@ -14,6 +14,8 @@ reverted or lost its nonce is signed again with a new one.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import aliased
@@ -24,8 +26,16 @@ from hybrid_store.batches import open_hold
 from hybrid_store.chain.port import ChainPort
 from hybrid_store.core import merkle, standing
 from hybrid_store.db.engine import Database
-from hybrid_store.db.models import AnchorBatch, BatchRecord, BatchState, Commitment, FailureKind, MirrorFlag
-from hybrid_store.errors import TransactionReverted
+from hybrid_store.db.models import (
+    AnchorBatch,
+    AnchoringHold,
+    BatchRecord,
+    BatchState,
+    Commitment,
+    FailureKind,
+    MirrorFlag,
+)
+from hybrid_store.errors import ChainError, TransactionReverted
 from hybrid_store.txmgr import FeePolicy, Outcome, Subject, TxManager
 
 log = logging.getLogger(__name__)
@@ -84,6 +94,21 @@ class Revoker:
                 self._record(flag_id, block=at)
                 done += 1
         return done
+
+    def between_batches(self, hold: AnchoringHold | None) -> None:
+        """The worker's turn for revocations: all of them when nothing holds; while a fee or a
+        refusal holds, only those in flight (sending them is what clears such a hold)."""
+        if hold is None or hold.kind in (FailureKind.FEE_CEILING, FailureKind.REFUSED):
+            self.step(start_new=hold is None)
+
+    def wait_in_flight(self, going: Callable[[], bool], timeout_s: float, poll_s: float) -> None:
+        """Settle until no revocation sent waits to be mined (or ``going`` says anchoring holds)."""
+        deadline = time.monotonic() + timeout_s
+        while self.waiting and going():
+            if time.monotonic() > deadline:
+                raise ChainError(f"revocations still unmined after {timeout_s:.0f} s: is the node mining?")
+            time.sleep(poll_s)
+            self.step(start_new=False)
 
     def _settle(self, flag_id: int, batch_id: int, leaf: bytes, reason: bytes, *, start_new: bool) -> Outcome | None:
         """Where the flag's revocation stands (a new transaction sent if it has none, or its last one

@@ -145,10 +145,7 @@ class Anchorer:
         then anchor one new batch if one is due (or ``force``)."""
         self.settle()
         if not self.settler.in_flight():
-            hold = self.holding()
-            if hold is None or hold.kind in (FailureKind.FEE_CEILING, FailureKind.REFUSED):
-                # a revocation in flight is looked after even while its fees or a refusal hold
-                self.revoker.step(start_new=hold is None)
+            self.revoker.between_batches(self.holding())
         batch = self.build_and_send(force=force)
         if batch is not None:
             self.settle()
@@ -190,14 +187,7 @@ class Anchorer:
         """Settle until no batch or revocation waits to be mined (replacing stuck transactions
         meanwhile)."""
         self.settler.wait_in_flight(self.settle, self.in_flight_timeout_s, self.poll_s)
-        deadline = time.monotonic() + self.in_flight_timeout_s
-        while self.revoker.waiting and self.holding() is None:
-            if time.monotonic() > deadline:
-                raise ChainError(
-                    f"revocations still unmined after {self.in_flight_timeout_s:.0f} s: is the node mining?"
-                )
-            time.sleep(self.poll_s)
-            self.revoker.step(start_new=False)
+        self.revoker.wait_in_flight(lambda: self.holding() is None, self.in_flight_timeout_s, self.poll_s)
 
     def run(
         self, stop: threading.Event, idle_sleep_s: float = 0.1, keep_going: Callable[[], bool] = lambda: True
