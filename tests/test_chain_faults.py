@@ -9,9 +9,10 @@ import time
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from hybrid_store.anchoring import Anchorer
+from hybrid_store.anchoring import Anchorer, AnchoringHeld
 from hybrid_store.batches import open_holds, pending_count
 from hybrid_store.chain.client import RegistryChain, role_id
 from hybrid_store.chain.connect import http_web3, open_chain, role_signer
@@ -30,7 +31,9 @@ from hybrid_store.deployment import attach
 from hybrid_store.errors import ChainUnavailable
 from hybrid_store.filing import record_instruments
 from hybrid_store.intake import validate
+from hybrid_store.settings import Settings
 from hybrid_store.txmgr import GWEI, FeePolicy
+from registry_service.app import create_app
 from tests.conftest import NOW, deed
 from tests.faultproxy import FaultProxy
 from tests.processes import Server, landreg, wait_until
@@ -330,7 +333,9 @@ def test_a_stuck_revocation_is_replaced_with_bumped_fees_and_no_batch_queues_beh
 
 
 @pytest.mark.parametrize("cause", ["insufficient funds", "intrinsic gas too high"])
-def test_a_transaction_the_node_refuses_outright_holds_after_n_tries_and_resumes_when_it_is_taken(node, cause):
+def test_a_transaction_the_node_refuses_outright_holds_after_n_tries_and_resumes_when_it_is_taken(
+    node, anvil_settings, cause
+):
     db, chain, dep = node
     file_some(db)
     a = Anchorer(db, chain, dep, fees=FeePolicy(refusals_before_hold=3, refused_retry_s=0.5))
@@ -354,13 +359,23 @@ def test_a_transaction_the_node_refuses_outright_holds_after_n_tries_and_resumes
         a.settle()
     assert attempts(db, batch.id)[0].refusals == 3
     assert a.build(force=True) is None  # nothing new while it holds
+    with pytest.raises(AnchoringHeld, match="refused") as held:
+        a.drain()  # at once: no wait for a block that cannot bring the transaction
+    assert "registrar" in held.value.hint
+    cfg = Settings(home=anvil_settings.home, chain={"backend": "eth-tester"})
+    with TestClient(create_app(cfg, db=db, chain_factory=lambda: chain, run_worker=False)) as client:
+        assert 'landreg_anchoring_held{kind="refused"} 1.0' in client.get("/metrics").text
     rpc(chain, "anvil_setBalance", chain.signer_address, balance)
     rpc(chain, "evm_setBlockGasLimit", gas_limit)
     time.sleep(0.6)
+    assert wait_until(lambda: settled(a, batch.id) == BatchState.CONFIRMED, 30, 0.1)  # the node takes it now
+    assert holds_of(db) == {} and attempts(db, batch.id)[0].refusals == 3
+
+
+def settled(a: Anchorer, batch_id: int) -> str:
     a.settle()
-    with db.read() as s:
-        assert s.get_one(AnchorBatch, batch.id).state == BatchState.CONFIRMED
-    assert holds_of(db) == {}
+    with a.db.read() as s:
+        return s.get_one(AnchorBatch, batch_id).state
 
 
 def holds_of(db) -> dict[str, str]:

@@ -154,11 +154,19 @@ class Settler:
     def wait_in_flight(self, settle: Callable[[], None], timeout_s: float, poll_s: float) -> None:
         """Settle until no batch waits to be mined (stuck transactions are replaced meanwhile)."""
         deadline = time.monotonic() + timeout_s
-        while self.in_flight():
+        while self.in_flight() and not self._sending_held():
             if time.monotonic() > deadline:
                 raise ChainError(f"batches still unmined after {timeout_s:.0f} s: is the node mining?")
             time.sleep(poll_s)
             settle()
+
+    def _sending_held(self) -> bool:
+        """Whether a fee or refusal hold is open: the batch in flight then waits for fees to fall or
+        for a person, not for the next block (the caller sees the hold)."""
+        with self.db.read() as s:
+            return s.scalar(select(AnchoringHold.id).where(
+                AnchoringHold.cleared_at.is_(None),
+                AnchoringHold.kind.in_([FailureKind.FEE_CEILING, FailureKind.REFUSED])).limit(1)) is not None  # fmt: skip
 
     # --- until final --------------------------------------------------------------------------------
     def recheck_until_final(self) -> None:
