@@ -21,6 +21,7 @@ real network, and holds every later nonce behind it.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -28,12 +29,13 @@ from datetime import UTC, datetime
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from hybrid_store.chain.port import ChainPort
 from hybrid_store.chain.types import FeeQuote, Fees, Receipt, SendOutcome, SignedTx
 from hybrid_store.db.engine import Database
 from hybrid_store.db.models import TxAttempt, table
-from hybrid_store.errors import ChainError, ChainUnavailable
+from hybrid_store.errors import ChainError, ChainUnavailable, TransactionReverted
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +78,13 @@ class FeePolicy:
 
 @dataclass(frozen=True)
 class Subject:
-    """What a transaction is for: a batch's ``anchorBatch``, or the revocation of a mirror flag's
-    replaced version (the columns of ``tx_attempts`` that say so; exactly one is set)."""
+    """What a transaction is for: a batch's ``anchorBatch``, the revocation of a mirror flag's
+    replaced version, or a rollback's revocation of a batch's leaves (the columns of
+    ``tx_attempts`` that say so; exactly one is set)."""
 
     batch_id: int | None = None
     mirror_flag_id: int | None = None
+    revokes_batch_id: int | None = None
 
     @classmethod
     def of(cls, subject: int | Subject) -> Subject:
@@ -88,12 +92,22 @@ class Subject:
         return subject if isinstance(subject, Subject) else cls(batch_id=subject)
 
     def columns(self) -> dict[str, int | None]:
-        return {"batch_id": self.batch_id, "mirror_flag_id": self.mirror_flag_id}
+        return {"batch_id": self.batch_id, "mirror_flag_id": self.mirror_flag_id,
+                "revokes_batch_id": self.revokes_batch_id}  # fmt: skip
+
+    def criterion(self) -> ColumnElement[bool]:
+        if self.batch_id is not None:
+            return TxAttempt.batch_id == self.batch_id
+        if self.mirror_flag_id is not None:
+            return TxAttempt.mirror_flag_id == self.mirror_flag_id
+        return TxAttempt.revokes_batch_id == self.revokes_batch_id
 
     def __str__(self) -> str:
         if self.batch_id is not None:
             return f"batch {self.batch_id}"
-        return f"the revocation of mirror flag {self.mirror_flag_id}"
+        if self.mirror_flag_id is not None:
+            return f"the revocation of mirror flag {self.mirror_flag_id}"
+        return f"the rollback's revocation of batch {self.revokes_batch_id}"
 
 
 @dataclass(frozen=True)
@@ -164,11 +178,8 @@ class TxManager:
 
     def attempts(self, subject: int | Subject) -> list[Attempt]:
         """The attempts of ``subject``, oldest first."""
-        subject = Subject.of(subject)
-        which = (TxAttempt.batch_id == subject.batch_id if subject.batch_id is not None
-                 else TxAttempt.mirror_flag_id == subject.mirror_flag_id)  # fmt: skip
         with self.db.read() as s:
-            rows = s.scalars(select(TxAttempt).where(which).order_by(TxAttempt.id)).all()
+            rows = s.scalars(select(TxAttempt).where(Subject.of(subject).criterion()).order_by(TxAttempt.id)).all()
         return [Attempt(r.id, r.tx_hash, bytes(r.raw_tx), r.nonce, Fees(r.max_fee_per_gas, r.max_priority_fee_per_gas),
                         r.created_at_block, r.sent_at_block, r.refusals, r.last_refused_at) for r in rows]  # fmt: skip
 
@@ -222,6 +233,20 @@ class TxManager:
         return (f"the node refused transaction {attempt.tx_hash} {max(attempt.refusals, 1)} times, and not because of "
                 f"its fees or nonce ({said}); fix what the node names (often the registrar's account balance), "
                 f"then it is sent again within {self.policy.refused_retry_s:g} s and anchoring resumes by itself")  # fmt: skip
+
+    def wait(self, subject: Subject, timeout_s: float, poll_s: float) -> Receipt:
+        """Settle ``subject`` until its transaction is mined (replacing it when stuck) and return the
+        receipt; ``TransactionReverted`` if it reverted, ``ChainError`` if it cannot be mined."""
+        deadline = time.monotonic() + timeout_s
+        while (outcome := self.settle(subject)).kind == "waiting":
+            if time.monotonic() > deadline:
+                raise ChainError(f"{subject} still unmined after {timeout_s:.0f} s: is the node mining?")
+            time.sleep(poll_s)
+        if outcome.receipt is None:
+            raise ChainError(f"{subject} was not mined: {outcome.detail}")
+        if outcome.receipt.status != 1:
+            raise TransactionReverted(outcome.receipt.tx_hash, self.chain.revert_reason(outcome.receipt))
+        return outcome.receipt
 
     def receipt_of(self, subject: int | Subject) -> Receipt | None:
         """The receipt of whichever attempt of ``subject`` was mined (newest first), or None."""

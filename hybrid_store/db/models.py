@@ -328,8 +328,9 @@ class AnchorBatch(Base):
 
 
 class TxAttempt(Base):
-    """One signed attempt of a transaction, stored before it is sent: a batch's ``anchorBatch``, or
-    the revocation of a mirror flag's replaced version (exactly one of the two). Replacements keep
+    """One signed attempt of a transaction, stored before it is sent: a batch's ``anchorBatch``, the
+    revocation of a mirror flag's replaced version, or a rollback's revocation of a batch's leaves
+    (exactly one of the three). Replacements keep
     the nonce and raise the fees; whichever attempt is mined wins (``hybrid_store.txmgr``)."""
 
     __tablename__ = "tx_attempts"
@@ -337,6 +338,8 @@ class TxAttempt(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("anchor_batches.id"), index=True)
     mirror_flag_id: Mapped[int | None] = mapped_column(ForeignKey("mirror_flags.id"), index=True)
+    #: a stage rollback's revocation of this batch's leaves (``migration_tools.stages.rollback``)
+    revokes_batch_id: Mapped[int | None] = mapped_column(ForeignKey("anchor_batches.id"), index=True)
     nonce: Mapped[int] = mapped_column(BigInteger)
     tx_hash: Mapped[str] = mapped_column(String(66), unique=True)
     raw_tx: Mapped[bytes] = mapped_column(LargeBinary)
@@ -354,7 +357,13 @@ class TxAttempt(Base):
     refusals: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_refused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    __table_args__ = (CheckConstraint("(batch_id IS NULL) <> (mirror_flag_id IS NULL)", name="one_subject"),)
+    __table_args__ = (
+        CheckConstraint(
+            "(CASE WHEN batch_id IS NULL THEN 0 ELSE 1 END) + (CASE WHEN mirror_flag_id IS NULL THEN 0 ELSE 1 END)"
+            " + (CASE WHEN revokes_batch_id IS NULL THEN 0 ELSE 1 END) = 1",
+            name="one_subject",
+        ),
+    )
 
 
 class AnchoringHold(Base):
