@@ -35,7 +35,7 @@ from hybrid_store.chain.port import ChainPort
 from hybrid_store.chain.types import FeeQuote, Fees, Receipt, SendOutcome, SignedTx
 from hybrid_store.db.engine import Database
 from hybrid_store.db.models import TxAttempt, table
-from hybrid_store.errors import ChainError, ChainUnavailable, TransactionReverted
+from hybrid_store.errors import ChainError, TransactionRefused, TransactionReverted
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ class TxManager:
         with self.db.read() as s:
             said = said or s.scalar(select(TxAttempt.send_error).where(TxAttempt.id == attempt.id)) or ""
         return (f"the node refused transaction {attempt.tx_hash} {max(attempt.refusals, 1)} times, and not because of "
-                f"its fees or nonce ({said}); fix what the node names (often the registrar's account balance), "
+                f"its fees or nonce (the node said: {said}); fix what the node names (often the registrar's account balance), "
                 f"then it is sent again within {self.policy.refused_retry_s:g} s and anchoring resumes by itself")  # fmt: skip
 
     def wait(self, subject: Subject, timeout_s: float, poll_s: float) -> Receipt:
@@ -264,10 +264,8 @@ class TxManager:
         the outcome already known (mined at once; the nonce used; refused outright)."""
         try:
             outcome = self.chain.send(attempt.signed())
-        except ChainUnavailable:
-            raise  # an unreachable node refused nothing
-        except ChainError as exc:
-            return self._refused(attempt, str(exc))
+        except TransactionRefused as exc:  # (an unreachable node refused nothing: ChainUnavailable passes)
+            return self._refused(attempt, exc.said)
         if outcome is SendOutcome.NONCE_USED:
             return Outcome("waiting", detail="the nonce is used: its receipt is looked up next time")
         if outcome is SendOutcome.UNDERPRICED:

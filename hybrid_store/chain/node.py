@@ -24,7 +24,7 @@ from web3.exceptions import TransactionNotFound
 from hybrid_store.chain.reverts import decode_revert, is_revert, revert_data
 from hybrid_store.chain.types import FeeQuote, Fees, Receipt, SendOutcome, SignedTx
 from hybrid_store.core.hashing import keccak256, to_hex
-from hybrid_store.errors import ChainError, ChainUnavailable, TransactionReverted
+from hybrid_store.errors import ChainError, ChainUnavailable, TransactionRefused, TransactionReverted
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,16 @@ def address_of_key(key_hex: str) -> str:
 def checksum(address: str) -> str:
     """``address`` in EIP-55 form (raises ``ValueError`` for anything that is not an address)."""
     return str(to_checksum_address(address))
+
+
+def node_words(exc: BaseException) -> str:
+    """What the node said in a JSON-RPC error (its ``message``), without the library's wrapping."""
+    for candidate in (*exc.args, getattr(exc, "rpc_response", None)):
+        if isinstance(candidate, dict):
+            error = candidate.get("error", candidate)
+            if isinstance(error, dict) and isinstance(error.get("message"), str):
+                return str(error["message"])
+    return str(exc)
 
 
 class NodeReader:
@@ -335,4 +345,4 @@ class NodeClient(NodeReader):
                 return SendOutcome.NONCE_USED
             if "underpriced" in message or "base fee" in message or "fee cap" in message or "too low" in message:
                 return SendOutcome.UNDERPRICED
-            raise ChainError(f"node refused transaction {signed.tx_hash}: {exc}") from None
+            raise TransactionRefused(signed.tx_hash, node_words(exc)) from None
