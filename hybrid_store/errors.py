@@ -97,6 +97,16 @@ class TransactionReverted(ChainError):
         super().__init__(f"transaction {tx_hash} reverted: {reason}")
 
 
+class TransactionRefused(ChainError):
+    """The node refused a transaction outright: not for its fees or its nonce, and not a revert
+    ("insufficient funds", "intrinsic gas too high"); ``said`` is the node's own words."""
+
+    def __init__(self, tx_hash: str, said: str):
+        self.tx_hash = tx_hash
+        self.said = said
+        super().__init__(f"the node refused transaction {tx_hash}: {said}")
+
+
 class ChainMismatch(ChainError):
     """The node is not the chain the database anchored to (chain id, genesis or contract changed)."""
 

@@ -61,6 +61,11 @@ class ChainSettings(BaseModel):
     fee_ceiling_gwei: float = Field(default=500.0, gt=0)
     #: an attempt unmined for this many blocks is replaced even if its fee cap covers the base fee
     stuck_after_blocks: int = Field(default=5, ge=1, le=10_000)
+    #: a transaction the node refuses outright this many times (not for its fees or nonce: e.g.
+    #: "insufficient funds") holds anchoring (a ``refused`` hold) ...
+    refusals_before_hold: int = Field(default=5, ge=1, le=1000)
+    #: ... and is then sent again only this often, until the node takes it and the hold clears
+    refused_retry_s: float = Field(default=60.0, gt=0)
     #: the registrar key (hot: the anchoring worker signs with it): a raw hex key (development)
     #: or an encrypted keystore (eth-keyfile)
     registrar_key: SecretStr | None = None

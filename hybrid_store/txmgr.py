@@ -9,21 +9,33 @@ go-ethereum's replacement rules).
 * "already known" and "nonce too low" mean "maybe sent": the attempts are looked up by hash; the
   same batch never takes a second nonce.
 * At most one new attempt per block: a node that is not mining gets no flood of replacements.
+* A refusal that is none of these ("insufficient funds", "intrinsic gas too high") is counted; after
+  ``refusals_before_hold`` of them the outcome is ``refused`` (the caller holds anchoring) and the
+  attempt is sent again only every ``refused_retry_s``, until the node takes it.
+
+Every transaction landreg sends goes through here: a batch's ``anchorBatch`` and the revocation of a
+replaced version (``Subject``). A path that signs and sends on its own is the one that sticks on a
+real network, and holds every later nonce behind it.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from hybrid_store.chain.port import ChainPort
 from hybrid_store.chain.types import FeeQuote, Fees, Receipt, SendOutcome, SignedTx
 from hybrid_store.db.engine import Database
 from hybrid_store.db.models import TxAttempt, table
+from hybrid_store.errors import ChainError, TransactionRefused, TransactionReverted
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +54,10 @@ class FeePolicy:
     bump_percent: int = 20
     ceiling_wei: int = 500 * GWEI
     stuck_after_blocks: int = 5
+    #: outright refusals of one attempt before the outcome is ``refused`` (a hold) ...
+    refusals_before_hold: int = 5
+    #: ... after which it is sent again only this often, until the node takes it
+    refused_retry_s: float = 60.0
 
     def first(self, quote: FeeQuote) -> Fees:
         return quote.fees(self.ceiling_wei)
@@ -61,6 +77,40 @@ class FeePolicy:
 
 
 @dataclass(frozen=True)
+class Subject:
+    """What a transaction is for: a batch's ``anchorBatch``, the revocation of a mirror flag's
+    replaced version, or a rollback's revocation of a batch's leaves (the columns of
+    ``tx_attempts`` that say so; exactly one is set)."""
+
+    batch_id: int | None = None
+    mirror_flag_id: int | None = None
+    revokes_batch_id: int | None = None
+
+    @classmethod
+    def of(cls, subject: int | Subject) -> Subject:
+        """``subject``, where a bare number is a batch id."""
+        return subject if isinstance(subject, Subject) else cls(batch_id=subject)
+
+    def columns(self) -> dict[str, int | None]:
+        return {"batch_id": self.batch_id, "mirror_flag_id": self.mirror_flag_id,
+                "revokes_batch_id": self.revokes_batch_id}  # fmt: skip
+
+    def criterion(self) -> ColumnElement[bool]:
+        if self.batch_id is not None:
+            return TxAttempt.batch_id == self.batch_id
+        if self.mirror_flag_id is not None:
+            return TxAttempt.mirror_flag_id == self.mirror_flag_id
+        return TxAttempt.revokes_batch_id == self.revokes_batch_id
+
+    def __str__(self) -> str:
+        if self.batch_id is not None:
+            return f"batch {self.batch_id}"
+        if self.mirror_flag_id is not None:
+            return f"the revocation of mirror flag {self.mirror_flag_id}"
+        return f"the rollback's revocation of batch {self.revokes_batch_id}"
+
+
+@dataclass(frozen=True)
 class Attempt:
     id: int
     tx_hash: str
@@ -69,6 +119,8 @@ class Attempt:
     fees: Fees
     created_at_block: int | None
     sent_at_block: int | None
+    refusals: int = 0
+    last_refused_at: datetime | None = None
 
     def signed(self) -> SignedTx:
         return SignedTx(self.raw, self.tx_hash, self.nonce, self.fees.max_fee_per_gas,
@@ -79,7 +131,8 @@ class Attempt:
 class Outcome:
     """Where a transaction stands: ``mined`` (with the winning attempt's receipt, whatever its
     status), ``waiting`` (sent; maybe just replaced), ``nonce_taken`` (a transaction that is none of
-    these attempts used the nonce), or ``fee_ceiling`` (stuck, and the ceiling forbids a bump)."""
+    these attempts used the nonce), ``fee_ceiling`` (stuck, and the ceiling forbids a bump), or
+    ``refused`` (the node refused it outright ``refusals_before_hold`` times: ``detail`` says why)."""
 
     kind: str
     receipt: Receipt | None = None
@@ -87,7 +140,7 @@ class Outcome:
 
 
 class TxManager:
-    """The attempts of the transactions the anchoring worker sends (one per batch)."""
+    """The attempts of every transaction landreg sends (a batch's, a revocation's)."""
 
     def __init__(self, db: Database, chain: ChainPort, policy: FeePolicy | None = None):
         self.db = db
@@ -95,25 +148,50 @@ class TxManager:
         self.policy = policy or FeePolicy()
 
     @staticmethod
-    def store_first(conn: Connection, batch_id: int, signed: SignedTx, head: int | None, now: datetime) -> None:
-        """Record a batch's first attempt, inside the batch's own transaction (before it is sent)."""
+    def store_first(
+        conn: Connection | Session, subject: int | Subject, signed: SignedTx, head: int | None, now: datetime
+    ) -> None:
+        """Record a transaction's first attempt, inside the caller's transaction (before it is sent)."""
         conn.execute(insert(table(TxAttempt)), {
-            "batch_id": batch_id, "nonce": signed.nonce, "tx_hash": signed.tx_hash, "raw_tx": signed.raw,
+            **Subject.of(subject).columns(), "nonce": signed.nonce, "tx_hash": signed.tx_hash, "raw_tx": signed.raw,
             "max_fee_per_gas": signed.max_fee_per_gas, "max_priority_fee_per_gas": signed.max_priority_fee_per_gas,
             "created_at": now, "created_at_block": head,
         })  # fmt: skip
 
-    def attempts(self, batch_id: int) -> list[Attempt]:
-        with self.db.read() as s:
-            rows = s.scalars(select(TxAttempt).where(TxAttempt.batch_id == batch_id).order_by(TxAttempt.id)).all()
-        return [Attempt(r.id, r.tx_hash, bytes(r.raw_tx), r.nonce, Fees(r.max_fee_per_gas, r.max_priority_fee_per_gas),
-                        r.created_at_block, r.sent_at_block) for r in rows]  # fmt: skip
+    def start(
+        self, subject: Subject, signed: SignedTx, head: int, also: Callable[[Session], object] | None = None
+    ) -> Outcome:
+        """Store a new transaction's first attempt (with ``also``'s writes, in the same database
+        transaction), then send it."""
+        with self.db.write() as s:
+            self.store_first(s, subject, signed, head, datetime.now(UTC))
+            if also is not None:
+                also(s)
+        [attempt] = [a for a in self.attempts(subject) if a.tx_hash == signed.tx_hash]
+        sent = self._send(attempt, head)
+        return sent if isinstance(sent, Outcome) else Outcome("waiting")
 
-    def settle(self, batch_id: int) -> Outcome:
-        """Look the batch's attempts up, send the newest if the node lacks it, replace it if stuck."""
-        attempts = self.attempts(batch_id)
+    def send_stored(self, subject: int | Subject) -> None:
+        """Send the newest stored attempt of ``subject`` (right after it was stored); whatever the
+        node says is counted and settled as usual (``settle``)."""
+        self._send(self.attempts(subject)[-1], self.chain.head())
+
+    def attempts(self, subject: int | Subject) -> list[Attempt]:
+        """The attempts of ``subject``, oldest first."""
+        with self.db.read() as s:
+            rows = s.scalars(select(TxAttempt).where(Subject.of(subject).criterion()).order_by(TxAttempt.id)).all()
+        return [Attempt(r.id, r.tx_hash, bytes(r.raw_tx), r.nonce, Fees(r.max_fee_per_gas, r.max_priority_fee_per_gas),
+                        r.created_at_block, r.sent_at_block, r.refusals, r.last_refused_at) for r in rows]  # fmt: skip
+
+    def settle(self, subject: int | Subject) -> Outcome:
+        """Look the subject's attempts up, send the newest if the node lacks it, replace it if stuck.
+        Only the attempts of the newest nonce count: a revocation whose transaction reverted is
+        tried again with a new one (a batch never takes a second nonce)."""
+        subject = Subject.of(subject)
+        attempts = self.attempts(subject)
         if not attempts:
-            raise LookupError(f"batch {batch_id} has no stored transaction")
+            raise LookupError(f"{subject} has no stored transaction")
+        attempts = [a for a in attempts if a.nonce == attempts[-1].nonce]
         if (mined := self._mined(attempts)) is not None:
             return mined
         newest = attempts[-1]
@@ -124,6 +202,8 @@ class TxManager:
         head = self.chain.head()
         refused = False
         if newest.sent_at_block is None or not self.chain.transaction_known(newest.tx_hash):
+            if (resting := self._resting(newest)) is not None:
+                return resting
             sent = self._send(newest, head)
             if isinstance(sent, Outcome):
                 return sent
@@ -136,7 +216,42 @@ class TxManager:
         if len(attempts) > 1 and newest.created_at_block is not None and head <= newest.created_at_block:
             return Outcome("waiting", detail="replaced in this block already; waiting for the next")
         why = "refused as underpriced" if refused else f"base fee {quote.next_base_fee / GWEI:.2f} gwei, {age} blocks"
-        return self._replace(batch_id, newest, quote, head, why)
+        return self._replace(subject, newest, quote, head, why)
+
+    def _resting(self, attempt: Attempt) -> Outcome | None:
+        """``refused`` while an attempt the node keeps refusing waits for its next try, else None."""
+        if attempt.refusals < self.policy.refusals_before_hold or attempt.last_refused_at is None:
+            return None
+        waited = (datetime.now(UTC) - attempt.last_refused_at.replace(tzinfo=UTC)).total_seconds()
+        if waited >= self.policy.refused_retry_s:
+            return None
+        return Outcome("refused", detail=self._refusal(attempt, None))
+
+    def _refusal(self, attempt: Attempt, said: str | None) -> str:
+        with self.db.read() as s:
+            said = said or s.scalar(select(TxAttempt.send_error).where(TxAttempt.id == attempt.id)) or ""
+        return (f"the node refused transaction {attempt.tx_hash} {max(attempt.refusals, 1)} times, and not because of "
+                f"its fees or nonce (the node said: {said}); fix what the node names (often the registrar's account balance), "
+                f"then it is sent again within {self.policy.refused_retry_s:g} s and anchoring resumes by itself")  # fmt: skip
+
+    def wait(self, subject: Subject, timeout_s: float, poll_s: float) -> Receipt:
+        """Settle ``subject`` until its transaction is mined (replacing it when stuck) and return the
+        receipt; ``TransactionReverted`` if it reverted, ``ChainError`` if it cannot be mined."""
+        deadline = time.monotonic() + timeout_s
+        while (outcome := self.settle(subject)).kind == "waiting":
+            if time.monotonic() > deadline:
+                raise ChainError(f"{subject} still unmined after {timeout_s:.0f} s: is the node mining?")
+            time.sleep(poll_s)
+        if outcome.receipt is None:
+            raise ChainError(f"{subject} was not mined: {outcome.detail}")
+        if outcome.receipt.status != 1:
+            raise TransactionReverted(outcome.receipt.tx_hash, self.chain.revert_reason(outcome.receipt))
+        return outcome.receipt
+
+    def receipt_of(self, subject: int | Subject) -> Receipt | None:
+        """The receipt of whichever attempt of ``subject`` was mined (newest first), or None."""
+        mined = self._mined(self.attempts(subject))
+        return mined.receipt if mined is not None else None
 
     def _mined(self, attempts: list[Attempt]) -> Outcome | None:
         for attempt in reversed(attempts):
@@ -146,8 +261,11 @@ class TxManager:
 
     def _send(self, attempt: Attempt, head: int) -> bool | Outcome:
         """Send ``attempt``: True when the node took it, False when it refused it as underpriced, or
-        the outcome already known (mined at once; the nonce used)."""
-        outcome = self.chain.send(attempt.signed())
+        the outcome already known (mined at once; the nonce used; refused outright)."""
+        try:
+            outcome = self.chain.send(attempt.signed())
+        except TransactionRefused as exc:  # (an unreachable node refused nothing: ChainUnavailable passes)
+            return self._refused(attempt, exc.said)
         if outcome is SendOutcome.NONCE_USED:
             return Outcome("waiting", detail="the nonce is used: its receipt is looked up next time")
         if outcome is SendOutcome.UNDERPRICED:
@@ -157,7 +275,19 @@ class TxManager:
             return Outcome("mined", receipt)
         return True
 
-    def _replace(self, batch_id: int, newest: Attempt, quote: FeeQuote, head: int, why: str) -> Outcome:
+    def _refused(self, attempt: Attempt, said: str) -> Outcome:
+        """Count an outright refusal; ``refused`` once there were ``refusals_before_hold`` of them."""
+        with self.db.write() as s:
+            s.execute(update(TxAttempt).where(TxAttempt.id == attempt.id).values(
+                refusals=TxAttempt.refusals + 1, send_error=said[:2000], last_refused_at=datetime.now(UTC)))  # fmt: skip
+        refusals = attempt.refusals + 1
+        log.warning("the node refused transaction %s (%d of %d before anchoring holds): %s", attempt.tx_hash, refusals,
+                    self.policy.refusals_before_hold, said)  # fmt: skip
+        if refusals < self.policy.refusals_before_hold:
+            return Outcome("waiting", detail=f"refused: {said}")
+        return Outcome("refused", detail=self._refusal(replace(attempt, refusals=refusals), said))
+
+    def _replace(self, subject: Subject, newest: Attempt, quote: FeeQuote, head: int, why: str) -> Outcome:
         """A replacement of ``newest`` with bumped fees: stored, then sent."""
         fees = self.policy.replacement(newest.fees, quote)
         if fees is None:
@@ -170,7 +300,7 @@ class TxManager:
                     why)  # fmt: skip
         with self.db.write() as s:
             attempt_id = s.execute(insert(table(TxAttempt)).returning(table(TxAttempt).c.id), {
-                "batch_id": batch_id, "nonce": signed.nonce, "tx_hash": signed.tx_hash, "raw_tx": signed.raw,
+                **subject.columns(), "nonce": signed.nonce, "tx_hash": signed.tx_hash, "raw_tx": signed.raw,
                 "max_fee_per_gas": fees.max_fee_per_gas, "max_priority_fee_per_gas": fees.max_priority_fee_per_gas,
                 "created_at": datetime.now(UTC), "created_at_block": head,
             }).scalar_one()  # fmt: skip

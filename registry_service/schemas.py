@@ -221,7 +221,7 @@ class BatchView(BaseModel):
 
 
 class HoldView(BaseModel):
-    kind: str = Field(description="paused, missing_role, fee_ceiling or permanent")
+    kind: str = Field(description="paused, missing_role, fee_ceiling, refused or permanent")
     reason: str
     since: datetime
 

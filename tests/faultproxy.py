@@ -3,7 +3,9 @@ faults of a real network, caused for real on real sockets (tests only).
 
 Modes: ``pass`` forwards; ``delay`` holds every chunk ``delay_s`` before forwarding it; ``drop``
 accepts a connection, reads the request and closes without an answer; ``down`` refuses new
-connections (the listening socket is closed, as when a node's host is gone) and cuts open ones.
+connections (the listening socket is closed, as when a node's host is gone) and cuts open ones;
+``half_open`` accepts a connection, reads the request and never answers (a hung node, or a peer
+behind a dead NAT entry): only a client's own timeout ends the wait.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class FaultProxy:
         self._cut_all()
 
     def set(self, mode: str, delay_s: float = 0.0) -> None:
-        assert mode in ("pass", "delay", "drop", "down")
+        assert mode in ("pass", "delay", "drop", "down", "half_open")
         self.delay_s = delay_s
         if mode == "down":
             self._close_listener()
@@ -89,6 +91,9 @@ class FaultProxy:
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
+        if self.mode == "half_open":
+            self._hold_open(client)
+            return
         if self.mode == "drop":
             with contextlib.suppress(OSError):
                 client.settimeout(2)
@@ -110,6 +115,23 @@ class FaultProxy:
                     s.close()
             with self._lock:
                 self._open.difference_update((client, upstream))
+
+    def _hold_open(self, client: socket.socket) -> None:
+        """Read whatever comes and answer nothing, until the mode changes or the proxy stops."""
+        with self._lock:
+            self._open.add(client)
+        try:
+            while not self._stop.is_set() and self.mode == "half_open":
+                ready, _, _ = select.select([client], [], [], 0.2)
+                if ready and not client.recv(65536):
+                    return  # the client gave up
+        except (OSError, ValueError):
+            return
+        finally:
+            with contextlib.suppress(OSError):
+                client.close()
+            with self._lock:
+                self._open.discard(client)
 
     def _pump(self, a: socket.socket, b: socket.socket) -> None:
         peers = {a: b, b: a}

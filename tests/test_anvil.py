@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 
 import pytest
@@ -100,3 +101,63 @@ def test_a_killed_node_loses_at_most_its_dump_interval(anvil, anvil_settings):
         after = {b.chain_batch_id: (b.root, b.tx_hash, b.state) for b in s.scalars(select(AnchorBatch))}
     assert after == {k: (*v, "confirmed") for k, v in stored.items()}
     assert [chain.get_batch(k).root for k in (0, 1)] == [stored[0][0], stored[1][0]]
+
+
+# --- a node landreg did not start, on the registry's port -------------------------------------------------
+REGISTRAR_0 = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"  # anvil's first development account
+
+
+@pytest.fixture
+def foreign_node(anvil_settings):
+    """A fresh anvil node on the registry's port that landreg did not start (another tool's chain)."""
+    from hybrid_store.chain.connect import http_web3
+    from tests.processes import wait_until
+
+    port = str(anvil_settings.chain.anvil_port)
+    binary = ManagedAnvil(anvil_settings).binary()
+
+    def start() -> subprocess.Popen:
+        proc = subprocess.Popen([str(binary), "--port", port], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        w3 = http_web3(f"http://127.0.0.1:{port}", timeout_s=2)
+        assert wait_until(lambda: _answers(w3), 30, 0.1)
+        return proc
+
+    procs: list[subprocess.Popen] = []
+    yield lambda: procs.append(start()) or http_web3(f"http://127.0.0.1:{port}")
+    for proc in procs:
+        proc.terminate()
+        proc.wait(30)
+
+
+def _answers(w3) -> bool:
+    try:
+        return w3.eth.block_number >= 0
+    except Exception:
+        return False
+
+
+def test_chain_start_refuses_a_node_it_did_not_start_unless_told_to_attach(landreg_env, foreign_node):
+    w3 = foreign_node()
+    refused = landreg(landreg_env, "chain", "start")
+    assert refused.returncode != 0 and "did not start" in refused.stderr and "--attach" in refused.stderr
+    assert w3.eth.get_transaction_count(REGISTRAR_0) == 0  # nothing deployed there
+    worker = landreg(landreg_env, "worker", "--drain")  # every command that starts the node refuses it too
+    assert worker.returncode != 0 and "--attach" in worker.stderr
+    assert w3.eth.get_transaction_count(REGISTRAR_0) == 0
+    attached = landreg(landreg_env, "chain", "start", "--attach")
+    assert attached.returncode == 0, attached.stderr
+    assert "attached to the node" in attached.stdout and "DeedRegistry at 0x" in attached.stdout
+    assert w3.eth.get_transaction_count(REGISTRAR_0) == 1  # a registry with no chain yet deploys there, on purpose
+    landreg(landreg_env, "worker", "--drain", check=True)  # later commands take the attached node
+
+
+def test_chain_start_never_attaches_to_another_chain_than_the_registry_s(landreg_env, foreign_node):
+    landreg(landreg_env, "chain", "start", check=True)  # the registry's own chain, its contract deployed
+    landreg(landreg_env, "chain", "stop", check=True)
+    w3 = foreign_node()  # another chain on the port: its own genesis
+    for args in (("chain", "start"), ("chain", "start", "--attach")):
+        refused = landreg(landreg_env, *args)
+        assert refused.returncode != 0, refused.stdout
+        assert "did not start" in refused.stderr or "another chain" in refused.stderr
+    assert "another chain" in refused.stderr and "genesis" in refused.stderr
+    assert w3.eth.get_transaction_count(REGISTRAR_0) == 0  # nothing deployed onto it

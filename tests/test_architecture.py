@@ -185,3 +185,30 @@ def test_the_command_line_loads_no_chain_library_until_a_command_needs_it() -> N
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def lazy_exports(tree: ast.Module) -> tuple[dict[str, str], dict[str, str], list[str]]:
+    """A package's lazily imported names (its ``_WHERE``: name -> submodule), the names it imports
+    for the type checker (name -> submodule), and its ``__all__``."""
+    where: dict[str, str] = {}
+    typed: dict[str, str] = {}
+    exported: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            if node.targets[0].id == "_WHERE":
+                where = ast.literal_eval(node.value)
+            elif node.targets[0].id == "__all__" and isinstance(node.value, ast.List):
+                exported = ast.literal_eval(node.value)
+        elif isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            for imp in node.body:
+                if isinstance(imp, ast.ImportFrom) and imp.module:
+                    typed.update({a.name: imp.module.rsplit(".", 1)[-1] for a in imp.names})
+    return where, typed, exported
+
+
+def test_lazily_imported_names_are_visible_to_the_type_checker() -> None:
+    """A module ``__getattr__`` alone makes mypy see every name it serves as ``Any``: the package
+    imports the same names, from the same modules, under ``TYPE_CHECKING`` (and lists them)."""
+    where, typed, exported = lazy_exports(ast.parse((REPO / "hybrid_store/anchoring/__init__.py").read_text()))
+    assert "Anchorer" in where and where == typed
+    assert sorted(exported) == sorted(where)

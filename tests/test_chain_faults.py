@@ -9,21 +9,35 @@ import time
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from hybrid_store.anchoring import Anchorer
+from hybrid_store.anchoring import Anchorer, AnchoringHeld
 from hybrid_store.batches import open_holds, pending_count
-from hybrid_store.chain.connect import open_chain
-from hybrid_store.chain.types import SendOutcome
+from hybrid_store.chain.client import RegistryChain, role_id
+from hybrid_store.chain.connect import http_web3, open_chain, role_signer
+from hybrid_store.chain.types import Fees, SendOutcome
 from hybrid_store.db.engine import Database
-from hybrid_store.db.models import AnchorBatch, BatchRecord, BatchState, FailureKind, OutboxEntry, TxAttempt
+from hybrid_store.db.models import (
+    AnchorBatch,
+    BatchRecord,
+    BatchState,
+    FailureKind,
+    MirrorFlag,
+    OutboxEntry,
+    TxAttempt,
+)
 from hybrid_store.deployment import attach
+from hybrid_store.errors import ChainUnavailable
 from hybrid_store.filing import record_instruments
 from hybrid_store.intake import validate
+from hybrid_store.settings import Settings
 from hybrid_store.txmgr import GWEI, FeePolicy
+from registry_service.app import create_app
 from tests.conftest import NOW, deed
 from tests.faultproxy import FaultProxy
 from tests.processes import Server, landreg, wait_until
+from tests.test_txmgr import replaced_version, revocation_attempts
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
@@ -217,3 +231,242 @@ def test_an_unreachable_node_is_unavailable_never_a_reset_chain(landreg_env, tmp
         assert worker.returncode == 4 and "unavailable" in worker.stderr
     finally:
         landreg(env, "chain", "stop")
+
+
+# --- a pause or a role revocation mined in the same block as the batch --------------------------------------
+def _queue(signer, fn, tip_wei: int) -> str:
+    """Send ``fn`` from ``signer`` without waiting (the node mines nothing yet), with ``tip_wei`` as its
+    tip so the node orders it before the batch's transaction in the next block."""
+    fees = Fees(4 * signer.fee_quote().next_base_fee + tip_wei, tip_wei)
+    return signer.broadcast(signer.sign_transaction(signer.build_call(fn, signer.pending_nonce(), fees)))
+
+
+class WithoutDebugApi(RegistryChain):
+    """A node whose debug API is off (most hosted providers): the one fault here not caused for real,
+    since anvil always traces."""
+
+    def rpc(self, method, params):
+        if method.startswith("debug_"):
+            raise ValueError({"code": -32601, "message": f"the method {method} does not exist/is not available"})
+        return super().rpc(method, params)
+
+
+@pytest.mark.parametrize("tracing", [True, False], ids=["traced", "replayed"])
+@pytest.mark.parametrize("cause", ["pause", "revoke_role"])
+def test_a_pause_or_revocation_in_the_batch_s_block_holds_until_undone_then_anchoring_resumes(
+    node, anvil_settings, cause, tracing
+):
+    """eth-tester mines one transaction per block, so only a node that is told when to mine can put
+    the pause (or the revocation) and the batch in one block, the pause first."""
+    db, chain, dep = node
+    if not tracing:
+        chain = WithoutDebugApi(chain.w3, chain.account, chain.address, poll_interval_s=chain.poll_interval_s,
+                                description=chain.description, role_addresses=chain.role_addresses)  # fmt: skip
+    file_some(db)
+    a = Anchorer(db, chain, dep)
+    rpc(chain, "evm_setAutomine", False)
+    batch = a.build(force=True)
+    [attempt] = attempts(db, batch.id)
+    if cause == "pause":
+        who = role_signer(anvil_settings, chain, "pauser")
+        fn = who.contract.functions.pause()
+    else:
+        who = role_signer(anvil_settings, chain, "admin")
+        fn = who.contract.functions.revokeRole(role_id("registrar"), chain.signer_address)
+    first = _queue(who, fn, 10 * attempt.max_priority_fee_per_gas + 10 * GWEI)
+    a.settle()  # the batch's transaction is sent, behind the pause in the node's pool
+    rpc(chain, "evm_mine")  # one block: the pause (or revocation) first, then the batch
+    assert chain.receipt(first).block_number == chain.receipt(attempt.tx_hash).block_number
+    assert chain.receipt(attempt.tx_hash).status == 0
+    a.settle()
+    kind = FailureKind.PAUSED if cause == "pause" else FailureKind.MISSING_ROLE
+    with db.read() as s:
+        failed = s.get_one(AnchorBatch, batch.id)
+        held = {h.kind: h.reason for h in open_holds(s)}
+    assert failed.state == BatchState.FAILED and failed.error_kind == kind, failed.error
+    assert set(held) == {kind}  # never "permanent": it clears when the cause goes
+    rpc(chain, "evm_setAutomine", True)
+    if cause == "pause":
+        who.unpause()
+    else:
+        who.grant_role("registrar", chain.signer_address)
+    again = a.step(force=True)
+    assert again is not None and again.state == BatchState.CONFIRMED and again.records == 3
+    with db.read() as s:
+        assert open_holds(s) == []
+
+
+# --- every transaction through the transaction manager: revocations, refusals, nonces, age -------------------
+def revocable(db, chain, dep, **kw) -> tuple[Anchorer, int]:
+    """An anchorer with two anchored records, the older replaced in the legacy database (its flag's id)."""
+    file_some(db, 2)
+    a = Anchorer(db, chain, dep, **kw)
+    a.drain()
+    return a, replaced_version(db)
+
+
+def test_a_stuck_revocation_is_replaced_with_bumped_fees_and_no_batch_queues_behind_it(node):
+    db, chain, dep = node
+    a, flag_id = revocable(db, chain, dep, fees=FeePolicy(bump_percent=20, ceiling_wei=5_000 * GWEI))
+    rpc(chain, "evm_setAutomine", False)
+    a.step()  # the revocation is stored, then sent; the node mines nothing yet
+    [first] = revocation_attempts(db, flag_id)
+    assert first.sent_at_block is not None and a.revoker.waiting
+    file_some(db, 2)
+    assert a.step(force=True) is None  # no batch behind the revocation's nonce
+    rpc(chain, "anvil_setNextBlockBaseFeePerGas", hex(3 * first.max_fee_per_gas))
+    rpc(chain, "evm_mine")  # a block it cannot enter
+    rpc(chain, "anvil_setNextBlockBaseFeePerGas", hex(3 * first.max_fee_per_gas))
+    a.step()
+    made = revocation_attempts(db, flag_id)
+    assert len(made) == 2 and {t.nonce for t in made} == {first.nonce}
+    assert made[1].max_fee_per_gas >= 2 * 3 * first.max_fee_per_gas
+    assert made[1].max_priority_fee_per_gas * 100 >= first.max_priority_fee_per_gas * 120
+    rpc(chain, "evm_mine")
+    rpc(chain, "evm_setAutomine", True)
+    batch = a.step(force=True)
+    with db.read() as s:
+        flag = s.get_one(MirrorFlag, flag_id)
+    assert flag.revoked_block is not None and flag.revoke_tx == made[1].tx_hash
+    assert chain.receipt(made[1].tx_hash).status == 1 and chain.receipt(first.tx_hash) is None
+    assert batch is not None and batch.state == BatchState.CONFIRMED and batch.records == 2
+
+
+@pytest.mark.parametrize("cause", ["insufficient funds", "intrinsic gas too high"])
+def test_a_transaction_the_node_refuses_outright_holds_after_n_tries_and_resumes_when_it_is_taken(
+    node, anvil_settings, cause
+):
+    db, chain, dep = node
+    file_some(db)
+    a = Anchorer(db, chain, dep, fees=FeePolicy(refusals_before_hold=3, refused_retry_s=0.5))
+    batch = a.build(force=True)  # signed and stored; then the registrar's account is emptied, or blocks shrink
+    balance = rpc(chain, "eth_getBalance", chain.signer_address, "latest")
+    gas_limit = rpc(chain, "eth_getBlockByNumber", "latest", False)["gasLimit"]
+    if cause == "insufficient funds":
+        rpc(chain, "anvil_setBalance", chain.signer_address, "0x0")
+    else:
+        rpc(chain, "evm_setBlockGasLimit", hex(100_000))
+    for _ in range(2):
+        a.settle()  # refused ("insufficient funds"): counted, no hold yet, no exception
+        assert holds_of(db) == {}
+    a.settle()
+    reason = holds_of(db)[FailureKind.REFUSED]
+    assert "refused transaction" in reason and "3 times" in reason and cause in reason.lower()
+    assert "registrar's account balance" in reason  # what to do next
+    [attempt] = attempts(db, batch.id)
+    assert attempt.refusals == 3
+    for _ in range(5):  # held: sent again only every refused_retry_s, not at every step
+        a.settle()
+    assert attempts(db, batch.id)[0].refusals == 3
+    assert a.build(force=True) is None  # nothing new while it holds
+    with pytest.raises(AnchoringHeld, match="refused") as held:
+        a.drain()  # at once: no wait for a block that cannot bring the transaction
+    assert "registrar" in held.value.hint
+    cfg = Settings(home=anvil_settings.home, chain={"backend": "eth-tester"})
+    with TestClient(create_app(cfg, db=db, chain_factory=lambda: chain, run_worker=False)) as client:
+        assert 'landreg_anchoring_held{kind="refused"} 1.0' in client.get("/metrics").text
+    rpc(chain, "anvil_setBalance", chain.signer_address, balance)
+    rpc(chain, "evm_setBlockGasLimit", gas_limit)
+    time.sleep(0.6)
+    assert wait_until(lambda: settled(a, batch.id) == BatchState.CONFIRMED, 30, 0.1)  # the node takes it now
+    assert holds_of(db) == {} and attempts(db, batch.id)[0].refusals == 3
+
+
+def settled(a: Anchorer, batch_id: int) -> str:
+    a.settle()
+    with a.db.read() as s:
+        return s.get_one(AnchorBatch, batch_id).state
+
+
+def holds_of(db) -> dict[str, str]:
+    with db.read() as s:
+        return {h.kind: h.reason for h in open_holds(s)}
+
+
+def test_nonce_too_low_a_batch_whose_nonce_another_transaction_took_is_planned_again(node):
+    db, chain, dep = node
+    file_some(db)
+    a = Anchorer(db, chain, dep)
+    batch = a.build(force=True)  # stored; the worker dies before sending it
+    other = chain.sign_transaction({**chain.base_transaction(batch.nonce), "to": DEV_ADDRESS_1, "value": 1,
+                                    "gas": 21_000})  # fmt: skip
+    chain.wait(chain.broadcast(other))  # another transaction of the registrar's key takes the nonce
+    assert chain.send(_stored(a, batch.id)) is SendOutcome.NONCE_USED  # the node: "nonce too low"
+    a.settle()
+    with db.read() as s:
+        failed = s.get_one(AnchorBatch, batch.id)
+        assert failed.state == BatchState.FAILED and failed.error_kind == FailureKind.NONCE_TAKEN
+        assert pending_count(s) == 3
+    again = a.step(force=True)
+    assert again is not None and again.state == BatchState.CONFIRMED and again.records == 3
+    assert chain.batch_count() == 1
+
+
+def test_nonce_too_low_a_revocation_whose_nonce_another_transaction_took_is_sent_again(node):
+    db, chain, dep = node
+    a, flag_id = revocable(db, chain, dep)
+    rpc(chain, "evm_setAutomine", False)
+    a.step()
+    [lost] = revocation_attempts(db, flag_id)
+    rpc(chain, "anvil_dropTransaction", lost.tx_hash)  # it never made it, and the nonce went elsewhere
+    other = chain.sign_transaction({**chain.base_transaction(lost.nonce), "to": DEV_ADDRESS_1, "value": 1,
+                                    "gas": 21_000})  # fmt: skip
+    chain.broadcast(other)
+    rpc(chain, "evm_mine")
+    rpc(chain, "evm_setAutomine", True)
+    a.step()
+    made = revocation_attempts(db, flag_id)
+    assert len(made) == 2 and made[1].nonce == lost.nonce + 1
+    with db.read() as s:
+        assert s.get_one(MirrorFlag, flag_id).revoked_block == chain.receipt(made[1].tx_hash).block_number
+
+
+def test_an_attempt_unmined_for_n_blocks_is_replaced_even_when_its_fees_cover_the_base_fee(node):
+    """Blocks go by without the transaction (the node lost it from its pool, as peers drop
+    transactions): it is sent again as it was, and replaced once it is ``stuck_after_blocks`` old."""
+    db, chain, dep = node
+    file_some(db)
+    a = Anchorer(db, chain, dep, fees=FeePolicy(stuck_after_blocks=3))
+    rpc(chain, "evm_setAutomine", False)
+    batch = a.build_and_send(force=True)
+    [first] = attempts(db, batch.id)
+    for blocks in range(1, 3):
+        rpc(chain, "anvil_dropTransaction", first.tx_hash)
+        rpc(chain, "evm_mine")
+        a.settle()  # the same bytes again: fees still cover the base fee, not stuck yet
+        assert len(attempts(db, batch.id)) == 1 and chain.transaction_known(first.tx_hash), blocks
+    rpc(chain, "anvil_dropTransaction", first.tx_hash)
+    rpc(chain, "evm_mine")
+    a.settle()  # 3 blocks without it: replaced, same nonce, fees raised
+    made = attempts(db, batch.id)
+    assert len(made) == 2 and made[1].nonce == first.nonce and made[1].max_fee_per_gas > first.max_fee_per_gas
+    assert chain.fee_quote().next_base_fee <= first.max_fee_per_gas  # replaced for its age, not its fee
+    rpc(chain, "evm_mine")
+    a.settle()
+    with db.read() as s:
+        b = s.get_one(AnchorBatch, batch.id)
+    assert b.state == BatchState.CONFIRMED and b.tx_hash == made[1].tx_hash
+
+
+def test_a_node_that_accepts_and_never_answers_is_unavailable_within_the_timeout(node, anvil_settings):
+    """A half-open connection: the worker's step gives up with ChainUnavailable (the run loop
+    reports it and tries again), never waits forever, and anchors once the node answers again."""
+    db, chain, dep = node
+    proxy = FaultProxy(anvil_settings.chain.anvil_port).start()
+    try:
+        via = RegistryChain(http_web3(proxy.url, timeout_s=1), chain.account, chain.address,
+                            description="the node behind the proxy")  # fmt: skip
+        file_some(db)
+        a = Anchorer(db, via, dep)
+        proxy.set("half_open")
+        started = time.monotonic()
+        with pytest.raises(ChainUnavailable, match="did not answer"):
+            a.step(force=True)
+        assert time.monotonic() - started < 60  # a few tries of a 1 s timeout, not a hang
+        with db.read() as s:
+            assert pending_count(s) == 3 and s.scalar(select(func.count()).select_from(AnchorBatch)) == 0
+        proxy.set("pass")
+        done = a.step(force=True)
+        assert done is not None and done.state == BatchState.CONFIRMED and done.records == 3
+    finally:
+        proxy.stop()

@@ -259,7 +259,7 @@ def test_the_legacy_mirror_runs_as_the_runtime_role(roles, monkeypatch, tmp_path
     from migration_tools.legacy.follow import Follower
     from tests import legacy_fixtures as fx
     from tests.test_legacy_db import attached
-    from tests.test_legacy_follow import DELETED, EDITED, install_capture
+    from tests.test_legacy_follow import DELETED, MULTI, install_capture
 
     db, profile = roles.runtime, get_profile("nyc")
     pin_jurisdiction(db, profile)
@@ -276,7 +276,8 @@ def test_the_legacy_mirror_runs_as_the_runtime_role(roles, monkeypatch, tmp_path
             heads = ledger.lock_heads(s, [p for r in stored for p in r.parcel_ids])
             ledger.append(s, [ledger.Entry.of(r, ledger.Source.MIGRATION) for r in stored], heads, enqueue=True)
         anchorer.drain()
-        server.execute(f"UPDATE acris_master SET docamount = 1300000 WHERE documentid = '{EDITED}'")
+        # a deed nothing later touches: its new version's history link names it on each parcel
+        server.execute(f"UPDATE acris_master SET docamount = 1300000 WHERE documentid = '{MULTI}'")
         for table in ("acris_master", "acris_legals", "acris_parties", "acris_references"):
             server.execute(f"DELETE FROM {table} WHERE TRIM(documentid) = '{DELETED}'")
         follower.poll()  # a version, two flags, the replaced leaves revoked on the chain
@@ -291,7 +292,7 @@ def test_the_legacy_mirror_runs_as_the_runtime_role(roles, monkeypatch, tmp_path
         mirror.acknowledge(s, flags[0].id, actor="Olive Operator (operator)", role="operator",
                            reason="the recorder corrected the consideration")  # fmt: skip
     with db.read() as s:
-        assert export_bundle(s, "2019000004567-V2").anchor is not None
+        assert export_bundle(s, "2019000011111-V2").anchor is not None
 
 
 @pytest.mark.postgres

@@ -14,7 +14,15 @@ from sqlalchemy import func, select, update
 
 from hybrid_store import manifests
 from hybrid_store.anchoring import Anchorer
-from hybrid_store.db.models import AnchorBatch, BatchRecord, BatchState, Commitment, Instrument, MigrationStage
+from hybrid_store.db.models import (
+    AnchorBatch,
+    BatchRecord,
+    BatchState,
+    Commitment,
+    Instrument,
+    MigrationStage,
+    TxAttempt,
+)
 from hybrid_store.filing import record_instruments
 from hybrid_store.intake import validate
 from hybrid_store.proofs import export_bundle
@@ -230,6 +238,9 @@ def test_rollback_revokes_supersedes_and_reanchors(legacy):
     assert [b.chain_batch_id for b in superseded] == [first_batch]  # kept in the history, not deleted
     replacement = next(b for b in batches if b.supersedes_batch_id == superseded[0].id)
     assert replacement.record_count == 301  # the records plus the marker leaf naming what it supersedes
+    with db.read() as s:  # the revocation went through the transaction manager: stored, then mined
+        [revocation] = s.scalars(select(TxAttempt).where(TxAttempt.revokes_batch_id == superseded[0].id)).all()
+    assert revocation.batch_id is None and chain.receipt(revocation.tx_hash).status == 1
     assert set(live_placements(db).values()) == {1}
     result = reconcile(db, chain, manifest_dir=manifest_dir, workers=1)
     assert result.clean and result.counts["superseded_batches"] == 1, result.kinds()

@@ -18,7 +18,15 @@ from hybrid_store.batches import clear_hold, open_holds, pending_count
 from hybrid_store.chain.client import account_from_key
 from hybrid_store.chain.connect import eth_tester_role_key
 from hybrid_store.chain.types import FeeQuote, Fees
-from hybrid_store.db.models import AnchorBatch, BatchState, FailureKind, TxAttempt
+from hybrid_store.db.models import (
+    AnchorBatch,
+    BatchState,
+    FailureKind,
+    Instrument,
+    LegacySource,
+    MirrorFlag,
+    TxAttempt,
+)
 from hybrid_store.errors import ChainMismatch
 from hybrid_store.filing import record_instruments
 from hybrid_store.intake import validate
@@ -227,3 +235,60 @@ def test_a_refused_attempt_is_replaced_with_the_same_nonce_and_no_gap(deployed):
     assert chain.mined_nonce() == batch.nonce + 1  # no gap, no second nonce
     with db.read() as s:
         assert s.scalar(select(func.count()).select_from(TxAttempt)) == 2
+
+
+# --- revocations go through the transaction manager ---------------------------------------------------
+def replaced_version(db) -> int:
+    """A flag on an anchored record that the legacy database replaced by another anchored record
+    (as the legacy mirror raises one): its leaf is due to be revoked. Returns the flag's id."""
+    with db.read() as s:
+        old, new = s.scalars(select(Instrument.id).order_by(Instrument.id.desc()).limit(2)).all()[::-1]
+    with db.write() as s:
+        source = LegacySource(name=f"county-{old}", layout_name="acris", layout_text="", layout_sha256="0" * 64,
+                              dialect="mysql", jurisdiction="bergen", attached_by="test")  # fmt: skip
+        s.add(source)
+        s.flush()
+        flag = MirrorFlag(source_id=source.id, legacy_key=f"DOC-{old}", instrument_id=old, kind="changed_in_legacy",
+                          successor_id=new)  # fmt: skip
+        s.add(flag)
+        s.flush()
+        return flag.id
+
+
+def revocation_attempts(db, flag_id: int) -> list[TxAttempt]:
+    with db.read() as s:
+        return list(s.scalars(select(TxAttempt).where(TxAttempt.mirror_flag_id == flag_id).order_by(TxAttempt.id)))
+
+
+def test_a_revocation_is_stored_as_an_attempt_before_it_is_sent(deployed):
+    db, chain, dep = deployed
+    file_some(db, 2)
+    a = Anchorer(db, chain, dep)
+    a.drain()
+    flag_id = replaced_version(db)
+    a.step()
+    [attempt] = revocation_attempts(db, flag_id)
+    with db.read() as s:
+        flag = s.get_one(MirrorFlag, flag_id)
+    assert attempt.batch_id is None and flag.revoke_tx == attempt.tx_hash and attempt.sent_at_block is not None
+    receipt = chain.receipt(attempt.tx_hash)
+    assert receipt is not None and receipt.status == 1 and flag.revoked_block == receipt.block_number
+    assert chain.mined_nonce() == attempt.nonce + 1
+    a.step()  # done: nothing sent again
+    assert len(revocation_attempts(db, flag_id)) == 1 and chain.mined_nonce() == attempt.nonce + 1
+
+
+def test_a_revocation_that_would_revert_holds_and_is_sent_after_unpause(deployed):
+    db, chain, dep = deployed
+    file_some(db, 2)
+    a = Anchorer(db, chain, dep)
+    a.drain()
+    flag_id = replaced_version(db)
+    signer(chain, "pauser").pause()
+    a.step()
+    assert revocation_attempts(db, flag_id) == [] and "EnforcedPause" in holds(db)[FailureKind.PAUSED]
+    signer(chain, "pauser").unpause()
+    a.step()
+    with db.read() as s:
+        assert s.get_one(MirrorFlag, flag_id).revoked_block is not None
+    assert len(revocation_attempts(db, flag_id)) == 1 and holds(db) == {}

@@ -7,13 +7,21 @@
 * ``worker``: the loop (``Anchorer``), built from settings in one place (``Anchorer.from_settings``).
 
 Names are imported on first use, so a process that needs only ``plan`` (reconciliation's hashing
-processes) never loads the chain libraries.
+processes) never loads the chain libraries. The same names are imported for the type checker
+below, so mypy sees each one's real type (a lazy ``__getattr__`` alone makes every one ``Any``);
+``tests/test_architecture.py`` keeps the lists equal.
 """
 
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hybrid_store.anchoring.plan import SUPERSEDES, Leaf, LeafKind, Plan, plan_batch
+    from hybrid_store.anchoring.settle import Finality, Settler, classify_revert
+    from hybrid_store.anchoring.store import Target, stored_tx, untokenized_parcels
+    from hybrid_store.anchoring.worker import AnchoredBatch, Anchorer, AnchoringHeld, DrainSummary
 
 _WHERE = {
     "SUPERSEDES": "plan", "Leaf": "plan", "LeafKind": "plan", "Plan": "plan", "plan_batch": "plan",
@@ -21,7 +29,10 @@ _WHERE = {
     "Target": "store", "stored_tx": "store", "untokenized_parcels": "store",
     "AnchoredBatch": "worker", "Anchorer": "worker", "AnchoringHeld": "worker", "DrainSummary": "worker",
 }  # fmt: skip
-__all__ = sorted(_WHERE)
+__all__ = [
+    "SUPERSEDES", "AnchoredBatch", "Anchorer", "AnchoringHeld", "DrainSummary", "Finality", "Leaf", "LeafKind",
+    "Plan", "Settler", "Target", "classify_revert", "plan_batch", "stored_tx", "untokenized_parcels",
+]  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:

@@ -77,10 +77,10 @@ class Settler:
     def settle_signed(self, batch: AnchorBatch) -> None:
         outcome = self.txm.settle(batch.id)
         receipt = outcome.receipt
-        if outcome.kind == "fee_ceiling":
-            open_hold(self.db, FailureKind.FEE_CEILING, f"batch {batch.chain_batch_id}: {outcome.detail}")
+        if outcome.kind in ("fee_ceiling", "refused"):
+            open_hold(self.db, outcome.kind, f"batch {batch.chain_batch_id}: {outcome.detail}")
             return
-        clear_hold(self.db, FailureKind.FEE_CEILING, "the worker: fees are within the ceiling again")
+        clear_held_sends(self.db)
         if outcome.kind == "nonce_taken":
             receipt = self._anchored_elsewhere(batch.root)
             if receipt is None:
@@ -154,11 +154,19 @@ class Settler:
     def wait_in_flight(self, settle: Callable[[], None], timeout_s: float, poll_s: float) -> None:
         """Settle until no batch waits to be mined (stuck transactions are replaced meanwhile)."""
         deadline = time.monotonic() + timeout_s
-        while self.in_flight():
+        while self.in_flight() and not self._sending_held():
             if time.monotonic() > deadline:
                 raise ChainError(f"batches still unmined after {timeout_s:.0f} s: is the node mining?")
             time.sleep(poll_s)
             settle()
+
+    def _sending_held(self) -> bool:
+        """Whether a fee or refusal hold is open: the batch in flight then waits for fees to fall or
+        for a person, not for the next block (the caller sees the hold)."""
+        with self.db.read() as s:
+            return s.scalar(select(AnchoringHold.id).where(
+                AnchoringHold.cleared_at.is_(None),
+                AnchoringHold.kind.in_([FailureKind.FEE_CEILING, FailureKind.REFUSED])).limit(1)) is not None  # fmt: skip
 
     # --- until final --------------------------------------------------------------------------------
     def recheck_until_final(self) -> None:
@@ -210,10 +218,16 @@ class Settler:
                 h.kind == FailureKind.MISSING_ROLE and self.chain.registrar_holds_role()
             )
             if not gone:
-                return h  # (a fee hold still lets the batch in flight be replaced: settling clears it)
+                return h  # (a fee or refusal hold still lets the transaction in flight be sent: settling clears it)
             clear_hold(self.db, h.kind, "the worker: the cause is gone")
             log.warning("anchoring resumes: the %s hold cleared itself", h.kind)
         return None
+
+
+def clear_held_sends(db: Database) -> None:
+    """The node took (or mined) a transaction: holds about sending it are over."""
+    clear_hold(db, FailureKind.FEE_CEILING, "the worker: fees are within the ceiling again")
+    clear_hold(db, FailureKind.REFUSED, "the worker: the node accepts the transaction again")
 
 
 def classify_revert(reason: str) -> str:

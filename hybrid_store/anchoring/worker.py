@@ -31,9 +31,9 @@ from hybrid_store import audit_log
 from hybrid_store.anchoring.plan import Leaf, Plan, plan_batch
 from hybrid_store.anchoring.revoke import Revoker
 from hybrid_store.anchoring.settle import Finality, Settler, classify_revert
-from hybrid_store.anchoring.store import Target, store_batch, stored_tx, untokenized_parcels
+from hybrid_store.anchoring.store import Target, store_batch, untokenized_parcels
 from hybrid_store.batches import open_hold, records_of_batches
-from hybrid_store.chain.client import RegistryChain
+from hybrid_store.chain.port import ChainPort
 from hybrid_store.chain.types import SignedTx
 from hybrid_store.core import merkle
 from hybrid_store.crashpoints import crashpoint
@@ -89,7 +89,7 @@ class Anchorer:
     def __init__(
         self,
         db: Database,
-        chain: RegistryChain,
+        chain: ChainPort,
         deployment: ChainDeployment,
         *,
         batch_max_records: int = 1000,
@@ -122,7 +122,7 @@ class Anchorer:
         self._running = False  # inside ``run``: finality re-checks are spaced out
 
     @classmethod
-    def from_settings(cls, db: Database, chain: RegistryChain, deployment: ChainDeployment, settings: Settings,
+    def from_settings(cls, db: Database, chain: ChainPort, deployment: ChainDeployment, settings: Settings,
                       **overrides: object) -> Anchorer:  # fmt: skip
         """The worker as configured (``overrides`` replace single settings, e.g. a demo's batch size).
         Every worker of the registry is built here."""
@@ -132,7 +132,8 @@ class Anchorer:
             "batch_max_records": a.batch_max_records, "batch_max_age_s": a.batch_max_age_s,
             "audit_max_age_s": a.audit_max_age_s, "confirmations": c.confirmations,
             "manifest_dir": settings.manifests_dir, "finality": finality, "finality_depth": c.finality_depth,
-            "fees": FeePolicy(c.fee_bump_percent, int(c.fee_ceiling_gwei * GWEI), c.stuck_after_blocks),
+            "fees": FeePolicy(c.fee_bump_percent, int(c.fee_ceiling_gwei * GWEI), c.stuck_after_blocks,
+                              c.refusals_before_hold, c.refused_retry_s),
             "in_flight_timeout_s": max(c.receipt_timeout_s, 600.0),
         }  # fmt: skip
         kw.update(overrides)
@@ -143,8 +144,8 @@ class Anchorer:
         """Settle in-flight batches, revoke replaced versions on the chain (``anchoring.revoke``),
         then anchor one new batch if one is due (or ``force``)."""
         self.settle()
-        if not self.settler.in_flight() and self.holding() is None:
-            self.revoker.step()
+        if not self.settler.in_flight():
+            self.revoker.between_batches(self.holding())
         batch = self.build_and_send(force=force)
         if batch is not None:
             self.settle()
@@ -167,10 +168,14 @@ class Anchorer:
             self.wait_in_flight()
             batch = self.step(force=True)
             if batch is None:
+                revoking = self.revoker.waiting  # the batch waits for the revocation ahead of it
                 self.wait_in_flight()
                 if (hold := self.holding()) is not None:
                     raise AnchoringHeld(hold)
+                if revoking:
+                    continue
                 self.revoker.step()  # what the last batches anchored may be replaced already
+                self.wait_in_flight()
                 break
             summary.batches.append(batch)
             if progress:
@@ -179,8 +184,10 @@ class Anchorer:
         return summary
 
     def wait_in_flight(self) -> None:
-        """Settle until no batch waits to be mined (replacing stuck transactions meanwhile)."""
+        """Settle until no batch or revocation waits to be mined (replacing stuck transactions
+        meanwhile)."""
         self.settler.wait_in_flight(self.settle, self.in_flight_timeout_s, self.poll_s)
+        self.revoker.wait_in_flight(lambda: self.holding() is None, self.in_flight_timeout_s, self.poll_s)
 
     def run(
         self, stop: threading.Event, idle_sleep_s: float = 0.1, keep_going: Callable[[], bool] = lambda: True
@@ -224,7 +231,7 @@ class Anchorer:
         if batch is None:
             return None
         crashpoint("anchor:signed")
-        self.chain.send(stored_tx(batch))  # refused (underpriced, ...): settling replaces it
+        self.txm.send_stored(batch.id)  # refused (underpriced, ...): settling replaces it
         crashpoint("anchor:sent")
         log.info("sent batch %d (chain batch %d, %d records, %d new parcel tokens) in %s", batch.id,
                  batch.chain_batch_id, batch.record_count, batch.token_count, batch.tx_hash)  # fmt: skip
@@ -235,8 +242,8 @@ class Anchorer:
         database transaction), then store batch, signed transaction and claims in one short write.
         Only one worker runs (see hybrid_store.worker_lock), so nothing claims the planned records
         meanwhile; the write checks that anyway. Nothing is built while a batch waits to be mined
-        or while anchoring holds."""
-        if self.settler.in_flight() or self.holding() is not None:
+        (or a revocation) or while anchoring holds."""
+        if self.settler.in_flight() or self.revoker.waiting or self.holding() is not None:
             return None
         with self.db.read() as s:
             planned = self._plan_outbox(s, force=force)
@@ -343,4 +350,6 @@ class AnchoringHeld(ChainError):
             FailureKind.PAUSED: "the contract is paused: `landreg chain unpause` (the pauser's key) resumes anchoring",
             FailureKind.MISSING_ROLE: "grant the registrar role again: `landreg chain grant-registrar ADDRESS`",
             FailureKind.FEE_CEILING: "wait for fees to fall, or raise LANDREG_CHAIN__FEE_CEILING_GWEI",
+            FailureKind.REFUSED: "fix what the node names (often: fund the registrar's account); the transaction is "
+            "sent again every LANDREG_CHAIN__REFUSED_RETRY_S and anchoring resumes once the node takes it",
         }.get(self.kind, "look at the reason, then `landreg chain release-hold permanent --reason ...`")

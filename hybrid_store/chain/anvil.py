@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from hybrid_store.core.hashing import to_hex
 from hybrid_store.errors import ChainUnavailable, ConfigurationError
 from hybrid_store.settings import Settings
 
@@ -37,6 +38,7 @@ class NodeStatus:
     url: str
     block_number: int | None = None
     chain_id: int | None = None
+    genesis_hash: str | None = None
 
 
 class ManagedAnvil:
@@ -46,6 +48,7 @@ class ManagedAnvil:
         self.state_file = self.dir / "anvil-state.json"
         self.pid_file = self.dir / "anvil.pid"
         self.log_file = self.dir / "anvil.log"
+        self.attached_file = self.dir / "attached.json"  # a node landreg did not start, taken with --attach
         c = settings.chain
         self.url = f"http://{c.anvil_host}:{c.anvil_port}"
 
@@ -79,10 +82,25 @@ class ManagedAnvil:
             return None
         return pid
 
-    def start(self) -> NodeStatus:
-        """Start the node (or find it running) and wait until it answers."""
+    def start(self, *, attach: bool = False) -> NodeStatus:
+        """Start the node (or find it running) and wait until it answers.
+
+        A node this registry did not start that already answers on the port is refused (its
+        ``pid`` is None in the status): landreg would otherwise deploy onto it and anchor to it
+        unnoticed. ``attach`` takes it, and remembers it (``attached.json``) so later commands take
+        it too while its genesis stays the same; the caller checks that genesis against the
+        registry's chain first (``refuse_foreign_genesis``)."""
         pid = self.pid()
         proc = None
+        if pid is None and (foreign := self.status()).block_number is not None:
+            if attach or self._attached_to(foreign):
+                return foreign
+            raise ForeignNode(
+                f"a node landreg did not start already answers on {self.url} (chain id {foreign.chain_id}, "
+                f"block {foreign.block_number}); nothing was deployed or anchored there. Stop that node, or set "
+                "LANDREG_CHAIN__ANVIL_PORT to a free port, or use it on purpose with `landreg chain start --attach` "
+                "(refused if its genesis is not this registry's chain)"
+            )
         if pid is None:
             self.settings.ensure_home()
             drop_restart_genesis_blocks(self.state_file)
@@ -114,6 +132,18 @@ class ManagedAnvil:
         tail = self.log_file.read_text(errors="replace")[-2000:] if self.log_file.exists() else ""
         raise ChainUnavailable(f"anvil did not come up on {self.url}; its log ends:\n{tail}")
 
+    def remember_attached(self, status: NodeStatus) -> None:
+        """Take the foreign node of ``status`` from now on (``start`` without ``attach``)."""
+        self.settings.ensure_home()
+        self.attached_file.write_text(json.dumps({"url": status.url, "genesis": status.genesis_hash}))
+
+    def _attached_to(self, status: NodeStatus) -> bool:
+        try:
+            known = json.loads(self.attached_file.read_text())
+        except (OSError, ValueError):
+            return False
+        return bool(known.get("url") == status.url and known.get("genesis") == status.genesis_hash)
+
     def stop(self) -> bool:
         """Stop cleanly (SIGTERM: anvil dumps its state). Returns whether a node was running."""
         pid = self.pid()
@@ -136,9 +166,25 @@ class ManagedAnvil:
         pid = self.pid()
         try:
             w3 = http_web3(self.url)
-            return NodeStatus(pid is not None, pid, self.url, int(w3.eth.block_number), int(w3.eth.chain_id))
+            return NodeStatus(pid is not None, pid, self.url, int(w3.eth.block_number), int(w3.eth.chain_id),
+                              to_hex(bytes(w3.eth.get_block(0)["hash"])))  # fmt: skip
         except Exception:
             return NodeStatus(pid is not None, pid, self.url)
+
+
+def refuse_foreign_genesis(status: NodeStatus, pinned_genesis: str | None) -> None:
+    """Refuse a node that is not this registry's chain: its genesis is not the one the registry's
+    deployments were made on (``pinned_genesis``; None for a registry with no deployment yet)."""
+    if pinned_genesis is not None and status.genesis_hash != pinned_genesis:
+        raise ForeignNode(
+            f"the node on {status.url} is another chain (genesis {status.genesis_hash}; this registry's chain has "
+            f"genesis {pinned_genesis}): landreg neither attaches to it nor deploys onto it. Stop it and run "
+            "`landreg chain start` to start the registry's own node"
+        )
+
+
+class ForeignNode(ConfigurationError):
+    """A node this registry did not start answers on its port, or one that is another chain."""
 
 
 def drop_restart_genesis_blocks(state_file: Path) -> int:

@@ -24,7 +24,7 @@ from web3.exceptions import TransactionNotFound
 from hybrid_store.chain.reverts import decode_revert, is_revert, revert_data
 from hybrid_store.chain.types import FeeQuote, Fees, Receipt, SendOutcome, SignedTx
 from hybrid_store.core.hashing import keccak256, to_hex
-from hybrid_store.errors import ChainError, ChainUnavailable, TransactionReverted
+from hybrid_store.errors import ChainError, ChainUnavailable, TransactionRefused, TransactionReverted
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,16 @@ def address_of_key(key_hex: str) -> str:
 def checksum(address: str) -> str:
     """``address`` in EIP-55 form (raises ``ValueError`` for anything that is not an address)."""
     return str(to_checksum_address(address))
+
+
+def node_words(exc: BaseException) -> str:
+    """What the node said in a JSON-RPC error (its ``message``), without the library's wrapping."""
+    for candidate in (*exc.args, getattr(exc, "rpc_response", None)):
+        if isinstance(candidate, dict):
+            error = candidate.get("error", candidate)
+            if isinstance(error, dict) and isinstance(error.get("message"), str):
+                return str(error["message"])
+    return str(exc)
 
 
 class NodeReader:
@@ -187,17 +197,52 @@ class NodeReader:
         return receipt
 
     def revert_reason(self, receipt: Receipt) -> str:
-        """Re-run a reverted transaction as a call on the state before its block to learn why."""
+        """Why a mined transaction reverted, from the state it actually ran in.
+
+        A replay on the state before its block misses whatever an earlier transaction of the same
+        block changed: a pause or a role revocation mined just ahead of it replays as a success.
+        So the node's own trace of the transaction decides where the node has one
+        (``debug_traceTransaction``: anvil, geth, erigon, nethermind, reth with the debug API on);
+        elsewhere the call is replayed before its block and, when that succeeds, on the state its
+        block left, where the pause or the missing role still shows."""
+        traced = self._traced_revert(receipt.tx_hash)
+        if traced is not None:
+            return traced
+        tx = self.w3.eth.get_transaction(HexStr(receipt.tx_hash))
+        call = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "gas": tx["gas"]}
+        for state in (receipt.block_number - 1, receipt.block_number):
+            reason = self._replayed_revert(call, state)
+            if reason is not None:
+                return reason
+        return "reverted (the replay succeeded: out of gas or state changed)"
+
+    def _traced_revert(self, tx_hash: str) -> str | None:
+        """The revert the node's call tracer saw, or None where the node cannot trace."""
         try:
-            tx = self.w3.eth.get_transaction(HexStr(receipt.tx_hash))
-            self.w3.eth.call(
-                {"from": tx["from"], "to": tx["to"], "data": tx["input"], "gas": tx["gas"]}, receipt.block_number - 1
-            )
+            answer = self.rpc("debug_traceTransaction", [tx_hash, {"tracer": "callTracer"}])
+        except ChainUnavailable:
+            raise
+        except Exception:
+            return None
+        trace = answer.get("result") if isinstance(answer, dict) else None
+        if not isinstance(trace, dict) or "error" not in trace:
+            return None
+        output = trace.get("output")
+        if isinstance(output, str) and len(output) >= 10:
+            return decode_revert(output)
+        return f"reverted ({trace['error']})"
+
+    def _replayed_revert(self, call: dict[str, Any], block: int) -> str | None:
+        """The revert of ``call`` on the state after ``block``; None when it succeeds there."""
+        try:
+            self.w3.eth.call(call, block)  # type: ignore[arg-type]
+        except ChainUnavailable:
+            raise  # an unreachable node says nothing about why the transaction reverted
         except Exception as exc:
             if is_revert(exc):
                 return decode_revert(revert_data(exc))
             return f"reverted ({exc})"
-        return "reverted (the replay succeeded: out of gas or state changed)"
+        return None
 
 
 class NodeClient(NodeReader):
@@ -300,4 +345,4 @@ class NodeClient(NodeReader):
                 return SendOutcome.NONCE_USED
             if "underpriced" in message or "base fee" in message or "fee cap" in message or "too low" in message:
                 return SendOutcome.UNDERPRICED
-            raise ChainError(f"node refused transaction {signed.tx_hash}: {exc}") from None
+            raise TransactionRefused(signed.tx_hash, node_words(exc)) from None

@@ -1,8 +1,11 @@
-"""The chain operations the rest of landreg uses, and nothing more.
+"""The chain operations the anchoring side of landreg uses, and nothing more.
 
-``RegistryChain`` (web3.py, every backend) is the implementation; the anchoring worker, the
-transaction manager, staged migration and reconciliation are written against this protocol, so
-what they need of a chain is stated in one place and a test double plugs in the same way.
+``RegistryChain`` (web3.py, every backend) is the implementation. The anchoring worker
+(``Anchorer``), its settler and revoker, and the transaction manager are written against this
+protocol, so what anchoring needs of a chain is stated in one place and a test double plugs in the
+same way. Deployment (``hybrid_store.deployment``: it points a client at a contract), proofs,
+staged migration and reconciliation take a ``RegistryChain`` itself: they deploy, adopt and read
+contracts at other addresses, which is more than anchoring may do.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class ChainPort(Protocol):
     def paused(self) -> bool: ...
     def registrar_holds_role(self) -> bool: ...
     def anchoring_receipt(self, chain_batch_id: int, from_block: int = 0) -> Receipt | None: ...
+    def revoked_at(self, batch_id: int, leaf: bytes) -> int: ...
 
     # transactions
     def pending_nonce(self) -> int: ...
@@ -49,6 +53,9 @@ class ChainPort(Protocol):
         token_count: int,
         nonce: int,
         fees: Fees | None = None,
+    ) -> SignedTx: ...
+    def sign_revoke(
+        self, batch_id: int, leaves: list[bytes], reason: bytes, nonce: int, fees: Fees | None = None
     ) -> SignedTx: ...
     def resign(self, raw: bytes, fees: Fees) -> SignedTx: ...
     def send(self, signed: SignedTx) -> SendOutcome: ...

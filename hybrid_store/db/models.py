@@ -262,6 +262,7 @@ class FailureKind:
     REPLAN = "replan"  # the batch id was taken (a race): plan the records again
     MISSING_ROLE = "missing_role"  # the registrar key lost its role: an operator must act
     FEE_CEILING = "fee_ceiling"  # the fee needed exceeds the configured ceiling
+    REFUSED = "refused"  # the node refuses the transaction outright (funds, gas): a person must act
     NONCE_TAKEN = "nonce_taken"  # another transaction used the nonce
     LOST = "lost"  # the chain lost the batch (reconcile --heal)
     PERMANENT = "permanent"  # any other revert: anchoring holds until an operator releases it
@@ -327,13 +328,18 @@ class AnchorBatch(Base):
 
 
 class TxAttempt(Base):
-    """One signed attempt of a batch's transaction, stored before it is sent. Replacements keep the
-    nonce and raise the fees; whichever attempt is mined wins (``hybrid_store.txmgr``)."""
+    """One signed attempt of a transaction, stored before it is sent: a batch's ``anchorBatch``, the
+    revocation of a mirror flag's replaced version, or a rollback's revocation of a batch's leaves
+    (exactly one of the three). Replacements keep
+    the nonce and raise the fees; whichever attempt is mined wins (``hybrid_store.txmgr``)."""
 
     __tablename__ = "tx_attempts"
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    batch_id: Mapped[int] = mapped_column(ForeignKey("anchor_batches.id"), index=True)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("anchor_batches.id"), index=True)
+    mirror_flag_id: Mapped[int | None] = mapped_column(ForeignKey("mirror_flags.id"), index=True)
+    #: a stage rollback's revocation of this batch's leaves (``migration_tools.stages.rollback``)
+    revokes_batch_id: Mapped[int | None] = mapped_column(ForeignKey("anchor_batches.id"), index=True)
     nonce: Mapped[int] = mapped_column(BigInteger)
     tx_hash: Mapped[str] = mapped_column(String(66), unique=True)
     raw_tx: Mapped[bytes] = mapped_column(LargeBinary)
@@ -346,6 +352,18 @@ class TxAttempt(Base):
     #: the chain's head when the node first accepted it (None: not accepted yet)
     sent_at_block: Mapped[int | None] = mapped_column(BigInteger)
     send_error: Mapped[str | None] = mapped_column(Text)
+    #: how often the node refused it outright (not a revert, not underpriced, not a used nonce) and
+    #: when it was last refused: after a few, anchoring holds and it is re-sent once in a while
+    refusals: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_refused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint(
+            "(CASE WHEN batch_id IS NULL THEN 0 ELSE 1 END) + (CASE WHEN mirror_flag_id IS NULL THEN 0 ELSE 1 END)"
+            " + (CASE WHEN revokes_batch_id IS NULL THEN 0 ELSE 1 END) = 1",
+            name="one_subject",
+        ),
+    )
 
 
 class AnchoringHold(Base):

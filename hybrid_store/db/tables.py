@@ -88,9 +88,9 @@ TABLES: dict[str, TableRule] = {
     # --- anchoring ----------------------------------------------------------------------------------
     "batch_records": append_only("which instrument sits where in which batch's tree: proofs depend on it"),
     "tx_attempts": placed_once(
-        "each signed attempt of a batch's transaction, kept as sent; only the block the node accepted it in is "
-        "filled in later",
-        completes=("sent_at_block",),
+        "each signed attempt of a transaction (a batch, a revocation), kept as signed; only the block the node "
+        "accepted it in is filled in later (once), and the node's outright refusals of it are counted",
+        completes=("sent_at_block", "refusals", "send_error", "last_refused_at"),
     ),
     "anchor_batches": mutable(
         "a batch's transaction moves through signed, mined, confirmed (or failed); its tree never changes",

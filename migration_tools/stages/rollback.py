@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from hybrid_store.anchoring import Anchorer, Leaf, plan_batch, stored_tx, untokenized_parcels
+from hybrid_store.anchoring import Anchorer, Leaf, plan_batch, untokenized_parcels
 from hybrid_store.chain.client import RegistryChain
 from hybrid_store.crashpoints import crashpoint
 from hybrid_store.db.engine import Database
@@ -22,6 +22,7 @@ from hybrid_store.db.models import (
     Instrument,
     MigrationStage,
 )
+from hybrid_store.txmgr import Subject
 from hybrid_store.worker_lock import WorkerLock
 from migration_tools.stages.runner import take_anchoring_lock
 from migration_tools.stages.selection import StageError, stage_row
@@ -72,15 +73,17 @@ def rollback_stage(
         for old in targets:
             members = _members(db, old.id)
             leaves = [merkle_leaf for merkle_leaf, _, _, _ in members]
+            revocation = Subject(revokes_batch_id=old.id)  # through the transaction manager, as every transaction
             for i in range(0, len(leaves), REVOKE_CHUNK):
                 signed = chain.sign_revoke(old.chain_batch_id, leaves[i : i + REVOKE_CHUNK], ROLLBACK_REASON,
-                                           chain.pending_nonce())  # fmt: skip
-                chain.wait(chain.broadcast(signed))
+                                           chain.pending_nonce(), anchorer.txm.policy.first(chain.fee_quote()))  # fmt: skip
+                anchorer.txm.start(revocation, signed, chain.head())
+                anchorer.txm.wait(revocation, anchorer.in_flight_timeout_s, anchorer.poll_s)
             crashpoint("rollback:revoked")
             with db.write() as s:
                 records = [Leaf.record(iid, number, c) for _, iid, number, c in members]
                 planned = plan_batch([*records, Leaf.rollback(old.root, old.chain_batch_id)], anchorer.next_chain_batch_id(s),
-                               untokenized_parcels(s, [leaf.instrument_id for leaf in records]), stage_id=stage_id,
+                               untokenized_parcels(s, [iid for _, iid, _, _ in members]), stage_id=stage_id,
                                supersedes_batch_id=old.id)  # fmt: skip
                 signed, first_token, parcel_tree, head = anchorer.sign(planned)
                 new = anchorer.store(s, planned, signed, first_token, parcel_tree, head)
@@ -89,7 +92,7 @@ def rollback_stage(
                     update(MigrationStage).where(MigrationStage.id == stage_id)
                     .values(state="anchored", reconciled_clean=None, reconciled_at=None)
                 )  # fmt: skip
-            chain.send(stored_tx(new))
+            anchorer.txm.send_stored(new.id)
             anchorer.wait_in_flight()
             report.batches.append(old.chain_batch_id)
             report.replacements.append(new.chain_batch_id)

@@ -21,7 +21,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 
 from hybrid_store import ledger
-from hybrid_store.anchoring import Anchorer, Leaf, plan_batch, stored_tx, untokenized_parcels
+from hybrid_store.anchoring import Anchorer, Leaf, plan_batch, untokenized_parcels
 from hybrid_store.chain.client import RegistryChain
 from hybrid_store.crashpoints import crashpoint
 from hybrid_store.db.engine import Database
@@ -105,7 +105,7 @@ class StageRunner:
             if batch is None:
                 continue
             crashpoint("migrate:stored")
-            a.chain.send(stored_tx(batch))  # refused (underpriced, ...): settling replaces it
+            a.txm.send_stored(batch.id)  # refused (underpriced, ...): settling replaces it
             crashpoint("migrate:sent")
             a.wait_in_flight()
             report.records += batch.record_count

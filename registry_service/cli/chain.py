@@ -13,14 +13,27 @@ app = typer.Typer(help="Run the local anvil node and deploy the DeedRegistry con
 
 @app.command()
 @friendly
-def start() -> None:
+def start(
+    attach: Annotated[bool, typer.Option(
+        "--attach", help="Use a node landreg did not start that already answers on the port (its genesis must be "
+        "this registry's chain).")] = False,
+) -> None:  # fmt: skip
     """Start the managed anvil node (state under LANDREG_HOME/chain) and deploy the contract if needed."""
-    from hybrid_store.chain.anvil import ManagedAnvil
+    from hybrid_store.chain.anvil import ManagedAnvil, refuse_foreign_genesis
+    from hybrid_store.deployment import active_deployment
 
     cfg = settings()
     if cfg.chain.backend != "anvil":
         raise fail(f"chain.backend is {cfg.chain.backend!r}; only the managed anvil node can be started here")
-    status = ManagedAnvil(cfg).start()
+    node = ManagedAnvil(cfg)
+    status = node.start(attach=attach)
+    if status.pid is None:  # a node landreg did not start, taken on purpose
+        db = database(cfg)
+        with db.read() as session:
+            pinned = active_deployment(session)
+        refuse_foreign_genesis(status, pinned.genesis_hash if pinned is not None else None)
+        node.remember_attached(status)
+        console.print(f"attached to the node already on {status.url} (not started by landreg)")
     console.print(
         f"anvil running: pid {status.pid}, {status.url}, chain id {status.chain_id}, block {status.block_number}"
     )
