@@ -23,6 +23,7 @@ from hybrid_store.db.models import (
     BatchState,
     FailureKind,
     Instrument,
+    LegacyDocument,
     LegacySource,
     MirrorFlag,
     TxAttempt,
@@ -239,17 +240,27 @@ def test_a_refused_attempt_is_replaced_with_the_same_nonce_and_no_gap(deployed):
 
 # --- revocations go through the transaction manager ---------------------------------------------------
 def replaced_version(db) -> int:
-    """A flag on an anchored record that the legacy database replaced by another anchored record
-    (as the legacy mirror raises one): its leaf is due to be revoked. Returns the flag's id."""
+    """A flag on an anchored record that the legacy database deleted (as the legacy mirror raises
+    one): its leaf is due to be revoked. The record was filed here, so the database administrator's
+    power stands in for a legacy import (the worker revokes only a legacy record landreg saw
+    deleted; which flags qualify is tested in test_legacy_follow and test_forgery). Returns the
+    flag's id."""
+    from sqlalchemy import text
+
+    from tests.conftest import bypass_append_only
+
     with db.read() as s:
-        old, new = s.scalars(select(Instrument.id).order_by(Instrument.id.desc()).limit(2)).all()[::-1]
+        old = s.scalars(select(Instrument.id).order_by(Instrument.id.desc()).limit(1)).one()
     with db.write() as s:
+        bypass_append_only(s)
+        s.execute(text("UPDATE instruments SET source = 'legacy' WHERE id = :id"), {"id": old})
         source = LegacySource(name=f"county-{old}", layout_name="acris", layout_text="", layout_sha256="0" * 64,
                               dialect="mysql", jurisdiction="bergen", attached_by="test")  # fmt: skip
         s.add(source)
         s.flush()
-        flag = MirrorFlag(source_id=source.id, legacy_key=f"DOC-{old}", instrument_id=old, kind="changed_in_legacy",
-                          successor_id=new)  # fmt: skip
+        s.add(LegacyDocument(source_id=source.id, legacy_key=f"DOC-{old}", fingerprint=bytes(32), state="deleted",
+                             instrument_id=old))  # fmt: skip
+        flag = MirrorFlag(source_id=source.id, legacy_key=f"DOC-{old}", instrument_id=old, kind="deleted_in_legacy")
         s.add(flag)
         s.flush()
         return flag.id
