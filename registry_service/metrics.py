@@ -83,7 +83,8 @@ class _RegistryCollector:
             "landreg_batch_records", "records per confirmed batch", [r for r, _ in confirmed], BATCH_BUCKETS
         )
         held = GaugeMetricFamily("landreg_anchoring_held", "1 while anchoring holds, by cause", labels=["kind"])
-        for kind in (FailureKind.PAUSED, FailureKind.MISSING_ROLE, FailureKind.FEE_CEILING, FailureKind.PERMANENT):
+        for kind in (FailureKind.PAUSED, FailureKind.MISSING_ROLE, FailureKind.FEE_CEILING, FailureKind.PERMANENT,
+                     FailureKind.CHAIN_RESET):  # fmt: skip
             held.add_metric([kind], 1 if kind in holds else 0)
         yield held
         failed = GaugeMetricFamily("landreg_failed_batches", "failed batches by cause", labels=["kind"])

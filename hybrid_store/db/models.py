@@ -264,6 +264,7 @@ class FailureKind:
     FEE_CEILING = "fee_ceiling"  # the fee needed exceeds the configured ceiling
     NONCE_TAKEN = "nonce_taken"  # another transaction used the nonce
     LOST = "lost"  # the chain lost the batch (reconcile --heal)
+    CHAIN_RESET = "chain_reset"  # the node is not the registry's chain (reset, replaced): resumes when it is again
     PERMANENT = "permanent"  # any other revert: anchoring holds until an operator releases it
 
 
