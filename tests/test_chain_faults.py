@@ -18,6 +18,7 @@ from hybrid_store.chain.types import SendOutcome
 from hybrid_store.db.engine import Database
 from hybrid_store.db.models import AnchorBatch, BatchRecord, BatchState, FailureKind, OutboxEntry, TxAttempt
 from hybrid_store.deployment import attach
+from hybrid_store.errors import ChainUnavailable
 from hybrid_store.filing import record_instruments
 from hybrid_store.intake import validate
 from hybrid_store.txmgr import GWEI, FeePolicy
@@ -217,3 +218,72 @@ def test_an_unreachable_node_is_unavailable_never_a_reset_chain(landreg_env, tmp
         assert worker.returncode == 4 and "unavailable" in worker.stderr
     finally:
         landreg(env, "chain", "stop")
+
+
+# --- a node that is down, hung, failing or reset is never evidence about the chain ------------------------
+def _through(proxy: FaultProxy, anvil_settings, **chain: object):
+    """anvil_settings' registry, reached through ``proxy`` as a JSON-RPC node (short waits: tests)."""
+    from hybrid_store.settings import Settings
+
+    return Settings(home=anvil_settings.home, chain={
+        "backend": "rpc", "rpc_url": proxy.url, "registrar_key": DEV_KEY_0, "rpc_timeout_s": 1.5,
+        "rpc_attempts": 1, "confirmations": 1, **chain})  # fmt: skip
+
+
+def _states(db) -> list[str]:
+    with db.read() as s:
+        return list(s.scalars(select(AnchorBatch.state).order_by(AnchorBatch.id)))
+
+
+def test_a_node_that_fails_refuses_or_hangs_under_the_worker_is_no_reorganisation(node, anvil_settings):
+    db, _direct, _ = node
+    proxy = FaultProxy(anvil_settings.chain.anvil_port).start()
+    try:
+        chain = open_chain(_through(proxy, anvil_settings))
+        dep = attach(db, chain, deploy_if_missing=False)
+        a = Anchorer(db, chain, dep, finality_depth=1000)  # nothing final: every batch is re-checked
+        for _ in range(3):
+            file_some(db, 2)
+            assert a.step(force=True) is not None
+        assert _states(db) == [BatchState.CONFIRMED] * 3
+        for mode in ("error", "down", "hang", "drop"):
+            proxy.set(mode)
+            started = time.monotonic()
+            with pytest.raises(ChainUnavailable):
+                a.settle()
+            assert time.monotonic() - started < 10, mode  # one bounded wait (1.5 s a call), not minutes
+            assert _states(db) == [BatchState.CONFIRMED] * 3, mode  # silence and errors demote nothing
+            proxy.set("pass")
+        a.settle()
+        assert _states(db) == [BatchState.CONFIRMED] * 3
+    finally:
+        proxy.stop()
+
+
+def test_a_node_that_fails_halfway_through_reconcile_is_unavailable_not_a_reset(node, anvil_settings, landreg_env,
+                                                                                  tmp_path):  # fmt: skip
+    db, chain, dep = node
+    a = Anchorer(db, chain, dep, finality_depth=1)
+    for _ in range(12):
+        file_some(db, 1)
+        assert a.step(force=True) is not None
+    a.settle()  # the last one final too: a final batch whose block is gone would be a chain_reset
+    proxy = FaultProxy(anvil_settings.chain.anvil_port).start()
+    env = {**landreg_env, "LANDREG_CHAIN__BACKEND": "rpc", "LANDREG_CHAIN__RPC_URL": proxy.url,
+           "LANDREG_CHAIN__REGISTRAR_KEY": DEV_KEY_0}  # fmt: skip
+    try:
+        clean = landreg(env, "reconcile", "--json", str(tmp_path / "clean.json"), "--workers", "1", timeout=120)
+        assert clean.returncode == 0, clean.stdout + clean.stderr
+        # the last block lookups are the batches' (each batch's block is looked up once): the node
+        # starts answering 502 after half of them
+        blocks = proxy.calls["eth_getBlockByNumber"]
+        assert blocks > 12, proxy.calls
+        proxy.calls.clear()
+        proxy.switch_after(blocks - 6, "error", "eth_getBlockByNumber")
+        failing = landreg(env, "reconcile", "--json", str(tmp_path / "failing.json"), "--workers", "1", timeout=120)
+    finally:
+        proxy.stop()
+    out = failing.stdout + failing.stderr
+    assert failing.returncode == 4, out
+    assert "chain_reset" not in out and "unavailable" in failing.stderr and "HTTP 502" in failing.stderr, out
+    assert not (tmp_path / "failing.json").exists()
