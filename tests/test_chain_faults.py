@@ -287,3 +287,96 @@ def test_a_node_that_fails_halfway_through_reconcile_is_unavailable_not_a_reset(
     assert failing.returncode == 4, out
     assert "chain_reset" not in out and "unavailable" in failing.stderr and "HTTP 502" in failing.stderr, out
     assert not (tmp_path / "failing.json").exists()
+
+
+def _serve_env(landreg_env: dict[str, str], url: str, **more: str) -> dict[str, str]:
+    """``landreg serve`` on the node at ``url``, with short waits and checks (tests)."""
+    return {**landreg_env, "LANDREG_CHAIN__BACKEND": "rpc", "LANDREG_CHAIN__RPC_URL": url,
+            "LANDREG_CHAIN__REGISTRAR_KEY": DEV_KEY_0, "LANDREG_CHAIN__ADMIN_ADDRESS": DEV_ADDRESS_1,
+            "LANDREG_CHAIN__PAUSER_ADDRESS": DEV_ADDRESS_2, "LANDREG_CHAIN__CONFIRMATIONS": "1",
+            "LANDREG_CHAIN__POLL_INTERVAL_S": "0.1", "LANDREG_CHAIN__FINALITY": "depth",
+            "LANDREG_CHAIN__FINALITY_DEPTH": "1000", "LANDREG_CHAIN__RPC_TIMEOUT_S": "2",
+            "LANDREG_CHAIN__RPC_ATTEMPTS": "1", "LANDREG_CHAIN__IDENTITY_CHECK_S": "1",
+            "LANDREG_SERVICE__CHAIN_PROBE_S": "0.5", "LANDREG_ANCHORING__BATCH_MAX_AGE_S": "0.3", **more}  # fmt: skip
+
+
+class _Clerk:
+    def __init__(self, env: dict[str, str], server: Server):
+        self.key = landreg(env, "keys", "create", "clerk", "--name", "Pat Clerk", check=True).stdout.split()[-1]
+        self.server = server
+
+    def file(self, n: int) -> None:
+        with httpx.Client(base_url=self.server.base, timeout=30) as client:
+            for _ in range(n):
+                r = client.post("/api/v1/instruments", json=deed(), headers={"Authorization": f"Bearer {self.key}"})
+                assert r.status_code == 201, r.text
+
+    def status(self) -> dict:
+        return httpx.get(self.server.base + "/api/v1/status", headers={"Authorization": f"Bearer {self.key}"},
+                         timeout=10).json()  # fmt: skip
+
+    def ready(self) -> dict:
+        r = httpx.get(self.server.base + "/readyz", timeout=10)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def metrics(self) -> str:
+        return httpx.get(self.server.base + "/metrics", timeout=10).text
+
+
+def test_a_killed_node_demotes_nothing_and_a_reset_one_holds_anchoring_until_the_chain_is_back(
+    anvil, anvil_settings, landreg_env, tmp_path
+):
+    import os
+    import shutil
+    import signal
+
+    from hybrid_store.chain.anvil import ManagedAnvil
+    from hybrid_store.chain.connect import http_web3
+
+    env = _serve_env(landreg_env, anvil.url)
+    server = Server(env, tmp_path)
+    clerk = _Clerk(env, server)
+    server.start()
+    try:
+        clerk.file(30)
+        assert wait_until(lambda: clerk.status()["anchored_records"] == 30, 60, 0.3), server.output()
+        time.sleep(2.5)  # the node dumps its state every second: the saved chain holds every batch
+        # --- the node is killed: its silence is no reorganisation
+        os.kill(anvil.pid(), signal.SIGKILL)
+        assert wait_until(lambda: clerk.ready()["degraded"], 10, 0.2)
+        time.sleep(4)  # the worker looks at its unfinal batches every second meanwhile
+        assert clerk.status()["anchored_records"] == 30, server.output()
+        assert "left the canonical chain" not in server.output()
+        ready = clerk.ready()
+        assert ready["checks"]["chain"]["ok"] is False and ready["checks"]["anchoring"]["holds"] == []
+        # --- the node comes back empty on the same port: another chain, anchoring holds
+        saved = tmp_path / "saved-state.json"
+        shutil.move(anvil.state_file, saved)
+        ManagedAnvil(anvil_settings).start()
+        clerk.file(3)
+        assert wait_until(lambda: "chain_reset" in clerk.ready()["checks"]["anchoring"]["holds"], 20, 0.3), (
+            server.output()
+        )
+        ready = clerk.ready()
+        assert ready["degraded"] is True and ready["checks"]["chain"] == {"ok": False, "block": 0, "reset": True}
+        status = clerk.status()
+        assert status["anchored_records"] == 30 and status["pending_records"] == 3
+        assert [h["kind"] for h in status["holds"]] == ["chain_reset"] and "genesis" in status["holds"][0]["reason"]
+        assert 'landreg_anchoring_held{kind="chain_reset"} 1.0' in clerk.metrics()
+        time.sleep(3)  # several identity checks and worker steps later: still nothing sent to it
+        fresh = http_web3(anvil.url)
+        assert fresh.eth.block_number == 0 and fresh.eth.get_transaction_count(fresh.eth.accounts[0]) == 0
+        assert clerk.status()["anchored_records"] == 30
+        # --- the registry's chain is back: anchoring resumes where it stopped
+        ManagedAnvil(anvil_settings).stop()
+        shutil.copy(saved, anvil.state_file)
+        ManagedAnvil(anvil_settings).start()
+        assert wait_until(lambda: clerk.status()["anchored_records"] == 33, 60, 0.3), server.output()
+        assert clerk.status()["holds"] == [] and clerk.ready()["degraded"] is False
+    finally:
+        server.stop()
+    db = Database(anvil_settings.db_url)
+    with db.read() as s:
+        states = s.execute(select(AnchorBatch.state, func.count()).group_by(AnchorBatch.state)).all()
+    assert dict(states) == {BatchState.CONFIRMED: len(_states(db))}  # none failed, none re-sent
