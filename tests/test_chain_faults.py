@@ -380,3 +380,51 @@ def test_a_killed_node_demotes_nothing_and_a_reset_one_holds_anchoring_until_the
     with db.read() as s:
         states = s.execute(select(AnchorBatch.state, func.count()).group_by(AnchorBatch.state)).all()
     assert dict(states) == {BatchState.CONFIRMED: len(_states(db))}  # none failed, none re-sent
+
+
+def test_a_hung_node_hangs_neither_the_probes_nor_the_commands(anvil, anvil_settings, landreg_env, tmp_path):
+    import os
+    import signal
+
+    env = _serve_env(landreg_env, anvil.url)
+    server = Server(env, tmp_path)
+    clerk = _Clerk(env, server)
+    server.start()
+    pid = anvil.pid()
+    assert pid is not None
+    try:
+        clerk.file(5)
+        assert wait_until(lambda: clerk.status()["anchored_records"] == 5, 60, 0.3), server.output()
+        os.kill(pid, signal.SIGSTOP)  # the node accepts connections and never answers
+        took = []
+        for _ in range(5):
+            started = time.monotonic()
+            ready = clerk.ready()
+            took.append(time.monotonic() - started)
+            time.sleep(0.5)
+        assert max(took) < 3.0, took  # about a second at most (it was minutes), with room for a loaded machine
+        assert ready["degraded"] is True and ready["checks"]["chain"]["ok"] is False, ready
+        started = time.monotonic()
+        status = clerk.status()  # what the status page shows
+        assert time.monotonic() - started < 3.0 and status["chain_available"] is False, status
+        clerk.file(2)  # filing goes on
+        # commands give up after the configured wait (2 s a call here) and say so
+        for what, args in (("chain status", ("chain", "status")),
+                           ("reconcile", ("reconcile", "--json", str(tmp_path / "r.json"), "--workers", "1"))):  # fmt: skip
+            started = time.monotonic()
+            done = landreg(env, *args, timeout=60)
+            took_s = time.monotonic() - started
+            assert done.returncode == 4, (what, done.stdout + done.stderr)
+            assert "did not answer" in done.stderr and "within 2 s" in done.stderr, (what, done.stderr)
+            assert took_s < 30, (what, took_s)
+        managed = {**landreg_env, "LANDREG_CHAIN__RPC_TIMEOUT_S": "2"}  # the managed node's own status
+        started = time.monotonic()
+        done = landreg(managed, "chain", "status", timeout=60)
+        assert done.returncode == 1 and "starting or stuck" in done.stdout and time.monotonic() - started < 30
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    try:
+        assert wait_until(lambda: not clerk.ready()["degraded"], 30, 0.3), server.output()
+        assert wait_until(lambda: clerk.status()["anchored_records"] == 7, 60, 0.3), server.output()
+    finally:
+        server.stop()
