@@ -397,6 +397,7 @@ def test_health_readiness_and_metrics(svc):
     assert 'landreg_batches{state="confirmed"} 1.0' in text
     assert 'landreg_http_requests_total{method="POST",route="/api/v1/instruments",status="201"} 1.0' in text
     assert "landreg_anchoring_lag_seconds" in text and "landreg_batch_records_bucket" in text
+    assert "landreg_chain_available 1.0" in text
 
 
 def test_a_chain_outage_degrades_readiness_without_failing_it_or_revealing_the_node(tmp_path, db):

@@ -404,6 +404,7 @@ def test_a_hung_node_hangs_neither_the_probes_nor_the_commands(anvil, anvil_sett
             time.sleep(0.5)
         assert max(took) < 3.0, took  # about a second at most (it was minutes), with room for a loaded machine
         assert ready["degraded"] is True and ready["checks"]["chain"]["ok"] is False, ready
+        assert "landreg_chain_available 0.0" in clerk.metrics()
         started = time.monotonic()
         status = clerk.status()  # what the status page shows
         assert time.monotonic() - started < 3.0 and status["chain_available"] is False, status

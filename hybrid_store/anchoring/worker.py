@@ -205,7 +205,10 @@ class Anchorer:
                 try:
                     batch = self.step()
                     failures = 0
-                except ChainReset:  # held (the identity check opened the hold and logged why): look again later
+                except (
+                    ChainReset
+                ):  # another chain (a refused send, or the check that opened the hold): look again later
+                    self.identity.check_next_step()
                     stop.wait(self.identity.check_s)
                     continue
                 except ChainMismatch:
