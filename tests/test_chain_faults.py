@@ -16,7 +16,15 @@ from hybrid_store.batches import open_holds, pending_count
 from hybrid_store.chain.connect import open_chain
 from hybrid_store.chain.types import SendOutcome
 from hybrid_store.db.engine import Database
-from hybrid_store.db.models import AnchorBatch, BatchRecord, BatchState, FailureKind, OutboxEntry, TxAttempt
+from hybrid_store.db.models import (
+    AnchorBatch,
+    BatchRecord,
+    BatchState,
+    FailureKind,
+    Instrument,
+    OutboxEntry,
+    TxAttempt,
+)
 from hybrid_store.deployment import attach
 from hybrid_store.errors import ChainUnavailable
 from hybrid_store.filing import record_instruments
@@ -258,6 +266,29 @@ def test_a_node_that_fails_refuses_or_hangs_under_the_worker_is_no_reorganisatio
         assert _states(db) == [BatchState.CONFIRMED] * 3
     finally:
         proxy.stop()
+
+
+def test_a_node_that_fails_while_a_bundle_is_checked_gives_no_verdict_on_the_record(node, anvil_settings):
+    from hybrid_store.proofs import export_bundle
+    from registry_service.verification import verify_document
+    from tests.conftest import trust_of
+
+    db, direct, dep = node
+    file_some(db, 1)
+    Anchorer(db, direct, dep).drain()
+    with db.read() as s:
+        number = s.scalar(select(func.min(OutboxEntry.instrument_id)))
+        bundle = export_bundle(s, s.get_one(Instrument, number).instrument_number).to_json()
+    proxy = FaultProxy(anvil_settings.chain.anvil_port).start()
+    try:
+        chain = open_chain(_through(proxy, anvil_settings))
+        assert verify_document(bundle, chain=chain, trust=trust_of(db)).valid
+        proxy.switch_after(0, "error", "eth_call")  # the contract's batch is read with the first call
+        verdict = verify_document(bundle, chain=chain, trust=trust_of(db))
+    finally:
+        proxy.stop()
+    assert verdict.unavailable and not verdict.valid, verdict.reason
+    assert "no batch" not in verdict.reason and verdict.reason.startswith("UNAVAILABLE"), verdict.reason
 
 
 def test_a_node_that_fails_halfway_through_reconcile_is_unavailable_not_a_reset(node, anvil_settings, landreg_env,
