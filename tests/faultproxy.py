@@ -69,7 +69,15 @@ class FaultProxy:
     def _listen(self) -> None:
         s = socket.socket()
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", self.port))
+        deadline = time.monotonic() + 2
+        while True:  # a closed listener lives on until the accept loop's pending accept() times out
+            try:
+                s.bind(("127.0.0.1", self.port))
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         s.listen(64)
         s.settimeout(0.2)
         self._listener = s

@@ -32,14 +32,19 @@ class ChainIdentity:
         self.deployment = deployment
         self.check_s = check_s
         self._due = 0.0  # when it is checked next (0: at the next step)
+        #: steps failed in a row: one count, logged; the worker's next step is the only retry
+        self.failures = 0
 
     def check_if_due(self) -> None:
         if time.monotonic() >= self._due:
             self.verify()
 
-    def check_next_step(self) -> None:
-        """After a failed step: whatever answers next is checked first."""
+    def failed(self, exc: Exception | None = None) -> None:
+        """After a failed step (``exc``: why; counted and logged): whatever answers next is checked first."""
         self._due = 0.0
+        if exc is not None:
+            self.failures += 1
+            log.error("anchoring step failed (%d in a row): %s", self.failures, exc)
 
     def verify(self) -> None:
         """Hold anchoring (``chain_reset``) and raise ``ChainReset`` unless the node is the registry's

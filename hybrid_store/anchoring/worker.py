@@ -157,8 +157,7 @@ class Anchorer:
         return None
 
     def check_consistency(self) -> None:
-        """Refuse to start when the contract and the database disagree on the anchored batches
-        (a node that lost state, or someone else anchoring with this contract)."""
+        """Refuse to start when the contract and the database disagree on the anchored batches."""
         with self.db.read() as s:
             self.next_chain_batch_id(s)
 
@@ -199,24 +198,19 @@ class Anchorer:
         log.info("anchoring worker started (batches of up to %d records or %.1f s)", self.batch_max_records,
                  self.batch_max_age_s)  # fmt: skip
         self._running = True
-        failures = 0  # steps failed in a row: one count, logged, never a retry loop inside a retry loop
         try:
             while not stop.is_set() and keep_going():
                 try:
                     batch = self.step()
-                    failures = 0
-                except (
-                    ChainReset
-                ):  # another chain (a refused send, or the check that opened the hold): look again later
-                    self.identity.check_next_step()
+                    self.identity.failures = 0
+                except ChainReset:  # another chain: held by the check (now or at the next step); look again later
+                    self.identity.failed()
                     stop.wait(self.identity.check_s)
                     continue
                 except ChainMismatch:
                     raise  # the chain and the database disagree: a person must look (landreg reconcile)
                 except (ChainError, OSError) as exc:  # node down, reverted, ...: report and try again later
-                    failures += 1
-                    log.error("anchoring step failed (%d in a row): %s", failures, exc)
-                    self.identity.check_next_step()
+                    self.identity.failed(exc)
                     batch = None
                     stop.wait(min(5.0, self.batch_max_age_s))
                 if batch is None:
