@@ -16,10 +16,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hybrid_store.chain.client import RegistryChain
+from hybrid_store.chain.port import ChainPort
 from hybrid_store.chain.releases import release_of
 from hybrid_store.db.engine import Database
 from hybrid_store.db.models import ChainDeployment
-from hybrid_store.errors import ChainError, ChainMismatch
+from hybrid_store.errors import ChainError, ChainMismatch, ChainReset
 
 log = logging.getLogger(__name__)
 
@@ -28,29 +29,40 @@ def active_deployment(session: Session) -> ChainDeployment | None:
     return session.scalar(select(ChainDeployment).order_by(ChainDeployment.id.desc()).limit(1))
 
 
-def identity_problems(chain: RegistryChain, deployment: ChainDeployment) -> list[str]:
+def identity_problems(chain: ChainPort, deployment: ChainDeployment) -> list[str]:
     """Why the node is not the chain ``deployment`` lives on (another chain id, another genesis: a
-    reset, or no contract code: lost state); empty when it is. Reading the node may raise
-    ``ChainUnavailable``: an unreachable node is not a reset."""
+    reset, or no contract code, or code other than the pinned release's: lost state or another
+    contract); empty when it is. The chain id is read afresh: the node behind a URL may have been
+    replaced. Reading the node may raise ``ChainUnavailable``: an unreachable node is not a reset."""
     problems = []
-    if chain.chain_id != deployment.chain_id:
-        problems.append(f"the node is chain {chain.chain_id}, the registry anchors to chain {deployment.chain_id}")
+    chain_id = chain.current_chain_id()
+    if chain_id != deployment.chain_id:
+        problems.append(f"the node is chain {chain_id}, the registry anchors to chain {deployment.chain_id}")
     genesis = chain.genesis_hash()
     if genesis != deployment.genesis_hash:
         problems.append(f"the chain's genesis is {genesis}, not {deployment.genesis_hash} (the chain was reset)")
-    if not problems and not chain.has_code(deployment.contract_address):
+    if problems:
+        return problems
+    if not chain.has_code(deployment.contract_address):
         problems.append(f"no contract code at {deployment.contract_address} (the chain lost its state)")
+    elif deployment.code_hash is not None and (code_hash := chain.code_hash(deployment.contract_address)) != (
+        deployment.code_hash
+    ):
+        problems.append(f"the code at {deployment.contract_address} hashes to {code_hash}, not the pinned "
+                        f"{deployment.code_hash} (another contract)")  # fmt: skip
     return problems
 
 
 def check_deployment(chain: RegistryChain, deployment: ChainDeployment) -> None:
-    """Raise ``ChainMismatch`` unless the node is the chain ``deployment`` lives on."""
+    """Raise ``ChainReset`` (a ``ChainMismatch``) unless the node is the chain ``deployment`` lives
+    on; when it is, ``chain`` sends to nothing else from now on (``NodeClient.pin``)."""
     problems = identity_problems(chain, deployment)
     if problems:
-        raise ChainMismatch(
+        raise ChainReset(
             f"{chain.description} is not this registry's chain (contract {deployment.contract_address}): "
             f"{'; '.join(problems)}. Run `landreg reconcile` to see what is missing"
         )
+    chain.pin(deployment.chain_id, deployment.genesis_hash)
 
 
 def attach(db: Database, chain: RegistryChain, *, deploy_if_missing: bool = True) -> ChainDeployment:
@@ -129,6 +141,7 @@ def _record(
     )
     with db.write() as session:
         session.add(deployment)
+    chain.pin(deployment.chain_id, deployment.genesis_hash)
     return deployment
 
 

@@ -111,5 +111,16 @@ class ChainMismatch(ChainError):
     """The node is not the chain the database anchored to (chain id, genesis or contract changed)."""
 
 
+class ChainReset(ChainMismatch):
+    """The node answers, but as another chain than the registry's (another chain id or genesis, or
+    not the pinned contract code at the contract's address): a reset or replaced node. Anchoring
+    holds, nothing is sent to it and no batch is demoted, until the registry's chain is back."""
+
+    hint = (
+        "restore the node's state (or point LANDREG_CHAIN__RPC_URL at the registry's chain); anchoring resumes "
+        "by itself. `landreg reconcile` shows what the node holds"
+    )
+
+
 class ConfigurationError(LandregError, ValueError):
     """Settings are missing or contradictory."""

@@ -46,7 +46,7 @@ from hybrid_store.db.models import (
     table,
 )
 from hybrid_store.db.records import load_record_by_number
-from hybrid_store.errors import NotFound, VerificationFailed
+from hybrid_store.errors import ChainUnavailable, NotFound, VerificationFailed
 from hybrid_store.pins import registry_profile
 
 _B = table(AnchorBatch)
@@ -292,6 +292,8 @@ def _check_batch(bundle: bundles.ProofBundle, contract: RegistryChain, batch_id:
     assert tree is not None
     try:
         on_chain = contract.get_batch(batch_id)
+    except ChainUnavailable:
+        raise  # a node that failed to answer says nothing about the batch: the verdict is "unavailable"
     except Exception:
         raise VerificationFailed(f"the contract has no batch {batch_id}") from None
     if on_chain.root != tree.root:

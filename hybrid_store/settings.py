@@ -88,6 +88,17 @@ class ChainSettings(BaseModel):
     #: mine at once), 2 s on a real network (a block takes about 12 s; providers meter calls)
     poll_interval_s: float = Field(default=0.0, ge=0)
     receipt_timeout_s: float = Field(default=120.0, gt=0)
+    #: how long one call waits for the node's answer: a hung node (stopped, or its host gone
+    #: silent) costs a command or the worker at most this per call, never minutes
+    rpc_timeout_s: float = Field(default=20.0, gt=0, le=600)
+    #: tries of one call when the connection is refused or reset or a proxy answers 5xx (a call
+    #: that timed out is not tried again: it has waited its full time already); landreg's own
+    #: loops (the worker's next step) are the only other retries, so a call costs at most
+    #: ``rpc_attempts`` x ``rpc_timeout_s``
+    rpc_attempts: int = Field(default=2, ge=1, le=10)
+    #: how often the anchoring worker checks that the node is still the registry's chain (chain
+    #: id, genesis, the contract's code); it checks after every failed step too
+    identity_check_s: float = Field(default=30.0, gt=0)
 
     @model_validator(mode="after")
     def _rpc_needs_url(self) -> ChainSettings:
@@ -158,6 +169,9 @@ class ServiceSettings(BaseModel):
     #: reverse proxies whose X-Forwarded-For is believed (IP addresses or networks); from anyone
     #: else the header is ignored, so a client cannot choose the address it is rate-limited by
     trusted_proxies: list[str] = []
+    #: how old the chain's last-known state may be before a probe (/readyz, /metrics) asks the node
+    #: again, in the background: a probe never waits on the node for more than a second
+    chain_probe_s: float = Field(default=5.0, gt=0)
     #: complete proof bundles kept per server process (about 3 KB each); 0 disables the cache
     proof_cache_size: int = Field(default=20_000, ge=0)
 

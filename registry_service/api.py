@@ -211,7 +211,7 @@ def verify_receipt(proofs: ProofsDep, check: schemas.ReceiptCheck) -> schemas.Ve
 
 @router.get("/status", response_model=schemas.StatusView, tags=["operators"], summary="Anchoring status")
 def get_status(status: StatusDep, who: Reader) -> schemas.StatusView:
-    return status.anchoring()
+    return status.anchoring(chain=status.chain())
 
 
 @router.get("/migration", response_model=schemas.MigrationView, tags=["operators", "auditors"],

@@ -111,7 +111,7 @@ def create_app(
     )  # fmt: skip
     app.state.trusted_proxies = [ipaddress.ip_network(p, strict=False) for p in settings.service.trusted_proxies]
     app.state.services = Services.build(settings, db, signer, read_chain)
-    app.state.metrics = Metrics(db)
+    app.state.metrics = Metrics(db, lambda: seen.ok if (seen := app.state.services.status.chain()) else None)
     app.state.background = background
 
     install_error_handlers(app)

@@ -11,9 +11,11 @@ import logging
 import threading
 
 from hybrid_store.anchoring import Anchorer
+from hybrid_store.batches import open_hold
 from hybrid_store.chain.connect import open_chain
 from hybrid_store.db.engine import Database
-from hybrid_store.errors import ChainMismatch
+from hybrid_store.db.models import FailureKind
+from hybrid_store.errors import ChainMismatch, ChainReset
 from hybrid_store.settings import Settings
 from hybrid_store.trust import attach_published
 from hybrid_store.worker_lock import WorkerLock
@@ -64,6 +66,9 @@ class BackgroundAnchorer:
                 anchorer.run(
                     self.stop_event, keep_going=lambda: self.lock.still_held() and not self.lock.handover_requested()
                 )
+            except ChainReset as exc:  # the node answers as another chain: held (and shown) until it is ours again
+                open_hold(self.db, FailureKind.CHAIN_RESET, str(exc))
+                self.stop_event.wait(self.settings.chain.identity_check_s)
             except ChainMismatch as exc:
                 log.error("anchoring stopped: %s", exc)
                 self.stop_event.wait(RETRY_S * 15)

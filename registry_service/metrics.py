@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -24,7 +25,7 @@ BATCH_BUCKETS = (1, 10, 50, 100, 500, 1000, 2500, 5000, 10_000, 50_000)
 
 
 class Metrics:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, chain_available: Callable[[], bool | None] = lambda: None):
         self.registry = CollectorRegistry()
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             from prometheus_client import multiprocess
@@ -40,15 +41,16 @@ class Metrics:
         self.errors = Counter(
             "landreg_http_errors", "HTTP responses with status >= 500", ["route"], registry=self.registry
         )
-        self.registry.register(_RegistryCollector(db))
+        self.registry.register(_RegistryCollector(db, chain_available))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
 
 class _RegistryCollector:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, chain_available: Callable[[], bool | None]):
         self.db = db
+        self.chain_available = chain_available  # the chain as this process last saw it (never waited on)
 
     def collect(self):
         with self.db.read() as s:
@@ -84,13 +86,16 @@ class _RegistryCollector:
         )
         held = GaugeMetricFamily("landreg_anchoring_held", "1 while anchoring holds, by cause", labels=["kind"])
         for kind in (FailureKind.PAUSED, FailureKind.MISSING_ROLE, FailureKind.FEE_CEILING, FailureKind.REFUSED,
-                     FailureKind.PERMANENT):  # fmt: skip
+                     FailureKind.PERMANENT, FailureKind.CHAIN_RESET):  # fmt: skip
             held.add_metric([kind], 1 if kind in holds else 0)
         yield held
         failed = GaugeMetricFamily("landreg_failed_batches", "failed batches by cause", labels=["kind"])
         for error_kind, n in failures:
             failed.add_metric([error_kind or "unknown"], n)
         yield failed
+        available = self.chain_available()
+        if available is not None:
+            yield GaugeMetricFamily("landreg_chain_available", "1 while the chain's node answers", value=int(available))
         gas = [g for _, g in confirmed if g is not None]
         yield GaugeMetricFamily("landreg_anchoring_gas", "gas used by confirmed batches", value=sum(gas))
 

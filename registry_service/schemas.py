@@ -221,7 +221,7 @@ class BatchView(BaseModel):
 
 
 class HoldView(BaseModel):
-    kind: str = Field(description="paused, missing_role, fee_ceiling, refused or permanent")
+    kind: str = Field(description="paused, missing_role, fee_ceiling, refused, chain_reset or permanent")
     reason: str
     since: datetime
 
@@ -237,6 +237,10 @@ class StatusView(BaseModel):
     recent_batches: list[BatchView]
     holds: list[HoldView] = Field(default_factory=list, description="why anchoring waits (filing goes on)")
     failed_batches: int = Field(0, description="batches that failed (their records were queued again)")
+    chain_available: bool | None = Field(
+        None, description="whether the chain's node answered lately (as this server last saw it; never waited on)"
+    )
+    chain_block: int | None = Field(None, description="the node's last reported head")
 
 
 class StageView(BaseModel):

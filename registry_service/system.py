@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
+from hybrid_store.db.models import FailureKind
 from registry_service.auth import Permission, Unauthenticated
 from registry_service.deps import Caller, require
 
@@ -28,8 +29,11 @@ def readyz(request: Request) -> JSONResponse:
     """503 only when the database cannot be reached: filing needs the database, not the chain.
     A chain node that does not answer makes the service *degraded* (filings queue for anchoring)
     without taking the filing API out of a load balancer; so do server processes that died
-    recently or wait to be replaced (``checks.processes``: counts per kind, never pids). Open to everyone, so it reveals no
-    configuration: no URL (hosted nodes put the API key in it), no error text (that goes to the log)."""
+    recently or wait to be replaced (``checks.processes``: counts per kind, never pids). Open to
+    everyone, so it reveals no configuration: no URL (hosted nodes put the API key in it), no error
+    text (that goes to the log). The chain is as this process last saw it (``chain_probe``): a hung
+    node is reported within about a second, never waited on; a node that answers as another chain
+    (a ``chain_reset`` hold) is not ok."""
     state = request.app.state
     checks: dict[str, Any] = {}
     ready = True
@@ -41,19 +45,20 @@ def readyz(request: Request) -> JSONResponse:
         log.exception("readiness: the database does not answer")
         ready = False
         checks["database"] = {"ok": False}
-    try:
-        chain = state.services.proofs.read_chain()
-        checks["chain"] = {"ok": True, "block": chain.head()}
-    except Exception:
-        log.warning("readiness: the chain node does not answer", exc_info=True)
-        checks["chain"] = {"ok": False}
+    # the node as last seen, never waited on for more than a second: a hung node must not hang the probe
+    seen = state.services.status.chain()
+    checks["chain"] = {"ok": bool(seen and seen.ok), "block": seen.block if seen else None}
     if checks["database"]["ok"]:
         status = state.services.status.anchoring(recent=0)
+        holds = sorted(h.kind for h in status.holds)
         checks["anchoring"] = {
             "pending_records": status.pending_records,
             "lag_s": status.oldest_pending_age_s or 0.0,
             "worker_here": bool(state.background and state.background.active),
+            "holds": holds,
         }
+        if FailureKind.CHAIN_RESET in holds:  # the node answers, but as another chain: nothing is anchored to it
+            checks["chain"].update(ok=False, reset=True)
     processes = _supervision(state.settings.service.supervisor_status)
     if processes is not None:
         checks["processes"] = processes

@@ -397,6 +397,7 @@ def test_health_readiness_and_metrics(svc):
     assert 'landreg_batches{state="confirmed"} 1.0' in text
     assert 'landreg_http_requests_total{method="POST",route="/api/v1/instruments",status="201"} 1.0' in text
     assert "landreg_anchoring_lag_seconds" in text and "landreg_batch_records_bucket" in text
+    assert "landreg_chain_available 1.0" in text
 
 
 def test_a_chain_outage_degrades_readiness_without_failing_it_or_revealing_the_node(tmp_path, db):
@@ -411,7 +412,11 @@ def test_a_chain_outage_degrades_readiness_without_failing_it_or_revealing_the_n
     with TestClient(create_app(cfg, db=db, chain_factory=down, run_worker=False)) as client:
         r = client.get("/readyz")
         filed = client.post("/api/v1/instruments", json=deed(), headers={"Authorization": "Bearer x"})
-    assert r.status_code == 200 and r.json()["degraded"] is True and r.json()["checks"]["chain"] == {"ok": False}
+    assert (
+        r.status_code == 200
+        and r.json()["degraded"] is True
+        and r.json()["checks"]["chain"] == {"ok": False, "block": None}
+    )
     assert "SECRET" not in r.text and "node.example" not in r.text and "sqlite" not in r.text
     assert filed.status_code == 401  # the filing API is up (it needs the database, not the chain)
 

@@ -23,6 +23,7 @@ from hybrid_store.db.models import (
     BatchRecord,
     BatchState,
     FailureKind,
+    Instrument,
     MirrorFlag,
     OutboxEntry,
     TxAttempt,
@@ -470,3 +471,237 @@ def test_a_node_that_accepts_and_never_answers_is_unavailable_within_the_timeout
         assert done is not None and done.state == BatchState.CONFIRMED and done.records == 3
     finally:
         proxy.stop()
+
+
+# --- a node that is down, hung, failing or reset is never evidence about the chain ------------------------
+def _through(proxy: FaultProxy, anvil_settings, **chain: object):
+    """anvil_settings' registry, reached through ``proxy`` as a JSON-RPC node (short waits: tests)."""
+    from hybrid_store.settings import Settings
+
+    return Settings(home=anvil_settings.home, chain={
+        "backend": "rpc", "rpc_url": proxy.url, "registrar_key": DEV_KEY_0, "rpc_timeout_s": 1.5,
+        "rpc_attempts": 1, "confirmations": 1, **chain})  # fmt: skip
+
+
+def _states(db) -> list[str]:
+    with db.read() as s:
+        return list(s.scalars(select(AnchorBatch.state).order_by(AnchorBatch.id)))
+
+
+def test_a_node_that_fails_refuses_or_hangs_under_the_worker_is_no_reorganisation(node, anvil_settings):
+    db, _direct, _ = node
+    proxy = FaultProxy(anvil_settings.chain.anvil_port).start()
+    try:
+        chain = open_chain(_through(proxy, anvil_settings))
+        dep = attach(db, chain, deploy_if_missing=False)
+        a = Anchorer(db, chain, dep, finality_depth=1000)  # nothing final: every batch is re-checked
+        for _ in range(3):
+            file_some(db, 2)
+            assert a.step(force=True) is not None
+        assert _states(db) == [BatchState.CONFIRMED] * 3
+        for mode in ("error", "down", "hang", "drop"):
+            proxy.set(mode)
+            started = time.monotonic()
+            with pytest.raises(ChainUnavailable):
+                a.settle()
+            assert time.monotonic() - started < 10, mode  # one bounded wait (1.5 s a call), not minutes
+            assert _states(db) == [BatchState.CONFIRMED] * 3, mode  # silence and errors demote nothing
+            proxy.set("pass")
+        a.settle()
+        assert _states(db) == [BatchState.CONFIRMED] * 3
+    finally:
+        proxy.stop()
+
+
+def test_a_node_that_fails_while_a_bundle_is_checked_gives_no_verdict_on_the_record(node, anvil_settings):
+    from hybrid_store.proofs import export_bundle
+    from registry_service.verification import verify_document
+    from tests.conftest import trust_of
+
+    db, direct, dep = node
+    file_some(db, 1)
+    Anchorer(db, direct, dep).drain()
+    with db.read() as s:
+        number = s.scalar(select(func.min(OutboxEntry.instrument_id)))
+        bundle = export_bundle(s, s.get_one(Instrument, number).instrument_number).to_json()
+    proxy = FaultProxy(anvil_settings.chain.anvil_port).start()
+    try:
+        chain = open_chain(_through(proxy, anvil_settings))
+        assert verify_document(bundle, chain=chain, trust=trust_of(db)).valid
+        proxy.switch_after(0, "error", "eth_call")  # the contract's batch is read with the first call
+        verdict = verify_document(bundle, chain=chain, trust=trust_of(db))
+    finally:
+        proxy.stop()
+    assert verdict.unavailable and not verdict.valid, verdict.reason
+    assert "no batch" not in verdict.reason and verdict.reason.startswith("UNAVAILABLE"), verdict.reason
+
+
+def test_a_node_that_fails_halfway_through_reconcile_is_unavailable_not_a_reset(node, anvil_settings, landreg_env,
+                                                                                  tmp_path):  # fmt: skip
+    db, chain, dep = node
+    a = Anchorer(db, chain, dep, finality_depth=1)
+    for _ in range(12):
+        file_some(db, 1)
+        assert a.step(force=True) is not None
+    a.settle()  # the last one final too: a final batch whose block is gone would be a chain_reset
+    proxy = FaultProxy(anvil_settings.chain.anvil_port).start()
+    env = {**landreg_env, "LANDREG_CHAIN__BACKEND": "rpc", "LANDREG_CHAIN__RPC_URL": proxy.url,
+           "LANDREG_CHAIN__REGISTRAR_KEY": DEV_KEY_0}  # fmt: skip
+    try:
+        clean = landreg(env, "reconcile", "--json", str(tmp_path / "clean.json"), "--workers", "1", timeout=120)
+        assert clean.returncode == 0, clean.stdout + clean.stderr
+        # the last block lookups are the batches' (each batch's block is looked up once): the node
+        # starts answering 502 after half of them
+        blocks = proxy.calls["eth_getBlockByNumber"]
+        assert blocks > 12, proxy.calls
+        proxy.calls.clear()
+        proxy.switch_after(blocks - 6, "error", "eth_getBlockByNumber")
+        failing = landreg(env, "reconcile", "--json", str(tmp_path / "failing.json"), "--workers", "1", timeout=120)
+    finally:
+        proxy.stop()
+    out = failing.stdout + failing.stderr
+    assert failing.returncode == 4, out
+    assert "chain_reset" not in out and "unavailable" in failing.stderr and "HTTP 502" in failing.stderr, out
+    assert not (tmp_path / "failing.json").exists()
+
+
+def _serve_env(landreg_env: dict[str, str], url: str, **more: str) -> dict[str, str]:
+    """``landreg serve`` on the node at ``url``, with short waits and checks (tests)."""
+    return {**landreg_env, "LANDREG_CHAIN__BACKEND": "rpc", "LANDREG_CHAIN__RPC_URL": url,
+            "LANDREG_CHAIN__REGISTRAR_KEY": DEV_KEY_0, "LANDREG_CHAIN__ADMIN_ADDRESS": DEV_ADDRESS_1,
+            "LANDREG_CHAIN__PAUSER_ADDRESS": DEV_ADDRESS_2, "LANDREG_CHAIN__CONFIRMATIONS": "1",
+            "LANDREG_CHAIN__POLL_INTERVAL_S": "0.1", "LANDREG_CHAIN__FINALITY": "depth",
+            "LANDREG_CHAIN__FINALITY_DEPTH": "1000", "LANDREG_CHAIN__RPC_TIMEOUT_S": "2",
+            "LANDREG_CHAIN__RPC_ATTEMPTS": "1", "LANDREG_CHAIN__IDENTITY_CHECK_S": "1",
+            "LANDREG_SERVICE__CHAIN_PROBE_S": "0.5", "LANDREG_ANCHORING__BATCH_MAX_AGE_S": "0.3", **more}  # fmt: skip
+
+
+class _Clerk:
+    def __init__(self, env: dict[str, str], server: Server):
+        self.key = landreg(env, "keys", "create", "clerk", "--name", "Pat Clerk", check=True).stdout.split()[-1]
+        self.server = server
+
+    def file(self, n: int) -> None:
+        with httpx.Client(base_url=self.server.base, timeout=30) as client:
+            for _ in range(n):
+                r = client.post("/api/v1/instruments", json=deed(), headers={"Authorization": f"Bearer {self.key}"})
+                assert r.status_code == 201, r.text
+
+    def status(self) -> dict:
+        return httpx.get(self.server.base + "/api/v1/status", headers={"Authorization": f"Bearer {self.key}"},
+                         timeout=10).json()  # fmt: skip
+
+    def ready(self) -> dict:
+        r = httpx.get(self.server.base + "/readyz", timeout=10)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def metrics(self) -> str:
+        return httpx.get(self.server.base + "/metrics", timeout=10).text
+
+
+def test_a_killed_node_demotes_nothing_and_a_reset_one_holds_anchoring_until_the_chain_is_back(
+    anvil, anvil_settings, landreg_env, tmp_path
+):
+    import os
+    import shutil
+    import signal
+
+    from hybrid_store.chain.anvil import ManagedAnvil
+    from hybrid_store.chain.connect import http_web3
+
+    env = _serve_env(landreg_env, anvil.url)
+    server = Server(env, tmp_path)
+    clerk = _Clerk(env, server)
+    server.start()
+    try:
+        clerk.file(30)
+        assert wait_until(lambda: clerk.status()["anchored_records"] == 30, 60, 0.3), server.output()
+        time.sleep(2.5)  # the node dumps its state every second: the saved chain holds every batch
+        # --- the node is killed: its silence is no reorganisation
+        os.kill(anvil.pid(), signal.SIGKILL)
+        assert wait_until(lambda: clerk.ready()["degraded"], 10, 0.2)
+        time.sleep(4)  # the worker looks at its unfinal batches every second meanwhile
+        assert clerk.status()["anchored_records"] == 30, server.output()
+        assert "left the canonical chain" not in server.output()
+        ready = clerk.ready()
+        assert ready["checks"]["chain"]["ok"] is False and ready["checks"]["anchoring"]["holds"] == []
+        # --- the node comes back empty on the same port: another chain, anchoring holds
+        saved = tmp_path / "saved-state.json"
+        shutil.move(anvil.state_file, saved)
+        ManagedAnvil(anvil_settings).start()
+        clerk.file(3)
+        assert wait_until(lambda: "chain_reset" in clerk.ready()["checks"]["anchoring"]["holds"], 20, 0.3), (
+            server.output()
+        )
+        ready = clerk.ready()
+        assert ready["degraded"] is True and ready["checks"]["chain"] == {"ok": False, "block": 0, "reset": True}
+        status = clerk.status()
+        assert status["anchored_records"] == 30 and status["pending_records"] == 3
+        assert [h["kind"] for h in status["holds"]] == ["chain_reset"] and "genesis" in status["holds"][0]["reason"]
+        assert 'landreg_anchoring_held{kind="chain_reset"} 1.0' in clerk.metrics()
+        time.sleep(3)  # several identity checks and worker steps later: still nothing sent to it
+        fresh = http_web3(anvil.url)
+        assert fresh.eth.block_number == 0 and fresh.eth.get_transaction_count(fresh.eth.accounts[0]) == 0
+        assert clerk.status()["anchored_records"] == 30
+        # --- the registry's chain is back: anchoring resumes where it stopped
+        ManagedAnvil(anvil_settings).stop()
+        shutil.copy(saved, anvil.state_file)
+        ManagedAnvil(anvil_settings).start()
+        assert wait_until(lambda: clerk.status()["anchored_records"] == 33, 60, 0.3), server.output()
+        assert clerk.status()["holds"] == [] and clerk.ready()["degraded"] is False
+    finally:
+        server.stop()
+    db = Database(anvil_settings.db_url)
+    with db.read() as s:
+        states = s.execute(select(AnchorBatch.state, func.count()).group_by(AnchorBatch.state)).all()
+    assert dict(states) == {BatchState.CONFIRMED: len(_states(db))}  # none failed, none re-sent
+
+
+def test_a_hung_node_hangs_neither_the_probes_nor_the_commands(anvil, anvil_settings, landreg_env, tmp_path):
+    import os
+    import signal
+
+    env = _serve_env(landreg_env, anvil.url)
+    server = Server(env, tmp_path)
+    clerk = _Clerk(env, server)
+    server.start()
+    pid = anvil.pid()
+    assert pid is not None
+    try:
+        clerk.file(5)
+        assert wait_until(lambda: clerk.status()["anchored_records"] == 5, 60, 0.3), server.output()
+        os.kill(pid, signal.SIGSTOP)  # the node accepts connections and never answers
+        took = []
+        for _ in range(5):
+            started = time.monotonic()
+            ready = clerk.ready()
+            took.append(time.monotonic() - started)
+            time.sleep(0.5)
+        assert max(took) < 3.0, took  # about a second at most (it was minutes), with room for a loaded machine
+        assert ready["degraded"] is True and ready["checks"]["chain"]["ok"] is False, ready
+        assert "landreg_chain_available 0.0" in clerk.metrics()
+        started = time.monotonic()
+        status = clerk.status()  # what the status page shows
+        assert time.monotonic() - started < 3.0 and status["chain_available"] is False, status
+        clerk.file(2)  # filing goes on
+        # commands give up after the configured wait (2 s a call here) and say so
+        for what, args in (("chain status", ("chain", "status")),
+                           ("reconcile", ("reconcile", "--json", str(tmp_path / "r.json"), "--workers", "1"))):  # fmt: skip
+            started = time.monotonic()
+            done = landreg(env, *args, timeout=60)
+            took_s = time.monotonic() - started
+            assert done.returncode == 4, (what, done.stdout + done.stderr)
+            assert "did not answer" in done.stderr and "within 2 s" in done.stderr, (what, done.stderr)
+            assert took_s < 30, (what, took_s)
+        managed = {**landreg_env, "LANDREG_CHAIN__RPC_TIMEOUT_S": "2"}  # the managed node's own status
+        started = time.monotonic()
+        done = landreg(managed, "chain", "status", timeout=60)
+        assert done.returncode == 1 and "starting or stuck" in done.stdout and time.monotonic() - started < 30
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    try:
+        assert wait_until(lambda: not clerk.ready()["degraded"], 30, 0.3), server.output()
+        assert wait_until(lambda: clerk.status()["anchored_records"] == 7, 60, 0.3), server.output()
+    finally:
+        server.stop()

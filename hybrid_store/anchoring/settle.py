@@ -45,13 +45,16 @@ class Finality:
 
 class Settler:
     def __init__(self, db: Database, chain: ChainPort, target: Target, txm: TxManager, finality: Finality,
-                 clock: Callable[[], datetime]):  # fmt: skip
+                 clock: Callable[[], datetime], verify_chain: Callable[[], None] = lambda: None):  # fmt: skip
         self.db = db
         self.chain = chain
         self.target = target
         self.txm = txm
         self.finality = finality
         self.clock = clock
+        #: raises ``ChainReset`` unless the node is still the registry's chain: a block missing from
+        #: a reset or replaced node is no reorganisation, so nothing is demoted on its word
+        self.verify_chain = verify_chain
 
     # --- in flight ----------------------------------------------------------------------------------
     def settle_in_flight(self) -> None:
@@ -117,6 +120,7 @@ class Settler:
         assert batch.block_number is not None and batch.block_hash is not None
         depth = self.chain.confirmations(batch.block_number, batch.block_hash)
         if depth == 0:
+            self.verify_chain()
             log.warning(
                 "batch %d: block %d left the canonical chain; re-checking its transaction", batch.id, batch.block_number
             )
@@ -184,6 +188,7 @@ class Settler:
         if newest is None or newest.block_number is None:
             return
         if self.chain.block_hash_at(newest.block_number) != newest.block_hash:
+            self.verify_chain()
             self._send_back_reorganised(base)
         head = self.chain.head()
         final_block = self.chain.finalized_block() if self.finality.tag else None

@@ -28,6 +28,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hybrid_store import audit_log
+from hybrid_store.anchoring.identity import ChainIdentity
 from hybrid_store.anchoring.plan import Leaf, Plan, plan_batch
 from hybrid_store.anchoring.revoke import Revoker
 from hybrid_store.anchoring.settle import Finality, Settler, classify_revert
@@ -48,7 +49,7 @@ from hybrid_store.db.models import (
     Instrument,
     OutboxEntry,
 )
-from hybrid_store.errors import ChainError, ChainMismatch, TransactionReverted
+from hybrid_store.errors import ChainError, ChainMismatch, ChainReset, TransactionReverted
 from hybrid_store.txmgr import GWEI, FeePolicy, TxManager
 
 if TYPE_CHECKING:
@@ -102,9 +103,11 @@ class Anchorer:
         finality: str = "depth",
         finality_depth: int = 64,
         in_flight_timeout_s: float = 600.0,
+        identity_check_s: float = 30.0,
     ):
         self.db = db
         self.chain = chain
+        self.identity = ChainIdentity(db, chain, deployment, identity_check_s)
         self.target = Target.of(deployment)
         self.manifest_dir = manifest_dir
         self.batch_max_records = batch_max_records
@@ -113,7 +116,8 @@ class Anchorer:
         self.clock = clock
         self.txm = TxManager(db, chain, fees)
         self.settler = Settler(db, chain, self.target, self.txm,
-                               Finality(confirmations, finality == "tag", finality_depth), clock)  # fmt: skip
+                               Finality(confirmations, finality == "tag", finality_depth), clock,
+                               verify_chain=self.identity.verify)  # fmt: skip
         self.in_flight_timeout_s = in_flight_timeout_s
         self.revoker = Revoker(db, chain, self.target, self.txm.policy)
         #: the worker asks the node about batches in flight and unfinal at most this often
@@ -134,7 +138,7 @@ class Anchorer:
             "manifest_dir": settings.manifests_dir, "finality": finality, "finality_depth": c.finality_depth,
             "fees": FeePolicy(c.fee_bump_percent, int(c.fee_ceiling_gwei * GWEI), c.stuck_after_blocks,
                               c.refusals_before_hold, c.refused_retry_s),
-            "in_flight_timeout_s": max(c.receipt_timeout_s, 600.0),
+            "in_flight_timeout_s": max(c.receipt_timeout_s, 600.0), "identity_check_s": c.identity_check_s,
         }  # fmt: skip
         kw.update(overrides)
         return cls(db, chain, deployment, **kw)  # type: ignore[arg-type]
@@ -142,25 +146,26 @@ class Anchorer:
     # --- driving ----------------------------------------------------------------------------------
     def step(self, *, force: bool = False) -> AnchoredBatch | None:
         """Settle in-flight batches, revoke replaced versions on the chain (``anchoring.revoke``),
-        then anchor one new batch if one is due (or ``force``)."""
+        then anchor one new batch if one is due (or ``force``); the node's identity first, when due."""
+        self.identity.check_if_due()
         self.settle()
         if not self.settler.in_flight():
             self.revoker.between_batches(self.holding())
         batch = self.build_and_send(force=force)
         if batch is not None:
             self.settle()
-            return self._summary(batch.id)
+            return _summary(self.db, batch.id)
         return None
 
     def check_consistency(self) -> None:
-        """Refuse to start when the contract and the database disagree on the anchored batches
-        (a node that lost state, or someone else anchoring with this contract)."""
+        """Refuse to start when the contract and the database disagree on the anchored batches."""
         with self.db.read() as s:
             self.next_chain_batch_id(s)
 
     def drain(self, progress: Callable[[AnchoredBatch], None] | None = None) -> DrainSummary:
         """Anchor everything pending now, in batches of ``batch_max_records``, and wait until each is
         mined. Raises ``AnchoringHeld`` if anchoring holds (paused, role, fees, a permanent failure)."""
+        self.identity.verify()
         self.settle()
         self.check_consistency()
         summary = DrainSummary()
@@ -180,7 +185,7 @@ class Anchorer:
             summary.batches.append(batch)
             if progress:
                 progress(batch)
-        summary.batches = [self._summary(b.batch_id) for b in summary.batches]
+        summary.batches = [_summary(self.db, b.batch_id) for b in summary.batches]
         return summary
 
     def wait_in_flight(self) -> None:
@@ -192,8 +197,9 @@ class Anchorer:
     def run(
         self, stop: threading.Event, idle_sleep_s: float = 0.1, keep_going: Callable[[], bool] = lambda: True
     ) -> None:
-        """Anchor continuously until ``stop`` is set (or ``keep_going`` says no: the worker lost its
-        lock); the batch in hand is finished first."""
+        """Anchor until ``stop`` is set (or ``keep_going`` says no: the lock is lost), finishing the batch
+        in hand. A silent node is waited for; another chain holds anchoring (``anchoring.identity``)."""
+        self.identity.verify()
         self.settle()
         self.check_consistency()
         log.info("anchoring worker started (batches of up to %d records or %.1f s)", self.batch_max_records,
@@ -203,10 +209,15 @@ class Anchorer:
             while not stop.is_set() and keep_going():
                 try:
                     batch = self.step()
+                    self.identity.failures = 0
+                except ChainReset:  # another chain: held by the check (now or at the next step); look again later
+                    self.identity.failed()
+                    stop.wait(self.identity.check_s)
+                    continue
                 except ChainMismatch:
                     raise  # the chain and the database disagree: a person must look (landreg reconcile)
                 except (ChainError, OSError) as exc:  # node down, reverted, ...: report and try again later
-                    log.error("anchoring step failed: %s", exc)
+                    self.identity.failed(exc)
                     batch = None
                     stop.wait(min(5.0, self.batch_max_age_s))
                 if batch is None:
@@ -330,11 +341,12 @@ class Anchorer:
             )
         return live
 
-    def _summary(self, batch_id: int) -> AnchoredBatch:
-        with self.db.read() as s:
-            b = s.get_one(AnchorBatch, batch_id)
-            records = records_of_batches(s, [b.id]).get(b.id, 0)
-            return AnchoredBatch(b.id, b.chain_batch_id, records, b.token_count, b.tx_hash, b.gas_used, b.state)
+
+def _summary(db: Database, batch_id: int) -> AnchoredBatch:
+    with db.read() as s:
+        b = s.get_one(AnchorBatch, batch_id)
+        records = records_of_batches(s, [b.id]).get(b.id, 0)
+        return AnchoredBatch(b.id, b.chain_batch_id, records, b.token_count, b.tx_hash, b.gas_used, b.state)
 
 
 class AnchoringHeld(ChainError):
@@ -352,4 +364,5 @@ class AnchoringHeld(ChainError):
             FailureKind.FEE_CEILING: "wait for fees to fall, or raise LANDREG_CHAIN__FEE_CEILING_GWEI",
             FailureKind.REFUSED: "fix what the node names (often: fund the registrar's account); the transaction is "
             "sent again every LANDREG_CHAIN__REFUSED_RETRY_S and anchoring resumes once the node takes it",
+            FailureKind.CHAIN_RESET: ChainReset.hint,
         }.get(self.kind, "look at the reason, then `landreg chain release-hold permanent --reason ...`")

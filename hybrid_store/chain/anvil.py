@@ -165,7 +165,8 @@ class ManagedAnvil:
 
         pid = self.pid()
         try:
-            w3 = http_web3(self.url)
+            # one try, the configured wait: a stopped node is reported as stuck, not waited out
+            w3 = http_web3(self.url, self.settings.chain.rpc_timeout_s, attempts=1)
             return NodeStatus(pid is not None, pid, self.url, int(w3.eth.block_number), int(w3.eth.chain_id),
                               to_hex(bytes(w3.eth.get_block(0)["hash"])))  # fmt: skip
         except Exception:

@@ -78,17 +78,21 @@ class RegistryChain(NodeClient):
 
     def at(self, address: str) -> RegistryChain:
         """The DeedRegistry at ``address`` on the same node, read-only."""
-        return RegistryChain(self.w3, None, address, poll_interval_s=self.poll_interval_s,
-                             receipt_timeout_s=self.receipt_timeout_s, description=self.description,
-                             estimate_gas=self.estimate_gas)  # fmt: skip
+        other = RegistryChain(self.w3, None, address, poll_interval_s=self.poll_interval_s,
+                              receipt_timeout_s=self.receipt_timeout_s, description=self.description,
+                              estimate_gas=self.estimate_gas)  # fmt: skip
+        other.pinned = self.pinned
+        return other
 
     def with_signer(self, account: LocalAccount, description: str | None = None) -> RegistryChain:
         """The same contract on the same node, signing with another key (admin or pauser operations)."""
-        return RegistryChain(
+        other = RegistryChain(
             self.w3, account, self.address, poll_interval_s=self.poll_interval_s,
             receipt_timeout_s=self.receipt_timeout_s, description=description or self.description,
             role_addresses=self.role_addresses, estimate_gas=self.estimate_gas,
         )  # fmt: skip
+        other.pinned = self.pinned
+        return other
 
     def deploy(
         self,

@@ -5,22 +5,44 @@ from __future__ import annotations
 import requests
 from web3 import Web3
 from web3.providers.rpc import HTTPProvider
+from web3.providers.rpc.utils import ExceptionRetryConfiguration
 
 from hybrid_store.chain import keys
 from hybrid_store.chain.client import RegistryChain, account_from_key
 from hybrid_store.errors import ChainUnavailable
 from hybrid_store.settings import Settings
 
-RPC_TIMEOUT_S = 30
+#: a client that is not handed settings (a verifier's ``node_at``, the managed node's status)
+RPC_TIMEOUT_S = 20.0
+RETRY_BACKOFF_S = 0.25  # between tries of one call: a reset connection, a proxy's 502 that a second try may clear
 
 
 class RpcProvider(HTTPProvider):
     """HTTP JSON-RPC whose transport failures (refused, reset, timed out, a proxy's 5xx) raise
-    ``ChainUnavailable``: an unreachable node is never mistaken for a node that answered."""
+    ``ChainUnavailable``: an unreachable node is never mistaken for a node that answered.
+
+    web3 retries a failed call itself (five tries of each, each with its full timeout, by default:
+    a stopped node took minutes to give up); here the tries are ``attempts``, and a call that timed
+    out is not tried again, so a hung node costs one timeout per call."""
+
+    def __init__(self, url: str, timeout_s: float, attempts: int):
+        retry = None
+        if attempts > 1:
+            retry = ExceptionRetryConfiguration(errors=(requests.ConnectionError, requests.HTTPError),
+                                                retries=attempts, backoff_factor=RETRY_BACKOFF_S)  # fmt: skip
+        super().__init__(url, request_kwargs={"timeout": timeout_s}, exception_retry_configuration=retry)
+        self.timeout_s = timeout_s
 
     def make_request(self, method, params):
         try:
             return super().make_request(method, params)
+        except requests.Timeout:
+            raise ChainUnavailable(f"the node at {_shown(self.endpoint_uri)} did not answer {method} within "
+                                   f"{self.timeout_s:g} s (LANDREG_CHAIN__RPC_TIMEOUT_S)") from None  # fmt: skip
+        except requests.HTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else "an error"
+            raise ChainUnavailable(f"the node at {_shown(self.endpoint_uri)} answered {method} with HTTP {status} "
+                                   "instead of a result") from None  # fmt: skip
         except (requests.RequestException, OSError) as exc:
             raise ChainUnavailable(f"the node at {_shown(self.endpoint_uri)} did not answer {method}: "
                                    f"{exc.__class__.__name__}") from None  # fmt: skip
@@ -34,8 +56,8 @@ def _shown(url: object) -> str:
     return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
 
 
-def http_web3(url: str, timeout_s: float = RPC_TIMEOUT_S) -> Web3:
-    return Web3(RpcProvider(url, request_kwargs={"timeout": timeout_s}))
+def http_web3(url: str, timeout_s: float = RPC_TIMEOUT_S, attempts: int = 2) -> Web3:
+    return Web3(RpcProvider(url, timeout_s, attempts))
 
 
 def node_at(url: str) -> RegistryChain:
@@ -87,7 +109,7 @@ def open_chain(settings: Settings, *, read_only: bool = False) -> RegistryChain:
     what = "the managed anvil node" if c.backend == "anvil" else "the JSON-RPC node"
     roles = {r: a for r in ("admin", "pauser") if (a := keys.role_address(settings, r))}
     return RegistryChain(
-        http_web3(url),
+        http_web3(url, c.rpc_timeout_s, c.rpc_attempts),
         account,
         c.contract_address,
         poll_interval_s=c.poll_interval_s,

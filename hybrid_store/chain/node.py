@@ -19,12 +19,12 @@ from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
 from eth_utils import to_checksum_address
 from web3 import Web3
-from web3.exceptions import TransactionNotFound
+from web3.exceptions import BlockNotFound, TransactionNotFound
 
 from hybrid_store.chain.reverts import decode_revert, is_revert, revert_data
 from hybrid_store.chain.types import FeeQuote, Fees, Receipt, SendOutcome, SignedTx
 from hybrid_store.core.hashing import keccak256, to_hex
-from hybrid_store.errors import ChainError, ChainUnavailable, TransactionRefused, TransactionReverted
+from hybrid_store.errors import ChainError, ChainReset, ChainUnavailable, TransactionRefused, TransactionReverted
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,9 @@ class NodeReader:
         #: False on the in-process chain, whose estimate is a binary search of a dozen executions:
         #: there a call checks the transaction would not revert, and it gets the block's gas limit
         self.estimate_gas = estimate_gas
+        #: (chain id, genesis hash) of the registry's chain, once a deployment is attached: nothing
+        #: is sent to a node that is not that chain (``send``)
+        self.pinned: tuple[int, str] | None = None
 
     # --- identity and blocks --------------------------------------------------------------------
     def ensure_reachable(self) -> None:
@@ -89,6 +92,25 @@ class NodeReader:
     def chain_id(self) -> int:
         return int(self.w3.eth.chain_id)
 
+    def current_chain_id(self) -> int:
+        """The chain id the node reports now (``chain_id`` is read once: a node may be replaced)."""
+        return int(self.w3.eth.chain_id)
+
+    def pin(self, chain_id: int, genesis_hash: str) -> None:
+        """Send only to the chain with this id and genesis (the registry's deployment)."""
+        self.pinned = (chain_id, genesis_hash)
+
+    def ensure_pinned_chain(self) -> None:
+        """Raise ``ChainReset`` when the node is not the pinned chain (``ChainUnavailable`` when it
+        does not answer: that says nothing about the chain)."""
+        if self.pinned is None:
+            return
+        chain_id, genesis = self.pinned
+        now = (self.current_chain_id(), self.genesis_hash())
+        if now != (chain_id, genesis):
+            raise ChainReset(f"{self.description} is now chain {now[0]} with genesis {now[1]}, not the registry's "
+                             f"chain {chain_id} with genesis {genesis}: nothing is sent to it")  # fmt: skip
+
     def genesis_hash(self) -> str:
         return to_hex(bytes(self.w3.eth.get_block(0)["hash"]))
 
@@ -99,10 +121,18 @@ class NodeReader:
         return int(self.w3.eth.get_block(number)["timestamp"])
 
     def block_hash_at(self, number: int) -> str | None:
+        """The hash of the canonical block at ``number``, or None when the node says it has no such
+        block. A node that does not answer, or answers an error, raises ``ChainUnavailable``: only
+        what a node says is evidence about the chain (a reorganisation), never its silence."""
         try:
             return to_hex(bytes(self.w3.eth.get_block(number)["hash"]))
-        except Exception:
+        except BlockNotFound:
             return None
+        except ChainUnavailable:
+            raise
+        except Exception as exc:
+            raise ChainUnavailable(f"{self.description} gave no usable answer for block {number} "
+                                   f"({exc.__class__.__name__})") from None  # fmt: skip
 
     def finalized_block(self) -> int | None:
         """The number of the node's ``finalized`` block, or None where the node has no such tag."""
@@ -330,7 +360,10 @@ class NodeClient(NodeReader):
     def send(self, signed: SignedTx) -> SendOutcome:
         """Send a signed transaction and say what became of it. Nodes word "already known", "nonce
         too low" and "underpriced" differently, so a refusal is looked up before it is classified;
-        an unreachable node raises ``ChainUnavailable``, any other refusal ``ChainError``."""
+        an unreachable node raises ``ChainUnavailable``, any other refusal ``ChainError``, and a node
+        that is not the pinned chain ``ChainReset`` (checked before every send: a transaction
+        signed for the registry's chain is never handed to a reset or replaced one)."""
+        self.ensure_pinned_chain()
         try:
             self.w3.eth.send_raw_transaction(signed.raw)
             return SendOutcome.SENT

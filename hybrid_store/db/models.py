@@ -265,6 +265,7 @@ class FailureKind:
     REFUSED = "refused"  # the node refuses the transaction outright (funds, gas): a person must act
     NONCE_TAKEN = "nonce_taken"  # another transaction used the nonce
     LOST = "lost"  # the chain lost the batch (reconcile --heal)
+    CHAIN_RESET = "chain_reset"  # the node is not the registry's chain (reset, replaced): resumes when it is again
     PERMANENT = "permanent"  # any other revert: anchoring holds until an operator releases it
 
 

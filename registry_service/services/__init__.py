@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from hybrid_store.chain.client import RegistryChain
 from hybrid_store.db.engine import Database
 from hybrid_store.settings import Settings
+from registry_service.chain_probe import ChainProbe
 from registry_service.receipts import ReceiptSigner
 from registry_service.services.filing import Filed, Filing, IdempotencyMismatch
 from registry_service.services.proofs import Proofs
@@ -29,7 +30,7 @@ class Services:
     def build(cls, settings: Settings, db: Database, signer: ReceiptSigner,
               read_chain: Callable[[], RegistryChain]) -> Services:  # fmt: skip
         return cls(Filing(settings, db, signer), Queries(settings, db), Proofs(settings, db, read_chain),
-                   Status(settings, db), settings)  # fmt: skip
+                   Status(settings, db, ChainProbe(read_chain, settings.service.chain_probe_s)), settings)  # fmt: skip
 
 
 __all__ = ["Filed", "Filing", "IdempotencyMismatch", "Proofs", "Queries", "Services", "Status"]

@@ -13,14 +13,21 @@ from hybrid_store.db.models import AnchorBatch, BatchState, Instrument, Migratio
 from hybrid_store.deployment import active_deployment
 from hybrid_store.settings import Settings
 from registry_service import schemas
+from registry_service.chain_probe import ChainProbe, ChainSeen
 
 
 class Status:
-    def __init__(self, settings: Settings, db: Database):
+    def __init__(self, settings: Settings, db: Database, probe: ChainProbe | None = None):
         self.settings = settings
         self.db = db
+        self.probe = probe
 
-    def anchoring(self, recent: int = 10) -> schemas.StatusView:
+    def chain(self) -> ChainSeen | None:
+        """The chain's node as last seen (answers within about a second, whatever the node does)."""
+        return self.probe.seen() if self.probe is not None else None
+
+    def anchoring(self, recent: int = 10, *, chain: ChainSeen | None = None) -> schemas.StatusView:
+        """``chain``: what the node said lately, if the caller has asked (``chain``)."""
         with self.db.read() as s:
             pending = s.scalar(select(func.count()).select_from(OutboxEntry).where(OutboxEntry.batch_id.is_(None))) or 0
             oldest = s.scalar(select(func.min(OutboxEntry.enqueued_at)).where(OutboxEntry.batch_id.is_(None)))
@@ -42,6 +49,8 @@ class Status:
                     select(func.count()).select_from(AnchorBatch).where(AnchorBatch.state == BatchState.FAILED)
                 )
                 or 0,  # fmt: skip
+                chain_available=chain.ok if chain is not None else None,
+                chain_block=chain.block if chain is not None else None,
                 recent_batches=[
                     schemas.BatchView(
                         chain_batch_id=b.chain_batch_id,

@@ -398,5 +398,9 @@ async def audit_receipt(request: Request, actor: ProofReader, proofs: ProofsDep,
 @router.get("/status")
 def status_page(request: Request, actor: Reader, status: StatusDep) -> Response:
     return _page(
-        request, "status.html", actor=actor, view=status.anchoring(recent=15), migration=status.migration(recent=5)
+        request,
+        "status.html",
+        actor=actor,
+        view=status.anchoring(recent=15, chain=status.chain()),
+        migration=status.migration(recent=5),
     )
