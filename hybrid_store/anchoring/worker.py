@@ -86,6 +86,20 @@ class DrainSummary:
         return sum(b.tokens for b in self.batches)
 
 
+def configured(settings: Settings) -> dict[str, object]:
+    """The worker's keyword arguments as the settings give them."""
+    a, c = settings.anchoring, settings.chain
+    finality = c.finality if c.finality != "auto" else ("tag" if c.backend == "rpc" else "depth")
+    return {
+        "batch_max_records": a.batch_max_records, "batch_max_age_s": a.batch_max_age_s,
+        "audit_max_age_s": a.audit_max_age_s, "confirmations": c.confirmations,
+        "manifest_dir": settings.manifests_dir, "finality": finality, "finality_depth": c.finality_depth,
+        "fees": FeePolicy(c.fee_bump_percent, int(c.fee_ceiling_gwei * GWEI), c.stuck_after_blocks,
+                          c.refusals_before_hold, c.refused_retry_s),
+        "in_flight_timeout_s": max(c.receipt_timeout_s, 600.0), "identity_check_s": c.identity_check_s,
+    }  # fmt: skip
+
+
 class Anchorer:
     def __init__(
         self,
@@ -130,16 +144,7 @@ class Anchorer:
                       **overrides: object) -> Anchorer:  # fmt: skip
         """The worker as configured (``overrides`` replace single settings, e.g. a demo's batch size).
         Every worker of the registry is built here."""
-        a, c = settings.anchoring, settings.chain
-        finality = c.finality if c.finality != "auto" else ("tag" if c.backend == "rpc" else "depth")
-        kw: dict[str, object] = {
-            "batch_max_records": a.batch_max_records, "batch_max_age_s": a.batch_max_age_s,
-            "audit_max_age_s": a.audit_max_age_s, "confirmations": c.confirmations,
-            "manifest_dir": settings.manifests_dir, "finality": finality, "finality_depth": c.finality_depth,
-            "fees": FeePolicy(c.fee_bump_percent, int(c.fee_ceiling_gwei * GWEI), c.stuck_after_blocks,
-                              c.refusals_before_hold, c.refused_retry_s),
-            "in_flight_timeout_s": max(c.receipt_timeout_s, 600.0), "identity_check_s": c.identity_check_s,
-        }  # fmt: skip
+        kw = configured(settings)
         kw.update(overrides)
         return cls(db, chain, deployment, **kw)  # type: ignore[arg-type]
 
