@@ -474,10 +474,10 @@ def test_cached_bundles_keep_each_viewers_redactions(svc):
 
 def test_failed_authentication_is_rate_limited_and_wrong_keys_are_not_cached(svc):
     keys = svc.client.app.state.keys
-    wrong = {"Authorization": "Bearer lr_0123456789_" + "x" * 43}
-    codes = [svc.client.get("/api/v1/status", headers=wrong).status_code for _ in range(21)]
+    wrong = [{"Authorization": f"Bearer lr_{n:010x}_" + "x" * 43} for n in range(22)]  # key ids of no key
+    codes = [svc.client.get("/api/v1/status", headers=wrong[n]).status_code for n in range(21)]
     assert codes[:20] == [401] * 20 and codes[20] == 429
-    limited = svc.client.get("/api/v1/status", headers=wrong)
+    limited = svc.client.get("/api/v1/status", headers=wrong[21])
     assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
     assert limited.json()["error"]["code"] == "too_many_failures"
     assert keys.cached <= 5  # only good keys are remembered, never the wrong ones
