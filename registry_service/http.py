@@ -8,12 +8,14 @@ import logging
 import types
 import typing
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from pydantic import BeforeValidator
+from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,6 +30,7 @@ from hybrid_store.errors import (
     MalformedBundle,
     NotFound,
 )
+from hybrid_store.plain_numbers import is_digits, not_a_number
 from registry_service.auth import Forbidden, TooManyFailures, Unauthenticated
 from registry_service.services.filing import IdempotencyMismatch
 
@@ -46,6 +49,18 @@ STATUS: list[tuple[type[Exception], int, str]] = [
     (ChainError, 503, "chain_error"),
     (DamagedRecord, 500, "damaged_record"),
 ]
+
+
+def _typed_whole_number(value: object) -> object:
+    # pydantic's int() would also read '1_0', ' 10', '10\n', '+10' and '10.0' in a query or a path
+    if isinstance(value, str) and not is_digits(value):
+        raise PydanticCustomError("number_format", "{problem}: type digits 0-9 only, e.g. 25",
+                                  {"problem": not_a_number(value)})  # fmt: skip
+    return value
+
+
+#: a whole number in a query or a path, in ASCII digits as the legacy readers take them
+WholeNumber = Annotated[int, BeforeValidator(_typed_whole_number)]
 
 
 def error_response(status: int, code: str, message: str, *, hint: str = "", fields: list | None = None) -> JSONResponse:

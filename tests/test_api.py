@@ -578,3 +578,59 @@ def test_fifty_concurrent_transfers_of_one_parcel_make_one_unforked_chain(svc):
     while at is not None:
         seen, at = seen + 1, links[at]
     assert seen == 51  # walking back from the head visits every record once
+
+
+# --- numbers a clerk did not type -------------------------------------------------------------------
+NOT_TYPED = ["١٠٠٠.00", "1_000.00", " 1000.00", "1000.00\n", "１０００.00", "۱۰۰۰", "1000.00 ", "1e3", "1E+3", "+1000",
+             "NaN", "Infinity", "-Infinity", "0x3e8", "1,000.00", "", "1000.", ".50"]  # fmt: skip
+
+
+@pytest.mark.parametrize("typed", NOT_TYPED)
+def test_an_amount_is_ascii_digits_only_in_the_legacy_readers_words(svc, typed):
+    from hybrid_store.plain_numbers import is_amount, not_an_amount
+    from migration_tools.legacy.layout import Column
+    from migration_tools.legacy.mapping import Unreadable, amount
+
+    r = svc.client.post("/api/v1/instruments", json=deed(consideration=typed), headers=svc.as_("clerk"))
+    assert r.status_code == 422, r.text
+    (field,) = r.json()["error"]["fields"]
+    assert (field["field"], field["rule"]) == ("consideration", "amount_format")
+    assert field["message"].startswith(not_an_amount(typed) + ": type digits 0-9")
+    shown = typed.strip().replace(",", "")  # a legacy column is padded, and its amounts may have separators
+    if shown and not is_amount(shown):
+        with pytest.raises(Unreadable) as legacy:
+            amount(Column(column="amt"), {"amt": typed})
+        assert not_an_amount(shown) in str(legacy.value)  # the same words
+    assert instruments(svc.db) == 0
+
+
+@pytest.mark.parametrize(
+    ("raw", "accepted"),
+    [(b"1000", True), (b'"1000.50"', True), (b"1000.5", False), (b"1e3", False), (b"1000.0", False), (b"true", False)],
+)
+def test_json_numbers_are_whole_dollars_and_cents_come_as_a_string(svc, raw, accepted):
+    body = json.dumps(deed(consideration="X")).encode().replace(b'"X"', raw)
+    r = svc.client.post("/api/v1/instruments", content=body,
+                        headers={**svc.as_("clerk"), "content-type": "application/json"})  # fmt: skip
+    if accepted:
+        assert r.status_code == 201, r.text
+        number = r.json()["receipt"]["instrumentNumber"]
+        shown = svc.client.get(f"/api/v1/instruments/{number}", headers=svc.as_("clerk")).json()["consideration"]
+        assert shown == ("1000.00" if raw == b"1000" else "1000.50")
+    else:
+        assert r.status_code == 422 and r.json()["error"]["fields"][0]["rule"] == "amount_format", r.text
+
+
+@pytest.mark.parametrize("typed", ["1_0", " 10", "10 ", "10\n", "+10", "10.0", "١٠", "１０", "1e1", "0x0a", "NaN"])
+def test_whole_numbers_in_queries_and_paths_are_ascii_digits_only(svc, typed):
+    from urllib.parse import quote
+
+    from hybrid_store.plain_numbers import not_a_number
+
+    for url in (f"/api/v1/instruments?limit={quote(typed)}", f"/.well-known/landreg-trust-root/{quote(typed)}.json"):
+        r = svc.client.get(url, headers=svc.as_("clerk"))
+        assert r.status_code == 422, (url, r.text)
+        (field,) = r.json()["error"]["fields"]
+        assert field["rule"] == "number_format" and field["message"].startswith(not_a_number(typed)), (url, field)
+    assert svc.client.get("/api/v1/instruments?limit=10", headers=svc.as_("clerk")).status_code == 200
+    assert svc.client.get("/.well-known/landreg-trust-root/1.json").status_code == 200

@@ -31,7 +31,7 @@ from hybrid_store.files import create_once
 from hybrid_store.settings import Settings
 from registry_service.auth import Actor, Forbidden, Permission, Unauthenticated
 from registry_service.deps import Caller, FilingDep, ProofReader, ProofsDep, QueriesDep, Reader, StatusDep, require
-from registry_service.http import client_address
+from registry_service.http import WholeNumber, client_address
 from registry_service.verification import Verdict, verify_bytes
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
@@ -325,7 +325,7 @@ def bundle_download(request: Request, number: str, actor: ProofReader, proofs: P
 
 
 @router.post("/mirror-flags/{flag_id}/ack")
-def acknowledge_flag(request: Request, flag_id: int, who: Caller, reason: Annotated[str, Form(max_length=2000)] = "",
+def acknowledge_flag(request: Request, flag_id: WholeNumber, who: Caller, reason: Annotated[str, Form(max_length=2000)] = "",
                      csrf: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/desk/") -> Response:  # fmt: skip
     """An operator acknowledges a parallel-run flag, with the reason (audit-logged)."""
     actor = require(who, Permission.OPERATE)
