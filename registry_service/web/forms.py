@@ -80,12 +80,7 @@ class _Lenient(MultiPartParser):
             super().on_headers_finished()
         except MultiPartException:
             if self._current_files > self.max_files:
-                label = self.limits.file_label
-                takes = f"takes one {label}" if self.max_files == 1 else f"takes {self.max_files} files"
-                if self.max_files == 0:
-                    takes = "takes no file"
-                self.refuse(f"The form carried {self._current_files} files where it {takes}: attach "
-                            f"{'nothing' if self.max_files == 0 else f'one {label}'} and send the form again.", 400)  # fmt: skip
+                self.refuse(_too_many_files(self._current_files, self.limits), 400)
             elif self._current_fields > self.max_fields:
                 self.refuse(_too_many_fields(int(self.max_fields)), 400)
             else:
@@ -165,6 +160,13 @@ def _too_large(limits: FormLimits) -> str:
         return (f"The {limits.file_label} is larger than {_megabytes(limits.file_bytes)}, the most the desk takes: "
                 "scan it at a lower resolution, or give its SHA-256 instead. Nothing was saved.")  # fmt: skip
     return f"The form was larger than {_megabytes(limits.body_bytes)}, the most the desk takes: nothing was saved."
+
+
+def _too_many_files(carried: int, limits: FormLimits) -> str:
+    if limits.files == 0:
+        return "The form carried a file, and it takes none: send it again without one."
+    takes = f"one {limits.file_label}" if limits.files == 1 else f"{limits.files} {limits.file_label}s"
+    return f"The form carried {carried} files where it takes {takes}: choose {takes} and send the form again."
 
 
 def _too_many_fields(limit: int) -> str:
