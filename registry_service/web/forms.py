@@ -113,8 +113,14 @@ async def read_form(request: Request, limits: FormLimits) -> DeskForm:
     """Read ``request``'s form within ``limits``; never raises for a form over them (the returned
     form says what went wrong and keeps the fields it could)."""
     content_type = request.headers.get("content-type", "")
-    if not content_type.startswith("multipart/form-data"):
+    if content_type.startswith("application/x-www-form-urlencoded"):
         return await _read_urlencoded(request, limits)
+    if not content_type.startswith("multipart/form-data"):
+        return DeskForm({})  # not a form a page sent: no fields, so its CSRF check refuses it
+    return await _read_multipart(request, limits)
+
+
+async def _read_multipart(request: Request, limits: FormLimits) -> DeskForm:
     declared = request.headers.get("content-length", "")
     too_large = declared.isdigit() and int(declared) > limits.body_bytes
     seen = 0
