@@ -48,6 +48,7 @@ FILE_FORM = FormLimits(
 )
 #: the small forms (sign in, sign out, acknowledge a flag): a few fields, no file
 SMALL_FORM_FIELDS = 10
+DOCUMENT_TOO_LARGE = "the scanned document is over 50 MB: scan it at a lower resolution, or give its SHA-256 instead"
 MAX_KEY_CHARS = 200  # a key is 60 characters; anything much longer is not one
 MAX_REASON_CHARS = 2000
 #: a browser never sends a file back, so a form shown again has lost the one it carried
@@ -332,16 +333,7 @@ async def _sha256_of(upload: FormFile) -> str:  # a form part (FastAPI's UploadF
     while chunk := await upload.read(1 << 16):
         size += len(chunk)
         if size > MAX_DOCUMENT_BYTES:
-            raise InvalidInstrument(
-                [
-                    FieldError(
-                        "document",
-                        "too_large",
-                        "the scanned document is over 50 MB: "
-                        "scan it at a lower resolution, or give its SHA-256 instead",
-                    )
-                ]
-            )
+            raise InvalidInstrument([FieldError("document", "too_large", DOCUMENT_TOO_LARGE)])
         digest.update(chunk)
     return digest.hexdigest()
 
@@ -420,14 +412,14 @@ def _audit_form(request: Request, files: int) -> FormLimits:
 
 def _upload_refused(request: Request, actor: Actor, form: DeskForm, names: tuple[str, ...]) -> HTMLResponse | None:
     """The audit page again when the upload broke a limit or left out a file (the files must be chosen again)."""
-    problem = form.problem
-    if problem is None and not all(name in form.files for name in names):
+    if form.problem is not None:
+        problem = f"{form.problem} Choose the file{'s' if len(names) > 1 else ''} again (a page cannot keep a file)."
+    elif not all(name in form.files for name in names):
         problem, form.status = "Choose the JSON file for each box, then send the form again.", 422
-    if problem is None:
+    else:
         return None
     return _page(request, "audit.html", actor=actor, number="", verdict=None, status=form.status,
-                 upload_error=f"{problem} Choose the file{'s' if len(names) > 1 else ''} again "
-                              "(a page cannot keep a file).")  # fmt: skip
+                 upload_error=problem)  # fmt: skip
 
 
 @router.post("/audit/verify")
