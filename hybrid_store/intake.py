@@ -21,6 +21,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -35,6 +36,7 @@ from hybrid_store.core.records import DocType
 from hybrid_store.errors import FieldError, InvalidInstrument
 from hybrid_store.jurisdictions import Profile, get_profile
 from hybrid_store.jurisdictions.base import ParcelInput
+from hybrid_store.plain_numbers import is_amount, not_an_amount
 
 INSTRUMENT_NUMBER_RE = re.compile(r"[0-9A-Z][0-9A-Z_-]{0,23}")  # ACRIS document ids: FT_3400000012345
 BOOK_PAGE_RE = re.compile(r"[0-9]{1,6}")
@@ -88,6 +90,25 @@ def _pattern(regex: re.Pattern[str], rule: str, message: str) -> Callable[[str],
         return value
 
     return check
+
+
+def _typed_amount(value: object) -> object:
+    """An amount as a clerk types it: ASCII digits with an optional fraction (a minus sign is let
+    through to the rule that amounts are not negative, which says so better). ``Decimal()`` alone
+    would also read '١٠٠٠.00', '1_000.00', ' 1000.00', '1e3' or '+1000'. A JSON number may be a
+    whole number of dollars; with a fraction or an exponent it arrives as a binary float, which
+    cannot say what was typed (1000.10 and 1e3 parse alike), so cents come as a string."""
+    if isinstance(value, bool) or (isinstance(value, str) and not is_amount(value.removeprefix("-"))):
+        raise PydanticCustomError(
+            "amount_format", "{problem}: type digits 0-9 with up to two decimals, e.g. 350000.00",
+            {"problem": not_an_amount(value)},
+        )  # fmt: skip
+    if isinstance(value, float):
+        raise PydanticCustomError(
+            "amount_format", "{problem}: a JSON number with a fraction or an exponent is inexact; "
+            'send the amount as a string, e.g. "350000.00"', {"problem": not_an_amount(value)},
+        )  # fmt: skip
+    return value
 
 
 def _check_instrument_number(value: str | None) -> str | None:
@@ -214,8 +235,9 @@ def models(profile: Profile) -> tuple[type[InstrumentContent], type[InstrumentIn
         "grantors": (list[name], Field(min_length=1, max_length=L.parties, examples=[["JOHN Q. SMITH"]])),
         "grantees": (list[name], Field(min_length=1, max_length=L.parties, examples=[["MARIA GARCIA"]])),
         "parcels": (list[profile.parcel_model], Field(min_length=1, max_length=L.parcels)),  # type: ignore[name-defined]
-        "consideration": (Decimal | None, Field(default=None, ge=0, le=L.consideration, decimal_places=2,
-                                                description="US dollars", examples=["350000.00"])),
+        "consideration": (Annotated[Decimal | None, BeforeValidator(_typed_amount)], Field(
+            default=None, ge=0, le=L.consideration, decimal_places=2, examples=["350000.00"],
+            description="US dollars: a string of ASCII digits with up to two decimals, or a whole number")),
         "legal_description": (Annotated[str, Field(max_length=L.legal_description), AfterValidator(_multi_line)], ""),
         "document_digest": (Annotated[str, Field(
             description="SHA-256 of the scanned document image, 64 lowercase hex digits",

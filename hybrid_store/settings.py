@@ -162,10 +162,16 @@ class ServiceSettings(BaseModel):
     session_secret: SecretStr | None = None
     #: how long a verified API key is trusted before it is looked up again (revocation delay)
     key_cache_s: float = Field(default=5.0, ge=0)
-    #: failed authentications allowed per minute from one client address, and against one key id,
-    #: before further attempts get 429 (per server process)
+    #: good API keys remembered per server process (wrong ones never are)
+    key_cache_size: int = Field(default=10_000, ge=1)
+    #: failed authentications allowed per minute from one client address, and for one key id from
+    #: one address, before that address gets 429 (per server process). Never per key id alone: key
+    #: ids are public, and such a limit would let anyone lock a key's holder out
     auth_failures_per_address: int = Field(default=20, ge=1)
-    auth_failures_per_key: int = Field(default=50, ge=1)
+    auth_failures_per_address_and_key: int = Field(default=10, ge=1)
+    #: failed authentications per minute from all addresses together past which every address's
+    #: allowance shrinks fourfold (many addresses guessing at once); a right key still gets in
+    auth_failures_global: int = Field(default=1000, ge=1)
     #: reverse proxies whose X-Forwarded-For is believed (IP addresses or networks); from anyone
     #: else the header is ignored, so a client cannot choose the address it is rate-limited by
     trusted_proxies: list[str] = []

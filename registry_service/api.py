@@ -28,7 +28,7 @@ from registry_service.deps import (
     Reader,
     StatusDep,
 )
-from registry_service.http import StrictJSONRoute, read_json, reject_unknown_query
+from registry_service.http import StrictJSONRoute, WholeNumber, read_json, reject_unknown_query
 from registry_service.services import Filed
 
 NumberPath = Annotated[str, Path(pattern=r"^[0-9A-Z][0-9A-Z_-]{0,23}$", examples=["2026-0000123"])]
@@ -128,7 +128,7 @@ def search_instruments(
     type: Annotated[DocType | None, Query(description="document type")] = None,
     from_: Annotated[CalendarDate | None, Query(alias="from", description="recorded on or after (YYYY-MM-DD)")] = None,
     to: Annotated[CalendarDate | None, Query(description="recorded on or before (YYYY-MM-DD)")] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 25,
+    limit: Annotated[WholeNumber, Query(ge=1, le=100)] = 25,
     cursor: Annotated[str | None, Query(max_length=18, pattern=r"^[0-9]{1,18}$")] = None,
 ) -> schemas.InstrumentPage:
     """Instruments matching every criterion given, newest first. Page with `cursor`."""

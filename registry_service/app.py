@@ -105,9 +105,11 @@ def create_app(
     app.state.settings = settings
     app.state.db = db
     app.state.signer = signer
+    service = settings.service
     app.state.keys = KeyVerifier(
-        db, settings.service.key_cache_s,
-        limiter=FailureLimiter(settings.service.auth_failures_per_address, settings.service.auth_failures_per_key),
+        db, service.key_cache_s, max_cached=service.key_cache_size,
+        limiter=FailureLimiter(service.auth_failures_per_address, service.auth_failures_per_address_and_key,
+                               service.auth_failures_global),
     )  # fmt: skip
     app.state.trusted_proxies = [ipaddress.ip_network(p, strict=False) for p in settings.service.trusted_proxies]
     app.state.services = Services.build(settings, db, signer, read_chain)

@@ -120,42 +120,77 @@ def list_keys(db: Database) -> list[ApiKey]:
 
 
 class TooManyFailures(LandregError):
-    """Too many failed authentications from one client address, or against one key id."""
+    """Too many failed authentications from one client address, or for one key id from one address."""
 
     def __init__(self, retry_after_s: int):
         self.retry_after_s = retry_after_s
         super().__init__(f"too many failed authentications; try again in {retry_after_s} s")
 
 
-class FailureLimiter:
-    """Failed authentications per client address and per key id, in a sliding window. Bounded in
-    memory: at most ``max_tracked`` addresses and key ids (the oldest are forgotten first)."""
+#: past the global ceiling, every address (and address and key id) may fail this many times fewer
+UNDER_ATTACK_DIVISOR = 4
 
-    def __init__(self, per_address: int, per_key: int, window_s: float = 60.0, max_tracked: int = 50_000):
-        self.limits = {"address": per_address, "key": per_key}
+
+class FailureLimiter:
+    """Failed authentications in a sliding window, counted per client address and per (address, key
+    id), with a global ceiling.
+
+    Never per key id alone: a key id is public (it is in the audit log), so a limit on it would let
+    anyone who knows it lock its holder out from every address. Past ``global_ceiling`` failures in
+    the window (many addresses guessing at once) each address's allowance shrinks by
+    ``UNDER_ATTACK_DIVISOR``, which slows guessing everywhere, yet an address that has not failed is
+    still let in: a genuine holder with the right secret is never refused. Bounded in memory: at
+    most ``max_tracked`` addresses and pairs (the oldest are forgotten first)."""
+
+    def __init__(self, per_address: int, per_address_and_key: int, global_ceiling: int = 1000, window_s: float = 60.0,
+                 max_tracked: int = 50_000):  # fmt: skip
+        self.limits = {"address": per_address, "pair": per_address_and_key}
+        self.global_ceiling = global_ceiling
         self.window_s = window_s
         self.max_tracked = max_tracked
         self._seen: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
+        self._everyone: deque[float] = deque(maxlen=global_ceiling)
         self._lock = threading.Lock()
 
     def check(self, address: str, key_id: str) -> None:
+        """Raise ``TooManyFailures`` if this address, or this address with this key id, has used up
+        its failures for the window."""
         now = time.monotonic()
         with self._lock:
-            for kind, value in (("address", address), ("key", key_id)):
+            divisor = UNDER_ATTACK_DIVISOR if self._under_attack(now) else 1
+            for kind, value in self._counters(address, key_id):
                 times = self._recent(kind, value, now)
-                if times is not None and len(times) >= self.limits[kind]:
-                    raise TooManyFailures(max(1, int(times[0] + self.window_s - now) + 1))
+                allowed = max(1, self.limits[kind] // divisor)
+                if times is not None and len(times) >= allowed:
+                    # the window frees a slot when the failure that put it over the allowance expires
+                    expires = times[len(times) - allowed] + self.window_s
+                    raise TooManyFailures(max(1, int(expires - now) + 1))
 
     def failed(self, address: str, key_id: str) -> None:
         now = time.monotonic()
         with self._lock:
-            for kind, value in (("address", address), ("key", key_id)):
+            self._everyone.append(now)
+            for kind, value in self._counters(address, key_id):
                 times = self._recent(kind, value, now)
                 if times is None:
-                    times = self._seen[(kind, value)] = deque(maxlen=max(self.limits.values()))
+                    times = self._seen[(kind, value)] = deque(maxlen=self.limits[kind])
                     while len(self._seen) > self.max_tracked:
                         self._seen.popitem(last=False)
                 times.append(now)
+
+    @property
+    def tracked(self) -> int:
+        """How many addresses and (address, key id) pairs are remembered now."""
+        return len(self._seen)
+
+    @staticmethod
+    def _counters(address: str, key_id: str) -> tuple[tuple[str, str], ...]:
+        return ("address", address), ("pair", f"{address} {key_id}")
+
+    def _under_attack(self, now: float) -> bool:
+        while self._everyone and now - self._everyone[0] > self.window_s:
+            self._everyone.popleft()
+        return len(self._everyone) >= self.global_ceiling
 
     def _recent(self, kind: str, value: str, now: float) -> deque[float] | None:
         times = self._seen.get((kind, value))
@@ -178,7 +213,7 @@ class KeyVerifier:
         self.db = db
         self.cache_s = cache_s
         self.max_cached = max_cached
-        self.limiter = limiter or FailureLimiter(per_address=20, per_key=50)
+        self.limiter = limiter or FailureLimiter(per_address=20, per_address_and_key=10)
         self._cache: OrderedDict[str, tuple[float, Actor]] = OrderedDict()
         self._lock = threading.Lock()
 

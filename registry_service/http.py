@@ -8,12 +8,14 @@ import logging
 import types
 import typing
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from pydantic import BeforeValidator
+from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,6 +30,7 @@ from hybrid_store.errors import (
     MalformedBundle,
     NotFound,
 )
+from hybrid_store.plain_numbers import is_digits, not_a_number
 from registry_service.auth import Forbidden, TooManyFailures, Unauthenticated
 from registry_service.services.filing import IdempotencyMismatch
 
@@ -46,6 +49,18 @@ STATUS: list[tuple[type[Exception], int, str]] = [
     (ChainError, 503, "chain_error"),
     (DamagedRecord, 500, "damaged_record"),
 ]
+
+
+def _typed_whole_number(value: object) -> object:
+    # pydantic's int() would also read '1_0', ' 10', '10\n', '+10' and '10.0' in a query or a path
+    if isinstance(value, str) and not is_digits(value):
+        raise PydanticCustomError("number_format", "{problem}: type digits 0-9 only, e.g. 25",
+                                  {"problem": not_a_number(value)})  # fmt: skip
+    return value
+
+
+#: a whole number in a query or a path, in ASCII digits as the legacy readers take them
+WholeNumber = Annotated[int, BeforeValidator(_typed_whole_number)]
 
 
 def error_response(status: int, code: str, message: str, *, hint: str = "", fields: list | None = None) -> JSONResponse:
@@ -134,6 +149,9 @@ def install_error_handlers(app: FastAPI) -> None:
 def install_http_error_handler(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        html = getattr(request.app.state, "html_error", None)
+        if html is not None and request.url.path.startswith("/desk/"):  # a person is reading: a page, not JSON
+            return html(request, _Plain(str(exc.detail)), exc.status_code)
         codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 413: "body_too_large"}
         return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
 
@@ -212,10 +230,17 @@ class StrictJSONRoute(APIRoute):
         return strict
 
 
+#: set in a desk request's scope when its body was cut short at the size limit
+BODY_CUT = "landreg.body_cut"
+
+
 class BodySizeLimit:
     """Refuse request bodies over ``limit`` bytes with 413, declared or streamed. ``larger`` gives
-    the paths that take bigger bodies (the desk's filing form carries the scanned deed). On the
-    desk the refusal is a page, not JSON."""
+    the paths that take bigger bodies (the desk's filing form carries the scanned deed).
+
+    On the desk a body is never read past its limit either, but the refusal is the desk's: its
+    forms are read by ``web.forms``, which keeps the fields that came before the limit and shows
+    the form again with them. So a desk body over the limit is cut short there, not refused here."""
 
     def __init__(self, app: ASGIApp, limit: int, larger: dict[str, int] | None = None):
         self.app = app
@@ -227,20 +252,23 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         limit = self.larger.get(scope["path"], self.limit)
+        desk = scope["path"].startswith("/desk/")
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if not desk and declared is not None and declared.isdigit() and int(declared) > limit:
             await self._refuse(scope, send, limit)
             return
         seen = 0
-        too_big = False
 
         async def counting() -> Message:
-            nonlocal seen, too_big
+            nonlocal seen
             message = await receive()
             if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
+                body = message.get("body", b"")
+                seen += len(body)
+                if seen > limit and desk:
+                    scope[BODY_CUT] = True
+                    return {"type": "http.request", "body": body[: len(body) - (seen - limit)], "more_body": False}
                 if seen > limit:
-                    too_big = True
                     raise _TooLarge
             return message
 
@@ -250,16 +278,8 @@ class BodySizeLimit:
             await self._refuse(scope, send, limit)
 
     async def _refuse(self, scope: Scope, send: Send, limit: int) -> None:
-        message = f"the request body is larger than {limit:,} bytes"
-        if scope["path"].startswith("/desk/"):
-            from html import escape
-
-            body = (f"<!doctype html><title>Too large</title><h1>Sorry</h1><p role=alert>{escape(message)}.</p>"
-                    "<p><a href=/desk/>Back to the desk</a></p>").encode()  # fmt: skip
-            headers = [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(body)).encode())]
-        else:
-            response = error_response(413, "body_too_large", message)
-            body, headers = bytes(response.body), response.raw_headers
+        response = error_response(413, "body_too_large", f"the request body is larger than {limit:,} bytes")
+        body, headers = bytes(response.body), response.raw_headers
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from hybrid_store.db.models import FailureKind
 from registry_service.auth import Permission, Unauthenticated
 from registry_service.deps import Caller, require
+from registry_service.http import WholeNumber
 
 router = APIRouter(tags=["operations"])
 log = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ def trust_root(request: Request) -> Response:
 
 @router.get("/.well-known/landreg-trust-root/{version}.json", summary="One version of the trust root",
             response_class=Response, responses=TRUST_RESPONSES)  # fmt: skip
-def trust_root_version(request: Request, version: Annotated[int, Path(ge=1, le=1_000_000)]) -> Response:
+def trust_root_version(request: Request, version: Annotated[WholeNumber, Path(ge=1, le=1_000_000)]) -> Response:
     """Version N, for verifiers following updates from the version they hold (`landreg trust update`)."""
     return _trust_file(request, f"{version}.root.json")
 

@@ -178,3 +178,66 @@ def test_a_form_without_its_csrf_token_is_refused(server):
 def test_chromium_is_where_the_tests_expect_it():
     if not shutil.which("chromium") and not Path(CHROMIUM).exists() and os.environ.get("LANDREG_REQUIRE_BROWSER"):
         pytest.fail("Chromium is missing although LANDREG_REQUIRE_BROWSER is set")
+
+
+def fill_a_deed(page) -> None:
+    page.select_option("select[name=doc_type]", "DEED")
+    page.fill("textarea[name=grantors]", "ANNA ADAMS")
+    page.fill("textarea[name=grantees]", "BEN BAKER\nCARLA BAKER")
+    page.select_option("select[name=municipality_0]", "0223")
+    page.fill("input[name=block_0]", "100.01")
+    page.fill("input[name=lot_0]", "5")
+    page.fill("input[name=consideration]", "$412,500.00")
+    page.fill("textarea[name=legal_description]", "ALL that certain lot in the City of Hackensack.")
+
+
+def assert_the_form_kept_what_was_typed(page) -> None:
+    assert page.input_value("textarea[name=grantees]") == "BEN BAKER\nCARLA BAKER"
+    assert page.input_value("input[name=block_0]") == "100.01" and page.input_value("input[name=lot_0]") == "5"
+    assert page.input_value("select[name=municipality_0]") == "0223"
+    assert page.input_value("input[name=consideration]") == "$412,500.00"  # as typed
+    assert "attach the scanned document again" in page.inner_text("#form-error")
+    assert page.eval_on_selector("link[rel=stylesheet]", "e => e.href").endswith("/static/desk.css")
+
+
+def test_a_scan_over_50_mb_gives_the_form_back_with_what_was_typed(server, browser, tmp_path):
+    base, clerk_key, _auditor_key, _env = server
+    page = browser.new_context().new_page()
+    sign_in(page, base, clerk_key)
+    page.goto(base + "/desk/file")
+    form = page.inner_text("form[action='/desk/file']")
+    assert "Scanned document: PDF or image, up to 50 MB" in form  # said before anyone tries
+    fill_a_deed(page)
+    big = tmp_path / "scan-60mb.pdf"
+    with big.open("wb") as f:
+        f.truncate(60 * 1024 * 1024)
+    page.set_input_files("input[name=document]", str(big))
+    with page.expect_navigation() as answer:
+        page.click("form[action='/desk/file'] button[type=submit]")
+    assert answer.value.status == 413 and answer.value.headers["content-type"].startswith("text/html")
+    assert "The scanned document is larger than 50 MB" in page.inner_text("#form-error")
+    assert_the_form_kept_what_was_typed(page)
+    page.screenshot(path=str(tmp_path / "too-large.png"), full_page=True)
+
+
+def test_two_scanned_documents_give_the_form_back_with_what_was_typed(server, browser, tmp_path):
+    base, clerk_key, _auditor_key, _env = server
+    page = browser.new_context().new_page()
+    sign_in(page, base, clerk_key)
+    page.goto(base + "/desk/file")
+    fill_a_deed(page)
+    scans = [tmp_path / "page-1.pdf", tmp_path / "page-2.pdf"]
+    for n, scan in enumerate(scans):
+        scan.write_bytes(b"%%PDF-1.4 page %d" % n)
+    page.eval_on_selector("input[name=document]", "e => e.multiple = true")  # two parts named `document`
+    page.set_input_files("input[name=document]", [str(s) for s in scans])
+    with page.expect_navigation() as answer:
+        page.click("form[action='/desk/file'] button[type=submit]")
+    assert answer.value.status == 400 and answer.value.headers["content-type"].startswith("text/html")
+    assert "The form carried 2 files where it takes one scanned document" in page.inner_text("#form-error")
+    assert_the_form_kept_what_was_typed(page)
+    # and once one scan is attached, the same form records the deed
+    page.set_input_files("input[name=document]", str(scans[0]))
+    page.click("form[action='/desk/file'] button[type=submit]")
+    page.wait_for_url(f"{base}/desk/instruments/*")
+    assert "Recorded as instrument" in page.inner_text(".flash")

@@ -4,8 +4,9 @@ Real recorder data is messy in the same ways whether it arrives as files or from
 the SR1A and CSV readers and the database layouts all clean it here, the same way: whitespace of
 every kind collapsed, names written ``LAST, FIRST`` turned around (firm names left alone),
 look-alike letters of other scripts folded to Latin inside Latin names, and numbers in ASCII
-digits only. (Document types and party roles are data: each layout's; the CSV export reads the
-``landreg-export`` layout's.)
+digits only (``hybrid_store.plain_numbers``, the rule the API reads numbers by too). (Document
+types and party roles are data: each layout's; the CSV export reads the ``landreg-export``
+layout's.)
 """
 
 from __future__ import annotations
@@ -17,9 +18,6 @@ FIRM_WORDS = re.compile(
     r"\b(N\.?A\.?|INC\.?|LLC|L\.L\.C\.|CORP\.?|CORPORATION|CO\.?|COMPANY|LTD\.?|L\.?P\.?|LLP|BANK|TRUST|ASSOCIATION|"
     r"FEDERAL|SAVINGS|TRUSTEE|ESTATE|SYSTEMS|AUTHORITY|COUNTY|STATE|CITY|BOROUGH|TOWNSHIP|UNITED STATES)\b"
 )
-# ASCII only: isdigit(), int(), Decimal() and strptime() also take '²', '٣', '1_000' or ' 5'
-DIGITS = re.compile(r"[0-9]+")
-AMOUNT = re.compile(r"[0-9]+(?:\.[0-9]+)?")  # after "$" and "," are dropped
 SUFFIXES = {"JR", "JR.", "SR", "SR.", "II", "III", "IV", "ESQ", "ESQ."}
 # Letters of other scripts that look like Latin capitals (the usual culprits in keyed names)
 CONFUSABLES = str.maketrans({

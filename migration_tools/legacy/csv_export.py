@@ -29,7 +29,8 @@ from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from migration_tools.legacy.cleaning import AMOUNT, DIGITS, clean, person_name
+from hybrid_store.plain_numbers import is_amount, is_digits, not_an_amount
+from migration_tools.legacy.cleaning import clean, person_name
 from migration_tools.legacy.importer import BoundedLines, RecordTooLong, SourceRecord
 
 EASTERN = ZoneInfo("America/New_York")
@@ -50,7 +51,7 @@ FILES = ("documents.csv", "parties.csv", "parcels.csv", "xrefs.csv")
 
 def _whole_number(text: str | None, default: int) -> int:
     text = clean(text)
-    return int(text) if DIGITS.fullmatch(text) else default
+    return int(text) if is_digits(text) else default
 
 
 def _parse_time(text: str) -> datetime:
@@ -155,8 +156,8 @@ def _document(number, row, parties, parcels, corrects, numbers) -> SourceRecord:
     except ValueError as exc:
         return SourceRecord(where, raw, column="recorded_at", problem=str(exc))
     consideration = clean(row.get("consideration")).replace("$", "").replace(",", "") or None
-    if consideration is not None and not AMOUNT.fullmatch(consideration):
-        problem = f"consideration {row.get('consideration')!r} is not an amount in dollars (e.g. $1,250,000.00)"
+    if consideration is not None and not is_amount(consideration):
+        problem = f"consideration {not_an_amount(row.get('consideration') or '')} (e.g. $1,250,000.00)"
         return SourceRecord(where, raw, column="consideration", problem=problem)
     names = sorted(parties.get(doc, []), key=lambda p: (p[0], p[1]))
     data = {

@@ -23,7 +23,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from hybrid_store.core.canonical import canonical_json
-from migration_tools.legacy.cleaning import AMOUNT, clean, person_name
+from hybrid_store.plain_numbers import is_amount, not_an_amount
+from migration_tools.legacy.cleaning import clean, person_name
 from migration_tools.legacy.importer import SourceRecord
 from migration_tools.legacy.layout import TEMPLATE_FIELD, Column, Layout
 
@@ -171,8 +172,8 @@ def amount(spec: Column, row: Row) -> str | None:
     shown = value(spec, row).replace("$", "").replace(",", "")
     if not shown:
         return None
-    if not AMOUNT.fullmatch(shown):
-        raise Unreadable(spec.column or "", f"{shown!r} is not an amount in dollars")
+    if not is_amount(shown):
+        raise Unreadable(spec.column or "", not_an_amount(shown))
     if spec.zero_is_none and Decimal(shown) == 0:
         return None
     return shown

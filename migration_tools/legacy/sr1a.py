@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import re
 from collections.abc import Iterator
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -24,14 +23,13 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from hybrid_store.plain_numbers import is_digits, not_a_number
 from migration_tools.legacy.importer import BoundedLines, RecordTooLong, SourceRecord
 
 DateOrder = Literal["YYMMDD", "MMDDYY"]
 WIDTHS = (663, 662)
 MAX_LINE = 4_096  # a line longer than this is quarantined unread
 EASTERN = ZoneInfo("America/New_York")
-# ASCII only: str.isdigit() also says yes to latin-1's '²' (which int() then refuses) and to '٣' (which it reads)
-DIGITS = re.compile(r"[0-9]+")
 
 # (first column, last column), 1-based inclusive, as in the layout
 FIELDS: dict[str, tuple[int, int]] = {
@@ -65,7 +63,7 @@ def field(line: str, name: str) -> str:
 
 def parse_date(text: str, order: DateOrder, pivot: int) -> date:
     """A 6-digit date in ``order``; two-digit years up to ``pivot`` are 20xx, the rest 19xx."""
-    if len(text) != 6 or not DIGITS.fullmatch(text):
+    if len(text) != 6 or not is_digits(text):
         raise ValueError(f"{text!r} is not 6 digits")
     a, b, c = int(text[0:2]), int(text[2:4]), int(text[4:6])
     yy, mm, dd = (a, b, c) if order == "YYMMDD" else (c, a, b)
@@ -123,10 +121,10 @@ def parse_line(line: str, number: int, *, date_order: DateOrder, pivot: int) -> 
             return SourceRecord(where, line, column=f"{first}-{last}",
                                 problem=f"{name} {text!r} is not a date in {date_order} form")  # fmt: skip
     price = field(line, "reported_sales_price").strip(" ") or "0"  # spaces pad it; a stray NBSP byte is not blank
-    if not DIGITS.fullmatch(price):
+    if not is_digits(price):  # str.isdigit() also says yes to latin-1's '²' and to '٣'
         first, last = FIELDS["reported_sales_price"]
         return SourceRecord(
-            where, line, column=f"{first}-{last}", problem=f"reported_sales_price {price!r} is not a number"
+            where, line, column=f"{first}-{last}", problem=f"reported_sales_price {not_a_number(price)}"
         )
     muni = field(line, "county_code") + field(line, "district_code")
     parcels = [{

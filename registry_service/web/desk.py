@@ -12,13 +12,13 @@ import hashlib
 import json
 import secrets
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, FastAPI, File, Form, Request, UploadFile
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from starlette.datastructures import FormData
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as FormFile
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -31,12 +31,28 @@ from hybrid_store.files import create_once
 from hybrid_store.settings import Settings
 from registry_service.auth import Actor, Forbidden, Permission, Unauthenticated
 from registry_service.deps import Caller, FilingDep, ProofReader, ProofsDep, QueriesDep, Reader, StatusDep, require
-from registry_service.http import client_address
+from registry_service.http import WholeNumber, client_address
 from registry_service.verification import Verdict, verify_bytes
+from registry_service.web.forms import DeskForm, FormLimits, read_form
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
 PARCEL_ROWS = 3  # parcel rows on the filing form (an instrument may touch more: file through the API)
 MAX_DOCUMENT_BYTES = 50 * 1024 * 1024
+#: the filing form: one scanned document beside its fields (and room for more parcel rows than it shows)
+FILE_FORM = FormLimits(
+    files=1,
+    fields=60,
+    body_bytes=MAX_DOCUMENT_BYTES + 1_000_000,
+    file_label="scanned document",
+    file_bytes=MAX_DOCUMENT_BYTES,
+)
+#: the small forms (sign in, sign out, acknowledge a flag): a few fields, no file
+SMALL_FORM_FIELDS = 10
+DOCUMENT_TOO_LARGE = "the scanned document is over 50 MB: scan it at a lower resolution, or give its SHA-256 instead"
+MAX_KEY_CHARS = 200  # a key is 60 characters; anything much longer is not one
+MAX_REASON_CHARS = 2000
+#: a browser never sends a file back, so a form shown again has lost the one it carried
+FILE_NOT_KEPT = "What you typed is kept below; attach the {label} again (a page cannot keep a file)."
 
 router = APIRouter(prefix="/desk", include_in_schema=False)
 
@@ -117,6 +133,17 @@ def _error_page(request: Request, exc: LandregError, status: int) -> HTMLRespons
     return _page(request, "error.html", status=status, message=str(exc), hint=exc.hint)
 
 
+def _small_form(request: Request) -> FormLimits:
+    return FormLimits(files=0, fields=SMALL_FORM_FIELDS, body_bytes=request.app.state.settings.service.max_body_bytes)
+
+
+def _signed_in(who: Actor | None) -> Actor:
+    # before a body is read: nobody's upload is read only to send them to the sign-in page
+    if who is None:
+        raise Unauthenticated("sign in first")
+    return who
+
+
 # --- sign in ----------------------------------------------------------------------------------------
 @router.get("/login")
 def login_form(request: Request, next: str = "/desk/") -> HTMLResponse:
@@ -124,13 +151,16 @@ def login_form(request: Request, next: str = "/desk/") -> HTMLResponse:
 
 
 @router.post("/login")
-def login(
-    request: Request, api_key: Annotated[str, Form(max_length=200)], csrf: Annotated[str, Form()] = "",
-    next: Annotated[str, Form()] = "/desk/",
-) -> Response:  # fmt: skip
-    _check_csrf(request, csrf)
+async def login(request: Request) -> Response:
+    form = await read_form(request, _small_form(request))
+    next = form.values.get("next", "/desk/")
+    if form.problem:
+        return _page(request, "login.html", status=form.status, next=next,
+                     error=f"{form.problem} Enter your key again (a key is never shown back).")  # fmt: skip
+    _check_csrf(request, form.values.get("csrf", ""))
+    api_key = form.values.get("api_key", "")[:MAX_KEY_CHARS]
     try:
-        actor = request.app.state.keys.actor_for(api_key, client_address(request))
+        actor = await run_in_threadpool(request.app.state.keys.actor_for, api_key, client_address(request))
     except Unauthenticated as exc:
         return _page(request, "login.html", status=401, error=str(exc), next=next)
     request.session.clear()
@@ -139,8 +169,11 @@ def login(
 
 
 @router.post("/logout")
-def logout(request: Request, csrf: Annotated[str, Form()] = "") -> RedirectResponse:
-    _check_csrf(request, csrf)
+async def logout(request: Request) -> Response:
+    form = await read_form(request, _small_form(request))
+    if form.problem:
+        return _page(request, "error.html", status=form.status, message=form.problem)
+    _check_csrf(request, form.values.get("csrf", ""))
     request.session.clear()
     return RedirectResponse("/desk/login", status_code=303)
 
@@ -209,28 +242,34 @@ def file_form(request: Request, who: Caller, queries: QueriesDep, filing: Filing
 
 
 def _file_page(request: Request, actor: Actor, *, values: dict[str, Any], corrects: str = "",
-               errors: dict[str, str] | None = None, status: int = 200) -> HTMLResponse:  # fmt: skip
+               errors: dict[str, str] | None = None, form_error: str = "", status: int = 200) -> HTMLResponse:  # fmt: skip
     values.setdefault("form_id", secrets.token_urlsafe(16))  # a resubmitted form records nothing twice
     return _page(request, "file.html", status=status, actor=actor, values=values, errors=errors or {},
-                 corrects=corrects, doc_types=list(DocType), municipalities=_places(request),
-                 rows=range(PARCEL_ROWS))  # fmt: skip
+                 form_error=form_error, corrects=corrects, doc_types=list(DocType), municipalities=_places(request),
+                 rows=range(PARCEL_ROWS), max_document=f"{MAX_DOCUMENT_BYTES // (1024 * 1024)} MB")  # fmt: skip
 
 
 @router.post("/file")
 async def file_submit(request: Request, who: Caller, filing: FilingDep) -> Response:
-    # the context closes the uploaded scan's temporary file, whichever way the request ends
-    async with request.form(max_files=1, max_fields=60) as form:
+    _signed_in(who)
+    form = await read_form(request, FILE_FORM)
+    try:  # the scan's temporary file is closed whichever way the request ends
         return await _file_form(request, form, who, filing)
+    finally:
+        await form.close()
 
 
-async def _file_form(request: Request, form: FormData, who: Caller, filing: FilingDep) -> Response:
-    corrects = str(form.get("corrects") or "")
+async def _file_form(request: Request, form: DeskForm, who: Caller, filing: FilingDep) -> Response:
+    values = dict(form.values)
+    corrects = values.get("corrects", "")
     actor = require(who, Permission.CORRECT if corrects else Permission.FILE)
-    _check_csrf(request, str(form.get("csrf", "")))
-    values = {k: v for k, v in form.items() if isinstance(v, str)}
-    document = form.get("document")
+    if form.problem:
+        problem = f"{form.problem} {FILE_NOT_KEPT.format(label=FILE_FORM.file_label)}"
+        return _file_page(request, actor, values=values, corrects=corrects, form_error=problem, status=form.status)
+    _check_csrf(request, values.get("csrf", ""))
+    document = form.files.get("document")
     digest = values.get("document_digest", "").strip().lower()
-    if document is not None and not isinstance(document, str) and document.filename:
+    if document is not None and document.filename:
         digest = await _sha256_of(document)
         values["document_digest"] = digest
     payload = {
@@ -252,8 +291,8 @@ async def _file_form(request: Request, form: FormData, who: Caller, filing: Fili
     try:
         result = filing.file(
             actor, payload, corrects=corrects or None,
-            idempotency_key=f"desk-{hashlib.sha256(str(form.get('form_id', '')).encode()).hexdigest()[:32]}"
-            if form.get("form_id") else None,
+            idempotency_key=f"desk-{hashlib.sha256(values.get('form_id', '').encode()).hexdigest()[:32]}"
+            if values.get("form_id") else None,
         ).body  # fmt: skip
     except InvalidInstrument as exc:
         return _file_page(request, actor, values=values, corrects=corrects, errors=_inline(exc.errors), status=422)
@@ -294,7 +333,7 @@ async def _sha256_of(upload: FormFile) -> str:  # a form part (FastAPI's UploadF
     while chunk := await upload.read(1 << 16):
         size += len(chunk)
         if size > MAX_DOCUMENT_BYTES:
-            raise InvalidInstrument([FieldError("document", "too_large", "the scanned document is over 50 MB")])
+            raise InvalidInstrument([FieldError("document", "too_large", DOCUMENT_TOO_LARGE)])
         digest.update(chunk)
     return digest.hexdigest()
 
@@ -325,22 +364,31 @@ def bundle_download(request: Request, number: str, actor: ProofReader, proofs: P
 
 
 @router.post("/mirror-flags/{flag_id}/ack")
-def acknowledge_flag(request: Request, flag_id: int, who: Caller, reason: Annotated[str, Form(max_length=2000)] = "",
-                     csrf: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/desk/") -> Response:  # fmt: skip
+async def acknowledge_flag(request: Request, flag_id: WholeNumber, who: Caller) -> Response:
     """An operator acknowledges a parallel-run flag, with the reason (audit-logged)."""
     actor = require(who, Permission.OPERATE)
-    _check_csrf(request, csrf)
+    form = await read_form(request, _small_form(request))
+    reason, next = form.values.get("reason", ""), form.values.get("next", "/desk/")
+    if form.problem or len(reason) > MAX_REASON_CHARS:
+        problem = form.problem or f"The reason is longer than {MAX_REASON_CHARS} characters: shorten it."
+        return _page(request, "error.html", status=form.status if form.problem else 422, message=problem,
+                     kept=reason, back=next if next.startswith("/desk/") else "/desk/")  # fmt: skip
+    _check_csrf(request, form.values.get("csrf", ""))
     if len(" ".join(reason.split())) < mirror.MIN_REASON:
         return _error_page(request, Conflict("say why the flag is acknowledged (the reason is audit-logged)"), 422)
     try:
-        with request.app.state.db.write() as s:
-            view = mirror.acknowledge(s, flag_id, actor=actor.label, role=str(actor.role), reason=reason)
+        view = await run_in_threadpool(_acknowledge, request, flag_id, actor, reason)
     except NotFound as exc:
         return _error_page(request, exc, 404)
     except Conflict as exc:
         return _error_page(request, exc, 409)
     request.session["flash"] = f"Flag on {view.instrument_number} acknowledged."
     return RedirectResponse(next if next.startswith("/desk/") else "/desk/", status_code=303)
+
+
+def _acknowledge(request: Request, flag_id: int, actor: Actor, reason: str) -> mirror.FlagView:
+    with request.app.state.db.write() as s:
+        return mirror.acknowledge(s, flag_id, actor=actor.label, role=str(actor.role), reason=reason)
 
 
 # --- auditors -----------------------------------------------------------------------------------------
@@ -357,10 +405,38 @@ def audit_page(request: Request, actor: ProofReader, proofs: ProofsDep, number: 
     return _page(request, "audit.html", actor=actor, number=number, verdict=verdict, bundle=bundle, error=error)
 
 
+def _audit_form(request: Request, files: int) -> FormLimits:
+    return FormLimits(files=files, fields=SMALL_FORM_FIELDS, file_label="JSON file",
+                      body_bytes=request.app.state.settings.service.max_body_bytes)  # fmt: skip
+
+
+def _upload_refused(request: Request, actor: Actor, form: DeskForm, names: tuple[str, ...]) -> HTMLResponse | None:
+    """The audit page again when the upload broke a limit or left out a file (the files must be chosen again)."""
+    if form.problem is not None:
+        problem = f"{form.problem} Choose the file{'s' if len(names) > 1 else ''} again (a page cannot keep a file)."
+    elif not all(name in form.files for name in names):
+        problem, form.status = "Choose the JSON file for each box, then send the form again.", 422
+    else:
+        return None
+    return _page(request, "audit.html", actor=actor, number="", verdict=None, status=form.status,
+                 upload_error=problem)  # fmt: skip
+
+
 @router.post("/audit/verify")
-async def audit_verify(request: Request, actor: ProofReader, proofs: ProofsDep,
-                       bundle_file: Annotated[UploadFile, File()], csrf: Annotated[str, Form()] = "") -> Response:  # fmt: skip
-    _check_csrf(request, csrf)
+async def audit_verify(request: Request, actor: ProofReader, proofs: ProofsDep) -> Response:
+    form = await read_form(request, _audit_form(request, 1))
+    try:
+        return await _audit_verify(request, actor, proofs, form)
+    finally:
+        await form.close()
+
+
+async def _audit_verify(request: Request, actor: Actor, proofs: ProofsDep, form: DeskForm) -> Response:
+    refused = _upload_refused(request, actor, form, ("bundle_file",))
+    if refused is not None:
+        return refused
+    _check_csrf(request, form.values.get("csrf", ""))
+    bundle_file = form.files["bundle_file"]
     raw = await bundle_file.read(1_000_001)
     verdict = verify_bytes(raw)  # size, JSON and math first; the anchor only when they hold
     if verdict.unchecked:
@@ -370,11 +446,21 @@ async def audit_verify(request: Request, actor: ProofReader, proofs: ProofsDep,
 
 
 @router.post("/audit/receipt")
-async def audit_receipt(request: Request, actor: ProofReader, proofs: ProofsDep,
-                        receipt_file: Annotated[UploadFile, File()], bundle_file: Annotated[UploadFile, File()],
-                        csrf: Annotated[str, Form()] = "") -> Response:  # fmt: skip
+async def audit_receipt(request: Request, actor: ProofReader, proofs: ProofsDep) -> Response:
     """A receipt proves something only with its record's anchor: both files are checked together."""
-    _check_csrf(request, csrf)
+    form = await read_form(request, _audit_form(request, 2))
+    try:
+        return await _audit_receipt(request, actor, proofs, form)
+    finally:
+        await form.close()
+
+
+async def _audit_receipt(request: Request, actor: Actor, proofs: ProofsDep, form: DeskForm) -> Response:
+    refused = _upload_refused(request, actor, form, ("receipt_file", "bundle_file"))
+    if refused is not None:
+        return refused
+    _check_csrf(request, form.values.get("csrf", ""))
+    receipt_file, bundle_file = form.files["receipt_file"], form.files["bundle_file"]
     documents = []
     for upload in (receipt_file, bundle_file):
         raw = await upload.read(1_000_001)
