@@ -16,7 +16,6 @@ from typing import Any
 
 from hybrid_store import strict_json
 from hybrid_store.core import bundle as bundles
-from hybrid_store.core.commitment import SCHEME
 from hybrid_store.core.hashing import to_hex
 from hybrid_store.core.trust import TrustRoot
 from hybrid_store.errors import ChainError, ChainUnavailable, MalformedBundle, VerificationFailed
@@ -90,9 +89,11 @@ def verify_document(
     a = bundle.anchor
     details["anchor"] = {"chainId": a.chain_id, "contract": a.contract, "batchId": a.batch_id,
                          "txHash": a.tx_hash, "blockNumber": a.block_number}  # fmt: skip
-    if trust is not None and SCHEME not in trust.commitment_schemes:
-        return Verdict(False, f"commitment scheme {SCHEME} is not one {trust.describe()} lists",
-                       summary=what, details=details)  # fmt: skip
+    scheme = bundle.disclosure.scheme
+    if trust is not None and not trust.lists_scheme(scheme):
+        return Verdict(False, f"commitment scheme {scheme} is not one {trust.describe()} lists: this registry "
+                       "did not commit records that way, so the bundle is not its (ask the registry for its "
+                       "current trust root if it says otherwise)", summary=what, details=details)  # fmt: skip
     if trust is None or (rpc_url is None and chain is None):
         missing = NO_TRUST if trust is None else "the anchor was not checked on chain (add --rpc URL)"
         return Verdict(
