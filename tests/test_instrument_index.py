@@ -5,6 +5,7 @@ keep verifying after the upgrade, new ones are v2), and the trust root's list of
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sqlite3
@@ -279,3 +280,25 @@ def _resigned(tmp_path: Path, db: Database, body: dict, schemes: list[str]) -> c
     root = core_trust.parse(core_trust.sign(signed, keys))
     core_trust.check_self_signed(root)
     return root
+
+
+def test_a_mirrored_new_version_commits_the_commitment_it_supersedes(db, chain):
+    from hybrid_store.deployment import attach
+
+    with db.write() as s:
+        [old] = record_instruments(s, [validate(deed())], source="legacy", mirror=[None])
+    with db.write() as s:  # the legacy system edited the grantee: landreg records a new version
+        [new] = record_instruments(s, [validate(deed(grantees=["MARÍA GARCÍA LÓPEZ"]))], source="legacy",
+                                   mirror=[old.instrument_id])  # fmt: skip
+    with db.read() as s:
+        first, second = load_records(s.connection(), [old.instrument_id, new.instrument_id])
+    assert first.record.supersedes is None
+    assert second.record.supersedes == "0x" + old.commitment.hex() and second.scheme == V2
+    assert second.recompute() == new.commitment
+    forged = commitment.prepare(dataclasses.replace(second.record, supersedes=None), second.seed, V2)
+    assert forged.complete(second.prev_value) != new.commitment  # the link is committed, not a tag beside it
+    Anchorer(db, chain, attach(db, chain)).drain()
+    with db.read() as s:
+        bundle = export_bundle(s, new.instrument_number).to_json()
+    assert bundle["record"]["fields"]["supersedes"]["value"] == "0x" + old.commitment.hex()
+    assert verify_document(bundle, chain=chain, trust=trust_of(db)).valid
