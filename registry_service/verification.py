@@ -173,7 +173,11 @@ def verify_bytes(
 
 # --- receipts ----------------------------------------------------------------------------------------
 _RECEIPT_FIELDS = {"instrumentNumber": "instrument_number", "book": "book", "page": "page", "docType": "doc_type",
-                   "recordedAt": "recorded_at", "documentDigest": "document_digest"}  # fmt: skip
+                   "recordedAt": "recorded_at", "documentDigest": "document_digest",
+                   # a v2 record's receipt names these too (a v1 bundle discloses none of them)
+                   "documentDate": "document_date", "pageCount": "page_count",
+                   "granteeMailingAddress": "grantee_mailing_address", "preparer": "preparer",
+                   "references": "references"}  # fmt: skip
 
 
 def verify_receipt(
