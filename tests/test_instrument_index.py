@@ -12,6 +12,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from hybrid_store.anchoring import Anchorer
@@ -20,6 +22,7 @@ from hybrid_store.core import trust as core_trust
 from hybrid_store.db.engine import Database
 from hybrid_store.db.models import AnchorBatch, Commitment, Instrument, InstrumentReference, Parcel, TitleFlag
 from hybrid_store.db.records import load_records
+from hybrid_store.errors import InvalidInstrument
 from hybrid_store.filing import record_instruments
 from hybrid_store.intake import validate
 from hybrid_store.proofs import export_bundle
@@ -302,3 +305,20 @@ def test_a_mirrored_new_version_commits_the_commitment_it_supersedes(db, chain):
         bundle = export_bundle(s, new.instrument_number).to_json()
     assert bundle["record"]["fields"]["supersedes"]["value"] == "0x" + old.commitment.hex()
     assert verify_document(bundle, chain=chain, trust=trust_of(db)).valid
+
+
+# --- intake: only malformed values are refused --------------------------------------------------------
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 100_000), st.booleans())
+def test_a_page_count_is_a_positive_whole_number_in_ascii_digits(pages, as_text):
+    made = validate(deed(page_count=str(pages) if as_text else pages), content_only=True)
+    assert made.page_count == pages
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(st.characters(categories=["Nd"]), min_size=1, max_size=4).filter(lambda t: not t.isascii()))
+def test_digits_of_other_scripts_are_no_page_count_and_no_date(digits):
+    for field, value in (("page_count", digits), ("document_date", f"2026-01-{digits}")):
+        with pytest.raises(InvalidInstrument) as exc:
+            validate(deed(**{field: value}), content_only=True)
+        assert [e.field for e in exc.value.errors] == [field]
