@@ -322,3 +322,17 @@ def test_digits_of_other_scripts_are_no_page_count_and_no_date(digits):
         with pytest.raises(InvalidInstrument) as exc:
             validate(deed(**{field: value}), content_only=True)
         assert [e.field for e in exc.value.errors] == [field]
+
+
+def test_a_v1_records_receipt_keeps_its_members_after_the_upgrade(tmp_path, chain):
+    svc = make_service(tmp_path, _v1_registry(tmp_path), chain)
+    with svc.client:
+        old = svc.client.get("/api/v1/instruments/2026-0000001/receipt", headers=svc.as_("auditor")).json()
+        new = svc.file()["receipt"]
+        view = svc.client.get("/api/v1/instruments/2026-0000001", headers=svc.as_("clerk")).json()
+    v1_members = {"format", "registry", "instrumentNumber", "book", "page", "recordedAt", "docType", "parcels",
+                  "documentDigest", "commitment", "corrects", "signature"}  # fmt: skip
+    assert set(old) == v1_members  # what 16949d2 signed, so the same bytes and signature
+    assert set(new) == v1_members | {"commitmentScheme", "documentDate", "pageCount", "granteeMailingAddress",
+                                     "preparer", "references"}  # fmt: skip
+    assert view["commitment_scheme"] == V1 and view["page_count"] is None and view["references"] == []
