@@ -29,7 +29,16 @@ from hybrid_store.core import commitment as commitments
 from hybrid_store.core.hashing import to_hex
 from hybrid_store.core.records import CONVEYANCES, InstrumentRecord, build_record
 from hybrid_store.db.engine import chunks, upsert_insert
-from hybrid_store.db.models import Instrument, InstrumentParcel, InstrumentParty, Parcel, TitleFlag, table
+from hybrid_store.db.models import (
+    Commitment,
+    Instrument,
+    InstrumentParcel,
+    InstrumentParty,
+    InstrumentReference,
+    Parcel,
+    TitleFlag,
+    table,
+)
 from hybrid_store.errors import Conflict, FieldError, InvalidInstrument
 from hybrid_store.intake import InstrumentInput
 
@@ -111,6 +120,7 @@ def record_instruments(
         else:  # the upsert locked the parcel rows and read their heads
             heads = ledger.heads_of(session, {p.id: p.head for p in parcels.values()})
     corrects = _resolve_corrections(session, instruments)
+    superseded = _superseded_commitments(session, mirror)
     owners = _conveyances(session, {p.owner for p in parcels.values()})
     numbers = numbering.assign(session, instruments, now)  # last: counter rows stay locked the shortest
 
@@ -122,7 +132,10 @@ def record_instruments(
             instrument_number=number, doc_type=inst.doc_type, recorded_at=recorded_at, book=book, page=page,
             grantors=inst.grantors, grantees=inst.grantees, consideration_cents=inst.consideration_cents,
             legal_description=inst.legal_description, document_digest=inst.document_digest, parcels=keys,
-            corrects=inst.corrects, prev={},
+            corrects=inst.corrects, prev={}, document_date=_iso(inst.document_date), page_count=inst.page_count,
+            grantee_mailing_address=inst.grantee_mailing_address, preparer=inst.preparer,
+            references=[r.reference() for r in inst.references],
+            supersedes=superseded.get(sup) if (sup := mirror[index] if mirror else None) is not None else None,
         ))  # fmt: skip
         seeds.append(seed())
         entry = _Made(number, book, page, recorded_at)
@@ -134,7 +147,9 @@ def record_instruments(
             "recorded_at": recorded_at, "consideration_cents": inst.consideration_cents,
             "legal_description": inst.legal_description, "document_digest": inst.document_digest,
             "corrects_id": corrects[inst.corrects] if inst.corrects else None, "salt_seed": seeds[-1],
-            "source": source, "created_at": now,
+            "source": source, "created_at": now, "document_date": inst.document_date, "page_count": inst.page_count,
+            "grantee_mailing_address": inst.grantee_mailing_address, "preparer": inst.preparer,
+            "return_to": inst.return_to,
         })  # fmt: skip
 
     conn = session.connection()  # Core statements: the ORM's bulk machinery costs twice the CPU here
@@ -164,7 +179,7 @@ def _link_title(index: int, keys: list[str], instruments: Sequence[InstrumentInp
         owner = parcels[key].owner
         known = title.Conveyance(made[owner[1]].number, instruments[owner[1]].grantors,
                                  instruments[owner[1]].grantees) if isinstance(owner, tuple) else owners.get(owner)  # fmt: skip
-        flag = title.check(key, inst.grantors, known)
+        flag = title.check(key, inst.grantors, known, for_owner=inst.doc_type in inst.profile.conveys_for_owner)
         if flag is None:
             parcels[key].owner = ("new", index)
         else:
@@ -177,7 +192,7 @@ def _entries(ids: list[int], records: list[InstrumentRecord], seeds: list[bytes]
     kinds = [(ledger.Source.FILING, None)] * len(ids) if mirror is None else [
         (ledger.Source.MIRROR, sup) for sup in mirror]  # fmt: skip
     return [
-        ledger.Entry(iid, record.instrument_number, commitments.prepare(record, s),
+        ledger.Entry(iid, record.instrument_number, commitments.prepare(record, s, commitments.SCHEME),
                      tuple(parcels[k].id for k in record.parcels), record.parcels, kind, sup)
         for iid, record, s, (kind, sup) in zip(ids, records, seeds, kinds, strict=True)
     ]  # fmt: skip
@@ -187,11 +202,17 @@ def _insert_details(
     conn: Any, ids: list[int], instruments: Sequence[InstrumentInput], made: list[_Made],
     parcels: dict[str, _Parcel], now: datetime,
 ) -> None:  # fmt: skip
-    """The instruments' parties, parcel links and title flags."""
+    """The instruments' parties, parcel links, cross-references and title flags."""
     party_rows: list[dict[str, Any]] = []
     link_rows: list[dict[str, Any]] = []
     flag_rows: list[dict[str, Any]] = []
+    ref_rows: list[dict[str, Any]] = []
     for instrument_id, inst, entry in zip(ids, instruments, made, strict=True):
+        ref_rows.extend(
+            {"instrument_id": instrument_id, "position": i, "kind": str(r.kind), "target_number": r.instrument_number,
+             "target_book": r.book, "target_page": r.page}
+            for i, r in enumerate(inst.references)
+        )  # fmt: skip
         for role, names in (("grantor", inst.grantors), ("grantee", inst.grantees)):
             party_rows.extend(
                 {"instrument_id": instrument_id, "role": role, "position": i, "name": name}
@@ -206,7 +227,8 @@ def _insert_details(
              "message": f.message, "created_at": now}
             for f in entry.flags
         )  # fmt: skip
-    for model, rows in ((InstrumentParty, party_rows), (InstrumentParcel, link_rows), (TitleFlag, flag_rows)):
+    for model, rows in ((InstrumentParty, party_rows), (InstrumentParcel, link_rows), (TitleFlag, flag_rows),
+                        (InstrumentReference, ref_rows)):  # fmt: skip
         if rows:  # one row: a plain execute (executemany goes through the driver's pipeline machinery)
             conn.execute(insert(table(model)), rows[0] if len(rows) == 1 else rows)
 
@@ -290,6 +312,20 @@ def _resolve_corrections(session: Session, instruments: Sequence[InstrumentInput
     if errors:
         raise InvalidInstrument(errors)
     return found
+
+
+def _superseded_commitments(session: Session, mirror: Sequence[int | None] | None) -> dict[int, str]:
+    """The commitment (hex) of each version a mirrored version supersedes, by instrument id: v2
+    commits it (``supersedes``), so a new version names the one it replaces."""
+    wanted = sorted({i for i in mirror or () if i is not None})
+    if not wanted:
+        return {}
+    stmt = select(Commitment.instrument_id, Commitment.commitment).where(Commitment.instrument_id.in_(wanted))
+    return {iid: to_hex(value) for iid, value in session.execute(stmt).all()}
+
+
+def _iso(day: Any) -> str | None:
+    return None if day is None else str(day.isoformat())
 
 
 def _integrity_message(exc: IntegrityError) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, cast
@@ -32,7 +32,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from hybrid_store.core.records import DocType
+from hybrid_store.core.records import DocType, Reference, ReferenceKind
 from hybrid_store.errors import FieldError, InvalidInstrument
 from hybrid_store.jurisdictions import Profile, get_profile
 from hybrid_store.jurisdictions.base import ParcelInput
@@ -41,6 +41,8 @@ from hybrid_store.plain_numbers import is_amount, not_an_amount
 INSTRUMENT_NUMBER_RE = re.compile(r"[0-9A-Z][0-9A-Z_-]{0,23}")  # ACRIS document ids: FT_3400000012345
 BOOK_PAGE_RE = re.compile(r"[0-9]{1,6}")
 SHA256_HEX_RE = re.compile(r"[0-9a-f]{64}")
+ISO_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+PAGE_COUNT_RE = re.compile(r"[0-9]{1,9}")
 
 
 # --- text rules -------------------------------------------------------------------------------------
@@ -83,6 +85,45 @@ def _multi_line(text: str) -> str:
     return text
 
 
+def _optional(check: Callable[[str], str]) -> Callable[[str | None], str | None]:
+    """``check`` for an optional text field: absent stays absent, and so does a blank one (a form
+    sends every box, filled or not)."""
+
+    def run(value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return check(value)
+
+    return run
+
+
+def _document_date(value: Any) -> Any:
+    """The date an instrument bears: ``YYYY-MM-DD`` in ASCII digits and a real day of the calendar
+    (pydantic would also take a number of seconds, or any Unicode digits)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and ISO_DATE_RE.fullmatch(value.strip()):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise PydanticCustomError("date_format", "must be a date written YYYY-MM-DD, e.g. 2026-03-02")
+
+
+def _page_count(value: Any) -> Any:
+    """A number of pages: a positive whole number, as a JSON integer or in ASCII digits (a form's
+    text); never a boolean, a fraction, or digits of another script."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str) and PAGE_COUNT_RE.fullmatch(value.strip()):
+        value = int(value.strip())
+    if type(value) is not int or value < 1:
+        raise PydanticCustomError("page_count_format", "must be a whole number of pages, 1 or more, e.g. 3")
+    return value
+
+
 def _pattern(regex: re.Pattern[str], rule: str, message: str) -> Callable[[str], str]:
     def check(value: str) -> str:
         if not regex.fullmatch(value):
@@ -120,6 +161,47 @@ def _check_instrument_number(value: str | None) -> str | None:
 
 
 # --- the models ------------------------------------------------------------------------------------
+class ReferenceInput(BaseModel):
+    """A cross-reference as filed: what it says (``kind``) of the instrument it names, by that
+    instrument's number in this registry, or by book and page for one recorded before the
+    registry's book began."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: ReferenceKind = Field(description="acts_on_mortgage (an assignment, satisfaction, release or "
+                                "subordination), discharges_lien (a discharge of lien) or corrects (a correction)")  # fmt: skip
+    instrument_number: Annotated[str | None, Field(max_length=24, examples=["2026-0000123"])] = None
+    book: Annotated[str | None, Field(max_length=6)] = None
+    page: Annotated[str | None, Field(max_length=6)] = None
+
+    @field_validator("instrument_number")
+    @classmethod
+    def _number(cls, value: str | None) -> str | None:
+        return _check_instrument_number(value)
+
+    @field_validator("book", "page")
+    @classmethod
+    def _book_page(cls, value: str | None) -> str | None:
+        if value is not None and not BOOK_PAGE_RE.fullmatch(value):
+            raise PydanticCustomError("book_page_format", "must be 1 to 6 digits")
+        return value
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ReferenceInput:
+        by_number = self.instrument_number is not None and self.book is None and self.page is None
+        by_book = self.instrument_number is None and self.book is not None and self.page is not None
+        if not (by_number or by_book):
+            raise PydanticCustomError(
+                "reference_target",
+                "name the instrument by its number, or by book and page if it was recorded before this "
+                "registry's book began (not both, and a book needs its page)",
+            )
+        return self
+
+    def reference(self) -> Reference:
+        return Reference(str(self.kind), self.instrument_number, self.book, self.page)
+
+
 class InstrumentContent(BaseModel):
     """What a filer presents: the instrument's content. Unknown fields are rejected, not ignored.
     The fields are declared per jurisdiction (``models``); this class holds the shared rules."""
@@ -136,11 +218,43 @@ class InstrumentContent(BaseModel):
         legal_description: str
         document_digest: str
         corrects: str | None
+        document_date: date | None
+        page_count: int | None
+        grantee_mailing_address: str | None
+        preparer: str | None
+        return_to: str | None
+        references: list[ReferenceInput]
 
     @field_validator("corrects", check_fields=False)
     @classmethod
     def _corrects(cls, value: str | None) -> str | None:
         return _check_instrument_number(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _corrects_from_reference(cls, data: Any) -> Any:
+        """A ``corrects`` reference by number and the ``corrects`` field are one link (the registry's
+        correction link, ``corrects_id``): the reference fills the field when it is left out."""
+        if isinstance(data, dict) and data.get("corrects") is None and isinstance(data.get("references"), list):
+            numbers = [r.get("instrument_number") for r in data["references"]
+                       if isinstance(r, dict) and r.get("kind") == ReferenceKind.CORRECTS and r.get("instrument_number")]  # fmt: skip
+            if numbers:
+                data = {**data, "corrects": numbers[0]}
+        return data
+
+    @model_validator(mode="after")
+    def _one_correction(self) -> InstrumentContent:
+        cited = {
+            r.instrument_number for r in self.references if r.kind == ReferenceKind.CORRECTS and r.instrument_number
+        }
+        if cited and cited != {self.corrects}:
+            raise PydanticCustomError(
+                "corrects_disagrees",
+                "the corrects reference names {cited}, the correction link {corrects}: an instrument corrects one "
+                "instrument of this registry; make them the same",
+                {"cited": ", ".join(sorted(cited)), "corrects": self.corrects or "nothing"},
+            )
+        return self
 
     @model_validator(mode="after")
     def _distinct_parcels(self) -> InstrumentContent:
@@ -172,6 +286,12 @@ class InstrumentInput(BaseModel):
         legal_description: str
         document_digest: str
         corrects: str | None
+        document_date: date | None
+        page_count: int | None
+        grantee_mailing_address: str | None
+        preparer: str | None
+        return_to: str | None
+        references: list[ReferenceInput]
 
         @property
         def consideration_cents(self) -> int | None: ...
@@ -246,6 +366,22 @@ def models(profile: Profile) -> tuple[type[InstrumentContent], type[InstrumentIn
         ], ...),
         "corrects": (Annotated[str | None, Field(description="instrument number of the record this one corrects",
                                                  max_length=24)], None),
+        # what a recorder indexes besides: optional here (a missing one a type needs is a finding of
+        # examination, not a malformed filing); only a malformed value is refused
+        "document_date": (Annotated[date | None, BeforeValidator(_document_date), Field(
+            description="the date the instrument bears (YYYY-MM-DD), not the recording date")], None),
+        "page_count": (Annotated[int | None, BeforeValidator(_page_count), Field(
+            le=L.page_count, description="pages of the instrument as presented")], None),
+        "grantee_mailing_address": (Annotated[str | None, Field(max_length=L.address),
+                                              AfterValidator(_optional(_multi_line))], None),
+        "preparer": (Annotated[str | None, Field(max_length=L.name_length, description="who prepared the instrument"),
+                               AfterValidator(_optional(single_line))], None),
+        "return_to": (Annotated[str | None, Field(max_length=L.address, description=(
+            "where the recorded original is returned: personal data, kept but never committed or published")),
+            AfterValidator(_optional(_multi_line))], None),
+        "references": (list[ReferenceInput], Field(default_factory=list, max_length=L.references, description=(
+            "the instruments this one acts on: the mortgage of an assignment, satisfaction or release, the lien "
+            "of a discharge, the instrument a correction corrects"))),
     }  # fmt: skip
     content = cast("type[InstrumentContent]", _derive("InstrumentContent", InstrumentContent, fields))
     content.profile = profile

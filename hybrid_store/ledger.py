@@ -7,7 +7,7 @@ record committed for it), and the record becomes the new head; so every parcel's
 hash chain. Heads come in row-locked (``lock_heads``: PostgreSQL row locks, in parcel id order so
 two writers never deadlock; SQLite's write lock) and go out updated, in recording order.
 
-The expensive part of a commitment (twelve salted field hashes) depends on the record alone and
+The expensive part of a commitment (its salted field hashes but ``prev``) depends on the record alone and
 may be prepared in parallel processes (``core.commitment.prepare``); the history link is added
 here, in order. The commitment row is unique per instrument, so no record is committed (or
 anchored) twice, whichever path reached it first.
@@ -56,7 +56,9 @@ class Entry:
 
     @classmethod
     def of(cls, stored: StoredRecord, source: str, supersedes: int | None = None) -> Entry:
-        return cls(stored.instrument_id, stored.number, commitments.prepare(stored.record, stored.seed),
+        # committed now, so under the current scheme (a record keeps the scheme it is committed under)
+        prepared = commitments.prepare(stored.record, stored.seed, commitments.SCHEME)
+        return cls(stored.instrument_id, stored.number, prepared,
                    stored.parcel_ids, stored.record.parcels, source, supersedes)  # fmt: skip
 
 
@@ -121,20 +123,20 @@ def append(
         links = sorted(zip(e.parcel_keys, (heads.get(pid) for pid in e.parcel_ids), strict=True))
         value = e.prepared.complete([[key, head[1] if head else None] for key, head in links])
         history = [[key, head[0] if head else None, head[1] if head else None] for key, head in links]
-        rows.append((e.instrument_id, value, history, e.source, e.supersedes))
+        rows.append((e.instrument_id, e.prepared.scheme, value, history, e.source, e.supersedes))
         made.append((e.instrument_id, value))
         head = (e.number, to_hex(value))
         for pid in e.parcel_ids:
             heads[pid] = head
             moved[pid] = e.instrument_id
     conn = session.connection()
-    scheme = commitments.SCHEME
     if len(rows) >= _BULK:  # a migration batch: straight through the driver
         stamp = driver_datetime(conn, now)
         bulk_execute(
             conn, "INSERT INTO commitments (instrument_id, scheme, commitment, prev, source, supersedes_id, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(iid, scheme, value, canonical_text(prev), source, sup, stamp) for iid, value, prev, source, sup in rows],
+            [(iid, scheme, value, canonical_text(prev), source, sup, stamp)
+             for iid, scheme, value, prev, source, sup in rows],
         )  # fmt: skip
         bulk_execute(conn, "UPDATE parcels SET head_instrument_id = ? WHERE id = ?", [(i, p) for p, i in moved.items()])
         if owners:
@@ -144,7 +146,7 @@ def append(
         conn.execute(insert(table(Commitment)), [
             {"instrument_id": iid, "scheme": scheme, "commitment": value, "prev": prev, "source": source,
              "supersedes_id": sup, "created_at": now}
-            for iid, value, prev, source, sup in rows
+            for iid, scheme, value, prev, source, sup in rows
         ])  # fmt: skip
         owned = owners or {}
         both = [{"pid": pid, "head": iid, "owner": owned[pid]} for pid, iid in moved.items() if pid in owned]

@@ -94,7 +94,7 @@ def export_bundle(
     iid = stored.instrument_id
     if stored.commitment is None:
         raise NotFound(f"instrument {instrument_number} has no commitment yet (it has not been migrated)")
-    disclosure = disclose(stored.record, stored.seed, redact)
+    disclosure = disclose(stored.record, stored.seed, redact, stored.commit_scheme)
     tree = anchor = None
     placed = conn.execute(_PLACEMENT, {"iid": iid}).first()
     if placed is not None and placed.state == BatchState.CONFIRMED:

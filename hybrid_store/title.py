@@ -6,6 +6,10 @@ linked, and flagged for review: ``conflicting_conveyance`` when its grantors are
 already conveyed the parcel to the current owners (a double sale), else ``grantor_not_owner``.
 Parcel row locks make concurrent deeds on one parcel take turns, so of two transfers by the same
 owner exactly one becomes the link and the other is flagged.
+
+A deed an officer or a court makes for the owner (a sheriff's, executor's, administrator's or tax
+sale foreclosure deed, a court order: the profile's ``conveys_for_owner``) conveys without the
+owner's signature: its grantors are not the owners of record, and it still becomes the link.
 """
 
 from __future__ import annotations
@@ -39,10 +43,11 @@ class Conveyance:
     grantees: Sequence[str]
 
 
-def check(key: str, grantors: Sequence[str], owner: Conveyance | None) -> Flag | None:
-    """None when a deed by ``grantors`` may convey parcel ``key`` (they include every owner of record)."""
-    if owner is None:
-        return None  # no conveyance on record yet: this deed starts the chain of title
+def check(key: str, grantors: Sequence[str], owner: Conveyance | None, *, for_owner: bool = False) -> Flag | None:
+    """None when a deed by ``grantors`` may convey parcel ``key``: they include every owner of
+    record, or (``for_owner``) the deed's type lets an officer or a court convey for the owner."""
+    if owner is None or for_owner:
+        return None  # no conveyance on record yet (this deed starts the chain of title), or not the owner's to sign
     given = {name_key(n) for n in grantors}
     if {name_key(n) for n in owner.grantees} <= given:
         return None

@@ -22,9 +22,9 @@ from sqlalchemy import select
 from hybrid_store import signing_keys, strict_json
 from hybrid_store.chain.client import RegistryChain
 from hybrid_store.core import trust as core
-from hybrid_store.core.commitment import SCHEME
+from hybrid_store.core.commitment import SCHEME, SCHEMES
 from hybrid_store.db.engine import Database
-from hybrid_store.db.models import ChainDeployment, KeyStatus
+from hybrid_store.db.models import ChainDeployment, Commitment, KeyStatus
 from hybrid_store.errors import ConfigurationError
 from hybrid_store.files import write_atomic
 from hybrid_store.pins import pinned_jurisdiction
@@ -60,6 +60,7 @@ def signed_content(settings: Settings, db: Database) -> dict[str, Any]:
     with db.read() as s:
         deployments = list(s.scalars(select(ChainDeployment).order_by(ChainDeployment.id)))
         jurisdiction = pinned_jurisdiction(s) or settings.jurisdiction
+        used = set(s.scalars(select(Commitment.scheme).distinct()))
     if not deployments:
         raise ConfigurationError(
             "no DeedRegistry deployed yet: nothing to put in a trust root (`landreg chain deploy`)"
@@ -76,7 +77,9 @@ def signed_content(settings: Settings, db: Database) -> dict[str, Any]:
         "registry": {
             "name": settings.service.registry_name,
             "jurisdiction": jurisdiction,
-            "commitmentSchemes": [SCHEME],
+            # the schemes of the records it holds and the one it commits new records under: a verifier
+            # refuses a bundle of any other (a registry moving to a new scheme publishes a new version)
+            "commitmentSchemes": [name for name in SCHEMES if name in used | {SCHEME}],
         },
         "chain": {"chainId": first.chain_id, "genesisHash": first.genesis_hash},
         "deployments": [
@@ -152,7 +155,11 @@ def attach_published(settings: Settings, db: Database, chain: RegistryChain, *, 
         )
     deployment = attach(db, chain, deploy_if_missing=deploy_if_missing)
     published = latest(settings)
-    stale = published is None or published.deployment(deployment.contract_address) is None
+    stale = (
+        published is None
+        or published.deployment(deployment.contract_address) is None
+        or not published.lists_scheme(SCHEME)  # the registry now commits under a scheme its trust root lacks
+    )
     if stale and settings.trust.signing_key_passphrase is not None:
         publish(settings, db)
     return deployment

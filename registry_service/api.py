@@ -141,10 +141,11 @@ def search_instruments(
 @router.get("/instruments/{number}", response_model=schemas.InstrumentView, tags=["clerks", "auditors"],
             summary="One instrument")  # fmt: skip
 def get_instrument(number: NumberPath, queries: QueriesDep, who: Reader) -> schemas.InstrumentView:
-    return queries.instrument(number)
+    return queries.instrument(number, personal=who.can(Permission.FILE))
 
 
 @router.get("/instruments/{number}/receipt", response_model=schemas.Receipt, tags=["clerks", "auditors"],
+            response_model_exclude_unset=True,  # a v1 record's receipt has no v2 members: signed bytes unchanged
             summary="The signed receipt of one instrument")  # fmt: skip
 def get_receipt(number: NumberPath, filing: FilingDep, who: ProofReader) -> dict[str, Any]:
     """The receipt handed out at filing, signed again (Ed25519 is deterministic: same bytes)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -82,6 +82,14 @@ class Receipt(BaseModel):
     documentDigest: str
     commitment: str
     corrects: str | None
+    # a landreg-commitment/v2 record's receipt also names its scheme and what v2 commits besides
+    # (absent from a v1 record's receipt, which keeps its members and so its signature)
+    commitmentScheme: str | None = None
+    documentDate: str | None = None
+    pageCount: int | None = None
+    granteeMailingAddress: str | None = None
+    preparer: str | None = None
+    references: list[list[str | None]] | None = None
     signature: Signature
 
 
@@ -98,6 +106,16 @@ class ParcelLink(BaseModel):
     block: str
     lot: str
     qualifier: str
+
+
+class ReferenceView(BaseModel):
+    """A cross-reference: what this instrument does to the one it names (by number, or by book and
+    page for one recorded before the registry's book began)."""
+
+    kind: Literal["acts_on_mortgage", "discharges_lien", "corrects"]
+    instrument_number: str | None
+    book: str | None
+    page: str | None
 
 
 class InstrumentView(BaseModel):
@@ -120,6 +138,22 @@ class InstrumentView(BaseModel):
     #: the legacy system replaced (superseded) or deleted this version: it is not the current record
     mirror_flags: list[MirrorFlagView] = []
     superseded_by: str | None = None
+    #: the commitment scheme of the record (v1 records have none of the fields below)
+    commitment_scheme: str | None = None
+    document_date: date | None = None
+    page_count: int | None = None
+    grantee_mailing_address: str | None = None
+    preparer: str | None = None
+    references: list[ReferenceView] = []
+    supersedes: str | None = Field(
+        default=None, description="commitment of the version this mirrored version supersedes"
+    )
+    return_to: str | None = Field(
+        default=None,
+        description=(
+            "where the recorded original is returned: personal data, shown to clerks (who mail it) only; never committed"
+        ),
+    )
 
 
 class InstrumentSummary(BaseModel):

@@ -17,7 +17,6 @@ from typing import Any
 
 from hybrid_store import strict_json
 from hybrid_store.core import bundle as bundles
-from hybrid_store.core.commitment import SCHEME
 from hybrid_store.core.hashing import to_hex
 from hybrid_store.core.trust import TrustRoot
 from hybrid_store.errors import ChainError, ChainUnavailable, MalformedBundle, VerificationFailed
@@ -96,9 +95,11 @@ def verify_document(
     a = bundle.anchor
     details["anchor"] = {"chainId": a.chain_id, "contract": a.contract, "batchId": a.batch_id,
                          "txHash": a.tx_hash, "blockNumber": a.block_number}  # fmt: skip
-    if trust is not None and SCHEME not in trust.commitment_schemes:
-        return Verdict(False, f"commitment scheme {SCHEME} is not one {trust.describe()} lists",
-                       summary=what, details=details)  # fmt: skip
+    scheme = bundle.disclosure.scheme
+    if trust is not None and not trust.lists_scheme(scheme):
+        return Verdict(False, f"commitment scheme {scheme} is not one {trust.describe()} lists: this registry "
+                       "did not commit records that way, so the bundle is not its (ask the registry for its "
+                       "current trust root if it says otherwise)", summary=what, details=details)  # fmt: skip
     if trust is None or (rpc_url is None and chain is None):
         missing = NO_TRUST if trust is None else "the anchor was not checked on chain (add --rpc URL)"
         return Verdict(
@@ -210,7 +211,11 @@ def verify_bytes(
 
 # --- receipts ----------------------------------------------------------------------------------------
 _RECEIPT_FIELDS = {"instrumentNumber": "instrument_number", "book": "book", "page": "page", "docType": "doc_type",
-                   "recordedAt": "recorded_at", "documentDigest": "document_digest"}  # fmt: skip
+                   "recordedAt": "recorded_at", "documentDigest": "document_digest",
+                   # a v2 record's receipt names these too (a v1 bundle discloses none of them)
+                   "documentDate": "document_date", "pageCount": "page_count",
+                   "granteeMailingAddress": "grantee_mailing_address", "preparer": "preparer",
+                   "references": "references"}  # fmt: skip
 
 
 def verify_receipt(

@@ -18,7 +18,8 @@ from hybrid_store.proofs import export_bundle
 from registry_service.verification import verify_bytes, verify_document
 from tests.conftest import deed, make_sqlite, trust_of
 
-VECTORS = sorted((Path(__file__).parent / "vectors" / "bundle").glob("*.json"))
+VECTOR_DIRS = ("bundle", "bundle-v2")  # landreg-commitment/v1 and /v2 records
+VECTORS = sorted(p for d in VECTOR_DIRS for p in (Path(__file__).parent / "vectors" / d).glob("*.json"))
 
 
 @pytest.mark.parametrize("path", VECTORS, ids=lambda p: p.stem)
@@ -38,14 +39,21 @@ def test_bundle_vector(path):
 
 
 def test_every_negative_vector_names_its_mutation():
-    names = {p.stem for p in VECTORS}
-    assert {"modified-proof@0-bit", "modified-value@grantors", "wrong-root", "wrong-salt@doc_type"} <= names
-    assert sum(1 for n in names if not n.startswith("valid")) >= 15
+    for folder in VECTOR_DIRS:
+        names = {p.stem for p in VECTORS if p.parent.name == folder}
+        assert {"modified-proof@0-bit", "modified-value@grantors", "wrong-root", "wrong-salt@doc_type"} <= names
+        assert sum(1 for n in names if not n.startswith("valid")) >= 15
+    v2 = {p.stem for p in VECTORS if p.parent.name == "bundle-v2"}
+    assert {"added-reference@references", "modified-value@supersedes", "relabelled-scheme@v1"} <= v2
 
 
-def test_round_trip_is_exact():
-    v = json.loads((Path(__file__).parent / "vectors" / "bundle" / "valid-deed.json").read_text())
+@pytest.mark.parametrize("folder", VECTOR_DIRS)
+def test_round_trip_is_exact(folder):
+    v = json.loads((Path(__file__).parent / "vectors" / folder / "valid-deed.json").read_text())
     assert bundles.parse(v["bundle"]).to_json() == v["bundle"]
+    assert v["bundle"]["record"]["scheme"] == (
+        "landreg-commitment/v1" if folder == "bundle" else "landreg-commitment/v2"
+    )
 
 
 def test_unknown_top_level_member_and_wrong_types_are_named():

@@ -44,6 +44,7 @@ def test_proof_and_verify_from_the_command_line(demo, tmp_path):
     assert exported.returncode == 0, exported.stderr
     bundle = json.loads(out.read_text())
     assert set(bundle["record"]["redacted"]) == {"consideration", "grantees"}
+    assert bundle["record"]["scheme"] == "landreg-commitment/v2"  # a registry begun today commits under v2
 
     offline = landreg(env, "verify", str(out))  # the math holds, but nothing was checked on chain
     assert offline.returncode == 3 and offline.stdout.startswith("UNCHECKED: the record's fields")

@@ -195,3 +195,66 @@ def test_a_filing_after_a_load_gets_a_fresh_number(db, tmp_path):
     with db.write() as s:
         [made] = record_instruments(s, [validate(deed(), now=NOW)], now=NOW)
     assert made.instrument_number == f"{NOW.year}-0000004"
+
+
+# --- what the file formats hold of the index fields (issue 21) ---------------------------------------
+def test_sr1a_gives_the_deed_date_and_the_grantees_address(db, tmp_path):
+    from datetime import date
+
+    first, second = deeds(2)
+    lines = [
+        sr1a.format_line(first | {"deed_date": date(2019, 4, 30), "grantee_street": "12 ELM ST",
+                                  "grantee_city_state": "HACKENSACK NJ", "grantee_zip": "07601"}),
+        sr1a.format_line(second | {"grantee_street": "1 BAD\x90ST"}),  # a C1 control: the address is left out
+    ]  # fmt: skip
+    path = tmp_path / "sr1a.txt"
+    path.write_text("\n".join(lines) + "\n", "latin-1")
+    report = import_records(
+        db, sr1a.read(path, date_order="MMDDYY", pivot=30), name="sr1a", quarantine=tmp_path / "q.csv"
+    )
+    assert (report.loaded, report.quarantined) == (2, 0)  # an unreadable address never costs the deed
+    with db.read() as s:
+        one = s.scalar(
+            select(Instrument).where(Instrument.instrument_number == f"SR1A-{first['book']}-{first['page']}")
+        )
+        two = s.scalar(
+            select(Instrument).where(Instrument.instrument_number == f"SR1A-{second['book']}-{second['page']}")
+        )
+    assert one.document_date == date(2019, 4, 30) and "deed dated 2019-04-30" in one.legal_description
+    assert one.grantee_mailing_address == "12 ELM ST\nHACKENSACK NJ 07601"
+    assert two.grantee_mailing_address is None and two.document_date is not None
+    assert one.page_count is None and one.preparer is None  # SR1A holds neither
+
+
+def test_csv_export_gives_the_grantees_address_and_the_cross_references(db, tmp_path):
+    sha = "cd" * 32
+    documents = [
+        ["M1", "2001-0000001", "MTG", "100", "1", "2001-01-02", "100000", "", sha],
+        ["S1", "2001-0000002", "SAT", "100", "2", "2001-06-02", "", "", sha],
+        ["L1", "2001-0000003", "CONSTRUCTION LIEN", "100", "3", "2001-07-02", "5000", "", sha],
+        ["X1", "2001-0000004", "DISCHARGE OF LIEN", "100", "4", "2001-08-02", "", "", sha],
+        ["A1", "2001-0000005", "AM", "100", "5", "2001-09-02", "", "", sha],
+    ]  # fmt: skip
+    parties = [
+        ["M1", "MORTGAGOR", "1", "DOE, JANE", ""], ["M1", "MORTGAGEE", "2", "A BANK", "PO BOX 1\nTRENTON NJ"],
+        ["M1", "MORTGAGEE", "1", "ANOTHER BANK", "9 FIRST AVE"],  # the first grantee by seq gives the address
+        ["S1", "GRANTOR", "1", "A BANK", ""], ["S1", "GRANTEE", "1", "DOE, JANE", "5 OAK \ufffd ST"],
+        ["L1", "GRANTOR", "1", "A BUILDER", ""], ["L1", "GRANTEE", "1", "DOE, JANE", ""],
+        ["X1", "GRANTOR", "1", "A BUILDER", ""], ["X1", "GRANTEE", "1", "DOE, JANE", ""],
+        ["A1", "GRANTOR", "1", "A BANK", ""], ["A1", "GRANTEE", "1", "B BANK", ""],
+    ]  # fmt: skip
+    parcels = [[d[0], "1", "0223", "7", "1", ""] for d in documents]
+    xrefs = [["S1", "M1", "SATISFIES"], ["X1", "L1", "DISCHARGES"], ["A1", "M0", "ASSIGNS"], ["A1", "M1", "NOTE"]]
+    write_export(tmp_path / "export", documents, parties, parcels, xrefs)
+    report = import_records(db, csv_export.read(tmp_path / "export"), name="csv", quarantine=tmp_path / "q.csv")
+    assert (report.loaded, report.quarantined) == (5, 0)
+    from hybrid_store.db.records import load_records
+
+    with db.read() as s:
+        ids = dict(s.execute(select(Instrument.instrument_number, Instrument.id)).all())
+        records = {r.number: r.record for r in load_records(s.connection(), list(ids.values()))}
+    assert records["2001-0000001"].grantee_mailing_address == "9 FIRST AVE"
+    assert records["2001-0000002"].grantee_mailing_address is None  # U+FFFD: left out, the document loaded
+    assert [r.value() for r in records["2001-0000002"].references] == [["acts_on_mortgage", "2001-0000001", None, None]]
+    assert [r.value() for r in records["2001-0000004"].references] == [["discharges_lien", "2001-0000003", None, None]]
+    assert records["2001-0000005"].references == ()  # M0 is not in the export; NOTE is no reference kind

@@ -24,7 +24,7 @@ from eth_utils import is_checksum_address
 
 from hybrid_store.core import merkle
 from hybrid_store.core.canonical import check_domain
-from hybrid_store.core.commitment import FIELDS, SCHEME, Disclosure
+from hybrid_store.core.commitment import SCHEMES, Disclosure, fields_of
 from hybrid_store.core.hashing import from_hex32, is_hex32, to_hex
 from hybrid_store.errors import MalformedBundle, VerificationFailed
 
@@ -80,17 +80,20 @@ class ProofBundle:
         return None if opened is None else opened[1]
 
     def to_json(self) -> dict[str, Any]:
+        scheme = self.disclosure.scheme
         record = {
-            "scheme": SCHEME,
+            "scheme": scheme,
             "commitment": to_hex(self.commitment),
             "fields": {
                 name: {"salt": to_hex(salt), "value": value}
-                for name in FIELDS
+                for name in fields_of(scheme)
                 if name in self.disclosure.opened
                 for salt, value in [self.disclosure.opened[name]]
             },
             "redacted": {
-                name: to_hex(self.disclosure.redacted[name]) for name in FIELDS if name in self.disclosure.redacted
+                name: to_hex(self.disclosure.redacted[name])
+                for name in fields_of(scheme)
+                if name in self.disclosure.redacted
             },
         }
         fmt = FORMAT if self.successor is None else FORMAT_V2
@@ -183,10 +186,12 @@ def _parse_successor(obj: Any) -> ProofBundle:
 
 def _parse_record(obj: Any) -> tuple[bytes, Disclosure]:
     record = _object(obj, "record", {"scheme", "commitment", "fields", "redacted"})
-    if record["scheme"] != SCHEME:
-        raise MalformedBundle("record.scheme", f"must be {SCHEME!r}")
+    scheme = record["scheme"]
+    if scheme not in SCHEMES:  # every scheme whose proofs exist, each with its own fields
+        raise MalformedBundle("record.scheme", f"must be one of {', '.join(repr(s) for s in SCHEMES)}")
+    fields_here = frozenset(fields_of(scheme))
     commitment = _hex32(record["commitment"], "record.commitment")
-    fields = _object(record["fields"], "record.fields", set(), frozenset(FIELDS))
+    fields = _object(record["fields"], "record.fields", set(), fields_here)
     opened = {}
     for name, member in fields.items():
         where = f"record.fields.{name}"
@@ -198,9 +203,9 @@ def _parse_record(obj: Any) -> tuple[bytes, Disclosure]:
             field, _, message = str(exc).partition(": ")
             raise MalformedBundle(field, message) from None
         opened[name] = (salt, member["value"])
-    redacted_obj = _object(record["redacted"], "record.redacted", set(), frozenset(FIELDS))
+    redacted_obj = _object(record["redacted"], "record.redacted", set(), fields_here)
     redacted = {name: _hex32(h, f"record.redacted.{name}") for name, h in redacted_obj.items()}
-    disclosure = Disclosure(opened=opened, redacted=redacted)
+    disclosure = Disclosure(opened=opened, redacted=redacted, scheme=scheme)
     try:
         disclosure.field_hashes()
     except ValueError as exc:

@@ -30,13 +30,51 @@ class DocType(enum.StrEnum):
     EASEMENT = "EASEMENT"
     CORRECTION = "CORRECTION"  # corrective instrument re-recorded to fix an earlier one
     POWER_OF_ATTORNEY = "POWER_OF_ATTORNEY"
+    # deeds that convey without the owner's signature: an officer or a court conveys for the owner
+    SHERIFFS_DEED = "SHERIFFS_DEED"  # sheriff's deed after a foreclosure or execution sale
+    EXECUTORS_DEED = "EXECUTORS_DEED"  # by the executor of a will, for the estate
+    ADMINISTRATORS_DEED = "ADMINISTRATORS_DEED"  # by the administrator of an intestate estate
+    TAX_SALE_DEED = "TAX_SALE_DEED"  # final judgment foreclosing a tax sale certificate (right of redemption)
+    COURT_ORDER = "COURT_ORDER"  # an order or judgment that vests title (partition, quiet title)
     #: any other recorded instrument that neither conveys nor encumbers title (an agreement, a
     #: declaration, a certificate, a contract of sale): recorded and provable, never a conveyance
     OTHER = "OTHER"
 
 
 #: instruments that convey title: their grantees become the owners of record
-CONVEYANCES = frozenset({DocType.DEED, DocType.MASTER_DEED})
+CONVEYANCES = frozenset({
+    DocType.DEED, DocType.MASTER_DEED, DocType.SHERIFFS_DEED, DocType.EXECUTORS_DEED,
+    DocType.ADMINISTRATORS_DEED, DocType.TAX_SALE_DEED, DocType.COURT_ORDER,
+})  # fmt: skip
+
+
+class ReferenceKind(enum.StrEnum):
+    """What a structured cross-reference says of the instrument it names."""
+
+    ACTS_ON_MORTGAGE = "acts_on_mortgage"  # an assignment, satisfaction, release or subordination
+    DISCHARGES_LIEN = "discharges_lien"  # a discharge of lien
+    CORRECTS = "corrects"  # a correction
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """A cross-reference to another instrument: by its number in this registry, or by book and
+    page for one recorded before the registry's book began (exactly one of the two)."""
+
+    kind: str
+    number: str | None = None
+    book: str | None = None
+    page: str | None = None
+
+    def __post_init__(self) -> None:
+        by_number = self.number is not None and self.book is None and self.page is None
+        by_book = self.number is None and self.book is not None and self.page is not None
+        if not (by_number or by_book):
+            raise ValueError("a reference names an instrument number, or a book and a page, not both")
+
+    def value(self) -> list[str | None]:
+        """The committed form: ``[kind, number, book, page]``."""
+        return [self.kind, self.number, self.book, self.page]
 
 
 # --- the committed form -----------------------------------------------------------------------------
@@ -49,7 +87,9 @@ def format_timestamp(moment: datetime) -> str:
 
 @dataclass(frozen=True, slots=True)
 class InstrumentRecord:
-    """The exact content committed for one recorded instrument (scheme landreg-commitment/v1).
+    """The exact content committed for one recorded instrument (``landreg-commitment/v1`` commits
+    the fields up to ``prev``; ``v2`` all of them). The return-to address is not here: it is
+    personal data, not index data, and is never committed.
 
     ``prev`` links each parcel to the commitment of that parcel's previous record (``None`` for the
     first), making every parcel's history a hash chain.
@@ -68,6 +108,23 @@ class InstrumentRecord:
     parcels: tuple[str, ...]
     corrects: str | None
     prev: tuple[tuple[str, str | None], ...]
+    # --- committed from landreg-commitment/v2 on (a v1 record has none of them) ---
+    document_date: str | None = None  # the date the instrument bears, YYYY-MM-DD
+    page_count: int | None = None
+    grantee_mailing_address: str | None = None
+    preparer: str | None = None
+    references: tuple[Reference, ...] = ()
+    #: the commitment (0x hex) of the version a mirrored version supersedes
+    supersedes: str | None = None
+
+    @property
+    def has_v2_content(self) -> bool:
+        """Whether the record holds what only v2 commits (``supersedes`` aside: a v1 mirror link
+        lives in the commitment row, outside the record v1 committed)."""
+        return bool(
+            self.document_date is not None or self.page_count is not None or self.grantee_mailing_address is not None
+            or self.preparer is not None or self.references
+        )  # fmt: skip
 
     def __post_init__(self) -> None:
         parcels, prev = self.parcels, self.prev  # (bulk work builds millions of these: the checks are cheap)
@@ -94,6 +151,12 @@ def build_record(
     parcels: Iterable[str],
     corrects: str | None,
     prev: dict[str, str | None],
+    document_date: str | None = None,
+    page_count: int | None = None,
+    grantee_mailing_address: str | None = None,
+    preparer: str | None = None,
+    references: Iterable[Reference] = (),
+    supersedes: str | None = None,
 ) -> InstrumentRecord:
     keys = tuple(sorted(parcels))
     return InstrumentRecord(
@@ -110,4 +173,10 @@ def build_record(
         parcels=keys,
         corrects=corrects,
         prev=tuple((k, prev.get(k)) for k in keys),
+        document_date=document_date,
+        page_count=page_count,
+        grantee_mailing_address=grantee_mailing_address,
+        preparer=preparer,
+        references=tuple(references),
+        supersedes=supersedes,
     )

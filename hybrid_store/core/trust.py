@@ -37,6 +37,8 @@ FORMAT = "landreg-trust-root/v1"
 SIGNING_DOMAIN = b"landreg-trust-root/v1\n"
 KEY_STATUSES = ("active", "retired", "compromised")
 MAX_ENTRIES = 1000  # deployments or keys; a registry has a handful
+#: what a trust root that lists no commitment scheme vouches for (the only scheme there was)
+LEGACY_SCHEME = "landreg-commitment/v1"
 
 
 class TrustRootError(LandregError, ValueError):
@@ -121,6 +123,11 @@ class TrustRoot:
     receipt_anchor_grace_s: int
     root_keys: tuple[KeyEntry, ...]
     document: Mapping[str, Any]  # the whole signed document, as parsed
+
+    def lists_scheme(self, scheme: str) -> bool:
+        """Whether this registry commits records under ``scheme``. A trust root that lists no scheme
+        predates the list's use: its registry committed under v1 only."""
+        return scheme in (self.commitment_schemes or (LEGACY_SCHEME,))
 
     def deployment(self, contract: str) -> Deployment | None:
         return next((d for d in self.deployments if d.contract.lower() == contract.lower()), None)

@@ -12,13 +12,14 @@ instrument in its batch's tree. Every schema change is an Alembic revision (db/m
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -35,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-from hybrid_store.core.records import DocType
+from hybrid_store.core.records import DocType, ReferenceKind
 
 # SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets 64-bit keys.
 Id = BigInteger().with_variant(Integer(), "sqlite")
@@ -135,6 +136,14 @@ class Instrument(Base):
     salt_seed: Mapped[bytes] = mapped_column(LargeBinary(32))
     source: Mapped[str] = mapped_column(String(12), default="filing")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    # what a recorder indexes besides (revision 0013; NULL on instruments recorded before it, and
+    # on any the filer left them off: a missing one is for examination to find, not the database)
+    document_date: Mapped[date | None] = mapped_column(Date)  # the date the instrument bears
+    page_count: Mapped[int | None] = mapped_column(Integer)
+    grantee_mailing_address: Mapped[str | None] = mapped_column(Text)
+    preparer: Mapped[str | None] = mapped_column(String(200))
+    #: where the recorded original is mailed back: personal data, never committed, never published
+    return_to: Mapped[str | None] = mapped_column(Text)
 
     parties: Mapped[list[InstrumentParty]] = relationship(
         order_by="(InstrumentParty.role, InstrumentParty.position)", lazy="selectin"
@@ -145,6 +154,7 @@ class Instrument(Base):
     __table_args__ = (
         CheckConstraint(f"doc_type IN ({', '.join(repr(t.value) for t in DocType)})", name="doc_type"),
         CheckConstraint("consideration_cents IS NULL OR consideration_cents >= 0", name="consideration"),
+        CheckConstraint("page_count IS NULL OR page_count > 0", name="page_count"),
         Index("ix_instruments_book_page", "book", "page"),
     )
 
@@ -164,6 +174,32 @@ class InstrumentParty(Base):
     __table_args__ = (
         CheckConstraint("role IN ('grantor', 'grantee')", name="role"),
         UniqueConstraint("instrument_id", "role", "position"),
+    )
+
+
+class InstrumentReference(Base):
+    """A structured cross-reference of an instrument: the mortgage an assignment, satisfaction or
+    release acts on, the lien a discharge discharges, the instrument a correction corrects; by its
+    number, or by book and page for one recorded before the registry's book began. Append-only."""
+
+    __tablename__ = "instrument_references"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id"))
+    position: Mapped[int] = mapped_column(SmallInteger)
+    kind: Mapped[str] = mapped_column(String(24))
+    target_number: Mapped[str | None] = mapped_column(String(24), index=True)
+    target_book: Mapped[str | None] = mapped_column(String(6))
+    target_page: Mapped[str | None] = mapped_column(String(6))
+
+    __table_args__ = (
+        CheckConstraint(f"kind IN ({', '.join(repr(k.value) for k in ReferenceKind)})", name="kind"),
+        CheckConstraint(
+            "(target_number IS NOT NULL AND target_book IS NULL AND target_page IS NULL) OR "
+            "(target_number IS NULL AND target_book IS NOT NULL AND target_page IS NOT NULL)",
+            name="target",
+        ),
+        UniqueConstraint("instrument_id", "position"),
     )
 
 
@@ -656,6 +692,7 @@ __all__ = [
     "ApiKey",
     "AuditCheckpoint",
     "AuditEntry",
+    "InstrumentReference",
     "AuditLink",
     "Base",
     "BatchRecord",

@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hybrid_store.core import commitment as commitments
-from hybrid_store.core.records import InstrumentRecord, format_timestamp
+from hybrid_store.core.hashing import to_hex
+from hybrid_store.core.records import InstrumentRecord, Reference, format_timestamp
 from hybrid_store.db.engine import IDS_PER_ARRAY, chunks
 from hybrid_store.errors import DamagedRecord
 
@@ -34,6 +35,16 @@ class StoredRecord:
     commitment: bytes | None
     #: the stored history link rows ``[parcel_key, previous number, previous commitment hex]``
     history: tuple[tuple[str, str | None, str | None], ...] = ()
+    #: the scheme of its commitment row; None while the record is not committed (it will be
+    #: committed under ``commitment.SCHEME``)
+    scheme: str | None = None
+    #: where the recorded original goes back to: personal data, kept beside the record, never in it
+    return_to: str | None = None
+
+    @property
+    def commit_scheme(self) -> str:
+        """The scheme its commitment is (or will be) computed under."""
+        return self.scheme or commitments.SCHEME
 
     @property
     def number(self) -> str:
@@ -49,7 +60,7 @@ class StoredRecord:
 
     def recompute(self) -> bytes:
         """The commitment these rows make (the stored history link included as it is)."""
-        return commitments.prepare(self.record, self.seed).complete(self.prev_value)
+        return commitments.prepare(self.record, self.seed, self.commit_scheme).complete(self.prev_value)
 
 
 def load_records(conn: Any, instrument_ids: Sequence[int]) -> list[StoredRecord]:
@@ -58,6 +69,7 @@ def load_records(conn: Any, instrument_ids: Sequence[int]) -> list[StoredRecord]
     rows: list[Any] = []
     names: dict[tuple[int, str], list[str]] = {}
     parcels: dict[int, list[tuple[str, int]]] = {}
+    refs: dict[int, list[Reference]] = {}
     for chunk in chunks(list(instrument_ids), IDS_PER_ARRAY):
         param = ids_param(conn, chunk)
         rows.extend(driver_rows(conn, _SQL_INSTRUMENTS.format(where=ids_in("i.id")), param))
@@ -65,7 +77,11 @@ def load_records(conn: Any, instrument_ids: Sequence[int]) -> list[StoredRecord]
             names.setdefault((iid, role), []).append(name)
         for iid, pid, key in driver_rows(conn, _SQL_PARCELS.format(ids=ids_in("ip.instrument_id")), param):
             parcels.setdefault(iid, []).append((key, pid))
-    return _records(rows, names, parcels)
+        for iid, kind, number, book, page in driver_rows(
+            conn, _SQL_REFERENCES.format(ids=ids_in("instrument_id")), param
+        ):
+            refs.setdefault(iid, []).append(Reference(kind, number, book, page))
+    return _records(rows, names, parcels, refs)
 
 
 def load_record_by_number(conn: Any, number: str) -> StoredRecord | None:
@@ -83,11 +99,16 @@ def load_record_by_number(conn: Any, number: str) -> StoredRecord | None:
             parcels.setdefault(iid, []).append((name, pid))
         else:
             names.setdefault((iid, kind), []).append(name)  # in position order (ORDER BY)
-    return _records(rows, names, parcels)[0]
+    refs: dict[int, list[Reference]] = {}
+    for _iid, kind, ref_number, book, page in driver_rows(
+        conn, _SQL_REFERENCES.format(ids=f"instrument_id = {mark}"), (iid,)
+    ):
+        refs.setdefault(iid, []).append(Reference(kind, ref_number, book, page))
+    return _records(rows, names, parcels, refs)[0]
 
 
 def _records(rows: list[Any], names: dict[tuple[int, str], list[str]],
-             parcels: dict[int, list[tuple[str, int]]]) -> list[StoredRecord]:  # fmt: skip
+             parcels: dict[int, list[tuple[str, int]]], refs: dict[int, list[Reference]]) -> list[StoredRecord]:  # fmt: skip
     out = []
     for r in sorted(rows, key=lambda r: (r[3], r[0])):  # recording order (SQLite's text sorts as time)
         iid = r[0]
@@ -101,11 +122,13 @@ def _records(rows: list[Any], names: dict[tuple[int, str], list[str]],
                 grantors=tuple(names.get((iid, "grantor"), ())), grantees=tuple(names.get((iid, "grantee"), ())),
                 consideration_cents=r[6], legal_description=r[7], document_digest=r[8],
                 parcels=keys, corrects=r[10], prev=tuple([(k, links.get(k)) for k in keys]),
+                document_date=_date(r[14]), page_count=r[15], grantee_mailing_address=r[16], preparer=r[17],
+                references=tuple(refs.get(iid, ())), supersedes=to_hex(bytes(r[18])) if r[18] is not None else None,
             )  # fmt: skip
         except ValueError as exc:
             raise DamagedRecord(str(r[1]), str(exc)) from None
         out.append(StoredRecord(iid, record, bytes(r[9]), tuple([pid for _, pid in keyed]),
-                                bytes(r[11]) if r[11] is not None else None, history))  # fmt: skip
+                                bytes(r[11]) if r[11] is not None else None, history, r[13], r[19]))  # fmt: skip
     return out
 
 
@@ -156,9 +179,15 @@ def ids_param(conn: Any, ids: Sequence[int]) -> tuple[Any]:
 
 _SQL_INSTRUMENTS = (
     "SELECT i.id, i.instrument_number, i.doc_type, i.recorded_at, i.book, i.page, i.consideration_cents, "
-    "i.legal_description, i.document_digest, i.salt_seed, c.instrument_number, k.commitment, k.prev "
+    "i.legal_description, i.document_digest, i.salt_seed, c.instrument_number, k.commitment, k.prev, "
+    "k.scheme, i.document_date, i.page_count, i.grantee_mailing_address, i.preparer, s.commitment, i.return_to "
     "FROM instruments i LEFT OUTER JOIN instruments c ON c.id = i.corrects_id "
-    "LEFT OUTER JOIN commitments k ON k.instrument_id = i.id WHERE {where}"
+    "LEFT OUTER JOIN commitments k ON k.instrument_id = i.id "
+    "LEFT OUTER JOIN commitments s ON s.instrument_id = k.supersedes_id WHERE {where}"
+)
+_SQL_REFERENCES = (
+    "SELECT instrument_id, kind, target_number, target_book, target_page FROM instrument_references "
+    "WHERE {ids} ORDER BY instrument_id, position"
 )
 _SQL_PARTIES = (
     "SELECT instrument_id, role, name FROM instrument_parties WHERE {ids} ORDER BY instrument_id, role, position"
@@ -172,6 +201,13 @@ _SQL_PARCELS = (
     "SELECT ip.instrument_id, ip.parcel_id, p.parcel_key FROM instrument_parcels ip "
     "JOIN parcels p ON p.id = ip.parcel_id WHERE {ids}"
 )
+
+
+def _date(value: Any) -> str | None:
+    """The committed spelling of a stored document date (SQLite gives its text)."""
+    if value is None:
+        return None
+    return value if isinstance(value, str) else value.isoformat()
 
 
 def _timestamp(value: datetime | str) -> str:

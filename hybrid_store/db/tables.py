@@ -71,6 +71,10 @@ TABLES: dict[str, TableRule] = {
     "instruments": append_only("a recorded instrument; a correction is a new instrument"),
     "instrument_parties": append_only("the grantors and grantees of a recorded instrument"),
     "instrument_parcels": append_only("the parcels a recorded instrument names"),
+    "instrument_references": append_only(
+        "a recorded instrument's cross-references (the mortgage it acts on, the lien it discharges, what it "
+        "corrects): part of the recorded instrument; a correction is a new instrument"
+    ),
     "commitments": append_only("what was committed to, and anchored, for each instrument"),
     "title_flags": append_only("a filing flagged for review stays flagged; review is a new record"),
     "registry_pins": append_only("facts fixed at first use (the jurisdiction): never changed silently"),

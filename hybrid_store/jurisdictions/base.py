@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import abc
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any, ClassVar, Protocol, cast
 
 from pydantic import BaseModel
 
-from hybrid_store.core.records import DocType
+from hybrid_store.core.records import DocType, ReferenceKind
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,9 @@ class Limits:
     legal_description: int = 20_000  # characters; metes-and-bounds descriptions run to a few pages
     consideration: Decimal = Decimal("99999999999.99")  # under $100 billion: fits a signed 64-bit cents column
     future_tolerance: timedelta = timedelta(minutes=5)  # clock skew between a workstation and the server
+    page_count: int = 100_000  # pages of one instrument; a master deed with its plans runs to thousands
+    address: int = 500  # characters of a mailing or return-to address, lines included
+    references: int = 50  # cross-references of one instrument (a release may name several mortgages)
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,22 @@ class Profile(abc.ABC):
     limits: ClassVar[Limits] = Limits()
     #: the document types this registry records (a recorder that records everything takes OTHER too)
     doc_types: ClassVar[frozenset[DocType]] = frozenset(DocType)
+    #: conveyances made for the owner of record by an officer or a court (who may convey is the
+    #: type's rule): their grantors need not be the owners of record (``title.check``)
+    conveys_for_owner: ClassVar[frozenset[DocType]] = frozenset({
+        DocType.SHERIFFS_DEED, DocType.EXECUTORS_DEED, DocType.ADMINISTRATORS_DEED, DocType.TAX_SALE_DEED,
+        DocType.COURT_ORDER,
+    })  # fmt: skip
+    #: the cross-reference each type must cite (examination reads it: citing nothing is a ground for
+    #: refusal); a type not listed cites nothing it must
+    cites: ClassVar[Mapping[DocType, ReferenceKind]] = MappingProxyType({
+        DocType.ASSIGNMENT: ReferenceKind.ACTS_ON_MORTGAGE,
+        DocType.SATISFACTION: ReferenceKind.ACTS_ON_MORTGAGE,
+        DocType.RELEASE: ReferenceKind.ACTS_ON_MORTGAGE,
+        DocType.SUBORDINATION: ReferenceKind.ACTS_ON_MORTGAGE,
+        DocType.DISCHARGE_OF_LIEN: ReferenceKind.DISCHARGES_LIEN,
+        DocType.CORRECTION: ReferenceKind.CORRECTS,
+    })  # fmt: skip
 
     @property
     @abc.abstractmethod

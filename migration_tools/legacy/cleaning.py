@@ -60,3 +60,19 @@ def person_name(raw: str) -> str:
     suffix = [p for p in rest if p.upper() in SUFFIXES]
     given = [p for p in rest if p.upper() not in SUFFIXES]
     return " ".join([*given, last, *suffix])
+
+
+def mailing_address(*lines: str | None) -> str | None:
+    """An address from its lines as a legacy source keeps them (street; city, state and ZIP): each
+    line cleaned, blank lines dropped, None when nothing is left. An address with a control
+    character is left out rather than quarantining its document: it is optional, the deed is not."""
+    kept = [clean(line) for line in lines if clean(line)]
+    text = "\n".join(kept)
+    if not text or len(text) > MAX_ADDRESS or "\ufffd" in text:
+        return None
+    if any(unicodedata.category(ch) == "Cc" for ch in text.replace("\n", "")):
+        return None
+    return text
+
+
+MAX_ADDRESS = 500  # a filing's limit (jurisdictions.base.Limits.address): a longer one is no address

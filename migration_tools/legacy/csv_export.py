@@ -6,8 +6,9 @@ Four files in one folder, joined by ``doc_id``:
   legal_description, document_sha256
 * ``parties.csv``    doc_id, role (GRANTOR/GRANTEE, or 1/2), seq, name, address
 * ``parcels.csv``    doc_id, seq, municipality_code, block, lot, qualifier
-* ``xrefs.csv``      doc_id, ref_doc_id, kind (CORRECTS is used; other kinds are kept in the legal
-  description's note only)
+* ``xrefs.csv``      doc_id, ref_doc_id, kind (CORRECTS makes a correction; ASSIGNS, SATISFIES,
+  RELEASES, SUBORDINATES and DISCHARGES become the instrument's cross-references; other kinds are
+  not read)
 
 Real exports are messy, and this reader says what it did about it: byte-order marks, mixed and
 non-breaking whitespace, names written ``LAST, FIRST MIDDLE, SUFFIX`` (turned around; firm names
@@ -30,7 +31,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from hybrid_store.plain_numbers import is_amount, is_digits, not_an_amount
-from migration_tools.legacy.cleaning import clean, person_name
+from migration_tools.legacy.cleaning import clean, mailing_address, person_name
 from migration_tools.legacy.importer import BoundedLines, RecordTooLong, SourceRecord
 
 EASTERN = ZoneInfo("America/New_York")
@@ -47,6 +48,11 @@ def _vocabulary() -> tuple[dict[str, str], dict[str, str]]:
 
 
 FILES = ("documents.csv", "parties.csv", "parcels.csv", "xrefs.csv")
+#: xrefs.csv kinds that are cross-references of the citing document (CORRECTS: its correction link)
+REFERENCE_KINDS = {
+    "CORRECTS": "corrects", "CORRECTION": "corrects", "ASSIGNS": "acts_on_mortgage", "SATISFIES": "acts_on_mortgage",
+    "RELEASES": "acts_on_mortgage", "SUBORDINATES": "acts_on_mortgage", "DISCHARGES": "discharges_lien",
+}  # fmt: skip
 
 
 def _whole_number(text: str | None, default: int) -> int:
@@ -108,8 +114,10 @@ def _rows(folder: Path, name: str, too_long: list[SourceRecord]) -> Iterator[tup
 def read(folder: Path) -> Iterator[SourceRecord]:
     """Every document of the export as a ``SourceRecord``, parties and parcels joined in."""
     parties: dict[str, list[tuple[str, int, str]]] = defaultdict(list)
+    addresses: dict[str, list[tuple[int, str]]] = defaultdict(list)  # grantees' addresses, by seq
     parcels: dict[str, list[tuple[int, dict[str, str]]]] = defaultdict(list)
     corrects: dict[str, str] = {}
+    cites: dict[str, list[tuple[str, str]]] = defaultdict(list)
     orphans: list[SourceRecord] = []  # and records too long to read
     documents = list(_rows(folder, "documents.csv", orphans))
     known = {clean(row.get("doc_id")) for _, row in documents}
@@ -125,6 +133,8 @@ def read(folder: Path) -> Iterator[SourceRecord]:
         else:
             seq = _whole_number(row.get("seq"), 0)
             parties[doc].append((role, seq, person_name(row.get("name", ""))))
+            if role == "grantee" and (address := mailing_address(row.get("address"))):
+                addresses[doc].append((seq, address))
     for number, row in _rows(folder, "parcels.csv", orphans):
         doc = clean(row.get("doc_id"))
         if doc not in known:
@@ -134,17 +144,24 @@ def read(folder: Path) -> Iterator[SourceRecord]:
         seq = _whole_number(row.get("seq"), number)
         parcels[doc].append((seq, row))
     for _, row in _rows(folder, "xrefs.csv", orphans):
-        if clean(row.get("kind")).upper() in ("CORRECTS", "CORRECTION"):
+        kind = REFERENCE_KINDS.get(clean(row.get("kind")).upper())
+        if kind == "corrects":
             corrects[clean(row.get("doc_id"))] = clean(row.get("ref_doc_id"))
+        elif kind is not None:
+            cites[clean(row.get("doc_id"))].append((kind, clean(row.get("ref_doc_id"))))
     numbers = {clean(row.get("doc_id")): clean(row.get("instrument_number")).upper() for _, row in documents}
     yield from orphans
-    records = [_document(number, row, parties, parcels, corrects, numbers) for number, row in documents]
+    # the first grantee's address is the deed's mailing address
+    first_address = {doc: min(seq_addresses)[1] for doc, seq_addresses in addresses.items()}
+    joined = (corrects, cites, first_address)
+    records = [_document(number, row, parties, parcels, joined, numbers) for number, row in documents]
     # in recording order, so a correction is loaded after what it corrects
     records.sort(key=lambda r: (r.data is not None, r.data["recorded_at"] if r.data else None))
     yield from records
 
 
-def _document(number, row, parties, parcels, corrects, numbers) -> SourceRecord:
+def _document(number, row, parties, parcels, joined, numbers) -> SourceRecord:
+    corrects, cites, first_address = joined
     doc = clean(row.get("doc_id"))
     where = f"documents.csv row {number} (doc_id {doc})"
     raw = str(row)
@@ -177,5 +194,9 @@ def _document(number, row, parties, parcels, corrects, numbers) -> SourceRecord:
         "legal_description": row.get("legal_description", "") or "",
         "document_digest": clean(row.get("document_sha256")).lower(),
         "corrects": numbers.get(corrects[doc]) if doc in corrects else None,
+        "grantee_mailing_address": first_address.get(doc),
+        # a reference to a document the export does not hold cannot be named: left out
+        "references": [{"kind": kind, "instrument_number": numbers[ref]} for kind, ref in cites.get(doc, ())
+                       if numbers.get(ref)],
     }  # fmt: skip
     return SourceRecord(where, raw, data=data)

@@ -24,6 +24,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from hybrid_store.plain_numbers import is_digits, not_a_number
+from migration_tools.legacy.cleaning import mailing_address
 from migration_tools.legacy.importer import BoundedLines, RecordTooLong, SourceRecord
 
 DateOrder = Literal["YYMMDD", "MMDDYY"]
@@ -41,6 +42,8 @@ FIELDS: dict[str, tuple[int, int]] = {
     "grantor_street": (145, 169),
     "grantee_name": (204, 238),
     "grantee_street": (239, 263),
+    "grantee_city_state": (264, 288),
+    "grantee_zip": (289, 297),
     "property_location": (298, 322),
     "deed_book": (329, 333),
     "deed_page": (334, 338),
@@ -159,6 +162,13 @@ def parse_line(line: str, number: int, *, date_order: DateOrder, pivot: int) -> 
             + f"; deed dated {dates['deed_date'].isoformat()} (from the SR1A file)."
         ),
         "document_digest": hashlib.sha256(line.encode("latin-1")).hexdigest(),
+        # what SR1A holds of the index fields (the deed date stays in the legal description too, as
+        # records loaded before the date had a field of its own said it)
+        "document_date": dates["deed_date"],
+        "grantee_mailing_address": mailing_address(
+            field(line, "grantee_street"),
+            f"{field(line, 'grantee_city_state').strip()} {field(line, 'grantee_zip').strip()}",
+        ),
     }
     return SourceRecord(where, line, data=data)
 
@@ -185,6 +195,8 @@ def format_line(record: dict, *, width: int = 663, date_order: DateOrder = "MMDD
     put(*FIELDS["reported_sales_price"], int(record.get("consideration") or 0), right=True, zero=True)
     put(*FIELDS["grantor_name"], record["grantors"][0])
     put(*FIELDS["grantee_name"], record["grantees"][0])
+    for name in ("grantee_street", "grantee_city_state", "grantee_zip"):
+        put(*FIELDS[name], record.get(name, ""))
     put(*FIELDS["property_location"], record.get("location", ""))
     put(*FIELDS["deed_book"], record["book"], right=True, zero=True)
     put(*FIELDS["deed_page"], record["page"], right=True, zero=True)

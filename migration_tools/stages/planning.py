@@ -120,6 +120,6 @@ def _time_estimate(records: int, batches: int) -> float:
     )  # fmt: skip
     started = time.perf_counter()
     for _ in range(200):
-        commitments.prepare(sample, b"\x00" * 32)
+        commitments.prepare(sample, b"\x00" * 32, commitments.SCHEME)
     per_record = (time.perf_counter() - started) / 200
     return records * (per_record / max(1, min(2, multiprocessing.cpu_count())) + 60e-6) + batches * 0.3

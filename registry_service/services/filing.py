@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from hybrid_store import mirror
+from hybrid_store.core.commitment import SCHEME, SCHEME_V1
 from hybrid_store.core.hashing import to_hex
 from hybrid_store.core.records import format_timestamp
 from hybrid_store.db.engine import Database
@@ -175,14 +176,19 @@ class Filing:
         if stored.commitment is None:
             raise NotFound(f"instrument {number} has no commitment yet (it has not been migrated)")
         r = stored.record
+        v2 = _index_members(stored.commit_scheme, r.document_date, r.page_count, r.grantee_mailing_address,
+                            r.preparer, [ref.value() for ref in r.references])  # fmt: skip
         return self._sign(r.instrument_number, r.book, r.page, r.recorded_at, r.doc_type, r.parcels, r.document_digest,
-                          stored.commitment, r.corrects)  # fmt: skip
+                          stored.commitment, r.corrects, v2)  # fmt: skip
 
     def _result(self, made: Recorded, instrument: InstrumentInput) -> dict[str, Any]:
         assert made.commitment is not None
+        i = instrument
+        v2 = _index_members(SCHEME, i.document_date.isoformat() if i.document_date else None, i.page_count,
+                            i.grantee_mailing_address, i.preparer, [r.reference().value() for r in i.references])  # fmt: skip
         receipt = self._sign(
             made.instrument_number, made.book, made.page, format_timestamp(made.recorded_at), str(instrument.doc_type),
-            [p.key for p in instrument.parcels], instrument.document_digest, made.commitment, instrument.corrects,
+            [p.key for p in instrument.parcels], instrument.document_digest, made.commitment, instrument.corrects, v2,
         )  # fmt: skip
         return {
             "receipt": receipt,
@@ -192,12 +198,23 @@ class Filing:
 
     def _sign(
         self, number: str, book: str, page: str, recorded_at: str, doc_type: str, parcels: Iterable[str],
-        document_digest: str, commitment: bytes, corrects: str | None,
+        document_digest: str, commitment: bytes, corrects: str | None, index: dict[str, Any],
     ) -> dict[str, Any]:  # fmt: skip
         # Ed25519 signatures are deterministic: the same facts always give the same signed receipt
         return self.signer.sign({
             "format": RECEIPT_FORMAT, "registry": self.settings.service.registry_name, "instrumentNumber": number,
             "book": book, "page": page, "recordedAt": recorded_at, "docType": doc_type,
             "parcels": sorted(parcels), "documentDigest": document_digest, "commitment": to_hex(commitment),
-            "corrects": corrects,
+            "corrects": corrects, **index,
         })  # fmt: skip
+
+
+def _index_members(scheme: str, document_date: str | None, page_count: int | None, address: str | None,
+                   preparer: str | None, references: list[list[str | None]]) -> dict[str, Any]:  # fmt: skip
+    """A v2 record's receipt also names its scheme and what v2 commits besides (never the return-to
+    address: personal data). A v1 record's receipt keeps exactly its members, so it is signed again
+    to the same bytes."""
+    if scheme == SCHEME_V1:
+        return {}
+    return {"commitmentScheme": scheme, "documentDate": document_date, "pageCount": page_count,
+            "granteeMailingAddress": address, "preparer": preparer, "references": references}  # fmt: skip

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hybrid_store import mirror
+from hybrid_store.core.commitment import SCHEME_V1
 from hybrid_store.core.hashing import to_hex
 from hybrid_store.core.records import CONVEYANCES, DocType
 from hybrid_store.db.engine import Database
@@ -41,7 +42,9 @@ class Queries:
         self.db = db
         self.profile: Profile = settings.profile
 
-    def instrument(self, number: str) -> schemas.InstrumentView:
+    def instrument(self, number: str, *, personal: bool = False) -> schemas.InstrumentView:
+        """One instrument; ``personal``: with the personal data the registry keeps beside the record
+        (the return-to address), for a caller who files (the clerk mails the original back)."""
         with self.db.read() as s:
             conn = s.connection()
             stored = load_record_by_number(conn, number)
@@ -65,6 +68,12 @@ class Queries:
             corrected_by=corrected_by, commitment=to_hex(stored.commitment) if stored.commitment else "",
             anchoring=anchoring, flags=flags, mirror_flags=replaced,
             superseded_by=next((f.successor_number for f in replaced if f.successor_number), None),
+            commitment_scheme=stored.scheme, document_date=r.document_date, page_count=r.page_count,
+            grantee_mailing_address=r.grantee_mailing_address, preparer=r.preparer,
+            references=[schemas.ReferenceView(kind=ref.kind, instrument_number=ref.number, book=ref.book, page=ref.page)
+                        for ref in r.references],
+            supersedes=r.supersedes if stored.scheme != SCHEME_V1 else None,
+            return_to=stored.return_to if personal else None,
         )  # fmt: skip
 
     def search(

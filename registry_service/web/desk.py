@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hybrid_store import mirror, strict_json
 from hybrid_store.core.commitment import FIELDS
-from hybrid_store.core.records import DocType
+from hybrid_store.core.records import DocType, ReferenceKind
 from hybrid_store.errors import Conflict, FieldError, InvalidInstrument, LandregError, MirrorMode, NotFound
 from hybrid_store.files import create_once
 from hybrid_store.settings import Settings
@@ -37,6 +37,10 @@ from registry_service.web.forms import DeskForm, FormLimits, read_form
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
 PARCEL_ROWS = 3  # parcel rows on the filing form (an instrument may touch more: file through the API)
+REFERENCE_ROWS = 2  # cross-reference rows on the filing form (more through the API)
+REFERENCE_BOXES = ("instrument_number", "book", "page")
+#: the optional index fields the filing form sends as typed (intake validates them)
+INDEX_FIELDS = ("document_date", "page_count", "grantee_mailing_address", "preparer", "return_to")
 MAX_DOCUMENT_BYTES = 50 * 1024 * 1024
 #: the filing form: one scanned document beside its fields (and room for more parcel rows than it shows)
 FILE_FORM = FormLimits(
@@ -246,7 +250,8 @@ def _file_page(request: Request, actor: Actor, *, values: dict[str, Any], correc
     values.setdefault("form_id", secrets.token_urlsafe(16))  # a resubmitted form records nothing twice
     return _page(request, "file.html", status=status, actor=actor, values=values, errors=errors or {},
                  form_error=form_error, corrects=corrects, doc_types=list(DocType), municipalities=_places(request),
-                 rows=range(PARCEL_ROWS), max_document=f"{MAX_DOCUMENT_BYTES // (1024 * 1024)} MB")  # fmt: skip
+                 rows=range(PARCEL_ROWS), max_document=f"{MAX_DOCUMENT_BYTES // (1024 * 1024)} MB",
+                 reference_rows=range(REFERENCE_ROWS), reference_kinds=list(ReferenceKind))  # fmt: skip
 
 
 @router.post("/file")
@@ -286,6 +291,7 @@ async def _file_form(request: Request, form: DeskForm, who: Caller, filing: Fili
         "consideration": values.get("consideration", "").replace(",", "").replace("$", "").strip() or None,
         "legal_description": values.get("legal_description", ""),
         "document_digest": digest,
+        **_index_fields(values),
     }  # fmt: skip
 
     try:
@@ -307,6 +313,19 @@ async def _file_form(request: Request, form: DeskForm, who: Caller, filing: Fili
     return RedirectResponse(f"/desk/instruments/{number}", status_code=303)
 
 
+def _index_fields(values: dict[str, str]) -> dict[str, Any]:
+    """What a recorder indexes besides, as the form has it: blank boxes are left out (intake takes
+    them as not given), and a cross-reference row counts once any of its boxes is filled."""
+    out: dict[str, Any] = {name: values[name] for name in INDEX_FIELDS if values.get(name, "").strip()}
+    out["references"] = [
+        {"kind": values.get(f"ref_kind_{i}", ""), **{key: values[f"ref_{key}_{i}"].strip() for key in REFERENCE_BOXES
+                                                      if values.get(f"ref_{key}_{i}", "").strip()}}
+        for i in range(REFERENCE_ROWS)
+        if any(values.get(f"ref_{key}_{i}", "").strip() for key in REFERENCE_BOXES)
+    ]  # fmt: skip
+    return out
+
+
 def _lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
@@ -319,6 +338,8 @@ def _inline(errors: list[FieldError]) -> dict[str, str]:
         if name.startswith("parcels[") and "]." in name:
             index, _, sub = name[len("parcels[") :].partition("].")
             name = f"{'municipality' if sub == 'municipality_code' else sub}_{index}"
+        elif name.startswith("references[") and "]" in name:
+            name = f"reference_{name[len('references[') :].partition(']')[0]}"
         elif "[" in name:
             name = name.split("[")[0]
         elif name == "(instrument)":
@@ -342,7 +363,7 @@ async def _sha256_of(upload: FormFile) -> str:  # a form part (FastAPI's UploadF
 @router.get("/instruments/{number}")
 def instrument_page(request: Request, number: str, actor: Reader, queries: QueriesDep, filing: FilingDep) -> Response:
     try:
-        instrument = queries.instrument(number)
+        instrument = queries.instrument(number, personal=actor.can(Permission.FILE))
         receipt = filing.receipt(number) if actor.can(Permission.PROOF) else None
     except NotFound as exc:
         return _error_page(request, exc, 404)

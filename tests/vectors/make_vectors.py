@@ -1,6 +1,8 @@
 """Writes the commitment and proof-bundle test vectors (tests/vectors/*/*.json).
 
-Run once when the scheme is introduced: ``python tests/vectors/make_vectors.py``. The vectors are
+Run once when a scheme is introduced: ``python tests/vectors/make_vectors.py v2`` writes the
+vectors of ``landreg-commitment/v2`` (``commitment-v2/``, ``bundle-v2/``) and leaves v1's alone;
+``... v1`` wrote ``commitment/`` and ``bundle/`` when v1 was introduced. The vectors are
 then frozen: the test suite recomputes every one and fails if the code's output moves, and it
 checks the positive ones against an independent implementation written from the spec alone.
 Negative vectors are named after their mutation (``modified-value@grantors``) and state the error.
@@ -16,7 +18,7 @@ from typing import Any
 from hybrid_store.core import bundle as bundles
 from hybrid_store.core import commitment, merkle
 from hybrid_store.core.hashing import to_hex
-from hybrid_store.core.records import build_record
+from hybrid_store.core.records import Reference, build_record
 
 HERE = Path(__file__).parent
 ANCHOR = bundles.Anchor(
@@ -88,16 +90,108 @@ RECORDS: dict[str, dict[str, Any]] = {
 }
 
 
-def positive(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+_V2_INDEX = dict(
+    document_date="2026-02-27", page_count=4, grantee_mailing_address="12 ELM STREET\nHACKENSACK, NJ 07601",
+    preparer="ROBERT DOE, ESQ.",
+)  # fmt: skip
+RECORDS_V2: dict[str, dict[str, Any]] = {
+    "deed-v2-index-fields": {
+        "description": "A one-parcel deed with what a recorder indexes: the date it bears, its pages, the grantee's "
+        "mailing address, the preparer; no cross-reference, supersedes nothing.",
+        "seed": "00" * 31 + "02",
+        "record": dict(RECORDS["deed-basic"]["record"], instrument_number="2026-0000101", **_V2_INDEX),
+    },
+    "satisfaction-v2-cites-mortgage": {
+        "description": "A satisfaction naming the mortgage it satisfies by its number; no consideration, no "
+        "mailing address.",
+        "seed": "22" * 32,
+        "record": dict(
+            instrument_number="2026-0000102",
+            doc_type="SATISFACTION",
+            recorded_at="2026-05-01T09:00:00Z",
+            book="20412",
+            page="33",
+            grantors=["VALLEY NATIONAL BANK"],
+            grantees=["MARÍA GARCÍA"],
+            consideration_cents=None,
+            legal_description="",
+            document_digest="f" * 64,
+            parcels=["0223_100.01_5", "0223_100.01_6"],
+            corrects=None,
+            prev={"0223_100.01_5": "0x" + "5b" * 32, "0223_100.01_6": "0x" + "6b" * 32},
+            document_date="2026-04-28",
+            page_count=1,
+            preparer="VALLEY NATIONAL BANK",
+            references=[Reference("acts_on_mortgage", number="2026-0000002")],
+        ),  # fmt: skip
+    },
+    "release-v2-cites-pre-registry-book-page": {
+        "description": "A release naming two mortgages: one recorded before the registry's book began, by book "
+        "and page, and one by its number.",
+        "seed": "33" * 32,
+        "record": dict(
+            instrument_number="2026-0000103",
+            doc_type="RELEASE",
+            recorded_at="2026-05-02T10:11:12Z",
+            book="20412",
+            page="34",
+            grantors=["FIRST FIDELITY BANK"],
+            grantees=["ZOË MÜLLER"],
+            consideration_cents=None,
+            legal_description="Lot 1 in Block 2150.",
+            document_digest="1" * 64,
+            parcels=["0219_2150_1_C0012"],
+            corrects=None,
+            prev={"0219_2150_1_C0012": None},
+            document_date="2026-04-30",
+            page_count=2,
+            references=[
+                Reference("acts_on_mortgage", book="5120", page="77"),
+                Reference("acts_on_mortgage", number="2026-0000002"),
+            ],
+        ),  # fmt: skip
+    },
+    "sheriffs-deed-v2-supersedes": {
+        "description": "A mirrored new version of a sheriff's deed: it names the commitment of the version it "
+        "supersedes.",
+        "seed": "44" * 32,
+        "record": dict(
+            instrument_number="2026-0000104",
+            doc_type="SHERIFFS_DEED",
+            recorded_at="2026-06-01T12:00:00Z",
+            book="7303",
+            page="9",
+            grantors=["SHERIFF OF BERGEN COUNTY"],
+            grantees=["NGUYỄN VĂN AN"],
+            consideration_cents=12_500_000,
+            legal_description="As in the writ of execution.",
+            document_digest="2" * 64,
+            parcels=["0201_3_4"],
+            corrects=None,
+            prev={"0201_3_4": "0x" + "88" * 32},
+            document_date="2026-05-20",
+            page_count=3,
+            grantee_mailing_address="1 MAIN ST\nTEANECK, NJ 07666",
+            preparer="OFFICE OF THE SHERIFF",
+            supersedes="0x" + "99" * 32,
+        ),  # fmt: skip
+    },
+}
+SCHEMES = {"v1": (commitment.SCHEME_V1, RECORDS, "commitment", "bundle", "deed-basic"),
+           "v2": (commitment.SCHEME_V2, RECORDS_V2, "commitment-v2", "bundle-v2", "deed-v2-index-fields")}  # fmt: skip
+
+
+def positive(name: str, spec: dict[str, Any], scheme: str = commitment.SCHEME_V1) -> dict[str, Any]:
     seed = bytes.fromhex(spec["seed"])
     record = build_record(**spec["record"])
-    values = commitment.field_values(record)
-    salts = {f: commitment.field_salt(seed, f) for f in commitment.FIELDS}
-    hashes = {f: commitment.field_hash(f, salts[f], values[f]) for f in commitment.FIELDS}
-    value = commitment.commit(record, seed)
+    fields = commitment.fields_of(scheme)
+    values = commitment.field_values(record, scheme)
+    salts = {f: commitment.field_salt(seed, f, scheme) for f in fields}
+    hashes = {f: commitment.field_hash(f, salts[f], values[f], scheme) for f in fields}
+    value = commitment.commit(record, seed, scheme)
     return {
         "description": spec["description"],
-        "scheme": commitment.SCHEME,
+        "scheme": scheme,
         "seed": spec["seed"],
         "fields": values,
         "expected": {
@@ -109,14 +203,16 @@ def positive(name: str, spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def bundle_for(spec: dict[str, Any], redact: tuple[str, ...] = ()) -> dict[str, Any]:
+def bundle_for(
+    spec: dict[str, Any], redact: tuple[str, ...] = (), scheme: str = commitment.SCHEME_V1
+) -> dict[str, Any]:
     seed = bytes.fromhex(spec["seed"])
     record = build_record(**spec["record"])
-    value = commitment.commit(record, seed)
+    value = commitment.commit(record, seed, scheme)
     others = [bytes([i]) * 32 for i in range(1, 5)]
     tree = merkle.StandardTree.of([[to_hex(value)]] + [[to_hex(o)] for o in others], merkle.COMMITMENT_ENCODING)
     proof = bundles.TreeProof(merkle.COMMITMENT_ENCODING, (to_hex(value),), tuple(tree.proof(0)), tree.root)
-    b = bundles.ProofBundle(commitment.disclose(record, seed, redact), value, proof, ANCHOR)
+    b = bundles.ProofBundle(commitment.disclose(record, seed, redact, scheme), value, proof, ANCHOR)
     return b.to_json()
 
 
@@ -261,24 +357,101 @@ def negatives(good: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any], dict
     return out  # fmt: skip
 
 
+def negatives_v2(good: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any], dict[str, str]]]:
+    """The mutations only v2's fields and its name make possible."""
+    out: dict[str, tuple[str, dict[str, Any], dict[str, str]]] = {}
+
+    def mutate(name: str, description: str, expected: dict[str, str], change) -> None:
+        b = copy.deepcopy(good)
+        change(b)
+        out[name] = (description, b, expected)
+
+    verification = {"kind": "verification"}
+    fields = lambda b: b["record"]["fields"]  # noqa: E731
+    mutate(
+        "modified-value@page_count",
+        "One page more.",
+        verification,
+        lambda b: fields(b)["page_count"].__setitem__("value", 5),
+    )
+    mutate(
+        "modified-value@document_date",
+        "The date the instrument bears moved by a day.",
+        verification,
+        lambda b: fields(b)["document_date"].__setitem__("value", "2026-02-28"),
+    )
+    mutate(
+        "modified-value@grantee_mailing_address",
+        "Another mailing address.",
+        verification,
+        lambda b: fields(b)["grantee_mailing_address"].__setitem__("value", "13 ELM STREET\nHACKENSACK, NJ 07601"),
+    )
+    mutate(
+        "added-reference@references",
+        "A cross-reference the instrument does not make.",
+        verification,
+        lambda b: fields(b)["references"]["value"].append(["acts_on_mortgage", "2026-0000002", None, None]),
+    )
+    mutate(
+        "modified-value@supersedes",
+        "Claims to supersede a version it does not.",
+        verification,
+        lambda b: fields(b)["supersedes"].__setitem__("value", "0x" + "99" * 32),
+    )
+    mutate(
+        "missing-field@supersedes",
+        "The supersedes link neither disclosed nor redacted.",
+        {"kind": "malformed", "field": "record"},
+        lambda b: fields(b).pop("supersedes"),
+    )
+    mutate(
+        "relabelled-scheme@v1",
+        "A v2 record presented as v1: v1 has no such fields.",
+        {"kind": "malformed", "field": "record.fields.document_date"},
+        lambda b: b["record"].__setitem__("scheme", commitment.SCHEME_V1),
+    )
+    mutate(
+        "unknown-scheme@v3",
+        "A commitment scheme that does not exist.",
+        {"kind": "malformed", "field": "record.scheme"},
+        lambda b: b["record"].__setitem__("scheme", "landreg-commitment/v3"),
+    )
+    return out  # fmt: skip
+
+
 def write(path: Path, obj: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def main() -> None:
-    for name, spec in RECORDS.items():
-        write(HERE / "commitment" / f"{name}.json", positive(name, spec))
-    good = bundle_for(RECORDS["deed-basic"])
-    write(HERE / "bundle" / "valid-deed.json", {"description": "A complete, valid bundle.", "bundle": good,
-                                                "expected": {"valid": True}})  # fmt: skip
-    redacted = bundle_for(RECORDS["deed-basic"], redact=("consideration", "grantees"))
-    write(HERE / "bundle" / "valid-redacted@consideration-grantees.json",
-          {"description": "Price and buyers redacted: given as field hashes, the proof still verifies.",
-           "bundle": redacted, "expected": {"valid": True}})  # fmt: skip
-    for name, (description, b, expected) in negatives(good).items():
-        write(HERE / "bundle" / f"{name}.json", {"description": description, "bundle": b, "expected": expected})
+def vectors(version: str) -> dict[Path, dict[str, Any]]:
+    """Every vector file of scheme ``version`` (``v1``, ``v2``) and its content."""
+    scheme, records, commitment_dir, bundle_dir, basic = SCHEMES[version]
+    out = {HERE / commitment_dir / f"{name}.json": positive(name, spec, scheme) for name, spec in records.items()}
+    good = bundle_for(records[basic], scheme=scheme)
+    out[HERE / bundle_dir / "valid-deed.json"] = {"description": "A complete, valid bundle.", "bundle": good,
+                                                   "expected": {"valid": True}}  # fmt: skip
+    hidden = ("consideration", "grantees") if version == "v1" else ("grantee_mailing_address", "preparer", "grantees")
+    out[HERE / bundle_dir / f"valid-redacted@{'-'.join(hidden)}.json"] = {
+        "description": "Fields redacted: given as field hashes, the proof still verifies.",
+        "bundle": bundle_for(records[basic], redact=hidden, scheme=scheme), "expected": {"valid": True},
+    }  # fmt: skip
+    if version == "v1":
+        out[HERE / bundle_dir / f"valid-redacted@{'-'.join(hidden)}.json"]["description"] = (
+            "Price and buyers redacted: given as field hashes, the proof still verifies."
+        )
+    mutations = negatives(good) if version == "v1" else {**negatives(good), **negatives_v2(good)}
+    for name, (description, b, expected) in mutations.items():
+        out[HERE / bundle_dir / f"{name}.json"] = {"description": description, "bundle": b, "expected": expected}
+    return out
+
+
+def main(version: str) -> None:
+    for path, content in vectors(version).items():
+        write(path, content)
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(sys.argv[1] if len(sys.argv) > 1 else "v2")
