@@ -117,7 +117,9 @@ def export_bundle(
     successor = export_bundle(session, newer, shown, with_successor=False)
     if not successor.is_anchored:
         return made
-    return replace(made, disclosure=disclose(stored.record, stored.seed, shown), successor=successor)
+    return replace(
+        made, disclosure=disclose(stored.record, stored.seed, shown, stored.commit_scheme), successor=successor
+    )
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from tests.conftest import NOW, TEST_RECEIPT_PASSPHRASE, deed, pg_admin, pg_url
 
 def run_the_service(db: Database, chain) -> str:
     """The service's own work, as whatever role ``db`` connects as: first use (jurisdiction pinned),
-    filings (one flagged as a double sale), the contract attached, everything anchored (batches,
+    filings (one flagged as a double sale, one citing another), the contract attached, everything anchored (batches,
     attempts, audit checkpoints), a proof exported and a clean reconciliation recorded. Returns the
     number of an anchored instrument."""
     pin_jurisdiction(db, get_profile("bergen"))
@@ -46,8 +46,12 @@ def run_the_service(db: Database, chain) -> str:
             audit_log.append(s, actor="Pat Clerk (clerk)", role="clerk", action="instrument.file",
                              target=made.instrument_number, details={})  # fmt: skip
         numbers.append(made.instrument_number)
+    with db.write() as s:  # an instrument that cites another (instrument_references)
+        record_instruments(s, [validate(deed(doc_type="SATISFACTION", grantors=["FIRST BANK"], grantees=["BEN BAKER"],
+                                             references=[{"kind": "acts_on_mortgage", "instrument_number": numbers[1]}]),
+                                        now=NOW)], now=NOW)  # fmt: skip
     deployment = attach(db, chain)
-    assert Anchorer(db, chain, deployment).drain().records == 3
+    assert Anchorer(db, chain, deployment).drain().records == 4
     with db.read() as s:
         assert export_bundle(s, numbers[0]).anchor is not None
     assert reconcile(db, chain, manifest_dir=None, workers=1).clean
