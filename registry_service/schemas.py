@@ -37,9 +37,24 @@ class Anchoring(BaseModel):
 
 
 class FlagView(BaseModel):
+    id: int | None = Field(default=None, description="acknowledge or look it up as /api/v1/flags/title/{id}")
     parcel: str
     kind: Literal["grantor_not_owner", "conflicting_conveyance"]
     message: str
+    ownership: bool = Field(default=True, description="it bears on who owns the parcel: only recording an "
+                            "instrument resolves it (a correction of the flagged deed, or a deed from the owners "
+                            "of record to its grantees), never an acknowledgement")  # fmt: skip
+    resolved_by: str | None = Field(default=None, description="the instrument whose recording resolved it")
+    resolution: str | None = None
+
+
+class ResolvedFlag(BaseModel):
+    """A title flag this filing resolved by being recorded."""
+
+    id: int
+    instrument_number: str = Field(description="the flagged instrument")
+    parcel: str
+    kind: str
 
 
 class MirrorFlagView(BaseModel):
@@ -55,6 +70,13 @@ class MirrorFlagView(BaseModel):
     acknowledged_by: str | None
     ack_reason: str | None
     revoked_on_chain: bool
+
+
+class Acknowledgement(BaseModel):
+    """Why a flag is acknowledged (audit-logged with who acknowledged it)."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=2000)
 
 
 class Signature(BaseModel):
@@ -87,6 +109,7 @@ class FilingResult(BaseModel):
     receipt: Receipt
     anchoring: Anchoring
     flags: list[FlagView] = Field(description="chain-of-title problems: recorded, but flagged for review")
+    resolved_flags: list[ResolvedFlag] = Field(default=[], description="earlier flags this instrument resolved")
 
 
 class ParcelLink(BaseModel):
@@ -176,6 +199,7 @@ class HistoryEntry(BaseModel):
     previous: str | None = Field(description="commitment of this parcel's previous record (the hash-chain link)")
     title_link: bool = Field(description="this conveyance is a link of the chain of title")
     corrects: str | None
+    corrected_by: list[str] = Field(default=[], description="the corrections re-recording this instrument")
     flags: list[FlagView]
     anchoring: Anchoring
 

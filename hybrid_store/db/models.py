@@ -444,6 +444,21 @@ class TitleFlag(Base):
     __table_args__ = (CheckConstraint("kind IN ('grantor_not_owner', 'conflicting_conveyance')", name="kind"),)
 
 
+class TitleFlagResolution(Base):
+    """A title flag resolved by recording an instrument (``instrument_id``): a correction of the
+    flagged deed, or a deed that makes its grantees the owners of record. A new record, since
+    ``title_flags`` is append-only; one per flag (a second loses on the unique index). A flag on who
+    owns a parcel is never acknowledged away: only a recorded instrument resolves it. Append-only."""
+
+    __tablename__ = "title_flag_resolutions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    flag_id: Mapped[int] = mapped_column(ForeignKey("title_flags.id"), unique=True)
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id"), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+
+
 class ApiKey(Base):
     """An API key: the public ``key_id`` names it, only a SHA-256 of its secret is stored."""
 
@@ -668,7 +683,7 @@ class MirrorFlag(Base):
 
 APPEND_ONLY_TABLES = (
     "instruments", "instrument_parties", "instrument_parcels", "commitments", "title_flags", "audit_log",
-    "audit_checkpoints", "registry_pins", "instrument_references",
+    "audit_checkpoints", "registry_pins", "instrument_references", "title_flag_resolutions",
 )  # fmt: skip
 
 __all__ = [
@@ -684,6 +699,7 @@ __all__ = [
     "Base",
     "BatchRecord",
     "MirrorFlag",
+    "TitleFlagResolution",
     "BatchState",
     "ChainDeployment",
     "Commitment",

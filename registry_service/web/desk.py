@@ -23,7 +23,7 @@ from starlette.datastructures import UploadFile as FormFile
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hybrid_store import mirror, strict_json
+from hybrid_store import flags, mirror, strict_json
 from hybrid_store.core.commitment import FIELDS
 from hybrid_store.core.records import DocType
 from hybrid_store.errors import Conflict, FieldError, InvalidInstrument, LandregError, MirrorMode, NotFound
@@ -328,13 +328,12 @@ def bundle_download(request: Request, number: str, actor: ProofReader, proofs: P
 def acknowledge_flag(request: Request, flag_id: int, who: Caller, reason: Annotated[str, Form(max_length=2000)] = "",
                      csrf: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/desk/") -> Response:  # fmt: skip
     """An operator acknowledges a parallel-run flag, with the reason (audit-logged)."""
-    actor = require(who, Permission.OPERATE)
+    actor = require(who, Permission.ACKNOWLEDGE)
     _check_csrf(request, csrf)
     if len(" ".join(reason.split())) < mirror.MIN_REASON:
         return _error_page(request, Conflict("say why the flag is acknowledged (the reason is audit-logged)"), 422)
     try:
-        with request.app.state.db.write() as s:
-            view = mirror.acknowledge(s, flag_id, actor=actor.label, role=str(actor.role), reason=reason)
+        view = request.app.state.services.filing.acknowledge(actor, flags.Source.MIRROR, flag_id, reason)
     except NotFound as exc:
         return _error_page(request, exc, 404)
     except Conflict as exc:
