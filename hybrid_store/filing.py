@@ -28,7 +28,7 @@ from hybrid_store import ledger, numbering, title
 from hybrid_store.core import commitment as commitments
 from hybrid_store.core.hashing import to_hex
 from hybrid_store.core.records import CONVEYANCES, DocType, InstrumentRecord, build_record
-from hybrid_store.db.engine import chunks, upsert_insert
+from hybrid_store.db.engine import chunks, select_in, upsert_insert
 from hybrid_store.db.models import (
     Commitment,
     Instrument,
@@ -162,7 +162,7 @@ def record_instruments(
     except IntegrityError as exc:
         raise Conflict(_integrity_message(exc)) from None
     _insert_details(conn, ids, instruments, made, parcels, now)
-    resolved = chain.resolve(session, ids, instruments, made, now) if chain is not None else {}
+    resolved = chain.resolve(session, ids, instruments, made, parcels, now) if chain is not None else {}
     new_owners = {p.id: ids[p.owner[1]] for p in parcels.values() if isinstance(p.owner, tuple)}
     values: dict[int, bytes] = {}
     if with_commitments:  # the new owners go out with the new heads, one statement per parcel
@@ -259,7 +259,7 @@ class _Chain:
         )
 
     def resolve(self, session: Session, ids: list[int], instruments: Sequence[InstrumentInput], made: list[_Made],
-                now: datetime) -> dict[int, list[int]]:  # fmt: skip
+                parcels: dict[str, _Parcel], now: datetime) -> dict[int, list[int]]:  # fmt: skip
         """Resolve, by the instruments just recorded, the open title flags they settle: a flag on a
         deed they correct (on a parcel where the correction is not flagged itself, or no longer
         named), and a flag on a deed whose grantees they make the owners of record. Each resolution
@@ -267,20 +267,25 @@ class _Chain:
         settling = [i for i, m in enumerate(made) if m.links or i in self.family]
         if not settling:
             return {}
-        pids = dict(session.execute(select(Parcel.parcel_key, Parcel.id).where(Parcel.parcel_key.in_(
-            sorted({k for i in settling for k in made[i].links} | {p.key for i in settling for p in instruments[i].parcels}))
-        )).all())  # fmt: skip
+        pids = {key: p.id for key, p in parcels.items()}
         families = set().union(*(self.family[i] for i in settling if i in self.family))
-        open_flags = _open_flags(session, set(pids.values()), families)
+        open_flags = _open_flags(session, {pids[k] for i in settling for k in made[i].links}, families)
+        by_parcel: dict[int, list[int]] = {}
+        by_instrument: dict[int, list[int]] = {}
+        for flag_id, (iid, pid, _) in open_flags.items():
+            by_parcel.setdefault(pid, []).append(flag_id)
+            by_instrument.setdefault(iid, []).append(flag_id)
         out: dict[int, list[int]] = {}
         rows = []
         for i in settling:
             own = {pids[f.parcel_key] for f in made[i].flags}
             named = {pids[p.key] for p in instruments[i].parcels}
             links = {pids[k] for k in made[i].links}
-            for flag_id, (iid, pid, grantees) in list(open_flags.items()):
-                if iid >= ids[i]:
-                    continue  # only what was recorded before it
+            candidates = {f for m in self.family.get(i, ()) for f in by_instrument.get(m, ())}
+            for flag_id in sorted(candidates.union(*(by_parcel.get(pid, ()) for pid in links))):
+                if flag_id not in open_flags or open_flags[flag_id][0] >= ids[i]:
+                    continue  # resolved by an earlier instrument of this call, or recorded after this one
+                iid, pid, grantees = open_flags[flag_id]
                 if iid in self.family.get(i, ()) and (pid not in named or pid not in own):
                     reason = f"corrected by instrument {made[i].number}"
                 elif pid in links and title.resolves(grantees, instruments[i].grantees):
@@ -353,19 +358,16 @@ def _open_flags(session: Session, pids: set[int], instrument_ids: set[int]) -> d
     """The unresolved title flags on ``pids`` or of ``instrument_ids``: flag id -> (instrument id,
     parcel id, the flagged instrument's grantees)."""
     resolved = select(TitleFlagResolution.flag_id).where(TitleFlagResolution.flag_id == TitleFlag.id).exists()
-    stmt = select(TitleFlag.id, TitleFlag.instrument_id, TitleFlag.parcel_id).where(~resolved).where(
-        TitleFlag.parcel_id.in_(sorted(pids)) | TitleFlag.instrument_id.in_(sorted(instrument_ids))
-    ).order_by(TitleFlag.id)  # fmt: skip
-    rows = session.execute(stmt).all()
+    stmt = select(TitleFlag.id, TitleFlag.instrument_id, TitleFlag.parcel_id).where(~resolved)
+    rows = {r[0]: r for r in select_in(session, stmt, TitleFlag.parcel_id, sorted(pids))}
+    rows.update({r[0]: r for r in select_in(session, stmt, TitleFlag.instrument_id, sorted(instrument_ids))})
     grantees: dict[int, list[str]] = {}
-    if rows:
-        for iid, name in session.execute(
-            select(InstrumentParty.instrument_id, InstrumentParty.name)
-            .where(InstrumentParty.instrument_id.in_(sorted({r[1] for r in rows})), InstrumentParty.role == "grantee")
-            .order_by(InstrumentParty.instrument_id, InstrumentParty.position)
-        ):
-            grantees.setdefault(iid, []).append(name)
-    return {fid: (iid, pid, grantees.get(iid, [])) for fid, iid, pid in rows}
+    names = select(InstrumentParty.instrument_id, InstrumentParty.name, InstrumentParty.position).where(
+        InstrumentParty.role == "grantee")  # fmt: skip
+    for iid, name, _ in sorted(select_in(session, names, InstrumentParty.instrument_id,
+                                         sorted({r[1] for r in rows.values()})), key=lambda r: (r[0], r[2])):  # fmt: skip
+        grantees.setdefault(iid, []).append(name)
+    return {fid: (iid, pid, grantees.get(iid, [])) for fid, iid, pid in sorted(rows.values())}
 
 
 def _entries(ids: list[int], records: list[InstrumentRecord], seeds: list[bytes], parcels: dict[str, _Parcel],
