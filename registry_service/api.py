@@ -193,7 +193,9 @@ def get_parcel_history(parcel_id: ParcelPath, queries: QueriesDep, who: Reader) 
 
 
 @router.post("/flags/{source}/{flag_id}/acknowledge", response_model=schemas.MirrorFlagView, tags=["operators"],
-             summary="Acknowledge a flag, with the reason")  # fmt: skip
+             summary="Acknowledge a flag, with the reason",
+             responses={409: {"model": schemas.ErrorResponse, "description": "a flag on who owns a parcel (record "
+                              "the instrument that resolves it), no reason given, or acknowledged already"}})  # fmt: skip
 def acknowledge_flag(
     source: Annotated[Literal["title", "mirror"], Path(description="title: a chain-of-title flag; mirror: the "
                                                                    "legacy mirror's flag")],
