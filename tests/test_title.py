@@ -54,6 +54,34 @@ def test_a_price_only_correction_raises_no_conveyance_flag(svc, doc_type):
     assert owners(svc) == (["MARÍA GARCÍA"], number_of(fixed))
 
 
+def desk_correct(svc, number: str, **changes: str) -> tuple[str, str]:
+    """A correction of ``number`` on the desk's form, prefilled from the original (its type
+    included, as a clerk leaves it), with ``changes``: the new number and the page it lands on."""
+    import re
+
+    form = svc.client.get(f"/desk/file?corrects={number}").text
+    fields = dict(re.findall(r'<input[^>]* name="([a-z_0-9]+)"[^>]* value="([^"]*)"', form))
+    fields.update(re.findall(r'<textarea[^>]* name="([a-z_]+)"[^>]*>([^<]*)</textarea>', form))
+    fields["doc_type"] = re.search(r"<option selected>([A-Z_]+)</option>", form).group(1)
+    fields["municipality_0"] = re.search(r'<option value="([0-9]+)" selected', form).group(1)
+    assert (fields["doc_type"], fields["block_0"], fields["lot_0"]) == ("DEED", "100.01", "5")  # prefilled
+    filed = svc.client.post("/desk/file", data={**fields, **changes}, follow_redirects=False)
+    assert filed.status_code == 303, filed.text
+    return filed.headers["location"].rsplit("/", 1)[1], svc.client.get(filed.headers["location"]).text
+
+
+def test_a_price_only_correction_on_the_desk_raises_no_conveyance_flag(svc):
+    from tests.test_role_matrix import desk_session
+
+    svc.file(deed(grantors=["PRIOR OWNER"], grantees=["JOHN Q. SMITH", "MARY SMITH"]))
+    original = number_of(svc.file(deed()))
+    desk_session(svc, "clerk")
+    fixed, page = desk_correct(svc, original, consideration="355,000.00")
+    assert f"Recorded as instrument {fixed}." in page and "Flagged" not in page
+    assert "$355000.00" in page and f'<a href="/desk/instruments/{original}">{original}</a>' in page
+    assert owners(svc) == (["MARÍA GARCÍA"], fixed) and open_flags(svc) == 0
+
+
 def test_a_correction_that_changes_grantees_moves_the_owners_of_record(svc):
     svc.file(deed(grantors=["PRIOR OWNER"], grantees=["JOHN Q. SMITH", "MARY SMITH"]))
     original = number_of(svc.file(deed(grantees=["MARIA GARCIA"])))  # the name was misspelt on the deed
@@ -244,7 +272,11 @@ def test_the_desk_tells_how_a_flag_on_ownership_is_resolved_and_shows_its_resolu
     desk_session(svc, "operator")
     page = svc.client.get(f"/desk/instruments/{typo}").text
     assert "it is resolved by recording an instrument" in page and "Acknowledge" not in page
-    fixed = number_of(correct(svc, typo, deed(doc_type="CORRECTION")))
+    desk_session(svc, "clerk")  # the clerk records the correction on the desk
+    fixed, page = desk_correct(svc, typo, grantors="JOHN Q. SMITH\nMARY SMITH")
+    assert f"Recorded as instrument {fixed}. It resolves the title flags on {typo}." in page
+    assert "Flagged" not in page
+    desk_session(svc, "operator")
     page = svc.client.get(f"/desk/instruments/{typo}").text
     assert f'<strong>Resolved</strong> by recording <a href="/desk/instruments/{fixed}">{fixed}</a>' in page
     history = svc.client.get(f"/desk/parcels/{PARCEL}").text

@@ -262,8 +262,11 @@ async def _file_form(request: Request, form: FormData, who: Caller, filing: Fili
     except MirrorMode as exc:
         return _error_page(request, exc, 409)
     number = result["receipt"]["instrumentNumber"]
-    request.session["flash"] = f"Recorded as instrument {number}." + (
-        f" Flagged for review: {result['flags'][0]['message']}." if result["flags"] else ""
+    resolved = sorted({f["instrument_number"] for f in result.get("resolved_flags", [])})
+    request.session["flash"] = (
+        f"Recorded as instrument {number}."
+        + (f" Flagged for review: {result['flags'][0]['message']}." if result["flags"] else "")
+        + (f" It resolves the title flags on {', '.join(resolved)}." if resolved else "")
     )
     return RedirectResponse(f"/desk/instruments/{number}", status_code=303)
 
