@@ -314,3 +314,20 @@ def test_an_operator_acknowledges_a_mirror_flag_through_the_api_with_a_reason(re
     with db.read() as s:
         [entry] = s.scalars(select(AuditEntry).where(AuditEntry.action == "mirror.acknowledge")).all()
     assert entry.role == "operator" and entry.details["reason"] == "the recorder fixed the amount"
+
+
+def test_every_flag_kind_is_classified_once():
+    """A new kind of flag must say whether it bears on who owns a parcel (resolved only by recording
+    an instrument) or may be acknowledged: the kinds the tables accept are exactly the two classes."""
+    import re
+
+    from hybrid_store import flags, title
+    from hybrid_store.db.models import MirrorFlag, TitleFlag
+
+    def kinds(model) -> set[str]:
+        [check] = [c for c in model.__table__.constraints if getattr(c, "name", "") and "kind" in str(c.name)]
+        return set(re.findall(r"'([a-z_]+)'", str(check.sqltext)))
+
+    assert kinds(TitleFlag) == set(title.OWNERSHIP)
+    assert kinds(MirrorFlag) == set(flags.ACKNOWLEDGEABLE)
+    assert not title.OWNERSHIP & flags.ACKNOWLEDGEABLE
