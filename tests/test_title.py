@@ -314,6 +314,16 @@ def test_an_operator_acknowledges_a_mirror_flag_through_the_api_with_a_reason(re
     with db.read() as s:
         [entry] = s.scalars(select(AuditEntry).where(AuditEntry.action == "mirror.acknowledge")).all()
     assert entry.role == "operator" and entry.details["reason"] == "the recorder fixed the amount"
+    # the command line goes through the same mechanism: the flag is acknowledged already
+    from typer.testing import CliRunner
+
+    from registry_service.cli.main import app
+
+    monkeypatch.setenv("DATABASE_URL", str(db.engine.url))
+    monkeypatch.setenv("LANDREG_HOME", str(tmp_path / "cli-home"))
+    monkeypatch.setenv("LANDREG_JURISDICTION", "nyc")
+    cli = CliRunner().invoke(app, ["legacy", "ack", str(flag["id"]), "--reason", "once more"])
+    assert cli.exit_code == 1 and "was acknowledged" in cli.output, cli.output
 
 
 def test_every_flag_kind_is_classified_once():
