@@ -37,7 +37,7 @@ class Anchoring(BaseModel):
 
 
 class FlagView(BaseModel):
-    id: int | None = Field(default=None, description="acknowledge or look it up as /api/v1/flags/title/{id}")
+    id: int | None = Field(default=None, description="the flag's id (flags/title/{id}); absent in a filing's result")
     parcel: str
     kind: Literal["grantor_not_owner", "conflicting_conveyance"]
     message: str
