@@ -27,8 +27,8 @@ from sqlalchemy.orm import Session
 from hybrid_store import ledger, numbering, title
 from hybrid_store.core import commitment as commitments
 from hybrid_store.core.hashing import to_hex
-from hybrid_store.core.records import CONVEYANCES, InstrumentRecord, build_record
-from hybrid_store.db.engine import chunks, upsert_insert
+from hybrid_store.core.records import CONVEYANCES, DocType, InstrumentRecord, build_record
+from hybrid_store.db.engine import chunks, select_in, upsert_insert
 from hybrid_store.db.models import (
     Commitment,
     Instrument,
@@ -37,6 +37,7 @@ from hybrid_store.db.models import (
     InstrumentReference,
     Parcel,
     TitleFlag,
+    TitleFlagResolution,
     table,
 )
 from hybrid_store.errors import Conflict, FieldError, InvalidInstrument
@@ -56,6 +57,7 @@ class Recorded:
     recorded_at: datetime
     commitment: bytes | None  # None for a legacy record loaded without one
     flags: tuple[Flag, ...] = ()
+    resolved: tuple[int, ...] = ()  # the title flags (ids) this instrument resolved by being recorded
 
     @property
     def commitment_hex(self) -> str:
@@ -79,6 +81,7 @@ class _Made:
     page: str
     recorded_at: datetime
     flags: list[Flag] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)  # the parcels whose owners of record it becomes
 
 
 def record_instruments(
@@ -122,6 +125,7 @@ def record_instruments(
     corrects = _resolve_corrections(session, instruments)
     superseded = _superseded_commitments(session, mirror)
     owners = _conveyances(session, {p.owner for p in parcels.values()})
+    chain = _Chain.load(session, instruments, corrects, parcels) if mirror is None else None
     numbers = numbering.assign(session, instruments, now)  # last: counter rows stay locked the shortest
 
     made: list[_Made] = []
@@ -140,8 +144,8 @@ def record_instruments(
         seeds.append(seed())
         entry = _Made(number, book, page, recorded_at)
         made.append(entry)
-        if inst.doc_type in CONVEYANCES and mirror is None:  # (a mirror's owners follow the legacy system)
-            _link_title(index, keys, instruments, made, parcels, owners)
+        if chain is not None and chain.conveys(index):  # (a mirror's owners follow the legacy system)
+            _link_title(index, keys, instruments, made, parcels, owners, chain)
         rows.append({
             "instrument_number": number, "book": book, "page": page, "doc_type": str(inst.doc_type),
             "recorded_at": recorded_at, "consideration_cents": inst.consideration_cents,
@@ -158,6 +162,7 @@ def record_instruments(
     except IntegrityError as exc:
         raise Conflict(_integrity_message(exc)) from None
     _insert_details(conn, ids, instruments, made, parcels, now)
+    resolved = chain.resolve(session, ids, instruments, made, parcels, now) if chain is not None else {}
     new_owners = {p.id: ids[p.owner[1]] for p in parcels.values() if isinstance(p.owner, tuple)}
     values: dict[int, bytes] = {}
     if with_commitments:  # the new owners go out with the new heads, one statement per parcel
@@ -166,24 +171,203 @@ def record_instruments(
     elif new_owners:
         moved = [{"pid": pid, "owner": owner} for pid, owner in new_owners.items()]
         conn.execute(_MOVE_OWNERS, moved[0] if len(moved) == 1 else moved)
-    return [Recorded(i, m.number, m.book, m.page, m.recorded_at, values.get(i), tuple(m.flags))
+    return [Recorded(i, m.number, m.book, m.page, m.recorded_at, values.get(i), tuple(m.flags),
+                     tuple(resolved.get(i, ())))
             for i, m in zip(ids, made, strict=True)]  # fmt: skip
 
 
 def _link_title(index: int, keys: list[str], instruments: Sequence[InstrumentInput], made: list[_Made],
-                parcels: dict[str, _Parcel], owners: dict[object, title.Conveyance]) -> None:  # fmt: skip
+                parcels: dict[str, _Parcel], owners: dict[object, title.Conveyance], chain: _Chain) -> None:  # fmt: skip
     """Chain of title for the ``index``-th instrument, a conveyance: on each parcel it becomes the
-    owner of record, or is flagged for review."""
+    owner of record, or is flagged for review (a correction: judged against the title before what
+    it corrects)."""
     inst, entry = instruments[index], made[index]
+    for_owner = chain.kind(index) in inst.profile.conveys_for_owner
     for key in keys:
         owner = parcels[key].owner
         known = title.Conveyance(made[owner[1]].number, instruments[owner[1]].grantors,
                                  instruments[owner[1]].grantees) if isinstance(owner, tuple) else owners.get(owner)  # fmt: skip
-        flag = title.check(key, inst.grantors, known, for_owner=inst.doc_type in inst.profile.conveys_for_owner)
-        if flag is None:
-            parcels[key].owner = ("new", index)
+        corrected = chain.corrected(index, key, owner, instruments)
+        if corrected is None:
+            flag, links = title.check(key, inst.grantors, known, for_owner=for_owner), True
         else:
+            flag, links = title.check_correction(key, inst.grantors, corrected, known, for_owner=for_owner)
+        if flag is not None:
             entry.flags.append(flag)
+        elif links:
+            parcels[key].owner = ("new", index)
+            entry.links.append(key)
+
+
+@dataclass
+class _Chain:
+    """The chain of title as the database holds it, for what this call records: each instrument's
+    kind for the chain of title (a correction's is the kind of what it corrects), and for each
+    correction, per parcel, the title it is judged against (``title.Corrected``)."""
+
+    kinds: list[DocType]
+    family: dict[int, frozenset[int]] = field(default_factory=dict)  # correction index -> its family's ids
+    before: dict[tuple[int, str], title.Conveyance | None] = field(default_factory=dict)
+    linked: dict[tuple[int, str], bool] = field(default_factory=dict)
+    numbers: dict[int, str] = field(default_factory=dict)  # the corrected instruments' numbers
+
+    @classmethod
+    def load(cls, session: Session, instruments: Sequence[InstrumentInput], corrects: dict[str, int],
+             parcels: dict[str, _Parcel]) -> _Chain:  # fmt: skip
+        chain = cls([DocType(i.doc_type) for i in instruments])
+        wanted = {corrects[i.corrects] for i in instruments if i.corrects}
+        if not wanted:
+            return chain
+        families = _families(session, wanted)
+        chain.numbers = {iid: n for n, iid in corrects.items()}
+        links = _links(session, {parcels[p.key].id for i in instruments if i.corrects for p in i.parcels})
+        befores: dict[tuple[int, str], int | None] = {}
+        for index, inst in enumerate(instruments):
+            if not inst.corrects:
+                continue
+            root, members, root_type = families[corrects[inst.corrects]]
+            chain.family[index] = members
+            if inst.doc_type == DocType.CORRECTION:  # a corrective instrument re-records what it corrects
+                chain.kinds[index] = DocType(root_type)
+            for p in inst.parcels:
+                chain_of = links.get(parcels[p.key].id, [])
+                befores[index, p.key] = next((i for i in reversed(chain_of) if i < root and i not in members), None)
+                chain.linked[index, p.key] = any(i in members for i in chain_of)
+        known = _conveyances(session, {i for i in befores.values() if i is not None})
+        chain.before = {k: None if i is None else known[i] for k, i in befores.items()}
+        return chain
+
+    def conveys(self, index: int) -> bool:
+        return self.kinds[index] in CONVEYANCES
+
+    def kind(self, index: int) -> DocType:
+        return self.kinds[index]
+
+    def corrected(self, index: int, key: str, owner: object,
+                  instruments: Sequence[InstrumentInput]) -> title.Corrected | None:  # fmt: skip
+        """What the ``index``-th instrument corrects, as parcel ``key``'s title saw it (None: no correction)."""
+        members = self.family.get(index)
+        if members is None or (index, key) not in self.before:
+            return None
+        if isinstance(owner, tuple):  # an instrument of this call: a correction of the same family?
+            earlier = instruments[owner[1]].corrects
+            holds = earlier is not None and any(self.numbers.get(i) == earlier for i in members)
+        else:
+            holds = owner in members
+        return title.Corrected(
+            str(instruments[index].corrects), self.before[index, key], self.linked[index, key], holds
+        )
+
+    def resolve(self, session: Session, ids: list[int], instruments: Sequence[InstrumentInput], made: list[_Made],
+                parcels: dict[str, _Parcel], now: datetime) -> dict[int, list[int]]:  # fmt: skip
+        """Resolve, by the instruments just recorded, the open title flags they settle: a flag on a
+        deed they correct (on a parcel where the correction is not flagged itself, or no longer
+        named), and a flag on a deed whose grantees they make the owners of record. Each resolution
+        is a new row naming the resolving instrument."""
+        settling = [i for i, m in enumerate(made) if m.links or i in self.family]
+        if not settling:
+            return {}
+        pids = {key: p.id for key, p in parcels.items()}
+        families = set().union(*(self.family[i] for i in settling if i in self.family))
+        open_flags = _open_flags(session, {pids[k] for i in settling for k in made[i].links}, families)
+        by_parcel: dict[int, list[int]] = {}
+        by_instrument: dict[int, list[int]] = {}
+        for flag_id, (iid, pid, _) in open_flags.items():
+            by_parcel.setdefault(pid, []).append(flag_id)
+            by_instrument.setdefault(iid, []).append(flag_id)
+        out: dict[int, list[int]] = {}
+        rows = []
+        for i in settling:
+            own = {pids[f.parcel_key] for f in made[i].flags}
+            named = {pids[p.key] for p in instruments[i].parcels}
+            links = {pids[k] for k in made[i].links}
+            candidates = {f for m in self.family.get(i, ()) for f in by_instrument.get(m, ())}
+            for flag_id in sorted(candidates.union(*(by_parcel.get(pid, ()) for pid in links))):
+                if flag_id not in open_flags or open_flags[flag_id][0] >= ids[i]:
+                    continue  # resolved by an earlier instrument of this call, or recorded after this one
+                iid, pid, grantees = open_flags[flag_id]
+                if iid in self.family.get(i, ()) and (pid not in named or pid not in own):
+                    reason = f"corrected by instrument {made[i].number}"
+                elif pid in links and title.resolves(grantees, instruments[i].grantees):
+                    reason = f"instrument {made[i].number} makes {'; '.join(grantees)} the owners of record"
+                else:
+                    continue
+                rows.append({"flag_id": flag_id, "instrument_id": ids[i], "reason": reason, "created_at": now})
+                out.setdefault(ids[i], []).append(flag_id)
+                del open_flags[flag_id]
+        if rows:
+            session.connection().execute(insert(table(TitleFlagResolution)), rows[0] if len(rows) == 1 else rows)
+        return out
+
+
+def _families(session: Session, ids: set[int]) -> dict[int, tuple[int, frozenset[int], str]]:
+    """For each instrument in ``ids``: the first instrument of its correction family (the one every
+    other corrects, directly or through another correction), the family's ids, and the first one's type."""
+    up: dict[int, tuple[int | None, str]] = {}
+    frontier = set(ids)
+    while frontier:  # up to each family's first instrument
+        rows = session.execute(select(Instrument.id, Instrument.corrects_id, Instrument.doc_type)
+                               .where(Instrument.id.in_(sorted(frontier)))).all()  # fmt: skip
+        up.update({iid: (parent, doc_type) for iid, parent, doc_type in rows})
+        frontier = {parent for _, parent, _ in rows if parent is not None and parent not in up}
+
+    def root_of(iid: int) -> int:
+        while (parent := up[iid][0]) is not None:
+            iid = parent
+        return iid
+
+    roots = {root_of(i) for i in ids}
+    members: dict[int, set[int]] = {r: {r} for r in roots}
+    frontier_of = {r: r for r in roots}  # id -> its family's root
+    while frontier_of:  # down: every correction of a member
+        found = session.execute(select(Instrument.id, Instrument.corrects_id)
+                                .where(Instrument.corrects_id.in_(sorted(frontier_of)))).all()  # fmt: skip
+        frontier_of = {iid: frontier_of[parent] for iid, parent in found if parent is not None}
+        for iid, root in frontier_of.items():
+            members[root].add(iid)
+    return {i: (root_of(i), frozenset(members[root_of(i)]), up[root_of(i)][1]) for i in ids}
+
+
+def _links(session: Session, pids: set[int]) -> dict[int, list[int]]:
+    """Each parcel's links of the chain of title, in recording order: the conveyances (and
+    corrections of conveyances) recorded on it without a title flag on it."""
+    out: dict[int, list[int]] = {}
+    for chunk in chunks(sorted(pids)):
+        rows = session.execute(
+            select(InstrumentParcel.parcel_id, Instrument.id, Instrument.doc_type, Instrument.corrects_id)
+            .join(Instrument, Instrument.id == InstrumentParcel.instrument_id)
+            .where(InstrumentParcel.parcel_id.in_(chunk)).order_by(Instrument.id)
+        ).all()  # fmt: skip
+        flagged = set(session.execute(select(TitleFlag.instrument_id, TitleFlag.parcel_id)
+                                      .where(TitleFlag.parcel_id.in_(chunk))).all())  # fmt: skip
+        kinds = {iid: (doc_type, parent) for _, iid, doc_type, parent in rows}
+        for pid, iid, _, _ in rows:
+            if (iid, pid) not in flagged and _conveys(iid, kinds):
+                out.setdefault(pid, []).append(iid)
+    return out
+
+
+def _conveys(iid: int, kinds: dict[int, tuple[str, int | None]]) -> bool:
+    doc_type, parent = kinds[iid]
+    while doc_type == DocType.CORRECTION and parent in kinds:  # a correction conveys if what it corrects does
+        doc_type, parent = kinds[parent]
+    return doc_type in CONVEYANCES
+
+
+def _open_flags(session: Session, pids: set[int], instrument_ids: set[int]) -> dict[int, tuple[int, int, list[str]]]:
+    """The unresolved title flags on ``pids`` or of ``instrument_ids``: flag id -> (instrument id,
+    parcel id, the flagged instrument's grantees)."""
+    resolved = select(TitleFlagResolution.flag_id).where(TitleFlagResolution.flag_id == TitleFlag.id).exists()
+    stmt = select(TitleFlag.id, TitleFlag.instrument_id, TitleFlag.parcel_id).where(~resolved)
+    rows = {r[0]: r for r in select_in(session, stmt, TitleFlag.parcel_id, sorted(pids))}
+    rows.update({r[0]: r for r in select_in(session, stmt, TitleFlag.instrument_id, sorted(instrument_ids))})
+    grantees: dict[int, list[str]] = {}
+    names = select(InstrumentParty.instrument_id, InstrumentParty.name, InstrumentParty.position).where(
+        InstrumentParty.role == "grantee")  # fmt: skip
+    for iid, name, _ in sorted(select_in(session, names, InstrumentParty.instrument_id,
+                                         sorted({r[1] for r in rows.values()})), key=lambda r: (r[0], r[2])):  # fmt: skip
+        grantees.setdefault(iid, []).append(name)
+    return {fid: (iid, pid, grantees.get(iid, [])) for fid, iid, pid in sorted(rows.values())}
 
 
 def _entries(ids: list[int], records: list[InstrumentRecord], seeds: list[bytes], parcels: dict[str, _Parcel],

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BeforeValidator
 from starlette.concurrency import run_in_threadpool
 
+from hybrid_store import flags
 from hybrid_store.core.commitment import FIELDS
 from hybrid_store.core.records import DocType
 from hybrid_store.errors import FieldError, InvalidInstrument
@@ -18,6 +19,7 @@ from hybrid_store.jurisdictions import PROFILES
 from registry_service import schemas
 from registry_service.auth import Permission
 from registry_service.deps import (
+    Acknowledger,
     Caller,
     Corrector,
     Filer,
@@ -189,6 +191,26 @@ def get_parcel(parcel_id: ParcelPath, queries: QueriesDep, who: Reader) -> schem
             summary="A parcel's chain of title and hash chain")  # fmt: skip
 def get_parcel_history(parcel_id: ParcelPath, queries: QueriesDep, who: Reader) -> schemas.ParcelHistory:
     return queries.history(parcel_id)
+
+
+@router.post("/flags/{source}/{flag_id}/acknowledge", response_model=schemas.MirrorFlagView, tags=["operators"],
+             summary="Acknowledge a flag, with the reason",
+             responses={409: {"model": schemas.ErrorResponse, "description": "a flag on who owns a parcel (record "
+                              "the instrument that resolves it), no reason given, or acknowledged already"}})  # fmt: skip
+def acknowledge_flag(
+    source: Annotated[Literal["title", "mirror"], Path(description="title: a chain-of-title flag; mirror: the "
+                                                                   "legacy mirror's flag")],
+    flag_id: Annotated[int, Path(ge=1, le=2**62)],
+    body: schemas.Acknowledgement,
+    filing: FilingDep,
+    who: Acknowledger,
+) -> schemas.MirrorFlagView:  # fmt: skip
+    """Acknowledge a flag that does not bear on who owns a parcel (a version the county's recorder
+    system replaced or deleted), with the reason; audit-logged. A flag on who owns a parcel
+    (`title`: grantor not owner, conflicting conveyance) is refused (409): record the instrument
+    that resolves it, a correction of the flagged deed or a deed from the owners of record to its
+    grantees, and the filing resolves it."""
+    return filing.acknowledge(who, flags.Source(source), flag_id, body.reason)
 
 
 @router.post("/proofs/verify", response_model=schemas.VerdictView, tags=["auditors"], summary="Verify a bundle")

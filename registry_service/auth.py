@@ -34,6 +34,7 @@ class Permission(enum.StrEnum):
     CORRECT = "correct"  # record corrections
     PROOF = "proof"  # full proof bundles and receipts
     OPERATE = "operate"  # operations data (/metrics when restricted); migration runs from the CLI
+    ACKNOWLEDGE = "acknowledge"  # acknowledge a flag that does not bear on who owns a parcel, with a reason
     # (API keys are managed only with `landreg keys` on the registry's host: no HTTP route exists)
 
 
@@ -47,7 +48,9 @@ class Role(enum.StrEnum):
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.CLERK: frozenset({Permission.READ, Permission.FILE, Permission.CORRECT, Permission.PROOF}),
     Role.AUDITOR: frozenset({Permission.READ, Permission.PROOF}),
-    Role.OPERATOR: frozenset({Permission.READ, Permission.PROOF, Permission.OPERATE}),
+    # the operator, who already answers for the parallel run's divergences; not the clerk who filed
+    # (a second pair of eyes), nor the auditor (who only reads)
+    Role.OPERATOR: frozenset({Permission.READ, Permission.PROOF, Permission.OPERATE, Permission.ACKNOWLEDGE}),
     Role.ADMIN: frozenset({Permission.READ}),
 }
 

@@ -37,9 +37,24 @@ class Anchoring(BaseModel):
 
 
 class FlagView(BaseModel):
+    id: int | None = Field(default=None, description="the flag's id (flags/title/{id}); absent in a filing's result")
     parcel: str
     kind: Literal["grantor_not_owner", "conflicting_conveyance"]
     message: str
+    ownership: bool = Field(default=True, description="it bears on who owns the parcel: only recording an "
+                            "instrument resolves it (a correction of the flagged deed, or a deed from the owners "
+                            "of record to its grantees), never an acknowledgement")  # fmt: skip
+    resolved_by: str | None = Field(default=None, description="the instrument whose recording resolved it")
+    resolution: str | None = None
+
+
+class ResolvedFlag(BaseModel):
+    """A title flag this filing resolved by being recorded."""
+
+    id: int
+    instrument_number: str = Field(description="the flagged instrument")
+    parcel: str
+    kind: str
 
 
 class MirrorFlagView(BaseModel):
@@ -57,6 +72,13 @@ class MirrorFlagView(BaseModel):
     revoked_on_chain: bool
     #: why the anchoring worker does not revoke it on the chain (None once revoked, or when it will)
     revocation_held: str | None = None
+
+
+class Acknowledgement(BaseModel):
+    """Why a flag is acknowledged (audit-logged with who acknowledged it)."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=2000)
 
 
 class Signature(BaseModel):
@@ -97,6 +119,7 @@ class FilingResult(BaseModel):
     receipt: Receipt
     anchoring: Anchoring
     flags: list[FlagView] = Field(description="chain-of-title problems: recorded, but flagged for review")
+    resolved_flags: list[ResolvedFlag] = Field(default=[], description="earlier flags this instrument resolved")
 
 
 class ParcelLink(BaseModel):
@@ -212,6 +235,7 @@ class HistoryEntry(BaseModel):
     previous: str | None = Field(description="commitment of this parcel's previous record (the hash-chain link)")
     title_link: bool = Field(description="this conveyance is a link of the chain of title")
     corrects: str | None
+    corrected_by: list[str] = Field(default=[], description="the corrections re-recording this instrument")
     flags: list[FlagView]
     anchoring: Anchoring
 

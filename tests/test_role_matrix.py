@@ -23,6 +23,7 @@ SPEC: dict[tuple[str, str], Permission | None] = {
     ("GET", "/api/v1/instruments/{number}/proof"): PUBLIC,  # redacted unless the key may see more
     ("GET", "/api/v1/parcels/{parcel_id}"): Permission.READ,
     ("GET", "/api/v1/parcels/{parcel_id}/history"): Permission.READ,
+    ("POST", "/api/v1/flags/{source}/{flag_id}/acknowledge"): Permission.ACKNOWLEDGE,
     ("POST", "/api/v1/proofs/verify"): PUBLIC,
     ("POST", "/api/v1/receipts/verify"): PUBLIC,
     ("GET", "/api/v1/status"): Permission.READ,
@@ -51,7 +52,7 @@ SPEC: dict[tuple[str, str], Permission | None] = {
     ("POST", "/desk/audit/verify"): Permission.PROOF,
     ("POST", "/desk/audit/receipt"): Permission.PROOF,
     ("GET", "/desk/status"): Permission.READ,
-    ("POST", "/desk/mirror-flags/{flag_id}/ack"): Permission.OPERATE,
+    ("POST", "/desk/mirror-flags/{flag_id}/ack"): Permission.ACKNOWLEDGE,
 }
 CALLERS = ["anonymous", "clerk", "auditor", "operator", "admin", "revoked", "malformed"]
 
@@ -74,11 +75,12 @@ def test_every_route_is_in_the_matrix(matrix_svc):
 
 def request_for(svc, method: str, path: str, number: str) -> dict:
     url = (path.replace("{number}", number).replace("{parcel_id}", "0223_100.01_5").replace("{key}", "0223_100.01_5")
-           .replace("{flag_id}", "1")
+           .replace("{flag_id}", "1").replace("{source}", "mirror")
            .replace("{version}", "1"))  # fmt: skip
     kwargs: dict = {"url": url, "method": method, "follow_redirects": False}
     if method == "POST" and url.startswith("/api/"):
-        kwargs["json"] = deed(doc_type="CORRECTION") if "corrections" in url else ({} if "verify" in url else deed())
+        kwargs["json"] = (deed(doc_type="CORRECTION") if "corrections" in url else {} if "verify" in url
+                          else {"reason": "checked against the image"} if "acknowledge" in url else deed())  # fmt: skip
     return kwargs
 
 

@@ -463,6 +463,21 @@ class TitleFlag(Base):
     __table_args__ = (CheckConstraint("kind IN ('grantor_not_owner', 'conflicting_conveyance')", name="kind"),)
 
 
+class TitleFlagResolution(Base):
+    """A title flag resolved by recording an instrument (``instrument_id``): a correction of the
+    flagged deed, or a deed that makes its grantees the owners of record. A new record, since
+    ``title_flags`` is append-only; one per flag (a second loses on the unique index). A flag on who
+    owns a parcel is never acknowledged away: only a recorded instrument resolves it. Append-only."""
+
+    __tablename__ = "title_flag_resolutions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    flag_id: Mapped[int] = mapped_column(ForeignKey("title_flags.id"), unique=True)
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id"), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+
+
 class ApiKey(Base):
     """An API key: the public ``key_id`` names it, only a SHA-256 of its secret is stored."""
 
@@ -697,6 +712,7 @@ __all__ = [
     "Base",
     "BatchRecord",
     "MirrorFlag",
+    "TitleFlagResolution",
     "BatchState",
     "ChainDeployment",
     "Commitment",

@@ -77,6 +77,9 @@ TABLES: dict[str, TableRule] = {
     ),
     "commitments": append_only("what was committed to, and anchored, for each instrument"),
     "title_flags": append_only("a filing flagged for review stays flagged; review is a new record"),
+    "title_flag_resolutions": append_only(
+        "a title flag resolved by recording an instrument (which one, and why): never rewritten"
+    ),
     "registry_pins": append_only("facts fixed at first use (the jurisdiction): never changed silently"),
     "parcels": mutable(
         "the parcel list; its heads move as instruments are recorded and tokens are minted",

@@ -384,11 +384,11 @@ def legacy_ack(
     reason: Annotated[str, typer.Option(help="Why the divergence is accepted (audit-logged).")],
 ) -> None:
     """Acknowledge a mirror flag, with the reason (recorded in the audit log)."""
-    from hybrid_store import mirror
+    from hybrid_store import flags
 
     db = database(settings())
     with db.write() as s:
-        view = mirror.acknowledge(s, flag_id, actor=_actor(), role="admin", reason=reason)
+        view = flags.acknowledge(s, flags.Source.MIRROR, flag_id, actor=_actor(), role="admin", reason=reason)
     console.print(f"acknowledged flag {view.id} ({view.kind}, {view.instrument_number})")
 
 

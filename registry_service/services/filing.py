@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from hybrid_store import mirror
+from hybrid_store import flags, mirror
 from hybrid_store.core.commitment import SCHEME, SCHEME_V1
 from hybrid_store.core.hashing import to_hex
 from hybrid_store.core.records import format_timestamp
@@ -33,6 +33,8 @@ from hybrid_store.settings import Settings
 from registry_service.auth import Actor, audit
 from registry_service.receipts import FORMAT as RECEIPT_FORMAT
 from registry_service.receipts import ReceiptSigner
+from registry_service.schemas import MirrorFlagView
+from registry_service.services.queries import mirror_flag_view
 
 log = logging.getLogger(__name__)
 
@@ -144,15 +146,23 @@ class Filing:
             ):
                 raise NotFound(f"no instrument numbered {corrects}")
             [made] = record_instruments(s, [instrument], source="filing", now=now)
-            body = self._result(made, instrument)
+            body = self._result(made, instrument, flags.resolved(s, made.resolved))
             audit(s, actor, "instrument.correct" if corrects else "instrument.file", made.instrument_number,
                   doc_type=str(instrument.doc_type), commitment=made.commitment_hex,
-                  flags=[f.kind for f in made.flags], corrects=corrects)  # fmt: skip
+                  flags=[f.kind for f in made.flags], corrects=corrects,
+                  resolves=[f["id"] for f in body["resolved_flags"]])  # fmt: skip
             if idempotency_key is not None:
                 s.add(IdempotencyRecord(api_key_id=actor.api_key_pk, key=idempotency_key, request_hash=request_hash,
                                         status_code=201, response=body))  # fmt: skip
                 s.flush()
         return body
+
+    def acknowledge(self, actor: Actor, source: flags.Source, flag_id: int, reason: str) -> MirrorFlagView:
+        """An acknowledgement of a flag, with the reason, in one transaction with its audit entry
+        (``flags.acknowledge``: a flag on who owns a parcel is refused, with what to record)."""
+        with self.db.write() as s:
+            view = flags.acknowledge(s, source, flag_id, actor=actor.label, role=str(actor.role), reason=reason)
+        return mirror_flag_view(view)
 
     def _stored(self, actor: Actor, key: str, request_hash: str) -> Filed | None:
         with self.db.read() as s:
@@ -181,7 +191,7 @@ class Filing:
         return self._sign(r.instrument_number, r.book, r.page, r.recorded_at, r.doc_type, r.parcels, r.document_digest,
                           stored.commitment, r.corrects, v2)  # fmt: skip
 
-    def _result(self, made: Recorded, instrument: InstrumentInput) -> dict[str, Any]:
+    def _result(self, made: Recorded, instrument: InstrumentInput, resolved: list[dict[str, Any]]) -> dict[str, Any]:
         assert made.commitment is not None
         i = instrument
         v2 = _index_members(SCHEME, i.document_date.isoformat() if i.document_date else None, i.page_count,
@@ -194,6 +204,7 @@ class Filing:
             "receipt": receipt,
             "anchoring": {"status": "pending"},
             "flags": [{"parcel": f.parcel_key, "kind": f.kind, "message": f.message} for f in made.flags],
+            "resolved_flags": resolved,
         }
 
     def _sign(

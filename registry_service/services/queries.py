@@ -8,9 +8,9 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from hybrid_store import mirror
+from hybrid_store import mirror, title
 from hybrid_store.core.commitment import SCHEME_V1
 from hybrid_store.core.hashing import to_hex
 from hybrid_store.core.records import CONVEYANCES, DocType
@@ -26,6 +26,7 @@ from hybrid_store.db.models import (
     InstrumentParty,
     Parcel,
     TitleFlag,
+    TitleFlagResolution,
 )
 from hybrid_store.db.records import load_record_by_number
 from hybrid_store.errors import FieldError, InvalidInstrument, NotFound
@@ -160,7 +161,9 @@ class Queries:
             count = s.scalar(
                 select(func.count()).select_from(InstrumentParcel).where(InstrumentParcel.parcel_id == p.id)
             )
-            open_flags = s.scalar(select(func.count()).select_from(TitleFlag).where(TitleFlag.parcel_id == p.id))
+            open_flags = s.scalar(select(func.count()).select_from(TitleFlag).where(TitleFlag.parcel_id == p.id)
+                                  .where(~select(TitleFlagResolution.id)
+                                         .where(TitleFlagResolution.flag_id == TitleFlag.id).exists()))  # fmt: skip
             head = s.get(Commitment, p.head_instrument_id) if p.head_instrument_id else None
             link = _parcel_link(p, self.profile)
             ids = list(s.scalars(select(InstrumentParcel.instrument_id).where(InstrumentParcel.parcel_id == p.id)))
@@ -188,6 +191,11 @@ class Queries:
             }
             flags = self._flags(s, ids, parcel_id=p.id)
             anchoring = self._anchoring(s, ids)
+            corrected_by: dict[int, list[str]] = {}
+            for original, number in s.execute(select(Instrument.corrects_id, Instrument.instrument_number)
+                                              .where(Instrument.corrects_id.in_(ids)).order_by(Instrument.id)):  # fmt: skip
+                if original is not None:
+                    corrected_by.setdefault(original, []).append(number)
             entries = []
             for inst in insts:
                 c = commitments.get(inst.id)
@@ -201,8 +209,9 @@ class Queries:
                         grantees=inst.names("grantee"),
                         commitment=to_hex(c.commitment) if c else "",
                         previous=previous,
-                        title_link=inst.doc_type in CONVEYANCES and not flags.get(inst.id),
+                        title_link=_conveys(inst) and not flags.get(inst.id),
                         corrects=inst.corrects.instrument_number if inst.corrects else None,
+                        corrected_by=corrected_by.get(inst.id, []),
                         flags=flags.get(inst.id, []),
                         anchoring=anchoring[inst.id],
                     )  # fmt: skip
@@ -220,17 +229,24 @@ class Queries:
         ids = list(ids)
         if not ids:
             return {}
+        resolver = aliased(Instrument)
         stmt = (
-            select(TitleFlag.instrument_id, Parcel.parcel_key, TitleFlag.kind, TitleFlag.message)
+            select(TitleFlag.id, TitleFlag.instrument_id, Parcel.parcel_key, TitleFlag.kind, TitleFlag.message,
+                   resolver.instrument_number, TitleFlagResolution.reason)
             .join(Parcel, Parcel.id == TitleFlag.parcel_id)
+            .outerjoin(TitleFlagResolution, TitleFlagResolution.flag_id == TitleFlag.id)
+            .outerjoin(resolver, resolver.id == TitleFlagResolution.instrument_id)
             .where(TitleFlag.instrument_id.in_(ids))
             .order_by(TitleFlag.id)
-        )
+        )  # fmt: skip
         if parcel_id is not None:
             stmt = stmt.where(TitleFlag.parcel_id == parcel_id)
         out: dict[int, list[schemas.FlagView]] = {}
-        for iid, key, kind, message in s.execute(stmt):
-            out.setdefault(iid, []).append(schemas.FlagView(parcel=key, kind=kind, message=message))
+        for fid, iid, key, kind, message, resolved_by, resolution in s.execute(stmt):
+            out.setdefault(iid, []).append(schemas.FlagView(
+                id=fid, parcel=key, kind=kind, message=message, ownership=kind in title.OWNERSHIP,
+                resolved_by=resolved_by, resolution=resolution,
+            ))  # fmt: skip
         return out
 
     def _anchoring(self, s: Session, ids: Sequence[int]) -> dict[int, schemas.Anchoring]:
@@ -253,6 +269,16 @@ class Queries:
         return out
 
 
+def _conveys(inst: Instrument) -> bool:
+    """A conveyance, or a correction re-recording one (a link of the chain of title when unflagged)."""
+    found: Instrument | None = inst
+    for _ in range(16):  # a correction of a correction ...: bounded, as stored rows are no proof of sanity
+        if found is None or found.doc_type != DocType.CORRECTION:
+            break
+        found = found.corrects
+    return found is not None and found.doc_type in CONVEYANCES
+
+
 def status_of(batch: AnchorBatch) -> str:
     return "anchored" if batch.state == BatchState.CONFIRMED else "submitted"
 
@@ -266,11 +292,12 @@ def _parcel_link(p: Parcel, profile: Profile) -> schemas.ParcelLink:
 
 def mirror_flags(s: Session, instrument_ids: list[int]) -> list[schemas.MirrorFlagView]:
     """The parallel run's flags on these instruments (``hybrid_store.mirror``), newest first."""
-    return [
-        schemas.MirrorFlagView(id=f.id, kind=f.kind, instrument_number=f.instrument_number,
-                               successor_number=f.successor_number, changed=f.diff, flagged_at=f.created_at,
-                               acknowledged_at=f.acknowledged_at, acknowledged_by=f.acknowledged_by,
-                               ack_reason=f.ack_reason, revoked_on_chain=f.revoked_block is not None,
-                               revocation_held=f.held)
-        for f in mirror.flags(s, instrument_ids=instrument_ids)
-    ]  # fmt: skip
+    return [mirror_flag_view(f) for f in mirror.flags(s, instrument_ids=instrument_ids)]
+
+
+def mirror_flag_view(f: mirror.FlagView) -> schemas.MirrorFlagView:
+    return schemas.MirrorFlagView(id=f.id, kind=f.kind, instrument_number=f.instrument_number,
+                                  successor_number=f.successor_number, changed=f.diff, flagged_at=f.created_at,
+                                  acknowledged_at=f.acknowledged_at, acknowledged_by=f.acknowledged_by,
+                                  ack_reason=f.ack_reason, revoked_on_chain=f.revoked_block is not None,
+                                  revocation_held=f.held)  # fmt: skip

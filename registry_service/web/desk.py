@@ -23,7 +23,7 @@ from starlette.datastructures import UploadFile as FormFile
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hybrid_store import mirror, strict_json
+from hybrid_store import flags, mirror, strict_json
 from hybrid_store.core.commitment import FIELDS
 from hybrid_store.core.records import DocType, ReferenceKind
 from hybrid_store.errors import Conflict, FieldError, InvalidInstrument, LandregError, MirrorMode, NotFound
@@ -307,8 +307,11 @@ async def _file_form(request: Request, form: DeskForm, who: Caller, filing: Fili
     except MirrorMode as exc:
         return _error_page(request, exc, 409)
     number = result["receipt"]["instrumentNumber"]
-    request.session["flash"] = f"Recorded as instrument {number}." + (
-        f" Flagged for review: {result['flags'][0]['message']}." if result["flags"] else ""
+    resolved = sorted({f["instrument_number"] for f in result.get("resolved_flags", [])})
+    request.session["flash"] = (
+        f"Recorded as instrument {number}."
+        + (f" Flagged for review: {result['flags'][0]['message']}." if result["flags"] else "")
+        + (f" It resolves the title flags on {', '.join(resolved)}." if resolved else "")
     )
     return RedirectResponse(f"/desk/instruments/{number}", status_code=303)
 
@@ -387,7 +390,7 @@ def bundle_download(request: Request, number: str, actor: ProofReader, proofs: P
 @router.post("/mirror-flags/{flag_id}/ack")
 async def acknowledge_flag(request: Request, flag_id: WholeNumber, who: Caller) -> Response:
     """An operator acknowledges a parallel-run flag, with the reason (audit-logged)."""
-    actor = require(who, Permission.OPERATE)
+    actor = require(who, Permission.ACKNOWLEDGE)
     form = await read_form(request, _small_form(request))
     reason, next = form.values.get("reason", ""), form.values.get("next", "/desk/")
     if form.problem or len(reason) > MAX_REASON_CHARS:
@@ -398,18 +401,15 @@ async def acknowledge_flag(request: Request, flag_id: WholeNumber, who: Caller) 
     if len(" ".join(reason.split())) < mirror.MIN_REASON:
         return _error_page(request, Conflict("say why the flag is acknowledged (the reason is audit-logged)"), 422)
     try:
-        view = await run_in_threadpool(_acknowledge, request, flag_id, actor, reason)
+        view = await run_in_threadpool(
+            request.app.state.services.filing.acknowledge, actor, flags.Source.MIRROR, flag_id, reason
+        )
     except NotFound as exc:
         return _error_page(request, exc, 404)
     except Conflict as exc:
         return _error_page(request, exc, 409)
     request.session["flash"] = f"Flag on {view.instrument_number} acknowledged."
     return RedirectResponse(next if next.startswith("/desk/") else "/desk/", status_code=303)
-
-
-def _acknowledge(request: Request, flag_id: int, actor: Actor, reason: str) -> mirror.FlagView:
-    with request.app.state.db.write() as s:
-        return mirror.acknowledge(s, flag_id, actor=actor.label, role=str(actor.role), reason=reason)
 
 
 # --- auditors -----------------------------------------------------------------------------------------
