@@ -61,7 +61,9 @@ CALLERS = ["anonymous", "clerk", "auditor", "operator", "admin", "revoked", "mal
 def matrix_svc(tmp_path, sqlite_db):
     from hybrid_store.chain.connect import eth_tester_chain
 
-    svc = make_service(tmp_path, sqlite_db, eth_tester_chain())
+    # every route with one wrong key from one address: the failure limits (tested in test_auth) stay out of the way
+    svc = make_service(tmp_path, sqlite_db, eth_tester_chain(), auth_failures_per_address=10_000,
+                       auth_failures_per_address_and_key=10_000)  # fmt: skip
     key, row = create_key(sqlite_db, role=Role.AUDITOR, name="left the county", by=ADMIN)
     svc.keys["revoked"] = key
     svc.keys["malformed"] = "lr_not-a-key"
