@@ -245,7 +245,7 @@ class Filing:
                 findings = checks.confirmations(s, r.instrument, r.now)
             sub = Submission(
                 received_at=r.now, submitter=r.actor.label, api_key_id=r.actor.api_key_pk, channel=r.channel,
-                filing=r.canonical, doc_type=str(r.instrument.doc_type), document_digest=r.instrument.document_digest,
+                filing={k: v for k, v in r.canonical.items() if v is not None}, doc_type=str(r.instrument.doc_type), document_digest=r.instrument.document_digest,
                 parcel_keys=keys, state=State.EXAMINING, findings=[f.to_json() for f in findings],
                 attestations=[{"code": a, "by": r.actor.label, "at": r.now.isoformat(),
                                "as": "submitter" if r.envelope.attestations is None else "clerk"} for a in attested],
