@@ -25,17 +25,34 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hybrid_store import mirror, strict_json
 from hybrid_store.core.commitment import FIELDS
-from hybrid_store.core.records import DocType
+from hybrid_store.core.records import DocType, ReferenceKind
 from hybrid_store.errors import Conflict, FieldError, InvalidInstrument, LandregError, MirrorMode, NotFound
+from hybrid_store.examination import State
 from hybrid_store.files import create_once
 from hybrid_store.settings import Settings
 from registry_service.auth import Actor, Forbidden, Permission, Unauthenticated
-from registry_service.deps import Caller, FilingDep, ProofReader, ProofsDep, QueriesDep, Reader, StatusDep, require
+from registry_service.deps import (
+    Caller,
+    FilingDep,
+    ProofReader,
+    ProofsDep,
+    QueriesDep,
+    Reader,
+    StatusDep,
+    SubmissionsDep,
+    require,
+)
 from registry_service.http import client_address
+from registry_service.services import Filed
+from registry_service.services.submissions import ReasonRequired
 from registry_service.verification import Verdict, verify_bytes
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
 PARCEL_ROWS = 3  # parcel rows on the filing form (an instrument may touch more: file through the API)
+REFERENCE_ROWS = 2  # cross-reference rows on the filing form (more through the API)
+REFERENCE_BOXES = ("instrument_number", "book", "page")
+#: the optional index fields the filing form sends as typed (intake validates them)
+INDEX_FIELDS = ("document_date", "page_count", "grantee_mailing_address", "preparer", "return_to")
 MAX_DOCUMENT_BYTES = 50 * 1024 * 1024
 
 router = APIRouter(prefix="/desk", include_in_schema=False)
@@ -210,10 +227,14 @@ def file_form(request: Request, who: Caller, queries: QueriesDep, filing: Filing
 
 def _file_page(request: Request, actor: Actor, *, values: dict[str, Any], corrects: str = "",
                errors: dict[str, str] | None = None, status: int = 200) -> HTMLResponse:  # fmt: skip
-    values.setdefault("form_id", secrets.token_urlsafe(16))  # a resubmitted form records nothing twice
+    # the one-time form token: the submission this form makes consumes it, so the same form posted
+    # again (Back and resubmit, a double click) finds that submission instead of making another
+    values.setdefault("form_token", secrets.token_urlsafe(24))
     return _page(request, "file.html", status=status, actor=actor, values=values, errors=errors or {},
+                 attestations=request.app.state.settings.profile.attestations,
                  corrects=corrects, doc_types=list(DocType), municipalities=_places(request),
-                 rows=range(PARCEL_ROWS))  # fmt: skip
+                 rows=range(PARCEL_ROWS), reference_rows=range(REFERENCE_ROWS),
+                 reference_kinds=list(ReferenceKind))  # fmt: skip
 
 
 @router.post("/file")
@@ -247,25 +268,48 @@ async def _file_form(request: Request, form: FormData, who: Caller, filing: Fili
         "consideration": values.get("consideration", "").replace(",", "").replace("$", "").strip() or None,
         "legal_description": values.get("legal_description", ""),
         "document_digest": digest,
+        **_index_fields(values),
+        # what the clerk ticked, and only that: each box left empty is a ground for refusal
+        "attestations": [a.code for a in filing.settings.profile.attestations if form.get(f"attest_{a.code}")],
     }  # fmt: skip
-
+    token = str(form.get("form_token", "")).strip()[:64] or None
     try:
-        result = filing.file(
-            actor, payload, corrects=corrects or None,
-            idempotency_key=f"desk-{hashlib.sha256(str(form.get('form_id', '')).encode()).hexdigest()[:32]}"
-            if form.get("form_id") else None,
-        ).body  # fmt: skip
+        filed = filing.file(actor, payload, corrects=corrects or None, channel="desk", form_token=token)
     except InvalidInstrument as exc:
         return _file_page(request, actor, values=values, corrects=corrects, errors=_inline(exc.errors), status=422)
     except NotFound as exc:
         return _error_page(request, exc, 404)
     except MirrorMode as exc:
         return _error_page(request, exc, 409)
-    number = result["receipt"]["instrumentNumber"]
-    request.session["flash"] = f"Recorded as instrument {number}." + (
-        f" Flagged for review: {result['flags'][0]['message']}." if result["flags"] else ""
-    )
-    return RedirectResponse(f"/desk/instruments/{number}", status_code=303)
+    request.session["flash"] = _filed_flash(filed)
+    return RedirectResponse(f"/desk/submissions/{filed.submission_id}", status_code=303)  # post, redirect, get
+
+
+def _filed_flash(filed: Filed) -> str:
+    sub = filed.body["submission"]
+    if filed.replayed:
+        return f"This form was already submitted (submission {sub['id']}): here is what became of it. Nothing was filed twice."
+    if filed.state == State.RECORDED:
+        flags = filed.body.get("flags") or []
+        return f"Recorded as instrument {filed.number}." + (
+            f" Flagged for review: {flags[0]['message']}." if flags else ""
+        )
+    if filed.state == State.WAITING:
+        return f"Not recorded yet: submission {sub['id']} waits for what is listed below."
+    return f"Rejected: submission {sub['id']} is kept with every ground below. Nothing was recorded."
+
+
+def _index_fields(values: dict[str, str]) -> dict[str, Any]:
+    """What a recorder indexes besides, as the form has it: blank boxes are left out (intake takes
+    them as not given), and a cross-reference row counts once any of its boxes is filled."""
+    out: dict[str, Any] = {name: values[name] for name in INDEX_FIELDS if values.get(name, "").strip()}
+    out["references"] = [
+        {"kind": values.get(f"ref_kind_{i}", ""), **{key: values[f"ref_{key}_{i}"].strip() for key in REFERENCE_BOXES
+                                                      if values.get(f"ref_{key}_{i}", "").strip()}}
+        for i in range(REFERENCE_ROWS)
+        if any(values.get(f"ref_{key}_{i}", "").strip() for key in REFERENCE_BOXES)
+    ]  # fmt: skip
+    return out
 
 
 def _lines(text: str) -> list[str]:
@@ -280,6 +324,8 @@ def _inline(errors: list[FieldError]) -> dict[str, str]:
         if name.startswith("parcels[") and "]." in name:
             index, _, sub = name[len("parcels[") :].partition("].")
             name = f"{'municipality' if sub == 'municipality_code' else sub}_{index}"
+        elif name.startswith("references[") and "]" in name:
+            name = f"reference_{name[len('references[') :].partition(']')[0]}"
         elif "[" in name:
             name = name.split("[")[0]
         elif name == "(instrument)":
@@ -297,6 +343,46 @@ async def _sha256_of(upload: FormFile) -> str:  # a form part (FastAPI's UploadF
             raise InvalidInstrument([FieldError("document", "too_large", "the scanned document is over 50 MB")])
         digest.update(chunk)
     return digest.hexdigest()
+
+
+# --- submissions ---------------------------------------------------------------------------------------
+@router.get("/submissions")
+def submissions_queue(request: Request, actor: Reader, submissions: SubmissionsDep) -> Response:
+    """The waiting submissions, oldest first (the order they are recorded in), with their clocks."""
+    return _page(request, "submissions.html", actor=actor, waiting=submissions.listing(State.WAITING))
+
+
+@router.get("/submissions/{submission_id}")
+def submission_page(request: Request, submission_id: int, actor: Reader, submissions: SubmissionsDep) -> Response:
+    try:
+        result = submissions.get(submission_id)
+    except NotFound as exc:
+        return _error_page(request, exc, 404)
+    return _page(request, "submission.html", actor=actor, sub=result["submission"], result=result,
+                 can_examine=actor.can(Permission.EXAMINE))  # fmt: skip
+
+
+@router.post("/submissions/{submission_id}/{verb}")
+def submission_decide(request: Request, submission_id: int, verb: str, who: Caller, submissions: SubmissionsDep,
+                      reason: Annotated[str, Form(max_length=2000)] = "", csrf: Annotated[str, Form()] = "") -> Response:  # fmt: skip
+    """A clerk confirms a waiting submission's findings, or rejects it, with a reason (audit-logged)."""
+    actor = require(who, Permission.EXAMINE)
+    _check_csrf(request, csrf)
+    if verb not in ("confirm", "reject"):
+        return _error_page(request, NotFound("a submission is confirmed or rejected, nothing else"), 404)
+    try:
+        decide = submissions.confirm if verb == "confirm" else submissions.reject
+        result = decide(actor, submission_id, reason)
+    except NotFound as exc:
+        return _error_page(request, exc, 404)
+    except ReasonRequired as exc:
+        return _error_page(request, exc, 422)
+    except Conflict as exc:
+        return _error_page(request, exc, 409)
+    number = (result.get("receipt") or {}).get("instrumentNumber")
+    request.session["flash"] = (f"Confirmed and recorded as instrument {number}." if number
+                                else f"Submission {submission_id} rejected.")  # fmt: skip
+    return RedirectResponse(f"/desk/submissions/{submission_id}", status_code=303)
 
 
 # --- instruments and receipts -------------------------------------------------------------------------
