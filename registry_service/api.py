@@ -179,7 +179,8 @@ def confirm_submission(
 
 
 @router.post("/submissions/{submission_id}/reject", tags=["clerks"], summary="Reject a waiting submission",
-             responses={200: {"model": schemas.SubmissionResult}})  # fmt: skip
+             responses={200: {"model": schemas.SubmissionResult}, 409: {"model": schemas.ErrorResponse,
+                        "description": "not waiting"}})  # fmt: skip
 def reject_submission(
     submission_id: SubmissionPath, body: schemas.Reason, submissions: SubmissionsDep, who: Examiner
 ) -> dict[str, Any]:
