@@ -289,3 +289,40 @@ def test_grantors_who_are_not_the_owners_wait(svc):
     assert r.status_code == 202
     [finding] = r.json()["submission"]["findings"]
     assert finding["code"] == "grantor_not_owner" and "BETTY BUYER" in finding["words"]
+
+
+def test_one_form_token_makes_one_submission_however_often_it_is_posted(svc):
+    """The desk's double click, at the service: concurrent posts of one form token make one
+    submission and one record; the others get the first one back (the unique token decides)."""
+    import threading
+
+    app = svc.client.app
+    actor = app.state.keys.actor_by_id(svc.keys["clerk"].split("_")[1])
+    body = deed(parcels=parcel("12", "3"), grantors=["BETTY BUYER"], grantees=["DORA DOE"])
+    before = instruments(svc.db)
+    barrier = threading.Barrier(4)
+    results: list = []
+
+    def post_form() -> None:
+        barrier.wait()
+        results.append(app.state.services.filing.file(actor, dict(body), channel="desk", form_token="form-1"))
+
+    threads = [threading.Thread(target=post_form) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({r.submission_id for r in results}) == 1 and len(results) == 4
+    assert sum(not r.replayed for r in results) == 1
+    assert {str(r.state) for r in results} == {"recorded"}
+    assert instruments(svc.db) == before + 1
+
+
+def test_a_correction_is_no_twin_of_what_it_corrects(svc):
+    original = post(svc, mortgage())
+    assert original.status_code == 201
+    number = original.json()["receipt"]["instrumentNumber"]
+    fixed = svc.client.post(f"/api/v1/instruments/{number}/corrections", headers=svc.as_("clerk"),
+                            json=mortgage(legal_description="Lot 3, not lot 4."))  # fmt: skip
+    assert fixed.status_code == 201, fixed.text
+    assert fixed.json()["receipt"]["corrects"] == number

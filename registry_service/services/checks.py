@@ -116,6 +116,8 @@ def _same_filing(session: Session, inst: InstrumentInput, since: datetime) -> st
     ))  # fmt: skip
     wanted = _signature(inst.grantors, inst.grantees)
     for iid, number in candidates:
+        if number == inst.corrects:
+            continue  # a correction re-records the instrument it corrects: looking like it is the point
         parcels = sorted(session.scalars(select(Parcel.parcel_key).join(InstrumentParcel, InstrumentParcel.parcel_id
                                                                         == Parcel.id)
                                          .where(InstrumentParcel.instrument_id == iid)))  # fmt: skip
