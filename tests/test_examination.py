@@ -326,3 +326,25 @@ def test_a_correction_is_no_twin_of_what_it_corrects(svc):
                             json=mortgage(legal_description="Lot 3, not lot 4."))  # fmt: skip
     assert fixed.status_code == 201, fixed.text
     assert fixed.json()["receipt"]["corrects"] == number
+
+
+def test_revision_0014_keeps_a_form_token_to_one_submission(db):
+    """What the revision guarantees on both databases: a form token makes at most one submission
+    (the unique index decides a race), and an instrument becomes at most one submission's record."""
+    from sqlalchemy.exc import IntegrityError
+
+    def row(token: str) -> Submission:
+        return Submission(received_at=datetime.now(UTC), submitter="t", channel="desk", filing={}, doc_type="DEED",
+                          document_digest="0" * 64, parcel_keys=[], state="waiting", findings=[], attestations=[],
+                          confirmations=[], form_token=token)  # fmt: skip
+
+    with db.write() as s:
+        s.add(row("once"))
+    with pytest.raises(IntegrityError), db.write() as s:
+        s.add(row("once"))
+        s.flush()
+    with pytest.raises(IntegrityError), db.write() as s:  # a state the table does not know
+        bad = row("other")
+        bad.state = "lost"
+        s.add(bad)
+        s.flush()
