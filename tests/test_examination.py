@@ -330,7 +330,7 @@ def test_a_correction_is_no_twin_of_what_it_corrects(svc):
 
 def test_revision_0014_keeps_a_form_token_to_one_submission(db):
     """What the revision guarantees on both databases: a form token makes at most one submission
-    (the unique index decides a race), and an instrument becomes at most one submission's record."""
+    (the unique index decides a race), and a submission is only ever in a state the table knows."""
     from sqlalchemy.exc import IntegrityError
 
     def row(token: str) -> Submission:
