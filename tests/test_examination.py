@@ -163,6 +163,9 @@ def test_a_typo_in_the_block_waits_with_no_parcel_or_token_until_confirmed(svc):
     assert done.status_code == 200, done.text
     assert done.json()["submission"]["state"] == "recorded" and done.json()["receipt"]["parcels"] == ["0226_99999_77"]
     assert instruments(svc.db) == before + 1 and parcel_rows(svc, "0226_99999_77") == 1
+    svc.anchor()  # recorded, it is anchored and its parcel gets its token like any other
+    view = svc.client.get("/api/v1/parcels/0226_99999_77", headers=svc.as_("auditor")).json()
+    assert view["token"]["status"] == "anchored" and view["owner_of_record"]["names"] == ["MARÍA GARCÍA"]
     with svc.db.read() as s:
         entry = s.scalars(select(AuditEntry).where(AuditEntry.action == "submission.confirm")).one()
     assert entry.details == {"confirmed": ["new_parcel"], "reason": "new lot per the 2026 tax map revision"}
