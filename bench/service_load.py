@@ -43,7 +43,10 @@ local key = os.getenv("LANDREG_BENCH_KEY")
 request = function()
   local body = string.format([[{"doc_type":"DEED","grantors":["SELLER %d"],"grantees":["BUYER %d","CO-BUYER %d"],
     "parcels":[{"municipality_code":"%s","block":"%d","lot":"%d"}],"consideration":"%d.00",
-    "legal_description":"ALL that certain lot, piece or parcel of land.","document_digest":"%064x"}]],
+    "legal_description":"ALL that certain lot, piece or parcel of land.","document_digest":"%064x",
+    "preparer":"ANNA LEE, ESQ.","grantee_mailing_address":"12 MAIN STREET, HACKENSACK NJ 07601",
+    "confirm":["new_parcel","possible_duplicate","grantor_not_owner","conflicting_conveyance"],
+    "confirm_reason":"benchmark load: recorded as filed"}]],
     math.random(1e6), math.random(1e6), math.random(1e6), munis[math.random(#munis)], math.random(1, 3000),
     math.random(1, 40), math.random(100000, 2000000), math.random(1, 2^31))
   return wrk.format("POST", "/api/v1/instruments",

@@ -15,6 +15,7 @@ from hybrid_store import flags
 from hybrid_store.core.commitment import FIELDS
 from hybrid_store.core.records import DocType
 from hybrid_store.errors import FieldError, InvalidInstrument
+from hybrid_store.examination import State
 from hybrid_store.jurisdictions import PROFILES
 from registry_service import schemas
 from registry_service.auth import Permission
@@ -22,6 +23,7 @@ from registry_service.deps import (
     Acknowledger,
     Caller,
     Corrector,
+    Examiner,
     Filer,
     FilingDep,
     ProofReader,
@@ -29,6 +31,7 @@ from registry_service.deps import (
     QueriesDep,
     Reader,
     StatusDep,
+    SubmissionsDep,
 )
 from registry_service.http import StrictJSONRoute, WholeNumber, read_json, reject_unknown_query
 from registry_service.services import Filed
@@ -81,10 +84,22 @@ router = APIRouter(
 
 
 def _filed(filed: Filed) -> JSONResponse:
-    headers = {"Location": f"/api/v1/instruments/{filed.number}"}
-    if filed.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(filed.body, status_code=201, headers=headers)
+    """Recorded: 201 and the receipt; waiting: 202 and the submission with its findings and clocks;
+    rejected: 422 with every ground (the submission is kept, with its id)."""
+    headers = {"Idempotent-Replayed": "true"} if filed.replayed else {}
+    if filed.state == State.RECORDED:
+        return JSONResponse(filed.body, status_code=201,
+                            headers={**headers, "Location": f"/api/v1/instruments/{filed.number}"})  # fmt: skip
+    submission = filed.body["submission"]
+    headers["Location"] = f"/api/v1/submissions/{submission['id']}"
+    if filed.state == State.REJECTED:
+        grounds = submission["grounds"]
+        error = {"code": "rejected", "message": f"not recorded: {len(grounds)} ground{'s' * (len(grounds) != 1)} for "
+                 f"refusal (submission {submission['id']} is kept with them)",
+                 "hint": "correct every ground listed and file the document again",
+                 "grounds": grounds, "submission": submission["id"]}  # fmt: skip
+        return JSONResponse({"error": error, **filed.body}, status_code=422, headers=headers)
+    return JSONResponse(filed.body, status_code=202, headers=headers)
 
 
 def _instrument_body(model: str) -> dict[str, Any]:
@@ -94,21 +109,33 @@ def _instrument_body(model: str) -> dict[str, Any]:
                             "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model}"}}}}}  # fmt: skip
 
 
+_FILING_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {"model": schemas.SubmissionResult, "description": "waiting: findings that need a clerk's confirmation, or "
+          "held behind an earlier submission on the same parcel"},
+    422: {"model": schemas.ErrorResponse, "description": "invalid input (`error.fields`), or rejected: "
+          "`error.grounds` lists every ground for refusal and `error.submission` the kept submission"},
+}  # fmt: skip
+
+
 @router.post("/instruments", status_code=201, response_model=schemas.FilingResult, tags=["clerks"],
-             summary="Record an instrument", openapi_extra=_instrument_body("InstrumentCreate"))  # fmt: skip
+             summary="Submit an instrument for recording", openapi_extra=_instrument_body("InstrumentCreate"),
+             responses=_FILING_RESPONSES)  # fmt: skip
 async def file_instrument(
     request: Request, filing: FilingDep, who: Filer, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
-    """Record an instrument (clerk). The registry assigns its number, book and page and recording time,
-    commits to it and queues it for anchoring, all in one transaction, and returns a receipt signed
-    with the registry's Ed25519 key. A deed whose grantor is not the owner of record is recorded
-    but flagged (`flags`)."""
+    """Submit an instrument (clerk). It is examined first: a clean one is recorded at once (201: the
+    registry assigns its number, book and page and recording time, commits to it and queues it for
+    anchoring, all in one transaction, and returns a receipt signed with the registry's Ed25519 key);
+    one with findings that need a confirmation (a parcel not in the book, a possible duplicate,
+    grantors who are not the owners of record) or held behind an earlier waiting submission on the
+    same parcel waits (202); one with grounds for refusal is rejected with all of them (422)."""
     body = await read_json(request)
     return _filed(await run_in_threadpool(filing.file, who, body, idempotency_key=idempotency_key))
 
 
 @router.post("/instruments/{number}/corrections", status_code=201, response_model=schemas.FilingResult,
-             tags=["clerks"], summary="Record a correction", openapi_extra=_instrument_body("CorrectionCreate"))  # fmt: skip
+             tags=["clerks"], summary="Submit a correction", openapi_extra=_instrument_body("CorrectionCreate"),
+             responses=_FILING_RESPONSES)  # fmt: skip
 async def file_correction(
     number: NumberPath, request: Request, filing: FilingDep, who: Corrector, idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:  # fmt: skip
@@ -116,6 +143,52 @@ async def file_correction(
     visible and provable. Never an overwrite."""
     body = await read_json(request)
     return _filed(await run_in_threadpool(filing.file, who, body, idempotency_key=idempotency_key, corrects=number))
+
+
+@router.get("/submissions", response_model=schemas.SubmissionPage, tags=["clerks"], summary="Submissions")
+def list_submissions(
+    submissions: SubmissionsDep,
+    who: Reader,
+    state: Annotated[State | None, Query(description="waiting (default), recorded, rejected, ...")] = State.WAITING,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> schemas.SubmissionPage:
+    """Submissions in one state, oldest first (the order they are recorded in): by default the
+    queue of waiting ones, each with its findings and statutory clocks."""
+    data = submissions.listing(state, limit)
+    return schemas.SubmissionPage(data=[schemas.SubmissionView(**d) for d in data], count=len(data))
+
+
+SubmissionPath = Annotated[int, Path(ge=1, le=2**62)]
+
+
+@router.get("/submissions/{submission_id}", tags=["clerks"], summary="One submission",
+            responses={200: {"model": schemas.SubmissionResult}})  # fmt: skip
+def get_submission(submission_id: SubmissionPath, submissions: SubmissionsDep, who: Reader) -> dict[str, Any]:
+    """The submission with its findings, clocks, attestations and confirmations (and, once recorded,
+    its receipt)."""
+    return submissions.get(submission_id)
+
+
+@router.post("/submissions/{submission_id}/confirm", tags=["clerks"], summary="Confirm a waiting submission",
+             responses={200: {"model": schemas.FilingResult}, 409: {"model": schemas.ErrorResponse,
+                        "description": "not waiting, or held behind an earlier submission"}})  # fmt: skip
+def confirm_submission(
+    submission_id: SubmissionPath, body: schemas.Reason, submissions: SubmissionsDep, who: Examiner
+) -> dict[str, Any]:
+    """An authorised clerk confirms the submission's findings with a reason (audit-logged): it is
+    recorded at once, and the submissions held behind it follow in order of receipt."""
+    return submissions.confirm(who, submission_id, body.reason)
+
+
+@router.post("/submissions/{submission_id}/reject", tags=["clerks"], summary="Reject a waiting submission",
+             responses={200: {"model": schemas.SubmissionResult}, 409: {"model": schemas.ErrorResponse,
+                        "description": "not waiting"}})  # fmt: skip
+def reject_submission(
+    submission_id: SubmissionPath, body: schemas.Reason, submissions: SubmissionsDep, who: Examiner
+) -> dict[str, Any]:
+    """A clerk rejects a waiting submission with a reason (audit-logged): it is kept, never
+    recorded; the submissions held behind it are examined again."""
+    return submissions.reject(who, submission_id, body.reason)
 
 
 @router.get("/instruments", response_model=schemas.InstrumentPage, tags=["clerks", "auditors"],

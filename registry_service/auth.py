@@ -33,6 +33,7 @@ class Permission(enum.StrEnum):
     FILE = "file"  # record new instruments
     CORRECT = "correct"  # record corrections
     PROOF = "proof"  # full proof bundles and receipts
+    EXAMINE = "examine"  # confirm or reject a waiting submission (with a reason, audit-logged)
     OPERATE = "operate"  # operations data (/metrics when restricted); migration runs from the CLI
     ACKNOWLEDGE = "acknowledge"  # acknowledge a flag that does not bear on who owns a parcel, with a reason
     # (API keys are managed only with `landreg keys` on the registry's host: no HTTP route exists)
@@ -46,7 +47,7 @@ class Role(enum.StrEnum):
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.CLERK: frozenset({Permission.READ, Permission.FILE, Permission.CORRECT, Permission.PROOF}),
+    Role.CLERK: frozenset({Permission.READ, Permission.FILE, Permission.CORRECT, Permission.PROOF, Permission.EXAMINE}),
     Role.AUDITOR: frozenset({Permission.READ, Permission.PROOF}),
     # the operator, who already answers for the parallel run's divergences; not the clerk who filed
     # (a second pair of eyes), nor the auditor (who only reads)

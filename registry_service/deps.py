@@ -17,7 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from registry_service.auth import Actor, Permission, Unauthenticated
 from registry_service.http import client_address
-from registry_service.services import Filing, Proofs, Queries, Services, Status
+from registry_service.services import Filing, Proofs, Queries, Services, Status, Submissions
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `lr_<key id>_<secret>` (see `landreg keys create`)")
 DESK = "/desk"
@@ -42,6 +42,10 @@ async def _proofs(request: Request) -> Proofs:
 
 async def _status(request: Request) -> Status:
     return request.app.state.services.status
+
+
+async def _submissions(request: Request) -> Submissions:
+    return request.app.state.services.submissions
 
 
 async def caller(
@@ -89,11 +93,13 @@ FilingDep = Annotated[Filing, Depends(_filing)]
 QueriesDep = Annotated[Queries, Depends(_queries)]
 ProofsDep = Annotated[Proofs, Depends(_proofs)]
 StatusDep = Annotated[Status, Depends(_status)]
+SubmissionsDep = Annotated[Submissions, Depends(_submissions)]
 
 Caller = Annotated[Actor | None, Depends(caller)]  # anyone, identified if possible
 Reader = Annotated[Actor, Depends(permitted(Permission.READ))]
 Filer = Annotated[Actor, Depends(permitted(Permission.FILE))]
 Corrector = Annotated[Actor, Depends(permitted(Permission.CORRECT))]
 ProofReader = Annotated[Actor, Depends(permitted(Permission.PROOF))]
+Examiner = Annotated[Actor, Depends(permitted(Permission.EXAMINE))]
 Operator = Annotated[Actor, Depends(permitted(Permission.OPERATE))]
 Acknowledger = Annotated[Actor, Depends(permitted(Permission.ACKNOWLEDGE))]

@@ -33,6 +33,7 @@ from hybrid_store.errors import (
 from hybrid_store.plain_numbers import is_digits, not_a_number
 from registry_service.auth import Forbidden, TooManyFailures, Unauthenticated
 from registry_service.services.filing import IdempotencyMismatch
+from registry_service.services.submissions import ReasonRequired
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ STATUS: list[tuple[type[Exception], int, str]] = [
     (InvalidInstrument, 422, "invalid_instrument"),
     (MalformedBundle, 422, "malformed_bundle"),
     (IdempotencyMismatch, 422, "idempotency_key_reused"),
+    (ReasonRequired, 422, "reason_required"),
     (NotFound, 404, "not_found"),
     (Conflict, 409, "conflict"),
     (Unauthenticated, 401, "unauthenticated"),

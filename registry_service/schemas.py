@@ -16,12 +16,85 @@ AnchoringStatus = Literal["pending", "submitted", "anchored"]
 _Content = models(get_profile())[0]
 
 
-class InstrumentCreate(_Content):  # type: ignore[misc, valid-type]
+class _Envelope(BaseModel):
+    """What a filing says besides the instrument (documentation: the service reads these members)."""
+
+    attestations: list[str] | None = Field(
+        default=None,
+        description=(
+            "what the filing clerk attests of the paper that landreg cannot see on an image (bergen: in_english, signed, "
+            "acknowledged, names_printed, fees_tendered). Left out, the API caller's filing attests every one, as a "
+            "trusted submitter does; each one not listed is a ground for refusal"
+        ),
+    )
+    confirm: list[Literal["new_parcel", "possible_duplicate", "grantor_not_owner", "conflicting_conveyance"]] = Field(
+        default_factory=list,
+        description="findings confirmed up front (the filing is then recorded at once), with `confirm_reason`",
+    )
+    confirm_reason: str = Field(default="", max_length=2000, description="why (audit-logged); required with `confirm`")
+
+
+class InstrumentCreate(_Content, _Envelope):  # type: ignore[misc, valid-type]
     """An instrument presented for recording. The registry assigns number, book, page and time."""
 
 
-class CorrectionCreate(_Content):  # type: ignore[misc, valid-type]
+class CorrectionCreate(_Content, _Envelope):  # type: ignore[misc, valid-type]
     """The corrected content. ``corrects`` is the instrument in the path; leave it out."""
+
+
+class FindingView(BaseModel):
+    code: str = Field(description="e.g. not_acknowledged, no_preparer, new_parcel, possible_duplicate, held_behind")
+    kind: Literal["ground", "confirmation", "held"] = Field(
+        description=(
+            "ground: the statute lets the recorder refuse for it; confirmation: landreg's own check, waits for a clerk's "
+            "confirmation; held: waits for an earlier submission on the same parcel"
+        )
+    )
+    words: str
+    statute: str | None = None
+    parcel: str | None = None
+
+
+class Clocks(BaseModel):
+    recordBy: str | None = Field(description="last day to record it (N.J.S.A. 46:26A-6: two business days)")
+    rejectBy: str | None = Field(description="last day to reject it (three business days)")
+
+
+class SubmissionView(BaseModel):
+    """A filing as received and examined: waiting, recorded or rejected, with every finding."""
+
+    id: int
+    state: Literal["examining", "waiting", "recorded", "rejected", "withdrawn"]
+    receivedAt: str
+    submitter: str
+    channel: Literal["api", "desk"]
+    docType: str
+    parcels: list[str]
+    documentDigest: str
+    findings: list[FindingView]
+    grounds: list[FindingView]
+    clocks: Clocks
+    attestations: list[dict[str, Any]]
+    confirmations: list[dict[str, Any]]
+    instrumentNumber: str | None
+    resolvedAt: str | None
+    resolvedBy: str | None
+    reason: str | None
+
+
+class SubmissionResult(BaseModel):
+    submission: SubmissionView
+
+
+class SubmissionPage(BaseModel):
+    data: list[SubmissionView]
+    count: int
+
+
+class Reason(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=2000, description="why (audit-logged with your name)")
 
 
 class Anchoring(BaseModel):
@@ -120,6 +193,7 @@ class FilingResult(BaseModel):
     anchoring: Anchoring
     flags: list[FlagView] = Field(description="chain-of-title problems: recorded, but flagged for review")
     resolved_flags: list[ResolvedFlag] = Field(default=[], description="earlier flags this instrument resolved")
+    submission: SubmissionView | None = None
 
 
 class ParcelLink(BaseModel):

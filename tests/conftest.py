@@ -9,6 +9,8 @@ run says so loudly at the end; with LANDREG_REQUIRE_POSTGRES=1 (CI) they fail in
 from __future__ import annotations
 
 import functools
+import hashlib
+import itertools
 import os
 import socket
 import uuid
@@ -290,6 +292,14 @@ NOW = datetime(2026, 11, 1, 15, 0, tzinfo=UTC)
 DIGEST = "c0ffee" + "0" * 58
 
 
+_SCANS = itertools.count(1)
+
+
+def scan_digest() -> str:
+    """The SHA-256 of another scanned document: filing one scan twice waits as a possible duplicate."""
+    return hashlib.sha256(f"scan {next(_SCANS)}".encode()).hexdigest()
+
+
 def deed(**overrides) -> dict:
     """A valid deed as a clerk would submit it; override any field."""
     base = {
@@ -299,10 +309,25 @@ def deed(**overrides) -> dict:
         "parcels": [{"municipality_code": "0223", "block": "100.01", "lot": "5"}],
         "consideration": "350000.00",
         "legal_description": "ALL that certain lot in the City of Hackensack.",
-        "document_digest": DIGEST,
+        "document_digest": scan_digest(),  # each call another scan: the same scan twice is a possible duplicate
+        # what N.J.S.A. 46:26A-3 requires of a deed (a filing without them is rejected on examination)
+        "preparer": "ANNA LEE, ESQ.",
+        "grantee_mailing_address": "12 MAIN STREET, HACKENSACK NJ 07601",
     }
     base.update(overrides)
     return base
+
+
+#: every confirmation examination may ask for (``hybrid_store.examination.CONFIRMABLE``)
+ALL_CONFIRMATIONS = ["new_parcel", "possible_duplicate", "grantor_not_owner", "conflicting_conveyance"]
+
+
+def filing(**overrides) -> dict:
+    """A deed filed through the API by a test that is about something else than examination: its
+    findings are confirmed up front, so it is recorded at once as before examination existed (a
+    test of examination files ``deed()`` and sees what waits)."""
+    return {**deed(**overrides), "confirm": ALL_CONFIRMATIONS,
+            "confirm_reason": "a test filing: its chain of title is not what this test is about"}  # fmt: skip
 
 
 def app_routes(app) -> set[tuple[str, str]]:

@@ -21,7 +21,7 @@ from hybrid_store.settings import Settings
 from registry_service.app import create_app
 from registry_service.auth import Actor, Role, create_key
 from registry_service.receipts import verify_receipt
-from tests.conftest import bypass_append_only, deed
+from tests.conftest import bypass_append_only, deed, filing
 
 ADMIN = Actor("test-suite", Role.ADMIN)
 
@@ -38,7 +38,7 @@ class Service:
         return {"Authorization": f"Bearer {self.keys[role]}"} if role else {}
 
     def file(self, body: dict | None = None, role: str = "clerk", **headers) -> dict:
-        r = self.client.post("/api/v1/instruments", json=body or deed(), headers={**self.as_(role), **headers})
+        r = self.client.post("/api/v1/instruments", json=body or filing(), headers={**self.as_(role), **headers})
         assert r.status_code == 201, r.text
         return r.json()
 
@@ -121,12 +121,9 @@ def test_malformed_duplicated_and_oversized_bodies(svc, content, status, code):
 
 
 def test_idempotency_key_returns_the_first_receipt(svc):
-    first = svc.client.post(
-        "/api/v1/instruments", json=deed(), headers={**svc.as_("clerk"), "Idempotency-Key": "abc-1"}
-    )
-    again = svc.client.post(
-        "/api/v1/instruments", json=deed(), headers={**svc.as_("clerk"), "Idempotency-Key": "abc-1"}
-    )
+    body = deed()
+    first = svc.client.post("/api/v1/instruments", json=body, headers={**svc.as_("clerk"), "Idempotency-Key": "abc-1"})
+    again = svc.client.post("/api/v1/instruments", json=body, headers={**svc.as_("clerk"), "Idempotency-Key": "abc-1"})
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
     other = svc.client.post("/api/v1/instruments", json=deed(grantees=["SOMEONE ELSE"]),
@@ -137,9 +134,10 @@ def test_idempotency_key_returns_the_first_receipt(svc):
 
 def test_concurrent_retries_with_one_idempotency_key_record_once(svc):
     results = []
+    body = deed()
 
     def send() -> None:
-        results.append(svc.client.post("/api/v1/instruments", json=deed(),
+        results.append(svc.client.post("/api/v1/instruments", json=body,
                                        headers={**svc.as_("clerk"), "Idempotency-Key": "race"}))  # fmt: skip
 
     threads = [threading.Thread(target=send) for _ in range(6)]
@@ -157,10 +155,10 @@ NUMBER = "2026-0000001"
 
 
 def role_matrix_requests():
-    body = deed()
+    body = filing()
     return {
         "file": ("post", "/api/v1/instruments", body),
-        "correct": ("post", f"/api/v1/instruments/{NUMBER}/corrections", deed(doc_type="CORRECTION")),
+        "correct": ("post", f"/api/v1/instruments/{NUMBER}/corrections", filing(doc_type="CORRECTION")),
         "read": ("get", f"/api/v1/instruments/{NUMBER}", None),
         "search": ("get", "/api/v1/instruments?party=SMITH", None),
         "receipt": ("get", f"/api/v1/instruments/{NUMBER}/receipt", None),
@@ -255,7 +253,7 @@ def test_a_correction_is_a_new_linked_version(svc):
 
 def test_search_filters_and_pages(svc):
     for i in range(7):
-        svc.file(deed(grantees=[f"BUYER {i}"], doc_type="MORTGAGE" if i % 2 else "DEED",
+        svc.file(filing(grantees=[f"BUYER {i}"], doc_type="MORTGAGE" if i % 2 else "DEED",
                       parcels=[{"municipality_code": "0223", "block": "2", "lot": str(i % 3 + 1)}]))  # fmt: skip
     h = svc.as_("auditor")
     page = svc.client.get("/api/v1/instruments?type=MORTGAGE&limit=2", headers=h).json()
@@ -282,9 +280,9 @@ def test_search_filters_and_pages(svc):
 
 
 def test_parcel_history_shows_chain_of_title_flags_and_anchoring(svc):
-    first = svc.file(deed(grantors=["PRIOR OWNER"], grantees=["ANNA ADAMS"]))
+    first = svc.file(filing(grantors=["PRIOR OWNER"], grantees=["ANNA ADAMS"]))
     svc.anchor()
-    second = svc.file(deed(grantors=["NOT THE OWNER"], grantees=["X"]))
+    second = svc.file(filing(grantors=["NOT THE OWNER"], grantees=["X"]))
     assert [f["kind"] for f in second["flags"]] == ["grantor_not_owner"]
     h = svc.as_("auditor")
     parcel = svc.client.get("/api/v1/parcels/0223_100.01_5", headers=h).json()
@@ -301,13 +299,13 @@ def test_parcel_history_shows_chain_of_title_flags_and_anchoring(svc):
 
 
 def test_concurrent_transfers_through_the_api(svc):
-    svc.file(deed(grantors=["PRIOR OWNER"], grantees=["ANNA ADAMS"]))
+    svc.file(filing(grantors=["PRIOR OWNER"], grantees=["ANNA ADAMS"]))
     barrier = threading.Barrier(2)
     results = []
 
     def transfer(buyer: str) -> None:
         barrier.wait()
-        results.append(svc.client.post("/api/v1/instruments", json=deed(grantors=["ANNA ADAMS"], grantees=[buyer]),
+        results.append(svc.client.post("/api/v1/instruments", json=filing(grantors=["ANNA ADAMS"], grantees=[buyer]),
                                        headers=svc.as_("clerk")))  # fmt: skip
 
     threads = [threading.Thread(target=transfer, args=(b,)) for b in ("BEN BAKER", "CARL CLARK")]
@@ -551,7 +549,7 @@ def test_metrics_can_be_restricted_to_operators(svc, tmp_path, db):
 
 def test_fifty_concurrent_transfers_of_one_parcel_make_one_unforked_chain(svc):
     parcel = {"municipality_code": "0223", "block": "50", "lot": "1"}
-    svc.file(deed(grantors=["PRIOR OWNER"], grantees=["ANNA ADAMS"], parcels=[parcel]))
+    svc.file(filing(grantors=["PRIOR OWNER"], grantees=["ANNA ADAMS"], parcels=[parcel]))
     barrier = threading.Barrier(50)
     results: list = []
 
@@ -561,7 +559,7 @@ def test_fifty_concurrent_transfers_of_one_parcel_make_one_unforked_chain(svc):
         barrier.wait()
         try:
             results.append(svc.client.post("/api/v1/instruments", headers=svc.as_("clerk"),
-                                           json=deed(grantors=["ANNA ADAMS"], grantees=[f"BUYER {i}"], parcels=[parcel])))  # fmt: skip
+                                           json=filing(grantors=["ANNA ADAMS"], grantees=[f"BUYER {i}"], parcels=[parcel])))  # fmt: skip
         except Exception as exc:  # a server error surfaces here in the test client
             errors.append(repr(exc))
 

@@ -46,6 +46,8 @@ def operations():
         ("POST", "/api/v1/proofs/verify"), ("GET", "/api/v1/status"), ("GET", "/api/v1/migration"), ("GET", "/healthz"), ("GET", "/readyz"),
         ("GET", "/.well-known/landreg-receipt-keys.json"), ("POST", "/api/v1/receipts/verify"),
         ("GET", "/.well-known/landreg-trust-root.json"), ("GET", "/.well-known/landreg-trust-root/{version}.json"),
+        ("GET", "/api/v1/submissions"), ("GET", "/api/v1/submissions/{submission_id}"),
+        ("POST", "/api/v1/submissions/{submission_id}/confirm"), ("POST", "/api/v1/submissions/{submission_id}/reject"),
     ]  # fmt: skip
 
 

@@ -35,7 +35,7 @@ from hybrid_store.intake import validate
 from hybrid_store.settings import Settings
 from hybrid_store.txmgr import GWEI, FeePolicy
 from registry_service.app import create_app
-from tests.conftest import NOW, deed
+from tests.conftest import NOW, deed, filing
 from tests.faultproxy import FaultProxy
 from tests.processes import Server, landreg, wait_until
 from tests.test_txmgr import replaced_version, revocation_attempts
@@ -148,7 +148,7 @@ def test_rpc_faults_filing_goes_on_anchoring_lags_then_drains_in_order(anvil, an
     def clerk() -> None:
         with httpx.Client(base_url=server.base, timeout=30) as client:
             while not stop.is_set():
-                r = client.post("/api/v1/instruments", json=deed(), headers={"Authorization": f"Bearer {key}"})
+                r = client.post("/api/v1/instruments", json=filing(), headers={"Authorization": f"Bearer {key}"})
                 statuses.append(r.status_code)
                 time.sleep(0.1)
 
@@ -159,8 +159,8 @@ def test_rpc_faults_filing_goes_on_anchoring_lags_then_drains_in_order(anvil, an
         return status()["pending_records"]
 
     server.start()
-    filing = threading.Thread(target=clerk)
-    filing.start()
+    filer = threading.Thread(target=clerk)
+    filer.start()
     try:
         assert wait_until(lambda: len(statuses) >= 10 and status()["anchored_records"] >= 5, 60, 0.3), server.output()
         phases = []
@@ -175,7 +175,7 @@ def test_rpc_faults_filing_goes_on_anchoring_lags_then_drains_in_order(anvil, an
         proxy.set("pass")
         assert wait_until(lambda: pending() < 10, 120, 0.5), server.output()  # it catches up while filing goes on
         stop.set()
-        filing.join(60)
+        filer.join(60)
         assert wait_until(lambda: pending() == 0, 60, 0.5), server.output()
     finally:
         stop.set()

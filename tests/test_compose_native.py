@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 
 from hybrid_store.chain.anvil import ManagedAnvil
 from hybrid_store.settings import Settings
-from tests.conftest import PASSPHRASE_ENV, deed, free_port, pg_admin
+from tests.conftest import PASSPHRASE_ENV, filing, free_port, pg_admin
 from tests.processes import Server, landreg, wait_until
 from tests.test_compose import compose
 
@@ -91,7 +91,7 @@ def test_the_compose_topology_runs_natively_and_an_auditor_verifies_a_filing(pg_
         assert refused.returncode == 1 and "run as the owner role" in refused.stderr, refused.stdout + refused.stderr
         key = landreg(migrate_env, "keys", "create", "clerk", "--name", "Pat Clerk", check=True).stdout.split()[-1]
         headers = {"Authorization": f"Bearer {key}"}
-        filed = httpx.post(api.base + "/api/v1/instruments", json=deed(), headers=headers, timeout=30)
+        filed = httpx.post(api.base + "/api/v1/instruments", json=filing(), headers=headers, timeout=30)
         assert filed.status_code == 201, filed.text
         number = filed.json()["receipt"]["instrumentNumber"]
 
@@ -110,7 +110,7 @@ def test_the_compose_topology_runs_natively_and_an_auditor_verifies_a_filing(pg_
         # one anchoring worker, and the api processes are not it: without it, a filing waits
         worker.terminate()
         worker.wait(60)
-        again = httpx.post(api.base + "/api/v1/instruments", json=deed(), headers=headers, timeout=30)
+        again = httpx.post(api.base + "/api/v1/instruments", json=filing(), headers=headers, timeout=30)
         assert again.status_code == 201
         status = lambda: httpx.get(api.base + "/api/v1/status", headers=headers, timeout=30).json()  # noqa: E731
         assert not wait_until(lambda: status()["pending_records"] == 0, 5, 0.5) and status()["anchored_records"] == 1

@@ -26,7 +26,7 @@ import pytest
 from sqlalchemy import text
 
 from hybrid_store.db.engine import Database
-from tests.conftest import PASSPHRASE_ENV, _pg_problem, deed, free_port
+from tests.conftest import PASSPHRASE_ENV, _pg_problem, filing, free_port
 from tests.processes import Server, wait_until
 from tests.processes import landreg as run_landreg
 
@@ -131,7 +131,7 @@ class Load:
         with httpx.Client(base_url=self.base, headers=self.headers, timeout=20) as client:
             while not self.stopping.is_set():
                 lot = str(next(self._lots))  # every filing its own parcel: no title conflicts
-                body = deed(parcels=[{"municipality_code": "0223", "block": "77", "lot": lot}])
+                body = filing(parcels=[{"municipality_code": "0223", "block": "77", "lot": lot}])
                 try:
                     response = client.post("/api/v1/instruments", json=body)
                 except httpx.HTTPError as exc:

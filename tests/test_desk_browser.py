@@ -76,6 +76,99 @@ def sign_in(page, base: str, key: str) -> None:
     page.wait_for_url(base + "/desk/")
 
 
+def fill_index_and_attest(page) -> None:
+    """What N.J.S.A. 46:26A-3 asks of a deed besides, and the clerk's attestations of the paper."""
+    page.fill("input[name=preparer]", "ANNA LEE, ESQ.")
+    page.fill("textarea[name=grantee_mailing_address]", "12 MAIN STREET, HACKENSACK NJ 07601")
+    for box in page.query_selector_all("#attestations input[type=checkbox]"):
+        box.check()
+
+
+def fill_deed(page, base: str, place: str, block: str, lot: str, digest: str) -> None:
+    page.goto(base + "/desk/file")
+    page.select_option("select[name=doc_type]", "DEED")
+    page.fill("textarea[name=grantors]", "ANNA ADAMS")
+    page.fill("textarea[name=grantees]", "BEN BAKER")
+    page.select_option("select[name=municipality_0]", place)
+    page.fill("input[name=block_0]", block)
+    page.fill("input[name=lot_0]", lot)
+    page.fill("input[name=consideration]", "412500.00")
+    page.fill("input[name=document_digest]", digest)
+    fill_index_and_attest(page)
+
+
+def instruments_on(base: str, key: str, parcel: str) -> int:
+    r = httpx.get(f"{base}/api/v1/instruments", params={"parcel": parcel}, headers={"Authorization": f"Bearer {key}"})
+    return r.json()["count"]
+
+
+def test_back_and_resubmit_and_a_double_click_record_once(server, browser):
+    """Issue 21: pressing Back after recording and submitting again recorded the same deed twice."""
+    base, clerk_key, _auditor_key, _env = server
+    page = browser.new_context().new_page()
+    sign_in(page, base, clerk_key)
+    fill_deed(page, base, "0223", "100.01", "5", "a1" * 32)
+    page.click("form[action='/desk/file'] button[type=submit]")
+    page.wait_for_url(f"{base}/desk/submissions/*")
+    first = page.url
+    assert page.inner_text("#submission-state") == "recorded"
+    assert instruments_on(base, clerk_key, "0223_100.01_5") == 1
+
+    page.go_back()  # the form again, as the browser kept it
+    page.wait_for_url(f"{base}/desk/file")
+    assert page.input_value("input[name=document_digest]") == "a1" * 32, "the browser kept the fields"
+    page.click("form[action='/desk/file'] button[type=submit]")
+    page.wait_for_url(f"{base}/desk/submissions/*")
+    assert instruments_on(base, clerk_key, "0223_100.01_5") == 1  # recorded once
+    assert page.url == first  # the first result, shown again
+    assert "already submitted" in page.inner_text(".flash") and page.inner_text("#submission-state") == "recorded"
+
+    # a double click on the submit button: one submission, one record
+    fill_deed(page, base, "0201", "7", "1", "b2" * 32)
+    page.dblclick("form[action='/desk/file'] button[type=submit]")
+    page.wait_for_url(f"{base}/desk/submissions/*")
+    page.wait_for_load_state()
+    assert page.inner_text("#submission-state") == "recorded"
+    assert instruments_on(base, clerk_key, "0201_7_1") == 1
+    queue = httpx.get(f"{base}/api/v1/submissions", params={"state": "recorded"},
+                      headers={"Authorization": f"Bearer {clerk_key}"}).json()  # fmt: skip
+    assert [s["parcels"] for s in queue["data"]].count(["0201_7_1"]) == 1
+
+
+def test_a_typo_in_the_block_waits_on_the_desk_until_a_clerk_confirms_it(server, browser):
+    base, clerk_key, _auditor_key, _env = server
+    page = browser.new_context().new_page()
+    sign_in(page, base, clerk_key)
+    fill_deed(page, base, "0223", "100.01", "5", "c3" * 32)  # Hackensack's book begins
+    page.click("form[action='/desk/file'] button[type=submit]")
+    page.wait_for_url(f"{base}/desk/submissions/*")
+    fill_deed(page, base, "0223", "99999", "77", "d4" * 32)
+    page.uncheck("input[name=attest_acknowledged]")
+    page.fill("input[name=preparer]", "")
+    page.click("form[action='/desk/file'] button[type=submit]")
+    page.wait_for_url(f"{base}/desk/submissions/*")
+    assert page.inner_text("#submission-state") == "rejected"  # every ground at once, nothing recorded
+    grounds = [li.get_attribute("data-code") for li in page.query_selector_all("#findings li")]
+    assert grounds == ["not_acknowledged", "no_preparer"]
+
+    fill_deed(page, base, "0223", "99999", "77", "d4" * 32)
+    page.click("form[action='/desk/file'] button[type=submit]")
+    page.wait_for_url(f"{base}/desk/submissions/*")
+    assert page.inner_text("#submission-state") == "waiting"
+    assert "0223_99999_77 is not in the registry's book" in page.inner_text("#findings")
+    assert page.inner_text("#record-by") and page.inner_text("#reject-by")
+    assert instruments_on(base, clerk_key, "0223_99999_77") == 0
+    page.click("text=Waiting submissions")
+    assert "0223_99999_77" in page.inner_text("#queue")
+    page.click("#queue a")
+    page.fill("#confirm-form textarea[name=reason]", "a new lot of the 2026 tax map revision")
+    page.click("#confirm-form button[type=submit]")
+    page.wait_for_load_state()
+    assert page.inner_text("#submission-state") == "recorded"
+    assert "Confirmed and recorded as instrument" in page.inner_text(".flash")
+    assert instruments_on(base, clerk_key, "0223_99999_77") == 1
+
+
 def test_clerk_files_a_deed_and_an_auditor_verifies_it(server, browser, tmp_path):
     base, clerk_key, auditor_key, _env = server
     clerk = browser.new_context(accept_downloads=True).new_page()
@@ -99,13 +192,17 @@ def test_clerk_files_a_deed_and_an_auditor_verifies_it(server, browser, tmp_path
     assert "tax-map number" in clerk.inner_text("#err-lot_0")
     assert clerk.input_value("textarea[name=grantees]") == "BEN BAKER\nCARLA BAKER"  # the form keeps what was typed
 
-    # corrected and filed
+    # corrected and filed: examined, recorded at once, and shown on the submission's page
     clerk.fill("input[name=lot_0]", "5")
+    fill_index_and_attest(clerk)
     clerk.set_input_files("input[name=document]", str(document))
     clerk.click("form[action='/desk/file'] button[type=submit]")
-    clerk.wait_for_url(f"{base}/desk/instruments/*")
-    number = clerk.url.rsplit("/", 1)[1]
+    clerk.wait_for_url(f"{base}/desk/submissions/*")
+    assert clerk.inner_text("#submission-state") == "recorded"
+    number = clerk.inner_text("#instrument-link")
     assert f"Recorded as instrument {number}" in clerk.inner_text(".flash")
+    clerk.click("#instrument-link")
+    clerk.wait_for_url(f"{base}/desk/instruments/{number}")
     receipt = json.loads(clerk.inner_text("#receipt pre"))
     assert receipt["instrumentNumber"] == number and receipt["signature"]["alg"] == "Ed25519"
     import hashlib

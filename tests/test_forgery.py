@@ -39,7 +39,7 @@ from hybrid_store.core.hashing import keccak256, to_hex
 from hybrid_store.keyfiles import load_key
 from hybrid_store.settings import ANVIL_DEV_KEY_0, ANVIL_DEV_KEY_1, ANVIL_DEV_KEY_2
 from registry_service.receipts import signed_bytes
-from tests.conftest import PASSPHRASE_ENV, TEST_RECEIPT_PASSPHRASE, deed, free_port
+from tests.conftest import PASSPHRASE_ENV, TEST_RECEIPT_PASSPHRASE, filing, free_port
 from tests.processes import landreg, spawn
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
@@ -106,7 +106,7 @@ class County:
 
 
 def file_deed(server: Server, clerk: str, **overrides: Any) -> dict[str, Any]:
-    r = httpx.post(server.base + "/api/v1/instruments", json=deed(**overrides),
+    r = httpx.post(server.base + "/api/v1/instruments", json=filing(**overrides),
                    headers={"Authorization": f"Bearer {clerk}"}, timeout=30)  # fmt: skip
     assert r.status_code == 201, r.text
     return r.json()["receipt"]

@@ -28,6 +28,10 @@ SPEC: dict[tuple[str, str], Permission | None] = {
     ("POST", "/api/v1/receipts/verify"): PUBLIC,
     ("GET", "/api/v1/status"): Permission.READ,
     ("GET", "/api/v1/migration"): Permission.READ,
+    ("GET", "/api/v1/submissions"): Permission.READ,
+    ("GET", "/api/v1/submissions/{submission_id}"): Permission.READ,
+    ("POST", "/api/v1/submissions/{submission_id}/confirm"): Permission.EXAMINE,
+    ("POST", "/api/v1/submissions/{submission_id}/reject"): Permission.EXAMINE,
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
     ("GET", "/metrics"): PUBLIC,  # the default; test_api covers LANDREG_SERVICE__METRICS_ACCESS=operators
@@ -52,6 +56,9 @@ SPEC: dict[tuple[str, str], Permission | None] = {
     ("POST", "/desk/audit/verify"): Permission.PROOF,
     ("POST", "/desk/audit/receipt"): Permission.PROOF,
     ("GET", "/desk/status"): Permission.READ,
+    ("GET", "/desk/submissions"): Permission.READ,
+    ("GET", "/desk/submissions/{submission_id}"): Permission.READ,
+    ("POST", "/desk/submissions/{submission_id}/{verb}"): Permission.EXAMINE,
     ("POST", "/desk/mirror-flags/{flag_id}/ack"): Permission.ACKNOWLEDGE,
 }
 CALLERS = ["anonymous", "clerk", "auditor", "operator", "admin", "revoked", "malformed"]
@@ -77,7 +84,8 @@ def test_every_route_is_in_the_matrix(matrix_svc):
 
 def request_for(svc, method: str, path: str, number: str) -> dict:
     url = (path.replace("{number}", number).replace("{parcel_id}", "0223_100.01_5").replace("{key}", "0223_100.01_5")
-           .replace("{flag_id}", "1").replace("{source}", "mirror")
+           .replace("{flag_id}", "1").replace("{source}", "mirror").replace("{submission_id}", "1")
+           .replace("{verb}", "confirm")
            .replace("{version}", "1"))  # fmt: skip
     kwargs: dict = {"url": url, "method": method, "follow_redirects": False}
     if method == "POST" and url.startswith("/api/"):

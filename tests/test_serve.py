@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from hybrid_store.files import create_once
-from tests.conftest import deed, free_port
+from tests.conftest import filing, free_port
 from tests.processes import landreg_out, spawn
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
@@ -37,7 +37,7 @@ def test_several_processes_one_anchoring_worker_graceful_stop(landreg_env, tmp_p
         assert len(children) >= 3  # two HTTP processes, one anchoring process (+ multiprocessing's tracker)
         headers = {"Authorization": f"Bearer {key}"}
         with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
-            numbers = [client.post("/api/v1/instruments", json=deed()).json()["receipt"]["instrumentNumber"]
+            numbers = [client.post("/api/v1/instruments", json=filing()).json()["receipt"]["instrumentNumber"]
                        for _ in range(20)]  # fmt: skip
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:

@@ -130,7 +130,7 @@ class Instrument(Base):
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     consideration_cents: Mapped[int | None] = mapped_column(BigInteger)
     legal_description: Mapped[str] = mapped_column(Text, default="")
-    document_digest: Mapped[str] = mapped_column(String(64))
+    document_digest: Mapped[str] = mapped_column(String(64), index=True)  # examination looks twins up by it
     corrects_id: Mapped[int | None] = mapped_column(ForeignKey("instruments.id"), index=True)
     # 32 secret random bytes from which every field salt of the commitment derives
     salt_seed: Mapped[bytes] = mapped_column(LargeBinary(32))
@@ -559,6 +559,42 @@ class IdempotencyRecord(Base):
     __table_args__ = (UniqueConstraint("api_key_id", "key"),)
 
 
+class Submission(Base):
+    """A filing as received, before and after examination (``hybrid_store.examination``): kept
+    whatever becomes of it, rejected ones with every ground. Mutable: its state, findings and
+    confirmations change as clerks examine it; the filing and the time of receipt never do."""
+
+    __tablename__ = "submissions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    submitter: Mapped[str] = mapped_column(String(300))  # the actor's label, as the audit log names them
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
+    channel: Mapped[str] = mapped_column(String(8))  # api or desk
+    #: the filing as presented (canonical JSON of the validated content and the correction link)
+    filing: Mapped[dict[str, Any]] = mapped_column(JSON)
+    doc_type: Mapped[str] = mapped_column(String(24))
+    document_digest: Mapped[str] = mapped_column(String(64), index=True)
+    parcel_keys: Mapped[list[str]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(12), index=True)
+    findings: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    attestations: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # who attested what, when
+    confirmations: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # codes, who, when, why
+    instrument_id: Mapped[int | None] = mapped_column(ForeignKey("instruments.id"), unique=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_by: Mapped[str | None] = mapped_column(String(300))
+    resolution_reason: Mapped[str | None] = mapped_column(Text)
+    #: the desk's one-time form token, consumed by the submission it made (a second POST finds it)
+    form_token: Mapped[str | None] = mapped_column(String(64), unique=True)
+    #: the receipt body handed out when it was recorded (a replay hands out the same)
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    __table_args__ = (
+        CheckConstraint("state IN ('examining', 'waiting', 'recorded', 'rejected', 'withdrawn')", name="state"),
+        CheckConstraint("channel IN ('api', 'desk')", name="channel"),
+    )
+
+
 class MigrationStage(Base):
     """A stage of the bulk migration: which legacy records (by municipality, dates, books), and
     how far it got. Stages run in order; each waits for the previous one's clean reconciliation
@@ -726,6 +762,7 @@ __all__ = [
     "MigrationStage",
     "Reconciliation",
     "RegistryPin",
+    "Submission",
     "InstrumentParty",
     "Municipality",
     "OutboxEntry",

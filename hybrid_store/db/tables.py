@@ -92,6 +92,21 @@ TABLES: dict[str, TableRule] = {
         "reference data; pinning a jurisdiction at first use replaces the places", insert=True, delete=True
     ),
     "counters": mutable("instrument numbers, books and pages, the worker handover", insert=True, update=("value",)),
+    "submissions": mutable(
+        "a filing as received and examined: its state, findings, confirmations and outcome change as clerks examine "
+        "it (what was filed, when, by whom and its form token do not)",
+        insert=True,
+        update=(
+            "state",
+            "findings",
+            "confirmations",
+            "instrument_id",
+            "resolved_at",
+            "resolved_by",
+            "resolution_reason",
+            "response",
+        ),
+    ),  # fmt: skip
     # --- anchoring ----------------------------------------------------------------------------------
     "batch_records": append_only("which instrument sits where in which batch's tree: proofs depend on it"),
     "tx_attempts": placed_once(

@@ -6,7 +6,7 @@ import abc
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, ClassVar, Protocol, cast
@@ -29,6 +29,31 @@ class Limits:
     page_count: int = 100_000  # pages of one instrument; a master deed with its plans runs to thousands
     address: int = 500  # characters of a mailing or return-to address, lines included
     references: int = 50  # cross-references of one instrument (a release may name several mortgages)
+
+
+@dataclass(frozen=True)
+class Attestation:
+    """A fact of the document landreg cannot see on an image (a signature, an acknowledgment): the
+    examining clerk attests it, and the attestation is kept with the submission as the clerk's."""
+
+    code: str
+    words: str  # what the clerk attests, in the statute's words (the desk's checkbox)
+    statute: str
+
+
+@dataclass(frozen=True)
+class GroundRule:
+    """A ground for refusing a document, as data: what the statute requires (a field present, an
+    attestation made, a cross-reference of a kind cited) of which document types (None: all).
+    Examination (``hybrid_store.examination``) reads these; no rule is a code path of its own."""
+
+    code: str
+    statute: str
+    words: str  # what is missing, in the clerk's words, and what to do about it
+    doc_types: frozenset[DocType] | None = None
+    field: str | None = None
+    attestation: str | None = None
+    cites: ReferenceKind | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +100,20 @@ class Profile(abc.ABC):
         DocType.DISCHARGE_OF_LIEN: ReferenceKind.DISCHARGES_LIEN,
         DocType.CORRECTION: ReferenceKind.CORRECTS,
     })  # fmt: skip
+
+    #: what the examining clerk attests and the grounds a recorder may refuse for: none by default
+    #: (a registry refuses nothing it has no statute for)
+    attestations: ClassVar[tuple[Attestation, ...]] = ()
+    grounds: ClassVar[tuple[GroundRule, ...]] = ()
+    #: the statutory clocks, in business days after the day of receipt (None: the law sets none),
+    #: and where the recorder's day is
+    record_within: ClassVar[int | None] = None
+    reject_within: ClassVar[int | None] = None
+    timezone: ClassVar[str] = "UTC"
+
+    def holidays(self, year: int) -> frozenset[date]:
+        """The legal holidays of ``year`` on which the recorder's clocks stop (weekends always do)."""
+        return frozenset()
 
     @property
     @abc.abstractmethod

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from importlib.resources import files
 from typing import Annotated, Any
@@ -20,8 +20,9 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from hybrid_store.core.records import DocType
-from hybrid_store.jurisdictions.base import PlaceInfo, Profile
+from hybrid_store.core.records import DocType, ReferenceKind
+from hybrid_store.jurisdictions.base import Attestation, GroundRule, PlaceInfo, Profile
+from hybrid_store.jurisdictions.calendar import nj_legal_holidays
 
 MUNICIPALITY_CODE_RE = re.compile(r"[0-9]{4}")
 BLOCK_LOT_RE = re.compile(r"([0-9]{1,6})(?:\.([0-9A-Z]{1,4}))?")
@@ -106,6 +107,58 @@ def municipalities() -> tuple[PlaceInfo, ...]:
                  for row in csv.DictReader(io.StringIO(text)))  # fmt: skip
 
 
+#: the deeds N.J.S.A. 46:26A-3 speaks of (a conveyance by deed; a court order is not a deed)
+DEEDS = frozenset({DocType.DEED, DocType.MASTER_DEED, DocType.SHERIFFS_DEED, DocType.EXECUTORS_DEED,
+                   DocType.ADMINISTRATORS_DEED, DocType.TAX_SALE_DEED})  # fmt: skip
+MORTGAGE_ACTS = frozenset({DocType.ASSIGNMENT, DocType.SATISFACTION, DocType.RELEASE, DocType.SUBORDINATION})
+
+#: what a clerk attests of the paper (N.J.S.A. 46:26A-3 prerequisites landreg cannot read off an
+#: image; fees: 46:26A-6 lets a recorder refuse a document whose fees were not paid)
+ATTESTATIONS = (
+    Attestation("in_english", "The document is in English, or an English translation is attached.",
+                "N.J.S.A. 46:26A-3"),
+    Attestation("signed", "The document is signed.", "N.J.S.A. 46:26A-3"),
+    Attestation("acknowledged", "The document is acknowledged or proved.", "N.J.S.A. 46:26A-3"),
+    Attestation("names_printed", "The names of the signers, witnesses and officers are typed or printed beneath "
+                "their signatures.", "N.J.S.A. 46:26A-3"),
+    Attestation("fees_tendered", "The recording fees (and any realty transfer fee) were tendered.",
+                "N.J.S.A. 46:26A-6"),
+)  # fmt: skip
+
+
+def _attested(a: Attestation, words: str) -> GroundRule:
+    return GroundRule(f"not_{a.code}", a.statute, words, attestation=a.code)
+
+
+#: the only grounds a Bergen recorder may refuse for (N.J.S.A. 46:26A-6: failure of form or of the
+#: prerequisites of 46:26A-3, or fees not paid). Parcels are required of every filing by the schema
+#: itself, so "block and lot, or why there is none" never reaches examination.
+GROUNDS = (
+    _attested(ATTESTATIONS[0], "the document is not in English and has no English translation attached: attach "
+              "one"),
+    _attested(ATTESTATIONS[1], "the document is not signed: return it to the filer for signature"),
+    _attested(ATTESTATIONS[2], "the document is not acknowledged or proved: it needs a notary's or officer's "
+              "acknowledgment"),
+    _attested(ATTESTATIONS[3], "the names of the signers, witnesses and officers are not typed or printed beneath "
+              "their signatures"),
+    _attested(ATTESTATIONS[4], "the recording fees were not tendered: collect them before recording"),
+    GroundRule("no_preparer", "N.J.S.A. 46:26A-3", "a deed must name the person who prepared it: enter the "
+               "preparer", DEEDS, field="preparer"),
+    GroundRule("no_grantee_address", "N.J.S.A. 46:26A-3", "a deed must give the grantee's mailing address: enter "
+               "it", DEEDS, field="grantee_mailing_address"),
+    *(GroundRule(code, "N.J.S.A. 46:26A-3", words, frozenset(t for t, k in Profile.cites.items() if k == kind),
+                 cites=kind) for kind, (code, words) in {
+        ReferenceKind.ACTS_ON_MORTGAGE: ("no_mortgage_cited", "an assignment, satisfaction, release or subordination "
+                                         "must identify the mortgage it acts on: cite it by instrument number, or by "
+                                         "book and page"),
+        ReferenceKind.DISCHARGES_LIEN: ("no_lien_cited", "a discharge must identify the lien it discharges: cite it "
+                                        "by instrument number, or by book and page"),
+        ReferenceKind.CORRECTS: ("no_corrected_cited", "a correction must identify the instrument it corrects: cite "
+                                 "it by instrument number, or by book and page"),
+    }.items()),  # the types that must cite (Profile.cites), one rule per kind of reference
+)  # fmt: skip
+
+
 class Bergen(Profile):
     name = "bergen"
     title = "Bergen County, New Jersey"
@@ -114,6 +167,13 @@ class Bergen(Profile):
     parcel_key_format = "CCDD_BLOCK_LOT[_QUAL], e.g. 0223_100.01_5_C0001"
     earliest_recording = datetime(1683, 1, 1, tzinfo=UTC)  # Bergen County was formed in 1683
     doc_types = frozenset(DocType) - {DocType.OTHER}  # the county clerk's land-record types
+    attestations = ATTESTATIONS
+    grounds = GROUNDS
+    record_within, reject_within = 2, 3  # business days (N.J.S.A. 46:26A-6)
+    timezone = "America/New_York"
+
+    def holidays(self, year: int) -> frozenset[date]:
+        return nj_legal_holidays(year)
 
     @property
     def parcel_model(self) -> type[BaseModel]:

@@ -16,6 +16,7 @@ from registry_service.services.filing import Filed, Filing, IdempotencyMismatch
 from registry_service.services.proofs import Proofs
 from registry_service.services.queries import Queries
 from registry_service.services.status import Status
+from registry_service.services.submissions import Submissions
 
 
 @dataclass(frozen=True)
@@ -25,12 +26,15 @@ class Services:
     proofs: Proofs
     status: Status
     settings: Settings
+    submissions: Submissions
 
     @classmethod
     def build(cls, settings: Settings, db: Database, signer: ReceiptSigner,
               read_chain: Callable[[], RegistryChain]) -> Services:  # fmt: skip
-        return cls(Filing(settings, db, signer), Queries(settings, db), Proofs(settings, db, read_chain),
-                   Status(settings, db, ChainProbe(read_chain, settings.service.chain_probe_s)), settings)  # fmt: skip
+        filing = Filing(settings, db, signer)
+        return cls(filing, Queries(settings, db), Proofs(settings, db, read_chain),
+                   Status(settings, db, ChainProbe(read_chain, settings.service.chain_probe_s)), settings,
+                   Submissions(settings, db, filing))  # fmt: skip
 
 
-__all__ = ["Filed", "Filing", "IdempotencyMismatch", "Proofs", "Queries", "Services", "Status"]
+__all__ = ["Filed", "Filing", "IdempotencyMismatch", "Proofs", "Queries", "Services", "Status", "Submissions"]

@@ -10,7 +10,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,15 +18,17 @@ import rfc8785
 from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
 
-from hybrid_store import flags, mirror
+from hybrid_store import examination, flags, mirror
 from hybrid_store.core.commitment import SCHEME, SCHEME_V1
 from hybrid_store.core.hashing import to_hex
 from hybrid_store.core.records import format_timestamp
 from hybrid_store.db.engine import Database
-from hybrid_store.db.models import IdempotencyRecord, Instrument
+from hybrid_store.db.models import IdempotencyRecord, Instrument, Submission
 from hybrid_store.db.records import instrument_id, load_records
 from hybrid_store.errors import Conflict, FieldError, InvalidInstrument, LandregError, MirrorMode, NotFound
+from hybrid_store.examination import CONFIRMABLE, MIN_REASON, Kind, State
 from hybrid_store.filing import Recorded, record_instruments
 from hybrid_store.intake import InstrumentInput, validate
 from hybrid_store.settings import Settings
@@ -34,6 +36,7 @@ from registry_service.auth import Actor, audit
 from registry_service.receipts import FORMAT as RECEIPT_FORMAT
 from registry_service.receipts import ReceiptSigner
 from registry_service.schemas import MirrorFlagView
+from registry_service.services import checks
 from registry_service.services.queries import mirror_flag_view
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,11 @@ log = logging.getLogger(__name__)
 _RETRIES = 3  # a deadlock or serialisation failure is retried as a whole transaction
 #: the facts the registry assigns to a filing (a filer presenting them is refused)
 _ASSIGNED = {"instrument_number", "book", "page", "recorded_at"}
+MAX_REASON = 2000  # characters of a confirmation's or rejection's reason
+#: kept in the idempotency record beside the submission (a replay answers with the submission's
+#: state now, which the edge turns into its status)
+_STATUS = {State.RECORDED: 201, State.WAITING: 202, State.REJECTED: 422, State.WITHDRAWN: 409,
+           State.EXAMINING: 202}  # fmt: skip
 
 
 class IdempotencyMismatch(LandregError, ValueError):
@@ -49,15 +57,95 @@ class IdempotencyMismatch(LandregError, ValueError):
 
 @dataclass(frozen=True)
 class Filed:
-    """The filing's result (receipt, anchoring status, title flags), and whether it is the first
-    response to an earlier request with the same Idempotency-Key."""
+    """A filing's outcome: ``state`` is what became of its submission (recorded: the receipt,
+    anchoring status and title flags; waiting: the submission with its findings and clocks;
+    rejected: the submission with every ground), and whether this is the first response to an
+    earlier request with the same Idempotency-Key or form token."""
 
     body: dict[str, Any]
     replayed: bool = False
+    state: State = State.RECORDED
 
     @property
     def number(self) -> str:
         return str(self.body["receipt"]["instrumentNumber"])
+
+    @property
+    def submission_id(self) -> int:
+        return int(self.body["submission"]["id"])
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What a filing says besides the instrument: the clerk's attestations (None: the API caller's
+    filing attests every one, as a trusted submitter does) and the confirmations given up front."""
+
+    attestations: tuple[str, ...] | None = None
+    confirm: tuple[str, ...] = ()
+    confirm_reason: str = ""
+
+    @classmethod
+    def take(cls, data: dict[str, Any], profile: Any) -> Envelope:
+        """Remove and check the envelope's members of ``data``; ``InvalidInstrument`` lists what is wrong."""
+        errors: list[FieldError] = []
+        known = {a.code for a in profile.attestations}
+        attestations = data.pop("attestations", None)
+        confirm = data.pop("confirm", [])
+        reason = data.pop("confirm_reason", "")
+        if attestations is not None and not (isinstance(attestations, list) and all(
+                isinstance(a, str) and a in known for a in attestations)):  # fmt: skip
+            errors.append(FieldError("attestations", "unknown_attestation",
+                                     f"a list of what the clerk attests: {', '.join(sorted(known)) or 'none here'}"))  # fmt: skip
+        if not (isinstance(confirm, list) and all(isinstance(c, str) and c in CONFIRMABLE for c in confirm)):
+            errors.append(FieldError("confirm", "unknown_confirmation",
+                                     f"a list of findings confirmed up front: {', '.join(sorted(CONFIRMABLE))}"))  # fmt: skip
+        if not isinstance(reason, str) or len(reason) > MAX_REASON:
+            errors.append(FieldError("confirm_reason", "string_type", f"a reason of at most {MAX_REASON} characters"))
+        elif confirm and len(" ".join(reason.split())) < MIN_REASON:
+            errors.append(FieldError("confirm_reason", "reason_required",
+                                     "say why the findings are confirmed (the reason is audit-logged)"))  # fmt: skip
+        if errors:
+            raise InvalidInstrument(errors)
+        return cls(None if attestations is None else tuple(attestations), tuple(confirm), " ".join(reason.split()))
+
+
+@dataclass(frozen=True)
+class Received:
+    """A filing as received: who, what (validated), the envelope, when, and by which channel."""
+
+    actor: Actor
+    instrument: InstrumentInput
+    canonical: dict[str, Any]
+    envelope: Envelope
+    now: datetime
+    channel: str
+    form_token: str | None
+
+
+def confirmed_codes(sub: Submission) -> set[str]:
+    return {code for c in sub.confirmations for code in c.get("codes", ())}
+
+
+def resolve(sub: Submission, state: State, by: str, now: datetime, reason: str) -> None:
+    sub.state, sub.resolved_at, sub.resolved_by, sub.resolution_reason = state, now, by, reason
+
+
+def submission_view(profile: Any, sub: Submission) -> dict[str, Any]:
+    """A submission as clerks and filers see it: its state, time of receipt and statutory clocks,
+    every finding, the attestations and confirmations, and the instrument it became."""
+    clocks = examination.clocks(profile, sub.received_at)
+    return {
+        "id": sub.id, "state": sub.state, "receivedAt": format_timestamp(sub.received_at), "submitter": sub.submitter,
+        "channel": sub.channel, "docType": sub.doc_type, "parcels": list(sub.parcel_keys),
+        "documentDigest": sub.document_digest, "findings": list(sub.findings),
+        "grounds": [f for f in sub.findings if f["kind"] == Kind.GROUND],
+        "clocks": {"recordBy": clocks.record_by.isoformat() if clocks.record_by else None,
+                   "rejectBy": clocks.reject_by.isoformat() if clocks.reject_by else None},
+        "attestations": list(sub.attestations), "confirmations": list(sub.confirmations),
+        "instrumentNumber": (sub.response or {}).get("receipt", {}).get("instrumentNumber"),
+        "resolvedAt": format_timestamp(sub.resolved_at) if sub.resolved_at else None,
+        "resolvedBy": sub.resolved_by, "reason": sub.resolution_reason,
+    }  # fmt: skip
 
 
 class Filing:
@@ -94,14 +182,20 @@ class Filing:
         *,
         idempotency_key: str | None = None,
         corrects: str | None = None,
+        channel: str = "api",
+        form_token: str | None = None,
     ) -> Filed:
-        """Record an instrument (a correction of ``corrects``). With an idempotency key, a retried
-        request gets the first response again, never a second instrument."""
+        """Submit an instrument (a correction of ``corrects``): examined, then recorded at once when
+        nothing stands in the way, kept waiting with its findings, or rejected with every ground.
+        With an idempotency key (or the desk's one-time form token), a retried request gets the
+        first submission again, never a second one."""
         self.refuse_in_mirror_mode()
         if isinstance(data, BaseModel):
             data = data.model_dump(mode="json", exclude_none=True)
         if not isinstance(data, Mapping):
             raise InvalidInstrument([FieldError("(body)", "object_type", "an instrument is a JSON object")])
+        data = dict(data)
+        envelope = Envelope.take(data, self.settings.profile)
         now = datetime.now(UTC)
         content = validate(data, profile=self.settings.profile, now=now, content_only=True)
         if corrects is not None and content.corrects not in (None, corrects):
@@ -109,17 +203,18 @@ class Filing:
                 [FieldError("corrects", "corrects_mismatch", f"this is a correction of {corrects}; leave it out")]
             )
         canonical = {**content.model_dump(mode="json", exclude=_ASSIGNED), "corrects": corrects or content.corrects}
-        request_hash = hashlib.sha256(rfc8785.dumps(canonical)).hexdigest()
-        if idempotency_key is not None and (stored := self._stored(actor, idempotency_key, request_hash)):
+        request_hash = hashlib.sha256(rfc8785.dumps({**canonical, **asdict(envelope)})).hexdigest()
+        if stored := self._replay(actor, idempotency_key, request_hash, form_token):
             return stored
         instrument = content.model_copy(update={"corrects": canonical["corrects"]})
         self.signer.refresh()  # outside the write transaction (see ReceiptSigner.refresh)
+        received = Received(actor, instrument, canonical, envelope, now, channel, form_token)
         for attempt in range(_RETRIES):
             try:
-                return Filed(self._record(actor, instrument, now, corrects, idempotency_key, request_hash))
+                return self._submit(received, corrects, idempotency_key, request_hash)
             except IntegrityError:
-                # a concurrent request with the same Idempotency-Key won; ours rolled back entirely
-                if idempotency_key is not None and (stored := self._stored(actor, idempotency_key, request_hash)):
+                # a concurrent request with the same Idempotency-Key or form token won; ours rolled back
+                if stored := self._replay(actor, idempotency_key, request_hash, form_token):
                     return stored
                 raise
             except Conflict as exc:
@@ -135,27 +230,82 @@ class Filing:
                 time.sleep(0.01 * (attempt + 1))
         raise AssertionError("unreachable")
 
-    def _record(
-        self, actor: Actor, instrument: InstrumentInput, now: datetime, corrects: str | None,
-        idempotency_key: str | None, request_hash: str,
-    ) -> dict[str, Any]:  # fmt: skip
-        """One transaction: the record, its audit entry, the idempotency record."""
+    def _submit(self, r: Received, corrects: str | None, idempotency_key: str | None, request_hash: str) -> Filed:
+        """One transaction: the submission, its examination, and (when nothing stands in the way) the
+        record, its audit entry and the idempotency record."""
+        profile = self.settings.profile
         with self.db.write() as s:
             if corrects is not None and not s.scalar(
                 select(func.count()).select_from(Instrument).where(Instrument.instrument_number == corrects)
             ):
                 raise NotFound(f"no instrument numbered {corrects}")
-            [made] = record_instruments(s, [instrument], source="filing", now=now)
-            body = self._result(made, instrument, flags.resolved(s, made.resolved))
-            audit(s, actor, "instrument.correct" if corrects else "instrument.file", made.instrument_number,
-                  doc_type=str(instrument.doc_type), commitment=made.commitment_hex,
-                  flags=[f.kind for f in made.flags], corrects=corrects,
-                  resolves=[f["id"] for f in body["resolved_flags"]])  # fmt: skip
+            keys = [p.key for p in r.instrument.parcels]
+            checks.lock_parcels(s, keys)
+            attested = [a.code for a in profile.attestations] if r.envelope.attestations is None \
+                else list(r.envelope.attestations)  # fmt: skip
+            findings = examination.grounds(profile, r.instrument, attested)
+            if not findings:
+                findings = checks.confirmations(s, r.instrument, r.now)
+            sub = Submission(
+                received_at=r.now, submitter=r.actor.label, api_key_id=r.actor.api_key_pk, channel=r.channel,
+                filing={k: v for k, v in r.canonical.items() if v is not None}, doc_type=str(r.instrument.doc_type), document_digest=r.instrument.document_digest,
+                parcel_keys=keys, state=State.EXAMINING, findings=[f.to_json() for f in findings],
+                attestations=[{"code": a, "by": r.actor.label, "at": r.now.isoformat(),
+                               "as": "submitter" if r.envelope.attestations is None else "clerk"} for a in attested],
+                confirmations=[{"codes": list(r.envelope.confirm), "by": r.actor.label, "at": r.now.isoformat(),
+                                "reason": r.envelope.confirm_reason, "up_front": True}] if r.envelope.confirm else [],
+                form_token=r.form_token,
+            )  # fmt: skip
+            s.add(sub)
+            s.flush()
+            if any(f.kind == Kind.GROUND for f in findings):
+                resolve(sub, State.REJECTED, "examination", r.now, "grounds for refusal")
+                audit(s, r.actor, "submission.reject", f"submission {sub.id}", grounds=[f.code for f in findings])
+            elif examination.unconfirmed(findings, confirmed_codes(sub)):
+                sub.state = State.WAITING
+                audit(s, r.actor, "submission.wait", f"submission {sub.id}", findings=[f.code for f in findings])
+            else:
+                self.record(s, r.actor, sub, r.instrument, r.now)
+            filed = self.outcome(sub)
             if idempotency_key is not None:
-                s.add(IdempotencyRecord(api_key_id=actor.api_key_pk, key=idempotency_key, request_hash=request_hash,
-                                        status_code=201, response=body))  # fmt: skip
+                s.add(IdempotencyRecord(api_key_id=r.actor.api_key_pk, key=idempotency_key, request_hash=request_hash,
+                                        status_code=_STATUS[filed.state], response={"submission": sub.id}))  # fmt: skip
                 s.flush()
-        return body
+        return filed
+
+    def record(self, s: Session, actor: Actor, sub: Submission, instrument: InstrumentInput, now: datetime) -> None:
+        """Record a submission nothing stands in the way of, in the caller's transaction: the
+        instrument (``record_instruments``: parcels, commitment, outbox), its audit entry, and the
+        submission's new state, all or nothing."""
+        corrects = instrument.corrects
+        [made] = record_instruments(s, [instrument], source="filing", now=now)
+        sub.response = self._result(made, instrument, flags.resolved(s, made.resolved))
+        sub.instrument_id = made.instrument_id
+        if sub.state == State.EXAMINING:
+            sub.resolved_at, sub.resolved_by = now, "examination"
+        sub.state = State.RECORDED
+        audit(s, actor, "instrument.correct" if corrects else "instrument.file", made.instrument_number,
+              doc_type=str(instrument.doc_type), commitment=made.commitment_hex,
+              flags=[f.kind for f in made.flags], corrects=corrects, submission=sub.id,
+              resolves=[f["id"] for f in sub.response["resolved_flags"]])  # fmt: skip
+
+    def outcome(self, sub: Submission, *, replayed: bool = False) -> Filed:
+        """What the filer is told of ``sub``: the receipt once recorded, else the submission."""
+        state = State(sub.state)
+        view = submission_view(self.settings.profile, sub)
+        if state == State.RECORDED and sub.response is not None:
+            return Filed({**sub.response, "submission": view}, replayed, state)
+        return Filed({"submission": view}, replayed, state)
+
+    def _replay(self, actor: Actor, key: str | None, request_hash: str, token: str | None) -> Filed | None:
+        if key is not None and (stored := self._stored(actor, key, request_hash)):
+            return stored
+        return self._by_token(token) if token is not None else None
+
+    def _by_token(self, token: str) -> Filed | None:
+        with self.db.read() as s:
+            sub = s.scalar(select(Submission).where(Submission.form_token == token))
+            return None if sub is None else self.outcome(sub, replayed=True)
 
     def acknowledge(self, actor: Actor, source: flags.Source, flag_id: int, reason: str) -> MirrorFlagView:
         """An acknowledgement of a flag, with the reason, in one transaction with its audit entry
@@ -168,11 +318,14 @@ class Filing:
         with self.db.read() as s:
             row = s.scalar(select(IdempotencyRecord).where(
                 IdempotencyRecord.api_key_id == actor.api_key_pk, IdempotencyRecord.key == key))  # fmt: skip
-        if row is None:
-            return None
-        if row.request_hash != request_hash:
-            raise IdempotencyMismatch(f"Idempotency-Key {key!r} was already used for a different request")
-        return Filed(row.response, replayed=True)
+            if row is None:
+                return None
+            if row.request_hash != request_hash:
+                raise IdempotencyMismatch(f"Idempotency-Key {key!r} was already used for a different request")
+            sub = s.get(Submission, row.response.get("submission")) if "submission" in row.response else None
+            if sub is None:  # a response stored before submissions existed: the receipt as it was
+                return Filed(row.response, replayed=True)
+            return self.outcome(sub, replayed=True)  # what became of it since, e.g. recorded once confirmed
 
     # --- receipts ----------------------------------------------------------------------------------
     def receipt(self, number: str) -> dict[str, Any]:

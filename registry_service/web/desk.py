@@ -27,11 +27,24 @@ from hybrid_store import flags, mirror, strict_json
 from hybrid_store.core.commitment import FIELDS
 from hybrid_store.core.records import DocType, ReferenceKind
 from hybrid_store.errors import Conflict, FieldError, InvalidInstrument, LandregError, MirrorMode, NotFound
+from hybrid_store.examination import State
 from hybrid_store.files import create_once
 from hybrid_store.settings import Settings
 from registry_service.auth import Actor, Forbidden, Permission, Unauthenticated
-from registry_service.deps import Caller, FilingDep, ProofReader, ProofsDep, QueriesDep, Reader, StatusDep, require
+from registry_service.deps import (
+    Caller,
+    FilingDep,
+    ProofReader,
+    ProofsDep,
+    QueriesDep,
+    Reader,
+    StatusDep,
+    SubmissionsDep,
+    require,
+)
 from registry_service.http import WholeNumber, client_address
+from registry_service.services import Filed
+from registry_service.services.submissions import ReasonRequired
 from registry_service.verification import Verdict, verify_bytes
 from registry_service.web.forms import DeskForm, FormLimits, read_form
 
@@ -247,9 +260,12 @@ def file_form(request: Request, who: Caller, queries: QueriesDep, filing: Filing
 
 def _file_page(request: Request, actor: Actor, *, values: dict[str, Any], corrects: str = "",
                errors: dict[str, str] | None = None, form_error: str = "", status: int = 200) -> HTMLResponse:  # fmt: skip
-    values.setdefault("form_id", secrets.token_urlsafe(16))  # a resubmitted form records nothing twice
+    # the one-time form token: the submission this form makes consumes it, so the same form posted
+    # again (Back and resubmit, a double click) finds that submission instead of making another
+    values.setdefault("form_token", secrets.token_urlsafe(24))
     return _page(request, "file.html", status=status, actor=actor, values=values, errors=errors or {},
-                 form_error=form_error, corrects=corrects, doc_types=list(DocType), municipalities=_places(request),
+                 form_error=form_error, attestations=request.app.state.settings.profile.attestations,
+                 corrects=corrects, doc_types=list(DocType), municipalities=_places(request),
                  rows=range(PARCEL_ROWS), max_document=f"{MAX_DOCUMENT_BYTES // (1024 * 1024)} MB",
                  reference_rows=range(REFERENCE_ROWS), reference_kinds=list(ReferenceKind))  # fmt: skip
 
@@ -292,28 +308,44 @@ async def _file_form(request: Request, form: DeskForm, who: Caller, filing: Fili
         "legal_description": values.get("legal_description", ""),
         "document_digest": digest,
         **_index_fields(values),
+        # what the clerk ticked, and only that: each box left empty is a ground for refusal
+        "attestations": [a.code for a in filing.settings.profile.attestations if values.get(f"attest_{a.code}")],
     }  # fmt: skip
-
+    token = str(values.get("form_token", "")).strip()[:64] or None
+    # Back in Chromium fetches the form again (a new token) and refills the boxes from its own memory:
+    # the session remembers its last filing, and the same filing posted again is that form once more
+    seen = hashlib.sha256(json.dumps([payload, corrects], sort_keys=True).encode()).hexdigest()
+    last = request.session.get("last_filing") or {}
+    if last.get("hash") == seen and token not in (None, last.get("token")):
+        token = last["token"]
     try:
-        result = filing.file(
-            actor, payload, corrects=corrects or None,
-            idempotency_key=f"desk-{hashlib.sha256(values.get('form_id', '').encode()).hexdigest()[:32]}"
-            if values.get("form_id") else None,
-        ).body  # fmt: skip
+        filed = filing.file(actor, payload, corrects=corrects or None, channel="desk", form_token=token)
     except InvalidInstrument as exc:
         return _file_page(request, actor, values=values, corrects=corrects, errors=_inline(exc.errors), status=422)
     except NotFound as exc:
         return _error_page(request, exc, 404)
     except MirrorMode as exc:
         return _error_page(request, exc, 409)
-    number = result["receipt"]["instrumentNumber"]
-    resolved = sorted({f["instrument_number"] for f in result.get("resolved_flags", [])})
-    request.session["flash"] = (
-        f"Recorded as instrument {number}."
-        + (f" Flagged for review: {result['flags'][0]['message']}." if result["flags"] else "")
-        + (f" It resolves the title flags on {', '.join(resolved)}." if resolved else "")
-    )
-    return RedirectResponse(f"/desk/instruments/{number}", status_code=303)
+    request.session["flash"] = _filed_flash(filed)
+    request.session["last_filing"] = {"hash": seen, "token": token}
+    return RedirectResponse(f"/desk/submissions/{filed.submission_id}", status_code=303)  # post, redirect, get
+
+
+def _filed_flash(filed: Filed) -> str:
+    sub = filed.body["submission"]
+    if filed.replayed:
+        return f"This form was already submitted (submission {sub['id']}): here is what became of it. Nothing was filed twice."
+    if filed.state == State.RECORDED:
+        flags = filed.body.get("flags") or []
+        resolved = sorted({f["instrument_number"] for f in filed.body.get("resolved_flags", [])})
+        return (
+            f"Recorded as instrument {filed.number}."
+            + (f" Flagged for review: {flags[0]['message']}." if flags else "")
+            + (f" It resolves the title flags on {', '.join(resolved)}." if resolved else "")
+        )
+    if filed.state == State.WAITING:
+        return f"Not recorded yet: submission {sub['id']} waits for what is listed below."
+    return f"Rejected: submission {sub['id']} is kept with every ground below. Nothing was recorded."
 
 
 def _index_fields(values: dict[str, str]) -> dict[str, Any]:
@@ -360,6 +392,53 @@ async def _sha256_of(upload: FormFile) -> str:  # a form part (FastAPI's UploadF
             raise InvalidInstrument([FieldError("document", "too_large", DOCUMENT_TOO_LARGE)])
         digest.update(chunk)
     return digest.hexdigest()
+
+
+# --- submissions ---------------------------------------------------------------------------------------
+@router.get("/submissions")
+def submissions_queue(request: Request, actor: Reader, submissions: SubmissionsDep) -> Response:
+    """The waiting submissions, oldest first (the order they are recorded in), with their clocks."""
+    return _page(request, "submissions.html", actor=actor, waiting=submissions.listing(State.WAITING))
+
+
+@router.get("/submissions/{submission_id}")
+def submission_page(request: Request, submission_id: int, actor: Reader, submissions: SubmissionsDep) -> Response:
+    try:
+        result = submissions.get(submission_id)
+    except NotFound as exc:
+        return _error_page(request, exc, 404)
+    return _page(request, "submission.html", actor=actor, sub=result["submission"], result=result,
+                 can_examine=actor.can(Permission.EXAMINE))  # fmt: skip
+
+
+@router.post("/submissions/{submission_id}/{verb}")
+async def submission_decide(request: Request, submission_id: WholeNumber, verb: str, who: Caller,
+                            submissions: SubmissionsDep) -> Response:  # fmt: skip
+    """A clerk confirms a waiting submission's findings, or rejects it, with a reason (audit-logged)."""
+    actor = require(who, Permission.EXAMINE)
+    form = await read_form(request, _small_form(request))
+    reason = form.values.get("reason", "")
+    back = f"/desk/submissions/{submission_id}"
+    if form.problem or len(reason) > MAX_REASON_CHARS:
+        problem = form.problem or f"The reason is longer than {MAX_REASON_CHARS} characters: shorten it."
+        return _page(request, "error.html", status=form.status if form.problem else 422, message=problem,
+                     kept=reason, back=back)  # fmt: skip
+    _check_csrf(request, form.values.get("csrf", ""))
+    if verb not in ("confirm", "reject"):
+        return _error_page(request, NotFound("a submission is confirmed or rejected, nothing else"), 404)
+    try:
+        decide = submissions.confirm if verb == "confirm" else submissions.reject
+        result = await run_in_threadpool(decide, actor, submission_id, reason)
+    except NotFound as exc:
+        return _error_page(request, exc, 404)
+    except ReasonRequired as exc:
+        return _error_page(request, exc, 422)
+    except Conflict as exc:
+        return _error_page(request, exc, 409)
+    number = (result.get("receipt") or {}).get("instrumentNumber")
+    request.session["flash"] = (f"Confirmed and recorded as instrument {number}." if number
+                                else f"Submission {submission_id} rejected.")  # fmt: skip
+    return RedirectResponse(f"/desk/submissions/{submission_id}", status_code=303)
 
 
 # --- instruments and receipts -------------------------------------------------------------------------

@@ -1,0 +1,186 @@
+"""landreg's own checks of a submission, the ones that read the registry: a parcel it has never
+seen, a possible twin of something already filed, grantors who are not the owners of record, and
+an earlier submission waiting on the same parcel. Each gives findings that wait for a confirmation
+(or, for a hold, for the earlier submission); none of them ever refuses a document
+(``hybrid_store.examination`` says why the two kinds are kept apart).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from hybrid_store import title
+from hybrid_store.core.records import CONVEYANCES
+from hybrid_store.db.models import Instrument, InstrumentParcel, InstrumentParty, Parcel, Submission
+from hybrid_store.examination import (
+    DUPLICATE_WINDOW_DAYS,
+    HELD,
+    NEW_PARCEL,
+    POSSIBLE_DUPLICATE,
+    Finding,
+    Kind,
+    State,
+)
+from hybrid_store.intake import InstrumentInput
+
+#: submissions that may still become instruments, or did
+_LIVE = (State.EXAMINING, State.WAITING, State.RECORDED)
+
+
+def lock_parcels(session: Session, keys: Sequence[str]) -> None:
+    """Examining and recording a submission's parcels is one turn: on PostgreSQL an advisory lock
+    per parcel key (in key order, so two submissions never deadlock), held to the end of the
+    transaction; SQLite's write transaction already holds the whole database."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for key in sorted(set(keys)):
+        lock = int.from_bytes(hashlib.sha256(b"landreg-parcel:" + key.encode()).digest()[:8], "big", signed=True)
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock})
+
+
+def confirmations(session: Session, inst: InstrumentInput, now: datetime, *, exclude: int | None = None,
+                  received_at: datetime | None = None) -> list[Finding]:  # fmt: skip
+    """Every finding of ``inst`` that needs a confirmation or waits behind an earlier submission;
+    ``exclude``: the submission's own id (re-examining a waiting one)."""
+    keys = [p.key for p in inst.parcels]
+    return [*new_parcels(session, inst), *duplicates(session, inst, now, exclude),
+            *not_owners(session, inst), *held(session, keys, exclude, received_at)]  # fmt: skip
+
+
+def new_parcels(session: Session, inst: InstrumentInput) -> list[Finding]:
+    """A parcel the registry has never seen, in a municipality whose parcels it knows. A registry
+    that holds no parcel of a place yet (a new registry before its book is migrated) cannot tell a
+    typo from a first recording there, so it asks only once the place has parcels."""
+    keys = [p.key for p in inst.parcels]
+    known = set(session.scalars(select(Parcel.parcel_key).where(Parcel.parcel_key.in_(keys))))
+    out = []
+    for parcel in inst.parcels:
+        if parcel.key in known:
+            continue
+        if not _place_has_parcels(session, parcel.columns()["municipality_code"]):
+            continue
+        out.append(Finding(NEW_PARCEL, Kind.CONFIRMATION, f"parcel {parcel.key} is not in the registry's book: "
+                           "check the block and lot against the tax map; confirm only if it really is a parcel "
+                           "recorded here for the first time (its record and token are made when it is recorded)",
+                           parcel=parcel.key))  # fmt: skip
+    return out
+
+
+def _place_has_parcels(session: Session, place: str) -> bool:
+    return session.scalar(select(Parcel.id).where(Parcel.municipality_code == place).limit(1)) is not None
+
+
+def duplicates(session: Session, inst: InstrumentInput, now: datetime, exclude: int | None) -> list[Finding]:
+    """The same document digest as a recorded instrument or a submission not rejected; or the same
+    type, parties, parcels and consideration recorded or submitted within the last 30 days."""
+    digest = inst.document_digest
+    number = session.scalar(select(Instrument.instrument_number).where(Instrument.document_digest == digest).limit(1))
+    if number is not None:
+        return [_twin(f"this document (SHA-256 {digest[:12]}…) is already recorded as instrument {number}")]
+    earlier = session.scalar(select(Submission.id).where(
+        Submission.document_digest == digest, Submission.state.in_(_LIVE),
+        *([Submission.id != exclude] if exclude is not None else [])).order_by(Submission.id).limit(1))  # fmt: skip
+    if earlier is not None:
+        return [_twin(f"this document (SHA-256 {digest[:12]}…) was already submitted as submission {earlier}")]
+    number = _same_filing(session, inst, now - timedelta(days=DUPLICATE_WINDOW_DAYS))
+    if number is not None:
+        return [_twin(f"instrument {number}, recorded in the last {DUPLICATE_WINDOW_DAYS} days, has the same type, "
+                      "parties, parcels and consideration")]  # fmt: skip
+    return []
+
+
+def _twin(words: str) -> Finding:
+    return Finding(POSSIBLE_DUPLICATE, Kind.CONFIRMATION,
+                   f"{words}: if this is a second copy, withdraw it; confirm only if it is a separate instrument")  # fmt: skip
+
+
+def _signature(grantors: Sequence[str], grantees: Sequence[str]) -> tuple[Any, ...]:
+    return (sorted(title.name_key(n) for n in grantors), sorted(title.name_key(n) for n in grantees))
+
+
+def _same_filing(session: Session, inst: InstrumentInput, since: datetime) -> str | None:
+    keys = sorted(p.key for p in inst.parcels)
+    cents = inst.consideration_cents
+    candidates = list(session.execute(
+        select(Instrument.id, Instrument.instrument_number)
+        .join(InstrumentParcel, InstrumentParcel.instrument_id == Instrument.id)
+        .join(Parcel, Parcel.id == InstrumentParcel.parcel_id)
+        .where(Parcel.parcel_key == keys[0], Instrument.doc_type == str(inst.doc_type), Instrument.recorded_at >= since,
+               Instrument.consideration_cents.is_(None) if cents is None else Instrument.consideration_cents == cents)
+    ))  # fmt: skip
+    wanted = _signature(inst.grantors, inst.grantees)
+    for iid, number in candidates:
+        if number == inst.corrects:
+            continue  # a correction re-records the instrument it corrects: looking like it is the point
+        parcels = sorted(session.scalars(select(Parcel.parcel_key).join(InstrumentParcel, InstrumentParcel.parcel_id
+                                                                        == Parcel.id)
+                                         .where(InstrumentParcel.instrument_id == iid)))  # fmt: skip
+        parties = list(session.execute(select(InstrumentParty.role, InstrumentParty.name)
+                                       .where(InstrumentParty.instrument_id == iid)))  # fmt: skip
+        grantors = [n for r, n in parties if r == "grantor"]
+        grantees = [n for r, n in parties if r == "grantee"]
+        if parcels == keys and _signature(grantors, grantees) == wanted:
+            return str(number)
+    return None
+
+
+def not_owners(session: Session, inst: InstrumentInput) -> list[Finding]:
+    """A conveyance whose grantors are not the owners of record (``title.check``'s flags), unless an
+    officer or a court conveys for the owner (the type's rule) or it corrects the very conveyance
+    that made the owners (a correction re-records that instrument)."""
+    if inst.doc_type not in CONVEYANCES or inst.doc_type in inst.profile.conveys_for_owner:
+        return []
+    out = []
+    for parcel in inst.parcels:
+        owner = _owner_of_record(session, parcel.key)
+        if owner is None or (inst.corrects and owner.number == inst.corrects):
+            continue
+        flag = title.check(parcel.key, inst.grantors, owner)
+        if flag is not None:
+            out.append(Finding(flag.kind, Kind.CONFIRMATION, f"{flag.message}: confirm only if the title examiner "
+                               "has seen why they may convey (it is then recorded and flagged for review)",
+                               parcel=parcel.key))  # fmt: skip
+    return out
+
+
+def _owner_of_record(session: Session, key: str) -> title.Conveyance | None:
+    row = session.execute(select(Instrument.id, Instrument.instrument_number)
+                          .join(Parcel, Parcel.owner_instrument_id == Instrument.id)
+                          .where(Parcel.parcel_key == key)).first()  # fmt: skip
+    if row is None:
+        return None
+    parties = list(session.execute(select(InstrumentParty.role, InstrumentParty.name)
+                                   .where(InstrumentParty.instrument_id == row.id)
+                                   .order_by(InstrumentParty.role, InstrumentParty.position)))  # fmt: skip
+    return title.Conveyance(row.instrument_number, [n for r, n in parties if r == "grantor"],
+                            [n for r, n in parties if r == "grantee"])  # fmt: skip
+
+
+def held(session: Session, keys: Sequence[str], exclude: int | None, received_at: datetime | None) -> list[Finding]:
+    """The earliest waiting submission received before this one that touches one of its parcels:
+    order of receipt is priority, so this one waits for it to be recorded or rejected."""
+    stmt = select(Submission.id, Submission.received_at, Submission.parcel_keys).where(
+        Submission.state == State.WAITING).order_by(Submission.received_at, Submission.id)  # fmt: skip
+    wanted = set(keys)
+    for sid, received, their_keys in session.execute(stmt):
+        if sid == exclude or (
+            exclude is not None and received_at is not None and (received, sid) > (received_at, exclude)
+        ):
+            continue
+        shared = sorted(wanted & set(their_keys))
+        if shared:
+            return [Finding(HELD, Kind.HELD, f"held behind submission {sid} (received {received:%Y-%m-%d %H:%M:%S} "
+                            f"UTC), which waits on parcel {shared[0]}: recorded in order of receipt once it is "
+                            "recorded or rejected", parcel=shared[0])]  # fmt: skip
+    return []
+
+
+def waiting_count(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(Submission).where(Submission.state == State.WAITING))
+               or 0)  # fmt: skip
