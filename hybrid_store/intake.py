@@ -370,8 +370,9 @@ def models(profile: Profile) -> tuple[type[InstrumentContent], type[InstrumentIn
         # examination, not a malformed filing); only a malformed value is refused
         "document_date": (Annotated[date | None, BeforeValidator(_document_date), Field(
             description="the date the instrument bears (YYYY-MM-DD), not the recording date")], None),
-        "page_count": (Annotated[int | None, BeforeValidator(_page_count), Field(
-            le=L.page_count, description="pages of the instrument as presented")], None),
+        # the bound sits on the int inside the optional: on the optional itself, a null met it (a 500)
+        "page_count": (Annotated[Annotated[int, Field(le=L.page_count)] | None, BeforeValidator(_page_count),
+                                 Field(description="pages of the instrument as presented")], None),
         "grantee_mailing_address": (Annotated[str | None, Field(max_length=L.address),
                                               AfterValidator(_optional(_multi_line))], None),
         "preparer": (Annotated[str | None, Field(max_length=L.name_length, description="who prepared the instrument"),

@@ -387,3 +387,22 @@ def bypass_append_only(s) -> None:
             for kind in ("append_only", "placed_once"):
                 for action in ("update", "delete"):
                     s.execute(text(f"DROP TRIGGER IF EXISTS {table}_{kind}_{action}"))
+
+
+def desk_attestations(jurisdiction: str = "bergen") -> dict[str, str]:
+    """The filing form's attestation boxes, every one ticked (a test about something else than
+    examination: an empty box is a ground for refusal)."""
+    from hybrid_store.jurisdictions import get_profile
+
+    return {f"attest_{a.code}": "on" for a in get_profile(jurisdiction).attestations}
+
+
+def recorded_on_desk(svc, location: str) -> tuple[str, str]:
+    """(the desk's page of the instrument a filing recorded, the submission page the filing form
+    redirected to, which says so once: post, redirect, get)."""
+    import re
+
+    page = svc.client.get(location).text
+    found = re.search(r"Recorded as instrument ([0-9A-Z-]+)\.", page)
+    assert found, page[:2000]
+    return f"/desk/instruments/{found.group(1)}", page

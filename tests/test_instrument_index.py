@@ -30,7 +30,7 @@ from hybrid_store.settings import Settings
 from hybrid_store.trust import latest
 from migration_tools.reconciliation.run import reconcile
 from registry_service.verification import verify_document, verify_receipt
-from tests.conftest import deed, trust_of
+from tests.conftest import deed, desk_attestations, filing, recorded_on_desk, trust_of
 from tests.test_api import make_service
 
 V1, V2 = commitment.SCHEME_V1, commitment.SCHEME_V2
@@ -124,8 +124,14 @@ def test_malformed_index_fields_are_refused_and_missing_ones_are_not(svc):
         doc_type="SATISFACTION", references=[{"kind": "acts_on_mortgage", "instrument_number": "2026-0000001",
                                               "book": "1", "page": "2"}]))  # fmt: skip
     assert bad_ref.status_code == 422 and bad_ref.json()["error"]["fields"][0]["field"] == "references[0]"
-    # a satisfaction that cites nothing is a ground for examination to find, not a malformed filing
-    svc.file(deed(doc_type="SATISFACTION", grantors=["A BANK"]))
+    # a satisfaction that cites nothing is a ground for examination to find (a rejection naming it,
+    # the submission kept), not a malformed filing
+    r = svc.client.post("/api/v1/instruments", json=deed(doc_type="SATISFACTION", grantors=["A BANK"]),
+                        headers=svc.as_("clerk"))  # fmt: skip
+    assert r.status_code == 422 and r.json()["error"]["code"] == "rejected", r.text
+    assert [g["code"] for g in r.json()["error"]["grounds"]] == ["no_mortgage_cited"]
+    # a field given as null is a field not given, never a server error
+    svc.file(filing(page_count=None, document_date=None, preparer="A PREPARER"))
 
 
 def test_a_corrects_reference_is_the_correction_link(svc):
@@ -156,16 +162,18 @@ def test_the_desk_files_and_shows_the_index_fields(svc):
         "document_digest": "ab" * 32, "document_date": "2026-10-28", "page_count": "3",
         "grantee_mailing_address": "1 MAIN ST\r\nTEANECK, NJ 07666", "preparer": "OFFICE OF THE SHERIFF",
         "return_to": RETURN_TO, "ref_kind_0": "acts_on_mortgage", "ref_book_0": "5120", "ref_page_0": "77",
+        **desk_attestations(),
     }  # fmt: skip
     r = svc.client.post("/desk/file", data=form, files={"document": ("", b"", "application/octet-stream")},
                         follow_redirects=False)  # fmt: skip
     assert r.status_code == 303, r.text[:500]
-    page = svc.client.get(r.headers["location"]).text
+    instrument, _ = recorded_on_desk(svc, r.headers["location"])
+    page = svc.client.get(instrument).text
     assert 'id="document-date">2026-10-28<' in page and 'id="page-count">3<' in page
     assert "OFFICE OF THE SHERIFF" in page and "book 5120, page 77" in page and V2 in page
     assert "1 MAIN ST\nTEANECK, NJ 07666" in page and "HIDDEN LANE" in page  # a clerk's page shows the return-to
     _desk_login(svc, "auditor")
-    assert "HIDDEN LANE" not in svc.client.get(r.headers["location"]).text
+    assert "HIDDEN LANE" not in svc.client.get(instrument).text
     bad = dict(form, csrf=_desk_login(svc, "clerk"), page_count="three")
     refused = svc.client.post("/desk/file", data=bad, files={"document": ("", b"", "application/octet-stream")})
     assert refused.status_code == 422 and 'id="err-page_count"' in refused.text

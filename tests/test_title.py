@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import deed
+from tests.conftest import deed, desk_attestations, filing, recorded_on_desk
 from tests.test_api import make_service
 
 PARCEL = "0223_100.01_5"
@@ -41,8 +41,8 @@ def owners(svc, key: str = PARCEL) -> tuple[list[str], str]:
 def test_a_price_only_correction_raises_no_conveyance_flag(svc, doc_type):
     """The issue's walk: deed 2026-0000717 corrected for its price only was flagged
     conflicting_conveyance against the very deed it corrects."""
-    svc.file(deed(grantors=["PRIOR OWNER"], grantees=["JOHN Q. SMITH", "MARY SMITH"]))
-    original = number_of(svc.file(deed()))  # the Smiths convey to María García
+    svc.file(filing(grantors=["PRIOR OWNER"], grantees=["JOHN Q. SMITH", "MARY SMITH"]))
+    original = number_of(svc.file(filing()))  # the Smiths convey to María García
     assert owners(svc) == (["MARÍA GARCÍA"], original)
     fixed = correct(svc, original, deed(doc_type=doc_type, consideration="355000.00"))
     assert fixed["flags"] == []
@@ -65,16 +65,17 @@ def desk_correct(svc, number: str, **changes: str) -> tuple[str, str]:
     fields["doc_type"] = re.search(r"<option selected>([A-Z_]+)</option>", form).group(1)
     fields["municipality_0"] = re.search(r'<option value="([0-9]+)" selected', form).group(1)
     assert (fields["doc_type"], fields["block_0"], fields["lot_0"]) == ("DEED", "100.01", "5")  # prefilled
-    filed = svc.client.post("/desk/file", data={**fields, **changes}, follow_redirects=False)
+    filed = svc.client.post("/desk/file", data={**fields, **desk_attestations(), **changes}, follow_redirects=False)
     assert filed.status_code == 303, filed.text
-    return filed.headers["location"].rsplit("/", 1)[1], svc.client.get(filed.headers["location"]).text
+    instrument, told = recorded_on_desk(svc, filed.headers["location"])
+    return instrument.rsplit("/", 1)[1], told + svc.client.get(instrument).text
 
 
 def test_a_price_only_correction_on_the_desk_raises_no_conveyance_flag(svc):
     from tests.test_role_matrix import desk_session
 
-    svc.file(deed(grantors=["PRIOR OWNER"], grantees=["JOHN Q. SMITH", "MARY SMITH"]))
-    original = number_of(svc.file(deed()))
+    svc.file(filing(grantors=["PRIOR OWNER"], grantees=["JOHN Q. SMITH", "MARY SMITH"]))
+    original = number_of(svc.file(filing()))
     desk_session(svc, "clerk")
     fixed, page = desk_correct(svc, original, consideration="355,000.00")
     assert f"Recorded as instrument {fixed}." in page and "Flagged" not in page
@@ -83,29 +84,29 @@ def test_a_price_only_correction_on_the_desk_raises_no_conveyance_flag(svc):
 
 
 def test_a_correction_that_changes_grantees_moves_the_owners_of_record(svc):
-    svc.file(deed(grantors=["PRIOR OWNER"], grantees=["JOHN Q. SMITH", "MARY SMITH"]))
-    original = number_of(svc.file(deed(grantees=["MARIA GARCIA"])))  # the name was misspelt on the deed
+    svc.file(filing(grantors=["PRIOR OWNER"], grantees=["JOHN Q. SMITH", "MARY SMITH"]))
+    original = number_of(svc.file(filing(grantees=["MARIA GARCIA"])))  # the name was misspelt on the deed
     fixed = correct(svc, original, deed(doc_type="CORRECTION", grantees=["MARÍA GARCÍA", "LUIS GARCÍA"]))
     assert fixed["flags"] == []
     assert owners(svc) == (["MARÍA GARCÍA", "LUIS GARCÍA"], number_of(fixed))
     # the next owners convey as the correction names them, without a flag
-    sale = svc.file(deed(grantors=["MARÍA GARCÍA", "LUIS GARCÍA"], grantees=["NEW BUYER"]))
+    sale = svc.file(filing(grantors=["MARÍA GARCÍA", "LUIS GARCÍA"], grantees=["NEW BUYER"]))
     assert sale["flags"] == [] and owners(svc) == (["NEW BUYER"], number_of(sale))
 
 
 @pytest.mark.parametrize("doc_type", ["DEED", "CORRECTION"])
 def test_a_correction_of_a_deed_the_title_moved_on_from_leaves_the_owners_alone(svc, doc_type):
-    svc.file(deed(grantors=["PRIOR OWNER"], grantees=["JOHN Q. SMITH", "MARY SMITH"]))
-    original = number_of(svc.file(deed()))
-    later = number_of(svc.file(deed(grantors=["MARÍA GARCÍA"], grantees=["NEW BUYER"])))
+    svc.file(filing(grantors=["PRIOR OWNER"], grantees=["JOHN Q. SMITH", "MARY SMITH"]))
+    original = number_of(svc.file(filing()))
+    later = number_of(svc.file(filing(grantors=["MARÍA GARCÍA"], grantees=["NEW BUYER"])))
     fixed = correct(svc, original, deed(doc_type=doc_type, consideration="1.00"))
     assert fixed["flags"] == []  # neither against the corrected deed nor against the later one
     assert owners(svc) == (["NEW BUYER"], later)
 
 
 def test_a_correction_from_someone_else_than_the_corrected_deeds_grantors_is_still_flagged(svc):
-    svc.file(deed(grantors=["PRIOR OWNER"], grantees=["JOHN Q. SMITH", "MARY SMITH"]))
-    original = number_of(svc.file(deed()))
+    svc.file(filing(grantors=["PRIOR OWNER"], grantees=["JOHN Q. SMITH", "MARY SMITH"]))
+    original = number_of(svc.file(filing()))
     fixed = correct(svc, original, deed(doc_type="CORRECTION", grantors=["A STRANGER"]))
     assert [f["kind"] for f in fixed["flags"]] == ["grantor_not_owner"]
     assert "JOHN Q. SMITH; MARY SMITH" in fixed["flags"][0]["message"]
@@ -116,8 +117,8 @@ def test_a_correction_from_someone_else_than_the_corrected_deeds_grantors_is_sti
 def test_the_corrected_original_says_corrected_by_on_the_api_and_the_desk(svc):
     from tests.test_role_matrix import desk_session
 
-    svc.file(deed(grantors=["PRIOR OWNER"], grantees=["JOHN Q. SMITH", "MARY SMITH"]))
-    original = number_of(svc.file(deed()))
+    svc.file(filing(grantors=["PRIOR OWNER"], grantees=["JOHN Q. SMITH", "MARY SMITH"]))
+    original = number_of(svc.file(filing()))
     fixed = number_of(correct(svc, original, deed(doc_type="CORRECTION", consideration="355000.00")))
     h = svc.as_("auditor")
     assert svc.client.get(f"/api/v1/instruments/{original}", headers=h).json()["corrected_by"] == [fixed]
@@ -143,21 +144,21 @@ FOR_OWNER = ["SHERIFFS_DEED", "EXECUTORS_DEED", "ADMINISTRATORS_DEED", "TAX_SALE
 
 @pytest.mark.parametrize("doc_type", FOR_OWNER)
 def test_a_deed_made_for_the_owner_conveys_title_without_the_owners_signature(svc, doc_type):
-    svc.file(deed(grantors=["PRIOR OWNER"], grantees=["JOHN Q. SMITH", "MARY SMITH"]))
-    made = svc.file(deed(doc_type=doc_type, grantors=["AN OFFICER OF THE COURT"], grantees=["HIGHEST BIDDER LLC"]))
+    svc.file(filing(grantors=["PRIOR OWNER"], grantees=["JOHN Q. SMITH", "MARY SMITH"]))
+    made = svc.file(filing(doc_type=doc_type, grantors=["AN OFFICER OF THE COURT"], grantees=["HIGHEST BIDDER LLC"]))
     assert made["flags"] == []
     assert owners(svc) == (["HIGHEST BIDDER LLC"], number_of(made))
     entries = svc.client.get(f"/api/v1/parcels/{PARCEL}/history", headers=svc.as_("auditor")).json()["entries"]
     assert [(e["doc_type"], e["title_link"]) for e in entries] == [("DEED", True), (doc_type, True)]
     # the new owners convey as owners of record; the former owners no longer can
-    assert svc.file(deed(grantors=["HIGHEST BIDDER LLC"], grantees=["NEXT OWNER"]))["flags"] == []
-    late = svc.file(deed(grantors=["JOHN Q. SMITH", "MARY SMITH"], grantees=["TOO LATE"]))
+    assert svc.file(filing(grantors=["HIGHEST BIDDER LLC"], grantees=["NEXT OWNER"]))["flags"] == []
+    late = svc.file(filing(grantors=["JOHN Q. SMITH", "MARY SMITH"], grantees=["TOO LATE"]))
     assert [f["kind"] for f in late["flags"]] == ["grantor_not_owner"]
 
 
 def test_a_correction_of_a_sheriffs_deed_conveys_for_the_owner_too(svc):
-    svc.file(deed(grantors=["PRIOR OWNER"], grantees=["JOHN Q. SMITH", "MARY SMITH"]))
-    sheriffs = number_of(svc.file(deed(doc_type="SHERIFFS_DEED", grantors=["SHERIFF OF BERGEN COUNTY"],
+    svc.file(filing(grantors=["PRIOR OWNER"], grantees=["JOHN Q. SMITH", "MARY SMITH"]))
+    sheriffs = number_of(svc.file(filing(doc_type="SHERIFFS_DEED", grantors=["SHERIFF OF BERGEN COUNTY"],
                                        grantees=["HIGHEST BIDDER"])))  # fmt: skip
     fixed = correct(svc, sheriffs, deed(doc_type="CORRECTION", grantors=["SHERIFF OF BERGEN COUNTY"],
                                         grantees=["HIGHEST BIDDER LLC"]))  # fmt: skip
@@ -165,8 +166,8 @@ def test_a_correction_of_a_sheriffs_deed_conveys_for_the_owner_too(svc):
 
 
 def test_an_ordinary_deed_by_an_officer_is_still_checked(svc):
-    svc.file(deed(grantors=["PRIOR OWNER"], grantees=["JOHN Q. SMITH", "MARY SMITH"]))
-    made = svc.file(deed(grantors=["SHERIFF OF BERGEN COUNTY"], grantees=["HIGHEST BIDDER LLC"]))
+    svc.file(filing(grantors=["PRIOR OWNER"], grantees=["JOHN Q. SMITH", "MARY SMITH"]))
+    made = svc.file(filing(grantors=["SHERIFF OF BERGEN COUNTY"], grantees=["HIGHEST BIDDER LLC"]))
     assert [f["kind"] for f in made["flags"]] == ["grantor_not_owner"]
     assert owners(svc)[0] == ["JOHN Q. SMITH", "MARY SMITH"]
 
@@ -185,8 +186,8 @@ def test_a_correction_of_a_flagged_deed_resolves_its_flag(svc):
 
     from hybrid_store.db.models import AuditEntry
 
-    svc.file(deed(grantors=["PRIOR OWNER"], grantees=["JOHN Q. SMITH", "MARY SMITH"]))
-    typo = svc.file(deed(grantors=["JOHN Q. SMITH", "MARY SMYTH"]))  # a misspelt grantor: not the owners
+    svc.file(filing(grantors=["PRIOR OWNER"], grantees=["JOHN Q. SMITH", "MARY SMITH"]))
+    typo = svc.file(filing(grantors=["JOHN Q. SMITH", "MARY SMYTH"]))  # a misspelt grantor: not the owners
     [flag] = typo["flags"]
     assert flag["kind"] == "grantor_not_owner" and open_flags(svc) == 1
     original = number_of(typo)
@@ -204,13 +205,13 @@ def test_a_correction_of_a_flagged_deed_resolves_its_flag(svc):
 
 
 def test_a_deed_from_the_owners_to_the_flagged_grantees_resolves_a_double_sale(svc):
-    svc.file(deed(grantors=["PRIOR OWNER"], grantees=["ANNA ADAMS"]))
-    svc.file(deed(grantors=["ANNA ADAMS"], grantees=["BEN BAKER"]))
-    double = svc.file(deed(grantors=["ANNA ADAMS"], grantees=["CARL CLARK"]))
+    svc.file(filing(grantors=["PRIOR OWNER"], grantees=["ANNA ADAMS"]))
+    svc.file(filing(grantors=["ANNA ADAMS"], grantees=["BEN BAKER"]))
+    double = svc.file(filing(grantors=["ANNA ADAMS"], grantees=["CARL CLARK"]))
     assert [f["kind"] for f in double["flags"]] == ["conflicting_conveyance"]
-    unrelated = svc.file(deed(grantors=["BEN BAKER"], grantees=["DORA DAVIS"]))  # owners of record, someone else
+    unrelated = svc.file(filing(grantors=["BEN BAKER"], grantees=["DORA DAVIS"]))  # owners of record, someone else
     assert unrelated["resolved_flags"] == [] and open_flags(svc) == 1
-    confirming = svc.file(deed(grantors=["DORA DAVIS"], grantees=["Carl Clark"]))  # to the flagged grantee
+    confirming = svc.file(filing(grantors=["DORA DAVIS"], grantees=["Carl Clark"]))  # to the flagged grantee
     assert [f["instrument_number"] for f in confirming["resolved_flags"]] == [number_of(double)]
     [view] = flags_of(svc, number_of(double))
     assert view["resolved_by"] == number_of(confirming) and "CARL CLARK the owners of record" in view["resolution"]
@@ -218,9 +219,9 @@ def test_a_deed_from_the_owners_to_the_flagged_grantees_resolves_a_double_sale(s
 
 
 def test_a_flagged_deed_stays_flagged_until_an_instrument_resolves_it(svc):
-    svc.file(deed(grantors=["PRIOR OWNER"], grantees=["ANNA ADAMS"]))
-    stranger = svc.file(deed(grantors=["A STRANGER"], grantees=["CARL CLARK"]))
-    svc.file(deed(doc_type="MORTGAGE", grantors=["ANNA ADAMS"], grantees=["BANK"]))  # not a conveyance
+    svc.file(filing(grantors=["PRIOR OWNER"], grantees=["ANNA ADAMS"]))
+    stranger = svc.file(filing(grantors=["A STRANGER"], grantees=["CARL CLARK"]))
+    svc.file(filing(doc_type="MORTGAGE", grantors=["ANNA ADAMS"], grantees=["BANK"]))  # not a conveyance
     flagged = correct(svc, number_of(stranger), deed(doc_type="CORRECTION", grantors=["ANOTHER STRANGER"],
                                                      grantees=["CARL CLARK"]))  # fmt: skip
     assert flagged["resolved_flags"] == [] and [f["kind"] for f in flagged["flags"]] == ["grantor_not_owner"]
@@ -237,8 +238,8 @@ def test_acknowledging_a_flag_on_who_owns_a_parcel_is_refused_with_what_to_recor
 
     from hybrid_store.db.models import AuditEntry
 
-    svc.file(deed(grantors=["PRIOR OWNER"], grantees=["ANNA ADAMS"]))
-    flagged = svc.file(deed(grantors=["A STRANGER"], grantees=["CARL CLARK"]))
+    svc.file(filing(grantors=["PRIOR OWNER"], grantees=["ANNA ADAMS"]))
+    flagged = svc.file(filing(grantors=["A STRANGER"], grantees=["CARL CLARK"]))
     flag_id = flags_of(svc, number_of(flagged))[0]["id"]
     url = f"/api/v1/flags/title/{flag_id}/acknowledge"
     with svc.db.read() as s:
@@ -267,8 +268,8 @@ def test_acknowledging_a_flag_on_who_owns_a_parcel_is_refused_with_what_to_recor
 def test_the_desk_tells_how_a_flag_on_ownership_is_resolved_and_shows_its_resolution(svc):
     from tests.test_role_matrix import desk_session
 
-    svc.file(deed(grantors=["PRIOR OWNER"], grantees=["JOHN Q. SMITH", "MARY SMITH"]))
-    typo = number_of(svc.file(deed(grantors=["JOHN Q. SMITH", "MARY SMYTH"])))
+    svc.file(filing(grantors=["PRIOR OWNER"], grantees=["JOHN Q. SMITH", "MARY SMITH"]))
+    typo = number_of(svc.file(filing(grantors=["JOHN Q. SMITH", "MARY SMYTH"])))
     desk_session(svc, "operator")
     page = svc.client.get(f"/desk/instruments/{typo}").text
     assert "it is resolved by recording an instrument" in page and "Acknowledge" not in page

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session
 
 from hybrid_store import title
@@ -80,11 +80,18 @@ def duplicates(session: Session, inst: InstrumentInput, now: datetime, exclude: 
     """The same document digest as a recorded instrument or a submission not rejected; or the same
     type, parties, parcels and consideration recorded or submitted within the last 30 days."""
     digest = inst.document_digest
-    number = session.scalar(select(Instrument.instrument_number).where(Instrument.document_digest == digest).limit(1))
+    # a correction of an indexing mistake re-records the very document: its twin is what it corrects
+    others = [Instrument.instrument_number != inst.corrects] if inst.corrects else []
+    number = session.scalar(
+        select(Instrument.instrument_number).where(Instrument.document_digest == digest, *others).limit(1)
+    )
     if number is not None:
         return [_twin(f"this document (SHA-256 {digest[:12]}…) is already recorded as instrument {number}")]
+    corrected = select(Instrument.id).where(Instrument.instrument_number == inst.corrects)
+    not_corrected = [or_(Submission.instrument_id.is_(None), Submission.instrument_id.not_in(corrected))] \
+        if inst.corrects else []  # fmt: skip
     earlier = session.scalar(select(Submission.id).where(
-        Submission.document_digest == digest, Submission.state.in_(_LIVE),
+        Submission.document_digest == digest, Submission.state.in_(_LIVE), *not_corrected,
         *([Submission.id != exclude] if exclude is not None else [])).order_by(Submission.id).limit(1))  # fmt: skip
     if earlier is not None:
         return [_twin(f"this document (SHA-256 {digest[:12]}…) was already submitted as submission {earlier}")]
@@ -135,6 +142,10 @@ def not_owners(session: Session, inst: InstrumentInput) -> list[Finding]:
     officer or a court conveys for the owner (the type's rule) or it corrects the very conveyance
     that made the owners (a correction re-records that instrument)."""
     if inst.doc_type not in CONVEYANCES or inst.doc_type in inst.profile.conveys_for_owner:
+        return []
+    if inst.corrects:
+        # a correction is judged against the title as it stood before what it corrects, and only the
+        # recording has that chain (filing's title judgement): it is recorded, and flagged if it must be
         return []
     out = []
     for parcel in inst.parcels:

@@ -251,6 +251,9 @@ def file_form(request: Request, who: Caller, queries: QueriesDep, filing: Filing
             "doc_type": original.doc_type, "grantors": "\n".join(original.grantors),
             "grantees": "\n".join(original.grantees), "consideration": original.consideration or "",
             "legal_description": original.legal_description, "document_digest": original.document_digest,
+            # a correction re-records the instrument: who prepared it and where the grantee is mailed
+            # stay what they were unless the clerk changes them (a deed without them is refused)
+            "preparer": original.preparer or "", "grantee_mailing_address": original.grantee_mailing_address or "",
         }  # fmt: skip
         for i, p in enumerate(original.parcels[:PARCEL_ROWS]):
             values.update({f"municipality_{i}": p.municipality_code, f"block_{i}": p.block, f"lot_{i}": p.lot,
