@@ -584,7 +584,7 @@ class _Clerk:
     def file(self, n: int) -> None:
         with httpx.Client(base_url=self.server.base, timeout=30) as client:
             for _ in range(n):
-                r = client.post("/api/v1/instruments", json=deed(), headers={"Authorization": f"Bearer {self.key}"})
+                r = client.post("/api/v1/instruments", json=filing(), headers={"Authorization": f"Bearer {self.key}"})
                 assert r.status_code == 201, r.text
 
     def status(self) -> dict:

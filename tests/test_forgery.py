@@ -219,7 +219,7 @@ def forge(genuine: dict[str, Any], chain: RegistryChain, **changes: Any) -> dict
     opened = dict(parsed.disclosure.opened)
     for name, value in changes.items():
         opened[name] = (opened[name][0], value)
-    disclosure = Disclosure(opened=opened, redacted=dict(parsed.disclosure.redacted))
+    disclosure = Disclosure(opened=opened, redacted=dict(parsed.disclosure.redacted), scheme=parsed.disclosure.scheme)
     commitment = disclosure.commitment()
     tree = merkle.StandardTree.of([[to_hex(commitment)], [to_hex(keccak256(b"filler"))]], merkle.COMMITMENT_ENCODING)
     batch_id = chain.batch_count()

@@ -292,6 +292,6 @@ def test_parallel_hashing_gives_the_same_commitments(legacy, tmp_path):
 
         for inst, c in rows[::37]:
             [stored] = load_records(s.connection(), [inst.id])
-            assert commit(stored.record, stored.seed) == c.commitment and c.source == "migration"
+            assert commit(stored.record, stored.seed, stored.commit_scheme) == c.commitment and c.source == "migration"
             assert c.created_at is not None and c.created_at.tzinfo is not None  # bulk-written timestamps read back
     assert json.loads(json.dumps(stage_status(db)[0].to_json()))["records_done"] == BOOK
