@@ -160,6 +160,12 @@ def _check_instrument_number(value: str | None) -> str | None:
     return value
 
 
+def _check_book_page(value: str | None) -> str | None:
+    if value is not None and not BOOK_PAGE_RE.fullmatch(value):
+        raise PydanticCustomError("book_page_format", "must be 1 to 6 digits")
+    return value
+
+
 # --- the models ------------------------------------------------------------------------------------
 class ReferenceInput(BaseModel):
     """A cross-reference as filed: what it says (``kind``) of the instrument it names, by that
@@ -182,9 +188,7 @@ class ReferenceInput(BaseModel):
     @field_validator("book", "page")
     @classmethod
     def _book_page(cls, value: str | None) -> str | None:
-        if value is not None and not BOOK_PAGE_RE.fullmatch(value):
-            raise PydanticCustomError("book_page_format", "must be 1 to 6 digits")
-        return value
+        return _check_book_page(value)
 
     @model_validator(mode="after")
     def _one_target(self) -> ReferenceInput:
@@ -309,9 +313,7 @@ class InstrumentInput(BaseModel):
     @field_validator("book", "page")
     @classmethod
     def _book_page(cls, value: str | None) -> str | None:
-        if value is not None and not BOOK_PAGE_RE.fullmatch(value):
-            raise PydanticCustomError("book_page_format", "must be 1 to 6 digits")
-        return value
+        return _check_book_page(value)
 
     @field_validator("recorded_at")
     @classmethod
