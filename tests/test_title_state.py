@@ -547,3 +547,13 @@ def test_the_generator_still_makes_the_frozen_file() -> None:
     from tests.data.make_title_state_vectors import render
 
     assert render() == VECTORS.read_text()
+
+
+def test_a_proof_deeper_than_a_path_is_refused_before_anything_else() -> None:
+    """Even with a bitmap and siblings that fit 257 levels, and in the binary form."""
+    doc = {"scheme": ts.SCHEME, "kind": "absent-empty", "depth": 257, "bitmap": "0x" + "ff" * 32 + "80",
+           "siblings": ["0x" + "11" * 32] * 257}  # fmt: skip
+    with pytest.raises(ts.MalformedProofError, match="depth is a whole number from 0 to 256, not 257"):
+        ts.proof_from_json(doc)
+    with pytest.raises(ts.MalformedProofError, match="depth is a whole number from 0 to 256, not 257"):
+        ts.proof_from_bytes(b"\x01\x01\x01" + b"\xff" * 32 + b"\x80" + b"\x11" * 32 * 257)
