@@ -503,7 +503,10 @@ def _members(obj: object, expected: set[str], what: str) -> Mapping[str, Any]:
         raise MalformedProofError(f"{what} is a JSON object")
     if set(obj) != expected:
         extra, missing = sorted(set(obj) - expected), sorted(expected - set(obj))
-        raise MalformedProofError(f"{what} has members {sorted(expected)}: extra {extra}, missing {missing}")
+        wrong = "; ".join(
+            f"{label} {', '.join(names)}" for label, names in (("unknown:", extra), ("missing:", missing)) if names
+        )
+        raise MalformedProofError(f"{what} has exactly the members {', '.join(sorted(expected))} ({wrong})")
     return obj
 
 
