@@ -434,3 +434,17 @@ def _graduated(schedule: Schedule, inputs: FeeInputs, cents: int, work: _Work) -
     words = (f"{percent.normalize():f}% of the whole consideration {dollars(cents)} (over {dollars(tier.over)}), "
              f"property class {inputs.property_class}, paid by the {grad.payer}")  # fmt: skip
     work.lines.append(Line("graduated_fee", words, grad.statute, grad.payer, fee))
+
+
+def inputs_of(content: Any, day: date) -> FeeInputs:
+    """The fee inputs of a validated filing (``hybrid_store.intake``'s content) received on ``day``."""
+    refs = getattr(content, "references", ())
+    return FeeInputs(
+        doc_type=DocType(content.doc_type),
+        day=day,
+        consideration_cents=content.consideration_cents,
+        page_count=content.page_count,
+        property_class=getattr(content, "property_class", None),
+        exemption=getattr(content, "exemption_claimed", None),
+        mortgages_cited=sum(1 for r in refs if str(r.kind) == "acts_on_mortgage"),
+    )
