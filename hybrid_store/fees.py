@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -213,10 +213,10 @@ def parse_schedule(data: Mapping[str, Any], source: str) -> Schedule:
 
 def _where(data: Mapping[str, Any], loc: tuple[int | str, ...]) -> str:
     """``rtf[0] (rtf-2004-08-01).regular.low[1].rate``: the path, with the entry's id."""
-    out, node = "", data
+    out, node = "", cast(Any, data)
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-        node = node[part] if isinstance(node, Mapping | list) and _has(node, part) else None
+        node = node[part] if _has(node, part) else None
         if isinstance(part, int) and isinstance(node, Mapping) and "id" in node:
             out += f" ({node['id']})"
     return out or "(schedule)"
