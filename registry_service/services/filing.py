@@ -148,6 +148,20 @@ def submission_view(profile: Any, sub: Submission) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def fee_statement(settings: Settings, content: InstrumentInput, received: datetime) -> dict[str, Any] | None:
+    """The fee statement of ``content`` received at ``received`` (None: the registry has no fee
+    schedule): worked out under the schedule in force on the recorder's day of receipt.
+    ``InvalidInstrument`` for an exemption the schedule does not list."""
+    schedule = fee_schedule.load(settings)
+    if schedule is None:
+        return None
+    day = fees.day_of_receipt(received, settings.profile.timezone)
+    errors = fees.check_inputs(schedule, content.doc_type, content.exemption_claimed, day)
+    if errors:
+        raise InvalidInstrument(errors)
+    return fees.statement(schedule, fees.inputs_of(content, day))
+
+
 class Filing:
     def __init__(self, settings: Settings, db: Database, signer: ReceiptSigner):
         self.settings = settings
@@ -175,25 +189,12 @@ class Filing:
                              "there; landreg records it as soon as it appears (search, proofs and verification "
                              "work here as before)")  # fmt: skip
 
-    def fee_statement(self, content: InstrumentInput, received: datetime) -> dict[str, Any] | None:
-        """The fee statement of ``content`` received at ``received`` (None: the registry has no fee
-        schedule): worked out under the schedule in force on the recorder's day of receipt.
-        ``InvalidInstrument`` for an exemption the schedule does not list."""
-        schedule = fee_schedule.load(self.settings)
-        if schedule is None:
-            return None
-        day = fees.day_of_receipt(received, self.settings.profile.timezone)
-        errors = fees.check_inputs(schedule, content.doc_type, content.exemption_claimed, day)
-        if errors:
-            raise InvalidInstrument(errors)
-        return fees.statement(schedule, fees.inputs_of(content, day))
-
     def quote(self, data: Mapping[str, Any] | BaseModel) -> dict[str, Any]:
         """The fees a filing would pay if received now, with no submission made: the same body as a
         filing (its attestations and confirmations are ignored), validated the same way."""
         content, _ = self._content(data)
         now = datetime.now(UTC)
-        return {"fees": self.fee_statement(content, now), "receivedAt": format_timestamp(now)}
+        return {"fees": fee_statement(self.settings, content, now), "receivedAt": format_timestamp(now)}
 
     def fee_report(self, day: date) -> dict[str, Any]:
         """The daily fee report of the recorder's ``day`` (``fee_book.day_report``)."""
@@ -238,9 +239,8 @@ class Filing:
         if stored := self._replay(actor, idempotency_key, request_hash, form_token):
             return stored
         instrument = content.model_copy(update={"corrects": canonical["corrects"]})
-        self.fee_statement(
-            instrument, now
-        )  # an exemption the schedule does not list is refused before anything is written
+        # an exemption the schedule does not list is refused before anything is written
+        fee_statement(self.settings, instrument, now)
         self.signer.refresh()  # outside the write transaction (see ReceiptSigner.refresh)
         received = Received(actor, instrument, canonical, envelope, now, channel, form_token)
         for attempt in range(_RETRIES):
@@ -288,7 +288,7 @@ class Filing:
                                "as": "submitter" if r.envelope.attestations is None else "clerk"} for a in attested],
                 confirmations=[{"codes": list(r.envelope.confirm), "by": r.actor.label, "at": r.now.isoformat(),
                                 "reason": r.envelope.confirm_reason, "up_front": True}] if r.envelope.confirm else [],
-                form_token=r.form_token, fees=self.fee_statement(r.instrument, r.now),
+                form_token=r.form_token, fees=fee_statement(self.settings, r.instrument, r.now),
             )  # fmt: skip
             s.add(sub)
             s.flush()
