@@ -88,6 +88,8 @@ def _broken(rule: GroundRule, content: Any, attested: Collection[str]) -> bool:
         return True
     if rule.attestation is not None and rule.attestation not in attested:
         return True
+    if rule.any_field and not any(_present(getattr(content, f, None)) for f in rule.any_field):
+        return True
     return rule.cites is not None and not _cites(content, rule.cites)
 
 

@@ -34,6 +34,7 @@ from pydantic_core import PydanticCustomError
 
 from hybrid_store.core.records import DocType, Reference, ReferenceKind
 from hybrid_store.errors import FieldError, InvalidInstrument
+from hybrid_store.fees import PROPERTY_CLASSES
 from hybrid_store.jurisdictions import Profile, get_profile
 from hybrid_store.jurisdictions.base import ParcelInput
 from hybrid_store.plain_numbers import is_amount, not_an_amount
@@ -43,6 +44,9 @@ BOOK_PAGE_RE = re.compile(r"[0-9]{1,6}")
 SHA256_HEX_RE = re.compile(r"[0-9a-f]{64}")
 ISO_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 PAGE_COUNT_RE = re.compile(r"[0-9]{1,9}")
+EXEMPTION_RE = re.compile(r"[a-z][a-z_]{0,39}")
+#: what fees depend on besides the committed fields: kept with the submission, never committed
+FEE_INPUTS = ("property_class", "exemption_claimed")
 
 
 # --- text rules -------------------------------------------------------------------------------------
@@ -122,6 +126,16 @@ def _page_count(value: Any) -> Any:
     if type(value) is not int or value < 1:
         raise PydanticCustomError("page_count_format", "must be a whole number of pages, 1 or more, e.g. 3")
     return value
+
+
+def _property_class(value: Any) -> Any:
+    """A New Jersey property tax class as the tax list writes it (2, 3A, 15F): blank is none."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str) and value.strip().upper() in PROPERTY_CLASSES:
+        return value.strip().upper()
+    raise PydanticCustomError("property_class", "must be a New Jersey property class: {classes}",
+                              {"classes": ", ".join(PROPERTY_CLASSES)})  # fmt: skip
 
 
 def _pattern(regex: re.Pattern[str], rule: str, message: str) -> Callable[[str], str]:
@@ -228,6 +242,8 @@ class InstrumentContent(BaseModel):
         preparer: str | None
         return_to: str | None
         references: list[ReferenceInput]
+        property_class: str | None
+        exemption_claimed: str | None
 
     @field_validator("corrects", check_fields=False)
     @classmethod
@@ -296,6 +312,8 @@ class InstrumentInput(BaseModel):
         preparer: str | None
         return_to: str | None
         references: list[ReferenceInput]
+        property_class: str | None
+        exemption_claimed: str | None
 
         @property
         def consideration_cents(self) -> int | None: ...
@@ -385,6 +403,20 @@ def models(profile: Profile) -> tuple[type[InstrumentContent], type[InstrumentIn
         "references": (list[ReferenceInput], Field(default_factory=list, max_length=L.references, description=(
             "the instruments this one acts on: the mortgage of an assignment, satisfaction or release, the lien "
             "of a discharge, the instrument a correction corrects"))),
+        # fee inputs (``FEE_INPUTS``): what the fees depend on, kept with the submission and never
+        # committed (``build_record`` takes none of them), so a record commits the same bytes with or
+        # without them; an exemption is checked against the registry's fee schedule when fees are worked out
+        "property_class": (Annotated[str | None, BeforeValidator(_property_class), Field(
+            description="the property's New Jersey tax class (1, 2, 3A, 3B, 4A, 4B, 4C, 5A, 5B, 6A, 6B, 15A-15F): "
+                        "the graduated fee on sales over $1,000,000 (N.J.S.A. 46:15-7.2) covers 2, 3A, 4A and 4C",
+            examples=["2"])], None),
+        "exemption_claimed": (Annotated[str | None, Field(max_length=40, description=(
+            "the exemption from the realty transfer fee the grantor claims on the affidavit of consideration: a "
+            "letter of N.J.S.A. 46:15-10 (a to q: no fee) or a partial exemption of 46:15-10.1 (senior_citizen, "
+            "blind_person, disabled_person, low_moderate_income, new_construction)"), examples=["d"]),
+            AfterValidator(_optional(_pattern(EXEMPTION_RE, "exemption_format",
+                                              "must be a letter of N.J.S.A. 46:15-10 (e.g. d) or a partial exemption's "
+                                              "name (e.g. senior_citizen)")))], None),
     }  # fmt: skip
     content = cast("type[InstrumentContent]", _derive("InstrumentContent", InstrumentContent, fields))
     content.profile = profile

@@ -178,6 +178,9 @@ class ServiceSettings(BaseModel):
     #: how old the chain's last-known state may be before a probe (/readyz, /metrics) asks the node
     #: again, in the background: a probe never waits on the node for more than a second
     chain_probe_s: float = Field(default=5.0, gt=0)
+    #: a fee schedule replacing the one shipped for the jurisdiction (docs/fees.md): a county changes
+    #: its fees without a release; filings already examined keep the fees worked out then
+    fee_schedule: Path | None = None
     #: complete proof bundles kept per server process (about 3 KB each); 0 disables the cache
     proof_cache_size: int = Field(default=20_000, ge=0)
 

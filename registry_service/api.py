@@ -145,6 +145,29 @@ async def file_correction(
     return _filed(await run_in_threadpool(filing.file, who, body, idempotency_key=idempotency_key, corrects=number))
 
 
+@router.post("/fees/quote", response_model=schemas.FeeQuote, tags=["clerks"], summary="Work out a filing's fees",
+             openapi_extra=_instrument_body("InstrumentCreate"))  # fmt: skip
+async def quote_fees(request: Request, filing: FilingDep, who: Filer) -> dict[str, Any]:
+    """The fees an instrument would pay if filed now, with no submission made (clerk): the same body
+    as a filing, validated the same way. Each line says how it was worked out, under which statute
+    and who pays it (filer, grantor or grantee), from the fee schedule in force on the recorder's
+    day (docs/fees.md); `fees.missing` names what the fees need and the body leaves out (a page
+    count, a property class over $1,000,000, a consideration or an exemption claimed). The fees a
+    filing pays are worked out again when it is received, and stored with it."""
+    body = await read_json(request)
+    return await run_in_threadpool(filing.quote, body)
+
+
+@router.get("/fees/report", response_model=schemas.FeeReport, tags=["clerks"], summary="The day's fees")
+def fee_report(
+    filing: FilingDep, who: Filer,
+    day: Annotated[CalendarDate, Query(description="the recorder's day (its own time zone), YYYY-MM-DD")],
+) -> dict[str, Any]:  # fmt: skip
+    """Every instrument recorded on the recorder's `day` with the fees recorded with it, and the
+    totals per fee line, per payer and overall, to reconcile with the till (clerk)."""
+    return filing.fee_report(day)
+
+
 @router.get("/submissions", response_model=schemas.SubmissionPage, tags=["clerks"], summary="Submissions")
 def list_submissions(
     submissions: SubmissionsDep,

@@ -60,6 +60,72 @@ class Clocks(BaseModel):
     rejectBy: str | None = Field(description="last day to reject it (three business days)")
 
 
+class FeeLineView(BaseModel):
+    code: str = Field(
+        description="recording, assessor_abstract, marginal_notation, surcharge, realty_transfer_fee or graduated_fee"
+    )
+    words: str = Field(description="how it was worked out, in the clerk's words")
+    statute: str
+    payer: Literal["grantor", "grantee", "filer"]
+    cents: int
+    amount: str = Field(description="the cents as a clerk writes them, e.g. $1,234.50")
+
+
+class FeeStatementView(BaseModel):
+    """What a filing pays (``landreg-fee-statement/v1``, docs/fees.md), worked out at examination under
+    the schedule in force on the recorder's day of receipt, and never worked out again."""
+
+    format: str
+    schedule: dict[str, Any] = Field(description="the schedule's id and effective date, and each entry used")
+    dayOfReceipt: str
+    lines: list[FeeLineView]
+    complete: bool
+    totalCents: int | None = Field(description="null while an input the fees need is missing (see `missing`)")
+    total: str | None
+    byPayer: dict[str, int]
+    missing: list[dict[str, str]] = Field(description="what the fees need and the filing leaves out: field, words")
+    notes: list[str] = Field(description="for the clerk: e.g. an exemption the filing may mean to claim")
+
+
+class FeeQuote(BaseModel):
+    fees: FeeStatementView | None = Field(description="null: this registry has no fee schedule")
+    receivedAt: str = Field(description="the time the quote assumes the filing is received (now)")
+
+
+class FeeReportLine(BaseModel):
+    code: str
+    payer: str
+    cents: int
+    amount: str
+
+
+class FeeReportInstrument(BaseModel):
+    instrumentNumber: str
+    recordedAt: str
+    docType: str
+    pageCount: int | None
+    lines: list[FeeReportLine]
+    totalCents: int
+    complete: bool
+    missing: list[str]
+
+
+class FeeReport(BaseModel):
+    """The fees of every instrument recorded on one recorder's day, with the totals a clerk
+    reconciles with the till."""
+
+    format: str
+    day: str
+    timezone: str
+    count: int
+    instruments: list[FeeReportInstrument]
+    byLine: dict[str, int]
+    byPayer: dict[str, int]
+    totalCents: int
+    total: str
+    incomplete: int = Field(description="instruments recorded with an incomplete statement (e.g. no page count)")
+
+
 class SubmissionView(BaseModel):
     """A filing as received and examined: waiting, recorded or rejected, with every finding."""
 
@@ -80,10 +146,12 @@ class SubmissionView(BaseModel):
     resolvedAt: str | None
     resolvedBy: str | None
     reason: str | None
+    fees: FeeStatementView | None = None
 
 
 class SubmissionResult(BaseModel):
     submission: SubmissionView
+    fees: FeeStatementView | None = None
 
 
 class SubmissionPage(BaseModel):
@@ -194,6 +262,7 @@ class FilingResult(BaseModel):
     flags: list[FlagView] = Field(description="chain-of-title problems: recorded, but flagged for review")
     resolved_flags: list[ResolvedFlag] = Field(default=[], description="earlier flags this instrument resolved")
     submission: SubmissionView | None = None
+    fees: FeeStatementView | None = Field(default=None, description="the fees recorded with the instrument")
 
 
 class ParcelLink(BaseModel):

@@ -48,6 +48,7 @@ def operations():
         ("GET", "/.well-known/landreg-trust-root.json"), ("GET", "/.well-known/landreg-trust-root/{version}.json"),
         ("GET", "/api/v1/submissions"), ("GET", "/api/v1/submissions/{submission_id}"),
         ("POST", "/api/v1/submissions/{submission_id}/confirm"), ("POST", "/api/v1/submissions/{submission_id}/reject"),
+        ("POST", "/api/v1/fees/quote"), ("GET", "/api/v1/fees/report"),
     ]  # fmt: skip
 
 

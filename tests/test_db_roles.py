@@ -17,7 +17,7 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from hybrid_store import audit_log
+from hybrid_store import audit_log, fee_book, fee_schedule, fees
 from hybrid_store.anchoring import Anchorer
 from hybrid_store.db.engine import Database
 from hybrid_store.db.models import Instrument
@@ -28,6 +28,7 @@ from hybrid_store.intake import validate
 from hybrid_store.jurisdictions import get_profile
 from hybrid_store.pins import pin_jurisdiction
 from hybrid_store.proofs import export_bundle
+from hybrid_store.settings import get_settings
 from migration_tools.reconciliation.run import reconcile
 from tests.conftest import NOW, TEST_RECEIPT_PASSPHRASE, deed, pg_admin, pg_url
 
@@ -41,10 +42,17 @@ def run_the_service(db: Database, chain) -> str:
     numbers = []
     # the third is a double sale (flagged); the fourth, from the owner of record to the same buyer,
     # resolves that flag (title_flag_resolutions)
+    schedule = fee_schedule.load(get_settings(jurisdiction="bergen"))
+    assert schedule is not None
     for grantors, grantees in ((["PRIOR OWNER"], ["ANNA ADAMS"]), (["ANNA ADAMS"], ["BEN BAKER"]),
                                (["ANNA ADAMS"], ["CARL CLARK"]), (["BEN BAKER"], ["CARL CLARK"])):  # fmt: skip
         with db.write() as s:
-            [made] = record_instruments(s, [validate(deed(grantors=grantors, grantees=grantees), now=NOW)], now=NOW)
+            inst = validate(deed(grantors=grantors, grantees=grantees, page_count=2), now=NOW)
+            [made] = record_instruments(s, [inst], now=NOW)
+            # the fees recorded with it (instrument_fees), as the filing service records them
+            day = fees.day_of_receipt(made.recorded_at, "America/New_York")
+            fee_book.record(s, made.instrument_id, made.recorded_at, day,
+                            fees.statement(schedule, fees.inputs_of(inst, day)))  # fmt: skip
             audit_log.append(s, actor="Pat Clerk (clerk)", role="clerk", action="instrument.file",
                              target=made.instrument_number, details={})  # fmt: skip
         numbers.append(made.instrument_number)

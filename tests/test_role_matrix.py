@@ -32,6 +32,8 @@ SPEC: dict[tuple[str, str], Permission | None] = {
     ("GET", "/api/v1/submissions/{submission_id}"): Permission.READ,
     ("POST", "/api/v1/submissions/{submission_id}/confirm"): Permission.EXAMINE,
     ("POST", "/api/v1/submissions/{submission_id}/reject"): Permission.EXAMINE,
+    ("POST", "/api/v1/fees/quote"): Permission.FILE,
+    ("GET", "/api/v1/fees/report"): Permission.FILE,  # the till is the filing clerks'
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
     ("GET", "/metrics"): PUBLIC,  # the default; test_api covers LANDREG_SERVICE__METRICS_ACCESS=operators
@@ -60,6 +62,8 @@ SPEC: dict[tuple[str, str], Permission | None] = {
     ("GET", "/desk/submissions/{submission_id}"): Permission.READ,
     ("POST", "/desk/submissions/{submission_id}/{verb}"): Permission.EXAMINE,
     ("POST", "/desk/mirror-flags/{flag_id}/ack"): Permission.ACKNOWLEDGE,
+    ("GET", "/desk/fees"): Permission.FILE,
+    ("GET", "/desk/fees.csv"): Permission.FILE,
 }
 CALLERS = ["anonymous", "clerk", "auditor", "operator", "admin", "revoked", "malformed"]
 

@@ -588,11 +588,32 @@ class Submission(Base):
     form_token: Mapped[str | None] = mapped_column(String(64), unique=True)
     #: the receipt body handed out when it was recorded (a replay hands out the same)
     response: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: the fee statement worked out at examination (``hybrid_store.fees``), under the schedule in
+    #: force on the day of receipt; written with the submission, never worked out again (None: the
+    #: registry has no fee schedule, or the submission predates fees)
+    fees: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     __table_args__ = (
         CheckConstraint("state IN ('examining', 'waiting', 'recorded', 'rejected', 'withdrawn')", name="state"),
         CheckConstraint("channel IN ('api', 'desk')", name="channel"),
     )
+
+
+class InstrumentFee(Base):
+    """The fees of a recorded instrument: its submission's statement, recorded with it in the same
+    transaction and never changed (a new fee schedule changes no past filing's fees). ``day`` is the
+    recorder's day it was recorded on (the profile's time zone): the daily fee report's key.
+    Append-only."""
+
+    __tablename__ = "instrument_fees"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id"), unique=True)
+    day: Mapped[date] = mapped_column(Date, index=True)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    total_cents: Mapped[int | None] = mapped_column(BigInteger)  # None: the statement was incomplete
+    statement: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
 
 
 class MigrationStage(Base):

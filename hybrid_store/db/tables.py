@@ -80,6 +80,9 @@ TABLES: dict[str, TableRule] = {
     "title_flag_resolutions": append_only(
         "a title flag resolved by recording an instrument (which one, and why): never rewritten"
     ),
+    "instrument_fees": append_only(
+        "the fee statement recorded with an instrument (worked out at examination): never recomputed or rewritten"
+    ),
     "registry_pins": append_only("facts fixed at first use (the jurisdiction): never changed silently"),
     "parcels": mutable(
         "the parcel list; its heads move as instruments are recorded and tokens are minted",

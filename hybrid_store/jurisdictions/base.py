@@ -54,6 +54,8 @@ class GroundRule:
     field: str | None = None
     attestation: str | None = None
     cites: ReferenceKind | None = None
+    #: at least one of these fields present (what the statute accepts one or the other of)
+    any_field: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

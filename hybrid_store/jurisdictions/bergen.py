@@ -144,6 +144,11 @@ GROUNDS = (
     _attested(ATTESTATIONS[4], "the recording fees were not tendered: collect them before recording"),
     GroundRule("no_preparer", "N.J.S.A. 46:26A-3", "a deed must name the person who prepared it: enter the "
                "preparer", DEEDS, field="preparer"),
+    # N.J.S.A. 46:15-6: a deed is recorded only with the realty transfer fee paid, or with the
+    # exemption it is under stated; without either, the fee cannot be worked out
+    GroundRule("no_consideration_or_exemption", "N.J.S.A. 46:15-6", "a deed must state its consideration, or the "
+               "exemption from the realty transfer fee the grantor claims (N.J.S.A. 46:15-10 or 46:15-10.1): enter "
+               "one", DEEDS, any_field=("consideration", "exemption_claimed")),
     GroundRule("no_grantee_address", "N.J.S.A. 46:26A-3", "a deed must give the grantee's mailing address: enter "
                "it", DEEDS, field="grantee_mailing_address"),
     *(GroundRule(code, "N.J.S.A. 46:26A-3", words, frozenset(t for t, k in Profile.cites.items() if k == kind),

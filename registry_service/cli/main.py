@@ -51,6 +51,8 @@ app.add_typer(trust_cli.keys_app, name="signing-keys")
 app.add_typer(migration_cli.legacy_app, name="legacy")
 app.add_typer(migration_cli.migrate_app, name="migrate")
 app.command("reconcile")(friendly(migration_cli.reconcile_command))
+fees_app = typer.Typer(help="Recording fees and the realty transfer fee (docs/fees.md).", no_args_is_help=True)
+app.add_typer(fees_app, name="fees")
 
 
 @app.callback()
@@ -101,6 +103,47 @@ def db_current() -> None:
 
     db = Database(settings().db_url)
     console.print(db.current_revision() or "empty (run `landreg db upgrade`)")
+
+
+# --- fees -------------------------------------------------------------------------------------------
+@fees_app.command("report")
+@friendly
+def fees_report(
+    day: Annotated[str, typer.Option(help="The recorder's day (its own time zone), YYYY-MM-DD.")],
+    csv_file: Annotated[Path | None, typer.Option("--csv", help="Also write the report as CSV to this file.")] = None,
+) -> None:
+    """The fees recorded on DAY, instrument by instrument, with the totals per fee, per payer and
+    overall: what the clerk reconciles with the till."""
+    import csv
+    from datetime import date
+
+    from hybrid_store import fee_book
+    from hybrid_store.fees import dollars
+
+    try:
+        the_day = date.fromisoformat(day) if len(day) == 10 else None
+    except ValueError:
+        the_day = None
+    if the_day is None:
+        raise fail(f"--day {day!r} is not a day", "write it YYYY-MM-DD, e.g. 2026-03-02")
+    cfg = settings()
+    with database(cfg).read() as s:
+        report = fee_book.day_report(s, the_day, cfg.profile.timezone)
+    for inst in report["instruments"]:
+        pages = f", {inst['pageCount']} pages" if inst["pageCount"] else ""
+        lacked = f" (fees lacked: {', '.join(inst['missing'])})" if inst["missing"] else ""
+        console.print(f"{inst['instrumentNumber']}  {inst['recordedAt']}  {inst['docType']}{pages}{lacked}")
+        for line in inst["lines"]:
+            console.print(f"    {line['code']:<22} {line['payer']:<8} {line['amount']:>16}")
+    for code, cents in sorted(report["byLine"].items()):
+        console.print(f"total {code:<22} {dollars(cents):>16}")
+    for payer, cents in sorted(report["byPayer"].items()):
+        console.print(f"total paid by {payer:<14} {dollars(cents):>16}")
+    console.print(f"{report['day']} ({report['timezone']}): {report['count']} instruments, total {report['total']}")
+    if csv_file is not None:
+        with csv_file.open("w", newline="", encoding="utf-8") as out:
+            csv.writer(out).writerows(fee_book.report_csv_rows(report))
+        console.print(f"written to {csv_file}")
 
 
 # --- contracts --------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import rfc8785
@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from hybrid_store import examination, flags, mirror
+from hybrid_store import examination, fee_book, fee_schedule, fees, flags, mirror
 from hybrid_store.core.commitment import SCHEME, SCHEME_V1
 from hybrid_store.core.hashing import to_hex
 from hybrid_store.core.records import format_timestamp
@@ -30,7 +30,7 @@ from hybrid_store.db.records import instrument_id, load_records
 from hybrid_store.errors import Conflict, FieldError, InvalidInstrument, LandregError, MirrorMode, NotFound
 from hybrid_store.examination import CONFIRMABLE, MIN_REASON, Kind, State
 from hybrid_store.filing import Recorded, record_instruments
-from hybrid_store.intake import InstrumentInput, validate
+from hybrid_store.intake import FEE_INPUTS, InstrumentInput, validate
 from hybrid_store.settings import Settings
 from registry_service.auth import Actor, audit
 from registry_service.receipts import FORMAT as RECEIPT_FORMAT
@@ -144,8 +144,22 @@ def submission_view(profile: Any, sub: Submission) -> dict[str, Any]:
         "attestations": list(sub.attestations), "confirmations": list(sub.confirmations),
         "instrumentNumber": (sub.response or {}).get("receipt", {}).get("instrumentNumber"),
         "resolvedAt": format_timestamp(sub.resolved_at) if sub.resolved_at else None,
-        "resolvedBy": sub.resolved_by, "reason": sub.resolution_reason,
+        "resolvedBy": sub.resolved_by, "reason": sub.resolution_reason, "fees": sub.fees,
     }  # fmt: skip
+
+
+def fee_statement(settings: Settings, content: InstrumentInput, received: datetime) -> dict[str, Any] | None:
+    """The fee statement of ``content`` received at ``received`` (None: the registry has no fee
+    schedule): worked out under the schedule in force on the recorder's day of receipt.
+    ``InvalidInstrument`` for an exemption the schedule does not list."""
+    schedule = fee_schedule.load(settings)
+    if schedule is None:
+        return None
+    day = fees.day_of_receipt(received, settings.profile.timezone)
+    errors = fees.check_inputs(schedule, content.doc_type, content.exemption_claimed, day)
+    if errors:
+        raise InvalidInstrument(errors)
+    return fees.statement(schedule, fees.inputs_of(content, day))
 
 
 class Filing:
@@ -175,6 +189,27 @@ class Filing:
                              "there; landreg records it as soon as it appears (search, proofs and verification "
                              "work here as before)")  # fmt: skip
 
+    def quote(self, data: Mapping[str, Any] | BaseModel) -> dict[str, Any]:
+        """The fees a filing would pay if received now, with no submission made: the same body as a
+        filing (its attestations and confirmations are ignored), validated the same way."""
+        content, _ = self._content(data)
+        now = datetime.now(UTC)
+        return {"fees": fee_statement(self.settings, content, now), "receivedAt": format_timestamp(now)}
+
+    def fee_report(self, day: date) -> dict[str, Any]:
+        """The daily fee report of the recorder's ``day`` (``fee_book.day_report``)."""
+        with self.db.read() as s:
+            return fee_book.day_report(s, day, self.settings.profile.timezone)
+
+    def _content(self, data: Mapping[str, Any] | BaseModel) -> tuple[InstrumentInput, Envelope]:
+        if isinstance(data, BaseModel):
+            data = data.model_dump(mode="json", exclude_none=True)
+        if not isinstance(data, Mapping):
+            raise InvalidInstrument([FieldError("(body)", "object_type", "an instrument is a JSON object")])
+        data = dict(data)
+        envelope = Envelope.take(data, self.settings.profile)
+        return validate(data, profile=self.settings.profile, content_only=True), envelope
+
     def file(
         self,
         actor: Actor,
@@ -190,23 +225,22 @@ class Filing:
         With an idempotency key (or the desk's one-time form token), a retried request gets the
         first submission again, never a second one."""
         self.refuse_in_mirror_mode()
-        if isinstance(data, BaseModel):
-            data = data.model_dump(mode="json", exclude_none=True)
-        if not isinstance(data, Mapping):
-            raise InvalidInstrument([FieldError("(body)", "object_type", "an instrument is a JSON object")])
-        data = dict(data)
-        envelope = Envelope.take(data, self.settings.profile)
+        content, envelope = self._content(data)
         now = datetime.now(UTC)
-        content = validate(data, profile=self.settings.profile, now=now, content_only=True)
         if corrects is not None and content.corrects not in (None, corrects):
             raise InvalidInstrument(
                 [FieldError("corrects", "corrects_mismatch", f"this is a correction of {corrects}; leave it out")]
             )
-        canonical = {**content.model_dump(mode="json", exclude=_ASSIGNED), "corrects": corrects or content.corrects}
+        # fee inputs left out are left out of the request's hash too: a retry of a request made before
+        # they existed still matches it
+        canonical = {**content.model_dump(mode="json", exclude=_ASSIGNED | {f for f in FEE_INPUTS
+                     if getattr(content, f) is None}), "corrects": corrects or content.corrects}  # fmt: skip
         request_hash = hashlib.sha256(rfc8785.dumps({**canonical, **asdict(envelope)})).hexdigest()
         if stored := self._replay(actor, idempotency_key, request_hash, form_token):
             return stored
         instrument = content.model_copy(update={"corrects": canonical["corrects"]})
+        # an exemption the schedule does not list is refused before anything is written
+        fee_statement(self.settings, instrument, now)
         self.signer.refresh()  # outside the write transaction (see ReceiptSigner.refresh)
         received = Received(actor, instrument, canonical, envelope, now, channel, form_token)
         for attempt in range(_RETRIES):
@@ -254,7 +288,7 @@ class Filing:
                                "as": "submitter" if r.envelope.attestations is None else "clerk"} for a in attested],
                 confirmations=[{"codes": list(r.envelope.confirm), "by": r.actor.label, "at": r.now.isoformat(),
                                 "reason": r.envelope.confirm_reason, "up_front": True}] if r.envelope.confirm else [],
-                form_token=r.form_token,
+                form_token=r.form_token, fees=fee_statement(self.settings, r.instrument, r.now),
             )  # fmt: skip
             s.add(sub)
             s.flush()
@@ -281,6 +315,9 @@ class Filing:
         [made] = record_instruments(s, [instrument], source="filing", now=now)
         sub.response = self._result(made, instrument, flags.resolved(s, made.resolved))
         sub.instrument_id = made.instrument_id
+        if sub.fees is not None:  # the statement examination gave it, recorded as it was: never worked out again
+            day = fees.day_of_receipt(made.recorded_at, self.settings.profile.timezone)
+            fee_book.record(s, made.instrument_id, made.recorded_at, day, sub.fees)
         if sub.state == State.EXAMINING:
             sub.resolved_at, sub.resolved_by = now, "examination"
         sub.state = State.RECORDED
@@ -294,8 +331,8 @@ class Filing:
         state = State(sub.state)
         view = submission_view(self.settings.profile, sub)
         if state == State.RECORDED and sub.response is not None:
-            return Filed({**sub.response, "submission": view}, replayed, state)
-        return Filed({"submission": view}, replayed, state)
+            return Filed({**sub.response, "fees": sub.fees, "submission": view}, replayed, state)
+        return Filed({"fees": sub.fees, "submission": view}, replayed, state)
 
     def _replay(self, actor: Actor, key: str | None, request_hash: str, token: str | None) -> Filed | None:
         if key is not None and (stored := self._stored(actor, key, request_hash)):

@@ -8,9 +8,12 @@ verdict with the chain details. Everyone sees the anchoring status page. Forms c
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import secrets
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -23,7 +26,7 @@ from starlette.datastructures import UploadFile as FormFile
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hybrid_store import flags, mirror, strict_json
+from hybrid_store import fee_book, fee_schedule, fees, flags, mirror, strict_json
 from hybrid_store.core.commitment import FIELDS
 from hybrid_store.core.records import DocType, ReferenceKind
 from hybrid_store.errors import Conflict, FieldError, InvalidInstrument, LandregError, MirrorMode, NotFound
@@ -49,11 +52,20 @@ from registry_service.verification import Verdict, verify_bytes
 from registry_service.web.forms import DeskForm, FormLimits, read_form
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
+TEMPLATES.env.filters["dollars"] = fees.dollars
 PARCEL_ROWS = 3  # parcel rows on the filing form (an instrument may touch more: file through the API)
 REFERENCE_ROWS = 2  # cross-reference rows on the filing form (more through the API)
 REFERENCE_BOXES = ("instrument_number", "book", "page")
 #: the optional index fields the filing form sends as typed (intake validates them)
-INDEX_FIELDS = ("document_date", "page_count", "grantee_mailing_address", "preparer", "return_to")
+INDEX_FIELDS = (
+    "document_date",
+    "page_count",
+    "grantee_mailing_address",
+    "preparer",
+    "return_to",
+    "property_class",
+    "exemption_claimed",
+)  # the last two: fee inputs (never committed)
 MAX_DOCUMENT_BYTES = 50 * 1024 * 1024
 #: the filing form: one scanned document beside its fields (and room for more parcel rows than it shows)
 FILE_FORM = FormLimits(
@@ -261,8 +273,20 @@ def file_form(request: Request, who: Caller, queries: QueriesDep, filing: Filing
     return _file_page(request, actor, values=values, corrects=corrects)
 
 
+def _fee_inputs(settings: Settings) -> dict[str, Any] | None:
+    """The fee inputs' choices (property classes, and the exemptions of the schedule in force
+    today), or None when the registry has no fee schedule."""
+    schedule = fee_schedule.load(settings)
+    if schedule is None:
+        return None
+    today = fees.day_of_receipt(datetime.now(UTC), settings.profile.timezone)
+    return {"classes": [(c, fees.PROPERTY_CLASS_WORDS[c]) for c in fees.PROPERTY_CLASSES],
+            "exemptions": list(schedule.exemptions(today).items())}  # fmt: skip
+
+
 def _file_page(request: Request, actor: Actor, *, values: dict[str, Any], corrects: str = "",
-               errors: dict[str, str] | None = None, form_error: str = "", status: int = 200) -> HTMLResponse:  # fmt: skip
+               errors: dict[str, str] | None = None, form_error: str = "", status: int = 200,
+               quote: dict[str, Any] | None = None) -> HTMLResponse:  # fmt: skip
     # the one-time form token: the submission this form makes consumes it, so the same form posted
     # again (Back and resubmit, a double click) finds that submission instead of making another
     values.setdefault("form_token", secrets.token_urlsafe(24))
@@ -270,7 +294,8 @@ def _file_page(request: Request, actor: Actor, *, values: dict[str, Any], correc
                  form_error=form_error, attestations=request.app.state.settings.profile.attestations,
                  corrects=corrects, doc_types=list(DocType), municipalities=_places(request),
                  rows=range(PARCEL_ROWS), max_document=f"{MAX_DOCUMENT_BYTES // (1024 * 1024)} MB",
-                 reference_rows=range(REFERENCE_ROWS), reference_kinds=list(ReferenceKind))  # fmt: skip
+                 reference_rows=range(REFERENCE_ROWS), reference_kinds=list(ReferenceKind), quote=quote,
+                 fee_inputs=_fee_inputs(request.app.state.settings))  # fmt: skip
 
 
 @router.post("/file")
@@ -314,6 +339,12 @@ async def _file_form(request: Request, form: DeskForm, who: Caller, filing: Fili
         # what the clerk ticked, and only that: each box left empty is a ground for refusal
         "attestations": [a.code for a in filing.settings.profile.attestations if values.get(f"attest_{a.code}")],
     }  # fmt: skip
+    if values.get("action") == "quote":  # "Work out the fees": the form again, every field kept, nothing filed
+        try:
+            quote = filing.quote(payload)["fees"]
+        except InvalidInstrument as exc:
+            return _file_page(request, actor, values=values, corrects=corrects, errors=_inline(exc.errors), status=422)
+        return _file_page(request, actor, values=values, corrects=corrects, quote=quote)
     token = str(values.get("form_token", "")).strip()[:64] or None
     # Back in Chromium fetches the form again (a new token) and refills the boxes from its own memory:
     # the session remembers its last filing, and the same filing posted again is that form once more
@@ -395,6 +426,42 @@ async def _sha256_of(upload: FormFile) -> str:  # a form part (FastAPI's UploadF
             raise InvalidInstrument([FieldError("document", "too_large", DOCUMENT_TOO_LARGE)])
         digest.update(chunk)
     return digest.hexdigest()
+
+
+# --- the day's fees ------------------------------------------------------------------------------------
+def _report_day(request: Request, day: str) -> date:
+    if not day:
+        return fees.day_of_receipt(datetime.now(UTC), request.app.state.settings.profile.timezone)
+    try:
+        return date.fromisoformat(day) if len(day) == 10 else date.fromisoformat("bad")
+    except ValueError:
+        raise InvalidInstrument(
+            [FieldError("day", "date_format", "write the day as YYYY-MM-DD, e.g. 2026-03-02")]
+        ) from None
+
+
+@router.get("/fees")
+def fee_report_page(request: Request, who: Caller, filing: FilingDep, day: str = "") -> Response:
+    """The recorder's day's fees, to reconcile with the till (clerks; printable, and as CSV)."""
+    actor = require(who, Permission.FILE)
+    try:
+        the_day = _report_day(request, day)
+    except InvalidInstrument as exc:
+        return _page(request, "fees.html", status=422, actor=actor, report=None, day=day, error=exc.errors[0].message)
+    return _page(request, "fees.html", actor=actor, report=filing.fee_report(the_day), day=the_day.isoformat())
+
+
+@router.get("/fees.csv")
+def fee_report_csv(request: Request, who: Caller, filing: FilingDep, day: str = "") -> Response:
+    require(who, Permission.FILE)
+    try:
+        the_day = _report_day(request, day)
+    except InvalidInstrument as exc:
+        return _error_page(request, exc, 422)
+    out = io.StringIO()
+    csv.writer(out).writerows(fee_book.report_csv_rows(filing.fee_report(the_day)))
+    return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="fees-{the_day.isoformat()}.csv"'})  # fmt: skip
 
 
 # --- submissions ---------------------------------------------------------------------------------------
