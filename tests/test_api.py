@@ -80,7 +80,8 @@ def instruments(db: Database) -> int:
 def test_a_filing_returns_a_signed_receipt_anyone_can_check(svc):
     result = svc.file()
     receipt = result["receipt"]
-    assert receipt["format"] == "landreg-receipt/v1" and receipt["instrumentNumber"].endswith("-0000001")
+    assert receipt["format"] == "landreg-receipt/v2" and receipt["instrumentNumber"].endswith("-0000001")
+    assert receipt["flags"] == [] and receipt["fees"] is None  # no fee statement is recorded yet
     assert receipt["commitment"].startswith("0x") and len(receipt["commitment"]) == 66
     assert result["anchoring"] == {"status": "pending"} and result["flags"] == []
     jwks = svc.client.get("/.well-known/landreg-receipt-keys.json").json()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -25,7 +25,7 @@ from hybrid_store.core.commitment import SCHEME, SCHEME_V1
 from hybrid_store.core.hashing import to_hex
 from hybrid_store.core.records import format_timestamp
 from hybrid_store.db.engine import Database
-from hybrid_store.db.models import IdempotencyRecord, Instrument, Submission
+from hybrid_store.db.models import IdempotencyRecord, Instrument, Parcel, Submission, TitleFlag
 from hybrid_store.db.records import instrument_id, load_records
 from hybrid_store.errors import Conflict, FieldError, InvalidInstrument, LandregError, MirrorMode, NotFound
 from hybrid_store.examination import CONFIRMABLE, MIN_REASON, Kind, State
@@ -34,7 +34,8 @@ from hybrid_store.intake import InstrumentInput, validate
 from hybrid_store.settings import Settings
 from registry_service.auth import Actor, audit
 from registry_service.receipts import FORMAT as RECEIPT_FORMAT
-from registry_service.receipts import ReceiptSigner
+from registry_service.receipts import FORMAT_V1 as RECEIPT_FORMAT_V1
+from registry_service.receipts import ReceiptSigner, receipt_fees
 from registry_service.schemas import MirrorFlagView
 from registry_service.services import checks
 from registry_service.services.queries import mirror_flag_view
@@ -279,7 +280,7 @@ class Filing:
         submission's new state, all or nothing."""
         corrects = instrument.corrects
         [made] = record_instruments(s, [instrument], source="filing", now=now)
-        sub.response = self._result(made, instrument, flags.resolved(s, made.resolved))
+        sub.response = self._result(made, instrument, flags.resolved(s, made.resolved), self.fees_of(s, made.instrument_id))
         sub.instrument_id = made.instrument_id
         if sub.state == State.EXAMINING:
             sub.resolved_at, sub.resolved_by = now, "examination"
@@ -328,31 +329,50 @@ class Filing:
             return self.outcome(sub, replayed=True)  # what became of it since, e.g. recorded once confirmed
 
     # --- receipts ----------------------------------------------------------------------------------
+    @staticmethod
+    def fees_of(s: Session, instrument_id: int) -> dict[str, Any] | None:
+        """The fee statement recorded for an instrument (``{"schedule", "lines": [{"code", "words",
+        "statute", "payer", "cents"}], "totalCents"}``), or None when none was recorded. The one seam
+        the certificate and the receipt read fees through: the fees work (a fee schedule, fees
+        computed at examination, a statement stored per recorded instrument) fills it; until then
+        no instrument has one."""
+        return None
+
     def receipt(self, number: str) -> dict[str, Any]:
-        """The signed receipt of a recorded instrument, as handed out when it was filed."""
+        """The signed receipt of a recorded instrument, as handed out when it was filed: in the
+        format it was handed out in (``_format_handed_out``), with the flags and fees fixed at
+        recording, so the same facts sign to the same bytes."""
         self.signer.refresh()
         with self.db.read() as s:
             iid = instrument_id(s.connection(), number)
             if iid is None:
                 raise NotFound(f"no instrument numbered {number}")
             [stored] = load_records(s.connection(), [iid])
+            raised = s.execute(select(Parcel.parcel_key, TitleFlag.kind, TitleFlag.message)
+                               .join(Parcel, Parcel.id == TitleFlag.parcel_id)
+                               .where(TitleFlag.instrument_id == iid)).all()  # fmt: skip
+            fees = self.fees_of(s, iid)
+            handed = s.execute(select(Instrument.source, Submission.response).outerjoin(
+                Submission, Submission.instrument_id == Instrument.id).where(Instrument.id == iid)).one()  # fmt: skip
         if stored.commitment is None:
             raise NotFound(f"instrument {number} has no commitment yet (it has not been migrated)")
         r = stored.record
         v2 = _index_members(stored.commit_scheme, r.document_date, r.page_count, r.grantee_mailing_address,
                             r.preparer, [ref.value() for ref in r.references])  # fmt: skip
-        return self._sign(r.instrument_number, r.book, r.page, r.recorded_at, r.doc_type, r.parcels, r.document_digest,
-                          stored.commitment, r.corrects, v2)  # fmt: skip
+        facts = _Facts(r.instrument_number, r.book, r.page, r.recorded_at, r.doc_type, tuple(r.parcels),
+                       r.document_digest, stored.commitment, r.corrects)  # fmt: skip
+        return self._sign(facts, v2, [tuple(f) for f in raised], fees, _format_handed_out(*handed))
 
-    def _result(self, made: Recorded, instrument: InstrumentInput, resolved: list[dict[str, Any]]) -> dict[str, Any]:
+    def _result(self, made: Recorded, instrument: InstrumentInput, resolved: list[dict[str, Any]],
+                fees: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
         assert made.commitment is not None
         i = instrument
         v2 = _index_members(SCHEME, i.document_date.isoformat() if i.document_date else None, i.page_count,
                             i.grantee_mailing_address, i.preparer, [r.reference().value() for r in i.references])  # fmt: skip
-        receipt = self._sign(
-            made.instrument_number, made.book, made.page, format_timestamp(made.recorded_at), str(instrument.doc_type),
-            [p.key for p in instrument.parcels], instrument.document_digest, made.commitment, instrument.corrects, v2,
-        )  # fmt: skip
+        facts = _Facts(made.instrument_number, made.book, made.page, format_timestamp(made.recorded_at),
+                       str(instrument.doc_type), tuple(p.key for p in instrument.parcels), instrument.document_digest,
+                       made.commitment, instrument.corrects)  # fmt: skip
+        receipt = self._sign(facts, v2, [(f.parcel_key, f.kind, f.message) for f in made.flags], fees)
         return {
             "receipt": receipt,
             "anchoring": {"status": "pending"},
@@ -360,17 +380,46 @@ class Filing:
             "resolved_flags": resolved,
         }
 
-    def _sign(
-        self, number: str, book: str, page: str, recorded_at: str, doc_type: str, parcels: Iterable[str],
-        document_digest: str, commitment: bytes, corrects: str | None, index: dict[str, Any],
-    ) -> dict[str, Any]:  # fmt: skip
+    def _sign(self, f: _Facts, index: dict[str, Any], raised: list[tuple[str, str, str]],
+              fees: dict[str, Any] | None, format: str = RECEIPT_FORMAT) -> dict[str, Any]:  # fmt: skip
         # Ed25519 signatures are deterministic: the same facts always give the same signed receipt
-        return self.signer.sign({
-            "format": RECEIPT_FORMAT, "registry": self.settings.service.registry_name, "instrumentNumber": number,
-            "book": book, "page": page, "recordedAt": recorded_at, "docType": doc_type,
-            "parcels": sorted(parcels), "documentDigest": document_digest, "commitment": to_hex(commitment),
-            "corrects": corrects, **index,
-        })  # fmt: skip
+        # (the flags in one order, whichever order the database hands them back in)
+        receipt = {
+            "format": format, "registry": self.settings.service.registry_name,
+            "instrumentNumber": f.number, "book": f.book, "page": f.page, "recordedAt": f.recorded_at,
+            "docType": f.doc_type, "parcels": sorted(f.parcels), "documentDigest": f.document_digest,
+            "commitment": to_hex(f.commitment), "corrects": f.corrects, **index,
+        }  # fmt: skip
+        if format != RECEIPT_FORMAT_V1:
+            receipt["flags"] = [{"kind": kind, "parcel": parcel, "message": message}
+                                for parcel, kind, message in sorted(raised)]  # fmt: skip
+            receipt["fees"] = receipt_fees(fees)
+        return self.signer.sign(receipt)
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """What a receipt says of its record (fixed at filing)."""
+
+    number: str
+    book: str
+    page: str
+    recorded_at: str
+    doc_type: str
+    parcels: tuple[str, ...]
+    document_digest: str
+    commitment: bytes
+    corrects: str | None
+
+
+def _format_handed_out(source: str, response: dict[str, Any] | None) -> str:
+    """The receipt format an instrument's filing was answered with: the kept response's; v1 for a
+    filing recorded before submissions kept their responses (every receipt was v1 then); v2 for
+    a record that was never filed here (a legacy or mirrored one), whose first receipt is today's."""
+    handed = ((response or {}).get("receipt") or {}).get("format")
+    if handed is not None:
+        return str(handed)
+    return RECEIPT_FORMAT_V1 if source == "filing" else RECEIPT_FORMAT
 
 
 def _index_members(scheme: str, document_date: str | None, page_count: int | None, address: str | None,
