@@ -194,7 +194,9 @@ class ServiceSettings(BaseModel):
             return None
         parts = urlsplit(value.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"public_base_url: {value!r} is not an http(s) address such as https://records.example.gov")
+            raise ValueError(
+                f"public_base_url: {value!r} is not an http(s) address such as https://records.example.gov"
+            )
         if parts.query or parts.fragment or "?" in value or "#" in value:
             raise ValueError(f"public_base_url: {value!r} carries a query or fragment; give the bare address")
         return value.strip().rstrip("/")

@@ -280,7 +280,9 @@ class Filing:
         submission's new state, all or nothing."""
         corrects = instrument.corrects
         [made] = record_instruments(s, [instrument], source="filing", now=now)
-        sub.response = self._result(made, instrument, flags.resolved(s, made.resolved), self.fees_of(s, made.instrument_id))
+        sub.response = self._result(
+            made, instrument, flags.resolved(s, made.resolved), self.fees_of(s, made.instrument_id)
+        )
         sub.instrument_id = made.instrument_id
         if sub.state == State.EXAMINING:
             sub.resolved_at, sub.resolved_by = now, "examination"
@@ -338,6 +340,25 @@ class Filing:
         no instrument has one."""
         return None
 
+    def recording_of(self, number: str) -> Recording:
+        """What a certificate of recording says besides the record: when its submission was
+        received, the examination findings a clerk confirmed (with who, when and why), and the fees."""
+        with self.db.read() as s:
+            iid = instrument_id(s.connection(), number)
+            if iid is None:
+                raise NotFound(f"no instrument numbered {number}")
+            sub = s.scalar(select(Submission).where(Submission.instrument_id == iid))
+            fees = self.fees_of(s, iid)
+            if sub is None:  # a record loaded from the county's recorder system: never examined here
+                return Recording(None, (), fees)
+            confirmed = []
+            for finding in sub.findings:
+                given = next((c for c in sub.confirmations if finding["code"] in c.get("codes", ())), None)
+                if finding["kind"] == Kind.CONFIRMATION and given is not None:
+                    confirmed.append({**finding, "by": given["by"], "at": given["at"], "reason": given["reason"],
+                                      "up_front": bool(given.get("up_front"))})  # fmt: skip
+            return Recording(sub.received_at, tuple(confirmed), fees)
+
     def receipt(self, number: str) -> dict[str, Any]:
         """The signed receipt of a recorded instrument, as handed out when it was filed: in the
         format it was handed out in (``_format_handed_out``), with the flags and fees fixed at
@@ -361,7 +382,8 @@ class Filing:
                             r.preparer, [ref.value() for ref in r.references])  # fmt: skip
         facts = _Facts(r.instrument_number, r.book, r.page, r.recorded_at, r.doc_type, tuple(r.parcels),
                        r.document_digest, stored.commitment, r.corrects)  # fmt: skip
-        return self._sign(facts, v2, [tuple(f) for f in raised], fees, _format_handed_out(*handed))
+        return self._sign(facts, v2, [(key, kind, message) for key, kind, message in raised], fees,
+                          _format_handed_out(*handed))  # fmt: skip
 
     def _result(self, made: Recorded, instrument: InstrumentInput, resolved: list[dict[str, Any]],
                 fees: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
@@ -395,6 +417,15 @@ class Filing:
                                 for parcel, kind, message in sorted(raised)]  # fmt: skip
             receipt["fees"] = receipt_fees(fees)
         return self.signer.sign(receipt)
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A recording as its certificate states it (``Filing.recording_of``)."""
+
+    received_at: datetime | None  # None: not received here (a record loaded from the legacy system)
+    confirmed: tuple[dict[str, Any], ...]  # findings a clerk confirmed: code, words, parcel, by, at, reason
+    fees: dict[str, Any] | None  # the fee statement; None: none recorded
 
 
 @dataclass(frozen=True)
