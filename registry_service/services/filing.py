@@ -348,16 +348,7 @@ class Filing:
             if iid is None:
                 raise NotFound(f"no instrument numbered {number}")
             sub = s.scalar(select(Submission).where(Submission.instrument_id == iid))
-            fees = self.fees_of(s, iid)
-            if sub is None:  # a record loaded from the county's recorder system: never examined here
-                return Recording(None, (), fees)
-            confirmed = []
-            for finding in sub.findings:
-                given = next((c for c in sub.confirmations if finding["code"] in c.get("codes", ())), None)
-                if finding["kind"] == Kind.CONFIRMATION and given is not None:
-                    confirmed.append({**finding, "by": given["by"], "at": given["at"], "reason": given["reason"],
-                                      "up_front": bool(given.get("up_front"))})  # fmt: skip
-            return Recording(sub.received_at, tuple(confirmed), fees)
+            return Recording.of(sub, self.fees_of(s, iid))
 
     def receipt(self, number: str) -> dict[str, Any]:
         """The signed receipt of a recorded instrument, as handed out when it was filed: in the
@@ -405,18 +396,7 @@ class Filing:
     def _sign(self, f: _Facts, index: dict[str, Any], raised: list[tuple[str, str, str]],
               fees: dict[str, Any] | None, format: str = RECEIPT_FORMAT) -> dict[str, Any]:  # fmt: skip
         # Ed25519 signatures are deterministic: the same facts always give the same signed receipt
-        # (the flags in one order, whichever order the database hands them back in)
-        receipt = {
-            "format": format, "registry": self.settings.service.registry_name,
-            "instrumentNumber": f.number, "book": f.book, "page": f.page, "recordedAt": f.recorded_at,
-            "docType": f.doc_type, "parcels": sorted(f.parcels), "documentDigest": f.document_digest,
-            "commitment": to_hex(f.commitment), "corrects": f.corrects, **index,
-        }  # fmt: skip
-        if format != RECEIPT_FORMAT_V1:
-            receipt["flags"] = [{"kind": kind, "parcel": parcel, "message": message}
-                                for parcel, kind, message in sorted(raised)]  # fmt: skip
-            receipt["fees"] = receipt_fees(fees)
-        return self.signer.sign(receipt)
+        return self.signer.sign(f.receipt(self.settings.service.registry_name, index, raised, fees, format))
 
 
 @dataclass(frozen=True)
@@ -426,6 +406,18 @@ class Recording:
     received_at: datetime | None  # None: not received here (a record loaded from the legacy system)
     confirmed: tuple[dict[str, Any], ...]  # findings a clerk confirmed: code, words, parcel, by, at, reason
     fees: dict[str, Any] | None  # the fee statement; None: none recorded
+
+    @classmethod
+    def of(cls, sub: Submission | None, fees: dict[str, Any] | None) -> Recording:
+        if sub is None:  # a record loaded from the county's recorder system: never examined here
+            return cls(None, (), fees)
+        confirmed = []
+        for finding in sub.findings:
+            given = next((c for c in sub.confirmations if finding["code"] in c.get("codes", ())), None)
+            if finding["kind"] == Kind.CONFIRMATION and given is not None:
+                confirmed.append({**finding, "by": given["by"], "at": given["at"], "reason": given["reason"],
+                                  "up_front": bool(given.get("up_front"))})  # fmt: skip
+        return cls(sub.received_at, tuple(confirmed), fees)
 
 
 @dataclass(frozen=True)
@@ -441,6 +433,22 @@ class _Facts:
     document_digest: str
     commitment: bytes
     corrects: str | None
+
+    def receipt(self, registry: str, index: dict[str, Any], raised: list[tuple[str, str, str]],
+                fees: dict[str, Any] | None, format: str) -> dict[str, Any]:  # fmt: skip
+        """The receipt's members (unsigned): v2 adds the flags, in one order whichever order the
+        database hands them back in, and the fees."""
+        receipt = {
+            "format": format, "registry": registry, "instrumentNumber": self.number, "book": self.book,
+            "page": self.page, "recordedAt": self.recorded_at, "docType": self.doc_type,
+            "parcels": sorted(self.parcels), "documentDigest": self.document_digest,
+            "commitment": to_hex(self.commitment), "corrects": self.corrects, **index,
+        }  # fmt: skip
+        if format != RECEIPT_FORMAT_V1:
+            receipt["flags"] = [{"kind": kind, "parcel": parcel, "message": message}
+                                for parcel, kind, message in sorted(raised)]  # fmt: skip
+            receipt["fees"] = receipt_fees(fees)
+        return receipt
 
 
 def _format_handed_out(source: str, response: dict[str, Any] | None) -> str:
