@@ -17,6 +17,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -183,6 +184,33 @@ class ServiceSettings(BaseModel):
     fee_schedule: Path | None = None
     #: complete proof bundles kept per server process (about 3 KB each); 0 disables the cache
     proof_cache_size: int = Field(default=20_000, ge=0)
+    #: the address the public reaches this registry at (``https://records.example.gov``): the QR code
+    #: on a certificate of recording opens ``{public_base_url}/verify/{number}``, and reconciliation
+    #: reports link to the desk under it. Unset: ``http://{host}:{port}`` (``127.0.0.1`` for a
+    #: wildcard host), which only this machine can open: set it wherever certificates leave the building
+    public_base_url: str | None = None
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _plain_base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"public_base_url: {value!r} is not an http(s) address such as https://records.example.gov"
+            )
+        if parts.query or parts.fragment or "?" in value or "#" in value:
+            raise ValueError(f"public_base_url: {value!r} carries a query or fragment; give the bare address")
+        return value.strip().rstrip("/")
+
+    @property
+    def base_url(self) -> str:
+        """``public_base_url``, or the address the server listens on (without a trailing slash)."""
+        if self.public_base_url:
+            return self.public_base_url
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
 
     @field_validator("public_fields")
     @classmethod

@@ -1,4 +1,4 @@
-"""Signed filing receipts (format ``landreg-receipt/v1``).
+"""Signed filing receipts (format ``landreg-receipt/v2``; ``/v1`` receipts keep verifying).
 
 The registry signs each receipt with its active Ed25519 key. Keys rotate: each has a validity
 window and a status (active, retired, compromised), all are listed in the trust root and at
@@ -9,6 +9,11 @@ the trust root's grace), so a stolen retired key cannot backdate receipts into v
 compromised key never verifies. The signature covers the RFC 8785 canonical JSON of
 the receipt without its ``signature`` member. It covers the facts fixed at filing (number, book,
 page, time, commitment, ...), not the anchoring status, which changes afterwards.
+
+``/v2`` adds what a clerk and a filer need from the paper they keep: the review flags raised at
+recording (``flags``: kind, parcel, message) and the fees (``fees``: each line's code, payer and
+integer cents, and the total; null when no fee statement was recorded). Both are fixed at
+recording, so a receipt signed again later is the same bytes.
 """
 
 from __future__ import annotations
@@ -31,7 +36,10 @@ from hybrid_store.db.models import KeyStatus, SigningKey
 from hybrid_store.settings import Settings
 from hybrid_store.signing_keys import KeySource
 
-FORMAT = "landreg-receipt/v1"
+FORMAT_V1 = "landreg-receipt/v1"
+FORMAT = "landreg-receipt/v2"  # what new receipts are signed as
+#: every receipt format whose receipts exist: a verifier takes each
+FORMATS = (FORMAT_V1, FORMAT)
 
 
 def _b64url(data: bytes) -> str:
@@ -40,6 +48,17 @@ def _b64url(data: bytes) -> str:
 
 def _unb64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def receipt_fees(statement: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A fee statement as a v2 receipt carries it: each line's code, payer and cents, and the total
+    (integer cents throughout); the words and statutes stay on the certificate."""
+    if statement is None:
+        return None
+    return {"lines": [{"code": line["code"], "payer": line["payer"], "cents": int(line["cents"])}
+                      for line in statement.get("lines", [])],
+            # None: the statement was incomplete (no page count): the lines charged so far, no total
+            "totalCents": None if statement.get("totalCents") is None else int(statement["totalCents"])}  # fmt: skip
 
 
 def signed_bytes(receipt: dict[str, Any]) -> bytes:
@@ -115,8 +134,8 @@ def verify_receipt(receipt: dict[str, Any], jwks: dict[str, Any]) -> tuple[bool,
     signature = receipt.get("signature")
     if not isinstance(signature, dict) or signature.get("alg") != "Ed25519":
         return False, "the receipt has no Ed25519 signature"
-    if receipt.get("format") != FORMAT:
-        return False, f"not a {FORMAT} receipt"
+    if receipt.get("format") not in FORMATS:
+        return False, f"not a {' or '.join(FORMATS)} receipt"
     key = next((k for k in jwks.get("keys", []) if k.get("kid") == signature.get("kid")), None)
     if key is None:
         return False, f"no published key {signature.get('kid')!r}"

@@ -228,13 +228,31 @@ class Signature(BaseModel):
     value: str
 
 
+class ReceiptFlag(BaseModel):
+    kind: str
+    parcel: str
+    message: str
+
+
+class ReceiptFeeLine(BaseModel):
+    code: str
+    payer: str
+    cents: int
+
+
+class ReceiptFees(BaseModel):
+    lines: list[ReceiptFeeLine]
+    totalCents: int | None = Field(description="null when the statement was incomplete (no page count was given)")
+
+
 class Receipt(BaseModel):
     """Signed by the registry (Ed25519, key at /.well-known/landreg-receipt-keys.json) over the
-    RFC 8785 canonical JSON of every member but ``signature``."""
+    RFC 8785 canonical JSON of every member but ``signature``. New receipts are ``/v2``; ``/v1``
+    receipts (without ``flags`` and ``fees``) keep verifying."""
 
     model_config = ConfigDict(populate_by_name=True)
 
-    format: Literal["landreg-receipt/v1"]
+    format: Literal["landreg-receipt/v1", "landreg-receipt/v2"]
     registry: str
     instrumentNumber: str
     book: str
@@ -253,6 +271,9 @@ class Receipt(BaseModel):
     granteeMailingAddress: str | None = None
     preparer: str | None = None
     references: list[list[str | None]] | None = None
+    # v2: the review flags raised at recording, and the fees (null: no fee statement recorded)
+    flags: list[ReceiptFlag] | None = None
+    fees: ReceiptFees | None = None
     signature: Signature
 
 

@@ -261,11 +261,12 @@ def _signing_key(receipt: Any, trust: TrustRoot) -> tuple[str, Any] | Verdict:
     from cryptography.exceptions import InvalidSignature
 
     from hybrid_store.core.trust import unb64url
-    from registry_service.receipts import FORMAT as RECEIPT_FORMAT
-    from registry_service.receipts import signed_bytes
+    from registry_service.receipts import FORMAT, FORMATS, signed_bytes
 
-    if not isinstance(receipt, dict) or receipt.get("format") != RECEIPT_FORMAT:
-        return Verdict(False, f"not a {RECEIPT_FORMAT} receipt")
+    if not isinstance(receipt, dict) or receipt.get("format") not in FORMATS:
+        return Verdict(False, f"not a {' or '.join(FORMATS)} receipt")
+    if receipt["format"] == FORMAT and not (isinstance(receipt.get("flags"), list) and "fees" in receipt):
+        return Verdict(False, f"a {FORMAT} receipt names its flags and its fees (null when none); this one does not")
     signature = receipt.get("signature")
     if (
         not isinstance(signature, dict)

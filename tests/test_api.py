@@ -80,7 +80,11 @@ def instruments(db: Database) -> int:
 def test_a_filing_returns_a_signed_receipt_anyone_can_check(svc):
     result = svc.file()
     receipt = result["receipt"]
-    assert receipt["format"] == "landreg-receipt/v1" and receipt["instrumentNumber"].endswith("-0000001")
+    assert receipt["format"] == "landreg-receipt/v2" and receipt["instrumentNumber"].endswith("-0000001")
+    assert receipt["flags"] == []
+    # the fees as recorded: each line's code, payer and cents (the words stay on the certificate)
+    assert receipt["fees"] == {"lines": [{k: line[k] for k in ("code", "payer", "cents")} for line in result["fees"]["lines"]],
+                               "totalCents": result["fees"]["totalCents"]}  # fmt: skip
     assert receipt["commitment"].startswith("0x") and len(receipt["commitment"]) == 66
     assert result["anchoring"] == {"status": "pending"} and result["flags"] == []
     jwks = svc.client.get("/.well-known/landreg-receipt-keys.json").json()

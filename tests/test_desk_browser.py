@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
-from tests.processes import landreg_out, spawn
+from tests.processes import landreg, landreg_out, spawn
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
@@ -30,6 +30,8 @@ def server(landreg_env, tmp_path):
     clerk = landreg_out(env, "keys", "create", "clerk", "--name", "Pat Clerk, desk 2")
     auditor = landreg_out(env, "keys", "create", "auditor", "--name", "Alex Auditor")
     port = free_port()
+    # the address certificates point at: another name for this server than the one it listens on
+    env["LANDREG_SERVICE__PUBLIC_BASE_URL"] = f"http://localhost:{port}"
     log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - closed below
     proc = spawn(env, "serve", "--port", str(port), stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -203,7 +205,9 @@ def test_clerk_files_a_deed_and_an_auditor_verifies_it(server, browser, tmp_path
     assert f"Recorded as instrument {number}" in clerk.inner_text(".flash")
     clerk.click("#instrument-link")
     clerk.wait_for_url(f"{base}/desk/instruments/{number}")
-    receipt = json.loads(clerk.inner_text("#receipt pre"))
+    with clerk.expect_download() as download:
+        clerk.click("#download-receipt")
+    receipt = json.loads(Path(download.value.path()).read_text())
     assert receipt["instrumentNumber"] == number and receipt["signature"]["alg"] == "Ed25519"
     import hashlib
 
@@ -344,3 +348,129 @@ def test_two_scanned_documents_give_the_form_back_with_what_was_typed(server, br
     page.click("form[action='/desk/file'] button[type=submit]")
     page.wait_for_url(f"{base}/desk/submissions/*")  # examined: recorded, or waiting on a finding; never refused
     assert "Rejected" not in page.inner_text(".flash")
+
+
+# --- the certificate of recording --------------------------------------------------------------------
+PRINTED = {"Letter": (8.5, 0.4), "A4": (8.27, 0.4)}  # page width and Chromium's default margins, inches
+
+
+def printed(pdf: bytes) -> tuple[int, str, list[str]]:
+    """How many pages a PDF has, the text of its first page, and the QR codes on it, read from the
+    page as printed."""
+    import pypdfium2
+    import zxingcpp
+
+    document = pypdfium2.PdfDocument(pdf)
+    try:
+        bitmap = document[0].render(scale=3, grayscale=True)  # one byte a pixel, rows ``stride`` bytes apart
+        image = memoryview(bytes(bitmap.buffer)).cast("B", (bitmap.height, bitmap.stride))
+        text = document[0].get_textpage().get_text_range()
+        return len(document), text, [code.text for code in zxingcpp.read_barcodes(image)]
+    finally:
+        document.close()
+
+
+def overflowing(page) -> list[str]:
+    """The elements whose right edge passes the page's width (cut off at the edge when printed)."""
+    return page.evaluate("""() => {
+        const width = document.documentElement.clientWidth;
+        return [...document.querySelectorAll('body *')].filter(e => e.getClientRects().length)
+          .filter(e => e.getBoundingClientRect().right > width + 0.5)
+          .map(e => `${e.tagName}#${e.id}.${e.className} right=${e.getBoundingClientRect().right} > ${width}`);
+    }""")
+
+
+def record_on_the_desk(clerk, base: str) -> str:
+    fill_deed(clerk, base, "0223", "100.01", "5", "e5" * 32)
+    clerk.fill("textarea[name=grantees]", "BEN BAKER\nCARLA BAKER-" + "MONTGOMERY" * 8)  # a long name must wrap
+    clerk.fill("input[name=page_count]", "4")
+    clerk.click("form[action='/desk/file'] button[type=submit]")
+    clerk.wait_for_url(f"{base}/desk/submissions/*")
+    assert clerk.inner_text("#submission-state") == "recorded"
+    number = clerk.inner_text("#instrument-link")
+    clerk.click("#instrument-link")
+    deadline = time.monotonic() + 20  # anchored within the worker's window
+    while clerk.inner_text("#anchoring-status") != "anchored" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        clerk.reload()
+    assert clerk.inner_text("#anchoring-status") == "anchored"
+    return number
+
+
+def test_the_certificate_prints_on_one_page_and_its_qr_code_opens_the_public_verify_page(server, browser, tmp_path):
+    base, clerk_key, _auditor_key, env = server
+    clerk = browser.new_context(accept_downloads=True).new_page()
+    sign_in(clerk, base, clerk_key)
+    number = record_on_the_desk(clerk, base)
+    public_url = f"http://localhost:{base.rsplit(':', 1)[1]}/verify/{number}"
+    clerk.click("#certificate-link")
+    clerk.wait_for_url(f"{base}/desk/instruments/{number}/certificate")
+    assert clerk.inner_text("#cert-number") == number and clerk.inner_text("#cert-pages") == "4"
+    assert clerk.inner_text("#verify-url") == public_url
+
+    clerk.emulate_media(media="print")
+    for name, (width, margin) in PRINTED.items():
+        clerk.set_viewport_size({"width": round((width - 2 * margin) * 96), "height": 1000})
+        assert overflowing(clerk) == [], name  # nothing cut at the edge; the long names wrap
+        hidden = clerk.evaluate("""() => [...document.querySelectorAll('body > header, nav, footer, button, .button, form')]
+                                    .filter(e => e.getClientRects().length).map(e => e.outerHTML.slice(0, 80))""")
+        assert hidden == [], name  # no navigation or buttons on paper
+        pdf = clerk.pdf(format=name, margin={side: f"{margin}in" for side in ("top", "right", "bottom", "left")})
+        (tmp_path / f"certificate-{name}.pdf").write_bytes(pdf)
+        pages, text, codes = printed(pdf)
+        assert (pages, codes) == (1, [public_url]), name
+        assert "Certificate of recording" in text and f"Instrument {number} is recorded in book" in text, text
+        assert "BERGEN COUNTY CLERK" in text.upper() and "ANNA ADAMS" in text
+        # by hand: 4 pages $30 + 3 x $10; abstract $10; surcharge $5; transfer fee on $412,500 (the table over
+        # $350,000): 300 x $2.90 + 100 x $4.25 + 425 x $4.80 = $3,335.00; in all $3,410.00
+        assert "$3,335.00" in text and "$3,410.00" in text
+        assert "Sign out" not in text and "Back to the instrument" not in text
+    clerk.emulate_media(media="screen")
+
+    # whoever scans it, signed in or not: the verdict and the anchor, never the deed's content
+    anyone = browser.new_context().new_page()
+    anyone.goto(codes[0])
+    assert "✔ Verified: recorded and anchored" in anyone.inner_text("#verdict")
+    assert anyone.inner_text("#verify-chain") == "31337" and anyone.inner_text("#verify-tx").startswith("0x")
+    assert "publishes no field" in anyone.inner_text("#verify-fields")
+    shown = anyone.inner_text("body")
+    for private in ("ANNA ADAMS", "BEN BAKER", "412", "HACKENSACK", "Hackensack", "ANNA LEE"):
+        assert private not in shown, private
+    anyone.screenshot(path=str(tmp_path / "verify.png"), full_page=True)
+
+
+def test_the_downloaded_receipt_verifies_on_the_command_line_the_api_and_the_desk(server, browser, tmp_path):
+    base, clerk_key, auditor_key, env = server
+    clerk = browser.new_context(accept_downloads=True).new_page()
+    sign_in(clerk, base, clerk_key)
+    number = record_on_the_desk(clerk, base)
+    files = {}
+    for link in ("#download-receipt", "#download-bundle"):
+        with clerk.expect_download() as download:
+            clerk.click(link)
+        files[link] = tmp_path / download.value.suggested_filename
+        download.value.save_as(files[link])
+    receipt_file, bundle_file = files["#download-receipt"], files["#download-bundle"]
+    assert receipt_file.name == f"landreg-receipt-{number}.json"
+    receipt = json.loads(receipt_file.read_text())
+    assert receipt["format"] == "landreg-receipt/v2" and receipt["flags"] == [] and receipt["fees"] is None
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(json.dumps({**receipt, "fees": {"lines": [], "totalCents": 0}}))
+    rpc = f"http://127.0.0.1:{env['LANDREG_CHAIN__ANVIL_PORT']}"
+    trust = Path(env["LANDREG_HOME"]) / "trust" / "root.json"
+
+    auditor = browser.new_context().new_page()
+    sign_in(auditor, base, auditor_key)
+    for path, want in ((receipt_file, "valid"), (tampered, "invalid")):
+        cli = json.loads(landreg(env, "receipt", "verify", str(path), "--bundle", str(bundle_file), "--rpc", rpc,
+                                 "--trust", str(trust), "--json").stdout)  # fmt: skip
+        api = httpx.post(base + "/api/v1/receipts/verify", timeout=60,
+                         json={"receipt": json.loads(path.read_text()), "bundle": json.loads(bundle_file.read_text())})  # fmt: skip
+        auditor.goto(base + "/desk/audit")
+        auditor.set_input_files("form[action='/desk/audit/receipt'] input[name=receipt_file]", str(path))
+        auditor.set_input_files("form[action='/desk/audit/receipt'] input[name=bundle_file]", str(bundle_file))
+        auditor.click("form[action='/desk/audit/receipt'] button[type=submit]")
+        desk = auditor.inner_text("#verdict")
+        assert (cli["status"], api.json()["status"]) == (want, want), (cli, api.text)
+        assert ("✔ Verified" if want == "valid" else "✘ Not verified") in desk
+    assert "signature does not match" in cli["reason"]

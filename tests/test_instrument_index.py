@@ -341,6 +341,8 @@ def test_a_v1_records_receipt_keeps_its_members_after_the_upgrade(tmp_path, chai
     v1_members = {"format", "registry", "instrumentNumber", "book", "page", "recordedAt", "docType", "parcels",
                   "documentDigest", "commitment", "corrects", "signature"}  # fmt: skip
     assert set(old) == v1_members  # what 16949d2 signed, so the same bytes and signature
+    assert old["format"] == "landreg-receipt/v1"  # filed before receipts carried flags and fees: v1 it stays
     assert set(new) == v1_members | {"commitmentScheme", "documentDate", "pageCount", "granteeMailingAddress",
-                                     "preparer", "references"}  # fmt: skip
+                                     "preparer", "references", "flags", "fees"}  # fmt: skip
+    assert new["format"] == "landreg-receipt/v2"
     assert view["commitment_scheme"] == V1 and view["page_count"] is None and view["references"] == []

@@ -54,6 +54,9 @@ SPEC: dict[tuple[str, str], Permission | None] = {
     ("POST", "/desk/file"): Permission.FILE,
     ("GET", "/desk/instruments/{number}"): Permission.READ,
     ("GET", "/desk/instruments/{number}/bundle.json"): Permission.PROOF,
+    ("GET", "/desk/instruments/{number}/receipt.json"): Permission.PROOF,
+    ("GET", "/desk/instruments/{number}/certificate"): Permission.READ,  # what the instrument page shows
+    ("GET", "/verify/{number}"): PUBLIC,  # the certificate's QR code: verdict and anchor, public fields only
     ("GET", "/desk/audit"): Permission.PROOF,
     ("POST", "/desk/audit/verify"): Permission.PROOF,
     ("POST", "/desk/audit/receipt"): Permission.PROOF,

@@ -86,3 +86,19 @@ def test_anvil_dev_roles_are_anvils_first_three_accounts_and_distinct():
     assert (
         keys.role_address(rpc, "admin") is None and keys.role_key_hex(rpc, "pauser") is None
     )  # never guessed off anvil
+
+
+def test_the_public_base_url_is_a_bare_http_address_or_derived_from_where_the_server_listens(monkeypatch, tmp_path):
+    monkeypatch.setenv("LANDREG_SERVICE__PUBLIC_BASE_URL", "https://records.example.gov/landreg/")
+    assert get_settings(home=tmp_path).service.base_url == "https://records.example.gov/landreg"
+    monkeypatch.delenv("LANDREG_SERVICE__PUBLIC_BASE_URL")
+    assert get_settings(home=tmp_path).service.base_url == "http://127.0.0.1:8000"
+    assert (
+        Settings(home=tmp_path, service={"host": "0.0.0.0", "port": 8080}).service.base_url == "http://127.0.0.1:8080"
+    )
+    assert Settings(home=tmp_path, service={"host": "records.lan"}).service.base_url == "http://records.lan:8000"
+    for bad, words in [("ftp://records.example.gov", "is not an http"), ("records.example.gov", "not an http"),
+                       ("https://records.example.gov/?x=1", "query or fragment"),
+                       ("https://records.example.gov/#top", "query or fragment")]:  # fmt: skip
+        with pytest.raises(ValueError, match=words):
+            Settings(home=tmp_path, service={"public_base_url": bad})

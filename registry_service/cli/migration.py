@@ -687,7 +687,7 @@ def reconcile_command(
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     report = report or cfg.reports_dir / f"reconcile-{stamp}.html"
     report.parent.mkdir(parents=True, exist_ok=True)
-    write_html(result, report, desk_url=f"http://{cfg.service.host}:{cfg.service.port}")
+    write_html(result, report, desk_url=cfg.service.base_url)  # the address readers of the report can open
     if json_out:
         write_json(result, json_out)
     if csv_out:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -25,7 +25,7 @@ from hybrid_store.core.commitment import SCHEME, SCHEME_V1
 from hybrid_store.core.hashing import to_hex
 from hybrid_store.core.records import format_timestamp
 from hybrid_store.db.engine import Database
-from hybrid_store.db.models import IdempotencyRecord, Instrument, Submission
+from hybrid_store.db.models import IdempotencyRecord, Instrument, Parcel, Submission, TitleFlag
 from hybrid_store.db.records import instrument_id, load_records
 from hybrid_store.errors import Conflict, FieldError, InvalidInstrument, LandregError, MirrorMode, NotFound
 from hybrid_store.examination import CONFIRMABLE, MIN_REASON, Kind, State
@@ -34,7 +34,8 @@ from hybrid_store.intake import FEE_INPUTS, InstrumentInput, validate
 from hybrid_store.settings import Settings
 from registry_service.auth import Actor, audit
 from registry_service.receipts import FORMAT as RECEIPT_FORMAT
-from registry_service.receipts import ReceiptSigner
+from registry_service.receipts import FORMAT_V1 as RECEIPT_FORMAT_V1
+from registry_service.receipts import ReceiptSigner, receipt_fees
 from registry_service.schemas import MirrorFlagView
 from registry_service.services import checks
 from registry_service.services.queries import mirror_flag_view
@@ -167,6 +168,7 @@ class Filing:
         self.settings = settings
         self.db = db
         self.signer = signer
+        self.recordings = Recordings(settings, db, signer)
         self._mirror_checked = (float("-inf"), "")
         self.mirror_check_every = 2.0  # seconds: filings do not each ask whether the registry was attached
 
@@ -313,11 +315,14 @@ class Filing:
         submission's new state, all or nothing."""
         corrects = instrument.corrects
         [made] = record_instruments(s, [instrument], source="filing", now=now)
-        sub.response = self._result(made, instrument, flags.resolved(s, made.resolved))
-        sub.instrument_id = made.instrument_id
         if sub.fees is not None:  # the statement examination gave it, recorded as it was: never worked out again
             day = fees.day_of_receipt(made.recorded_at, self.settings.profile.timezone)
             fee_book.record(s, made.instrument_id, made.recorded_at, day, sub.fees)
+        # after the statement is recorded: the receipt carries the fees as recorded
+        sub.response = self._result(
+            made, instrument, flags.resolved(s, made.resolved), Recordings.fees_of(s, made.instrument_id)
+        )
+        sub.instrument_id = made.instrument_id
         if sub.state == State.EXAMINING:
             sub.resolved_at, sub.resolved_by = now, "examination"
         sub.state = State.RECORDED
@@ -364,32 +369,24 @@ class Filing:
                 return Filed(row.response, replayed=True)
             return self.outcome(sub, replayed=True)  # what became of it since, e.g. recorded once confirmed
 
-    # --- receipts ----------------------------------------------------------------------------------
+    # --- receipts and certificates (``Recordings``) --------------------------------------------------
     def receipt(self, number: str) -> dict[str, Any]:
-        """The signed receipt of a recorded instrument, as handed out when it was filed."""
-        self.signer.refresh()
-        with self.db.read() as s:
-            iid = instrument_id(s.connection(), number)
-            if iid is None:
-                raise NotFound(f"no instrument numbered {number}")
-            [stored] = load_records(s.connection(), [iid])
-        if stored.commitment is None:
-            raise NotFound(f"instrument {number} has no commitment yet (it has not been migrated)")
-        r = stored.record
-        v2 = _index_members(stored.commit_scheme, r.document_date, r.page_count, r.grantee_mailing_address,
-                            r.preparer, [ref.value() for ref in r.references])  # fmt: skip
-        return self._sign(r.instrument_number, r.book, r.page, r.recorded_at, r.doc_type, r.parcels, r.document_digest,
-                          stored.commitment, r.corrects, v2)  # fmt: skip
+        return self.recordings.receipt(number)
 
-    def _result(self, made: Recorded, instrument: InstrumentInput, resolved: list[dict[str, Any]]) -> dict[str, Any]:
+    def recording_of(self, number: str) -> Recording:
+        return self.recordings.recording_of(number)
+
+    def _result(self, made: Recorded, instrument: InstrumentInput, resolved: list[dict[str, Any]],
+                fees: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
         assert made.commitment is not None
         i = instrument
         v2 = _index_members(SCHEME, i.document_date.isoformat() if i.document_date else None, i.page_count,
                             i.grantee_mailing_address, i.preparer, [r.reference().value() for r in i.references])  # fmt: skip
-        receipt = self._sign(
-            made.instrument_number, made.book, made.page, format_timestamp(made.recorded_at), str(instrument.doc_type),
-            [p.key for p in instrument.parcels], instrument.document_digest, made.commitment, instrument.corrects, v2,
-        )  # fmt: skip
+        facts = _Facts(made.instrument_number, made.book, made.page, format_timestamp(made.recorded_at),
+                       str(instrument.doc_type), tuple(p.key for p in instrument.parcels), instrument.document_digest,
+                       made.commitment, instrument.corrects)  # fmt: skip
+        receipt = sign_receipt(self.signer, self.settings.service.registry_name, facts, v2,
+                               [(f.parcel_key, f.kind, f.message) for f in made.flags], fees)  # fmt: skip
         return {
             "receipt": receipt,
             "anchoring": {"status": "pending"},
@@ -397,17 +394,129 @@ class Filing:
             "resolved_flags": resolved,
         }
 
-    def _sign(
-        self, number: str, book: str, page: str, recorded_at: str, doc_type: str, parcels: Iterable[str],
-        document_digest: str, commitment: bytes, corrects: str | None, index: dict[str, Any],
-    ) -> dict[str, Any]:  # fmt: skip
-        # Ed25519 signatures are deterministic: the same facts always give the same signed receipt
-        return self.signer.sign({
-            "format": RECEIPT_FORMAT, "registry": self.settings.service.registry_name, "instrumentNumber": number,
-            "book": book, "page": page, "recordedAt": recorded_at, "docType": doc_type,
-            "parcels": sorted(parcels), "documentDigest": document_digest, "commitment": to_hex(commitment),
-            "corrects": corrects, **index,
-        })  # fmt: skip
+
+class Recordings:
+    """What the registry says of a recorded instrument afterwards: its signed receipt, signed again
+    to the same bytes, and what its certificate of recording states."""
+
+    def __init__(self, settings: Settings, db: Database, signer: ReceiptSigner):
+        self.settings = settings
+        self.db = db
+        self.signer = signer
+
+    @staticmethod
+    def fees_of(s: Session, instrument_id: int) -> dict[str, Any] | None:
+        """The fee statement recorded with an instrument (``fee_book.stored_statement``), or None when
+        none was (recorded before fees, loaded from a legacy book, or a jurisdiction without a fee
+        schedule): the one seam the certificate and the receipt read fees through."""
+        return fee_book.stored_statement(s, instrument_id)
+
+    def recording_of(self, number: str) -> Recording:
+        """What a certificate of recording says besides the record: when its submission was
+        received, the examination findings a clerk confirmed (with who, when and why), and the fees."""
+        with self.db.read() as s:
+            iid = instrument_id(s.connection(), number)
+            if iid is None:
+                raise NotFound(f"no instrument numbered {number}")
+            sub = s.scalar(select(Submission).where(Submission.instrument_id == iid))
+            return Recording.of(sub, self.fees_of(s, iid))
+
+    def receipt(self, number: str) -> dict[str, Any]:
+        """The signed receipt of a recorded instrument, as handed out when it was filed: in the
+        format it was handed out in (``_format_handed_out``), with the flags and fees fixed at
+        recording, so the same facts sign to the same bytes."""
+        self.signer.refresh()
+        with self.db.read() as s:
+            iid = instrument_id(s.connection(), number)
+            if iid is None:
+                raise NotFound(f"no instrument numbered {number}")
+            [stored] = load_records(s.connection(), [iid])
+            raised = s.execute(select(Parcel.parcel_key, TitleFlag.kind, TitleFlag.message)
+                               .join(Parcel, Parcel.id == TitleFlag.parcel_id)
+                               .where(TitleFlag.instrument_id == iid)).all()  # fmt: skip
+            fees = self.fees_of(s, iid)
+            handed = s.execute(select(Instrument.source, Submission.response).outerjoin(
+                Submission, Submission.instrument_id == Instrument.id).where(Instrument.id == iid)).one()  # fmt: skip
+        if stored.commitment is None:
+            raise NotFound(f"instrument {number} has no commitment yet (it has not been migrated)")
+        r = stored.record
+        v2 = _index_members(stored.commit_scheme, r.document_date, r.page_count, r.grantee_mailing_address,
+                            r.preparer, [ref.value() for ref in r.references])  # fmt: skip
+        facts = _Facts(r.instrument_number, r.book, r.page, r.recorded_at, r.doc_type, tuple(r.parcels),
+                       r.document_digest, stored.commitment, r.corrects)  # fmt: skip
+        return sign_receipt(self.signer, self.settings.service.registry_name, facts, v2,
+                            [(key, kind, message) for key, kind, message in raised], fees,
+                            _format_handed_out(*handed))  # fmt: skip
+
+
+def sign_receipt(
+    signer: ReceiptSigner, registry: str, f: _Facts, index: dict[str, Any], raised: list[tuple[str, str, str]],
+    fees: dict[str, Any] | None, format: str = RECEIPT_FORMAT,
+) -> dict[str, Any]:  # fmt: skip
+    # Ed25519 signatures are deterministic: the same facts always give the same signed receipt
+    return signer.sign(f.receipt(registry, index, raised, fees, format))
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A recording as its certificate states it (``Filing.recording_of``)."""
+
+    received_at: datetime | None  # None: not received here (a record loaded from the legacy system)
+    confirmed: tuple[dict[str, Any], ...]  # findings a clerk confirmed: code, words, parcel, by, at, reason
+    fees: dict[str, Any] | None  # the fee statement; None: none recorded
+
+    @classmethod
+    def of(cls, sub: Submission | None, fees: dict[str, Any] | None) -> Recording:
+        if sub is None:  # a record loaded from the county's recorder system: never examined here
+            return cls(None, (), fees)
+        confirmed = []
+        for finding in sub.findings:
+            given = next((c for c in sub.confirmations if finding["code"] in c.get("codes", ())), None)
+            if finding["kind"] == Kind.CONFIRMATION and given is not None:
+                confirmed.append({**finding, "by": given["by"], "at": given["at"], "reason": given["reason"],
+                                  "up_front": bool(given.get("up_front"))})  # fmt: skip
+        return cls(sub.received_at, tuple(confirmed), fees)
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """What a receipt says of its record (fixed at filing)."""
+
+    number: str
+    book: str
+    page: str
+    recorded_at: str
+    doc_type: str
+    parcels: tuple[str, ...]
+    document_digest: str
+    commitment: bytes
+    corrects: str | None
+
+    def receipt(self, registry: str, index: dict[str, Any], raised: list[tuple[str, str, str]],
+                fees: dict[str, Any] | None, format: str) -> dict[str, Any]:  # fmt: skip
+        """The receipt's members (unsigned): v2 adds the flags, in one order whichever order the
+        database hands them back in, and the fees."""
+        receipt = {
+            "format": format, "registry": registry, "instrumentNumber": self.number, "book": self.book,
+            "page": self.page, "recordedAt": self.recorded_at, "docType": self.doc_type,
+            "parcels": sorted(self.parcels), "documentDigest": self.document_digest,
+            "commitment": to_hex(self.commitment), "corrects": self.corrects, **index,
+        }  # fmt: skip
+        if format != RECEIPT_FORMAT_V1:
+            receipt["flags"] = [{"kind": kind, "parcel": parcel, "message": message}
+                                for parcel, kind, message in sorted(raised)]  # fmt: skip
+            receipt["fees"] = receipt_fees(fees)
+        return receipt
+
+
+def _format_handed_out(source: str, response: dict[str, Any] | None) -> str:
+    """The receipt format an instrument's filing was answered with: the kept response's; v1 for a
+    filing recorded before submissions kept their responses (every receipt was v1 then); v2 for
+    a record that was never filed here (a legacy or mirrored one), whose first receipt is today's."""
+    handed = ((response or {}).get("receipt") or {}).get("format")
+    if handed is not None:
+        return str(handed)
+    return RECEIPT_FORMAT_V1 if source == "filing" else RECEIPT_FORMAT
 
 
 def _index_members(scheme: str, document_date: str | None, page_count: int | None, address: str | None,

@@ -12,12 +12,14 @@ import csv
 import hashlib
 import io
 import json
+import re
 import secrets
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import segno
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -84,6 +86,12 @@ MAX_REASON_CHARS = 2000
 FILE_NOT_KEPT = "What you typed is kept below; attach the {label} again (a page cannot keep a file)."
 
 router = APIRouter(prefix="/desk", include_in_schema=False)
+#: pages anyone may open without signing in (no session, no form): the public verify page
+public = APIRouter(include_in_schema=False)
+#: where a certificate's QR code points: ``{public_base_url}/verify/{number}`` (a stable, short path:
+#: certificates are printed, and a printed address cannot be moved)
+VERIFY_PATH = "/verify"
+NUMBER_FORM = re.compile(r"^[0-9A-Z][0-9A-Z_-]{0,23}$")  # the API's instrument number pattern
 
 
 def install(app: FastAPI, settings: Settings) -> None:
@@ -92,6 +100,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         https_only=settings.service.secure_cookies, max_age=8 * 3600,
     )  # fmt: skip
     app.include_router(router)
+    app.include_router(public)
     app.state.html_error = _html_error
 
     @app.get("/", include_in_schema=False)
@@ -523,6 +532,41 @@ def instrument_page(request: Request, number: str, actor: Reader, queries: Queri
                  receipt_json=json.dumps(receipt, indent=2, ensure_ascii=False) if receipt else "")  # fmt: skip
 
 
+@router.get("/instruments/{number}/receipt.json")
+def receipt_download(request: Request, number: str, actor: ProofReader, filing: FilingDep) -> Response:
+    """The bare signed receipt, the file `landreg receipt verify`, the API and the audit page take."""
+    try:
+        receipt = filing.receipt(number)
+    except NotFound as exc:
+        return _error_page(request, exc, 404)
+    return Response(
+        json.dumps(receipt, indent=2, ensure_ascii=False) + "\n", media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="landreg-receipt-{number}.json"'},
+    )  # fmt: skip
+
+
+def verify_url(settings: Settings, number: str) -> str:
+    """The public verify page of a record, at the registry's public address."""
+    return f"{settings.service.base_url}{VERIFY_PATH}/{quote(number, safe='')}"
+
+
+@router.get("/instruments/{number}/certificate")
+def certificate_page(request: Request, number: str, actor: Reader, queries: QueriesDep, filing: FilingDep) -> Response:
+    """The certificate of recording, printable on one page; whoever may read the instrument may print
+    it (it shows what the instrument page shows, never the return-to address)."""
+    try:
+        instrument = queries.instrument(number)
+        recording = filing.recording_of(number)
+    except NotFound as exc:
+        return _error_page(request, exc, 404)
+    settings = request.app.state.settings
+    url = verify_url(settings, number)
+    # error correction M (15 %): survives a crease or a stamp over a corner and stays small
+    qr = segno.make(url, error="m").svg_inline(scale=3, border=4, svgclass="qr", title=f"QR code: {url}")
+    return _page(request, "certificate.html", actor=actor, inst=instrument, recording=recording, verify_url=url,
+                 qr=qr, registry=settings.service.registry_name)  # fmt: skip
+
+
 @router.get("/instruments/{number}/bundle.json")
 def bundle_download(request: Request, number: str, actor: ProofReader, proofs: ProofsDep, redact: str = "") -> Response:
     fields = [f for f in redact.split(",") if f in FIELDS]
@@ -648,6 +692,38 @@ async def _audit_receipt(request: Request, actor: Actor, proofs: ProofsDep, form
     verdict = proofs.verify_receipt(receipt, documents[1])
     return _page(request, "audit.html", actor=actor, number="", verdict=verdict, uploaded=receipt_file.filename,
                  status=200 if verdict.valid else 422)  # fmt: skip
+
+
+# --- the public verify page ----------------------------------------------------------------------------
+def _public_page(request: Request, status: int, **context: Any) -> HTMLResponse:
+    return TEMPLATES.TemplateResponse(request, "verify.html", {"registry": request.app.state.settings.service.registry_name,
+                                      **context}, status_code=status)  # fmt: skip
+
+
+@public.get(VERIFY_PATH + "/{number}")
+def public_verify(request: Request, number: str, proofs: ProofsDep) -> Response:
+    """What anyone who scans a certificate sees, signed in or not: the verdict on the record's proof
+    (the auditors' machinery, pinned to the registry's trust root), its anchor, and only the record
+    fields the registry publishes (``service.public_fields``: none by default). Nobody's name, price
+    or address unless the registry chose to publish that field."""
+    if not NUMBER_FORM.fullmatch(number):
+        return _public_page(request, 404, number=number[:40], problem=(
+            "This is not an instrument number: they look like 2026-0000123. Check the address against the "
+            "certificate, or scan its QR code again."))  # fmt: skip
+    try:
+        bundle = proofs.bundle(number, full=False)
+    except NotFound:
+        return _public_page(request, 404, number=number, problem=(
+            f"No instrument numbered {number} is recorded in this registry. Check the number on the certificate; "
+            "if it is right, ask the county clerk's office about it."))  # fmt: skip
+    if not bundle.is_anchored:
+        return _public_page(request, 200, number=number, pending=True)
+    shown = set(request.app.state.settings.service.public_fields)
+    fields = [(name, bundle.disclosed(name)) for name in FIELDS if name in shown]
+    verdict = proofs.verify(bundle.to_json())
+    return _public_page(
+        request, 200, number=number, verdict=verdict, fields=[(n, v) for n, v in fields if v is not None]
+    )
 
 
 # --- status -------------------------------------------------------------------------------------------
