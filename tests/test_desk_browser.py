@@ -110,7 +110,7 @@ def test_back_and_resubmit_and_a_double_click_record_once(server, browser):
     page = browser.new_context().new_page()
     sign_in(page, base, clerk_key)
     fill_deed(page, base, "0223", "100.01", "5", "a1" * 32)
-    page.click("form[action='/desk/file'] button[type=submit]")
+    page.click("#record")
     page.wait_for_url(f"{base}/desk/submissions/*")
     first = page.url
     assert page.inner_text("#submission-state") == "recorded"
@@ -119,7 +119,7 @@ def test_back_and_resubmit_and_a_double_click_record_once(server, browser):
     page.go_back()  # the form again, as the browser kept it
     page.wait_for_url(f"{base}/desk/file")
     assert page.input_value("input[name=document_digest]") == "a1" * 32, "the browser kept the fields"
-    page.click("form[action='/desk/file'] button[type=submit]")
+    page.click("#record")
     page.wait_for_url(f"{base}/desk/submissions/*")
     assert instruments_on(base, clerk_key, "0223_100.01_5") == 1  # recorded once
     assert page.url == first  # the first result, shown again
@@ -127,7 +127,7 @@ def test_back_and_resubmit_and_a_double_click_record_once(server, browser):
 
     # a double click on the submit button: one submission, one record
     fill_deed(page, base, "0201", "7", "1", "b2" * 32)
-    page.dblclick("form[action='/desk/file'] button[type=submit]")
+    page.dblclick("#record")
     page.wait_for_url(f"{base}/desk/submissions/*")
     page.wait_for_load_state()
     assert page.inner_text("#submission-state") == "recorded"
@@ -142,19 +142,19 @@ def test_a_typo_in_the_block_waits_on_the_desk_until_a_clerk_confirms_it(server,
     page = browser.new_context().new_page()
     sign_in(page, base, clerk_key)
     fill_deed(page, base, "0223", "100.01", "5", "c3" * 32)  # Hackensack's book begins
-    page.click("form[action='/desk/file'] button[type=submit]")
+    page.click("#record")
     page.wait_for_url(f"{base}/desk/submissions/*")
     fill_deed(page, base, "0223", "99999", "77", "d4" * 32)
     page.uncheck("input[name=attest_acknowledged]")
     page.fill("input[name=preparer]", "")
-    page.click("form[action='/desk/file'] button[type=submit]")
+    page.click("#record")
     page.wait_for_url(f"{base}/desk/submissions/*")
     assert page.inner_text("#submission-state") == "rejected"  # every ground at once, nothing recorded
     grounds = [li.get_attribute("data-code") for li in page.query_selector_all("#findings li")]
     assert grounds == ["not_acknowledged", "no_preparer"]
 
     fill_deed(page, base, "0223", "99999", "77", "d4" * 32)
-    page.click("form[action='/desk/file'] button[type=submit]")
+    page.click("#record")
     page.wait_for_url(f"{base}/desk/submissions/*")
     assert page.inner_text("#submission-state") == "waiting"
     assert "0223_99999_77 is not in the registry's book" in page.inner_text("#findings")
@@ -189,7 +189,7 @@ def test_clerk_files_a_deed_and_an_auditor_verifies_it(server, browser, tmp_path
     document = tmp_path / "deed-scan.pdf"
     document.write_bytes(b"%PDF-1.4 scanned deed " + os.urandom(64))
     clerk.set_input_files("input[name=document]", str(document))
-    clerk.click("form[action='/desk/file'] button[type=submit]")
+    clerk.click("#record")
     assert "not recorded" in clerk.inner_text("main")
     assert "tax-map number" in clerk.inner_text("#err-lot_0")
     assert clerk.input_value("textarea[name=grantees]") == "BEN BAKER\nCARLA BAKER"  # the form keeps what was typed
@@ -198,7 +198,7 @@ def test_clerk_files_a_deed_and_an_auditor_verifies_it(server, browser, tmp_path
     clerk.fill("input[name=lot_0]", "5")
     fill_index_and_attest(clerk)
     clerk.set_input_files("input[name=document]", str(document))
-    clerk.click("form[action='/desk/file'] button[type=submit]")
+    clerk.click("#record")
     clerk.wait_for_url(f"{base}/desk/submissions/*")
     assert clerk.inner_text("#submission-state") == "recorded"
     number = clerk.inner_text("#instrument-link")
@@ -320,7 +320,7 @@ def test_a_scan_over_50_mb_gives_the_form_back_with_what_was_typed(server, brows
         f.truncate(60 * 1024 * 1024)
     page.set_input_files("input[name=document]", str(big))
     with page.expect_navigation() as answer:
-        page.click("form[action='/desk/file'] button[type=submit]")
+        page.click("#record")
     assert answer.value.status == 413 and answer.value.headers["content-type"].startswith("text/html")
     assert "The scanned document is larger than 50 MB" in page.inner_text("#form-error")
     assert_the_form_kept_what_was_typed(page)
@@ -339,13 +339,13 @@ def test_two_scanned_documents_give_the_form_back_with_what_was_typed(server, br
     page.eval_on_selector("input[name=document]", "e => e.multiple = true")  # two parts named `document`
     page.set_input_files("input[name=document]", [str(s) for s in scans])
     with page.expect_navigation() as answer:
-        page.click("form[action='/desk/file'] button[type=submit]")
+        page.click("#record")
     assert answer.value.status == 400 and answer.value.headers["content-type"].startswith("text/html")
     assert "The form carried 2 files where it takes one scanned document" in page.inner_text("#form-error")
     assert_the_form_kept_what_was_typed(page)
     # and once one scan is attached, the same form records the deed
     page.set_input_files("input[name=document]", str(scans[0]))
-    page.click("form[action='/desk/file'] button[type=submit]")
+    page.click("#record")
     page.wait_for_url(f"{base}/desk/submissions/*")  # examined: recorded, or waiting on a finding; never refused
     assert "Rejected" not in page.inner_text(".flash")
 
@@ -384,7 +384,7 @@ def record_on_the_desk(clerk, base: str) -> str:
     fill_deed(clerk, base, "0223", "100.01", "5", "e5" * 32)
     clerk.fill("textarea[name=grantees]", "BEN BAKER\nCARLA BAKER-" + "MONTGOMERY" * 8)  # a long name must wrap
     clerk.fill("input[name=page_count]", "4")
-    clerk.click("form[action='/desk/file'] button[type=submit]")
+    clerk.click("#record")
     clerk.wait_for_url(f"{base}/desk/submissions/*")
     assert clerk.inner_text("#submission-state") == "recorded"
     number = clerk.inner_text("#instrument-link")
@@ -453,7 +453,9 @@ def test_the_downloaded_receipt_verifies_on_the_command_line_the_api_and_the_des
     receipt_file, bundle_file = files["#download-receipt"], files["#download-bundle"]
     assert receipt_file.name == f"landreg-receipt-{number}.json"
     receipt = json.loads(receipt_file.read_text())
-    assert receipt["format"] == "landreg-receipt/v2" and receipt["flags"] == [] and receipt["fees"] is None
+    assert (
+        receipt["format"] == "landreg-receipt/v2" and receipt["flags"] == [] and receipt["fees"]["totalCents"] == 341000
+    )  # $3,410.00, worked by hand in the certificate's test
     tampered = tmp_path / "tampered.json"
     tampered.write_text(json.dumps({**receipt, "fees": {"lines": [], "totalCents": 0}}))
     rpc = f"http://127.0.0.1:{env['LANDREG_CHAIN__ANVIL_PORT']}"
