@@ -115,7 +115,8 @@ def fees_report(
     """The fees recorded on DAY, instrument by instrument, with the totals per fee, per payer and
     overall: what the clerk reconciles with the till."""
     import csv
-    from datetime import date
+    from datetime import date, datetime
+    from zoneinfo import ZoneInfo
 
     from hybrid_store import fee_book
     from hybrid_store.fees import dollars
@@ -129,17 +130,20 @@ def fees_report(
     cfg = settings()
     with database(cfg).read() as s:
         report = fee_book.day_report(s, the_day, cfg.profile.timezone)
+    zone = ZoneInfo(report["timezone"])
+    console.print(f"Fees recorded on {report['day']} ({report['timezone']}), {cfg.service.registry_name}", markup=False)
     for inst in report["instruments"]:
         pages = f", {inst['pageCount']} pages" if inst["pageCount"] else ""
         lacked = f" (fees lacked: {', '.join(inst['missing'])})" if inst["missing"] else ""
-        console.print(f"{inst['instrumentNumber']}  {inst['recordedAt']}  {inst['docType']}{pages}{lacked}")
+        at = datetime.fromisoformat(inst["recordedAt"].replace("Z", "+00:00")).astimezone(zone)  # the till's clock
+        console.print(f"{inst['instrumentNumber']}  {at:%H:%M:%S}  {inst['docType']}{pages}{lacked}", markup=False)
         for line in inst["lines"]:
-            console.print(f"    {line['code']:<22} {line['payer']:<8} {line['amount']:>16}")
+            console.print(f"    {line['code'].replace('_', ' '):<22} {line['payer']:<8} {line['amount']:>16}")
     for code, cents in sorted(report["byLine"].items()):
-        console.print(f"total {code:<22} {dollars(cents):>16}")
+        console.print(f"total {code.replace('_', ' '):<22}          {dollars(cents):>16}")
     for payer, cents in sorted(report["byPayer"].items()):
-        console.print(f"total paid by {payer:<14} {dollars(cents):>16}")
-    console.print(f"{report['day']} ({report['timezone']}): {report['count']} instruments, total {report['total']}")
+        console.print(f"total paid by {payer:<14}          {dollars(cents):>16}")
+    console.print(f"{report['count']} instruments, total {report['total']}")
     if csv_file is not None:
         with csv_file.open("w", newline="", encoding="utf-8") as out:
             csv.writer(out).writerows(fee_book.report_csv_rows(report))
