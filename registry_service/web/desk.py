@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import segno
 from fastapi import APIRouter, FastAPI, Request
@@ -55,6 +56,15 @@ from registry_service.web.forms import DeskForm, FormLimits, read_form
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
 TEMPLATES.env.filters["dollars"] = fees.dollars
+
+
+def recorder_time(value: datetime, zone: str) -> str:
+    """A time as the recorder's office reads it (its own clock and zone), with UTC beside it."""
+    value = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return f"{value.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M:%S %Z} ({value.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC)"
+
+
+TEMPLATES.env.filters["recorder_time"] = recorder_time
 PARCEL_ROWS = 3  # parcel rows on the filing form (an instrument may touch more: file through the API)
 REFERENCE_ROWS = 2  # cross-reference rows on the filing form (more through the API)
 REFERENCE_BOXES = ("instrument_number", "book", "page")
@@ -564,6 +574,7 @@ def certificate_page(request: Request, number: str, actor: Reader, queries: Quer
     # error correction M (15 %): survives a crease or a stamp over a corner and stays small
     qr = segno.make(url, error="m").svg_inline(scale=3, border=4, svgclass="qr", title=f"QR code: {url}")
     return _page(request, "certificate.html", actor=actor, inst=instrument, recording=recording, verify_url=url,
+                 zone=settings.profile.timezone,
                  qr=qr, registry=settings.service.registry_name)  # fmt: skip
 
 
