@@ -15,7 +15,7 @@ from hybrid_store.errors import MalformedBundle, VerificationFailed
 from hybrid_store.filing import record_instruments
 from hybrid_store.intake import validate
 from hybrid_store.proofs import export_bundle
-from registry_service.verification import verify_bytes, verify_document
+from hybrid_store.verifier.verdicts import verify_bytes, verify_document
 from tests.conftest import deed, make_sqlite, trust_of
 
 VECTOR_DIRS = ("bundle", "bundle-v2")  # landreg-commitment/v1 and /v2 records

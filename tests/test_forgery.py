@@ -38,7 +38,7 @@ from hybrid_store.core.commitment import Disclosure
 from hybrid_store.core.hashing import keccak256, to_hex
 from hybrid_store.keyfiles import load_key
 from hybrid_store.settings import ANVIL_DEV_KEY_0, ANVIL_DEV_KEY_1, ANVIL_DEV_KEY_2
-from registry_service.receipts import signed_bytes
+from hybrid_store.verifier.receipts import signed_bytes
 from tests.conftest import PASSPHRASE_ENV, TEST_RECEIPT_PASSPHRASE, filing, free_port
 from tests.processes import landreg, spawn
 

@@ -202,7 +202,7 @@ TrustOption = Annotated[
 
 
 def _pinned_trust(trust: str | None):  # -> TrustRoot | None
-    from hybrid_store.trust import load
+    from hybrid_store.verifier.trust import load
 
     if trust is not None:
         return load(trust)
@@ -245,7 +245,7 @@ def verify(
     the registry's). The contract named in the bundle is never trusted on its own word.
     """
     from hybrid_store.core.trust import TrustRootError
-    from registry_service.verification import verify_file
+    from hybrid_store.verifier.verdicts import verify_file
 
     try:
         pinned = _pinned_trust(trust)
@@ -416,7 +416,8 @@ def receipt_verify(
     """
     from hybrid_store import strict_json
     from hybrid_store.core.trust import TrustRootError
-    from registry_service.verification import Verdict, verify_receipt
+    from hybrid_store.verifier.receipts import verify_receipt
+    from hybrid_store.verifier.verdicts import Verdict
 
     try:
         pinned = _pinned_trust(trust)

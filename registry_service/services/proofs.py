@@ -19,8 +19,9 @@ from hybrid_store.db.engine import Database
 from hybrid_store.db.models import AnchorBatch, BatchRecord, BatchState, Commitment, Instrument, MirrorFlag, table
 from hybrid_store.proofs import export_bundle
 from hybrid_store.settings import Settings
-from hybrid_store.trust import load as load_trust
-from registry_service.verification import Verdict, verify_document, verify_receipt
+from hybrid_store.verifier.receipts import verify_receipt
+from hybrid_store.verifier.trust import load as load_trust
+from hybrid_store.verifier.verdicts import Verdict, verify_document
 
 
 class Proofs:
