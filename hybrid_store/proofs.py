@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from hybrid_store.core import bundle as bundles
 from hybrid_store.core import merkle
-from hybrid_store.core.commitment import disclose
+from hybrid_store.core.commitment import FIELDS, disclose
 from hybrid_store.core.hashing import to_hex
 from hybrid_store.db.models import (
     AnchorBatch,
@@ -61,6 +61,18 @@ _SUCCESSOR = (
 )
 
 
+#: the records that correct a record (each names it by its ``corrects`` link)
+_CORRECTIONS = (
+    select(Instrument.instrument_number)
+    .where(Instrument.corrects_id == bindparam("iid"))
+    .order_by(Instrument.id)
+    .limit(bundles.MAX_CORRECTIONS)
+)
+#: what a correction's bundle discloses as evidence (less when the reader may see less): what names
+#: it, and what it names
+_CORRECTION_SHOWS = frozenset({"instrument_number", "doc_type", "recorded_at", "corrects", "references"})
+
+
 def export_bundle(
     session: Session, instrument_number: str, redact: Iterable[str] = (), *, with_successor: bool = True
 ) -> bundles.ProofBundle:
@@ -68,7 +80,8 @@ def export_bundle(
     proof's nodes (read out of the stored node array by the database). A record whose leaf the
     chain shows revoked for a newer version carries that version's bundle (``with_successor``),
     the evidence a verifier needs; both then disclose their history links (``prev``), which is
-    what the evidence consists of."""
+    what the evidence consists of. So, with it, does a record later records correct: their anchored
+    bundles, disclosing their correction link."""
     conn = session.connection()
     stored = load_record_by_number(conn, instrument_number)
     if stored is None:
@@ -92,6 +105,8 @@ def export_bundle(
         )  # fmt: skip
     made = bundles.ProofBundle(disclosure=disclosure, commitment=stored.commitment, tree=tree, anchor=anchor,
                                jurisdiction=registry_profile(session).name)  # fmt: skip
+    if with_successor and tree is not None:  # evidence is carried one level deep only
+        made = replace(made, corrections=correction_bundles(session, iid, redact))
     newer = conn.execute(_SUCCESSOR, {"iid": iid}).scalar() if with_successor and tree is not None else None
     if newer is None:
         return made
@@ -102,3 +117,13 @@ def export_bundle(
     return replace(
         made, disclosure=disclose(stored.record, stored.seed, shown, stored.commit_scheme), successor=successor
     )
+
+
+def correction_bundles(session: Session, iid: int, redact: Iterable[str] = ()) -> tuple[bundles.ProofBundle, ...]:
+    """The anchored bundles of the records that correct instrument ``iid``, disclosing no more than
+    their link (and never what the reader may not see): a verifier checks each before it says
+    "corrected by"."""
+    hidden = sorted(set(FIELDS) - (_CORRECTION_SHOWS - set(redact)))
+    found = (export_bundle(session, number, hidden, with_successor=False)
+             for number in session.connection().execute(_CORRECTIONS, {"iid": iid}).scalars())  # fmt: skip
+    return tuple(b for b in found if b.is_anchored)

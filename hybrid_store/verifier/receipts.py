@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from hybrid_store.core import bundle as bundles
 from hybrid_store.core.trust import KeyEntry, TrustRoot, unb64url
+from hybrid_store.verifier.anchor import DEFAULT_DEPTH
 from hybrid_store.verifier.reader import ChainReader
 from hybrid_store.verifier.verdicts import NO_TRUST, Verdict, verify_document
 
@@ -87,7 +88,7 @@ _RECEIPT_FIELDS = {"instrumentNumber": "instrument_number", "book": "book", "pag
 
 def verify_receipt(
     receipt: Any, bundle_document: Any, rpc_url: str | None = None, *, chain: ChainReader | None = None,
-    trust: TrustRoot | None = None,
+    trust: TrustRoot | None = None, depth: int = DEFAULT_DEPTH,
 ) -> Verdict:  # fmt: skip
     """A receipt proves something only together with its record's anchor: the signing key must be a
     receipt key of the pinned trust root, not compromised, and the record must have been anchored
@@ -98,7 +99,7 @@ def verify_receipt(
     if isinstance(signed, Verdict):
         return signed
     kid, key = signed
-    verdict = verify_document(bundle_document, rpc_url, chain=chain, trust=trust)
+    verdict = verify_document(bundle_document, rpc_url, chain=chain, trust=trust, depth=depth)
     if not verdict.valid:
         return Verdict(False, f"the receipt's record does not verify: {verdict.reason}", unchecked=verdict.unchecked,
                        unavailable=verdict.unavailable, pending=verdict.pending)  # fmt: skip

@@ -125,7 +125,7 @@ class Evidence:
 
     successor: Any = None  # a decoded bundle
     successor_of: Lookup | None = None  # -> a decoded bundle or None
-    corrections: Sequence[Any] = ()  # decoded bundles
+    corrections: Sequence[Any] = ()  # decoded bundles (besides those the bundle carries)
     corrections_of: Lookup | None = None  # -> a list of decoded bundles
 
 
@@ -219,16 +219,19 @@ def _corrections(
     """The corrections shown (each verified on the chain), and why each other one given was not
     believed. A correction that does not hold is no evidence about the record either way, so it
     leaves the record VALID and is named in a warning (an attacker who attaches junk to a good
-    record cannot make it look invalid, nor make it look corrected)."""
-    documents = list(evidence.corrections)
-    if not documents and evidence.corrections_of is not None:
-        documents = list(evidence.corrections_of(bundle.commitment) or ())
+    record can make it look neither invalid nor corrected)."""
+    given: list[tuple[str, Any]] = [(f"correction {i} carried in the bundle", c)
+                                    for i, c in enumerate(bundle.corrections, 1)]  # fmt: skip
+    given += [(f"correction {i} given", c) for i, c in enumerate(evidence.corrections, 1)]
+    if evidence.corrections_of is not None:
+        given += [(f"correction {i} the registry found", c)
+                  for i, c in enumerate(evidence.corrections_of(bundle.commitment) or (), 1)]  # fmt: skip
     shown: dict[bytes, Correction] = {}
     warnings = []
-    for i, document in enumerate(documents, 1):
-        label = f"correction {i} given" if len(documents) > 1 else "the correction given"
+    for label, document in given:
         try:
-            found = show_correction(bundle, bundles.parse(document), chain, trust, depth)
+            candidate = document if isinstance(document, bundles.ProofBundle) else bundles.parse(document)
+            found = show_correction(bundle, candidate, chain, trust, depth)
         except MalformedBundle as exc:
             warnings.append(f"{label} is not a proof bundle ({exc}): not taken as a correction")
         except AnchorPending as exc:
