@@ -87,9 +87,7 @@ def test_the_exported_bundle_carries_its_corrections_and_says_corrected_by_them(
         assert "current as far as this bundle shows" in plain.standing_shown
 
 
-def test_a_bundle_made_before_its_correction_says_current_as_far_as_it_shows_until_shown_the_correction(
-    svc, corrected
-):
+def test_a_bundle_made_before_its_correction_says_current_as_far_as_it_shows_until_shown_the_correction(svc, corrected):
     alone = verdict(svc, corrected["before"])
     assert alone.valid and alone.standing == "current" and alone.standing_shown.startswith("current as far as")
     fix = bundle_of(svc, corrected["fix"])
