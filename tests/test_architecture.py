@@ -309,6 +309,58 @@ def test_the_command_line_loads_no_chain_library_until_a_command_needs_it() -> N
     assert done.stdout.strip() == "[]"
 
 
+@pytest.mark.subprocess
+def test_landreg_verify_loads_only_the_verifier() -> None:
+    """An auditor's `landreg verify` (offline, no trust root, no registry on the machine) imports the
+    verifier and neither the database library, the web framework nor the chain library; the chain
+    adapter comes only with --rpc (docs/benchmarks.md has the start-up times)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    bundle = REPO / "tests" / "vectors" / "bundle" / "valid-deed.json"
+    probe = (
+        "import json, runpy, sys, tempfile\n"
+        f"doc = json.load(open({str(bundle)!r}))['bundle']\n"
+        "path = tempfile.mktemp(suffix='.json'); json.dump(doc, open(path, 'w'))\n"
+        "sys.argv = ['landreg', 'verify', path]\n"
+        "try:\n    runpy.run_module('registry_service.cli.main', run_name='__main__')\n"
+        "except SystemExit as exc:\n    code = exc.code\n"
+        "print(code, sorted(m for m in ('sqlalchemy', 'fastapi', 'starlette', 'web3', 'hybrid_store.db') "
+        "if m in sys.modules), 'hybrid_store.verifier.verdicts' in sys.modules)"
+    )
+    with tempfile.TemporaryDirectory() as home:
+        env = {"PATH": "/usr/bin:/bin", "LANDREG_HOME": home, "PYTHONPATH": str(REPO)}
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env,
+                              cwd=REPO)  # fmt: skip
+    assert done.stdout.strip().splitlines()[-1] == "3 [] True", done.stdout + done.stderr
+
+
+def test_a_database_refusal_is_told_in_words_though_the_command_line_loads_the_library_late() -> None:
+    import typer
+    from sqlalchemy.exc import DBAPIError
+
+    from registry_service.cli.common import friendly
+
+    class Refused(Exception):
+        sqlstate = "42501"  # insufficient_privilege
+
+    @friendly
+    def command() -> None:
+        raise DBAPIError("INSERT INTO api_keys ...", {}, Refused("permission denied for table api_keys"))
+
+    with pytest.raises(typer.Exit) as exc:
+        command()
+    assert exc.value.exit_code == 1
+
+    @friendly
+    def broken() -> None:
+        raise DBAPIError("SELECT", {}, Exception("syntax error"))
+
+    with pytest.raises(DBAPIError):  # not a refusal: not turned into one
+        broken()
+
+
 def lazy_exports(tree: ast.Module) -> tuple[dict[str, str], dict[str, str], list[str]]:
     """A package's lazily imported names (its ``_WHERE``: name -> submodule), the names it imports
     for the type checker (name -> submodule), and its ``__all__``."""
