@@ -5,7 +5,7 @@ the disclosed fields with their salts (or only their hashes when redacted), the 
 Merkle proof in ``standard-v1`` terms, and where the root was anchored. Parsing is strict: unknown
 members, wrong types and non-canonical spellings are errors that name the member, so one document
 has exactly one meaning. ``verify_offline`` is pure math; checking the anchor against a chain is the
-job of ``hybrid_store.proofs``.
+job of the verifier (``hybrid_store.verifier.anchor``).
 
 Version 2 adds one optional member, ``successor``: the bundle of the newer version that superseded
 the record (a mirrored legacy record edited in place), which is the evidence a verifier needs before
@@ -280,7 +280,7 @@ class OfflineVerdict:
 def verify_offline(bundle: ProofBundle) -> OfflineVerdict:
     """Check the math: fields -> commitment -> leaf -> root. Raises ``VerificationFailed``.
 
-    Says nothing about whether the root is on a chain; see ``hybrid_store.proofs.verify_anchor``.
+    Says nothing about whether the root is on a chain; see ``hybrid_store.verifier.anchor.verify_anchor``.
     """
     computed = bundle.disclosure.commitment()
     if computed != bundle.commitment:
