@@ -677,6 +677,13 @@ def test_a_corrected_original_says_corrected_by_n_on_every_path_and_a_forged_cor
     (tmp_path / "look-alike-fix.json").write_text(json.dumps(copied))
     code, forged = cli_verdict(county, tmp_path, before, "--corrected-by", str(tmp_path / "look-alike-fix.json"))
     assert code == 0 and forged["standing"] == "current" and "is not a DeedRegistry of" in forged["warnings"][0]
+    # the correction itself deleted in the county's recorder system (revoked with LRD1): it corrects nothing now
+    from hybrid_store.core import standing
+
+    revoke_with_registrar(county, fixed, standing.DELETED_IN_LEGACY)
+    code, gone = cli_verdict(county, tmp_path, before, "--corrected-by", str(tmp_path / "fix.json"))
+    assert code == 0 and gone["standing"] == "current" and gone["correctedBy"] == [], gone
+    assert "deleted in the county's recorder system" in gone["warnings"][0], gone["warnings"]
 
 
 def test_a_young_record_is_pending_under_a_12_block_depth_and_valid_once_deep_enough(county, tmp_path):

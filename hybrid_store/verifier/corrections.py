@@ -20,6 +20,7 @@ from typing import Any
 
 from hybrid_store.core import bundle as bundles
 from hybrid_store.core.hashing import to_hex
+from hybrid_store.core.standing import DELETED
 from hybrid_store.core.trust import TrustRoot
 from hybrid_store.errors import AnchorPending, ChainUnavailable, VerificationFailed
 from hybrid_store.verifier.anchor import anchored
@@ -85,4 +86,6 @@ def show_correction(
         raise
     except VerificationFailed as exc:
         raise VerificationFailed(f"the correction's bundle does not verify ({exc.reason})") from None
+    if on_chain.standing.kind == DELETED:  # a correction the county's system deleted corrects nothing now
+        raise VerificationFailed(f"the correction was {on_chain.standing.describe()}")
     return Correction(str(evidence.disclosed("instrument_number")), evidence.commitment, on_chain.block_number)
