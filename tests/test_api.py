@@ -46,13 +46,15 @@ class Service:
         Anchorer(self.db, self.chain, self.deployment).drain()
 
 
-def make_service(tmp_path: Path, db: Database, chain, jurisdiction: str = "bergen", **service_settings) -> Service:
+def make_service(
+    tmp_path: Path, db: Database, chain, jurisdiction: str = "bergen", *, confirmations: int = 0, **service_settings
+) -> Service:
     from hybrid_store.deployment import attach
     from hybrid_store.trust import publish
 
     cfg = Settings(
         home=tmp_path / "home",
-        chain={"backend": "eth-tester"},
+        chain={"backend": "eth-tester", "confirmations": confirmations},
         service={"key_cache_s": 0, **service_settings},
         jurisdiction=jurisdiction,
     )

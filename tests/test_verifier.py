@@ -219,3 +219,19 @@ def test_a_young_record_is_pending_under_a_deep_requirement_and_valid_once_deep_
     tester.mine_blocks(1)
     deep = verdict(svc, document, depth=depth)
     assert deep.valid and deep.details["confirmations"] == depth, deep.reason
+
+
+def test_the_api_and_the_desk_say_pending_below_the_registrys_depth(tmp_path, db, chain):
+    """The registry's own API and desk verify at the depth it settles batches at (chain.confirmations):
+    a bundle anchored shallower (here by a worker settling at one block) is PENDING there."""
+    svc = make_service(tmp_path, db, chain, confirmations=12)
+    with svc.client:
+        number = svc.file()["receipt"]["instrumentNumber"]
+        svc.anchor()
+        document = bundle_of(svc, number)
+        body = svc.client.post("/api/v1/proofs/verify", json=document).json()
+        assert body["status"] == "pending" and not body["valid"] and body["details"]["depthRequired"] == 12, body
+        assert body["fields"]["verified"] and body["reason"].startswith("PENDING")
+        assert "⧗ Pending: not yet deep enough on the chain" in desk_verify(svc, document)
+        chain.w3.provider.ethereum_tester.mine_blocks(12)
+        assert svc.client.post("/api/v1/proofs/verify", json=document).json()["status"] == "valid"
