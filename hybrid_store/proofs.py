@@ -105,7 +105,9 @@ def export_bundle(
         )  # fmt: skip
     made = bundles.ProofBundle(disclosure=disclosure, commitment=stored.commitment, tree=tree, anchor=anchor,
                                jurisdiction=registry_profile(session).name)  # fmt: skip
-    if with_successor and tree is not None:  # evidence is carried one level deep only
+    # evidence is carried one level deep only, and only where it can be checked: a correction names
+    # what it corrects by its number, so a bundle that withholds the number carries none
+    if with_successor and tree is not None and "instrument_number" not in set(redact):
         made = replace(made, corrections=correction_bundles(session, iid, redact))
     newer = conn.execute(_SUCCESSOR, {"iid": iid}).scalar() if with_successor and tree is not None else None
     if newer is None:

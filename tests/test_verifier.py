@@ -108,6 +108,29 @@ def test_the_api_and_the_desk_say_corrected_by_n(svc, corrected):
     assert f"✔ Verified, corrected by {corrected['fix']}" in page and "Standing:" in page
 
 
+def test_a_bundle_that_withholds_the_records_number_says_once_why_no_correction_could_be_checked(svc, corrected):
+    hidden = bundle_of(svc, corrected["original"], redact="instrument_number")
+    assert hidden["format"] == "landreg-proof-bundle/v1"  # evidence it could not use is not attached
+    body = svc.client.post("/api/v1/proofs/verify", json=hidden).json()  # the service still finds the correction
+    assert body["status"] == "valid" and body["standing"] == "current" and body["correctedBy"] == [], body
+    assert body["warnings"] == [
+        "1 correction could not be checked: a correction names what it corrects by its instrument number, and this "
+        "bundle withholds the record's"
+    ]
+
+
+def test_the_public_verify_page_says_corrected_by_n_when_the_number_is_published(tmp_path, db, chain):
+    svc = make_service(tmp_path, db, chain, public_fields=frozenset({"instrument_number", "corrects", "references"}))
+    with svc.client:
+        original = svc.file(filing(parcels=lot(1)))["receipt"]["instrumentNumber"]
+        svc.anchor()
+        fix = correct(svc, original, parcels=lot(1))
+        svc.anchor()
+        page = svc.client.get(f"/verify/{original}").text
+        assert f"✔ Verified: recorded and anchored, and corrected by {fix}" in page, page[:2000]
+        assert "✔ Verified: recorded and anchored</h2>" in svc.client.get(f"/verify/{fix}").text
+
+
 def desk_verify(svc, document: dict[str, Any]) -> str:
     import json
 

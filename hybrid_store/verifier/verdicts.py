@@ -226,6 +226,9 @@ def _corrections(
     if evidence.corrections_of is not None:
         given += [(f"correction {i} the registry found", c)
                   for i, c in enumerate(evidence.corrections_of(bundle.commitment) or (), 1)]  # fmt: skip
+    if given and bundle.disclosed("instrument_number") is None:  # nothing could name it: say so once
+        return (), (f"{len(given)} correction{'' if len(given) == 1 else 's'} could not be checked: a correction "
+                    "names what it corrects by its instrument number, and this bundle withholds the record's",)  # fmt: skip
     shown: dict[bytes, Correction] = {}
     warnings = []
     for label, document in given:
