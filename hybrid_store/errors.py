@@ -55,6 +55,21 @@ class VerificationFailed(LandregError):
         super().__init__(reason + detail)
 
 
+class AnchorPending(LandregError):
+    """The anchor holds, but its block is not yet as deep as the verifier was asked to require: the
+    record is neither valid nor invalid yet (a reorganisation could still drop its batch)."""
+
+    def __init__(self, confirmations: int, depth: int, block_number: int):
+        self.confirmations = confirmations
+        self.depth = depth
+        self.block_number = block_number
+        super().__init__(
+            f"the anchor is in block {block_number} with {confirmations} confirmation"
+            f"{'' if confirmations == 1 else 's'}, fewer than the {depth} required: verify it again once "
+            f"{depth - confirmations} more block{'' if depth - confirmations == 1 else 's'} are mined"
+        )
+
+
 class NotFound(LandregError, LookupError):
     """A requested instrument, parcel or batch does not exist."""
 

@@ -5,9 +5,8 @@ receipt keys with their windows, the trust-root keys), and writes it signed to
 ``LANDREG_HOME/trust`` when anything changed: ``root.json`` is the newest, ``N.root.json`` each
 version, so a verifier holding version N can fetch N+1, N+2, ... and check each step.
 
-``load`` reads a trust root for a verifier from a file or URL: a *file* is the verifier's pinned
-copy (obtained out of band); the database is never consulted, since it is what the auditor does not
-trust.
+Reading a trust root for a verifier (from its pinned file or a URL, never from the database) is the
+verifier's: ``hybrid_store.verifier.trust``.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from hybrid_store import signing_keys, strict_json
+from hybrid_store import signing_keys
 from hybrid_store.chain.client import RegistryChain
 from hybrid_store.core import trust as core
 from hybrid_store.core.commitment import SCHEME, SCHEMES
@@ -29,9 +28,9 @@ from hybrid_store.errors import ConfigurationError
 from hybrid_store.files import write_atomic
 from hybrid_store.pins import pinned_jurisdiction
 from hybrid_store.settings import Settings
+from hybrid_store.verifier.trust import read_file, read_json
 
 LATEST = "root.json"
-MAX_TRUST_BYTES = 1_000_000
 
 
 def key_source(settings: Settings) -> signing_keys.KeySource:
@@ -175,61 +174,3 @@ def _now() -> datetime:
 
 def _write(path: Path, text: str) -> None:
     write_atomic(path, text.encode(), 0o644)  # published: anyone may read it
-
-
-# --- for verifiers ----------------------------------------------------------------------------------
-def read_file(path: Path) -> bytes:
-    """A trust root file's bytes, refused unread past ``MAX_TRUST_BYTES``."""
-    try:
-        return strict_json.read_file(path, max_bytes=MAX_TRUST_BYTES)
-    except strict_json.InvalidJSON as exc:
-        raise core.TrustRootError(f"{path}: not a trust root: {exc}") from None
-
-
-def read_json(raw: bytes, where: str) -> Any:
-    try:
-        return strict_json.loads(raw, max_bytes=MAX_TRUST_BYTES)
-    except strict_json.InvalidJSON as exc:
-        raise core.TrustRootError(f"{where}: not a trust root: {exc}") from None
-
-
-def _fetch(url: str) -> bytes:
-    import httpx
-
-    try:
-        response = httpx.get(url, timeout=10, follow_redirects=False)
-    except httpx.HTTPError as exc:
-        raise core.TrustRootError(f"cannot fetch {url}: {exc}") from None
-    if response.status_code != 200:
-        raise core.TrustRootError(f"cannot fetch {url}: HTTP {response.status_code}")
-    return response.content
-
-
-def load(location: str | Path) -> core.TrustRoot:
-    """A trust root from a file or an http(s) URL, parsed and checked to be self-signed."""
-    text = str(location)
-    if text.startswith(("http://", "https://")):
-        raw = _fetch(text)
-    else:
-        try:
-            raw = read_file(Path(text))
-        except OSError as exc:
-            raise core.TrustRootError(f"cannot read trust root {text}: {exc.strerror}") from None
-    root = core.parse(read_json(raw, text))
-    core.check_self_signed(root)
-    return root
-
-
-def load_updates(pinned: core.TrustRoot, base_url: str) -> core.TrustRoot:
-    """Follow published versions after ``pinned`` at ``base_url`` (…/N.json), each checked against the
-    one before it; stops at the first version that is not published."""
-    current = pinned
-    while True:
-        url = f"{base_url.rstrip('/')}/{current.version + 1}.json"
-        try:
-            raw = _fetch(url)
-        except core.TrustRootError:
-            return current
-        update = core.parse(read_json(raw, url))
-        core.check_update(current, update)
-        current = update

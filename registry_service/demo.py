@@ -33,9 +33,9 @@ from hybrid_store.intake import validate
 from hybrid_store.proofs import export_bundle
 from hybrid_store.settings import Settings
 from hybrid_store.trust import latest as latest_trust
+from hybrid_store.verifier.verdicts import verify_document
 from migration_tools.synthetic import BergenBook
 from registry_service.cli.common import chain_for, console, database
-from registry_service.verification import verify_document
 
 LOAD_CHUNK = 2_000
 

@@ -1,4 +1,6 @@
-"""Signed filing receipts (format ``landreg-receipt/v2``; ``/v1`` receipts keep verifying).
+"""Signing filing receipts (format ``landreg-receipt/v2``; ``/v1`` receipts keep verifying). The
+format, the bytes a signature covers and every check of a receipt are the verifier's
+(``hybrid_store.verifier.receipts``); signing reads the registry's keys, so it stays here.
 
 The registry signs each receipt with its active Ed25519 key. Keys rotate: each has a validity
 window and a status (active, retired, compromised), all are listed in the trust root and at
@@ -18,36 +20,20 @@ recording, so a receipt signed again later is the same bytes.
 
 from __future__ import annotations
 
-import base64
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import rfc8785
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 
 from hybrid_store import signing_keys
-from hybrid_store.core.trust import format_time
+from hybrid_store.core.trust import b64url, format_time
 from hybrid_store.db.engine import Database
 from hybrid_store.db.models import KeyStatus, SigningKey
 from hybrid_store.settings import Settings
 from hybrid_store.signing_keys import KeySource
-
-FORMAT_V1 = "landreg-receipt/v1"
-FORMAT = "landreg-receipt/v2"  # what new receipts are signed as
-#: every receipt format whose receipts exist: a verifier takes each
-FORMATS = (FORMAT_V1, FORMAT)
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64url(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+from hybrid_store.verifier.receipts import signed_bytes
 
 
 def receipt_fees(statement: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -59,10 +45,6 @@ def receipt_fees(statement: dict[str, Any] | None) -> dict[str, Any] | None:
                       for line in statement.get("lines", [])],
             # None: the statement was incomplete (no page count): the lines charged so far, no total
             "totalCents": None if statement.get("totalCents") is None else int(statement["totalCents"])}  # fmt: skip
-
-
-def signed_bytes(receipt: dict[str, Any]) -> bytes:
-    return rfc8785.dumps({k: v for k, v in receipt.items() if k != "signature"})
 
 
 def key_source(settings: Settings) -> KeySource:
@@ -115,7 +97,7 @@ class ReceiptSigner:
     def sign(self, receipt: dict[str, Any]) -> dict[str, Any]:
         body = {k: v for k, v in receipt.items() if k != "signature"}
         value = self._key.sign(signed_bytes(body))
-        return {**body, "signature": {"alg": "Ed25519", "kid": self._kid, "value": _b64url(value)}}
+        return {**body, "signature": {"alg": "Ed25519", "kid": self._kid, "value": b64url(value)}}
 
     def jwks(self) -> dict[str, Any]:
         """Every receipt key the registry ever used, with its window and status (JWK set)."""
@@ -125,25 +107,3 @@ class ReceiptSigner:
              "validUntil": None if k.valid_until is None else format_time(k.valid_until)}
             for k in signing_keys.keys_of(self._db, "receipt")
         ]}  # fmt: skip
-
-
-def verify_receipt(receipt: dict[str, Any], jwks: dict[str, Any]) -> tuple[bool, str]:
-    """Check a receipt's signature against a published key set. Returns (valid, reason). This is the
-    signature alone; ``registry_service.verification.verify_receipt`` also checks the key's window
-    against the record's anchor, pinned to the trust root."""
-    signature = receipt.get("signature")
-    if not isinstance(signature, dict) or signature.get("alg") != "Ed25519":
-        return False, "the receipt has no Ed25519 signature"
-    if receipt.get("format") not in FORMATS:
-        return False, f"not a {' or '.join(FORMATS)} receipt"
-    key = next((k for k in jwks.get("keys", []) if k.get("kid") == signature.get("kid")), None)
-    if key is None:
-        return False, f"no published key {signature.get('kid')!r}"
-    if key.get("status") == "compromised":
-        return False, f"signed by key {signature.get('kid')}, which the registry marked compromised"
-    try:
-        public = Ed25519PublicKey.from_public_bytes(_unb64url(key["x"]))
-        public.verify(_unb64url(signature["value"]), signed_bytes(receipt))
-    except (InvalidSignature, ValueError, KeyError, TypeError):
-        return False, "the signature does not match the receipt (it was altered, or signed by another key)"
-    return True, f"signed by {signature['kid']}"

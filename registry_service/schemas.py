@@ -409,14 +409,45 @@ class ParcelHistory(BaseModel):
     entries: list[HistoryEntry]
 
 
+class VerifiedField(BaseModel):
+    name: str
+    value: Any  # as committed
+    shown: str  # in words: amounts with their unit ("$612,500.00 (US dollars)")
+    unit: str | None = None
+
+
+class VerdictFields(BaseModel):
+    #: disclosed, and matching the commitment
+    verified: list[VerifiedField]
+    #: redacted: given as salted hashes only (the bundle proves a value was committed, not which)
+    withheld: list[str]
+
+
+class CorrectionView(BaseModel):
+    number: str
+    commitment: str
+    blockNumber: int
+
+
 class VerdictView(BaseModel):
-    #: valid (checked on chain, pinned to the registry's trust root), invalid, or unchecked (the math
-    #: holds but the anchor was not checked: ?onchain=false, or no trust root published yet)
-    status: Literal["valid", "invalid", "unchecked"]
+    #: valid (checked on chain, pinned to the registry's trust root, at the registry's depth),
+    #: invalid, unchecked (the math holds but the anchor was not checked: ?onchain=false, or no trust
+    #: root published yet), unavailable (the node did not answer), or pending (the anchor holds but
+    #: is not yet at the registry's confirmation depth)
+    status: Literal["valid", "invalid", "unchecked", "unavailable", "pending"]
     valid: bool
     reason: str
     summary: str
     checkedOnChain: bool
+    #: a valid record's standing: current (as far as the bundle shows), corrected, superseded, deleted_in_legacy
+    standing: str = "current"
+    #: the standing in words, with what it rests on ("" unless valid)
+    standingShown: str = ""
+    #: the corrections shown by their own verified, anchored bundles
+    correctedBy: list[CorrectionView] = []
+    fields: VerdictFields | None = None
+    #: evidence given that did not hold (a correction that does not name this record), and why
+    warnings: list[str] = []
     details: dict[str, Any]
 
 

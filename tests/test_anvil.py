@@ -20,7 +20,7 @@ from hybrid_store.deployment import attach
 from hybrid_store.filing import record_instruments
 from hybrid_store.intake import validate
 from hybrid_store.proofs import export_bundle
-from registry_service.verification import verify_document
+from hybrid_store.verifier.verdicts import verify_document
 from tests.conftest import NOW, deed, trust_of
 from tests.processes import landreg
 

@@ -18,9 +18,9 @@ from hybrid_store.core.commitment import FIELDS
 from hybrid_store.db.engine import Database
 from hybrid_store.db.models import AuditEntry, Instrument
 from hybrid_store.settings import Settings
+from hybrid_store.verifier.receipts import check_signature
 from registry_service.app import create_app
 from registry_service.auth import Actor, Role, create_key
-from registry_service.receipts import verify_receipt
 from tests.conftest import bypass_append_only, deed, filing
 
 ADMIN = Actor("test-suite", Role.ADMIN)
@@ -46,13 +46,15 @@ class Service:
         Anchorer(self.db, self.chain, self.deployment).drain()
 
 
-def make_service(tmp_path: Path, db: Database, chain, jurisdiction: str = "bergen", **service_settings) -> Service:
+def make_service(
+    tmp_path: Path, db: Database, chain, jurisdiction: str = "bergen", *, confirmations: int = 0, **service_settings
+) -> Service:
     from hybrid_store.deployment import attach
     from hybrid_store.trust import publish
 
     cfg = Settings(
         home=tmp_path / "home",
-        chain={"backend": "eth-tester"},
+        chain={"backend": "eth-tester", "confirmations": confirmations},
         service={"key_cache_s": 0, **service_settings},
         jurisdiction=jurisdiction,
     )
@@ -88,9 +90,9 @@ def test_a_filing_returns_a_signed_receipt_anyone_can_check(svc):
     assert receipt["commitment"].startswith("0x") and len(receipt["commitment"]) == 66
     assert result["anchoring"] == {"status": "pending"} and result["flags"] == []
     jwks = svc.client.get("/.well-known/landreg-receipt-keys.json").json()
-    assert verify_receipt(receipt, jwks) == (True, f"signed by {receipt['signature']['kid']}")
+    assert check_signature(receipt, jwks) == (True, f"signed by {receipt['signature']['kid']}")
     tampered = {**receipt, "book": "999"}
-    assert verify_receipt(tampered, jwks)[0] is False
+    assert check_signature(tampered, jwks)[0] is False
     again = svc.client.get(f"/api/v1/instruments/{receipt['instrumentNumber']}/receipt", headers=svc.as_("auditor"))
     assert again.json() == receipt  # the same signed bytes, at any later time
 

@@ -3,7 +3,10 @@
 * the chain library is behind ``hybrid_store.chain``: nothing else imports web3 and its kin or
   touches their objects (``.w3``, ``.eth``, ``.functions``, a contract's ``.events``, an account);
 * one module writes history: only ``hybrid_store.ledger`` inserts commitments or moves parcel heads;
-* the consensus-critical core does no I/O: it imports no database, web, chain or process library.
+* the consensus-critical core does no I/O: it imports no database, web, chain or process library;
+* the verifier stands alone: ``hybrid_store.verifier`` imports no database code, nothing of the web
+  edge or of ``registry_service``, and the chain adapter only lazily (checked on the source, and in a
+  fresh interpreter that imports the whole package).
 
 Each rule is a small AST check; each check is also shown to catch a violation, so a rule that
 silently stopped matching anything would fail here too.
@@ -30,6 +33,63 @@ HISTORY_WRITER = "hybrid_store/ledger.py"
 #: what the pure core must never import
 IO_LIBRARIES = {"sqlalchemy", "fastapi", "starlette", "httpx", "requests", "web3", "psycopg", "subprocess", "socket",
                 "logging", "os", "pathlib", "threading", "multiprocessing", "urllib"}  # fmt: skip
+
+
+VERIFIER = "hybrid_store/verifier/"
+#: what the verifier never imports, at any depth: the database, the web edge, the service, web3
+VERIFIER_FORBIDDEN = ("sqlalchemy", "alembic", "fastapi", "starlette", "uvicorn", "registry_service", "migration_tools",
+                      "hybrid_store.db", "hybrid_store.proofs", "hybrid_store.settings", *sorted(CHAIN_LIBRARIES))  # fmt: skip
+#: what the verifier's modules import from the project at their top: the pure core, its own modules,
+#: the strict JSON reader and the typed errors
+VERIFIER_MAY_IMPORT = ("hybrid_store.core", "hybrid_store.verifier", "hybrid_store.strict_json", "hybrid_store.errors")
+#: and besides, for type annotations only, the chain's plain values; inside a function (lazily, when a
+#: verdict is asked of a node by its URL), the chain adapter
+VERIFIER_TYPES_ONLY = ("hybrid_store.chain.types",)
+VERIFIER_LAZY = ("hybrid_store.chain.connect",)
+#: what must not be loaded once the whole package is imported (eth_utils, which the core's formats are
+#: defined by, brings eth_typing and hexbytes: plain types, not the chain library)
+VERIFIER_NOT_LOADED = ("sqlalchemy", "alembic", "fastapi", "starlette", "uvicorn", "web3", "eth_account", "eth_tester",
+                       "solcx", "registry_service", "migration_tools", "hybrid_store.db", "hybrid_store.chain",
+                       "hybrid_store.proofs", "hybrid_store.settings")  # fmt: skip
+
+
+def _within(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def _imported_names(node: ast.Import | ast.ImportFrom) -> list[str]:
+    """``import a.b`` -> a.b; ``from a import b`` -> a.b (a module or a name in it: either may be the rule's)."""
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names]
+    return [f"{node.module}.{a.name}" for a in node.names]
+
+
+def verifier_reach_ins(tree: ast.Module) -> list[str]:
+    """The verifier's imports that break its rule, each with where it is."""
+    found: list[str] = []
+
+    def visit(node: ast.AST, where: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            context = where
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                context = "function"
+            elif isinstance(child, ast.If) and ast.unparse(child.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
+                context = "types" if where == "module" else where
+            if isinstance(child, ast.ImportFrom) and child.level:
+                continue  # relative: the package itself
+            if isinstance(child, ast.Import | ast.ImportFrom):
+                allowed = VERIFIER_MAY_IMPORT + (VERIFIER_TYPES_ONLY if context == "types" else ()) + (
+                    VERIFIER_LAZY if context == "function" else ())  # fmt: skip
+                for name in _imported_names(child):
+                    wanted = [name] if isinstance(child, ast.Import) else [child.module or "", name]
+                    if any(_within(n, VERIFIER_FORBIDDEN) for n in wanted) or (
+                        name.split(".")[0] == "hybrid_store" and not any(_within(n, allowed) for n in wanted)
+                    ):
+                        found.append(f"line {child.lineno}: {name} ({context} level)")
+            visit(child, context)
+
+    visit(tree, "module")
+    return found
 
 
 def product_modules() -> list[tuple[str, ast.Module, str]]:
@@ -113,6 +173,68 @@ def test_the_core_does_no_io() -> None:
     assert offenders == {}
 
 
+def test_the_verifier_stands_alone() -> None:
+    verifier = [(rel, tree) for rel, tree, _ in product_modules() if rel.startswith(VERIFIER)]
+    assert len(verifier) >= 5, "the verifier package moved (or this check no longer finds it)"
+    offenders = {rel: found for rel, tree in verifier if (found := verifier_reach_ins(tree))}
+    assert offenders == {}, (
+        "the verifier imports only the core, itself, strict_json and errors (see VERIFIER_MAY_IMPORT)"
+    )
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import sqlalchemy",
+        "from sqlalchemy.orm import Session",
+        "from hybrid_store.db.models import Instrument",
+        "from registry_service.receipts import ReceiptSigner",
+        "from hybrid_store.proofs import export_bundle",
+        "from hybrid_store.chain.connect import node_at",  # at the module's top: only lazily
+        "from hybrid_store.chain.client import RegistryChain",
+        "def f():\n    from hybrid_store.chain.client import RegistryChain",
+        "def f():\n    import web3",
+        "if TYPE_CHECKING:\n    from hybrid_store.db.engine import Database",
+        "from hybrid_store import settings",
+    ],
+)
+def test_the_verifier_check_catches_a_reach_in(source: str) -> None:
+    assert verifier_reach_ins(ast.parse(source))
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from hybrid_store.core import bundle",
+        "from hybrid_store.verifier.anchor import verify_anchor",
+        "from . import anchor",
+        "if TYPE_CHECKING:\n    from hybrid_store.chain.types import Receipt",
+        "def f():\n    from hybrid_store.chain.connect import node_at",
+    ],
+)
+def test_the_verifier_check_lets_the_rule_through(source: str) -> None:
+    assert verifier_reach_ins(ast.parse(source)) == []
+
+
+@pytest.mark.subprocess
+def test_importing_the_verifier_loads_no_database_web_or_chain_code() -> None:
+    """Every module of the package, imported in a fresh interpreter, loads none of what it must not
+    (an import hidden behind another module would pass the source check and fail here)."""
+    import subprocess
+    import sys
+
+    modules = sorted(p.stem for p in (REPO / VERIFIER).glob("*.py") if p.stem != "__init__")
+    probe = (
+        f"import importlib, sys\nfor m in {modules!r}: importlib.import_module('hybrid_store.verifier.' + m)\n"
+        "print('\\n'.join(sorted(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True,
+                          cwd=REPO)  # fmt: skip
+    loaded = done.stdout.split()
+    assert "hybrid_store.verifier.verdicts" in loaded and "hybrid_store.verifier.receipts" in loaded
+    assert [m for m in loaded if _within(m, VERIFIER_NOT_LOADED)] == []
+
+
 @pytest.mark.parametrize(
     "source",
     [
@@ -185,6 +307,58 @@ def test_the_command_line_loads_no_chain_library_until_a_command_needs_it() -> N
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.subprocess
+def test_landreg_verify_loads_only_the_verifier() -> None:
+    """An auditor's `landreg verify` (offline, no trust root, no registry on the machine) imports the
+    verifier and neither the database library, the web framework nor the chain library; the chain
+    adapter comes only with --rpc (docs/benchmarks.md has the start-up times)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    bundle = REPO / "tests" / "vectors" / "bundle" / "valid-deed.json"
+    probe = (
+        "import json, runpy, sys, tempfile\n"
+        f"doc = json.load(open({str(bundle)!r}))['bundle']\n"
+        "path = tempfile.mktemp(suffix='.json'); json.dump(doc, open(path, 'w'))\n"
+        "sys.argv = ['landreg', 'verify', path]\n"
+        "try:\n    runpy.run_module('registry_service.cli.main', run_name='__main__')\n"
+        "except SystemExit as exc:\n    code = exc.code\n"
+        "print(code, sorted(m for m in ('sqlalchemy', 'fastapi', 'starlette', 'web3', 'hybrid_store.db') "
+        "if m in sys.modules), 'hybrid_store.verifier.verdicts' in sys.modules)"
+    )
+    with tempfile.TemporaryDirectory() as home:
+        env = {"PATH": "/usr/bin:/bin", "LANDREG_HOME": home, "PYTHONPATH": str(REPO)}
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env,
+                              cwd=REPO)  # fmt: skip
+    assert done.stdout.strip().splitlines()[-1] == "3 [] True", done.stdout + done.stderr
+
+
+def test_a_database_refusal_is_told_in_words_though_the_command_line_loads_the_library_late() -> None:
+    import typer
+    from sqlalchemy.exc import DBAPIError
+
+    from registry_service.cli.common import friendly
+
+    class Refused(Exception):
+        sqlstate = "42501"  # insufficient_privilege
+
+    @friendly
+    def command() -> None:
+        raise DBAPIError("INSERT INTO api_keys ...", {}, Refused("permission denied for table api_keys"))
+
+    with pytest.raises(typer.Exit) as exc:
+        command()
+    assert exc.value.exit_code == 1
+
+    @friendly
+    def broken() -> None:
+        raise DBAPIError("SELECT", {}, Exception("syntax error"))
+
+    with pytest.raises(DBAPIError):  # not a refusal: not turned into one
+        broken()
 
 
 def lazy_exports(tree: ast.Module) -> tuple[dict[str, str], dict[str, str], list[str]]:

@@ -77,8 +77,8 @@ def sparse(path: Path, size: int = GIGABYTES) -> Path:
 
 
 def test_a_huge_file_is_refused_having_read_one_byte_past_the_bound(tmp_path):
-    from hybrid_store.trust import load
-    from registry_service.verification import verify_file
+    from hybrid_store.verifier.trust import load
+    from hybrid_store.verifier.verdicts import verify_file
 
     huge = sparse(tmp_path / "huge")
     began = time.monotonic()

@@ -15,7 +15,7 @@ from hybrid_store.errors import MalformedBundle, VerificationFailed
 from hybrid_store.filing import record_instruments
 from hybrid_store.intake import validate
 from hybrid_store.proofs import export_bundle
-from registry_service.verification import verify_bytes, verify_document
+from hybrid_store.verifier.verdicts import verify_bytes, verify_document
 from tests.conftest import deed, make_sqlite, trust_of
 
 VECTOR_DIRS = ("bundle", "bundle-v2")  # landreg-commitment/v1 and /v2 records
@@ -88,7 +88,34 @@ def test_a_v2_bundle_carries_its_successor_and_round_trips_exactly():
         ({**carried, "successor": {**v, "format": "landreg-proof-bundle/v2"}}, "successor.format"),
         ({**carried, "successor": {**v, "extra": 1}}, "successor.extra"),
         ({**carried, "successor": {**v, "tree": {**v["tree"], "root": "0x12"}}}, "successor.tree.root"),
-        ({**v, "format": "landreg-proof-bundle/v3"}, "format"),
+        ({**v, "format": "landreg-proof-bundle/v3"}, "corrections"),  # a v3 without corrections
+        ({**v, "format": "landreg-proof-bundle/v4"}, "format"),
+    ]:
+        with pytest.raises(MalformedBundle) as exc:
+            bundles.parse(document)
+        assert exc.value.field == field
+
+
+def test_a_v3_bundle_carries_its_corrections_and_round_trips_exactly():
+    v = json.loads((Path(__file__).parent / "vectors" / "bundle" / "valid-deed.json").read_text())["bundle"]
+    corrected = {**v, "format": "landreg-proof-bundle/v3", "corrections": [v, v]}
+    parsed = bundles.parse(corrected)
+    assert [c.commitment for c in parsed.corrections] == [parsed.commitment] * 2 and parsed.successor is None
+    assert parsed.to_json() == corrected
+    both = {**corrected, "successor": v}
+    assert bundles.parse(both).to_json() == both
+    carried = {**v, "format": "landreg-proof-bundle/v2", "successor": v}
+    assert bundles.parse(carried).to_json()["format"] == "landreg-proof-bundle/v2"  # no corrections: still v2
+    for document, field in [
+        ({**v, "corrections": [v]}, "corrections"),  # a v1 has none
+        ({**carried, "corrections": [v]}, "corrections"),  # nor a v2
+        ({**corrected, "corrections": []}, "corrections"),
+        ({**corrected, "corrections": [v] * (bundles.MAX_CORRECTIONS + 1)}, "corrections"),
+        ({**corrected, "corrections": v}, "corrections"),
+        ({**corrected, "corrections": [v, corrected]}, "corrections[1].corrections"),  # none of its own
+        ({**corrected, "corrections": [carried]}, "corrections[0].successor"),
+        ({**corrected, "corrections": [{**v, "format": "landreg-proof-bundle/v3"}]}, "corrections[0].format"),
+        ({**corrected, "corrections": [{**v, "tree": {**v["tree"], "root": "0x12"}}]}, "corrections[0].tree.root"),
     ]:
         with pytest.raises(MalformedBundle) as exc:
             bundles.parse(document)

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from hybrid_store.trust import latest
-from registry_service.verification import verify_receipt
+from hybrid_store.verifier.receipts import verify_receipt
 from tests.conftest import filing
 from tests.test_api import make_service
 from tests.test_desk_limits import sign_in

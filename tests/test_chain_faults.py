@@ -515,7 +515,7 @@ def test_a_node_that_fails_refuses_or_hangs_under_the_worker_is_no_reorganisatio
 
 def test_a_node_that_fails_while_a_bundle_is_checked_gives_no_verdict_on_the_record(node, anvil_settings):
     from hybrid_store.proofs import export_bundle
-    from registry_service.verification import verify_document
+    from hybrid_store.verifier.verdicts import verify_document
     from tests.conftest import trust_of
 
     db, direct, dep = node

@@ -52,7 +52,14 @@ def test_proof_and_verify_from_the_command_line(demo, tmp_path):
     online = landreg(env, "verify", str(out), "--rpc", rpc)  # the registry's own trust root, in LANDREG_HOME
     assert online.returncode == 0 and "is anchored as batch 0" in online.stdout and "not revoked" in online.stdout
     assert "pinned to trust root v1" in online.stdout
-    assert len(online.stdout.strip().splitlines()) == 1
+    lines = online.stdout.strip().splitlines()
+    assert lines[0].startswith("VALID: instrument 1990-0000002") and "pinned to trust root v1" in lines[0]  # one line
+    assert lines[1].startswith("standing: current as far as this bundle shows")  # no correction was shown
+    # what it verified, with values, and what it withheld (given as salted hashes only)
+    assert "fields: 17 fields verified; withheld (given as salted hashes only): grantees, consideration" in lines
+    assert "  instrument_number: 1990-0000002" in lines
+    assert lines[-2:] == ["  grantees: withheld (given as a salted hash only)",
+                          "  consideration: withheld (given as a salted hash only)"]  # fmt: skip
     trust_file = Path(env["LANDREG_HOME"]) / "trust" / "root.json"
     elsewhere = {**env, "LANDREG_HOME": str(tmp_path / "auditor")}  # an auditor's machine: no registry here
     no_trust = landreg(elsewhere, "verify", str(out), "--rpc", rpc)

@@ -38,7 +38,7 @@ from hybrid_store.core.commitment import Disclosure
 from hybrid_store.core.hashing import keccak256, to_hex
 from hybrid_store.keyfiles import load_key
 from hybrid_store.settings import ANVIL_DEV_KEY_0, ANVIL_DEV_KEY_1, ANVIL_DEV_KEY_2
-from registry_service.receipts import signed_bytes
+from hybrid_store.verifier.receipts import signed_bytes
 from tests.conftest import PASSPHRASE_ENV, TEST_RECEIPT_PASSPHRASE, filing, free_port
 from tests.processes import landreg, spawn
 
@@ -626,3 +626,76 @@ def test_a_superseded_tag_on_the_chain_is_not_taken_on_its_word(county, tmp_path
     verdict = json.loads(done.stdout)
     assert done.returncode == 1 and verdict["standing"] != "superseded", verdict
     assert "does not name this record on parcel 0223_900_31" in verdict["reason"], verdict
+
+
+# --- the standing a single bundle tells ---------------------------------------------------------------
+def file_correction(county: County, number: str, n: int) -> str:
+    r = httpx.post(f"{county.server.base}/api/v1/instruments/{number}/corrections", timeout=30,
+                   json=filing(doc_type="CORRECTION", parcels=lot(n), legal_description="Lot 5, not lot 6."),
+                   headers={"Authorization": f"Bearer {county.clerk}"})  # fmt: skip
+    assert r.status_code == 201, r.text
+    return r.json()["receipt"]["instrumentNumber"]
+
+
+def cli_verdict(county: County, tmp_path: Path, bundle: dict[str, Any], *args: str) -> tuple[int, dict[str, Any]]:
+    (tmp_path / "bundle.json").write_text(json.dumps(bundle))
+    done = landreg(county.auditor_env, "verify", str(tmp_path / "bundle.json"), "--rpc", county.rpc, "--trust",
+                   str(county.trust_file), "--json", *args)  # fmt: skip
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_a_corrected_original_says_corrected_by_n_on_every_path_and_a_forged_correction_is_not_believed(
+    county, tmp_path
+):
+    original, other = (file_deed(county.server, county.clerk, parcels=lot(n))["instrumentNumber"] for n in (41, 42))
+    before = anchored_bundle(county.server, county.clerk, original)  # made before the correction: carries none
+    fix, other_fix = file_correction(county, original, 41), file_correction(county, other, 42)
+    fixed, other_fixed = (anchored_bundle(county.server, county.clerk, n) for n in (fix, other_fix))
+    (tmp_path / "fix.json").write_text(json.dumps(fixed))
+    (tmp_path / "other-fix.json").write_text(json.dumps(other_fixed))
+    code, alone = cli_verdict(county, tmp_path, before)
+    assert code == 0 and alone["standing"] == "current" and alone["standingShown"].startswith("current as far as")
+    code, shown = cli_verdict(county, tmp_path, before, "--corrected-by", str(tmp_path / "fix.json"))
+    assert code == 0 and shown["standing"] == "corrected" and [c["number"] for c in shown["correctedBy"]] == [fix]
+    carried = anchored_bundle(county.server, county.clerk, original)  # the registry attaches it now
+    assert carried["format"] == "landreg-proof-bundle/v3"
+    for path in PATHS:
+        status, reason = verdict_via(path, county, tmp_path, carried)
+        assert status == "valid" and f"corrected by {fix}" in reason, (path, reason)
+    # the readable verdict says it in words
+    (tmp_path / "carried.json").write_text(json.dumps(carried))
+    done = landreg(county.auditor_env, "verify", str(tmp_path / "carried.json"), "--rpc", county.rpc, "--trust",
+                   str(county.trust_file))  # fmt: skip
+    assert done.returncode == 0 and done.stdout.startswith("VALID, CORRECTED:"), done.stdout
+    assert f"standing: corrected by {fix} (shown by its verified, anchored bundle naming this record)" in done.stdout
+    # another record's correction, handed over as this one's: VALID, not corrected, and said why
+    code, forged = cli_verdict(county, tmp_path, before, "--corrected-by", str(tmp_path / "other-fix.json"))
+    assert code == 0 and forged["standing"] == "current" and forged["correctedBy"] == [], forged
+    assert f"names {other}, not {original}" in forged["warnings"][0], forged["warnings"]
+    # the same correction, anchored in a look-alike contract: not the registry's
+    copied = forge(fixed, look_alike(county))
+    (tmp_path / "look-alike-fix.json").write_text(json.dumps(copied))
+    code, forged = cli_verdict(county, tmp_path, before, "--corrected-by", str(tmp_path / "look-alike-fix.json"))
+    assert code == 0 and forged["standing"] == "current" and "is not a DeedRegistry of" in forged["warnings"][0]
+    # the correction itself deleted in the county's recorder system (revoked with LRD1): it corrects nothing now
+    from hybrid_store.core import standing
+
+    revoke_with_registrar(county, fixed, standing.DELETED_IN_LEGACY)
+    code, gone = cli_verdict(county, tmp_path, before, "--corrected-by", str(tmp_path / "fix.json"))
+    assert code == 0 and gone["standing"] == "current" and gone["correctedBy"] == [], gone
+    assert "deleted in the county's recorder system" in gone["warnings"][0], gone["warnings"]
+
+
+def test_a_young_record_is_pending_under_a_12_block_depth_and_valid_once_deep_enough(county, tmp_path):
+    number = file_deed(county.server, county.clerk, parcels=lot(51))["instrumentNumber"]
+    bundle = anchored_bundle(county.server, county.clerk, number)
+    code, young = cli_verdict(county, tmp_path, bundle, "--confirmations", "12")
+    assert code == 5 and young["status"] == "pending" and young["reason"].startswith("PENDING"), young
+    have = young["details"]["confirmations"]
+    assert have < 12 and young["details"]["depthRequired"] == 12
+    done = landreg(county.auditor_env, "verify", str(tmp_path / "bundle.json"), "--rpc", county.rpc, "--trust",
+                   str(county.trust_file), "--confirmations", "12")  # fmt: skip
+    assert done.returncode == 5 and done.stdout.startswith("PENDING: the record's proof verifies"), done.stdout
+    county.v2.rpc("anvil_mine", [hex(12 - have)])
+    code, deep = cli_verdict(county, tmp_path, bundle, "--confirmations", "12")
+    assert code == 0 and deep["status"] == "valid" and deep["details"]["confirmations"] >= 12, deep

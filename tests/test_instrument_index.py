@@ -28,8 +28,9 @@ from hybrid_store.intake import validate
 from hybrid_store.proofs import export_bundle
 from hybrid_store.settings import Settings
 from hybrid_store.trust import latest
+from hybrid_store.verifier.receipts import verify_receipt
+from hybrid_store.verifier.verdicts import verify_document
 from migration_tools.reconciliation.run import reconcile
-from registry_service.verification import verify_document, verify_receipt
 from tests.conftest import deed, desk_attestations, filing, recorded_on_desk, trust_of
 from tests.test_api import make_service
 

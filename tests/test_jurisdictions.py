@@ -115,7 +115,8 @@ def test_the_trust_root_never_changes_jurisdiction():
 def test_bundles_name_their_jurisdiction_and_the_verifier_holds_them_to_the_trust_roots(tmp_path):
     from hybrid_store import anchoring, deployment
     from hybrid_store.chain.connect import eth_tester_chain
-    from hybrid_store.proofs import export_bundle, verify_anchor
+    from hybrid_store.proofs import export_bundle
+    from hybrid_store.verifier.anchor import verify_anchor
     from tests.conftest import trust_of
 
     db = make_sqlite(tmp_path)

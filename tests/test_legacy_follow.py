@@ -325,7 +325,7 @@ def test_auditors_see_superseded_and_deleted_versions_from_the_chain_alone(regis
     from hybrid_store.core import merkle, standing
     from hybrid_store.deployment import attach as attach_chain
     from hybrid_store.proofs import export_bundle
-    from registry_service.verification import verify_document
+    from hybrid_store.verifier.verdicts import verify_document
     from tests.conftest import trust_of
 
     db, profile = registry

@@ -26,10 +26,10 @@ from hybrid_store.db.models import (
 from hybrid_store.filing import record_instruments
 from hybrid_store.intake import validate
 from hybrid_store.proofs import export_bundle
+from hybrid_store.verifier.verdicts import verify_document
 from migration_tools.legacy.importer import import_records, synthetic_source
 from migration_tools.reconciliation.run import reconcile
 from migration_tools.stages import Selector, StageError, StageRunner, plan_stage, rollback_stage, sign_off, stage_status
-from registry_service.verification import verify_document
 from tests.conftest import deed, trust_of
 
 BOOK, SEED = 600, 12

@@ -27,12 +27,12 @@ from hybrid_store.db.models import AnchorBatch, BatchRecord, BatchState, Commitm
 from hybrid_store.filing import record_instruments
 from hybrid_store.intake import validate
 from hybrid_store.proofs import export_bundle
+from hybrid_store.verifier.verdicts import verify_document
 from migration_tools import hashing_pool
 from migration_tools.legacy.importer import import_records, synthetic_source
 from migration_tools.reconciliation import recompute, reports
 from migration_tools.reconciliation.run import CLEAN_KINDS, reconcile
 from migration_tools.stages import Selector, StageError, StageRunner, plan_stage, sign_off
-from registry_service.verification import verify_document
 from tests.conftest import bypass_append_only, deed, make_sqlite, pg_admin, pg_url, trust_of
 
 BOOK, SEED, BATCH = 240, 31, 60

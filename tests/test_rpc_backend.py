@@ -15,7 +15,7 @@ from hybrid_store.filing import record_instruments
 from hybrid_store.intake import validate
 from hybrid_store.proofs import export_bundle
 from hybrid_store.settings import ANVIL_DEV_KEY_0, ANVIL_DEV_KEY_2, Settings
-from registry_service.verification import verify_document
+from hybrid_store.verifier.verdicts import verify_document
 from tests.conftest import NOW, deed, trust_of
 
 pytestmark = pytest.mark.anvil

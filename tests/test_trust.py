@@ -20,7 +20,8 @@ from hybrid_store.core import trust as core
 from hybrid_store.deployment import active_deployment, adopt, attach, upgrade
 from hybrid_store.errors import ChainMismatch, ConfigurationError, Conflict
 from hybrid_store.settings import Settings
-from hybrid_store.trust import latest, load, publish
+from hybrid_store.trust import latest, publish
+from hybrid_store.verifier.trust import load
 from tests.conftest import TEST_TRUST_PASSPHRASE, make_sqlite
 
 

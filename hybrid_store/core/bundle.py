@@ -5,12 +5,17 @@ the disclosed fields with their salts (or only their hashes when redacted), the 
 Merkle proof in ``standard-v1`` terms, and where the root was anchored. Parsing is strict: unknown
 members, wrong types and non-canonical spellings are errors that name the member, so one document
 has exactly one meaning. ``verify_offline`` is pure math; checking the anchor against a chain is the
-job of ``hybrid_store.proofs``.
+job of the verifier (``hybrid_store.verifier.anchor``).
 
 Version 2 adds one optional member, ``successor``: the bundle of the newer version that superseded
 the record (a mirrored legacy record edited in place), which is the evidence a verifier needs before
 it says SUPERSEDED. A bundle without it is written as version 1, byte for byte as before, so older
 verifiers keep reading every bundle that does not need the new member.
+
+Version 3 adds ``corrections``: the bundles of later records whose committed correction link names
+this one, the evidence a verifier needs before it says "corrected by N" (a correction does not
+revoke what it corrects, so nothing on the chain says it). Only a bundle that carries corrections is
+written as version 3; one with a successor alone stays version 2, byte for byte.
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ from hybrid_store.errors import MalformedBundle, VerificationFailed
 
 FORMAT = "landreg-proof-bundle/v1"
 FORMAT_V2 = "landreg-proof-bundle/v2"  # v1 and the optional ``successor``
+FORMAT_V3 = "landreg-proof-bundle/v3"  # v2 and ``corrections`` (a successor stays optional)
+#: a record is corrected a handful of times at most; more is padding, not evidence
+MAX_CORRECTIONS = 16
 MAX_PROOF_LENGTH = 64  # a tree of 2**64 leaves; anything longer is garbage, not a proof
 MAX_BUNDLE_BYTES = 1_000_000  # a bundle is a few KB; refuse to parse megabytes of input
 #: a jurisdiction profile's name, as the trust root spells it (``bergen``, ``nyc``)
@@ -69,6 +77,9 @@ class ProofBundle:
     #: the bundle of the version that superseded this record (format v2 only): the evidence for a
     #: SUPERSEDED verdict. It never carries a successor of its own.
     successor: ProofBundle | None = None
+    #: the bundles of the corrections that name this record (format v3 only): the evidence for
+    #: "corrected by N". None of them carries a successor or corrections of its own.
+    corrections: tuple[ProofBundle, ...] = ()
 
     @property
     def is_anchored(self) -> bool:
@@ -96,7 +107,7 @@ class ProofBundle:
                 if name in self.disclosure.redacted
             },
         }
-        fmt = FORMAT if self.successor is None else FORMAT_V2
+        fmt = FORMAT_V3 if self.corrections else FORMAT if self.successor is None else FORMAT_V2
         out: dict[str, Any] = {"format": fmt, "record": record, "tree": None, "anchor": None}
         if self.jurisdiction is not None:
             out["jurisdiction"] = self.jurisdiction
@@ -118,6 +129,8 @@ class ProofBundle:
             }
         if self.successor is not None:
             out["successor"] = self.successor.to_json()
+        if self.corrections:
+            out["corrections"] = [c.to_json() for c in self.corrections]
         return out
 
 
@@ -146,20 +159,16 @@ def _uint(value: Any, where: str) -> int:
     return value
 
 
-def parse(obj: Any, *, nested: bool = False) -> ProofBundle:
+def parse(obj: Any, *, nested: str = "") -> ProofBundle:
     """Parse a decoded JSON bundle, or raise ``MalformedBundle`` naming the first bad member.
-    ``nested``: the bundle is a ``successor`` member, which carries no successor of its own."""
-    where = "successor" if nested else "(bundle)"
-    optional = frozenset({"jurisdiction"} if nested else {"jurisdiction", "successor"})
+    ``nested``: where the bundle sits in another (``successor``, ``corrections[0]``); such a bundle
+    carries no successor or corrections of its own."""
+    where = nested or "(bundle)"
+    optional = frozenset({"jurisdiction"} if nested else {"jurisdiction", "successor", "corrections"})
     top = _object(obj, where, {"format", "record", "tree", "anchor"}, optional)
     if nested and top["format"] != FORMAT:
-        raise MalformedBundle("successor.format", f"must be {FORMAT!r} (a successor carries no successor)")
-    if top["format"] not in (FORMAT, FORMAT_V2):
-        raise MalformedBundle("format", f"must be {FORMAT!r} or {FORMAT_V2!r}")
-    if "successor" in top and top["format"] != FORMAT_V2:
-        raise MalformedBundle("successor", f"is a member of {FORMAT_V2!r} only")
-    if top["format"] == FORMAT_V2 and "successor" not in top:
-        raise MalformedBundle("format", f"{FORMAT_V2!r} is a bundle with a successor, and this one has none")
+        raise MalformedBundle(f"{nested}.format", f"must be {FORMAT!r} (a bundle inside another carries none)")
+    _check_format(top)
     jurisdiction = top.get("jurisdiction")
     if jurisdiction is not None and not (isinstance(jurisdiction, str) and JURISDICTION_RE.fullmatch(jurisdiction)):
         raise MalformedBundle("jurisdiction", "must be a jurisdiction's name, e.g. bergen or nyc")
@@ -168,20 +177,38 @@ def parse(obj: Any, *, nested: bool = False) -> ProofBundle:
     anchor = _parse_anchor(top["anchor"]) if top["anchor"] is not None else None
     if (tree is None) != (anchor is None):
         raise MalformedBundle("anchor" if anchor is None else "tree", "tree and anchor come together or not at all")
-    successor = _parse_successor(top["successor"]) if "successor" in top else None
+    successor = _parse_nested(top["successor"], "successor") if "successor" in top else None
+    corrections = tuple(_parse_nested(c, f"corrections[{i}]") for i, c in enumerate(top.get("corrections", ())))
     return ProofBundle(
         disclosure=disclosure, commitment=commitment, tree=tree, anchor=anchor, jurisdiction=jurisdiction,
-        successor=successor,
+        successor=successor, corrections=corrections,
     )  # fmt: skip
 
 
-def _parse_successor(obj: Any) -> ProofBundle:
+def _check_format(top: Mapping[str, Any]) -> None:
+    """The format names exactly the optional members the bundle has: v2 a successor, v3 corrections."""
+    fmt = top["format"]
+    if fmt not in (FORMAT, FORMAT_V2, FORMAT_V3):
+        raise MalformedBundle("format", f"must be {FORMAT!r}, {FORMAT_V2!r} or {FORMAT_V3!r}")
+    if "successor" in top and fmt == FORMAT:
+        raise MalformedBundle("successor", f"is a member of {FORMAT_V2!r} and {FORMAT_V3!r} only")
+    if fmt == FORMAT_V2 and "successor" not in top:
+        raise MalformedBundle("format", f"{FORMAT_V2!r} is a bundle with a successor, and this one has none")
+    if "corrections" in top and fmt != FORMAT_V3:
+        raise MalformedBundle("corrections", f"is a member of {FORMAT_V3!r} only")
+    if fmt == FORMAT_V3:
+        given = top.get("corrections")
+        if not isinstance(given, list) or not 1 <= len(given) <= MAX_CORRECTIONS:
+            raise MalformedBundle("corrections", f"must be a list of 1 to {MAX_CORRECTIONS} bundles")
+
+
+def _parse_nested(obj: Any, where: str) -> ProofBundle:
     try:
-        return parse(obj, nested=True)
+        return parse(obj, nested=where)
     except MalformedBundle as exc:  # name the member as it sits in the outer bundle
-        if exc.field.startswith("successor"):
+        if exc.field.startswith(where):
             raise
-        raise MalformedBundle(f"successor.{exc.field}", exc.message) from None
+        raise MalformedBundle(f"{where}.{exc.field}", exc.message) from None
 
 
 def _parse_record(obj: Any) -> tuple[bytes, Disclosure]:
@@ -253,7 +280,7 @@ class OfflineVerdict:
 def verify_offline(bundle: ProofBundle) -> OfflineVerdict:
     """Check the math: fields -> commitment -> leaf -> root. Raises ``VerificationFailed``.
 
-    Says nothing about whether the root is on a chain; see ``hybrid_store.proofs.verify_anchor``.
+    Says nothing about whether the root is on a chain; see ``hybrid_store.verifier.anchor.verify_anchor``.
     """
     computed = bundle.disclosure.commitment()
     if computed != bundle.commitment:

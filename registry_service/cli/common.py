@@ -1,4 +1,8 @@
-"""What every CLI command shares: settings, the database, the chain, and readable errors."""
+"""What every CLI command shares: settings, the database, the chain, and readable errors.
+
+Nothing heavy is imported here at the top: `landreg verify` (an auditor's machine) loads the
+verifier and, with --rpc, the chain adapter, and neither the database library nor the settings.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,15 @@ import functools
 import logging
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
-from sqlalchemy.exc import DBAPIError
 
-from hybrid_store.db.engine import permission_denied
 from hybrid_store.errors import ChainUnavailable, LandregError
-from hybrid_store.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from hybrid_store.settings import Settings
 
 # soft_wrap: a verdict or an error stays one line however narrow the terminal (scripts read them)
 console = Console(highlight=False, soft_wrap=True)
@@ -23,6 +27,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def settings() -> Settings:
+    from hybrid_store.settings import get_settings
+
     try:
         return get_settings()
     except Exception as exc:  # pydantic's message names the variable
@@ -53,10 +59,10 @@ def friendly(fn: F) -> F:
             raise fail(f"the chain is unavailable: {exc}", exc.hint, code=UNAVAILABLE_EXIT) from None
         except LandregError as exc:
             raise fail(str(exc), exc.hint) from None
-        except DBAPIError as exc:
-            if not permission_denied(exc):
+        except Exception as exc:
+            if not _refused_by_the_database(exc):
                 raise
-            said = str(exc.orig).splitlines()[0]
+            said = str(getattr(exc, "orig", exc)).splitlines()[0]
             raise fail(
                 f"the database role DATABASE_URL names may not do this ({said})",
                 "key administration (`landreg keys`, `landreg signing-keys`) and `landreg db` run as the owner "
@@ -66,6 +72,17 @@ def friendly(fn: F) -> F:
             raise fail("interrupted", code=130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _refused_by_the_database(exc: Exception) -> bool:
+    """Whether ``exc`` is the database refusing the role a privilege. The database library is looked
+    up, not imported: a command that never loaded it cannot have raised one of its errors."""
+    errors = sys.modules.get("sqlalchemy.exc")
+    if errors is None or not isinstance(exc, errors.DBAPIError):
+        return False
+    from hybrid_store.db.engine import permission_denied
+
+    return permission_denied(exc)
 
 
 def setup_logging(verbose: bool) -> None:

@@ -206,7 +206,7 @@ TrustOption = Annotated[
 
 
 def _pinned_trust(trust: str | None):  # -> TrustRoot | None
-    from hybrid_store.trust import load
+    from hybrid_store.verifier.trust import load
 
     if trust is not None:
         return load(trust)
@@ -214,18 +214,38 @@ def _pinned_trust(trust: str | None):  # -> TrustRoot | None
     return load(local) if local.exists() else None
 
 
+#: each verdict its own exit status (0, 1, 3 and 4 as they always were; PENDING added after them)
+VERDICT_EXIT = {"valid": 0, "invalid": 1, "unchecked": 3, "unavailable": UNAVAILABLE_EXIT, "pending": 5}
+
+
 def _print_verdict(verdict, as_json: bool) -> None:
     if as_json:
         console.out(json.dumps(verdict.to_json(), indent=2), highlight=False)
-    elif verdict.valid and verdict.standing != "current":
-        console.print(f"[yellow]VALID, {verdict.standing.replace('_', ' ').upper()}[/yellow]: {verdict.summary}")
     elif verdict.valid:
-        console.print(f"[green]VALID[/green]: {verdict.summary}")
-    elif verdict.unchecked or verdict.unavailable:
-        console.print(f"[yellow]{verdict.reason}[/yellow]")
+        colour = "green" if verdict.standing == "current" else "yellow"
+        label = "VALID" if verdict.standing == "current" else f"VALID, {verdict.standing.replace('_', ' ').upper()}"
+        console.print(f"[{colour}]{label}[/{colour}]: {verdict.summary}", highlight=False)
+        console.print(f"standing: {verdict.standing_shown}", highlight=False)
+    elif verdict.unchecked or verdict.unavailable or verdict.pending:
+        console.print(f"[yellow]{verdict.reason}[/yellow]", highlight=False)
     else:
-        console.print(f"[red]INVALID[/red]: {verdict.reason}")
-    raise typer.Exit(0 if verdict.valid else 3 if verdict.unchecked else UNAVAILABLE_EXIT if verdict.unavailable else 1)
+        console.print(f"[red]INVALID[/red]: {verdict.reason}", highlight=False)
+    if not as_json:
+        _print_fields(verdict)
+    raise typer.Exit(VERDICT_EXIT[verdict.status])
+
+
+def _print_fields(verdict) -> None:
+    """The fields the bundle verified, with their values, and those it withheld; then any warning."""
+    shown = verdict.disclosed
+    if shown is not None and (verdict.valid or verdict.unchecked or verdict.pending):
+        console.print(f"fields: {shown.describe()}", highlight=False)
+        for f in shown.verified:
+            console.print(f"  {f.name}: {f.shown}", markup=False, highlight=False)
+        for name in shown.withheld:
+            console.print(f"  {name}: withheld (given as a salted hash only)", markup=False, highlight=False)
+    for warning in verdict.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
 
 
 @app.command()
@@ -241,22 +261,47 @@ def verify(
         Path | None,
         typer.Option(help="The newer version's bundle, for a record revoked as superseded whose bundle carries none."),
     ] = None,
+    corrected_by: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--corrected-by",
+            help="A correction's bundle (repeatable): checked like the record before "
+            "the verdict says the record was corrected.",
+        ),  # fmt: skip
+    ] = None,
+    confirmations: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Blocks the anchor must have on top of it (its own included) to be VALID; "
+            "fewer is PENDING. Use the registry's network's depth, e.g. 12.",
+        ),  # fmt: skip
+    ] = 1,
 ) -> None:
     """Verify a proof bundle against the registry's trust root: the math, and the anchor on chain.
 
+    The verdict names the record's standing (current as far as the bundle shows, corrected by N,
+    superseded, deleted in legacy), the fields it verified with their values, and those it withheld.
+    "Corrected by N" is said only when N's own bundle (carried in the bundle, or given with
+    --corrected-by) verifies the same way and its committed link names this record. The contract
+    named in the bundle is never trusted on its own word.
+
     Exit status 0 VALID (pinned to the trust root and checked on chain), 1 INVALID (with a one-line
     reason), 3 UNCHECKED (the math holds, but without --rpc or a trust root nothing says the root is
-    the registry's). The contract named in the bundle is never trusted on its own word.
+    the registry's), 4 UNAVAILABLE (the node did not answer: nothing was concluded), 5 PENDING (the
+    anchor holds, but its block has fewer confirmations than --confirmations asks: verify again later).
     """
     from hybrid_store.core.trust import TrustRootError
-    from registry_service.verification import verify_file
+    from hybrid_store.verifier.verdicts import verify_file
 
     try:
         pinned = _pinned_trust(trust)
     except TrustRootError as exc:
         console.print(f"[red]INVALID[/red]: {exc}")
         raise typer.Exit(1) from None
-    _print_verdict(verify_file(bundle_file, rpc, trust=pinned, successor=successor), as_json)
+    verdict = verify_file(bundle_file, rpc, trust=pinned, successor=successor, corrected_by=corrected_by or (),
+                          depth=confirmations)  # fmt: skip
+    _print_verdict(verdict, as_json)
 
 
 # --- worker -----------------------------------------------------------------------------------------
@@ -416,11 +461,12 @@ def receipt_verify(
     anchor inside that key's window (a receipt proves something only together with its anchor).
 
     Exit status 0 VALID, 1 INVALID, 3 UNCHECKED (no --rpc or no trust root), 4 UNAVAILABLE (the
-    node did not answer).
+    node did not answer), 5 PENDING (the record's anchor is not yet deep enough).
     """
     from hybrid_store import strict_json
     from hybrid_store.core.trust import TrustRootError
-    from registry_service.verification import Verdict, verify_receipt
+    from hybrid_store.verifier.receipts import verify_receipt
+    from hybrid_store.verifier.verdicts import Verdict
 
     try:
         pinned = _pinned_trust(trust)

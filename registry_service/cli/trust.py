@@ -60,7 +60,7 @@ def show(
     trust: Annotated[str | None, typer.Argument(help="A trust root file or URL [default: this registry's].")] = None,
 ) -> None:
     """Show what a trust root pins."""
-    from hybrid_store.trust import load
+    from hybrid_store.verifier.trust import load
 
     cfg = settings()
     root = load(trust or cfg.trust_dir / "root.json")
@@ -85,7 +85,7 @@ def update(
 ) -> None:
     """Follow the registry's newer trust-root versions from the one you hold, checking that each is
     signed by a root key of the version before it. An update signed by anyone else is refused."""
-    from hybrid_store.trust import load, load_updates
+    from hybrid_store.verifier.trust import load, load_updates
 
     held = load(pinned)
     newest = load_updates(held, source)
@@ -105,7 +105,7 @@ def check_update(
     """Check that CANDIDATE is a valid next version of PINNED (exit 1, with the reason, if not)."""
     from hybrid_store.core.trust import check_update as check
     from hybrid_store.core.trust import parse
-    from hybrid_store.trust import load, read_file, read_json
+    from hybrid_store.verifier.trust import load, read_file, read_json
 
     held = load(pinned)
     update_root = parse(read_json(read_file(candidate), str(candidate)))

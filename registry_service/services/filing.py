@@ -32,9 +32,9 @@ from hybrid_store.examination import CONFIRMABLE, MIN_REASON, Kind, State
 from hybrid_store.filing import Recorded, record_instruments
 from hybrid_store.intake import FEE_INPUTS, InstrumentInput, validate
 from hybrid_store.settings import Settings
+from hybrid_store.verifier.receipts import FORMAT as RECEIPT_FORMAT
+from hybrid_store.verifier.receipts import FORMAT_V1 as RECEIPT_FORMAT_V1
 from registry_service.auth import Actor, audit
-from registry_service.receipts import FORMAT as RECEIPT_FORMAT
-from registry_service.receipts import FORMAT_V1 as RECEIPT_FORMAT_V1
 from registry_service.receipts import ReceiptSigner, receipt_fees
 from registry_service.schemas import MirrorFlagView
 from registry_service.services import checks

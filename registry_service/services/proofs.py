@@ -9,7 +9,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, exists, select
 
 from hybrid_store.chain.client import RegistryChain
 from hybrid_store.core import bundle as bundles
@@ -17,10 +17,11 @@ from hybrid_store.core.commitment import FIELDS
 from hybrid_store.core.trust import TrustRoot
 from hybrid_store.db.engine import Database
 from hybrid_store.db.models import AnchorBatch, BatchRecord, BatchState, Commitment, Instrument, MirrorFlag, table
-from hybrid_store.proofs import export_bundle
+from hybrid_store.proofs import correction_bundles, export_bundle
 from hybrid_store.settings import Settings
-from hybrid_store.trust import load as load_trust
-from registry_service.verification import Verdict, verify_document, verify_receipt
+from hybrid_store.verifier.receipts import verify_receipt
+from hybrid_store.verifier.trust import load as load_trust
+from hybrid_store.verifier.verdicts import Verdict, verify_document
 
 
 class Proofs:
@@ -58,13 +59,32 @@ class Proofs:
                 return cached, True
             bundle = export_bundle(s, number, redact=sorted(hidden))
         data = json.dumps(bundle.to_json(), ensure_ascii=False, separators=(",", ":")).encode()
-        if bundle.is_anchored and placement is not None and placement.state == BatchState.CONFIRMED:
+        # a corrected record's bundle grows as its corrections are anchored, which the key does not see
+        if bundle.is_anchored and placement is not None and placement.state == BatchState.CONFIRMED \
+                and not placement.corrected:  # fmt: skip
             self._bundle_cache.put(key, data)
         return data, bundle.is_anchored
 
     def verify(self, document: Any, *, on_chain: bool = True) -> Verdict:
+        """The verdict, at the depth this registry settles its batches at, with what the registry
+        holds as evidence (the newer version, the corrections): the verifier checks it on the chain."""
         return verify_document(document, chain=self.read_chain() if on_chain else None, trust=self.trust_root(),
-                               successor_of=self.successor_of)  # fmt: skip
+                               successor_of=self.successor_of, corrections_of=self.corrections_of,
+                               depth=self.depth)  # fmt: skip
+
+    @property
+    def depth(self) -> int:
+        return max(1, self.settings.chain.confirmations)
+
+    def corrections_of(self, commitment: bytes) -> list[Any]:
+        """The anchored bundles of the records that correct the one committed as ``commitment``
+        (a bundle made before they were recorded carries none), disclosing their correction link
+        only. Evidence, never believed unchecked."""
+        with self.db.read() as s:
+            iid = s.scalar(select(Commitment.instrument_id).where(Commitment.commitment == commitment))
+            if iid is None:
+                return []
+            return [b.to_json() for b in correction_bundles(s, iid)]
 
     def successor_of(self, commitment: bytes) -> Any:
         """The bundle of the version that superseded the record committed as ``commitment`` (a bundle
@@ -82,7 +102,7 @@ class Proofs:
             return export_bundle(s, number, redact=sorted(set(FIELDS) - {"prev"}), with_successor=False).to_json()
 
     def verify_receipt(self, receipt: Any, bundle: Any) -> Verdict:
-        return verify_receipt(receipt, bundle, chain=self.read_chain(), trust=self.trust_root())
+        return verify_receipt(receipt, bundle, chain=self.read_chain(), trust=self.trust_root(), depth=self.depth)
 
     def trust_root(self) -> TrustRoot | None:
         """The newest trust root this registry published (LANDREG_HOME/trust/root.json), re-read
@@ -105,9 +125,17 @@ _B = table(AnchorBatch)
 _BR = table(BatchRecord)
 _I = table(Instrument)
 _F = table(MirrorFlag)
+_CORRECTING = _I.alias("correcting")
 # (the flag's revocation is part of the key: a bundle gains its successor once its leaf is revoked)
 _PLACEMENT_OF_NUMBER = (
-    select(_B.c.id, _B.c.state, _B.c.block_number, _B.c.tx_hash, _F.c.revoked_block)
+    select(
+        _B.c.id,
+        _B.c.state,
+        _B.c.block_number,
+        _B.c.tx_hash,
+        _F.c.revoked_block,
+        exists().where(_CORRECTING.c.corrects_id == _I.c.id).label("corrected"),
+    )  # fmt: skip
     .select_from(
         _I.join(_BR, _BR.c.instrument_id == _I.c.id)
         .join(_B, _B.c.id == _BR.c.batch_id)

@@ -36,6 +36,7 @@ from hybrid_store.errors import Conflict, FieldError, InvalidInstrument, Landreg
 from hybrid_store.examination import State
 from hybrid_store.files import create_once
 from hybrid_store.settings import Settings
+from hybrid_store.verifier.verdicts import Verdict, verify_bytes
 from registry_service.auth import Actor, Forbidden, Permission, Unauthenticated
 from registry_service.deps import (
     Caller,
@@ -51,7 +52,6 @@ from registry_service.deps import (
 from registry_service.http import WholeNumber, client_address
 from registry_service.services import Filed
 from registry_service.services.submissions import ReasonRequired
-from registry_service.verification import Verdict, verify_bytes
 from registry_service.web.forms import DeskForm, FormLimits, read_form
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
