@@ -245,6 +245,47 @@ def inproc(n: int) -> None:
                           "clean": result.clean}))  # fmt: skip
 
 
+def title_ab(n: int) -> dict:
+    """The same stage twice on one imported book (copied), in this process on eth-tester: without
+    the title state (``title_state=False``, the baseline) and with it; the migration's seconds each."""
+    import shutil
+
+    from hybrid_store.anchoring import Anchorer
+    from hybrid_store.chain.connect import eth_tester_chain
+    from hybrid_store.db.engine import Database
+    from hybrid_store.deployment import attach
+    from hybrid_store.settings import Settings
+    from migration_tools.legacy.importer import import_records, synthetic_source
+    from migration_tools.stages import Selector, StageRunner, plan_stage
+
+    out: dict = {"records": n}
+    with tempfile.TemporaryDirectory() as tmp:
+        homes = [Path(tmp) / "without", Path(tmp) / "with"]
+        cfgs = [Settings(home=h) for h in homes]
+        for cfg in cfgs:
+            cfg.ensure_home()
+        first = Database(cfgs[0].db_url)
+        first.migrate()
+        print(f"[{n:,}] importing once for both runs …", flush=True)
+        import_records(first, synthetic_source(n, SEED), name="synthetic", quarantine=Path(tmp) / "q.csv")
+        first.dispose()
+        source = Path(cfgs[0].db_url.removeprefix("sqlite:///"))
+        shutil.copy(source, Path(cfgs[1].db_url.removeprefix("sqlite:///")))
+        for label, cfg, title in (("without", cfgs[0], False), ("with", cfgs[1], True)):
+            db = Database(cfg.db_url)
+            chain = eth_tester_chain()
+            deployment = attach(db, chain)
+            plan_stage(db, chain, "all", Selector(), batch_size=BATCH, actor="bench")
+            anchorer = Anchorer(db, chain, deployment, manifest_dir=cfg.manifests_dir, title_state=title)
+            started = time.perf_counter()
+            StageRunner(db, chain, deployment, workers=2, anchorer=anchorer).run("all")
+            out[label] = time.perf_counter() - started
+            print(f"[{n:,}] {label} the title state: {out[label]:.1f} s", flush=True)
+            db.dispose()
+    out["ratio"] = out["with"] / out["without"]
+    return out
+
+
 def _mb(value: float) -> str:
     return f"{value:,.0f}" if value else "– (in one process)"
 
@@ -289,9 +330,13 @@ def main() -> None:
     parser.add_argument("--naive-at", type=int, default=None, help="measure the naive sample beside this size")
     parser.add_argument("--write", type=Path, help="update this Markdown file between the bench markers")
     parser.add_argument("--inproc", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--title-ab", type=int, help="only: the migration with and without the title state, N records")
     args = parser.parse_args()
     if args.inproc:
         inproc(args.inproc)
+        return
+    if args.title_ab:
+        print(json.dumps(title_ab(args.title_ab)))
         return
     sizes = [int(x) for x in args.sizes.split(",") if x]
     _naive_at = args.naive_at or (370_000 if 370_000 in sizes else max(sizes))
