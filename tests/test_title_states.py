@@ -14,6 +14,7 @@ from sqlalchemy import select, text
 
 from hybrid_store import audit_log, title_states
 from hybrid_store.anchoring import Anchorer
+from hybrid_store.batches import open_holds
 from hybrid_store.core import merkle
 from hybrid_store.core import title_state as ts
 from hybrid_store.db.models import AnchorBatch, BatchState, InstrumentParcel, Parcel, TitleNode, TitleVersion
@@ -141,6 +142,14 @@ def test_a_stored_node_or_version_edited_in_the_database_is_found(deployed):
     found = reconcile(db, chain, manifest_dir=None, workers=1)
     assert not found.clean and found.kinds() == {"title_state_altered": 1}, found.discrepancies
     assert "edited" in found.discrepancies[0].message
+    # a worker that reads the edited leaf (this one holds the true node in memory: restarted) would
+    # build the next state on it: anchoring holds instead
+    title_states.CACHE.nodes.clear()
+    file_many(db, 4, lots=4)
+    assert Anchorer(db, chain, dep).step(force=True) is None
+    with db.read() as s:
+        [hold] = open_holds(s)
+    assert "title state cannot be built" in hold.reason and "edited" in hold.reason
     with db.write() as s:  # put it back; now rewrite the version's root instead
         bypass_append_only(s)
         s.execute(

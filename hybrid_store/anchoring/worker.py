@@ -50,7 +50,7 @@ from hybrid_store.db.models import (
     OutboxEntry,
 )
 from hybrid_store.errors import ChainError, ChainMismatch, ChainReset, TransactionReverted
-from hybrid_store.title_states import TitlePlan
+from hybrid_store.title_states import TitlePlan, TitleStoreError
 from hybrid_store.txmgr import GWEI, FeePolicy, TxManager
 
 if TYPE_CHECKING:
@@ -266,7 +266,11 @@ class Anchorer:
         if self.settler.in_flight() or self.revoker.waiting or self.holding() is not None:
             return None
         with self.db.read() as s:
-            planned = self._plan_outbox(s, force=force)
+            try:
+                planned = self._plan_outbox(s, force=force)
+            except TitleStoreError as exc:  # no batch may anchor a state built on edited rows: a person must look
+                open_hold(self.db, FailureKind.PERMANENT, f"the title state cannot be built: {exc}")
+                return None
         if planned is None:
             return None
         try:
