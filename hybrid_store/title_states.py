@@ -469,7 +469,7 @@ def rebuild(s: Session, batch_id: int | None = None) -> tuple[bytes, int]:
     sql = ("SELECT k.commitment, k.prev FROM commitments k JOIN batch_records r ON r.instrument_id = k.instrument_id "
            "JOIN anchor_batches b ON b.id = r.batch_id WHERE b.state != 'failed'")  # fmt: skip
     rows = s.execute(text(sql + (" AND b.id <= :b" if batch_id is not None else "")), {"b": batch_id})
-    links = record_links(rows.tuples())
+    links = record_links(rows)
     heads = newer_heads(history_lengths(s, links, {}), links, {})
     _, root = ts.apply(ts.MemoryNodeStore(), None, heads, version=1)
     return root, len(heads)
