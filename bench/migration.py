@@ -246,8 +246,11 @@ def inproc(n: int) -> None:
 
 
 def title_ab(n: int) -> dict:
-    """The same stage twice on one imported book (copied), in this process on eth-tester: without
-    the title state (``title_state=False``, the baseline) and with it; the migration's seconds each."""
+    """The same stage four times on one imported book (copied), in this process on eth-tester, in
+    the order without, with, with, without the title state (``title_state=False`` is the baseline),
+    so that a machine growing busier or quieter weighs on both alike. Each run's wall time and CPU
+    time (this process and its hashing processes) are kept; the ratios compare the sums."""
+    import resource
     import shutil
 
     from hybrid_store.anchoring import Anchorer
@@ -258,31 +261,40 @@ def title_ab(n: int) -> dict:
     from migration_tools.legacy.importer import import_records, synthetic_source
     from migration_tools.stages import Selector, StageRunner, plan_stage
 
-    out: dict = {"records": n}
+    def cpu() -> float:
+        me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+    out: dict = {"records": n, "runs": []}
     with tempfile.TemporaryDirectory() as tmp:
-        homes = [Path(tmp) / "without", Path(tmp) / "with"]
-        cfgs = [Settings(home=h) for h in homes]
-        for cfg in cfgs:
-            cfg.ensure_home()
-        first = Database(cfgs[0].db_url)
+        imported = Settings(home=Path(tmp) / "imported")
+        imported.ensure_home()
+        first = Database(imported.db_url)
         first.migrate()
-        print(f"[{n:,}] importing once for both runs …", flush=True)
+        print(f"[{n:,}] importing once for every run …", flush=True)
         import_records(first, synthetic_source(n, SEED), name="synthetic", quarantine=Path(tmp) / "q.csv")
         first.dispose()
-        source = Path(cfgs[0].db_url.removeprefix("sqlite:///"))
-        shutil.copy(source, Path(cfgs[1].db_url.removeprefix("sqlite:///")))
-        for label, cfg, title in (("without", cfgs[0], False), ("with", cfgs[1], True)):
+        for k, title in enumerate((False, True, True, False)):
+            cfg = Settings(home=Path(tmp) / f"run{k}")
+            cfg.ensure_home()
+            shutil.copy(imported.db_url.removeprefix("sqlite:///"), cfg.db_url.removeprefix("sqlite:///"))
             db = Database(cfg.db_url)
             chain = eth_tester_chain()
             deployment = attach(db, chain)
             plan_stage(db, chain, "all", Selector(), batch_size=BATCH, actor="bench")
             anchorer = Anchorer(db, chain, deployment, manifest_dir=cfg.manifests_dir, title_state=title)
-            started = time.perf_counter()
+            wall, used = time.perf_counter(), cpu()
             StageRunner(db, chain, deployment, workers=2, anchorer=anchorer).run("all")
-            out[label] = time.perf_counter() - started
-            print(f"[{n:,}] {label} the title state: {out[label]:.1f} s", flush=True)
+            wall, used = time.perf_counter() - wall, cpu() - used
+            out["runs"].append({"title": title, "wall_s": wall, "cpu_s": used})
+            print(f"[{n:,}] {'with' if title else 'without'} the title state: {wall:.1f} s wall, {used:.1f} s CPU",
+                  flush=True)  # fmt: skip
             db.dispose()
-    out["ratio"] = out["with"] / out["without"]
+            Path(cfg.db_url.removeprefix("sqlite:///")).unlink()
+    for what in ("wall_s", "cpu_s"):
+        on = sum(r[what] for r in out["runs"] if r["title"])
+        off = sum(r[what] for r in out["runs"] if not r["title"])
+        out[f"ratio_{what[:-2]}"] = on / off
     return out
 
 
