@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -357,10 +357,9 @@ def live_base(s: Session) -> tuple[int | None, int]:
     return None, 0
 
 
-def _without_state(s: Session) -> list[int]:
-    """Records of live batches anchored before the title state existed (none once it does)."""
-    if s.scalar(select(func.count()).select_from(TitleVersion)):
-        return []
+def _live_records(s: Session) -> list[int]:
+    """Records of every live batch: when no live state exists to build on (batches anchored before
+    the title state existed, or every state's batch failed), the next state is built from them."""
     return list(s.scalars(
         select(BatchRecord.instrument_id).join(AnchorBatch, AnchorBatch.id == BatchRecord.batch_id)
         .where(AnchorBatch.state != BatchState.FAILED)))  # fmt: skip
@@ -370,7 +369,7 @@ def plan_title(s: Session, instrument_ids: Sequence[int]) -> TitlePlan:
     """The state after a batch of these records (read only: the nodes are written by ``store``).
     The first state ever also takes every record the live batches anchored before it."""
     base, parcels = live_base(s)
-    ids = list(instrument_ids) + (_without_state(s) if base is None else [])
+    ids = list(instrument_ids) + (_live_records(s) if base is None else [])
     links = _links_of(s, ids)
     store = DbNodeStore(s)
     current = store.heads_on_paths(base, {key for key, _ in links})

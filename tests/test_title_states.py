@@ -220,3 +220,20 @@ def test_heads_applied_batch_by_batch_in_any_order_equal_the_state_from_scratch(
     assert version is not None
     best = {key: ts.Head(key, c, n) for key, c, n in sorted(records, key=lambda r: r[2])}
     assert store.root_of(version) == ts.apply(ts.MemoryNodeStore(), None, best.values(), version=1)[1]
+
+
+def test_the_first_state_takes_every_record_anchored_before_there_was_one(deployed):
+    """Batches anchored before revision 0018 (here: with the state switched off) have no state: the
+    first batch with one builds it over every live batch's records and its own."""
+    db, chain, dep = deployed
+    file_many(db, 6, lots=3)
+    Anchorer(db, chain, dep, batch_max_records=3, title_state=False).drain()
+    file_many(db, 2, lots=1)
+    [batch] = Anchorer(db, chain, dep).drain().batches
+    rows = versions(db)
+    assert [v is None for _, v in rows] == [True, True, False]
+    with db.read() as s:
+        v = s.get_one(TitleVersion, batch.batch_id)
+        assert v.base_batch_id is None and v.parcels == 3 and v.root == title_states.rebuild(s)[0]
+        head = title_states.anchored_head(s, "0223_9_1").head
+    assert head is not None and head.history_length == records_on(db, "0223_9_1") == 4
