@@ -159,7 +159,9 @@ def test_a_stored_node_or_version_edited_in_the_database_is_found(deployed):
                   {"r": hashlib.sha256(b"another").digest(), "b": newest})  # fmt: skip
     found = reconcile(db, chain, manifest_dir=None, workers=1)
     assert not found.clean and "title_state_altered" in found.kinds(), found.discrepancies
-    assert any("rewritten" in d.message for d in found.discrepancies)
+    assert any(
+        d.kind == "title_state_altered" and "version row was rewritten" in d.message for d in found.discrepancies
+    )
 
 
 def test_the_migration_and_its_rollback_keep_the_state(legacy_book):
