@@ -266,11 +266,7 @@ class Anchorer:
         if self.settler.in_flight() or self.revoker.waiting or self.holding() is not None:
             return None
         with self.db.read() as s:
-            try:
-                planned = self._plan_outbox(s, force=force)
-            except TitleStoreError as exc:  # no batch may anchor a state built on edited rows: a person must look
-                open_hold(self.db, FailureKind.PERMANENT, f"the title state cannot be built: {exc}")
-                return None
+            planned = self._plan_outbox(s, force=force)
         if planned is None:
             return None
         try:
@@ -310,10 +306,8 @@ class Anchorer:
         return plan_batch(leaves, self.next_chain_batch_id(s), untokenized_parcels(s, ids),
                     outbox_ids=[row.id for row in claimed], audit=audit, title=self.title_plan(s, ids))  # fmt: skip
 
-    def title_plan(self, s: Session, instrument_ids: Sequence[int]) -> TitlePlan | None:
-        """The title state after a batch of these records, for its marker leaf (every batch has one,
-        unless a benchmark's baseline switched it off)."""
-        return title_states.plan_title(s, instrument_ids) if self.title_state else None
+    def title_plan(self, s: Session, instrument_ids: Sequence[int]) -> TitlePlan | None:  # off: a benchmark's baseline
+        return _title_or_hold(self.db, s, instrument_ids) if self.title_state else None
 
     def sign(self, planned: Plan) -> tuple[SignedTx, int | None, merkle.StandardTree | None, int]:
         """Sign the ``anchorBatch`` transaction of ``planned`` (token ids continue the contract's);
@@ -358,6 +352,15 @@ class Anchorer:
                 "anchoring stops until `landreg reconcile` explains the difference"
             )
         return live
+
+
+def _title_or_hold(db: Database, s: Session, instrument_ids: Sequence[int]) -> TitlePlan:
+    """The title state after a batch of these records, for its marker leaf; a hold if it cannot be built."""
+    try:
+        return title_states.plan_title(s, instrument_ids)
+    except TitleStoreError as exc:  # no batch may anchor a state built on edited rows: a person must look
+        open_hold(db, FailureKind.PERMANENT, f"the title state cannot be built: {exc}")
+        raise ChainError(f"anchoring holds: the title state cannot be built: {exc}") from None
 
 
 def _summary(db: Database, batch_id: int) -> AnchoredBatch:
