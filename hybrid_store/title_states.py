@@ -16,7 +16,7 @@ TITLE marker leaf (the pure tree: ``core.title_state``; the spec: docs/title-sta
   batch that supersedes it, so they stay in the state.
 * **Work per batch** is proportional to the parcels it touches: the paths of those parcels are read
   level by level (one query per level), the new nodes written in one statement, behind a bounded
-  per-process cache of nodes read (checked against their hash when loaded).
+  per-process cache of the nodes built and read (those read are checked against their hash).
 """
 
 from __future__ import annotations
@@ -97,17 +97,12 @@ def decode_node(node_hash: bytes, data: bytes) -> ts.Node:
     return node
 
 
-def node_hash_of(node: ts.Node) -> bytes:
-    if isinstance(node, ts.LeafNode):
-        return ts.leaf_hash(node.path, node.value_hash)
-    return ts.inner_hash(node.left, node.right)
-
-
 # -- the database's node store ----------------------------------------------------------------------
 
 
 class _Cache:
-    """Nodes read from the database (hash-checked), bounded; content-addressed, so never stale."""
+    """Nodes read from the database (hash-checked) or built here, bounded; a node is named by its
+    hash, so an entry is never stale."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
