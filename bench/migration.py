@@ -245,6 +245,59 @@ def inproc(n: int) -> None:
                           "clean": result.clean}))  # fmt: skip
 
 
+def title_ab(n: int) -> dict:
+    """The same stage four times on one imported book (copied), in this process on eth-tester, in
+    the order without, with, with, without the title state (``title_state=False`` is the baseline),
+    so that a machine growing busier or quieter weighs on both alike. Each run's wall time and CPU
+    time (this process and its hashing processes) are kept; the ratios compare the sums."""
+    import resource
+    import shutil
+
+    from hybrid_store.anchoring import Anchorer
+    from hybrid_store.chain.connect import eth_tester_chain
+    from hybrid_store.db.engine import Database
+    from hybrid_store.deployment import attach
+    from hybrid_store.settings import Settings
+    from migration_tools.legacy.importer import import_records, synthetic_source
+    from migration_tools.stages import Selector, StageRunner, plan_stage
+
+    def cpu() -> float:
+        me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+    out: dict = {"records": n, "runs": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        imported = Settings(home=Path(tmp) / "imported")
+        imported.ensure_home()
+        first = Database(imported.db_url)
+        first.migrate()
+        print(f"[{n:,}] importing once for every run …", flush=True)
+        import_records(first, synthetic_source(n, SEED), name="synthetic", quarantine=Path(tmp) / "q.csv")
+        first.dispose()
+        for k, title in enumerate((False, True, True, False)):
+            cfg = Settings(home=Path(tmp) / f"run{k}")
+            cfg.ensure_home()
+            shutil.copy(imported.db_url.removeprefix("sqlite:///"), cfg.db_url.removeprefix("sqlite:///"))
+            db = Database(cfg.db_url)
+            chain = eth_tester_chain()
+            deployment = attach(db, chain)
+            plan_stage(db, chain, "all", Selector(), batch_size=BATCH, actor="bench")
+            anchorer = Anchorer(db, chain, deployment, manifest_dir=cfg.manifests_dir, title_state=title)
+            wall, used = time.perf_counter(), cpu()
+            StageRunner(db, chain, deployment, workers=2, anchorer=anchorer).run("all")
+            wall, used = time.perf_counter() - wall, cpu() - used
+            out["runs"].append({"title": title, "wall_s": wall, "cpu_s": used})
+            print(f"[{n:,}] {'with' if title else 'without'} the title state: {wall:.1f} s wall, {used:.1f} s CPU",
+                  flush=True)  # fmt: skip
+            db.dispose()
+            Path(cfg.db_url.removeprefix("sqlite:///")).unlink()
+    for what in ("wall_s", "cpu_s"):
+        on = sum(r[what] for r in out["runs"] if r["title"])
+        off = sum(r[what] for r in out["runs"] if not r["title"])
+        out[f"ratio_{what[:-2]}"] = on / off
+    return out
+
+
 def _mb(value: float) -> str:
     return f"{value:,.0f}" if value else "– (in one process)"
 
@@ -289,9 +342,13 @@ def main() -> None:
     parser.add_argument("--naive-at", type=int, default=None, help="measure the naive sample beside this size")
     parser.add_argument("--write", type=Path, help="update this Markdown file between the bench markers")
     parser.add_argument("--inproc", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--title-ab", type=int, help="only: the migration with and without the title state, N records")
     args = parser.parse_args()
     if args.inproc:
         inproc(args.inproc)
+        return
+    if args.title_ab:
+        print(json.dumps(title_ab(args.title_ab)))
         return
     sizes = [int(x) for x in args.sizes.split(",") if x]
     _naive_at = args.naive_at or (370_000 if 370_000 in sizes else max(sizes))

@@ -120,6 +120,9 @@ class AnchoringSettings(BaseModel):
     #: audit entries with no filing to ride along (a key created, a stage signed off) are anchored in
     #: a batch of their own once the oldest has waited this long
     audit_max_age_s: float = Field(default=60.0, gt=0)
+    #: anchor the title state (every parcel's head) in every batch; off only for a benchmark's
+    #: baseline (bench/migration.py): batches anchored without it leave their records out of the state
+    title_state: bool = True
 
 
 class ServiceSettings(BaseModel):

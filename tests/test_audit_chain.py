@@ -144,7 +144,7 @@ def test_every_entry_is_chained_and_its_head_anchored_with_the_batches(anchored)
         positions = s.scalars(select(AuditLink.position).order_by(AuditLink.entry_id)).all()
         batches = s.scalars(select(AnchorBatch).order_by(AnchorBatch.id)).all()
     assert [n for n, _ in points] == [7, 9, 11] and positions == list(range(11))
-    assert [b.record_count for b in batches] == [5, 3, 1]  # the records plus the head's marker leaf
+    assert [b.record_count for b in batches] == [6, 4, 2]  # the records plus the head's and the title state's markers
     for batch in batches:  # each manifest names the head its batch anchored
         listed = [n for n, _ in manifests.read(manifest_dir, batch.root).records if n.startswith("AUDIT ")]
         assert len(listed) == 1

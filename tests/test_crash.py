@@ -67,7 +67,7 @@ def test_kill_at_each_step_then_restart(store, crash):
             select(AnchorBatch).where(AnchorBatch.state != BatchState.FAILED).order_by(AnchorBatch.id)
         ).all()
         assert all(b.state == BatchState.CONFIRMED for b in live)
-        assert [b.record_count for b in live] == [5, 5, 2]
+        assert [b.record_count for b in live] == [6, 6, 3]  # the records and the title state's marker
         assert s.scalar(select(func.count()).select_from(OutboxEntry).where(OutboxEntry.batch_id.is_(None))) == 0
         per_record = s.execute(
             select(BatchRecord.instrument_id, func.count()).group_by(BatchRecord.instrument_id)

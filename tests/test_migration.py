@@ -237,7 +237,7 @@ def test_rollback_revokes_supersedes_and_reanchors(legacy):
     superseded = [b for b in batches if b.superseded_at is not None]
     assert [b.chain_batch_id for b in superseded] == [first_batch]  # kept in the history, not deleted
     replacement = next(b for b in batches if b.supersedes_batch_id == superseded[0].id)
-    assert replacement.record_count == 301  # the records plus the marker leaf naming what it supersedes
+    assert replacement.record_count == 302  # the records, the marker naming what it supersedes, the title state
     with db.read() as s:  # the revocation went through the transaction manager: stored, then mined
         [revocation] = s.scalars(select(TxAttempt).where(TxAttempt.revokes_batch_id == superseded[0].id)).all()
     assert revocation.batch_id is None and chain.receipt(revocation.tx_hash).status == 1

@@ -1,7 +1,8 @@
 """Planning a batch: which leaves, in which order, and the tree over them. Pure: no I/O.
 
 A batch's leaves are records (their commitments) and, at most one each, marker leaves: a
-rollback's (naming the root a re-anchoring batch supersedes) and the audit log's head. Leaves are
+rollback's (naming the root a re-anchoring batch supersedes), the audit log's head and the title
+state's root (``hybrid_store.title_states``: every batch the anchoring paths build has one). Leaves are
 sorted by their standard-v1 leaf hash, as ``@openzeppelin/merkle-tree`` lays them out, so a leaf's
 tree index follows from its place in the plan.
 """
@@ -11,10 +12,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from hybrid_store.audit_log import ChainPlan
 from hybrid_store.core import merkle
 from hybrid_store.core.commitment import rollback_marker
+
+if TYPE_CHECKING:
+    from hybrid_store.title_states import TitlePlan
 
 #: the manifest's name of a re-anchoring batch's marker leaf: "SUPERSEDES <chain batch id>"
 SUPERSEDES = "SUPERSEDES "
@@ -28,6 +33,7 @@ class LeafKind(enum.StrEnum):
     RECORD = "record"
     ROLLBACK = "rollback"
     AUDIT = "audit"
+    TITLE = "title"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +57,10 @@ class Leaf:
     def audit(cls, chain: ChainPlan) -> Leaf:
         return cls(merkle.commitment_leaf(chain.marker), chain.marker, LeafKind.AUDIT, chain.label)
 
+    @classmethod
+    def title(cls, state: TitlePlan) -> Leaf:
+        return cls(merkle.commitment_leaf(state.marker), state.marker, LeafKind.TITLE, state.label)
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -66,6 +76,7 @@ class Plan:
     stage_id: int | None = None
     supersedes_batch_id: int | None = None
     audit: ChainPlan | None = None
+    title: TitlePlan | None = None
 
     @property
     def root(self) -> bytes:
@@ -96,13 +107,16 @@ def plan_batch(
     stage_id: int | None = None,
     supersedes_batch_id: int | None = None,
     audit: ChainPlan | None = None,
+    title: TitlePlan | None = None,
 ) -> Plan:
-    """The plan of a batch of ``leaves`` (the audit head's leaf is added when ``audit`` is given)."""
+    """The plan of a batch of ``leaves`` (the audit head's and the title state's marker leaves are
+    added when ``audit`` and ``title`` are given)."""
     # by leaf hash (OpenZeppelin's sorted leaves); a key, not the dataclass's own ordering, which
     # compares field tuples and costs a tenth of a migration batch
-    ordered = sorted([*leaves, *([Leaf.audit(audit)] if audit is not None else [])], key=_leaf_hash)
+    markers = [*([Leaf.audit(audit)] if audit is not None else []), *([Leaf.title(title)] if title is not None else [])]
+    ordered = sorted([*leaves, *markers], key=_leaf_hash)
     if not ordered:
         raise ValueError("a batch needs at least one leaf")
     return Plan(tuple(ordered), tuple(merkle.build([leaf.hash for leaf in ordered])),
                 tuple(sorted(new_parcels, key=lambda p: p[1])), chain_batch_id, tuple(outbox_ids), stage_id,
-                supersedes_batch_id, audit)  # fmt: skip
+                supersedes_batch_id, audit, title)  # fmt: skip

@@ -1,5 +1,5 @@
 """Storing a batch: the batch row with its signed transaction, its records' places, its parcel
-tokens, the audit log's links and its manifest, in the caller's one database transaction (nothing
+tokens, the audit log's links, its title state and its manifest, in the caller's one database transaction (nothing
 is sent yet). Because the signed bytes are stored before they are sent, a crash at any point
 leaves either nothing or exactly one transaction to find or re-send."""
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from hybrid_store import audit_log, manifests
+from hybrid_store import audit_log, manifests, title_states
 from hybrid_store.anchoring.plan import LeafKind, Plan
 from hybrid_store.chain.types import SignedTx
 from hybrid_store.core import merkle
@@ -107,6 +107,10 @@ def store_batch(
     if plan.audit is not None and position is not None:
         proof = merkle.proof_from_nodes(plan.nodes, plan.tree_index(position))
         audit_log.store(conn, plan.audit, batch.id, proof, now)
+    position = plan.marker(LeafKind.TITLE)
+    if plan.title is not None and position is not None:
+        proof = merkle.proof_from_nodes(plan.nodes, plan.tree_index(position))
+        title_states.store(conn, plan.title, batch.id, proof, now)
     if manifest_dir is not None:
         manifests.write(manifest_dir, manifests.from_tree(
             target.chain_id, target.contract, plan.chain_batch_id, plan.root,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from hybrid_store import audit_log
+from hybrid_store import audit_log, title_states
 from hybrid_store.anchoring.identity import ChainIdentity
 from hybrid_store.anchoring.plan import Leaf, Plan, plan_batch
 from hybrid_store.anchoring.revoke import Revoker
@@ -50,6 +50,7 @@ from hybrid_store.db.models import (
     OutboxEntry,
 )
 from hybrid_store.errors import ChainError, ChainMismatch, ChainReset, TransactionReverted
+from hybrid_store.title_states import TitlePlan, TitleStoreError
 from hybrid_store.txmgr import GWEI, FeePolicy, TxManager
 
 if TYPE_CHECKING:
@@ -97,6 +98,7 @@ def configured(settings: Settings) -> dict[str, object]:
         "fees": FeePolicy(c.fee_bump_percent, int(c.fee_ceiling_gwei * GWEI), c.stuck_after_blocks,
                           c.refusals_before_hold, c.refused_retry_s),
         "in_flight_timeout_s": max(c.receipt_timeout_s, 600.0), "identity_check_s": c.identity_check_s,
+        "title_state": a.title_state,
     }  # fmt: skip
 
 
@@ -118,6 +120,7 @@ class Anchorer:
         finality_depth: int = 64,
         in_flight_timeout_s: float = 600.0,
         identity_check_s: float = 30.0,
+        title_state: bool = True,
     ):
         self.db = db
         self.chain = chain
@@ -133,6 +136,7 @@ class Anchorer:
                                Finality(confirmations, finality == "tag", finality_depth), clock,
                                verify_chain=self.identity.verify)  # fmt: skip
         self.in_flight_timeout_s = in_flight_timeout_s
+        self.title_state = title_state
         self.revoker = Revoker(db, chain, self.target, self.txm.policy)
         #: the worker asks the node about batches in flight and unfinal at most this often
         self.poll_s = max(0.02, float(getattr(chain, "poll_interval_s", 0.05) or 0.05))
@@ -291,7 +295,7 @@ class Anchorer:
                 return None
             if not force and (self.clock() - audit.waiting_since).total_seconds() < self.audit_max_age_s:
                 return None
-            return plan_batch([], self.next_chain_batch_id(s), [], audit=audit)
+            return plan_batch([], self.next_chain_batch_id(s), [], audit=audit, title=self.title_plan(s, []))
         oldest_age = (self.clock() - claimed[0].enqueued_at).total_seconds()
         if not force and len(claimed) < self.batch_max_records and oldest_age < self.batch_max_age_s:
             return None
@@ -300,7 +304,10 @@ class Anchorer:
             s, select(Instrument.id, Instrument.instrument_number, Commitment.commitment)
             .join(Commitment, Commitment.instrument_id == Instrument.id), Instrument.id, ids)]  # fmt: skip
         return plan_batch(leaves, self.next_chain_batch_id(s), untokenized_parcels(s, ids),
-                    outbox_ids=[row.id for row in claimed], audit=audit)  # fmt: skip
+                    outbox_ids=[row.id for row in claimed], audit=audit, title=self.title_plan(s, ids))  # fmt: skip
+
+    def title_plan(self, s: Session, instrument_ids: Sequence[int]) -> TitlePlan | None:  # off: a benchmark's baseline
+        return _title_or_hold(self.db, s, instrument_ids) if self.title_state else None
 
     def sign(self, planned: Plan) -> tuple[SignedTx, int | None, merkle.StandardTree | None, int]:
         """Sign the ``anchorBatch`` transaction of ``planned`` (token ids continue the contract's);
@@ -345,6 +352,15 @@ class Anchorer:
                 "anchoring stops until `landreg reconcile` explains the difference"
             )
         return live
+
+
+def _title_or_hold(db: Database, s: Session, instrument_ids: Sequence[int]) -> TitlePlan:
+    """The title state after a batch of these records, for its marker leaf; a hold if it cannot be built."""
+    try:
+        return title_states.plan_title(s, instrument_ids)
+    except TitleStoreError as exc:  # no batch may anchor a state built on edited rows: a person must look
+        open_hold(db, FailureKind.PERMANENT, f"the title state cannot be built: {exc}")
+        raise ChainError(f"anchoring holds: the title state cannot be built: {exc}") from None
 
 
 def _summary(db: Database, batch_id: int) -> AnchoredBatch:

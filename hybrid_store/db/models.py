@@ -543,6 +543,35 @@ class AuditCheckpoint(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
 
 
+class TitleNode(Base):
+    """A node of the title state's sparse Merkle tree (docs/title-state.md), stored under its own
+    hash and written once: every version's root keeps the nodes under it, so nothing is ever
+    updated or deleted. ``node`` is ``hybrid_store.title_states.encode_node``; a reader checks the
+    hash of what it decodes, so an edited row is refused, never believed. Append-only."""
+
+    __tablename__ = "title_nodes"
+
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    node: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class TitleVersion(Base):
+    """The title state after batch ``batch_id``: applied onto the state of ``base_batch_id`` (None:
+    the empty state), its ``root``, how many parcels it holds and how many the batch moved, and the
+    Merkle proof of its marker leaf in the batch's tree (sibling nodes, 32 bytes each), which
+    reconciliation checks against the batch's anchored root. Append-only."""
+
+    __tablename__ = "title_versions"
+
+    batch_id: Mapped[int] = mapped_column(ForeignKey("anchor_batches.id"), primary_key=True)
+    base_batch_id: Mapped[int | None] = mapped_column(ForeignKey("anchor_batches.id"))
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    parcels: Mapped[int] = mapped_column(BigInteger)
+    touched: Mapped[int] = mapped_column(Integer)
+    proof: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+
+
 class IdempotencyRecord(Base):
     """The first response to a request sent with an ``Idempotency-Key``; retries get it again."""
 

@@ -143,6 +143,11 @@ TABLES: dict[str, TableRule] = {
         completes=("position", "entry_hash", "checkpoint_id"),
     ),
     "audit_checkpoints": append_only("the audit chain's anchored heads"),
+    "title_nodes": append_only(
+        "the title state's tree nodes, each stored under its own hash: every anchored state keeps the nodes under "
+        "its root, so a node is written once and never changed"
+    ),
+    "title_versions": append_only("the title state after each batch: its root, its base, its marker's proof"),
     "idempotency_keys": mutable("the first response to a retried request (a cache an operator may prune)", insert=True),
     # --- migration and the legacy mirror -------------------------------------------------------------
     "migration_stages": mutable("a bulk migration's stages and their progress", insert=True, update=_STAGE_PROGRESS),

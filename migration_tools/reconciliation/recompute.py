@@ -20,6 +20,7 @@ from hybrid_store.core.commitment import rollback_marker
 from hybrid_store.core.hashing import to_hex
 from hybrid_store.db.engine import Database
 from hybrid_store.db.records import driver_rows, ids_clause, ids_param
+from hybrid_store.title_states import MANIFEST_PREFIX as TITLE
 from migration_tools import hashing_pool
 
 AUDIT = MANIFEST_PREFIX  # the manifest's name for an audit-head marker leaf ("AUDIT <entries>")
@@ -45,6 +46,7 @@ class BatchTask:
     root: bytes  # the root to check against
     prior_root: bytes | None = None  # a re-anchoring batch's superseded root (its marker leaf)
     audit_marker: bytes | None = None  # the audit-head marker leaf the database says the batch holds
+    title_marker: bytes | None = None  # the title-state marker leaf the database says the batch holds
 
 
 @dataclass
@@ -113,7 +115,7 @@ def _against_manifest(
 ) -> None:
     """The manifest says what each record's commitment was: a mismatch names the instrument."""
     b = out.task.chain_batch_id
-    expected = {number: c for number, c in manifest.records if not number.startswith((SUPERSEDES, AUDIT))}
+    expected = {number: c for number, c in manifest.records if not number.startswith((SUPERSEDES, AUDIT, TITLE))}
     out.manifest_audit = [(int(n[len(AUDIT):]), c) for n, c in manifest.records if n.startswith(AUDIT)
                           and n[len(AUDIT):].isascii() and n[len(AUDIT):].isdigit()]  # fmt: skip
     if out.task.prior_root is not None:  # a re-anchoring batch: its manifest must name the batch it replaces
@@ -152,6 +154,8 @@ def _against_root(out: BatchOutcome, recs: list[tuple[int, str]], recomputed: di
     if t.prior_root is not None:
         leaves.append(merkle.commitment_leaf(rollback_marker(t.prior_root)))
     audit = [merkle.commitment_leaf(t.audit_marker)] if t.audit_marker is not None else []
+    if t.title_marker is not None:  # reconciliation's title-state check judges its value
+        leaves.append(merkle.commitment_leaf(t.title_marker))
     rebuilt = bool(leaves or audit) and merkle.build(sorted([*leaves, *audit]))[0] == t.root
     unaccounted = False
     unreadable = any(iid not in recomputed for iid, _ in recs)  # rows that no longer make a record

@@ -39,6 +39,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, defer
 
 from hybrid_store.batches import requeue_batch
+from hybrid_store.core import title_state as ts
 from hybrid_store.db.engine import Database
 from hybrid_store.db.models import (
     AnchorBatch,
@@ -50,11 +51,12 @@ from hybrid_store.db.models import (
     MigrationStage,
     OutboxEntry,
     Reconciliation,
+    TitleVersion,
 )
 from hybrid_store.db.records import ids_clause, ids_param
 from hybrid_store.errors import ChainUnavailable, NotFound
 from migration_tools import hashing_pool
-from migration_tools.reconciliation import audit_log, recompute
+from migration_tools.reconciliation import audit_log, recompute, title_state
 from migration_tools.reconciliation.recompute import Discrepancy
 
 if TYPE_CHECKING:  # the chain libraries load only once the hashing processes are at work
@@ -63,6 +65,8 @@ if TYPE_CHECKING:  # the chain libraries load only once the hashing processes ar
 __all__ = ["CLEAN_KINDS", "Discrepancy", "ReconcileResult", "StageLine", "reconcile"]
 
 CLEAN_KINDS = frozenset({"pending"})
+#: findings about the records themselves: the title state recomputed from them would differ for that alone
+_RECORD_KINDS = frozenset({"tampered_record", "missing_record", "tampered_batch", "manifest_mismatch"})
 
 
 @dataclass
@@ -170,6 +174,7 @@ def _reconcile(
     run.check_lost_tail()
     if run.stage_id is None:
         run.check_audit_log()
+        run.check_title_state()
     run.result.discrepancies.extend(legacy_found)
     return run.finish(actor, heal)
 
@@ -232,8 +237,11 @@ class _Run:
         rolled-back batch only if it re-anchored another (what it anchored proves that rollback)."""
         roots: dict[int | None, bytes] = {b.id: b.root for b in self.batches}  # None: supersedes nothing
         markers = {p.batch_id: p.marker for p in self.audit_points}
+        with self.db.read() as s:
+            title = {bid: ts.state_marker(bytes(root)) for bid, root in s.execute(select(TitleVersion.batch_id,
+                                                                                          TitleVersion.root))}  # fmt: skip
         tasks = [recompute.BatchTask(b.id, b.chain_batch_id, self.sizes.get(b.id, 0), b.root,
-                                       roots.get(b.supersedes_batch_id), markers.get(b.id))
+                                       roots.get(b.supersedes_batch_id), markers.get(b.id), title.get(b.id))
                  for b in self.batches if b.superseded_at is None or b.supersedes_batch_id is not None]  # fmt: skip
         self.say(f"recomputing the {sum(t.records for t in tasks):,} records of {len(tasks)} batches from the database")
         return tasks
@@ -342,6 +350,16 @@ class _Run:
         audit = audit_log.check(self.db, self.audit_points, on_chain, self.manifest_audit)
         self.counts.update(audit_entries=audit.entries, audit_anchored=audit.anchored, audit_pending=audit.pending)
         self.result.discrepancies.extend(audit.discrepancies)
+
+    def check_title_state(self) -> None:
+        """title_state_altered (``reconciliation.title_state``): the newest anchored state only."""
+        on_chain = {b.id: (b.chain_batch_id, self.chain_roots[b.id]) for b in self.batches if b.id in self.chain_roots}
+        self.say("checking the title state")
+        sound = not any(d.kind in _RECORD_KINDS for d in self.result.discrepancies)
+        title = title_state.check(self.db, on_chain, records_sound=sound)
+        self.counts.update(title_states_checked=title.checked, title_recomputed=title.recomputed,
+                           title_parcels=title.parcels, title_nodes=title.nodes)  # fmt: skip
+        self.result.discrepancies.extend(title.discrepancies)
 
     # --- the end -------------------------------------------------------------------------------------------
     def finish(self, actor: str, heal: bool) -> ReconcileResult:

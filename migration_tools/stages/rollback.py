@@ -84,7 +84,8 @@ def rollback_stage(
                 records = [Leaf.record(iid, number, c) for _, iid, number, c in members]
                 planned = plan_batch([*records, Leaf.rollback(old.root, old.chain_batch_id)], anchorer.next_chain_batch_id(s),
                                untokenized_parcels(s, [iid for _, iid, _, _ in members]), stage_id=stage_id,
-                               supersedes_batch_id=old.id)  # fmt: skip
+                               supersedes_batch_id=old.id,
+                               title=anchorer.title_plan(s, [iid for _, iid, _, _ in members]))  # fmt: skip
                 signed, first_token, parcel_tree, head = anchorer.sign(planned)
                 new = anchorer.store(s, planned, signed, first_token, parcel_tree, head)
                 s.execute(update(AnchorBatch).where(AnchorBatch.id == old.id).values(superseded_at=datetime.now(UTC)))

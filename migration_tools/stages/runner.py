@@ -101,14 +101,15 @@ class StageRunner:
             self.progress(done_before, total)
         chunks = [ids[i : i + batch_size] for i in range(0, len(ids), batch_size)]
         for entries in self._prepared(chunks):
-            batch = self._anchor_chunk_retrying(stage_id, entries)
-            if batch is None:
+            anchored = self._anchor_chunk_retrying(stage_id, entries)
+            if anchored is None:
                 continue
+            batch, records = anchored
             crashpoint("migrate:stored")
             a.txm.send_stored(batch.id)  # refused (underpriced, ...): settling replaces it
             crashpoint("migrate:sent")
             a.wait_in_flight()
-            report.records += batch.record_count
+            report.records += records  # not the leaves: the title state's marker is one more
             report.batches += 1
             report.batch_ids.append(batch.chain_batch_id)
             if a.step() is not None:  # what clerks filed meanwhile, when its batch is due
@@ -166,7 +167,7 @@ class StageRunner:
     def _pool(self):
         return hashing_pool.start(self.db.url, self.workers, yield_cpu=True)
 
-    def _anchor_chunk_retrying(self, stage_id: int, entries: list[ledger.Entry]) -> AnchorBatch | None:
+    def _anchor_chunk_retrying(self, stage_id: int, entries: list[ledger.Entry]) -> tuple[AnchorBatch, int] | None:
         for attempt in range(5):
             try:
                 return self._anchor_chunk(stage_id, entries)
@@ -177,8 +178,9 @@ class StageRunner:
                 time.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
 
-    def _anchor_chunk(self, stage_id: int, entries: list[ledger.Entry]) -> AnchorBatch | None:
-        """Commit, plan, sign and store one batch in one transaction (nothing is sent yet)."""
+    def _anchor_chunk(self, stage_id: int, entries: list[ledger.Entry]) -> tuple[AnchorBatch, int] | None:
+        """Commit, plan, sign and store one batch in one transaction (nothing is sent yet); returns
+        it with the records it anchors."""
         a = self.anchorer
         with self.db.write() as s:
             ids = [e.instrument_id for e in entries]
@@ -192,7 +194,8 @@ class StageRunner:
             made = ledger.append(s, fresh, heads, enqueue=False)
             numbers = {e.instrument_id: e.number for e in fresh}
             planned = plan_batch([Leaf.record(iid, numbers[iid], value) for iid, value in made], a.next_chain_batch_id(s),
-                           untokenized_parcels(s, (), {pid for e in fresh for pid in e.parcel_ids}), stage_id=stage_id)  # fmt: skip
+                           untokenized_parcels(s, (), {pid for e in fresh for pid in e.parcel_ids}), stage_id=stage_id,
+                           title=a.title_plan(s, [iid for iid, _ in made]))  # fmt: skip
             signed, first_token, parcel_tree, head = a.sign(planned)
             batch = a.store(s, planned, signed, first_token, parcel_tree, head)
             crashpoint("migrate:building")
@@ -203,7 +206,7 @@ class StageRunner:
                     records_done=MigrationStage.records_done + len(made), batches_done=MigrationStage.batches_done + 1
                 )
             )
-        return batch
+        return batch, len(made)
 
     def _finish(self, stage_id: int) -> None:
         deadline = time.monotonic() + 600

@@ -1,0 +1,489 @@
+"""The title state in the database: every parcel's head after each batch, anchored as the batch's
+TITLE marker leaf (the pure tree: ``core.title_state``; the spec: docs/title-state.md).
+
+* **Storage.** Nodes live in ``title_nodes`` under their own hash (written once, append-only) and
+  each batch's state in ``title_versions`` (its base, root, parcels, and its marker's Merkle proof).
+  The version number of a state is its batch's id.
+* **Heads.** A parcel's head is, among the records of the live batches, its record with the
+  greatest history length (the number of records in the parcel's history up to and including it,
+  followed through the commitments' ``prev`` links); a record anchored again, or late, never moves a
+  head back.
+* **Every batch** gets a state: the one of the newest live batch (not failed) with this batch's
+  records applied, even when it touches nothing, so the newest anchored batch holds the newest state.
+* **Requeue and rollback.** A failed batch's state is never built on again: the next batch starts
+  from the newest live batch's state, and because nodes are keyed by hash that branch shares every
+  untouched node with the abandoned one. A rolled-back stage's records are anchored again by the
+  batch that supersedes it, so they stay in the state.
+* **Work per batch** is proportional to the parcels it touches: the paths of those parcels are read
+  level by level (one query per level), the new nodes written in one statement, behind a bounded
+  per-process cache of the nodes built and read (those read are checked against their hash).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from hybrid_store.core import merkle
+from hybrid_store.core import title_state as ts
+from hybrid_store.core.hashing import to_hex
+from hybrid_store.db.engine import bulk_execute, chunks, driver_datetime, select_in
+from hybrid_store.db.models import AnchorBatch, BatchRecord, BatchState, Commitment, TitleNode, TitleVersion
+from hybrid_store.db.records import driver_rows, ids_clause, ids_param
+
+log = logging.getLogger(__name__)
+
+#: the manifest's name of a title-state marker leaf: "TITLE <parcels in the state>"
+MANIFEST_PREFIX = "TITLE "
+#: the version number a state carries until its batch is stored and has an id
+PENDING = 0
+#: nodes kept in memory per process (about 300 bytes each): the nodes the last batches wrote, which
+#: the next batch reads (the top of the tree is new after every batch)
+CACHE_NODES = 400_000
+
+_LEAF = 0
+_INNER = 1
+
+
+class TitleStoreError(ts.TitleStateError):
+    """A stored node or version is not what its hash or its records say: the store was edited."""
+
+    code = "title-store"
+
+
+# -- node encoding -------------------------------------------------------------------------------------
+
+
+def encode_node(node: ts.Node) -> bytes:
+    """A node's stored bytes: 0x00 ‖ path ‖ value hash ‖ value(head) for a leaf, 0x01 ‖ left ‖ right
+    for an inner node; its hash follows from them (``node_hash``)."""
+    if isinstance(node, ts.LeafNode):
+        return bytes([_LEAF]) + node.path + node.value_hash + node.head.encode()
+    return bytes([_INNER]) + node.left + node.right
+
+
+def decode_node(node_hash: bytes, data: bytes) -> ts.Node:
+    """The node stored as ``data`` under ``node_hash``; ``TitleStoreError`` if its hash is another."""
+    try:
+        if data[0] == _INNER and len(data) == 65:
+            left, right = data[1:33], data[33:65]
+            node: ts.Node = ts.InnerNode(left, right)
+            computed = ts.inner_hash(left, right)
+        elif data[0] == _LEAF:
+            path, value = data[1:33], data[65:]
+            k = int.from_bytes(value[:2], "big")
+            if len(value) != 2 + k + 40:
+                raise ValueError("length")
+            head = ts.Head(value[2 : 2 + k].decode("utf-8"), value[2 + k : 34 + k], int.from_bytes(value[34 + k :]))
+            node = ts.LeafNode(path, ts.value_hash(head), head)
+            computed = ts.leaf_hash(path, node.value_hash) if node.value_hash == data[33:65] else b""
+        else:
+            raise ValueError("kind")
+    except (ValueError, IndexError) as exc:
+        raise TitleStoreError(f"title-state node {to_hex(node_hash)} is not a well-formed node ({exc})") from None
+    if computed != node_hash:
+        raise TitleStoreError(
+            f"title-state node {to_hex(node_hash)} holds a node whose hash is another: the stored tree was edited; "
+            "run `landreg reconcile` and rebuild the state from the anchored records"
+        )
+    return node
+
+
+# -- the database's node store ----------------------------------------------------------------------
+
+
+class _Cache:
+    """Nodes read from the database (hash-checked) or built here, bounded; a node is named by its
+    hash, so an entry is never stale."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.nodes: dict[bytes, ts.Node] = {}
+
+    def get(self, node_hash: bytes) -> ts.Node | None:
+        return self.nodes.get(node_hash)
+
+    def add(self, node_hash: bytes, node: ts.Node) -> None:
+        if len(self.nodes) >= self.limit:  # drop the oldest half: the top of the tree is read again at once
+            for key in list(self.nodes)[: self.limit // 2]:
+                del self.nodes[key]
+        self.nodes[node_hash] = node
+
+
+CACHE = _Cache(CACHE_NODES)
+
+
+@dataclass
+class DbNodeStore:
+    """``core.title_state.NodeStore`` over ``title_nodes`` / ``title_versions`` in the caller's
+    transaction. New nodes and roots are held here until ``write`` (the batch's own transaction);
+    ``cache=None`` reads every node from the database (reconciliation trusts no memory)."""
+
+    session: Session
+    cache: _Cache | None = CACHE
+    new: dict[bytes, ts.Node] = field(default_factory=dict)
+    roots: dict[int, bytes] = field(default_factory=dict)
+    #: nodes read without a cache (kept only as long as the reader needs them)
+    loaded: dict[bytes, ts.Node] = field(default_factory=dict)
+
+    def get_node(self, node_hash: bytes) -> ts.Node:
+        node = self._held(node_hash)
+        if node is None:
+            self.load([node_hash])
+            node = self._held(node_hash)
+        if node is None:
+            raise KeyError(node_hash)
+        return node
+
+    def stored(self, node_hash: bytes) -> ts.Node:
+        """``get_node`` for a node the tree says is there: its absence is an edit, not a miss."""
+        try:
+            return self.get_node(node_hash)
+        except KeyError:
+            raise TitleStoreError(
+                f"title-state node {to_hex(node_hash)} is missing from the database: the stored tree was edited; "
+                "run `landreg reconcile`"
+            ) from None
+
+    def _held(self, node_hash: bytes) -> ts.Node | None:
+        node = self.new.get(node_hash) or self.loaded.get(node_hash)
+        return node if node is not None or self.cache is None else self.cache.get(node_hash)
+
+    def put_node(self, node_hash: bytes, node: ts.Node) -> None:
+        self.new[node_hash] = node
+        # cached at once, even before the batch commits: a node is read only by following a hash
+        # from a stored root, and a hash names one node, so a plan that never commits leaves nothing
+        # wrong behind; the next batch then reads the top of the tree, which this batch wrote, from here
+        if self.cache is not None:
+            self.cache.add(node_hash, node)
+
+    def root_of(self, version: int) -> bytes:
+        if version not in self.roots:
+            root = self.session.scalar(select(TitleVersion.root).where(TitleVersion.batch_id == version))
+            if root is None:
+                raise ts.UnknownVersionError(f"there is no title state after batch {version}")
+            self.roots[version] = bytes(root)
+        return self.roots[version]
+
+    def has_version(self, version: int) -> bool:
+        try:
+            self.root_of(version)
+        except ts.UnknownVersionError:
+            return False
+        return True
+
+    def put_root(self, version: int, root: bytes) -> None:
+        self.roots[version] = root
+
+    # bulk reads: one query per chunk of hashes, every node checked against its hash
+    def load(self, hashes: Iterable[bytes]) -> None:
+        wanted = [h for h in set(hashes) if h != ts.EMPTY and self._held(h) is None]
+        for h, data in select_in(self.session, select(TitleNode.hash, TitleNode.node), TitleNode.hash, wanted):
+            node = decode_node(bytes(h), bytes(data))
+            if self.cache is not None:
+                self.cache.add(bytes(h), node)
+            else:
+                self.loaded[bytes(h)] = node
+
+    def heads_on_paths(self, version: int | None, keys: Iterable[str]) -> dict[str, ts.Head]:
+        """The heads of ``keys`` in state ``version`` (None: empty), reading the tree level by level
+        along their paths: the nodes ``apply`` then needs are all in memory."""
+        paths = {ts.path_of(k): k for k in keys}
+        frontier = [(self.root_of(version) if version is not None else ts.EMPTY, sorted(paths))]
+        found: dict[str, ts.Head] = {}
+        depth = 0
+        while frontier:
+            self.load(h for h, _ in frontier)
+            deeper = []
+            for node_hash, on in frontier:
+                if node_hash == ts.EMPTY:
+                    continue
+                node = self.stored(node_hash)
+                if isinstance(node, ts.LeafNode):
+                    if node.path in paths:
+                        found[node.head.parcel_key] = node.head
+                    continue
+                byte, bit = divmod(depth, 8)
+                mask = 0x80 >> bit
+                left = [p for p in on if not p[byte] & mask]
+                right = [p for p in on if p[byte] & mask]
+                deeper += [(h, side) for h, side in ((node.left, left), (node.right, right)) if side]
+            frontier = deeper
+            depth += 1
+        return found
+
+    def write(self, conn: Connection) -> None:
+        """Insert the new nodes (a node another branch stored already is skipped: same hash, same bytes)."""
+        sql = "INSERT INTO title_nodes (hash, node) VALUES (?, ?) ON CONFLICT (hash) DO NOTHING"
+        bulk_execute(conn, sql, [(h, encode_node(n)) for h, n in self.new.items()])
+
+
+# -- history lengths and heads -----------------------------------------------------------------------
+
+_Link = tuple[str, bytes]  # (parcel key, commitment)
+
+
+def _unhex(value: str | None) -> bytes | None:
+    return bytes.fromhex(value[2:] if value.startswith("0x") else value) if value else None
+
+
+def record_links(rows: Iterable[tuple[bytes, Any]]) -> dict[_Link, bytes | None]:
+    """(parcel key, commitment) -> the commitment before it in that parcel's history (None: first),
+    from commitment rows' ``prev`` (``[key, previous number, previous commitment hex]`` per parcel;
+    SQLite's driver hands it back as text). A ``prev`` that is not such a list (only an edit makes
+    one, and reconciliation names it) links nothing, here and in ``rebuild`` alike."""
+    out: dict[_Link, bytes | None] = {}
+    for c, stored in rows:
+        try:
+            links = json.loads(stored) if isinstance(stored, str) else stored
+            out.update({(key, bytes(c)): _unhex(prev) for key, _, prev in links})
+        except (ValueError, TypeError) as exc:
+            log.warning("commitment %s: its history links are unreadable (%s); left out of the title state",
+                        to_hex(bytes(c)), exc)  # fmt: skip
+    return out
+
+
+def _links_of(s: Session, instrument_ids: Sequence[int]) -> dict[_Link, bytes | None]:
+    """``record_links`` of these records, read through the driver (a migration batch's 10,000 rows:
+    SQLAlchemy's JSON processing would cost more than the query)."""
+    conn = s.connection()
+    sql = "SELECT commitment, prev FROM commitments WHERE " + ids_clause(conn)("instrument_id")
+    return record_links(row for chunk in chunks(list(instrument_ids), 50_000)
+                        for row in driver_rows(conn, sql, ids_param(conn, chunk)))  # fmt: skip
+
+
+def history_lengths(s: Session, links: dict[_Link, bytes | None], known: dict[_Link, int]) -> dict[_Link, int]:
+    """The history length of each link of ``links``: followed back through ``links``, then through
+    the commitments table (one query per step back, for all links at once), until a parcel's first
+    record or a record whose length is ``known`` (the base state's heads)."""
+    links = dict(links)
+    while True:
+        missing = {
+            (k, p) for (k, _), p in links.items() if p is not None and (k, p) not in links and (k, p) not in known
+        }
+        if not missing:
+            break
+        rows = select_in(s, select(Commitment.commitment, Commitment.prev), Commitment.commitment,
+                         sorted({p for _, p in missing}))  # fmt: skip
+        found = {link: prev for link, prev in record_links(rows).items() if link in missing}
+        for lost in sorted(missing - set(found)):
+            # a history link no stored record answers (the commitments table was edited: reconciliation
+            # names the record): counted as that parcel's first record, the same here and in ``rebuild``,
+            # so anchoring goes on and the state stays recomputable
+            log.warning("parcel %r: its history names commitment %s, which no stored record has; counted as the "
+                        "parcel's first record (run `landreg reconcile`)", lost[0], to_hex(lost[1]))  # fmt: skip
+            found[lost] = None
+        links.update(found)
+    lengths = dict(known)
+    for start in links:
+        trail = []
+        link: _Link | None = start
+        while link is not None and link not in lengths:
+            trail.append(link)
+            prev = links[link]
+            link = (link[0], prev) if prev is not None else None
+        n = lengths[link] if link is not None else 0
+        for step in reversed(trail):
+            n += 1
+            lengths[step] = n
+    return lengths
+
+
+def newer_heads(lengths: dict[_Link, int], records: Iterable[_Link], base: dict[str, ts.Head]) -> list[ts.Head]:
+    """The heads ``records`` set: per parcel the record of greatest history length, where it is
+    longer than the parcel's head in ``base`` (never back, never sideways)."""
+    best: dict[str, tuple[int, bytes]] = {key: (h.history_length, h.commitment) for key, h in base.items()}
+    moved = set()
+    for key, c in records:
+        n = lengths[(key, c)]
+        if n > best.get(key, (0, b""))[0]:
+            best[key] = (n, c)
+            moved.add(key)
+    return [ts.Head(key, best[key][1], best[key][0]) for key in moved]
+
+
+# -- a batch's title plan -------------------------------------------------------------------------
+
+
+@dataclass
+class TitlePlan:
+    """The state a batch anchors: its root, the batch whose state it was applied onto, how many
+    parcels it holds and moved, and the nodes to write with the batch."""
+
+    root: bytes
+    base_batch_id: int | None
+    parcels: int
+    touched: int
+    store: DbNodeStore
+
+    @property
+    def marker(self) -> bytes:
+        return ts.state_marker(self.root)
+
+    @property
+    def label(self) -> str:
+        return f"{MANIFEST_PREFIX}{self.parcels}"
+
+
+def live_base(s: Session) -> tuple[int | None, int]:
+    """(batch, parcels) of the state the next batch builds on: the newest batch that did not fail
+    and whose own base did not fail (a batch built on a failed one is doomed: the contract takes
+    batch ids in sequence), or (None, 0) when no batch has a state yet."""
+    base_t = AnchorBatch.__table__.alias("base")
+    rows = s.execute(
+        select(TitleVersion.batch_id, TitleVersion.parcels, base_t.c.state)
+        .join(AnchorBatch, AnchorBatch.id == TitleVersion.batch_id)
+        .outerjoin(base_t, base_t.c.id == TitleVersion.base_batch_id)
+        .where(AnchorBatch.state != BatchState.FAILED)
+        .order_by(TitleVersion.batch_id.desc())
+        .limit(50)
+    ).all()
+    for batch_id, parcels, base_state in rows:
+        if base_state != BatchState.FAILED:
+            return int(batch_id), int(parcels)
+    return None, 0
+
+
+def _live_records(s: Session) -> list[int]:
+    """Records of every live batch: when no live state exists to build on (batches anchored before
+    the title state existed, or every state's batch failed), the next state is built from them."""
+    return list(s.scalars(
+        select(BatchRecord.instrument_id).join(AnchorBatch, AnchorBatch.id == BatchRecord.batch_id)
+        .where(AnchorBatch.state != BatchState.FAILED)))  # fmt: skip
+
+
+def plan_title(s: Session, instrument_ids: Sequence[int]) -> TitlePlan:
+    """The state after a batch of these records (read only: the nodes are written by ``store``).
+    The first state ever also takes every record the live batches anchored before it."""
+    base, parcels = live_base(s)
+    ids = list(instrument_ids) + (_live_records(s) if base is None else [])
+    links = _links_of(s, ids)
+    store = DbNodeStore(s)
+    current = store.heads_on_paths(base, {key for key, _ in links})
+    known = {(h.parcel_key, h.commitment): h.history_length for h in current.values()}
+    heads = newer_heads(history_lengths(s, links, known), links, current)
+    _, root = ts.apply(store, base, heads, version=PENDING)
+    fresh = sum(1 for h in heads if h.parcel_key not in current)
+    return TitlePlan(root, base, parcels + fresh, len(heads), store)
+
+
+def store(conn: Connection, plan: TitlePlan, batch_id: int, proof: Sequence[bytes], now: datetime) -> None:
+    """Write the plan's nodes and the batch's version, inside the batch's own transaction."""
+    plan.store.write(conn)
+    bulk_execute(
+        conn,
+        "INSERT INTO title_versions (batch_id, base_batch_id, root, parcels, touched, proof, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(batch_id, plan.base_batch_id, plan.root, plan.parcels, plan.touched, b"".join(proof),
+          driver_datetime(conn, now))],
+    )  # fmt: skip
+
+
+# -- reading a head back -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AnchoredHead:
+    """A parcel's head (or its absence) in the state a batch anchored, with everything a verifier
+    needs to check it against the chain: the head proof to the state's root, the marker leaf's
+    standard-v1 inclusion proof to the batch root, and the batch's anchor facts."""
+
+    parcel_key: str
+    head: ts.Head | None
+    proof: ts.HeadProof
+    state_root: bytes
+    marker: bytes
+    marker_proof: tuple[bytes, ...]
+    batch_id: int
+    chain_batch_id: int
+    batch_root: bytes
+    chain_id: int
+    contract: str
+    tx_hash: str
+    block_number: int | None
+    state: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "parcelKey": self.parcel_key, "stateRoot": to_hex(self.state_root), "headProof": self.proof.to_json(),
+            "marker": to_hex(self.marker), "markerProof": [to_hex(p) for p in self.marker_proof],
+            "batch": {"chainBatchId": self.chain_batch_id, "root": to_hex(self.batch_root), "chainId": self.chain_id,
+                      "contract": self.contract, "txHash": self.tx_hash, "blockNumber": self.block_number,
+                      "state": self.state},
+        }  # fmt: skip
+
+
+def newest_confirmed(s: Session) -> int | None:
+    """The newest confirmed batch that has a title state."""
+    return s.scalar(
+        select(TitleVersion.batch_id).join(AnchorBatch, AnchorBatch.id == TitleVersion.batch_id)
+        .where(AnchorBatch.state == BatchState.CONFIRMED).order_by(TitleVersion.batch_id.desc()).limit(1)
+    )  # fmt: skip
+
+
+def anchored_head(s: Session, parcel_key: str, batch_id: int | None = None) -> AnchoredHead:
+    """``parcel_key``'s head in the state of ``batch_id`` (default: the newest confirmed batch)."""
+    batch_id = batch_id if batch_id is not None else newest_confirmed(s)
+    if batch_id is None:
+        raise ts.UnknownVersionError("no confirmed batch holds a title state yet; anchor a batch and ask again")
+    version = s.get(TitleVersion, batch_id)
+    if version is None:
+        raise ts.UnknownVersionError(f"batch {batch_id} holds no title state (it was anchored before there was one)")
+    batch = s.get_one(AnchorBatch, batch_id)
+    node_store = DbNodeStore(s)
+    proof = ts.prove(node_store, batch_id, parcel_key)
+    head = ts.verify_head(bytes(version.root), parcel_key, proof)
+    marker = ts.state_marker(bytes(version.root))
+    siblings = tuple(bytes(version.proof[i : i + 32]) for i in range(0, len(version.proof), 32))
+    if not merkle.verify(batch.root, merkle.commitment_leaf(marker), siblings):
+        raise TitleStoreError(
+            f"the stored title state of batch {batch.chain_batch_id} is not the one its anchored root holds: "
+            "the stored state was edited; run `landreg reconcile`"
+        )
+    return AnchoredHead(parcel_key, head, proof, bytes(version.root), marker, siblings, batch.id, batch.chain_batch_id,
+                        batch.root, batch.deployment.chain_id, batch.deployment.contract_address, batch.tx_hash,
+                        batch.block_number, batch.state)  # fmt: skip
+
+
+# -- the state recomputed (reconciliation, tests) -----------------------------------------------------
+
+
+def rebuild(s: Session, batch_id: int | None = None) -> tuple[bytes, int]:
+    """(root, parcels) of the state computed from scratch, in memory, over the records of the live
+    batches up to ``batch_id`` (default: all), as the head rule defines it."""
+    # through the driver's rows: the whole anchored book's histories, SQLAlchemy's JSON processing spared
+    sql = ("SELECT k.commitment, k.prev FROM commitments k JOIN batch_records r ON r.instrument_id = k.instrument_id "
+           "JOIN anchor_batches b ON b.id = r.batch_id WHERE b.state != 'failed'")  # fmt: skip
+    rows = s.execute(text(sql + (" AND b.id <= :b" if batch_id is not None else "")), {"b": batch_id})
+    links = record_links(rows)
+    heads = newer_heads(history_lengths(s, links, {}), links, {})
+    _, root = ts.apply(ts.MemoryNodeStore(), None, heads, version=1)
+    return root, len(heads)
+
+
+def stored_nodes_intact(s: Session, root: bytes) -> int:
+    """Read every stored node under ``root`` from the database (no cache), level by level, checking
+    each against its hash (``TitleStoreError`` on the first that fails); returns the nodes read."""
+    node_store = DbNodeStore(s, cache=None)
+    frontier, seen = [root], 0
+    while frontier:
+        node_store.load(frontier)
+        deeper: list[bytes] = []
+        for h in frontier:
+            if h == ts.EMPTY:
+                continue
+            node = node_store.stored(h)
+            seen += 1
+            if isinstance(node, ts.InnerNode):
+                deeper += (node.left, node.right)
+        frontier = deeper
+        node_store.loaded.clear()  # one level at a time in memory
+    return seen
