@@ -5,8 +5,8 @@ stage makes a new branch of versions beside the old one, never a rewrite. Batche
 this revision have no version: the first batch after it builds the state of every live batch's
 records once (``hybrid_store.title_states``).
 
-Revision ID: 0018
-Revises: 0017
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-07
 """
 
@@ -17,8 +17,8 @@ from alembic import op
 
 from hybrid_store.db.triggers import create_append_only_trigger, drop_append_only_trigger
 
-revision: str = "0018"
-down_revision: str | None = "0017"
+revision: str = "0019"
+down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
