@@ -191,7 +191,8 @@ def check_anchoring(db: Database, env: dict[str, str], tmp_path: Path, acked: se
         # a batch's leaves are its records plus the audit log's head it anchors (at most one)
         counts = s.execute(text(
             "SELECT b.chain_batch_id, b.root, b.record_count, count(br.instrument_id)"
-            " + (SELECT count(*) FROM audit_checkpoints c WHERE c.batch_id = b.id) FROM anchor_batches b"
+            " + (SELECT count(*) FROM audit_checkpoints c WHERE c.batch_id = b.id)"
+            " + (SELECT count(*) FROM title_versions t WHERE t.batch_id = b.id) FROM anchor_batches b"
             " LEFT JOIN batch_records br ON br.batch_id = b.id WHERE b.state = 'confirmed'"
             " GROUP BY b.id, b.chain_batch_id, b.root, b.record_count ORDER BY b.chain_batch_id"
         )).all()  # fmt: skip
