@@ -24,8 +24,9 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from hybrid_store import ledger, numbering, title
+from hybrid_store import ledger, numbering
 from hybrid_store.core import commitment as commitments
+from hybrid_store.core import title
 from hybrid_store.core.hashing import to_hex
 from hybrid_store.core.records import CONVEYANCES, DocType, InstrumentRecord, build_record
 from hybrid_store.db.engine import chunks, select_in, upsert_insert

@@ -216,7 +216,7 @@ def test_a_deed_from_the_owner_of_record_extends_the_chain_of_title(db):
 
 
 def test_names_compare_without_case_accents_or_punctuation():
-    from hybrid_store.title import name_key
+    from hybrid_store.core.title import name_key
 
     assert name_key("José García, Jr.") == name_key("JOSE GARCIA JR") == "JOSE GARCIA JR"
     assert name_key("JOSE GARCIA JR") != name_key("JOSE GARCIA SR")

@@ -332,7 +332,8 @@ def test_every_flag_kind_is_classified_once():
     an instrument) or may be acknowledged: the kinds the tables accept are exactly the two classes."""
     import re
 
-    from hybrid_store import flags, title
+    from hybrid_store import flags
+    from hybrid_store.core import title
     from hybrid_store.db.models import MirrorFlag, TitleFlag
 
     def kinds(model) -> set[str]:

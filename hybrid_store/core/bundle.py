@@ -174,7 +174,7 @@ def parse(obj: Any, *, nested: str = "") -> ProofBundle:
         raise MalformedBundle("jurisdiction", "must be a jurisdiction's name, e.g. bergen or nyc")
     commitment, disclosure = _parse_record(top["record"])
     tree = _parse_tree(top["tree"]) if top["tree"] is not None else None
-    anchor = _parse_anchor(top["anchor"]) if top["anchor"] is not None else None
+    anchor = parse_anchor(top["anchor"]) if top["anchor"] is not None else None
     if (tree is None) != (anchor is None):
         raise MalformedBundle("anchor" if anchor is None else "tree", "tree and anchor come together or not at all")
     successor = _parse_nested(top["successor"], "successor") if "successor" in top else None
@@ -255,7 +255,7 @@ def _parse_tree(obj: Any) -> TreeProof:
     return TreeProof(tuple(t["leafEncoding"]), tuple(t["value"]), proof, _hex32(t["root"], "tree.root"))
 
 
-def _parse_anchor(obj: Any) -> Anchor:
+def parse_anchor(obj: Any) -> Anchor:
     a = _object(obj, "anchor", {"chainId", "contract", "batchId", "txHash", "blockNumber"})
     if not isinstance(a["contract"], str) or not is_checksum_address(a["contract"]):
         raise MalformedBundle("anchor.contract", "must be an EIP-55 checksummed address")

@@ -46,6 +46,13 @@ CONVEYANCES = frozenset({
     DocType.DEED, DocType.MASTER_DEED, DocType.SHERIFFS_DEED, DocType.EXECUTORS_DEED,
     DocType.ADMINISTRATORS_DEED, DocType.TAX_SALE_DEED, DocType.COURT_ORDER,
 })  # fmt: skip
+#: conveyances an officer or a court makes for the owner of record: their grantors need not be the
+#: owners (``core.title.check``). The jurisdiction profiles' default, and the rule a title abstract's
+#: verifier replays
+CONVEYS_FOR_OWNER = frozenset({
+    DocType.SHERIFFS_DEED, DocType.EXECUTORS_DEED, DocType.ADMINISTRATORS_DEED, DocType.TAX_SALE_DEED,
+    DocType.COURT_ORDER,
+})  # fmt: skip
 
 
 class ReferenceKind(enum.StrEnum):

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Protocol, cast
 
 from pydantic import BaseModel
 
-from hybrid_store.core.records import DocType, ReferenceKind
+from hybrid_store.core.records import CONVEYS_FOR_OWNER, DocType, ReferenceKind
 
 
 @dataclass(frozen=True)
@@ -88,10 +88,7 @@ class Profile(abc.ABC):
     doc_types: ClassVar[frozenset[DocType]] = frozenset(DocType)
     #: conveyances made for the owner of record by an officer or a court (who may convey is the
     #: type's rule): their grantors need not be the owners of record (``title.check``)
-    conveys_for_owner: ClassVar[frozenset[DocType]] = frozenset({
-        DocType.SHERIFFS_DEED, DocType.EXECUTORS_DEED, DocType.ADMINISTRATORS_DEED, DocType.TAX_SALE_DEED,
-        DocType.COURT_ORDER,
-    })  # fmt: skip
+    conveys_for_owner: ClassVar[frozenset[DocType]] = CONVEYS_FOR_OWNER
     #: the cross-reference each type must cite (examination reads it: citing nothing is a ground for
     #: refusal); a type not listed cites nothing it must
     cites: ClassVar[Mapping[DocType, ReferenceKind]] = MappingProxyType({

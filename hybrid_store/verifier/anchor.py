@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from hybrid_store.core import bundle as bundles
+from hybrid_store.core import merkle
 from hybrid_store.core.hashing import to_hex
 from hybrid_store.core.standing import (
     CURRENT,
@@ -123,6 +124,22 @@ def anchored(bundle: bundles.ProofBundle, chain: ChainReader, trust: TrustRoot, 
             f"the bundle reads its parcels as {bundle.jurisdiction!r} does, but {trust.describe()} is a registry of "
             f"{trust.jurisdiction!r}: not a record of this registry"
         )
+    placed = _placed(anchor, tree, chain, trust)
+    now = _check_batch(bundle, placed.contract, anchor.batch_id, placed.deployment.from_block)
+    return _deep_enough(anchor, placed, trust, depth, now)
+
+
+@dataclass(frozen=True)
+class _Placed:
+    """An anchor found where the trust root allows it: the listed contract, and the transaction
+    that anchored the root as the batch."""
+
+    deployment: Deployment
+    contract: ChainReader
+    receipt: Receipt
+
+
+def _placed(anchor: bundles.Anchor, tree: bundles.TreeProof, chain: ChainReader, trust: TrustRoot) -> _Placed:
     _check_network(anchor, chain, trust)
     deployment, contract = _listed_contract(anchor, chain, trust)
     receipt = _anchoring_receipt(anchor, tree, contract, deployment)
@@ -131,7 +148,11 @@ def anchored(bundle: bundles.ProofBundle, chain: ChainReader, trust: TrustRoot, 
             f"the anchor is in block {receipt.block_number}, outside the range in which {deployment.contract} "
             f"was the registry's contract ({deployment.describe_range()}, {trust.describe()})"
         )
-    now = _check_batch(bundle, contract, anchor.batch_id, deployment.from_block)
+    return _Placed(deployment, contract, receipt)
+
+
+def _deep_enough(anchor: bundles.Anchor, placed: _Placed, trust: TrustRoot, depth: int, now: Standing) -> AnchorVerdict:
+    receipt, contract, deployment = placed.receipt, placed.contract, placed.deployment
     # the block number only said where the transaction was when the bundle was made
     moved = "" if receipt.block_number == anchor.block_number else (
         f"the anchoring transaction is now in block {receipt.block_number}, not {anchor.block_number} "
@@ -146,6 +167,42 @@ def anchored(bundle: bundles.ProofBundle, chain: ChainReader, trust: TrustRoot, 
         registry_version=deployment.registry_version, trust_version=trust.version, moved=moved,
         tx_hash=receipt.tx_hash, standing=now,
     )  # fmt: skip
+
+
+def anchored_batch(
+    anchor: bundles.Anchor, root: bytes, chain: ChainReader, trust: TrustRoot, *, depth: int
+) -> tuple[AnchorVerdict, Callable[[bytes], Standing]]:
+    """A batch, once for all of its leaves an auditor holds (a title abstract's records, its title
+    state's marker): the anchor as ``anchored`` checks it, and a function from a leaf (whose
+    standard-v1 proof to ``root`` the caller has checked) to its standing on the chain. A leaf
+    revoked for no reason the registry explains raises ``VerificationFailed``."""
+    tree = bundles.TreeProof(merkle.COMMITMENT_ENCODING, (to_hex(bytes(32)),), (), root)
+    placed = _placed(anchor, tree, chain, trust)
+    _batch_root(placed.contract, anchor.batch_id, root)
+    verdict = _deep_enough(anchor, placed, trust, depth, Standing(CURRENT))
+
+    def standing(leaf: bytes) -> Standing:
+        revoked = placed.contract.revoked_at(anchor.batch_id, leaf)
+        if not revoked:
+            return Standing(CURRENT)
+        now = standing_of(revoked, placed.contract.revocation_reason(anchor.batch_id, leaf,
+                                                                      placed.deployment.from_block))  # fmt: skip
+        if now.kind == REVOKED:
+            raise VerificationFailed(f"the record with leaf {to_hex(leaf)} was {now.describe()}")
+        return now
+
+    return verdict, standing
+
+
+def _batch_root(contract: ChainReader, batch_id: int, root: bytes) -> None:
+    try:
+        on_chain = contract.get_batch(batch_id)
+    except ChainUnavailable:
+        raise  # a node that failed to answer says nothing about the batch: the verdict is "unavailable"
+    except Exception:
+        raise VerificationFailed(f"the contract has no batch {batch_id}") from None
+    if on_chain.root != root:
+        raise VerificationFailed(f"batch {batch_id} on chain has root {to_hex(on_chain.root)}, not {to_hex(root)}")
 
 
 def _check_network(anchor: bundles.Anchor, chain: ChainReader, trust: TrustRoot) -> None:
@@ -212,14 +269,7 @@ def _check_batch(bundle: bundles.ProofBundle, contract: ChainReader, batch_id: i
     the contract's event gives (superseded by a newer version, deleted in the legacy system)."""
     tree = bundle.tree
     assert tree is not None
-    try:
-        on_chain = contract.get_batch(batch_id)
-    except ChainUnavailable:
-        raise  # a node that failed to answer says nothing about the batch: the verdict is "unavailable"
-    except Exception:
-        raise VerificationFailed(f"the contract has no batch {batch_id}") from None
-    if on_chain.root != tree.root:
-        raise VerificationFailed(f"batch {batch_id} on chain has root {to_hex(on_chain.root)}, not {to_hex(tree.root)}")
+    _batch_root(contract, batch_id, tree.root)
     revoked = contract.revoked_at(batch_id, tree.leaf)
     if revoked:  # the contract's verifyCommitment answers false for a revoked leaf: the root equality
         # above and the bundle's proof, checked here against that root, place it in the batch

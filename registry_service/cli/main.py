@@ -195,6 +195,42 @@ def proof(
         err_console.print("[yellow]note:[/yellow] this record is not anchored yet; the bundle is pending")
 
 
+@app.command()
+@friendly
+def title(
+    parcel: Annotated[str, typer.Argument(help="The parcel's key, e.g. 0223_100.01_5.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the abstract here instead of stdout.")] = None,
+    redact: Annotated[
+        str, typer.Option(help="Comma-separated fields to give as hashes only, e.g. grantors,grantees,consideration.")
+    ] = "",
+    head_only: Annotated[
+        bool, typer.Option("--head", help="Only the parcel's head in the newest anchored title state (a head proof).")
+    ] = False,
+) -> None:
+    """Export a parcel's title abstract: every record of its history with its proof, and the proof
+    that the newest is the parcel's head in the newest anchored title state. Verify it anywhere with
+    `landreg verify ABSTRACT --trust root.json --rpc URL`; it tells who owns the parcel of record and
+    what is open against it. Index fields (number, type, time, parcels, history and cross-references)
+    are always disclosed; names and amounts may be redacted."""
+    from hybrid_store import title_abstract
+
+    cfg = settings()
+    fields = [f.strip() for f in redact.split(",") if f.strip()]
+    with database(cfg).read() as session:
+        try:
+            document = (title_abstract.head_document(session, parcel).to_json() if head_only
+                        else title_abstract.build(session, parcel, redact=fields).to_json())  # fmt: skip
+        except ValueError as exc:  # an unknown field to redact
+            raise fail(str(exc)) from None
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    if out is None:
+        console.out(text, end="", highlight=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        records = len(document.get("records", ()))
+        err_console.print(f"wrote {out}" + ("" if head_only else f" ({records} record{'s' if records != 1 else ''})"))
+
+
 TrustOption = Annotated[
     str | None,
     typer.Option(
@@ -277,8 +313,16 @@ def verify(
             "fewer is PENDING. Use the registry's network's depth, e.g. 12.",
         ),  # fmt: skip
     ] = 1,
+    head: Annotated[
+        str | None,
+        typer.Option(
+            "--head",
+            help="For a title abstract: the parcel's head at the newest anchored batch (a file, or a URL such as "
+            "https://REGISTRY/api/v1/parcels/KEY/head), to tell COMPLETE from STALE.",
+        ),  # fmt: skip
+    ] = None,
 ) -> None:
-    """Verify a proof bundle against the registry's trust root: the math, and the anchor on chain.
+    """Verify a proof bundle, or a parcel's title abstract, against the registry's trust root: the math, and the anchor on chain.
 
     The verdict names the record's standing (current as far as the bundle shows, corrected by N,
     superseded, deleted in legacy), the fields it verified with their values, and those it withheld.
@@ -290,6 +334,12 @@ def verify(
     reason), 3 UNCHECKED (the math holds, but without --rpc or a trust root nothing says the root is
     the registry's), 4 UNAVAILABLE (the node did not answer: nothing was concluded), 5 PENDING (the
     anchor holds, but its block has fewer confirmations than --confirmations asks: verify again later).
+
+    A title abstract (`landreg title`) is COMPLETE (exit 0: every record from the first to the head,
+    nothing omitted, the head current in the newest anchored title state), INVALID (1, naming the
+    gap), UNCHECKED (3), UNAVAILABLE (4), PENDING (5), STALE (6: the parcel's head moved after the
+    abstract's batch, shown by --head) or COMPLETE AS OF BATCH M (7: newer batches were anchored
+    and no --head at the newest was given); it prints the owners of record and the open encumbrances.
     """
     from hybrid_store.core.trust import TrustRootError
     from hybrid_store.verifier.verdicts import verify_file
@@ -299,9 +349,104 @@ def verify(
     except TrustRootError as exc:
         console.print(f"[red]INVALID[/red]: {exc}")
         raise typer.Exit(1) from None
+    document = _abstract_in(bundle_file)
+    if document is not None:
+        _verify_abstract(document, rpc, pinned, head, confirmations, as_json)
     verdict = verify_file(bundle_file, rpc, trust=pinned, successor=successor, corrected_by=corrected_by or (),
                           depth=confirmations)  # fmt: skip
     _print_verdict(verdict, as_json)
+
+
+def _abstract_in(path: Path):  # -> a decoded abstract, or None (a bundle: verify_file reads it again)
+    from hybrid_store import strict_json
+    from hybrid_store.verifier import abstracts
+
+    try:
+        raw = strict_json.read_file(path, max_bytes=abstracts.MAX_ABSTRACT_BYTES)
+        if b'"landreg-title-abstract/' not in raw:
+            return None
+        document = strict_json.loads(raw, max_bytes=abstracts.MAX_ABSTRACT_BYTES)
+    except (OSError, strict_json.InvalidJSON):
+        return None  # verify_file says what is wrong with it
+    return document if abstracts.is_abstract(document) else None
+
+
+def _verify_abstract(document, rpc: str | None, pinned, head: str | None, depth: int, as_json: bool) -> None:
+    from hybrid_store import strict_json
+    from hybrid_store.verifier import abstracts
+
+    newest = None
+    if head is not None:
+        try:
+            if head.startswith(("http://", "https://")):
+                import httpx
+
+                response = httpx.get(head, timeout=10, follow_redirects=False)
+                if response.status_code != 200:
+                    raise OSError(f"HTTP {response.status_code}")
+                raw = response.content
+            else:
+                raw = strict_json.read_file(Path(head), max_bytes=abstracts.MAX_HEAD_BYTES)
+            newest = strict_json.loads(raw, max_bytes=abstracts.MAX_HEAD_BYTES)
+        except (OSError, strict_json.InvalidJSON, httpx_errors()) as exc:
+            err_console.print(f"[yellow]warning:[/yellow] cannot read the newest head {head}: {exc}")
+    verdict = abstracts.verify_document(document, rpc, trust=pinned, newest=newest, depth=depth)
+    if as_json:
+        console.out(json.dumps(verdict.to_json(), indent=2, ensure_ascii=False), highlight=False)
+        raise typer.Exit(abstracts.EXIT[verdict.status])
+    colour = {"complete": "green", "invalid": "red"}.get(verdict.status, "yellow")
+    console.print(f"[{colour}]{verdict.label}[/{colour}]: {verdict.reason}", highlight=False)
+    if verdict.summary:
+        console.print(verdict.summary, highlight=False)
+    _print_title(verdict)
+    raise typer.Exit(abstracts.EXIT[verdict.status])
+
+
+def httpx_errors() -> type[Exception]:
+    import httpx
+
+    return httpx.HTTPError
+
+
+def _print_title(verdict) -> None:
+    """The records, the owners of record and the encumbrances the verdict derived, and its limits."""
+    if verdict.records:
+        console.print("records (oldest first):", highlight=False)
+        for r in verdict.records:
+            names = ""
+            if r["grantors"] is not None or r["grantees"] is not None:
+                names = f" {'; '.join(r['grantors'] or ['(withheld)'])} to {'; '.join(r['grantees'] or ['(withheld)'])}"
+            standing = f" [{r['standing'].replace('_', ' ')}]" if r.get("standing") not in (None, "current") else ""
+            console.print(f"  {r['number']}  {r['docType']}  recorded {r['recordedAt']}{names}{standing}",
+                          markup=False, highlight=False)  # fmt: skip
+    t = verdict.title
+    if t is None:
+        return
+    owners = t.owners
+    if owners.names is not None:
+        console.print(f"owners of record: {'; '.join(owners.names)} (by {owners.number})", markup=False,
+                      highlight=False)  # fmt: skip
+    elif owners.why:
+        console.print(f"owners of record: not provable from this abstract: {owners.why}", markup=False, highlight=False)
+    else:
+        console.print("owners of record: none (no conveyance of this parcel is recorded here)", highlight=False)
+    still = t.open
+    console.print(f"open encumbrances of record in this registry under {verdict.parcel_key}: "
+                  f"{len(still) if still else 'none'}", markup=False, highlight=False)  # fmt: skip
+    for e in t.encumbrances:
+        state = {"open": "OPEN", "closed": f"closed by {e.closed_by}", "not provable": "open or closed: not "
+                 "provable from the record"}[e.state]  # fmt: skip
+        extra = f" ({'; '.join(e.notes)})" if e.notes else ""
+        console.print(f"  {e.kind} {e.number}: {state}{extra}", markup=False, highlight=False)
+    for note in t.notes:
+        console.print(f"note: {note}", markup=False, highlight=False)
+    console.print("not covered: " + "; ".join(abstract_limits()), markup=False, highlight=False)
+
+
+def abstract_limits() -> tuple[str, ...]:
+    from hybrid_store.core.abstract import LIMITS
+
+    return LIMITS
 
 
 # --- worker -----------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session
 
-from hybrid_store import title
+from hybrid_store.core import title
 from hybrid_store.core.records import CONVEYANCES
 from hybrid_store.db.models import Instrument, InstrumentParcel, InstrumentParty, Parcel, Submission
 from hybrid_store.examination import (

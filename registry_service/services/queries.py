@@ -10,7 +10,8 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
-from hybrid_store import mirror, title
+from hybrid_store import mirror
+from hybrid_store.core import title
 from hybrid_store.core.commitment import SCHEME_V1
 from hybrid_store.core.hashing import to_hex
 from hybrid_store.core.records import CONVEYANCES, DocType

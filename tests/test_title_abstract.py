@@ -1,0 +1,263 @@
+"""The title abstract (docs/title-abstract.md): a parcel's whole history with its proofs and the
+proof that its newest record is the parcel's head in an anchored title state. Verified against the
+chain and the trust root only, it is COMPLETE, COMPLETE AS OF BATCH M, STALE, PENDING or INVALID,
+and it derives the owners of record and the open encumbrances, which must equal the database's.
+
+Every attack of issue 23 is here as a forged abstract that must not verify COMPLETE: an omitted
+record (middle, newest), a reordering, a spliced record of another parcel, an old abstract after a
+new deed, a head proven against another contract's or another chain's state, a hidden mortgage, a
+head forged for a parcel never recorded, a database-only edit of the stored title state.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import text
+
+from hybrid_store import title_abstract
+from hybrid_store.anchoring import Anchorer
+from hybrid_store.core import abstract as core
+from hybrid_store.core import merkle
+from hybrid_store.core import title_state as ts
+from hybrid_store.filing import record_instruments
+from hybrid_store.intake import validate
+from hybrid_store.title_states import TitleStoreError
+from hybrid_store.verifier import abstracts
+from tests.conftest import NOW, bypass_append_only, deed, trust_of
+
+LOT = {"municipality_code": "0223", "block": "100.01", "lot": "5"}
+KEY = "0223_100.01_5"
+OTHER = {"municipality_code": "0223", "block": "100.01", "lot": "6"}
+
+
+def file(db, *docs, minutes: int = 0):
+    items = [validate(d, now=NOW + timedelta(minutes=minutes)) for d in docs]
+    with db.write() as s:
+        return [r.instrument_number for r in record_instruments(s, items, now=NOW + timedelta(minutes=minutes))]
+
+
+def doc(doc_type: str, grantors: list[str], grantees: list[str], parcel=LOT, refs=(), **kw) -> dict:
+    body = deed(doc_type=doc_type, grantors=grantors, grantees=grantees, parcels=[parcel], **kw)
+    if refs:
+        body["references"] = [dict(r) for r in refs]
+    if doc_type != "DEED":
+        body.pop("grantee_mailing_address", None)
+    return body
+
+
+@dataclass
+class Book:
+    deed1: str
+    mortgage1: str
+    deed2: str
+    satisfaction: str
+    mortgage2: str
+    lien: str
+    easement: str
+
+
+def record_book(db) -> Book:
+    """A parcel's history: two deeds, a satisfied mortgage and an open one, a lien, an easement;
+    and a record of the next lot between them."""
+    [deed1] = file(db, doc("DEED", ["ALICE ADAMS"], ["BOB BROWN"]), minutes=1)
+    [m1] = file(db, doc("MORTGAGE", ["BOB BROWN"], ["FIRST BANK"]), minutes=2)
+    file(db, doc("DEED", ["ZED ZIMMER"], ["YVES YOUNG"], parcel=OTHER), minutes=3)
+    [deed2] = file(db, doc("DEED", ["BOB BROWN"], ["CAROL CHEN"]), minutes=4)
+    [sat] = file(db, doc("SATISFACTION", ["FIRST BANK"], ["BOB BROWN"],
+                         refs=[{"kind": "acts_on_mortgage", "instrument_number": m1}]), minutes=5)  # fmt: skip
+    [m2] = file(db, doc("MORTGAGE", ["CAROL CHEN"], ["SECOND BANK"]), minutes=6)
+    [lien] = file(db, doc("LIEN", ["CAROL CHEN"], ["ACME BUILDERS"]), minutes=7)
+    [easement] = file(db, doc("EASEMENT", ["CAROL CHEN"], ["PSE&G"]), minutes=8)
+    return Book(deed1, m1, deed2, sat, m2, lien, easement)
+
+
+@pytest.fixture
+def book(deployed):
+    db, chain, dep = deployed
+    made = record_book(db)
+    Anchorer(db, chain, dep, batch_max_records=3).drain()
+    return db, chain, dep, made
+
+
+def abstract_of(db, key: str = KEY, **kw) -> dict:
+    with db.read() as s:
+        return title_abstract.build(s, key, **kw).to_json()
+
+
+def head_of(db, key: str = KEY) -> dict:
+    with db.read() as s:
+        return title_abstract.head_document(s, key).to_json()
+
+
+def verdict(db, chain, document, **kw) -> abstracts.AbstractVerdict:
+    return abstracts.verify_document(document, chain=chain, trust=trust_of(db), **kw)
+
+
+def test_a_complete_abstract_shows_the_owners_and_what_is_open(book):
+    db, chain, _, made = book
+    document = abstract_of(db)
+    assert [r["record"]["fields"]["instrument_number"]["value"] for r in document["records"]] == [
+        made.deed1,
+        made.mortgage1,
+        made.deed2,
+        made.satisfaction,
+        made.mortgage2,
+        made.lien,
+        made.easement,
+    ]
+    v = verdict(db, chain, document)
+    assert v.status == abstracts.COMPLETE, v.reason
+    assert v.title is not None
+    assert v.title.owners.names == ("CAROL CHEN",) and v.title.owners.number == made.deed2
+    states = {(e.kind, e.number): (e.state, e.closed_by) for e in v.title.encumbrances}
+    assert states == {
+        ("mortgage", made.mortgage1): ("closed", made.satisfaction),
+        ("mortgage", made.mortgage2): ("open", None),
+        ("lien", made.lien): ("open", None),
+        ("easement", made.easement): ("open", None),
+    }
+    # the database's own answer, from the index tables, is the same
+    with db.read() as s:
+        recorded = title_abstract.recorded_title(s, KEY)
+    assert recorded.owner_number == made.deed2 and recorded.owners == ("CAROL CHEN",)
+    assert {(k, n): (st, by) for k, n, st, by in recorded.encumbrances} == states
+
+
+def test_without_a_chain_the_abstract_is_unchecked_never_complete(book):
+    db, _, _, _ = book
+    v = abstracts.verify_document(abstract_of(db), trust=trust_of(db))
+    assert v.status == abstracts.UNCHECKED
+
+
+def records_of(document: dict) -> list[dict]:
+    return document["records"]
+
+
+@pytest.mark.parametrize("attack", ["omit_middle", "omit_newest", "reorder", "splice_other_parcel", "omit_first"])
+def test_a_history_with_a_record_left_out_moved_or_spliced_in_is_invalid(book, attack):
+    db, chain, _, made = book
+    document = abstract_of(db)
+    records = records_of(document)
+    if attack == "omit_middle":
+        del records[4]  # the open mortgage
+    elif attack == "omit_newest":
+        del records[-1]
+    elif attack == "omit_first":
+        del records[0]
+    elif attack == "reorder":
+        records[2], records[3] = records[3], records[2]
+    elif attack == "splice_other_parcel":
+        other = abstract_of(db, "0223_100.01_6")
+        records.insert(2, records_of(other)[0])
+    v = verdict(db, chain, document)
+    assert v.status == abstracts.INVALID, v.reason
+    assert v.title is None
+
+
+def test_an_old_abstract_after_a_new_deed_is_stale_with_the_newest_head_and_never_complete(book):
+    db, chain, dep, made = book
+    old = abstract_of(db)
+    file(db, doc("DEED", ["CAROL CHEN"], ["DAN DIAZ"]), minutes=20)
+    Anchorer(db, chain, dep).drain()
+    v = verdict(db, chain, old)
+    assert v.status == abstracts.COMPLETE_AS_OF, v.reason
+    v = verdict(db, chain, old, newest=head_of(db))
+    assert v.status == abstracts.STALE, v.reason
+    assert "moved" in v.reason
+    fresh = abstract_of(db)
+    assert verdict(db, chain, fresh).status == abstracts.COMPLETE
+    # an old head given as the newest proves nothing
+    v = verdict(db, chain, old, newest=old["head"])
+    assert v.status == abstracts.COMPLETE_AS_OF and v.warnings
+
+
+def test_a_batch_that_moves_other_parcels_only_keeps_the_abstract_complete(book):
+    db, chain, dep, _ = book
+    old = abstract_of(db)
+    file(db, doc("DEED", ["YVES YOUNG"], ["XAVIER XU"], parcel=OTHER), minutes=20)
+    Anchorer(db, chain, dep).drain()
+    assert verdict(db, chain, old).status == abstracts.COMPLETE_AS_OF
+    assert verdict(db, chain, old, newest=head_of(db)).status == abstracts.COMPLETE
+
+
+def test_a_head_for_a_parcel_never_recorded_cannot_be_forged(book):
+    db, chain, _, _ = book
+    never = abstract_of(db, "0223_999_1")
+    assert never["records"] == [] and verdict(db, chain, never).status == abstracts.COMPLETE  # provably no record
+    document = abstract_of(db)
+    document["parcelKey"] = document["head"]["parcelKey"] = "0223_999_1"
+    v = verdict(db, chain, document)
+    assert v.status == abstracts.INVALID, v.reason
+    # nor can the registry hide a recorded parcel's history behind another parcel's absence proof
+    hidden = abstract_of(db, "0223_999_1")
+    hidden["parcelKey"] = hidden["head"]["parcelKey"] = KEY
+    assert verdict(db, chain, hidden).status == abstracts.INVALID
+
+
+def test_withholding_a_satisfaction_s_cross_reference_is_refused_not_read_as_closing(book):
+    db, chain, _, made = book
+    document = abstract_of(db, redact=["references"])  # the builder never withholds it ...
+    assert verdict(db, chain, document).status == abstracts.COMPLETE
+    forged = copy.deepcopy(document)  # ... a forger who does gets a refusal, not a guess
+    record = forged["records"][3]["record"]
+    field = record["fields"].pop("references")
+    from hybrid_store.core.commitment import field_hash
+
+    record["redacted"]["references"] = (
+        "0x" + field_hash("references", bytes.fromhex(field["salt"][2:]), field["value"], record["scheme"]).hex()
+    )
+    v = verdict(db, chain, forged)
+    assert v.status == abstracts.INVALID and "references" in v.reason
+
+
+def test_a_head_anchored_by_another_contract_is_refused(book, db):
+    db, chain, _, _ = book
+    from hybrid_store.chain.connect import eth_tester_chain
+    from hybrid_store.deployment import attach
+
+    document = abstract_of(db)
+    # a look-alike registry: the same records filed into another database, anchored on another contract
+    other_chain = eth_tester_chain()
+    from tests.conftest import make_sqlite
+
+    return_db = make_sqlite(__import__("pathlib").Path(__import__("tempfile").mkdtemp()))
+    other_dep = attach(return_db, other_chain)
+    record_book(return_db)
+    Anchorer(return_db, other_chain, other_dep, batch_max_records=3).drain()
+    forged = copy.deepcopy(document)
+    forged["head"] = head_of(return_db)
+    v = verdict(db, chain, forged)
+    assert v.status == abstracts.INVALID, v.reason
+
+
+def test_a_database_only_edit_of_the_title_state_never_yields_a_complete_abstract(book):
+    db, chain, dep, made = book
+    honest = abstract_of(db)
+    with db.write() as s:
+        bypass_append_only(s)
+        s.execute(text("UPDATE title_versions SET root = :r WHERE batch_id = (SELECT max(batch_id) FROM title_versions)"),
+                  {"r": b"\x11" * 32})  # fmt: skip
+    with pytest.raises(TitleStoreError, match="edited in the database"):
+        abstract_of(db)  # the registry's own tools refuse to hand out what they cannot prove
+    # the strongest database-only attacker writes a whole title state of their own, in which the
+    # parcel's head is the record before the newest, and its batch: no chain anchored that root
+    forged = copy.deepcopy(honest)
+    del forged["records"][-1]
+    last = forged["records"][-1]["record"]["commitment"]
+    store = ts.MemoryNodeStore()
+    _, root = ts.apply(store, None, [ts.Head(KEY, bytes.fromhex(last[2:]), len(forged["records"]))], version=1)
+    forged["head"]["stateRoot"] = "0x" + root.hex()
+    forged["head"]["headProof"] = ts.prove(store, 1, KEY).to_json()
+    forged["head"]["markerProof"] = []
+    forged["head"]["batchRoot"] = "0x" + merkle.commitment_leaf(ts.state_marker(root)).hex()
+    assert abstracts.verify_offline(abstracts.parse(forged))  # the math alone holds ...
+    v = verdict(db, chain, forged)
+    assert v.status == abstracts.INVALID and "root" in v.reason, v.reason  # ... the chain does not
+
+
+def test_entries_problem_names_a_withheld_index_field():
+    assert "prev" in core.entry_problem("landreg-commitment/v2", {"instrument_number": "1"}, {"prev"})
