@@ -38,6 +38,7 @@ from hybrid_store.core.hashing import to_hex
 from hybrid_store.db.engine import bulk_execute, chunks, driver_datetime, select_in
 from hybrid_store.db.models import AnchorBatch, BatchRecord, BatchState, Commitment, TitleNode, TitleVersion
 from hybrid_store.db.records import driver_rows, ids_clause, ids_param
+from hybrid_store.errors import LandregError
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +54,11 @@ _LEAF = 0
 _INNER = 1
 
 
-class TitleStoreError(ts.TitleStateError):
+class TitleStoreError(ts.TitleStateError, LandregError):
     """A stored node or version is not what its hash or its records say: the store was edited."""
 
     code = "title-store"
+    hint = "run `landreg reconcile`: it names the edit (the state anchored on the chain is intact)"
 
 
 # -- node encoding -------------------------------------------------------------------------------------

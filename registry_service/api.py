@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date
 from typing import Annotated, Any, Literal
@@ -14,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from hybrid_store import flags
 from hybrid_store.core.commitment import FIELDS
 from hybrid_store.core.records import DocType
-from hybrid_store.errors import FieldError, InvalidInstrument
+from hybrid_store.errors import FieldError, InvalidInstrument, NotFound
 from hybrid_store.examination import State
 from hybrid_store.jurisdictions import PROFILES
 from registry_service import schemas
@@ -289,6 +290,38 @@ def get_parcel_history(parcel_id: ParcelPath, queries: QueriesDep, who: Reader) 
     return queries.history(parcel_id)
 
 
+@router.get("/parcels/{parcel_id}/abstract", tags=["auditors"], summary="A parcel's title abstract")
+async def get_abstract(
+    parcel_id: ParcelPath,
+    proofs: ProofsDep,
+    who: Caller,
+    redact: Annotated[str, Query(max_length=300, description="comma-separated fields to give as hashes only")] = "",
+) -> Response:
+    """Every record of the parcel's history with its proof, and the proof that the newest is the
+    parcel's head in the newest anchored title state: verify it with `landreg verify` or
+    `POST /api/v1/proofs/verify` (COMPLETE, COMPLETE AS OF BATCH M, STALE, PENDING or INVALID, with
+    the owners of record and the open encumbrances). Index fields are always disclosed; without an
+    auditor's or clerk's key, other fields only as `public_fields` allows (format: docs/title-abstract.md)."""
+    fields = [f.strip() for f in redact.split(",") if f.strip()]
+    unknown = [f for f in fields if f not in FIELDS]
+    if unknown:
+        raise InvalidInstrument([FieldError("redact", "unknown_field", f"{unknown[0]!r} is not a record field")])
+    full = who is not None and who.can(Permission.PROOF)
+    data = await run_in_threadpool(lambda: proofs.abstract_json(parcel_id, fields, full=full))
+    return Response(data, media_type="application/json")
+
+
+@router.get("/parcels/{parcel_id}/head", tags=["auditors"], summary="A parcel's head in the newest title state")
+def get_head(parcel_id: ParcelPath, proofs: ProofsDep) -> Response:
+    """The parcel's head (its newest anchored record and its history's length), or the proof that it
+    has none, in the newest anchored title state: what `landreg verify ABSTRACT --head URL` takes to
+    tell COMPLETE from STALE. Open to everyone: it discloses a commitment and a count, no field."""
+    head = proofs.newest_head(parcel_id)
+    if head is None:
+        raise NotFound("no title state is anchored yet, or the stored one is damaged (`landreg reconcile` says)")
+    return Response(json.dumps(head, separators=(",", ":")), media_type="application/json")
+
+
 @router.post("/flags/{source}/{flag_id}/acknowledge", response_model=schemas.MirrorFlagView, tags=["operators"],
              summary="Acknowledge a flag, with the reason",
              responses={409: {"model": schemas.ErrorResponse, "description": "a flag on who owns a parcel (record "
@@ -309,10 +342,14 @@ def acknowledge_flag(
     return filing.acknowledge(who, flags.Source(source), flag_id, body.reason)
 
 
-@router.post("/proofs/verify", response_model=schemas.VerdictView, tags=["auditors"], summary="Verify a bundle")
+@router.post("/proofs/verify", response_model=schemas.VerdictView, tags=["auditors"],
+             summary="Verify a bundle or a title abstract")  # fmt: skip
 def verify_proof(
     proofs: ProofsDep,
-    bundle: Annotated[dict[str, Any], Body(description="a proof bundle (docs/proof-bundle.md)")],
+    bundle: Annotated[
+        dict[str, Any],
+        Body(description="a proof bundle (docs/proof-bundle.md) or a title abstract (docs/title-abstract.md)"),
+    ],
     onchain: Annotated[bool, Query(description="also check the anchor on the registry's chain node")] = True,
 ) -> schemas.VerdictView:
     """The same verdicts as `landreg verify`, for auditors without the command line. Open to

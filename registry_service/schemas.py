@@ -434,7 +434,10 @@ class VerdictView(BaseModel):
     #: invalid, unchecked (the math holds but the anchor was not checked: ?onchain=false, or no trust
     #: root published yet), unavailable (the node did not answer), or pending (the anchor holds but
     #: is not yet at the registry's confirmation depth)
-    status: Literal["valid", "invalid", "unchecked", "unavailable", "pending"]
+    #: a title abstract's verdict (docs/title-abstract.md): complete, complete_as_of (complete up to
+    #: its batch; newer batches and no newer head shown), stale (the parcel's head moved since), or
+    #: pending, invalid, unchecked, unavailable as for a bundle
+    status: Literal["valid", "invalid", "unchecked", "unavailable", "pending", "complete", "complete_as_of", "stale"]
     valid: bool
     reason: str
     summary: str
@@ -449,6 +452,8 @@ class VerdictView(BaseModel):
     #: evidence given that did not hold (a correction that does not name this record), and why
     warnings: list[str] = []
     details: dict[str, Any]
+    #: a title abstract's: its records, the owners of record and the encumbrances derived, its limits
+    abstract: dict[str, Any] | None = None
 
 
 class ReceiptCheck(BaseModel):

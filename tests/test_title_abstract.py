@@ -261,3 +261,234 @@ def test_a_database_only_edit_of_the_title_state_never_yields_a_complete_abstrac
 
 def test_entries_problem_names_a_withheld_index_field():
     assert "prev" in core.entry_problem("landreg-commitment/v2", {"instrument_number": "1"}, {"prev"})
+
+
+# --- the same verdicts through the API, the desk and the CLI -------------------------------------------
+
+
+def api_book(svc) -> dict[str, str]:
+    """The book filed through the API by a clerk (examination confirmed up front)."""
+    from tests.conftest import filing
+
+    def post(doc_type, grantors, grantees, parcel=LOT, refs=()):
+        body = filing(doc_type=doc_type, grantors=grantors, grantees=grantees, parcels=[parcel])
+        if refs:
+            body["references"] = list(refs)
+        if doc_type != "DEED":
+            body.pop("grantee_mailing_address", None)
+        return svc.file(body)["receipt"]["instrumentNumber"]
+
+    made = {"deed1": post("DEED", ["ALICE ADAMS"], ["BOB BROWN"])}
+    made["mortgage"] = post("MORTGAGE", ["BOB BROWN"], ["FIRST BANK"])
+    made["satisfaction"] = post("SATISFACTION", ["FIRST BANK"], ["BOB BROWN"],
+                                refs=[{"kind": "acts_on_mortgage", "instrument_number": made["mortgage"]}])  # fmt: skip
+    made["mortgage2"] = post("MORTGAGE", ["BOB BROWN"], ["SECOND BANK"])
+    svc.anchor()
+    return made
+
+
+@pytest.fixture
+def svc(tmp_path, db, chain):
+    from tests.test_api import make_service
+
+    service = make_service(tmp_path, db, chain)
+    with service.client:
+        yield service
+
+
+def test_the_api_serves_the_abstract_and_the_head_and_verifies_both_ways(svc):
+    made = api_book(svc)
+    r = svc.client.get(f"/api/v1/parcels/{KEY}/abstract", headers=svc.as_("auditor"))
+    assert r.status_code == 200, r.text
+    document = r.json()
+    assert len(document["records"]) == 4
+    v = svc.client.post("/api/v1/proofs/verify", json=document).json()
+    assert v["status"] == "complete", v
+    assert v["abstract"]["title"]["owners"]["names"] == ["BOB BROWN"]
+    states = {e["openedBy"]: e["state"] for e in v["abstract"]["title"]["encumbrances"]}
+    assert states == {made["mortgage"]: "closed", made["mortgage2"]: "open"}
+    # anonymous: index fields always, names withheld; the owners cannot be derived, the history can
+    anonymous = svc.client.get(f"/api/v1/parcels/{KEY}/abstract").json()
+    assert "grantees" not in anonymous["records"][0]["record"]["fields"]
+    v = svc.client.post("/api/v1/proofs/verify", json=anonymous).json()
+    assert v["status"] == "complete" and v["abstract"]["title"]["owners"]["provable"] is False
+    # a new deed: the old abstract is STALE through the API (the registry's newest head is checked on chain)
+    svc.file(__import__("tests.conftest", fromlist=["filing"]).filing(
+        grantors=["BOB BROWN"], grantees=["CAROL CHEN"], parcels=[LOT]))  # fmt: skip
+    svc.anchor()
+    v = svc.client.post("/api/v1/proofs/verify", json=document).json()
+    assert v["status"] == "stale", v
+    # forged: the newest record left out
+    forged = svc.client.get(f"/api/v1/parcels/{KEY}/abstract", headers=svc.as_("auditor")).json()
+    del forged["records"][-1]
+    v = svc.client.post("/api/v1/proofs/verify", json=forged).json()
+    assert v["status"] == "invalid" and "left out" in v["reason"], v
+    head = svc.client.get(f"/api/v1/parcels/{KEY}/head")
+    assert head.status_code == 200 and head.json()["format"] == abstracts.HEAD_FORMAT
+
+
+def test_the_desk_upload_shows_the_abstract_s_verdict_owners_and_encumbrances(svc):
+    from tests.test_desk_limits import sign_in
+
+    made = api_book(svc)
+    document = svc.client.get(f"/api/v1/parcels/{KEY}/abstract", headers=svc.as_("auditor")).json()
+    csrf = sign_in(svc, "auditor")
+    import json as _json
+
+    def upload(doc: dict):
+        raw = _json.dumps(doc).encode()
+        return svc.client.post("/desk/audit/verify", files=[("csrf", (None, csrf)),
+                                                             ("bundle_file", ("abstract.json", raw, "application/json"))])  # fmt: skip
+
+    r = upload(document)
+    assert r.status_code == 200, r.text
+    assert "Complete and current" in r.text and "BOB BROWN" in r.text
+    assert f"closed by {made['satisfaction']}" in r.text
+    forged = copy.deepcopy(document)
+    forged["records"][1], forged["records"][2] = forged["records"][2], forged["records"][1]
+    r = upload(forged)
+    assert r.status_code == 422 and "Not verified" in r.text and "out of order" in r.text
+
+
+def test_the_cli_verifies_an_abstract_with_its_own_exit_statuses(book, tmp_path, monkeypatch):
+    """``landreg verify`` in process (typer's runner) against the in-process chain, reached as a node
+    by URL would be: each verdict its own exit status."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from registry_service.cli import main as cli
+    from tests.conftest import _trust_homes
+
+    db, chain, dep, made = book
+    monkeypatch.setattr(abstracts, "_node_at", lambda url: chain)
+    trust_of(db)
+    trust = str(_trust_homes[str(db.engine.url)] / "trust" / "root.json")
+    runner = CliRunner()
+
+    def run(document: dict, *extra: str) -> tuple[int, str]:
+        path = tmp_path / "abstract.json"
+        path.write_text(json.dumps(document))
+        result = runner.invoke(cli.app, ["verify", str(path), *extra])
+        return result.exit_code, result.output
+
+    old = abstract_of(db)
+    code, out = run(old)
+    assert code == 3 and "UNCHECKED" in out, out  # no trust root, no node: the math only
+    code, out = run(old, "--trust", trust, "--rpc", "http://node")
+    assert code == 0 and "COMPLETE" in out and "owners of record: CAROL CHEN" in out, out
+    assert f"mortgage {made.mortgage2}: OPEN" in out and f"closed by {made.satisfaction}" in out
+    forged = copy.deepcopy(old)
+    del forged["records"][2]
+    code, out = run(forged, "--trust", trust, "--rpc", "http://node")
+    assert code == 1 and "INVALID" in out and "missing" in out, out
+    file(db, doc("DEED", ["CAROL CHEN"], ["DAN DIAZ"]), minutes=20)
+    Anchorer(db, chain, dep).drain()
+    code, out = run(old, "--trust", trust, "--rpc", "http://node")
+    assert code == 7 and "COMPLETE AS OF BATCH" in out, out
+    newest = tmp_path / "head.json"
+    newest.write_text(json.dumps(head_of(db)))
+    code, out = run(old, "--trust", trust, "--rpc", "http://node", "--head", str(newest))
+    assert code == 6 and "STALE" in out, out
+    with db.read() as s:  # `landreg title` writes what `landreg verify` takes
+        assert title_abstract.build(s, KEY).to_json()["head"]["format"] == abstracts.HEAD_FORMAT
+
+
+def test_a_batch_short_of_the_depth_asked_for_is_pending_never_invalid(book):
+    db, chain, _, _ = book
+    v = verdict(db, chain, abstract_of(db), depth=1_000)
+    assert v.status == abstracts.PENDING, v.reason
+
+
+# --- property tests -----------------------------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+def chain_of(n: int, key: str = KEY) -> list[core.Entry]:
+    """``n`` records of one parcel, linked as the registry links them (commitments are arbitrary)."""
+    entries: list[core.Entry] = []
+    for i in range(n):
+        commitment = bytes([i % 256, i // 256]) + bytes(30)
+        prev = "0x" + entries[-1].commitment.hex() if entries else None
+        entries.append(core.Entry(f"2026-{i:07d}", "DEED", "2026-01-01T00:00:00Z", "landreg-commitment/v2",
+                                  commitment, (key,), ((key, prev),), None, (), None, ("A",), ("A",)))  # fmt: skip
+    return entries
+
+
+@settings(max_examples=300, deadline=None)
+@given(n=st.integers(1, 40), data=st.data())
+def test_any_omission_insertion_or_reordering_of_a_history_is_detected(n, data):
+    entries = chain_of(n)
+    head = core.HeadFacts(entries[-1].commitment, n)
+    assert core.history_problem(KEY, entries, head, "batch 1") == ""
+    edit = data.draw(st.sampled_from(["omit", "insert", "swap", "shuffle"]))
+    changed = list(entries)
+    if edit == "omit":
+        del changed[data.draw(st.integers(0, n - 1))]
+    elif edit == "insert":
+        stranger = chain_of(n + 1, KEY)[-1]  # a record of this parcel from another history
+        stranger = core.Entry(**{**stranger.__dict__, "commitment": b"\xff" * 32})
+        changed.insert(data.draw(st.integers(0, n)), stranger)
+    elif edit == "swap" and n > 1:
+        i = data.draw(st.integers(0, n - 2))
+        changed[i], changed[i + 1] = changed[i + 1], changed[i]
+    else:
+        changed = data.draw(st.permutations(entries))
+    if changed == entries:
+        return
+    assert core.history_problem(KEY, changed, head, "batch 1") != ""
+
+
+OPS = st.lists(st.sampled_from(["deed", "stranger_deed", "mortgage", "satisfy", "lien", "discharge", "easement",
+                                "lis_pendens", "correct_deed"]), min_size=1, max_size=8)  # fmt: skip
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=OPS, lot=st.integers(1, 10**6))
+def test_the_verifier_derives_the_owners_and_encumbrances_the_database_holds(deployed, ops, lot):
+    db, chain, dep = deployed
+    parcel = {"municipality_code": "0223", "block": "777", "lot": str(lot)}
+    key = f"0223_777_{lot}"
+    with db.read() as s:
+        from hybrid_store.db.models import Parcel
+
+        if s.query(Parcel).filter_by(parcel_key=key).first() is not None:
+            return  # hypothesis drew this lot before in this database
+    owners, people = ["ANN ONE"], iter(f"PERSON {i}" for i in range(100))
+    mortgages: list[str] = []
+    liens: list[str] = []
+    deeds: list[str] = []
+    for minute, op in enumerate(["deed", *ops], start=1):
+        if op in ("deed", "stranger_deed"):
+            grantors = owners if op == "deed" else ["SOMEONE ELSE"]
+            grantees = [next(people)]
+            [n] = file(db, doc("DEED", grantors, grantees, parcel=parcel), minutes=minute)
+            deeds.append(n)
+            owners = grantees if op == "deed" else owners
+        elif op == "mortgage":
+            mortgages += file(db, doc("MORTGAGE", owners, ["BANK"], parcel=parcel), minutes=minute)
+        elif op == "satisfy" and mortgages:
+            file(db, doc("SATISFACTION", ["BANK"], owners, parcel=parcel,
+                         refs=[{"kind": "acts_on_mortgage", "instrument_number": mortgages.pop(0)}]), minutes=minute)  # fmt: skip
+        elif op in ("lien", "lis_pendens"):
+            liens += file(db, doc("LIEN" if op == "lien" else "LIS_PENDENS", owners, ["HOLDER"], parcel=parcel),
+                          minutes=minute)  # fmt: skip
+        elif op == "discharge" and liens:
+            file(db, doc("DISCHARGE_OF_LIEN", ["HOLDER"], owners, parcel=parcel,
+                         refs=[{"kind": "discharges_lien", "instrument_number": liens.pop()}]), minutes=minute)  # fmt: skip
+        elif op == "easement":
+            file(db, doc("EASEMENT", owners, ["UTILITY"], parcel=parcel), minutes=minute)
+        elif op == "correct_deed" and deeds:
+            file(db, doc("CORRECTION", owners, [next(people)], parcel=parcel, corrects=deeds[-1],
+                         refs=[{"kind": "corrects", "instrument_number": deeds[-1]}]), minutes=minute)  # fmt: skip
+    Anchorer(db, chain, dep).drain()
+    v = verdict(db, chain, abstract_of(db, key))
+    assert v.status == abstracts.COMPLETE, v.reason
+    assert v.title is not None
+    with db.read() as s:
+        recorded = title_abstract.recorded_title(s, key)
+    assert (v.title.owners.number, v.title.owners.names or ()) == (recorded.owner_number, recorded.owners)
+    derived = tuple((e.kind, e.number, e.state, e.closed_by) for e in v.title.encumbrances)
+    assert derived == recorded.encumbrances

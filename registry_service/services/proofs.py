@@ -11,14 +11,17 @@ from typing import Any
 
 from sqlalchemy import bindparam, exists, select
 
+from hybrid_store import title_abstract
 from hybrid_store.chain.client import RegistryChain
 from hybrid_store.core import bundle as bundles
 from hybrid_store.core.commitment import FIELDS
 from hybrid_store.core.trust import TrustRoot
 from hybrid_store.db.engine import Database
 from hybrid_store.db.models import AnchorBatch, BatchRecord, BatchState, Commitment, Instrument, MirrorFlag, table
+from hybrid_store.errors import NotFound
 from hybrid_store.proofs import correction_bundles, export_bundle
 from hybrid_store.settings import Settings
+from hybrid_store.verifier import abstracts
 from hybrid_store.verifier.receipts import verify_receipt
 from hybrid_store.verifier.trust import load as load_trust
 from hybrid_store.verifier.verdicts import Verdict, verify_document
@@ -65,12 +68,32 @@ class Proofs:
             self._bundle_cache.put(key, data)
         return data, bundle.is_anchored
 
-    def verify(self, document: Any, *, on_chain: bool = True) -> Verdict:
+    def verify(self, document: Any, *, on_chain: bool = True) -> Verdict | abstracts.AbstractVerdict:
         """The verdict, at the depth this registry settles its batches at, with what the registry
-        holds as evidence (the newer version, the corrections): the verifier checks it on the chain."""
+        holds as evidence (the newer version, the corrections, a parcel's newest head): the verifier
+        checks it on the chain. A title abstract gets an abstract's verdict."""
+        if abstracts.is_abstract(document):
+            return abstracts.verify_document(document, chain=self.read_chain() if on_chain else None,
+                                             trust=self.trust_root(), newest_of=self.newest_head,
+                                             depth=self.depth)  # fmt: skip
         return verify_document(document, chain=self.read_chain() if on_chain else None, trust=self.trust_root(),
                                successor_of=self.successor_of, corrections_of=self.corrections_of,
                                depth=self.depth)  # fmt: skip
+
+    def abstract_json(self, parcel_key: str, redact: Iterable[str] = (), *, full: bool) -> bytes:
+        """A parcel's title abstract as of the newest confirmed title state (docs/title-abstract.md)."""
+        with self.db.read() as s:
+            made = title_abstract.build(s, parcel_key, redact=sorted(self.hidden(redact, full=full)))
+        return json.dumps(made.to_json(), ensure_ascii=False, separators=(",", ":")).encode()
+
+    def newest_head(self, parcel_key: str) -> Any:
+        """The parcel's head in the newest confirmed title state, as evidence only (the verifier
+        checks it on the chain; a damaged store gives none)."""
+        try:
+            with self.db.read() as s:
+                return title_abstract.head_document(s, parcel_key).to_json()
+        except (NotFound, ValueError):
+            return None
 
     @property
     def depth(self) -> int:
