@@ -442,8 +442,18 @@ def test_the_cli_verifies_an_abstract_with_its_own_exit_statuses(book, tmp_path,
     newest.write_text(json.dumps(head_of(db)))
     code, out = run(old, "--trust", trust, "--rpc", "http://node", "--head", str(newest))
     assert code == 6 and "STALE" in out, out
-    with db.read() as s:  # `landreg title` writes what `landreg verify` takes
-        assert title_abstract.build(s, KEY).to_json()["head"]["format"] == abstracts.HEAD_FORMAT
+    # `landreg title` writes what `landreg verify` takes; `--head` the newest head alone
+    monkeypatch.setenv("LANDREG_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LANDREG_DATABASE_URL", str(db.engine.url))
+    fresh = tmp_path / "fresh.json"
+    result = runner.invoke(cli.app, ["title", KEY, "--out", str(fresh)])
+    assert result.exit_code == 0 and "(8 records)" in result.output, result.output
+    code, out = run(json.loads(fresh.read_text()), "--trust", trust, "--rpc", "http://node")
+    assert code == 0 and "owners of record: DAN DIAZ" in out, out
+    result = runner.invoke(cli.app, ["title", KEY, "--head", "--out", str(newest)])
+    assert result.exit_code == 0 and json.loads(newest.read_text())["format"] == abstracts.HEAD_FORMAT
+    result = runner.invoke(cli.app, ["title", KEY, "--redact", "nonsense"])
+    assert result.exit_code == 1 and "'nonsense' is not a record field" in result.output, result.output
 
 
 def test_a_batch_short_of_the_depth_asked_for_is_pending_never_invalid(book):
