@@ -14,6 +14,9 @@ satisfies; the web3 adapter is imported lazily, only when a verdict is asked of 
 * ``disclosed``   - which fields a bundle verified (with their values and units) and which it withheld;
 * ``verdicts``    - one verdict for a bundle (VALID, INVALID, UNCHECKED, UNAVAILABLE, PENDING) and
                     its standing;
+* ``abstracts``   - a parcel's title abstract and head proof: COMPLETE, COMPLETE AS OF BATCH M,
+                    STALE, PENDING or INVALID, with the owners and encumbrances derived
+                    (``hybrid_store.core.abstract``);
 * ``receipts``    - the receipt format, the bytes a receipt's signature covers, and its checks;
 * ``trust``       - a trust root read from the auditor's pinned file or a URL, and its updates;
 * ``reader``      - ``ChainReader``, the reads the checks make of a chain.
