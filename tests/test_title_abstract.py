@@ -137,6 +137,37 @@ def records_of(document: dict) -> list[dict]:
     return document["records"]
 
 
+def forged_state(document: dict) -> tuple[dict, bytes]:
+    """The abstract less its newest record, with a title state of the forger's own in which the
+    record before the newest is the parcel's head; and that state's marker leaf (a one-leaf batch)."""
+    forged = copy.deepcopy(document)
+    del forged["records"][-1]
+    last = forged["records"][-1]["record"]["commitment"]
+    store = ts.MemoryNodeStore()
+    _, root = ts.apply(store, None, [ts.Head(KEY, bytes.fromhex(last[2:]), len(forged["records"]))], version=1)
+    marker_leaf = merkle.commitment_leaf(ts.state_marker(root))
+    forged["head"].update(stateRoot="0x" + root.hex(), headProof=ts.prove(store, 1, KEY).to_json(), markerProof=[],
+                          batchRoot="0x" + marker_leaf.hex())  # fmt: skip
+    return forged, marker_leaf
+
+
+def lookalike_head(db, chain, document: dict, tmp_path) -> dict:
+    """``forged_state``, anchored for real as batch 0 of a second DeedRegistry deployed on the very
+    chain the registry uses, by the same registrar key: only the trust root tells the two apart."""
+    from hybrid_store.chain.client import RegistryChain
+
+    lookalike = RegistryChain(chain.w3, chain.account, None, role_addresses=chain.role_addresses)
+    lookalike.deploy()
+    assert lookalike.address != chain.address
+    forged, marker_leaf = forged_state(document)
+    receipt = lookalike.wait(lookalike.broadcast(lookalike.sign_anchor(0, marker_leaf, 1, None, 0,
+                                                                       nonce=lookalike.pending_nonce())))  # fmt: skip
+    assert lookalike.get_batch(0).root == marker_leaf  # the forged state is on chain, in the look-alike
+    forged["head"]["anchor"] = {"chainId": chain.chain_id, "contract": lookalike.address, "batchId": 0,
+                                "txHash": receipt.tx_hash, "blockNumber": receipt.block_number}  # fmt: skip
+    return forged
+
+
 CHANNELS = ["verifier", "cli", "api", "desk"]
 
 
@@ -203,19 +234,8 @@ def test_every_forged_abstract_is_invalid_through_every_door(book, attack, chann
         field = record["fields"].pop("references")
         record["redacted"]["references"] = "0x" + field_hash("references", bytes.fromhex(field["salt"][2:]),
                                                                field["value"], record["scheme"]).hex()  # fmt: skip
-    elif attack == "foreign_head":  # the head of a look-alike registry's state, on another contract and chain
-        from pathlib import Path
-
-        from hybrid_store.chain.connect import eth_tester_chain
-        from hybrid_store.deployment import attach
-        from tests.conftest import make_sqlite
-
-        (Path(tmp_path) / "lookalike").mkdir()
-        other_db, other_chain = make_sqlite(Path(tmp_path) / "lookalike"), eth_tester_chain()
-        other_dep = attach(other_db, other_chain)
-        record_book(other_db)
-        Anchorer(other_db, other_chain, other_dep, batch_max_records=3).drain()
-        document["head"] = head_of(other_db)
+    elif attack == "foreign_head":  # a look-alike registry on the same chain anchors a state hiding the newest deed
+        document = lookalike_head(db, chain, document, tmp_path)
     elif attack == "never_recorded":
         document["parcelKey"] = document["head"]["parcelKey"] = "0223_999_1"
     from contextlib import nullcontext
@@ -297,15 +317,7 @@ def test_a_database_only_edit_of_the_title_state_never_yields_a_complete_abstrac
         abstract_of(db)  # the registry's own tools refuse to hand out what they cannot prove
     # the strongest database-only attacker writes a whole title state of their own, in which the
     # parcel's head is the record before the newest, and its batch: no chain anchored that root
-    forged = copy.deepcopy(honest)
-    del forged["records"][-1]
-    last = forged["records"][-1]["record"]["commitment"]
-    store = ts.MemoryNodeStore()
-    _, root = ts.apply(store, None, [ts.Head(KEY, bytes.fromhex(last[2:]), len(forged["records"]))], version=1)
-    forged["head"]["stateRoot"] = "0x" + root.hex()
-    forged["head"]["headProof"] = ts.prove(store, 1, KEY).to_json()
-    forged["head"]["markerProof"] = []
-    forged["head"]["batchRoot"] = "0x" + merkle.commitment_leaf(ts.state_marker(root)).hex()
+    forged, _ = forged_state(honest)
     assert abstracts.verify_offline(abstracts.parse(forged))  # the math alone holds ...
     v = verdict(db, chain, forged)
     assert v.status == abstracts.INVALID and "root" in v.reason, v.reason  # ... the chain does not

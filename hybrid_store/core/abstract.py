@@ -184,8 +184,8 @@ def history_problem(parcel_key: str, entries: Sequence[Entry], head: HeadFacts |
                     f"puts {i} record{'s' if i > 1 else ''} before it (out of order, or not this parcel's)")  # fmt: skip
         j = position.get(bytes.fromhex(named[2:]))
         if j is not None:
-            return (f"records out of order: {_describe(entries, i)} follows {_describe(entries, j)} in the parcel's "
-                    f"history, but the abstract puts {_describe(entries, i - 1)} right before it")  # fmt: skip
+            return (f"records out of order: {entries[i].number} names {entries[j].number} as the parcel's record "
+                    f"before it, but the abstract puts {entries[i - 1].number} there")  # fmt: skip
         return (f"a record is missing between {_describe(entries, i - 1)} and {_describe(entries, i)}: "
                 f"{entries[i].number}'s history link names the record committed as {named}, which the abstract "
                 "leaves out")  # fmt: skip
@@ -195,7 +195,8 @@ def history_problem(parcel_key: str, entries: Sequence[Entry], head: HeadFacts |
     if entries[-1].commitment != head.commitment or head.history_length != len(entries):
         n = len(entries)
         newer = head.history_length - n
-        left_out = f": the newest {newer} record{'s are' if newer > 1 else ' is'} left out" if newer > 0 else ""
+        left_out = "" if newer <= 0 else ": the newest record is left out" if newer == 1 else (
+            f": the newest {newer} records are left out")  # fmt: skip
         return (f"the abstract stops at {_describe(entries, n - 1)}, the {_ordinal(n)} record of the parcel's "
                 f"history, but its head in the title state of {batch} is the record committed as "
                 f"{to_hex(head.commitment)}, the {_ordinal(head.history_length)}{left_out}")  # fmt: skip

@@ -323,7 +323,7 @@ def verify_document(
         return AbstractVerdict(UNAVAILABLE, f"UNAVAILABLE: the node did not answer, so the anchors were not "
                                f"checked: {exc}", parcel_key=key, records=lines, details=details)  # fmt: skip
     except AnchorPending as exc:
-        return AbstractVerdict(PENDING, f"PENDING: the proofs hold, but {exc}; verify again later", parcel_key=key,
+        return AbstractVerdict(PENDING, f"PENDING: the proofs hold, but {exc}", parcel_key=key,
                                records=lines, details=details | {"confirmations": exc.confirmations,
                                                                  "depthRequired": exc.depth})  # fmt: skip
     except VerificationFailed as exc:
@@ -412,11 +412,15 @@ def _on_chain(
     fresh = newest if newest is not None else newest_of(key) if newest_of is not None else None
     moved = _newest_head(fresh, key, current, newest_batch, batches, warnings)
     if moved is None:
+        same = current.lower() == parsed.head.anchor.contract.lower()
+        since = newest_batch - batch if same else 0
+        anchored_since = (f"{since} batch{'es were' if since != 1 else ' was'} anchored since" if same
+                          else "the registry has anchored to a newer contract since")  # fmt: skip
         return AbstractVerdict(
             COMPLETE_AS_OF, f"COMPLETE AS OF BATCH {batch}: every record of parcel {key} from the first to the head in "
-            f"the title state of batch {batch}; {newest_batch - batch if current.lower() == parsed.head.anchor.contract.lower() else 'newer'} "
-            f"batch(es) were anchored since (the newest is {newest_batch}), and no head proof at the newest was given to "
-            "show the head did not move (fetch the parcel's head from the registry, or a fresh abstract)",
+            f"the title state of batch {batch}; {anchored_since} (the newest is batch {newest_batch}), and no head "
+            "proof at the newest was given to show the head did not move: fetch the parcel's head from the registry "
+            "(`--head`), or a fresh abstract",
             summary=summary, details=details, warnings=tuple(warnings), **common,
         )  # fmt: skip
     now, length = moved
