@@ -149,3 +149,23 @@ def cli_actor():  # -> Actor
     from registry_service.auth import Actor, Role
 
     return Actor(f"cli:{getpass.getuser()}", Role.ADMIN)
+
+
+def audit_cli(db: Any, action: str, target: str, **details: object) -> None:
+    """Write an audit entry for an operator's action at this terminal (in a transaction of its own:
+    the commands that call this ran their writes already, in many transactions)."""
+    from registry_service.auth import audit
+
+    with db.write() as session:
+        audit(session, cli_actor(), action, target, **details)
+
+
+def audit_hook():  # -> Callable[[Session, str, dict], None]
+    """For library calls that take ``audit=``: the entry is written in the write's own transaction."""
+    from registry_service.auth import audit
+
+    actor = cli_actor()
+    return lambda session, action, details: audit(
+        session, actor, action, str(details.get("target") or details.get("kid") or details.get("active")),
+        **{k: v for k, v in details.items() if k != "target"},
+    )  # fmt: skip
