@@ -598,11 +598,14 @@ def migrate_run(name: Annotated[str, typer.Argument(help="A planned stage.")], w
             bar.update(task, completed=done, total=total, rate=f"{(done - first[0]) / elapsed:,.0f} records/s")
 
         report = _runner(cfg, db, chain, deployment, show, workers).run(name)
+    from migration_tools.reconciliation.wording import count
+
     audit_cli(db, "migration.run", f"stage {name}", records=report.records, batches=report.batches,
               gas_used=report.gas_used)  # fmt: skip
     console.print(
-        f"stage {name!r}: {report.records:,} records in {report.batches} batches this run "
-        f"(+{report.outbox_batches} batches of filings), {report.gas_used:,} gas for the stage, {report.seconds:.1f} s"
+        f"stage {name!r}: {count(report.records, 'record')} in {count(report.batches, 'batch', 'batches')} this run "
+        f"(+{count(report.outbox_batches, 'batch', 'batches')} of filings), {report.gas_used:,} gas for the stage, "
+        f"{report.seconds:.1f} s"
     )
     console.print(f"next: `landreg reconcile --stage {name}`, then `landreg migrate signoff {name} --operator NAME`")
 
@@ -620,6 +623,7 @@ def migrate_resume(
 @friendly
 def migrate_status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Every stage: state, progress, reconciliation and sign-off."""
+    from migration_tools.reconciliation.wording import count
     from migration_tools.stages import stage_status
 
     rows = stage_status(database(settings()))
@@ -632,7 +636,8 @@ def migrate_status(as_json: Annotated[bool, typer.Option("--json")] = False) -> 
         recon = "not yet" if r.reconciled_at is None else ("clean" if r.reconciled_clean else "DISCREPANCIES")
         signed = f"by {r.signed_off_by}, {r.signed_off_at:%Y-%m-%d %H:%M}" if r.signed_off_at else "no"
         console.print(
-            f"[bold]{r.name}[/bold] ({r.state}): {r.selector}; {r.records_done:,} records in {r.batches_done} batches, "
+            f"[bold]{r.name}[/bold] ({r.state}): {r.selector}; {count(r.records_done, 'record')} in "
+            f"{count(r.batches_done, 'batch', 'batches')}, "
             f"{r.remaining:,} left; reconciled: {recon}; signed off: {signed}"
             + (f"; can start: {r.gate}" if r.gate != "-" else "")
         )
@@ -744,15 +749,17 @@ def reconcile_command(
         write_json(result, json_out)
     if csv_out:
         write_csv(result, csv_out)
-    kinds = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in result.kinds().items()) or "no discrepancy"
+    from migration_tools.reconciliation.wording import count, kinds_line
+
     c = result.counts
-    line = (f"{c.get('verified', 0):,} of {c.get('records_checked', 0):,} anchored records verified in "
-            f"{c.get('batches', 0)} batches; {kinds} ({result.seconds:.1f} s)")  # fmt: skip
+    line = (f"{c.get('verified', 0):,} of {count(c.get('records_checked', 0), 'anchored record')} verified in "
+            f"{count(c.get('batches', 0), 'batch', 'batches')}; {kinds_line(result.kinds())} ({result.seconds:.1f} s)")  # fmt: skip
     if result.healed:
-        line += f"; healed: {result.healed['records']:,} records re-queued (run the worker or `landreg worker --drain`)"
+        line += (f"; healed: {count(result.healed['records'], 'record')} re-queued (run the worker or "
+                 "`landreg worker --drain`)")  # fmt: skip
     if result.legacy:
         lc = result.legacy["counts"]
-        line += f"; legacy database: {lc.get('legacy_documents', 0):,} documents compared"
+        line += f"; legacy database: {count(lc.get('legacy_documents', 0), 'document')} compared"
     console.print(("[green]CLEAN[/green]: " if result.clean else "[red]DISCREPANCIES[/red]: ") + line)
     console.print(f"report: {report}")
     raise typer.Exit(0 if result.clean else 1)
