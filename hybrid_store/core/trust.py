@@ -27,9 +27,8 @@ import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from eth_utils import is_checksum_address
 
-from hybrid_store.core.hashing import is_hex32
+from hybrid_store.core.hashing import is_checksum_address, is_hex32
 from hybrid_store.errors import LandregError
 
 FORMAT = "landreg-trust-root/v1"

@@ -26,6 +26,13 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def Table(*args: Any, **kwargs: Any):
+    """rich's Table, imported when a command prints one (not by every command's start-up)."""
+    from rich.table import Table as RichTable
+
+    return RichTable(*args, **kwargs)
+
+
 def settings() -> Settings:
     from hybrid_store.settings import get_settings
 

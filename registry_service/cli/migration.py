@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 from registry_service.cli.common import (
+    Table,
     audit_cli,
     audit_hook,
     chain_for,
@@ -37,7 +36,17 @@ def _actor(operator: str | None = None) -> str:
     return operator or f"cli:{getpass.getuser()}"
 
 
-def _progress(label: str) -> Progress:
+def _progress(label: str):  # -> rich.progress.Progress
+    # imported here: every landreg command (`landreg --help`, an auditor's `verify`) imports this module
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     return Progress(
         TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
         TimeElapsedColumn(), TimeRemainingColumn(), console=console,
