@@ -166,3 +166,23 @@ def test_trust_export_needs_no_passphrase_to_copy_the_published_root(tmp_path):
                            ("trust.publish", "trust root v2")]  # fmt: skip
     finally:
         db.dispose()
+
+
+# --- a shipped layout under another loader's table names ----------------------------------------------
+def test_legacy_attach_maps_table_names_from_the_command_line(legacy, tmp_path):
+    from tests import legacy_fixtures as fx
+    from tests.conftest import landreg_environment
+
+    schema = fx.acris_schema()
+    legacy.load(fx.Schema([d.replace("acris_", "real_property_") for d in schema.ddl],
+                          {k.replace("acris_", "real_property_"): v for k, v in schema.rows.items()}))  # fmt: skip
+    env = landreg_environment(tmp_path) | {"LANDREG_JURISDICTION": "nyc", "COUNTY_DB": legacy.url}
+    bad = landreg(env, "legacy", "attach", "--layout", "acris", "--url-env", "COUNTY_DB", "--table", "acris_master")
+    assert bad.returncode != 0 and "give LAYOUT_NAME=DATABASE_NAME" in bad.stderr
+    tables = [f"--table=acris_{t}=real_property_{t}" for t in ("master", "parties", "legals", "references")]
+    done = landreg(env, "legacy", "attach", "--layout", "acris", "--url-env", "COUNTY_DB", *tables, check=True)
+    assert "real_property_master" in done.stdout and "12" in done.stdout
+    synced = landreg(env, "legacy", "sync", check=True)
+    assert f"{len(fx.ACRIS_GOOD)}" in synced.stdout
+    actions = [(a, t) for a, t, _ in audit_actions(env)]
+    assert actions == [("legacy.attach", "legacy county"), ("legacy.sync", "legacy county")]

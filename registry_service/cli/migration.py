@@ -120,9 +120,20 @@ def legacy_attach(
     url_env: Annotated[str | None, typer.Option(help="The environment variable holding the database's URL.")] = None,
     url_file: Annotated[Path | None, typer.Option(help="A file (mode 600) holding the database's URL.")] = None,
     name: Annotated[str, typer.Option(help="What to call this legacy database.")] = "county",
+    table: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--table",
+            help="LAYOUT_NAME=DATABASE_NAME: read the layout's table under your database's name; repeatable "
+            "(e.g. --table acris_master=real_property_master).",
+        ),
+    ] = None,
 ) -> None:
     """Attach to the county's recorder database, read-only: check that it matches the layout and
-    remember where its URL is (an environment variable or a file, never the URL itself)."""
+    remember where its URL is (an environment variable or a file, never the URL itself).
+
+    A database loaded by another tool may name the layout's tables its own way: map each with
+    --table instead of copying the layout (docs/legacy-formats.md)."""
     from migration_tools.legacy.sync import attach
 
     if (url_env is None) == (url_file is None):
@@ -131,9 +142,16 @@ def legacy_attach(
     cfg = settings()
     db = database(cfg)
     layout_ref: str | Path = layout if "/" not in layout and not layout.endswith(".toml") else Path(layout)
+    names: dict[str, str] = {}
+    for pair in table or ():
+        old, sep, new = pair.partition("=")
+        if not sep or not old.strip() or not new.strip():
+            raise fail(f"--table {pair!r}: give LAYOUT_NAME=DATABASE_NAME, e.g. acris_master=real_property_master")
+        names[old.strip()] = new.strip()
     done = attach(db, cfg.profile, layout_ref=layout_ref, url_env=url_env,
-                  url_file=str(url_file) if url_file else None, name=name, actor=_actor())  # fmt: skip
-    audit_cli(db, "legacy.attach", f"legacy {done.name}", layout=done.layout, dialect=done.dialect,
+                  url_file=str(url_file) if url_file else None, name=name, actor=_actor(),
+                  table_names=names)  # fmt: skip
+    audit_cli(db, "legacy.attach", f"legacy {done.name}", layout=done.layout, dialect=done.dialect, tables=names,
               url_from=f"${url_env}" if url_env else str(url_file), documents=done.inspection.documents)  # fmt: skip
     table = Table(title=f"legacy database {done.name!r} attached (read-only)", show_header=False)
     table.add_row("layout", done.layout)
