@@ -315,7 +315,7 @@ def rename_tables(layout: Layout, names: Mapping[str, str]) -> Layout:
         for part, spec in layout.tables().items()
         if spec.table in names
     }
-    if code_table is not None and code_table.table in names:
+    if code_table is not None and code_table.table is not None and code_table.table in names:
         update["doc_types"] = layout.doc_types.model_copy(
             update={"code_table": code_table.model_copy(update={"table": names[code_table.table]})}
         )

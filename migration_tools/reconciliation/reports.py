@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -57,7 +58,7 @@ def _chart(timeline: list[tuple[str, int]], width: int = 720, height: int = 220)
     plot_w, plot_h = width - _LEFT - _RIGHT, height - _TOP - _BOTTOM
     step = plot_w / len(timeline)
     w = min(_MAX_BAR, max(1.0, round(step * 0.8, 1)))
-    bars = []
+    bars: list[dict[str, Any]] = []
     for i, (day, n) in enumerate(timeline):
         h = round(n / top * plot_h, 1)
         cx = _LEFT + i * step + step / 2

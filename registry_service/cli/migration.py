@@ -120,7 +120,7 @@ def legacy_attach(
     url_env: Annotated[str | None, typer.Option(help="The environment variable holding the database's URL.")] = None,
     url_file: Annotated[Path | None, typer.Option(help="A file (mode 600) holding the database's URL.")] = None,
     name: Annotated[str, typer.Option(help="What to call this legacy database.")] = "county",
-    table: Annotated[
+    tables: Annotated[
         list[str] | None,
         typer.Option(
             "--table",
@@ -143,7 +143,7 @@ def legacy_attach(
     db = database(cfg)
     layout_ref: str | Path = layout if "/" not in layout and not layout.endswith(".toml") else Path(layout)
     names: dict[str, str] = {}
-    for pair in table or ():
+    for pair in tables or ():
         old, sep, new = pair.partition("=")
         if not sep or not old.strip() or not new.strip():
             raise fail(f"--table {pair!r}: give LAYOUT_NAME=DATABASE_NAME, e.g. acris_master=real_property_master")
