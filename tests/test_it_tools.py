@@ -186,3 +186,40 @@ def test_legacy_attach_maps_table_names_from_the_command_line(legacy, tmp_path):
     assert f"{len(fx.ACRIS_GOOD)}" in synced.stdout
     actions = [(a, t) for a, t, _ in audit_actions(env)]
     assert actions == [("legacy.attach", "legacy county"), ("legacy.sync", "legacy county")]
+
+
+# --- newcomers: the commands after `make demo` ------------------------------------------------------------
+def test_commands_after_the_demo_use_its_passphrases(tmp_path):
+    """A registry the demo made has its keys under the demo-only passphrases: the commands the README
+    runs next find them in LANDREG_HOME/demo.env when the environment sets none, and say so."""
+    from hybrid_store.chain.connect import eth_tester_chain
+    from hybrid_store.deployment import attach
+    from hybrid_store.settings import Settings
+    from hybrid_store.trust import publish
+    from registry_service.cli.common import DEMO_ENV, DEMO_PASSPHRASES, TRUST_VAR, write_demo_env
+    from tests.conftest import make_sqlite
+
+    (tmp_path / "db").mkdir()
+    db = make_sqlite(tmp_path / "db")
+    home = tmp_path / "home"
+    try:
+        attach(db, eth_tester_chain())
+        cfg = Settings(home=home, trust={"signing_key_passphrase": DEMO_PASSPHRASES[TRUST_VAR]})
+        cfg.ensure_home()
+        publish(cfg, db)
+        env = cli_env(tmp_path, tmp_path / "db" / "landreg.db", LANDREG_SERVICE__REGISTRY_NAME="Changed")
+        # someone else's value in the file is not taken: only the demo's own passphrases are
+        (home / DEMO_ENV).write_text(f"{TRUST_VAR}='not the demo one'\n")
+        stale = landreg(env, "trust", "export", check=True)
+        assert "(unchanged)" in stale.stdout and "out of date" in " ".join(stale.stderr.split())
+        write_demo_env(home, {TRUST_VAR: DEMO_PASSPHRASES[TRUST_VAR]})
+        assert f"{TRUST_VAR}='{DEMO_PASSPHRASES[TRUST_VAR]}'" in (home / DEMO_ENV).read_text()
+        done = landreg(env, "trust", "export", check=True)
+        assert "trust root v2 (new)" in done.stdout
+        assert "using the demo-only passphrases" in " ".join(done.stderr.split())
+        # a passphrase the environment sets wins (and here it is the wrong one, so it says so)
+        wrong = landreg({**env, TRUST_VAR: "someone else's secret", "LANDREG_SERVICE__REGISTRY_NAME": "Again"},
+                        "trust", "export")  # fmt: skip
+        assert wrong.returncode != 0 and "cannot decrypt" in wrong.stderr and "using the demo" not in wrong.stderr
+    finally:
+        db.dispose()

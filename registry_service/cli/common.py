@@ -10,6 +10,7 @@ import functools
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
@@ -33,11 +34,58 @@ def Table(*args: Any, **kwargs: Any):
     return RichTable(*args, **kwargs)
 
 
+RECEIPT_VAR = "LANDREG_SERVICE__RECEIPT_KEY_PASSPHRASE"
+TRUST_VAR = "LANDREG_TRUST__SIGNING_KEY_PASSPHRASE"
+#: used only by `landreg demo` when the environment sets none; never use them for a real registry
+DEMO_PASSPHRASES = {RECEIPT_VAR: "demo only: receipt key passphrase", TRUST_VAR: "demo only: trust-root key passphrase"}
+#: in LANDREG_HOME: the demo-only passphrases a demo's keys are encrypted with (shell syntax)
+DEMO_ENV = "demo.env"
+
+
+def write_demo_env(home: Path, used: dict[str, str]) -> None:
+    """Write down which demo-only passphrases encrypt this registry's keys, so that the commands a
+    newcomer runs next (`landreg serve`, `landreg trust export`) find them, and a shell can source them."""
+    path = home / DEMO_ENV
+    known = _demo_env(home)
+    known.update(used)
+    if not known:
+        return
+    lines = ["# written by `landreg demo`: the demo-only passphrases this registry's keys are encrypted with.",
+             "# landreg's commands use them when the environment sets none; `set -a; . ./.landreg/demo.env; set +a`",
+             "# exports them. Never use them for a real registry.",
+             *(f"{k}='{v}'" for k, v in sorted(known.items()))]  # fmt: skip
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _demo_env(home: Path) -> dict[str, str]:
+    """The demo-only passphrases ``write_demo_env`` wrote (only ours are taken, whatever the file says)."""
+    try:
+        text = (home / DEMO_ENV).read_text(encoding="utf-8")
+    except OSError:
+        return {}
+    found = {}
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if DEMO_PASSPHRASES.get(key) == value.strip("'"):
+            found[key] = value.strip("'")
+    return found
+
+
 def settings() -> Settings:
+    import os
+
     from hybrid_store.settings import get_settings
 
     try:
-        return get_settings()
+        cfg = get_settings()
+        # a registry `landreg demo` made: its keys are encrypted with the demo-only passphrases
+        demo = {k: v for k, v in _demo_env(cfg.home).items() if not os.environ.get(k)}
+        if demo:
+            os.environ.update(demo)  # the processes `serve` starts read them too
+            cfg = get_settings()
+            err_console.print(f"[dim]using the demo-only passphrases of {cfg.home / DEMO_ENV} "
+                              "(this registry was made by `landreg demo`)[/dim]")  # fmt: skip
+        return cfg
     except Exception as exc:  # pydantic's message names the variable
         err_console.print(f"[red]error:[/red] invalid settings: {exc}")
         raise typer.Exit(2) from None
