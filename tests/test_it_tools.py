@@ -223,3 +223,22 @@ def test_commands_after_the_demo_use_its_passphrases(tmp_path):
         assert wrong.returncode != 0 and "cannot decrypt" in wrong.stderr and "using the demo" not in wrong.stderr
     finally:
         db.dispose()
+
+
+def test_make_test_fast_installs_no_browser():
+    """`make test-fast` leaves the browser tests out (they are slow), so it installs no browser;
+    `make test` runs them and installs Chromium when it is missing."""
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+
+    def dry(target: str) -> str:
+        return subprocess.run(
+            ["make", "-n", "-o", ".venv/.landreg-installed", "-o", "node_modules/.landreg-installed", target,
+             "CHROMIUM=/nonexistent/chromium"], cwd=repo, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+
+    assert "chromium" not in dry("test-fast").lower() and '-m "not slow"' in dry("test-fast")
+    assert "apt-get install -y --no-install-recommends chromium" in dry("test")
+    browser = (repo / "tests" / "test_desk_browser.py").read_text()
+    assert "pytestmark = [pytest.mark.anvil, pytest.mark.slow]" in browser  # what keeps them out of test-fast
