@@ -112,7 +112,9 @@ def test_the_settings_table_in_the_docs_is_current_and_complete() -> None:
     from registry_service.cli import settings_table
 
     doc = Path(__file__).resolve().parents[1] / "docs" / "settings.md"
-    assert settings_table.render(doc.read_text()) == doc.read_text(), "run python -m registry_service.cli.settings_table --write"
+    assert settings_table.render(doc.read_text()) == doc.read_text(), (
+        "run python -m registry_service.cli.settings_table --write"
+    )
     listed = {v for v, _, _ in settings_table.rows()}
     names = settings_table.dotted_names()
     assert set(settings_table.DERIVED) | settings_table.NOT_USERS <= set(names)  # no stale entry

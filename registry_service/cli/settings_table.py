@@ -53,7 +53,7 @@ def _comments() -> dict[tuple[str, str], str]:
         for stmt in node.body:
             if not (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)):
                 continue
-            block = []
+            block: list[str] = []
             i = stmt.lineno - 2
             while i >= 0 and lines[i].strip().startswith("#:"):
                 block.insert(0, lines[i].strip()[2:].strip())
