@@ -24,11 +24,11 @@ def write_json(result: ReconcileResult, path: Path) -> None:
 def write_csv(result: ReconcileResult, path: Path) -> None:
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        # legacy_key last: readers of the two-way report's columns keep working
-        w.writerow(["kind", "batch_id", "instrument_number", "message", "expected", "found", "legacy_key"])
+        # legacy_key and fields last: readers of the two-way report's columns keep working
+        w.writerow(["kind", "batch_id", "instrument_number", "message", "expected", "found", "legacy_key", "fields"])
         for d in result.discrepancies:
             w.writerow([d.kind, d.batch_id, d.instrument_number or "", d.message, d.expected or "", d.found or "",
-                        d.legacy_key or ""])  # fmt: skip
+                        d.legacy_key or "", " ".join(d.fields or ())])  # fmt: skip
 
 
 def write_html(result: ReconcileResult, path: Path, *, desk_url: str = "") -> None:
