@@ -242,3 +242,32 @@ def test_make_test_fast_installs_no_browser():
     assert "apt-get install -y --no-install-recommends chromium" in dry("test")
     browser = (repo / "tests" / "test_desk_browser.py").read_text()
     assert "pytestmark = [pytest.mark.anvil, pytest.mark.slow]" in browser  # what keeps them out of test-fast
+
+
+# --- a stage through the command line, audit-logged end to end -------------------------------------------
+@pytest.mark.anvil
+def test_cli_plan_run_signoff_are_audit_logged_and_counted_by_reconciliation(tmp_path):
+    """The walk an operator does at the command line (plan, run, reconcile, sign off) writes an audit
+    entry for each action, and the reconciliation report counts them (it said 0 before issue 24)."""
+    from tests.conftest import landreg_environment
+
+    env = landreg_environment(tmp_path)
+    landreg(env, "legacy", "import", "synthetic", "--instruments", "120", "--seed", "4", check=True)
+    try:
+        landreg(env, "chain", "start", check=True)
+        landreg(env, "migrate", "plan", "all", "--batch-size", "50", check=True)
+        run = landreg(env, "migrate", "run", "all", "--workers", "1", check=True)
+        assert "120 records in 3 batches this run" in run.stdout
+        landreg(env, "reconcile", "--stage", "all", "--workers", "1", check=True)
+        landreg(env, "migrate", "signoff", "all", "--operator", "Jo IT", check=True)
+        out = tmp_path / "r.json"
+        landreg(env, "reconcile", "--workers", "1", "--json", str(out), "--report", str(tmp_path / "r.html"),
+                check=True)  # fmt: skip
+    finally:
+        landreg(env, "chain", "stop")
+    actions = [a for a, _, _ in audit_actions(env)]
+    assert [a for a in actions if a.startswith("migration")] == ["migration.plan", "migration.run", "migration.signoff"]
+    counts = json.loads(out.read_text())["counts"]
+    assert counts["audit_entries"] >= 3
+    html = (tmp_path / "r.html").read_text()
+    assert f"<th>audit log entries</th><td>{counts['audit_entries']:,}</td>" in html
