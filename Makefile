@@ -62,7 +62,7 @@ demo: setup
 test: setup $(CHROMIUM)
 	$(BIN)/pytest
 
-test-fast: setup $(CHROMIUM)
+test-fast: setup  # the browser tests are slow: left out, so no browser is installed for them
 	$(BIN)/pytest -m "not slow" -n auto
 
 bench: setup

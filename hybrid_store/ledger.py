@@ -123,7 +123,8 @@ def append(
         links = sorted(zip(e.parcel_keys, (heads.get(pid) for pid in e.parcel_ids), strict=True))
         value = e.prepared.complete([[key, head[1] if head else None] for key, head in links])
         history = [[key, head[0] if head else None, head[1] if head else None] for key, head in links]
-        rows.append((e.instrument_id, e.prepared.scheme, value, history, e.source, e.supersedes))
+        rows.append((e.instrument_id, e.prepared.scheme, value, history, e.source, e.supersedes,
+                     b"".join(e.prepared.field_hashes)))  # fmt: skip
         made.append((e.instrument_id, value))
         head = (e.number, to_hex(value))
         for pid in e.parcel_ids:
@@ -133,10 +134,10 @@ def append(
     if len(rows) >= _BULK:  # a migration batch: straight through the driver
         stamp = driver_datetime(conn, now)
         bulk_execute(
-            conn, "INSERT INTO commitments (instrument_id, scheme, commitment, prev, source, supersedes_id, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(iid, scheme, value, canonical_text(prev), source, sup, stamp)
-             for iid, scheme, value, prev, source, sup in rows],
+            conn, "INSERT INTO commitments (instrument_id, scheme, commitment, prev, source, supersedes_id, created_at, "
+            "field_hashes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(iid, scheme, value, canonical_text(prev), source, sup, stamp, fields)
+             for iid, scheme, value, prev, source, sup, fields in rows],
         )  # fmt: skip
         bulk_execute(conn, "UPDATE parcels SET head_instrument_id = ? WHERE id = ?", [(i, p) for p, i in moved.items()])
         if owners:
@@ -145,8 +146,8 @@ def append(
     else:
         conn.execute(insert(table(Commitment)), [
             {"instrument_id": iid, "scheme": scheme, "commitment": value, "prev": prev, "source": source,
-             "supersedes_id": sup, "created_at": now}
-            for iid, scheme, value, prev, source, sup in rows
+             "supersedes_id": sup, "created_at": now, "field_hashes": fields}
+            for iid, scheme, value, prev, source, sup, fields in rows
         ])  # fmt: skip
         owned = owners or {}
         both = [{"pid": pid, "head": iid, "owner": owned[pid]} for pid, iid in moved.items() if pid in owned]

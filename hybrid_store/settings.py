@@ -41,9 +41,13 @@ class ChainSettings(BaseModel):
     #: ``anvil``: the managed local node; ``eth-tester``: in-process py-evm (tests);
     #: ``rpc``: any JSON-RPC node at ``rpc_url``.
     backend: Literal["anvil", "eth-tester", "rpc"] = "anvil"
+    #: the JSON-RPC node, for the `rpc` backend (e.g. https://… of your provider, or a node of your own)
     rpc_url: str | None = None
+    #: where the managed anvil node listens (the `anvil` backend)
     anvil_host: str = "127.0.0.1"
+    #: the managed anvil node's port: change it when 8545 is taken (another node, another registry)
     anvil_port: int = Field(default=8545, ge=1, le=65535)
+    #: an anvil of your own; default: the one the npm packages install (node_modules)
     anvil_binary: Path | None = None
     #: how often the managed anvil dumps its state to disk (a SIGKILL loses at most this much)
     anvil_state_interval_s: int = Field(default=2, ge=1)
@@ -55,6 +59,7 @@ class ChainSettings(BaseModel):
     #: tag on a real network whose node reports one, and the depth on anvil (whose ``finalized``
     #: is only its head minus 64) and eth-tester (whose ``finalized`` is its head)
     finality: Literal["auto", "tag", "depth"] = "auto"
+    #: blocks on top of an anchored batch before it is final, where `finality` is `depth`
     finality_depth: int = Field(default=64, ge=1, le=100_000)
     #: fees: a replacement raises both fee fields by at least this much (nodes refuse less than 10 %)
     fee_bump_percent: int = Field(default=20, ge=10, le=500)
@@ -70,16 +75,19 @@ class ChainSettings(BaseModel):
     #: the registrar key (hot: the anchoring worker signs with it): a raw hex key (development)
     #: or an encrypted keystore (eth-keyfile)
     registrar_key: SecretStr | None = None
+    #: the registrar's encrypted keystore (eth-keyfile), and its password
     registrar_keystore: Path | None = None
     registrar_keystore_password: SecretStr | None = None
     #: the contract admin (cold: grants and revokes roles; only `landreg chain` role commands and
     #: deployments need it). Deploying needs only its address.
     admin_key: SecretStr | None = None
+    #: the admin's encrypted keystore (eth-keyfile), its password, and its address (all a deployment needs)
     admin_keystore: Path | None = None
     admin_keystore_password: SecretStr | None = None
     admin_address: str | None = None
     #: the pauser (stops every state change in an emergency)
     pauser_key: SecretStr | None = None
+    #: the pauser's encrypted keystore (eth-keyfile), its password, and its address
     pauser_keystore: Path | None = None
     pauser_keystore_password: SecretStr | None = None
     pauser_address: str | None = None
@@ -88,6 +96,7 @@ class ChainSettings(BaseModel):
     #: how often to ask the node about a transaction in flight: 0.05 s on the local backends (they
     #: mine at once), 2 s on a real network (a block takes about 12 s; providers meter calls)
     poll_interval_s: float = Field(default=0.0, ge=0)
+    #: how long to wait for a sent transaction to be mined before asking again what became of it
     receipt_timeout_s: float = Field(default=120.0, gt=0)
     #: how long one call waits for the node's answer: a hung node (stopped, or its host gone
     #: silent) costs a command or the worker at most this per call, never minutes
@@ -126,7 +135,9 @@ class AnchoringSettings(BaseModel):
 
 
 class ServiceSettings(BaseModel):
+    #: `landreg serve`: the address it listens on (0.0.0.0 for every interface)
     host: str = "127.0.0.1"
+    #: `landreg serve`: the port of the API and the web desk
     port: int = Field(default=8000, ge=1, le=65535)
     #: uvicorn worker processes; exactly one of them runs the anchoring worker (a database lock decides)
     workers: int = Field(default=1, ge=1, le=64)
@@ -136,9 +147,11 @@ class ServiceSettings(BaseModel):
     #: schema's owner (roles that can switch the append-only triggers off): a one-machine demo only;
     #: they log a loud warning every start
     allow_privileged_db_role: bool = False
+    #: the registry's name: on the desk, certificates, receipts and the trust root
     registry_name: str = "Bergen County Clerk, Land Records"
     #: the record fields an unauthenticated verifier sees in a proof bundle; the rest are redacted
     public_fields: frozenset[str] = frozenset()
+    #: the largest request body the API accepts (a scanned document goes to the desk, up to 50 MB)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     #: a request's head (request line and headers) over either limit is answered 431 at once, before
     #: the server buffers more of it (registry_service/http_head.py)
@@ -149,7 +162,9 @@ class ServiceSettings(BaseModel):
     #: ``restart_backoff_s`` up to ``restart_backoff_max_s``; /readyz says "degraded" until a
     #: window has passed without a death
     restart_backoff_s: float = Field(default=1.0, ge=0)
+    #: (the back-off above: its longest wait)
     restart_backoff_max_s: float = Field(default=30.0, ge=0)
+    #: (the back-off above: how long a process must run for its next death to be replaced at once)
     restart_window_s: float = Field(default=60.0, gt=0)
     #: set by ``landreg serve`` for its processes: the supervisor's status file, read by /readyz
     supervisor_status: Path | None = None
@@ -239,6 +254,7 @@ class Settings(BaseSettings):
         env_prefix="LANDREG_", env_nested_delimiter="__", extra="ignore", populate_by_name=True
     )
 
+    #: all local state: the SQLite database, the managed chain, keys, trust root, manifests and reports
     home: Path = Path(".landreg")
     #: the registry's jurisdiction profile (``hybrid_store.jurisdictions``): its parcels, places and
     #: input limits; named in the trust root

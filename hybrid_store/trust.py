@@ -14,12 +14,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from hybrid_store import signing_keys
-from hybrid_store.chain.client import RegistryChain
 from hybrid_store.core import trust as core
 from hybrid_store.core.commitment import SCHEME, SCHEMES
 from hybrid_store.db.engine import Database
@@ -29,6 +28,9 @@ from hybrid_store.files import write_atomic
 from hybrid_store.pins import pinned_jurisdiction
 from hybrid_store.settings import Settings
 from hybrid_store.verifier.trust import read_file, read_json
+
+if TYPE_CHECKING:  # the chain client pulls in eth-account and more: commands that never touch the chain skip it
+    from hybrid_store.chain.client import RegistryChain
 
 LATEST = "root.json"
 

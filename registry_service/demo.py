@@ -35,7 +35,16 @@ from hybrid_store.settings import Settings
 from hybrid_store.trust import latest as latest_trust
 from hybrid_store.verifier.verdicts import verify_document
 from migration_tools.synthetic import BergenBook
-from registry_service.cli.common import chain_for, console, database
+from registry_service.cli.common import (
+    DEMO_ENV,
+    DEMO_PASSPHRASES,
+    RECEIPT_VAR,
+    TRUST_VAR,
+    chain_for,
+    console,
+    database,
+    write_demo_env,
+)
 
 LOAD_CHUNK = 2_000
 
@@ -58,10 +67,11 @@ def run_demo(cfg: Settings, *, instruments: int, seed: int, fresh: bool, batch_s
     started = time.perf_counter()
     timings = Timings()
     node = ManagedAnvil(cfg) if cfg.chain.backend == "anvil" else None
-    _demo_passphrases(cfg)
+    used = _demo_passphrases(cfg)
     if fresh:
         _start_over(cfg, node)
     cfg.ensure_home()
+    write_demo_env(cfg.home, used)
     if node:
         status = node.start()
         console.print(
@@ -97,7 +107,7 @@ def _start_over(cfg: Settings, node: ManagedAnvil | None) -> None:
     if node:
         node.stop()
     for path in (cfg.chain_dir, cfg.home / "landreg.db", cfg.home / "landreg.db-wal", cfg.home / "landreg.db-shm",
-                 cfg.trust_dir, cfg.keys_dir / "trust-root", cfg.receipt_keys_dir):  # fmt: skip
+                 cfg.trust_dir, cfg.keys_dir / "trust-root", cfg.receipt_keys_dir, cfg.home / DEMO_ENV):  # fmt: skip
         if path.is_dir():
             shutil.rmtree(path)
         else:
@@ -191,20 +201,26 @@ def _print_figures(db: Any, summary: Any, timings: Timings, started: float) -> N
     console.print(figures)
 
 
-#: used only by `landreg demo` when the environment sets none; never use them for a real registry
-DEMO_PASSPHRASES = {"receipt": "demo only: receipt key passphrase", "trust": "demo only: trust-root key passphrase"}
-
-
-def _demo_passphrases(cfg: Settings) -> None:
+def _demo_passphrases(cfg: Settings) -> dict[str, str]:
+    """The demo-only passphrases for the secrets the environment does not set (``DEMO_PASSPHRASES``):
+    returns {variable: passphrase} of the demo-only ones in use (set here, or read back from an earlier
+    demo's ``demo.env``), which ``write_demo_env`` writes down."""
     from pydantic import SecretStr
 
-    if cfg.service.receipt_key_passphrase is None:
-        cfg.service.receipt_key_passphrase = SecretStr(DEMO_PASSPHRASES["receipt"])
-    if cfg.trust.signing_key_passphrase is None:
-        cfg.trust.signing_key_passphrase = SecretStr(DEMO_PASSPHRASES["trust"])
-        console.print(
-            "[yellow]note:[/yellow] LANDREG_TRUST__SIGNING_KEY_PASSPHRASE is not set: the demo uses a demo-only one"
-        )
+    secrets = {RECEIPT_VAR: (cfg.service, "receipt_key_passphrase"), TRUST_VAR: (cfg.trust, "signing_key_passphrase")}
+    unset = [var for var, (group, attr) in secrets.items() if getattr(group, attr) is None]
+    for var in unset:
+        group, attr = secrets[var]
+        setattr(group, attr, SecretStr(DEMO_PASSPHRASES[var]))
+    if unset:
+        console.print(f"[yellow]note:[/yellow] {' and '.join(unset)} not set: the demo uses demo-only passphrases "
+                      f"(written to {cfg.home / DEMO_ENV}; landreg's commands use them on this registry)")  # fmt: skip
+    used = {}
+    for var, (group, attr) in secrets.items():
+        value = getattr(group, attr).get_secret_value()
+        if value == DEMO_PASSPHRASES[var]:
+            used[var] = value
+    return used
 
 
 def _mark(ok: bool) -> str:

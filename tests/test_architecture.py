@@ -326,14 +326,33 @@ def test_landreg_verify_loads_only_the_verifier() -> None:
         "sys.argv = ['landreg', 'verify', path]\n"
         "try:\n    runpy.run_module('registry_service.cli.main', run_name='__main__')\n"
         "except SystemExit as exc:\n    code = exc.code\n"
-        "print(code, sorted(m for m in ('sqlalchemy', 'fastapi', 'starlette', 'web3', 'hybrid_store.db') "
-        "if m in sys.modules), 'hybrid_store.verifier.verdicts' in sys.modules)"
+        "print(code, sorted(m for m in ('sqlalchemy', 'fastapi', 'starlette', 'web3', 'hybrid_store.db', "
+        "'eth_utils', 'eth_account', 'Crypto', 'rich.progress', 'hybrid_store.verifier.abstracts', "
+        "'hybrid_store.chain') if m in sys.modules), 'hybrid_store.verifier.verdicts' in sys.modules)"
     )
     with tempfile.TemporaryDirectory() as home:
         env = {"PATH": "/usr/bin:/bin", "LANDREG_HOME": home, "PYTHONPATH": str(REPO)}
         done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env,
                               cwd=REPO)  # fmt: skip
     assert done.stdout.strip().splitlines()[-1] == "3 [] True", done.stdout + done.stderr
+
+
+@pytest.mark.subprocess
+def test_landreg_help_loads_no_command_s_libraries() -> None:
+    """`landreg --help` builds every command's options and nothing else: no database, settings,
+    chain or hashing library, and no progress bars (issue 24: it took 17x a bare Python start)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import runpy, sys\nsys.argv = ['landreg', '--help']\n"
+        "try:\n    runpy.run_module('registry_service.cli.main', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('sqlalchemy', 'pydantic_settings', 'hybrid_store.settings', 'eth_utils', 'Crypto', "
+        "'web3', 'rich.progress', 'hybrid_store.core.trust', 'migration_tools') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=REPO,
+                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)})  # fmt: skip
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr
 
 
 def test_a_database_refusal_is_told_in_words_though_the_command_line_loads_the_library_late() -> None:

@@ -303,3 +303,23 @@ def test_an_unknown_scheme_is_refused():
     v = load(VECTORS_V1[0])
     with pytest.raises(ValueError, match="not a commitment scheme"):
         commitment.commit(record_from_vector(v), bytes.fromhex(v["seed"]), "landreg-commitment/v3")
+
+
+def test_eip55_check_agrees_with_eth_utils() -> None:
+    """The verifier's own EIP-55 check (it does not load eth-utils) against eth-utils, on random
+    addresses in their checksummed, lower, upper and one-letter-flipped forms."""
+    import os
+
+    from eth_utils import is_checksum_address as reference
+    from eth_utils import to_checksum_address
+
+    from hybrid_store.core.hashing import is_checksum_address
+
+    for _ in range(500):
+        good = to_checksum_address("0x" + os.urandom(20).hex())
+        flip = next((i for i, c in enumerate(good) if i > 1 and c.isalpha()), None)
+        forms = [good, good.lower(), "0x" + good[2:].upper(), good[:-1], good + "0", "0X" + good[2:], 5]
+        if flip is not None:
+            forms.append(good[:flip] + good[flip].swapcase() + good[flip + 1 :])
+        for text in forms:
+            assert is_checksum_address(text) == reference(text), text

@@ -386,3 +386,34 @@ def test_attach_sync_migrate_and_reconcile_clean(layout, legacy, db, tmp_path, m
     assert run.records == report.loaded
     result = reconcile(db, chain, manifest_dir=tmp_path / "manifests", workers=1)
     assert result.clean and result.counts["verified"] == report.loaded, result.kinds()
+
+
+def test_a_shipped_layout_reads_tables_under_the_names_another_loader_gave_them(
+    legacy, registry, monkeypatch, tmp_path
+):
+    """The open-source ACRIS loaders name the tables real_property_*: attach maps them with
+    --table's mapping instead of a copied layout, says which table is likely meant when one is
+    missing, and loads exactly what the acris_* names load."""
+    db, profile = registry
+    schema = fx.acris_schema()
+    renamed = fx.Schema([d.replace("acris_", "real_property_") for d in schema.ddl],
+                        {k.replace("acris_", "real_property_"): v for k, v in schema.rows.items()})  # fmt: skip
+    legacy.load(renamed)
+    monkeypatch.setenv(ENV, legacy.url)
+    with pytest.raises(LegacyDatabaseError, match="no table acris_master.*the database has real_property_master: "
+                                                  "map it with --table acris_master=real_property_master"):  # fmt: skip
+        attach(db, profile, layout_ref="acris", url_env=ENV, url_file=None, actor="test")
+    with pytest.raises(LayoutError, match="reads no table acris_remarks"):
+        attach(db, profile, layout_ref="acris", url_env=ENV, url_file=None, actor="test",
+               table_names={"acris_remarks": "real_property_remarks"})  # fmt: skip
+    names = {f"acris_{t}": f"real_property_{t}" for t in ("master", "parties", "legals", "references")}
+    done = attach(db, profile, layout_ref="acris", url_env=ENV, url_file=None, actor="test", table_names=names)
+    assert (
+        done.layout == "acris"
+        and done.inspection.documents == 12
+        and set(done.inspection.tables) == set(names.values())
+    )
+    report = sync(db, profile, quarantine=tmp_path / "q.csv")
+    assert report.loaded == len(fx.ACRIS_GOOD) and report.quarantined == len(fx.ACRIS_BAD)
+    for key, expected in fx.ACRIS_EXPECTED.items():
+        assert record_of(db, expected["instrument_number"]) == expected, key

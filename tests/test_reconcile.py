@@ -21,9 +21,11 @@ from sqlalchemy import select, text, update
 
 from hybrid_store import manifests
 from hybrid_store.anchoring import Anchorer
+from hybrid_store.core import commitment as commitment_lib
 from hybrid_store.core import merkle
 from hybrid_store.db.engine import Database
 from hybrid_store.db.models import AnchorBatch, BatchRecord, BatchState, Commitment, Instrument, MigrationStage
+from hybrid_store.db.records import load_records
 from hybrid_store.filing import record_instruments
 from hybrid_store.intake import validate
 from hybrid_store.proofs import export_bundle
@@ -422,5 +424,64 @@ def test_a_history_link_that_is_no_longer_a_link_is_named_not_fatal(golden, tmp_
             result = reconcile(db, chain, manifest_dir=manifests, workers=1)
             assert [p for p in problems(result) if p[0] == "tampered_record"] == [("tampered_record", victim)]
             assert result.counts["verified"] == BOOK - 1
+    finally:
+        db.dispose()
+
+
+FIELDS_NAMED = {
+    "price": ["consideration"],
+    "legal_description": ["legal_description"],
+    "grantee_name": ["grantees"],
+    "document_digest": ["document_digest"],
+    "doc_type": ["doc_type"],
+}
+
+
+@pytest.mark.parametrize("mutation", sorted(MUTATIONS))
+def test_a_tampered_record_names_the_fields_that_no_longer_match(golden, tmp_path, mutation):
+    """Each field's hash recomputed from the rows, against the field hashes kept beside the
+    commitment (believed only if they make the anchored commitment): the report names what changed."""
+    base, chain, numbers = golden
+    victim = numbers[len(numbers) // 3]
+    shutil.copy(base / "landreg.db", tmp_path / "landreg.db")
+    db = Database(f"sqlite:///{tmp_path / 'landreg.db'}")
+    try:
+        tamper(db, victim, mutation, rewrite_hashes=False)
+        for manifests in (base / "manifests", None):
+            result = reconcile(db, chain, manifest_dir=manifests, workers=1)
+            (d,) = [d for d in result.discrepancies if d.kind == "tampered_record"]
+            if mutation in FIELDS_NAMED:
+                assert d.fields == FIELDS_NAMED[mutation]
+                assert d.message.endswith("fields that no longer match their committed hashes: "
+                                          + ", ".join(FIELDS_NAMED[mutation]))  # fmt: skip
+            elif mutation == "salt_seed":
+                assert (
+                    d.fields is None and "no field's hash matches, nor its history link's: its salt seed" in d.message
+                )
+            else:  # the history link is not among the kept hashes: the check says the link changed
+                assert d.fields is None and "the history link, or the kept field hashes" in d.message
+        reports.write_csv(result, tmp_path / "d.csv")
+        assert (tmp_path / "d.csv").read_text().splitlines()[0].endswith(",legacy_key,fields")
+    finally:
+        db.dispose()
+
+
+def test_field_hashes_rewritten_to_match_the_change_are_not_believed(golden, tmp_path):
+    base, chain, numbers = golden
+    victim = numbers[5]
+    shutil.copy(base / "landreg.db", tmp_path / "landreg.db")
+    db = Database(f"sqlite:///{tmp_path / 'landreg.db'}")
+    try:
+        tamper(db, victim, "price", rewrite_hashes=False)
+        with db.write() as s:
+            iid = s.scalar(select(Instrument.id).where(Instrument.instrument_number == victim))
+            [stored] = load_records(s.connection(), [iid])
+            prepared = commitment_lib.prepare(stored.record, stored.seed, stored.commit_scheme)
+            bypass_append_only(s)
+            s.execute(update(Commitment).where(Commitment.instrument_id == iid)
+                      .values(field_hashes=b"".join(prepared.field_hashes)))  # fmt: skip
+        result = reconcile(db, chain, manifest_dir=base / "manifests", workers=1)
+        (d,) = [d for d in result.discrepancies if d.kind == "tampered_record"]
+        assert d.fields is None and "the kept field hashes themselves, were changed too" in d.message
     finally:
         db.dispose()

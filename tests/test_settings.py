@@ -102,3 +102,25 @@ def test_the_public_base_url_is_a_bare_http_address_or_derived_from_where_the_se
                        ("https://records.example.gov/#top", "query or fragment")]:  # fmt: skip
         with pytest.raises(ValueError, match=words):
             Settings(home=tmp_path, service={"public_base_url": bad})
+
+
+def test_the_settings_table_in_the_docs_is_current_and_complete() -> None:
+    """docs/settings.md lists every setting a user may change, made from the settings object: a
+    setting added, renamed or re-described without `settings_table --write` fails here."""
+    from pathlib import Path
+
+    from registry_service.cli import settings_table
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "settings.md"
+    assert settings_table.render(doc.read_text()) == doc.read_text(), (
+        "run python -m registry_service.cli.settings_table --write"
+    )
+    listed = {v for v, _, _ in settings_table.rows()}
+    names = settings_table.dotted_names()
+    assert set(settings_table.DERIVED) | settings_table.NOT_USERS <= set(names)  # no stale entry
+    assert len(listed) == len(names) - len(settings_table.NOT_USERS)
+    for v in ("`LANDREG_CHAIN__ANVIL_PORT`", "`LANDREG_SERVICE__PORT`", "`LANDREG_HOME`",
+              "`LANDREG_DATABASE_URL` or `DATABASE_URL`", "`LANDREG_TRUST__SIGNING_KEY_PASSPHRASE`"):  # fmt: skip
+        assert v in listed
+    assert all(meaning for _, _, meaning in settings_table.rows()), "every setting says what it is (#: comment)"
+    assert settings_table.main(["--check"]) == 0

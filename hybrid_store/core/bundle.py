@@ -25,12 +25,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from eth_utils import is_checksum_address
-
 from hybrid_store.core import merkle
 from hybrid_store.core.canonical import check_domain
 from hybrid_store.core.commitment import SCHEMES, Disclosure, fields_of
-from hybrid_store.core.hashing import from_hex32, is_hex32, to_hex
+from hybrid_store.core.hashing import from_hex32, is_checksum_address, is_hex32, to_hex
 from hybrid_store.errors import MalformedBundle, VerificationFailed
 
 FORMAT = "landreg-proof-bundle/v1"

@@ -26,6 +26,17 @@ def sha256(data: bytes) -> bytes:
 
 
 _HEX32 = re.compile(r"0x[0-9a-f]{64}")
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
+def is_checksum_address(text: object) -> bool:
+    """An Ethereum address in its EIP-55 mixed-case form. Here rather than eth-utils': the verifier
+    imports it, and eth-utils with its hashing backend is most of an offline verification's start-up."""
+    if not isinstance(text, str) or _ADDRESS.fullmatch(text) is None:
+        return False
+    digits = text[2:]
+    nibbles = keccak256(digits.lower().encode()).hex()
+    return digits == "".join(c.upper() if int(n, 16) >= 8 else c.lower() for c, n in zip(digits, nibbles, strict=False))
 
 
 def to_hex(data: bytes) -> str:

@@ -25,11 +25,9 @@ from typing import Any
 
 import rfc8785
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from eth_utils import is_checksum_address
 
-from hybrid_store.core.hashing import is_hex32
+from hybrid_store.core.hashing import is_checksum_address, is_hex32
 from hybrid_store.errors import LandregError
 
 FORMAT = "landreg-trust-root/v1"
@@ -58,7 +56,7 @@ def unb64url(text: str) -> bytes:
 
 def raw_public(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
     public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
-    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return public.public_bytes_raw()  # not through `serialization`, whose SSH and PKCS12 code a verifier never needs
 
 
 def key_id(public_raw: bytes) -> str:

@@ -228,6 +228,9 @@ class Commitment(Base):
     source: Mapped[str] = mapped_column(String(12), default="filing", server_default="filing")
     #: a mirrored record's new version: the instrument whose version this one supersedes
     supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("instruments.id"))
+    #: the hashes it combined, every field but ``prev`` in the scheme's field order (32 bytes each):
+    #: reconciliation names the fields of a tampered record by them; None before revision 0021
+    field_hashes: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class ChainDeployment(Base):

@@ -127,7 +127,7 @@ class LegacyDatabase:
             for part, spec in self.layout.tables().items():
                 schema, _, name = spec.table.rpartition(".")
                 if not inspector.has_table(name, schema=schema or None):
-                    problems.append(f"no table {spec.table} ({part})")
+                    problems.append(f"no table {spec.table} ({part})" + _same_table(inspector, spec.table))
                     continue
                 have = {c["name"] for c in inspector.get_columns(name, schema=schema or None)}
                 wanted = [*self.layout.columns(part), *spec.filter]
@@ -322,3 +322,19 @@ def _merge(streams: dict[str, _Stream]) -> Iterator[LegacyRows]:
             parcels=rows.get("parcels", []), references=rows.get("references", []),
             duplicates=max(len(found) - 1, 0), raw_keys=tuple(sorted(raw - {key})),
         )  # fmt: skip
+
+
+def _same_table(inspector: Any, wanted: str) -> str:
+    """A hint naming the database's table that is likely the one the layout calls ``wanted``:
+    the same last word (``acris_master`` / ``real_property_master``), as other loaders name them."""
+    schema, _, name = wanted.rpartition(".")
+    word = name.rsplit("_", 1)[-1]
+    try:
+        have = inspector.get_table_names(schema=schema or None)
+    except Exception:  # a hint must not hide the problem it hints at
+        return ""
+    alike = sorted(t for t in have if t != name and (t == word or t.endswith("_" + word)))
+    if not alike:
+        return ""
+    ours = ".".join(filter(None, (schema, alike[0])))
+    return f"; the database has {', '.join(alike)}: map it with --table {wanted}={ours}"

@@ -16,6 +16,7 @@ import hashlib
 import io
 import re
 import tomllib
+from collections.abc import Mapping
 from functools import cached_property
 from importlib.resources import files
 from pathlib import Path
@@ -289,6 +290,36 @@ def load_layout(ref: str | Path) -> tuple[Layout, str]:
         layout = layout.model_copy(update={"doc_types": layout.doc_types.model_copy(
             update={"code_table": table.model_copy(update={"rows": rows, "file": None})})})  # fmt: skip
     return layout, layout.model_dump_json(by_alias=True)
+
+
+def rename_tables(layout: Layout, names: Mapping[str, str]) -> Layout:
+    """The layout reading its tables under other names (``{layout's name: the database's}``), as
+    ``legacy attach --table`` gives them: a database loaded by another tool names the same tables
+    its own way (ACRIS' open-source loaders: ``real_property_master``, ...), and copying a whole
+    layout to change four names would be a fork to maintain."""
+    known = {spec.table for spec in layout.tables().values()}
+    code_table = layout.doc_types.code_table
+    if code_table is not None and code_table.table is not None:
+        known.add(code_table.table)
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise LayoutError(f"the layout {layout.name!r} reads no table {', '.join(unknown)}: it reads "
+                          f"{', '.join(sorted(known))}")  # fmt: skip
+    for new in names.values():
+        try:
+            _identifier(new)
+        except ValueError as exc:
+            raise LayoutError(str(exc)) from None
+    update: dict[str, Any] = {
+        part: spec.model_copy(update={"table": names[spec.table]})
+        for part, spec in layout.tables().items()
+        if spec.table in names
+    }
+    if code_table is not None and code_table.table is not None and code_table.table in names:
+        update["doc_types"] = layout.doc_types.model_copy(
+            update={"code_table": code_table.model_copy(update={"table": names[code_table.table]})}
+        )
+    return layout.model_copy(update=update)
 
 
 def _read_text(path: Path, where: str, max_bytes: int) -> str:

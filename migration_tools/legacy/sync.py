@@ -22,7 +22,7 @@ import hashlib
 import os
 import stat
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,7 +40,7 @@ from hybrid_store.filing import Recorded
 from hybrid_store.jurisdictions import Profile
 from migration_tools.legacy.database import Inspection, LegacyDatabase, LegacyDatabaseError, open_engine
 from migration_tools.legacy.importer import ImportReport, SourceRecord, import_records
-from migration_tools.legacy.layout import Layout, LayoutError, load_layout, stored_layout
+from migration_tools.legacy.layout import Layout, LayoutError, load_layout, rename_tables, stored_layout
 from migration_tools.legacy.mapping import LegacyRows, fingerprint, map_document
 
 PAGE = 1_000  # documents whose state is looked up at once
@@ -139,10 +139,15 @@ class Attached:
 
 def attach(
     db: Database, profile: Profile, *, layout_ref: str | Path, url_env: str | None, url_file: str | None,
-    name: str = DEFAULT_SOURCE, actor: str,
+    name: str = DEFAULT_SOURCE, actor: str, table_names: Mapping[str, str] | None = None,
 ) -> Attached:  # fmt: skip
-    """Check the layout against the legacy database (read-only) and remember the attachment."""
+    """Check the layout against the legacy database (read-only) and remember the attachment.
+    ``table_names`` maps the layout's table names to the database's (``rename_tables``); the
+    stored layout reads the database's."""
     layout, layout_json = load_layout(layout_ref)
+    if table_names:
+        layout = rename_tables(layout, table_names)
+        layout_json = layout.model_dump_json(by_alias=True)
     if layout.jurisdiction != profile.name:
         raise LayoutError(
             f"the layout {layout.name!r} names parcels of {layout.jurisdiction!r}, but this registry is "

@@ -15,11 +15,13 @@ from pathlib import Path
 from hybrid_store import manifests
 from hybrid_store.anchoring.plan import SUPERSEDES
 from hybrid_store.audit_log import MANIFEST_PREFIX
+from hybrid_store.core import commitment as commitments
 from hybrid_store.core import merkle
 from hybrid_store.core.commitment import rollback_marker
 from hybrid_store.core.hashing import to_hex
 from hybrid_store.db.engine import Database
-from hybrid_store.db.records import driver_rows, ids_clause, ids_param
+from hybrid_store.db.records import driver_rows, ids_clause, ids_param, load_records
+from hybrid_store.errors import DamagedRecord
 from hybrid_store.title_states import MANIFEST_PREFIX as TITLE
 from migration_tools import hashing_pool
 
@@ -36,6 +38,8 @@ class Discrepancy:
     expected: str | None = None
     found: str | None = None
     legacy_key: str | None = None  # three-way reconciliation: the legacy database's document
+    #: a tampered record: the fields whose values no longer match the hashes they were committed under
+    fields: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -104,14 +108,18 @@ def _check(
             out.discrepancies.append(Discrepancy(
                 "manifest_mismatch", f"the manifest of batch {t.chain_batch_id} is unusable: {exc}", t.chain_batch_id))  # fmt: skip
     if manifest is not None:
-        _against_manifest(out, recs, recomputed, manifest)
+        _against_manifest(out, recs, recomputed, manifest, db)
     else:
         _against_root(out, recs, recomputed, db)
     return out
 
 
 def _against_manifest(
-    out: BatchOutcome, recs: list[tuple[int, str]], recomputed: dict[int, bytes], manifest: manifests.Manifest
+    out: BatchOutcome,
+    recs: list[tuple[int, str]],
+    recomputed: dict[int, bytes],
+    manifest: manifests.Manifest,
+    db: Database,
 ) -> None:
     """The manifest says what each record's commitment was: a mismatch names the instrument."""
     b = out.task.chain_batch_id
@@ -135,9 +143,10 @@ def _against_manifest(
                 "tampered_record", f"instrument {number} is in batch {b} in the database, but the batch never "
                 "anchored it", b, number, found=to_hex(got)))  # fmt: skip
         elif got != want:
+            fields, said = fields_changed(db, iid, want)
             out.discrepancies.append(Discrepancy(
-                "tampered_record", f"instrument {number} was changed after it was anchored in batch {b}", b, number,
-                expected=to_hex(want), found=to_hex(got)))  # fmt: skip
+                "tampered_record", f"instrument {number} was changed after it was anchored in batch {b}{said}", b,
+                number, expected=to_hex(want), found=to_hex(got), fields=fields))  # fmt: skip
         else:
             out.verified += 1
     for number in sorted(set(expected) - seen):
@@ -182,17 +191,56 @@ def _against_root(out: BatchOutcome, recs: list[tuple[int, str]], recomputed: di
         stored = {iid: bytes(c) for iid, c in driver_rows(conn, sql, ids_param(conn, [i for i, _ in recs]))}
     changed = [(iid, n) for iid, n in recs if recomputed.get(iid, b"") != stored.get(iid)]
     for iid, number in changed:
+        fields, said = fields_changed(db, iid, stored[iid]) if stored.get(iid) else (None, "")
         out.discrepancies.append(Discrepancy(
             "tampered_record", f"instrument {number} no longer matches its stored commitment (batch "
-            f"{t.chain_batch_id})", t.chain_batch_id, number,
+            f"{t.chain_batch_id}){said}", t.chain_batch_id, number,
             expected=to_hex(stored[iid]) if stored.get(iid) else None,
-            found=to_hex(recomputed[iid]) if iid in recomputed else None))  # fmt: skip
+            found=to_hex(recomputed[iid]) if iid in recomputed else None, fields=fields))  # fmt: skip
     out.discrepancies.append(Discrepancy(
         "tampered_batch", f"the records of batch {t.chain_batch_id} do not rebuild its anchored root"
         + ("" if changed else "; the stored commitments (or the batch's audit-log checkpoint) were rewritten too: "
            "provide the batch manifest (LANDREG_MANIFEST_DIR or --manifests) to locate the change"),
         t.chain_batch_id, expected=to_hex(t.root)))  # fmt: skip
     out.verified = max(0, len(recs) - max(1, len(changed)))
+
+
+def fields_changed(db: Database, instrument_id: int, committed: bytes) -> tuple[list[str] | None, str]:
+    """Which fields of a changed record no longer match the hashes it was committed under:
+    (their names, or None when that cannot be told; the words to append to the discrepancy).
+
+    Each field's hash is recomputed from the stored rows and compared with the field hashes kept
+    beside the commitment. Those are believed only if, with the stored history link, they combine
+    to ``committed`` (the anchored commitment, from the manifest; or the stored one): a tamperer
+    who rewrote them to match the change is caught there, and told apart."""
+    with db.read() as s:
+        conn = s.connection()
+        kept = conn.exec_driver_sql(
+            "SELECT field_hashes FROM commitments WHERE instrument_id = "
+            + ("?" if conn.dialect.paramstyle == "qmark" else "%s"),
+            (instrument_id,),
+        ).scalar()
+        try:
+            [stored] = load_records(conn, [instrument_id])
+        except (DamagedRecord, ValueError):
+            return None, "; its rows no longer make a record, so no field can be compared"
+    if not kept:
+        return None, "; which fields changed cannot be told (it was committed before landreg kept field hashes)"
+    scheme = stored.commit_scheme
+    names = [n for n in commitments.fields_of(scheme) if n != "prev"]
+    hashes = [bytes(kept[i : i + 32]) for i in range(0, len(kept), 32)]
+    prepared = commitments.prepare(stored.record, stored.seed, scheme)
+    prev = commitments.field_hash("prev", prepared.prev_salt, stored.prev_value, scheme)
+    if len(hashes) != len(names) or commitments.combine([*hashes, prev], scheme) != committed:
+        if len(hashes) == len(names) and commitments.combine([*prepared.field_hashes, prev], scheme) == committed:
+            return [], "; every field still matches: its stored commitment was changed"
+        if len(hashes) == len(names) and all(a != b for a, b in zip(hashes, prepared.field_hashes, strict=True)):
+            # every salt, the history link's included, comes from the record's seed
+            return None, "; no field's hash matches, nor its history link's: its salt seed was changed"
+        return None, ("; its kept field hashes do not make the anchored commitment with its history link: the "
+                      "history link, or the kept field hashes themselves, were changed too")  # fmt: skip
+    fields = [n for n, old, new in zip(names, hashes, prepared.field_hashes, strict=True) if old != new]
+    return fields, "; fields that no longer match their committed hashes: " + ", ".join(fields)
 
 
 def _one_other_leaf(db: Database, batch_id: int, known: list[bytes]) -> bytes | None:

@@ -199,7 +199,7 @@ class _Run:
         self.manifest_audit: dict[int, list[tuple[int, bytes]]] = {}  # audit heads each manifest lists
         self.verified_by_batch: dict[int, int] = {}
 
-    def report(self, kind: str, message: str, batch: int | None = None, **found: str | None) -> None:
+    def report(self, kind: str, message: str, batch: int | None = None, **found: Any) -> None:
         self.result.discrepancies.append(Discrepancy(kind, message, batch, **found))
 
     def check_legacy(self, name: str) -> list[Discrepancy]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
@@ -16,6 +17,7 @@ from hybrid_store.db.models import (
     Instrument,
     InstrumentParcel,
     MigrationStage,
+    Municipality,
     Parcel,
 )
 from hybrid_store.errors import LandregError, NotFound
@@ -24,6 +26,9 @@ log = logging.getLogger(__name__)
 
 
 DEFAULT_BATCH_SIZE = 10_000
+
+#: writes an audit entry inside the caller's transaction: (session, action, details with "target")
+AuditHook = Callable[[Session, str, dict[str, Any]], None]
 
 
 class StageError(LandregError):
@@ -93,20 +98,45 @@ def committed():
     return exists(select(Commitment.instrument_id).where(Commitment.instrument_id == Instrument.id))
 
 
-def _unmigrated(selector: Selector | None) -> list[Any]:
+def unmigrated(selector: Selector | None) -> list[Any]:
     """Where-clauses of the legacy records a stage (all stages, without a selector) still has to migrate."""
     return [Instrument.source == "legacy", ~committed(), *(selector.conditions() if selector else [])]
 
 
 def candidates(session: Session, selector: Selector) -> list[int]:
     """Ids of the records the stage still has to migrate, in recording order."""
-    stmt = select(Instrument.id).where(*_unmigrated(selector)).order_by(Instrument.recorded_at, Instrument.id)
+    stmt = select(Instrument.id).where(*unmigrated(selector)).order_by(Instrument.recorded_at, Instrument.id)
     return list(session.scalars(stmt))
 
 
 def count_candidates(session: Session, selector: Selector | None = None) -> int:
     """How many records ``candidates`` would return (all unmigrated legacy records without a selector)."""
-    return session.scalar(select(func.count()).select_from(Instrument).where(*_unmigrated(selector))) or 0
+    return session.scalar(select(func.count()).select_from(Instrument).where(*unmigrated(selector))) or 0
+
+
+@dataclass(frozen=True)
+class BookMunicipality:
+    """A municipality the legacy book holds records of: what ``--municipality`` can select."""
+
+    code: str
+    name: str
+    records: int  # legacy records with a parcel there (a record on parcels in two counts in both)
+    unmigrated: int
+
+
+def book_municipalities(session: Session) -> list[BookMunicipality]:
+    """Every municipality with legacy records, by code."""
+    rows = session.execute(
+        select(Parcel.municipality_code, Municipality.name, func.count(func.distinct(Instrument.id)),
+               func.count(func.distinct(Instrument.id)).filter(~committed()))
+        .join(InstrumentParcel, InstrumentParcel.parcel_id == Parcel.id)
+        .join(Instrument, Instrument.id == InstrumentParcel.instrument_id)
+        .outerjoin(Municipality, Municipality.code == Parcel.municipality_code)
+        .where(Instrument.source == "legacy")
+        .group_by(Parcel.municipality_code, Municipality.name)
+        .order_by(Parcel.municipality_code)
+    ).all()  # fmt: skip
+    return [BookMunicipality(code, name or "", records, unmigrated) for code, name, records, unmigrated in rows]
 
 
 def gate_of(session: Session, stage: MigrationStage | None) -> str:

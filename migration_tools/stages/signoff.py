@@ -13,7 +13,7 @@ from hybrid_store.db.engine import Database
 from hybrid_store.db.models import (
     MigrationStage,
 )
-from migration_tools.stages.selection import Selector, StageError, count_candidates, gate_of, stage_row
+from migration_tools.stages.selection import AuditHook, Selector, StageError, count_candidates, gate_of, stage_row
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def stage_status(db: Database) -> list[StageStatus]:
     return out
 
 
-def sign_off(db: Database, name: str, actor: str) -> None:
+def sign_off(db: Database, name: str, actor: str, audit: AuditHook | None = None) -> None:
     """An operator accepts a stage: it must be fully anchored and its last reconciliation clean."""
     with db.write() as s:
         stage = stage_row(s, name)
@@ -73,3 +73,6 @@ def sign_off(db: Database, name: str, actor: str) -> None:
         stage.state = "signed_off"
         stage.signed_off_by = actor
         stage.signed_off_at = datetime.now(UTC)
+        if audit is not None:
+            audit(s, "migration.signoff", {"target": f"stage {name}", "operator": actor,
+                                           "records": stage.records_done, "batches": stage.batches_done})  # fmt: skip

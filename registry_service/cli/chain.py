@@ -99,11 +99,9 @@ def _attached():  # -> (cfg, db, chain)
 
 
 def _audit(db, action: str, target: str, **details: object) -> None:
-    from registry_service.auth import audit
-    from registry_service.cli.common import cli_actor
+    from registry_service.cli.common import audit_cli
 
-    with db.write() as session:
-        audit(session, cli_actor(), action, target, **details)
+    audit_cli(db, action, target, **details)
 
 
 @app.command()

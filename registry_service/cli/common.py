@@ -10,6 +10,7 @@ import functools
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
@@ -26,11 +27,65 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def Table(*args: Any, **kwargs: Any):
+    """rich's Table, imported when a command prints one (not by every command's start-up)."""
+    from rich.table import Table as RichTable
+
+    return RichTable(*args, **kwargs)
+
+
+RECEIPT_VAR = "LANDREG_SERVICE__RECEIPT_KEY_PASSPHRASE"
+TRUST_VAR = "LANDREG_TRUST__SIGNING_KEY_PASSPHRASE"
+#: used only by `landreg demo` when the environment sets none; never use them for a real registry
+DEMO_PASSPHRASES = {RECEIPT_VAR: "demo only: receipt key passphrase", TRUST_VAR: "demo only: trust-root key passphrase"}
+#: in LANDREG_HOME: the demo-only passphrases a demo's keys are encrypted with (shell syntax)
+DEMO_ENV = "demo.env"
+
+
+def write_demo_env(home: Path, used: dict[str, str]) -> None:
+    """Write down which demo-only passphrases encrypt this registry's keys, so that the commands a
+    newcomer runs next (`landreg serve`, `landreg trust export`) find them, and a shell can source them."""
+    path = home / DEMO_ENV
+    known = _demo_env(home)
+    known.update(used)
+    if not known:
+        return
+    lines = ["# written by `landreg demo`: the demo-only passphrases this registry's keys are encrypted with.",
+             "# landreg's commands use them when the environment sets none; `set -a; . ./.landreg/demo.env; set +a`",
+             "# exports them. Never use them for a real registry.",
+             *(f"{k}='{v}'" for k, v in sorted(known.items()))]  # fmt: skip
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _demo_env(home: Path) -> dict[str, str]:
+    """The demo-only passphrases ``write_demo_env`` wrote (only ours are taken, whatever the file says)."""
+    try:
+        text = (home / DEMO_ENV).read_text(encoding="utf-8")
+    except OSError:
+        return {}
+    found = {}
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if DEMO_PASSPHRASES.get(key) == value.strip("'"):
+            found[key] = value.strip("'")
+    return found
+
+
 def settings() -> Settings:
+    import os
+
     from hybrid_store.settings import get_settings
 
     try:
-        return get_settings()
+        cfg = get_settings()
+        # a registry `landreg demo` made: its keys are encrypted with the demo-only passphrases
+        demo = {k: v for k, v in _demo_env(cfg.home).items() if not os.environ.get(k)}
+        if demo:
+            os.environ.update(demo)  # the processes `serve` starts read them too
+            cfg = get_settings()
+            err_console.print(f"[dim]using the demo-only passphrases of {cfg.home / DEMO_ENV} "
+                              "(this registry was made by `landreg demo`)[/dim]")  # fmt: skip
+        return cfg
     except Exception as exc:  # pydantic's message names the variable
         err_console.print(f"[red]error:[/red] invalid settings: {exc}")
         raise typer.Exit(2) from None
@@ -149,3 +204,23 @@ def cli_actor():  # -> Actor
     from registry_service.auth import Actor, Role
 
     return Actor(f"cli:{getpass.getuser()}", Role.ADMIN)
+
+
+def audit_cli(db: Any, action: str, target: str, **details: object) -> None:
+    """Write an audit entry for an operator's action at this terminal (in a transaction of its own:
+    the commands that call this ran their writes already, in many transactions)."""
+    from registry_service.auth import audit
+
+    with db.write() as session:
+        audit(session, cli_actor(), action, target, **details)
+
+
+def audit_hook():  # -> Callable[[Session, str, dict], None]
+    """For library calls that take ``audit=``: the entry is written in the write's own transaction."""
+    from registry_service.auth import audit
+
+    actor = cli_actor()
+    return lambda session, action, details: audit(
+        session, actor, action, str(details.get("target") or details.get("kid") or details.get("active")),
+        **{k: v for k, v in details.items() if k != "target"},
+    )  # fmt: skip

@@ -357,11 +357,20 @@ def verify(
     _print_verdict(verdict, as_json)
 
 
+#: a file this small is read whole to tell an abstract from a bundle before loading the abstract verifier
+_SNIFF_BYTES = 1_000_000
+
+
 def _abstract_in(path: Path):  # -> a decoded abstract, or None (a bundle: verify_file reads it again)
     from hybrid_store import strict_json
-    from hybrid_store.verifier import abstracts
 
     try:
+        with open(path, "rb") as f:
+            start = f.read(_SNIFF_BYTES + 1)
+        if len(start) <= _SNIFF_BYTES and b'"landreg-title-abstract/' not in start:
+            return None  # the whole file, without an abstract's format: a bundle (the abstract verifier stays unloaded)
+        from hybrid_store.verifier import abstracts
+
         raw = strict_json.read_file(path, max_bytes=abstracts.MAX_ABSTRACT_BYTES)
         if b'"landreg-title-abstract/' not in raw:
             return None

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 from registry_service.cli.common import (
+    Table,
+    audit_cli,
+    audit_hook,
     chain_for,
     console,
     database,
@@ -35,7 +36,17 @@ def _actor(operator: str | None = None) -> str:
     return operator or f"cli:{getpass.getuser()}"
 
 
-def _progress(label: str) -> Progress:
+def _progress(label: str):  # -> rich.progress.Progress
+    # imported here: every landreg command (`landreg --help`, an auditor's `verify`) imports this module
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     return Progress(
         TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
         TimeElapsedColumn(), TimeRemainingColumn(), console=console,
@@ -109,9 +120,20 @@ def legacy_attach(
     url_env: Annotated[str | None, typer.Option(help="The environment variable holding the database's URL.")] = None,
     url_file: Annotated[Path | None, typer.Option(help="A file (mode 600) holding the database's URL.")] = None,
     name: Annotated[str, typer.Option(help="What to call this legacy database.")] = "county",
+    tables: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--table",
+            help="LAYOUT_NAME=DATABASE_NAME: read the layout's table under your database's name; repeatable "
+            "(e.g. --table acris_master=real_property_master).",
+        ),
+    ] = None,
 ) -> None:
     """Attach to the county's recorder database, read-only: check that it matches the layout and
-    remember where its URL is (an environment variable or a file, never the URL itself)."""
+    remember where its URL is (an environment variable or a file, never the URL itself).
+
+    A database loaded by another tool may name the layout's tables its own way: map each with
+    --table instead of copying the layout (docs/legacy-formats.md)."""
     from migration_tools.legacy.sync import attach
 
     if (url_env is None) == (url_file is None):
@@ -120,8 +142,17 @@ def legacy_attach(
     cfg = settings()
     db = database(cfg)
     layout_ref: str | Path = layout if "/" not in layout and not layout.endswith(".toml") else Path(layout)
+    names: dict[str, str] = {}
+    for pair in tables or ():
+        old, sep, new = pair.partition("=")
+        if not sep or not old.strip() or not new.strip():
+            raise fail(f"--table {pair!r}: give LAYOUT_NAME=DATABASE_NAME, e.g. acris_master=real_property_master")
+        names[old.strip()] = new.strip()
     done = attach(db, cfg.profile, layout_ref=layout_ref, url_env=url_env,
-                  url_file=str(url_file) if url_file else None, name=name, actor=_actor())  # fmt: skip
+                  url_file=str(url_file) if url_file else None, name=name, actor=_actor(),
+                  table_names=names)  # fmt: skip
+    audit_cli(db, "legacy.attach", f"legacy {done.name}", layout=done.layout, dialect=done.dialect, tables=names,
+              url_from=f"${url_env}" if url_env else str(url_file), documents=done.inspection.documents)  # fmt: skip
     table = Table(title=f"legacy database {done.name!r} attached (read-only)", show_header=False)
     table.add_row("layout", done.layout)
     table.add_row("database", done.dialect)
@@ -214,6 +245,8 @@ def legacy_sync(
                        rate=f"{report.loaded:,} loaded, {report.quarantined:,} quarantined, {report.per_second:,.0f}/s")  # fmt: skip
 
         report = sync(db, cfg.profile, name=name, quarantine=quarantine, progress=show)
+    audit_cli(db, "legacy.sync", f"legacy {name}", documents=report.documents, loaded=report.loaded,
+              quarantined=report.quarantined)  # fmt: skip
     table = Table(title=f"legacy sync: {name} ({report.layout})", show_header=False)
     table.add_row("documents read", f"{report.documents:,}")
     table.add_row("loaded", f"{report.loaded:,}")
@@ -339,11 +372,13 @@ def legacy_install_capture(
         reach(url, engine)
         if uninstall:
             guarded(url, lambda: capture.uninstall(engine, layout))
+            audit_cli(db, "legacy.uninstall-capture", f"legacy {name}")
             console.print(f"removed {capture.CHANGE_LOG} and landreg's triggers from {name!r}")
             return
         made = guarded(url, lambda: capture.install(engine, layout))
     finally:
         engine.dispose()
+    audit_cli(db, "legacy.install-capture", f"legacy {name}", created=[str(m) for m in made])
     for item in made:
         console.print(f"  created {item}")
     console.print(
@@ -440,6 +475,31 @@ def legacy_status() -> None:
         console.print(table)
 
 
+@legacy_app.command("municipalities")
+@friendly
+def legacy_municipalities(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The municipalities the legacy book holds records of: the codes `migrate plan -m` selects."""
+    from migration_tools.stages.selection import book_municipalities
+
+    db = database(settings())
+    with db.read() as s:
+        rows = book_municipalities(s)
+    if as_json:
+        console.out(json.dumps([r.__dict__ for r in rows], indent=2), highlight=False)
+        return
+    if not rows:
+        console.print("the book holds no legacy records yet: `landreg legacy import ...` or `landreg legacy sync`")
+        return
+    table = Table(title=f"the legacy book: {len(rows)} municipalit{'y' if len(rows) == 1 else 'ies'}")
+    table.add_column("code")
+    table.add_column("name")
+    table.add_column("records", justify="right")
+    table.add_column("not migrated", justify="right")
+    for r in rows:
+        table.add_row(r.code, r.name, f"{r.records:,}", f"{r.unmigrated:,}")
+    console.print(table)
+
+
 @import_app.command("synthetic")
 @friendly
 def import_synthetic(
@@ -487,8 +547,15 @@ def migrate_plan(
     batch_size: Annotated[int, typer.Option(min=1, max=100_000, help="Records per anchored batch.")] = 10_000,
     dry_run: Annotated[bool, typer.Option(help="Only show the plan; do not record the stage.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    force: Annotated[
+        bool, typer.Option(help="Record a stage that selects nothing or overlaps a stage that has not run.")
+    ] = False,
 ) -> None:
-    """Define a stage and show its dry run: counts, batches, gas and cost, time, what is skipped and why."""
+    """Define a stage and show its dry run: counts, batches, gas and cost, time, what is skipped and why.
+
+    A stage that selects nothing, names a municipality the book does not hold (`landreg legacy
+    municipalities` lists them) or overlaps a stage that has not run yet is refused without --force.
+    Planning a stage again replaces its definition, and says what it replaced."""
     from migration_tools.stages import plan_stage
 
     cfg = settings()
@@ -499,7 +566,7 @@ def migrate_plan(
         err_console.print(f"[yellow]note:[/yellow] no chain ({exc}); gas is estimated, not asked of the node")
         chain = None
     report = plan_stage(db, chain, name, _selector(municipality, date_from, date_to, books), batch_size=batch_size,
-                        actor=_actor(), save=not dry_run)  # fmt: skip
+                        actor=_actor(), save=not dry_run, force=force, audit=audit_hook())  # fmt: skip
     if as_json:
         console.out(json.dumps(report.to_json(), indent=2), highlight=False)
         return
@@ -516,7 +583,15 @@ def migrate_plan(
     table.add_row("chain cost", f"{report.cost_eth:.6f} ETH at {report.gas_price_wei / 1e9:.2f} gwei")
     table.add_row("time (estimate)", f"{report.seconds_estimate:,.0f} s")
     table.add_row("can start", report.gate)
+    for why in report.refusals:
+        table.add_row("[yellow]refused[/yellow]" if dry_run else "[yellow]forced[/yellow]", why)
     console.print(table)
+    if report.replaces is not None:
+        old = report.replaces
+        verb = "would replace" if dry_run else "replaced"
+        console.print(f"{verb} stage {old.stage!r}: {old.selector} ({old.to_migrate:,} records, batches of "
+                      f"{old.batch_size:,}) → {report.selector} ({report.to_migrate:,} records, batches of "
+                      f"{report.batch_size:,})", highlight=False)  # fmt: skip
 
 
 def _runner(cfg, db, chain, deployment, progress=None, workers=2):
@@ -550,9 +625,14 @@ def migrate_run(name: Annotated[str, typer.Argument(help="A planned stage.")], w
             bar.update(task, completed=done, total=total, rate=f"{(done - first[0]) / elapsed:,.0f} records/s")
 
         report = _runner(cfg, db, chain, deployment, show, workers).run(name)
+    from migration_tools.reconciliation.wording import count
+
+    audit_cli(db, "migration.run", f"stage {name}", records=report.records, batches=report.batches,
+              gas_used=report.gas_used)  # fmt: skip
     console.print(
-        f"stage {name!r}: {report.records:,} records in {report.batches} batches this run "
-        f"(+{report.outbox_batches} batches of filings), {report.gas_used:,} gas for the stage, {report.seconds:.1f} s"
+        f"stage {name!r}: {count(report.records, 'record')} in {count(report.batches, 'batch', 'batches')} this run "
+        f"(+{count(report.outbox_batches, 'batch', 'batches')} of filings), {report.gas_used:,} gas for the stage, "
+        f"{report.seconds:.1f} s"
     )
     console.print(f"next: `landreg reconcile --stage {name}`, then `landreg migrate signoff {name} --operator NAME`")
 
@@ -570,6 +650,7 @@ def migrate_resume(
 @friendly
 def migrate_status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Every stage: state, progress, reconciliation and sign-off."""
+    from migration_tools.reconciliation.wording import count
     from migration_tools.stages import stage_status
 
     rows = stage_status(database(settings()))
@@ -582,7 +663,8 @@ def migrate_status(as_json: Annotated[bool, typer.Option("--json")] = False) -> 
         recon = "not yet" if r.reconciled_at is None else ("clean" if r.reconciled_clean else "DISCREPANCIES")
         signed = f"by {r.signed_off_by}, {r.signed_off_at:%Y-%m-%d %H:%M}" if r.signed_off_at else "no"
         console.print(
-            f"[bold]{r.name}[/bold] ({r.state}): {r.selector}; {r.records_done:,} records in {r.batches_done} batches, "
+            f"[bold]{r.name}[/bold] ({r.state}): {r.selector}; {count(r.records_done, 'record')} in "
+            f"{count(r.batches_done, 'batch', 'batches')}, "
             f"{r.remaining:,} left; reconciled: {recon}; signed off: {signed}"
             + (f"; can start: {r.gate}" if r.gate != "-" else "")
         )
@@ -597,7 +679,7 @@ def migrate_signoff(
     """Accept a stage after a clean reconciliation, so the next stage may start."""
     from migration_tools.stages import sign_off
 
-    sign_off(database(settings()), name, operator)
+    sign_off(database(settings()), name, operator, audit=audit_hook())
     console.print(f"stage {name!r} signed off by {operator}")
 
 
@@ -619,6 +701,8 @@ def migrate_rollback(
 
     report = rollback_stage(db, chain, deployment, name, batch_ids=batch,
                             anchorer=Anchorer.from_settings(db, chain, deployment, cfg))  # fmt: skip
+    audit_cli(db, "migration.rollback", f"stage {name}", batches=list(report.batches), records=report.records,
+              replacements=list(report.replacements))  # fmt: skip
     console.print(f"rolled back batches {report.batches} of {name!r}: {report.records:,} records revoked and "
                   f"re-anchored in batches {report.replacements}; reconcile and sign off again")  # fmt: skip
 
@@ -692,15 +776,17 @@ def reconcile_command(
         write_json(result, json_out)
     if csv_out:
         write_csv(result, csv_out)
-    kinds = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in result.kinds().items()) or "no discrepancy"
+    from migration_tools.reconciliation.wording import count, kinds_line
+
     c = result.counts
-    line = (f"{c.get('verified', 0):,} of {c.get('records_checked', 0):,} anchored records verified in "
-            f"{c.get('batches', 0)} batches; {kinds} ({result.seconds:.1f} s)")  # fmt: skip
+    line = (f"{c.get('verified', 0):,} of {count(c.get('records_checked', 0), 'anchored record')} verified in "
+            f"{count(c.get('batches', 0), 'batch', 'batches')}; {kinds_line(result.kinds())} ({result.seconds:.1f} s)")  # fmt: skip
     if result.healed:
-        line += f"; healed: {result.healed['records']:,} records re-queued (run the worker or `landreg worker --drain`)"
+        line += (f"; healed: {count(result.healed['records'], 'record')} re-queued (run the worker or "
+                 "`landreg worker --drain`)")  # fmt: skip
     if result.legacy:
         lc = result.legacy["counts"]
-        line += f"; legacy database: {lc.get('legacy_documents', 0):,} documents compared"
+        line += f"; legacy database: {count(lc.get('legacy_documents', 0), 'document')} compared"
     console.print(("[green]CLEAN[/green]: " if result.clean else "[red]DISCREPANCIES[/red]: ") + line)
     console.print(f"report: {report}")
     raise typer.Exit(0 if result.clean else 1)

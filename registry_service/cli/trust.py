@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from registry_service.cli.common import cli_actor, console, database, err_console, fail, friendly, settings
+from registry_service.cli.common import audit_cli, console, database, err_console, fail, friendly, settings
 
 trust_app = typer.Typer(
     help="The registry's trust root: what auditors pin (chain, contracts, receipt keys).", no_args_is_help=True
@@ -35,18 +35,38 @@ def publish_trust(cfg, db) -> None:
 def export(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the trust root here.")] = None,
 ) -> None:
-    """Publish the trust root (a new signed version when anything changed) and write it to --out.
+    """Write the published trust root to --out; with LANDREG_TRUST__SIGNING_KEY_PASSPHRASE, first
+    publish a new signed version when anything changed.
 
-    Needs LANDREG_TRUST__SIGNING_KEY_PASSPHRASE. The service serves it at
+    Without the passphrase it copies the newest published, signed version (an auditor needs
+    nothing else), and says so loudly when that version is out of date. The service serves it at
     /.well-known/landreg-trust-root.json; auditors obtain the first copy out of band.
     """
-    from hybrid_store.trust import publish
+    from hybrid_store.trust import latest, publish, signed_content
 
     cfg = settings()
-    root, new = publish(cfg, database(cfg))
+    db = database(cfg)
+    if cfg.trust.signing_key_passphrase is not None:
+        root, new = publish(cfg, db)
+    else:
+        published = latest(cfg)
+        if published is None:
+            raise fail("no trust root has been published yet, and publishing the first one signs it",
+                       "set LANDREG_TRUST__SIGNING_KEY_PASSPHRASE and run `landreg trust export` again")  # fmt: skip
+        root, new = published, False
+        unsigned = {k: v for k, v in root.document["signed"].items() if k not in ("version", "issuedAt")}
+        if unsigned != signed_content(cfg, db):
+            err_console.print(
+                f"[yellow]warning:[/yellow] trust root v{root.version}, the newest published, is out of date: the "
+                "registry has changed since (new keys or deployments), and auditors holding it cannot verify what "
+                "those sign. "
+                "Publish the next version with LANDREG_TRUST__SIGNING_KEY_PASSPHRASE set"
+            )
     text = (cfg.trust_dir / "root.json").read_text()
     if out is not None:
         out.write_text(text)
+    audit_cli(db, "trust.publish" if new else "trust.export", f"trust root v{root.version}",
+              out=str(out) if out else None)  # fmt: skip
     console.print(
         f"trust root v{root.version} ({'new' if new else 'unchanged'}): chain {root.chain_id}, "
         f"{len(root.deployments)} deployment(s), {len(root.receipt_keys)} receipt key(s)"
@@ -126,12 +146,9 @@ def _source(cfg, purpose: str):
 
 
 def _audit_hook():
-    from registry_service.auth import audit
+    from registry_service.cli.common import audit_hook
 
-    actor = cli_actor()
-    return lambda session, action, details: audit(
-        session, actor, action, str(details.get("kid") or details.get("active")), **details
-    )
+    return audit_hook()
 
 
 @keys_app.command("list")
