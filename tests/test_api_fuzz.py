@@ -42,6 +42,7 @@ def operations():
         ("GET", "/api/v1/instruments"), ("GET", "/api/v1/instruments/{number}"),
         ("GET", "/api/v1/instruments/{number}/receipt"), ("GET", "/api/v1/instruments/{number}/proof"),
         ("GET", "/api/v1/parcels/{parcel_id}"), ("GET", "/api/v1/parcels/{parcel_id}/history"),
+        ("GET", "/api/v1/parcels/{parcel_id}/abstract"), ("GET", "/api/v1/parcels/{parcel_id}/head"),
         ("POST", "/api/v1/flags/{source}/{flag_id}/acknowledge"),
         ("POST", "/api/v1/proofs/verify"), ("GET", "/api/v1/status"), ("GET", "/api/v1/migration"), ("GET", "/healthz"), ("GET", "/readyz"),
         ("GET", "/.well-known/landreg-receipt-keys.json"), ("POST", "/api/v1/receipts/verify"),

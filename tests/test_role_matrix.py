@@ -23,6 +23,8 @@ SPEC: dict[tuple[str, str], Permission | None] = {
     ("GET", "/api/v1/instruments/{number}/proof"): PUBLIC,  # redacted unless the key may see more
     ("GET", "/api/v1/parcels/{parcel_id}"): Permission.READ,
     ("GET", "/api/v1/parcels/{parcel_id}/history"): Permission.READ,
+    ("GET", "/api/v1/parcels/{parcel_id}/abstract"): PUBLIC,  # index fields always; the rest as the key may see
+    ("GET", "/api/v1/parcels/{parcel_id}/head"): PUBLIC,  # a commitment and a count, no field
     ("POST", "/api/v1/flags/{source}/{flag_id}/acknowledge"): Permission.ACKNOWLEDGE,
     ("POST", "/api/v1/proofs/verify"): PUBLIC,
     ("POST", "/api/v1/receipts/verify"): PUBLIC,

@@ -520,7 +520,7 @@ OPS = st.lists(st.sampled_from(["deed", "stranger_deed", "mortgage", "satisfy", 
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(ops=OPS, lot=st.integers(1, 10**6))
+@given(ops=OPS, lot=st.integers(1, 99_999))
 def test_the_verifier_derives_the_owners_and_encumbrances_the_database_holds(deployed, ops, lot):
     db, chain, dep = deployed
     parcel = {"municipality_code": "0223", "block": "777", "lot": str(lot)}
