@@ -57,6 +57,15 @@ FIELD_WORDS: dict[str, str] = {
     "receipt": "the receipt",
     "bundle": "the proof bundle",
     "day": "the day",
+    "from": "the first day of the search",
+    "to": "the last day of the search",
+    "from_": "the first day of the search",
+    "state": "the state of the submissions",
+    "party": "the party's name",
+    "parcel": "the parcel",
+    "type": "the document type",
+    "submission_id": "the submission number",
+    "flag_id": "the flag number",
 }
 
 #: the list fields, and what one item of each is called
@@ -192,6 +201,9 @@ def plain_message(error: Mapping[str, Any]) -> str:
     template = BY_FIELD.get((kind, last))
     if template is None and kind == "too_short" and ctx.get("min_length") == 1:
         template = BY_FIELD.get(("missing", last))
+    if kind == "value_error" and str(error.get("msg", "")).startswith("Value error, "):
+        # a ValueError a validator of ours raised: its words are ours, behind the library's label
+        return _with_subject(str(error["msg"]).removeprefix("Value error, "), what)
     if template is None and kind not in BY_TYPE and _is_ours(error):
         return _with_subject(str(error.get("msg", "")), what)
     template = template or BY_TYPE.get(kind, FALLBACK)

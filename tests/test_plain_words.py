@@ -18,7 +18,7 @@ from hybrid_store.jurisdictions import get_profile
 from hybrid_store.plain_errors import BY_TYPE, FALLBACK, plain_message
 from tests.conftest import deed, desk_attestations, filing
 from tests.test_api import instruments, make_service
-from tests.test_desk_limits import sign_in
+from tests.test_desk_limits import csrf_of, sign_in
 
 #: the validation library's and the JSON parser's wording: none of it reaches a person
 LIBRARY_WORDING = (
@@ -133,7 +133,12 @@ def test_an_error_nobody_foresaw_is_said_plainly_and_never_echoes_the_library():
                   "input": "x", "ctx": {}}  # fmt: skip
     # a type pydantic may add tomorrow is taken as ours only when it is not one of the library's: a
     # message under one of the library's known types never shows
-    assert plain_message({**unforeseen, "type": "value_error"}) == FALLBACK.format(What="The grantee's name")
+    assert plain_message({**unforeseen, "type": "assertion_error"}) == FALLBACK.format(What="The grantee's name")
+    # a ValueError of one of our validators keeps its words, without the library's label
+    assert (
+        plain_message({**unforeseen, "type": "value_error", "msg": "Value error, two entries take effect the same day"})
+        == "two entries take effect the same day"
+    )
     for kind in BY_TYPE:  # each library type, with figures missing from its context: still plain words
         assert_plain(plain_message({**unforeseen, "type": kind, "ctx": {}}), kind)
 
@@ -189,6 +194,15 @@ def test_the_api_says_every_refusal_of_a_request_in_plain_words(svc):
         r = svc.client.post("/api/v1/proofs/verify", content=raw,
                             headers={**auditor, "Content-Type": "application/json"})  # fmt: skip
         assert_plain_body(r, raw)
+    for document in ({}, {"format": 1}, {"format": "landreg-bundle/v2"}, {"format": "landreg-title-abstract/v1"}):
+        r = svc.client.post("/api/v1/proofs/verify", json=document, headers=auditor)
+        if r.status_code == 200:  # a verdict: its reason is read by a person too
+            assert_plain(r.json()["reason"], document)
+        else:
+            assert_plain_body(r, document)
+    for check in ({"receipt": {}, "bundle": {}}, {"receipt": {"format": "landreg-receipt/v2"}, "bundle": []}):
+        r = svc.client.post("/api/v1/receipts/verify", json=check, headers=auditor)
+        assert_plain(r.json()["reason"] if r.status_code == 200 else r.json()["error"]["message"], check)
     r = svc.client.post("/api/v1/receipts/verify", json={"receipt": 1}, headers=auditor)
     assert_plain_body(r, "a receipt check without its bundle")
     missing = svc.client.post("/api/v1/submissions/1/confirm", json={}, headers=clerk).json()["error"]
@@ -286,3 +300,29 @@ def test_money_and_counts_print_one_way():
     )
     assert count(2500) == "2,500"
     assert json.dumps(money("1.05")) == '"$1.05"'
+
+
+def test_every_other_desk_form_says_its_refusals_plainly(svc):
+    csrf = sign_in(svc, "clerk")
+    pages = [
+        svc.client.post("/desk/submissions/1/confirm", data={"csrf": csrf, "reason": ""}),
+        svc.client.post("/desk/submissions/1/reject", data={"csrf": csrf, "reason": "x" * 3000}),
+        svc.client.post("/desk/submissions/abc/confirm", data={"csrf": csrf, "reason": "ok"}),
+        svc.client.post("/desk/mirror-flags/abc/ack", data={"csrf": csrf, "reason": "ok"}),
+        svc.client.post("/desk/mirror-flags/1/ack", data={"csrf": csrf, "reason": ""}),
+        svc.client.get("/desk/fees?day=yesterday"),
+        svc.client.get("/desk/fees?day=2026-02-30"),
+        svc.client.get("/desk/instruments/nonsense"),
+        svc.client.get("/desk/file?corrects=1990-9999999"),
+        svc.client.post("/desk/file", data={"csrf": csrf}),
+        svc.client.post("/desk/file", data={**FORM, "csrf": csrf, "action": "quote", "page_count": "three"}),
+    ]
+    for page in pages:
+        assert page.headers["content-type"].startswith("text/html"), page.text[:300]
+        assert_plain(page_text(page.text), (page.url, page.status_code))
+    svc.client.post("/desk/logout", data={"csrf": csrf})
+    refused = svc.client.post("/desk/login", data={"csrf": csrf_of(svc.client.get("/desk/login").text),
+                                                   "api_key": "lr_nonsense"})  # fmt: skip
+    assert refused.status_code == 401
+    assert_plain(page_text(refused.text), "a wrong key")
+    assert 'aria-invalid="true" aria-describedby="login-error"' in refused.text
