@@ -228,7 +228,7 @@ def test_the_filing_form_says_each_mistake_beside_its_box_and_focuses_the_first(
     text = page_text(r.text)
     assert_plain(text, "the filing form")
     assert "No grantee is given" in text and "No scanned document is attached" in text
-    assert "is not an amount in dollars" in text and "No lot is given for this parcel" in text
+    assert "'612,500 dollars' is not an amount in dollars" in text and "No lot is given for this parcel" in text
     # the first wrong box has the focus; each wrong box says so to a screen reader and names its message
     assert re.search(r'<textarea name="grantees" rows="3" required aria-invalid="true" '
                      r'aria-describedby="err-grantees" autofocus>', r.text), r.text  # fmt: skip

@@ -37,6 +37,7 @@ from hybrid_store.core.records import DocType, ReferenceKind
 from hybrid_store.errors import Conflict, FieldError, InvalidInstrument, LandregError, MirrorMode, NotFound
 from hybrid_store.examination import State
 from hybrid_store.files import create_once
+from hybrid_store.plain_numbers import is_amount
 from hybrid_store.settings import Settings
 from hybrid_store.verifier import abstracts
 from hybrid_store.verifier.verdicts import Verdict, verify_bytes
@@ -373,7 +374,7 @@ async def _file_form(request: Request, form: DeskForm, who: Caller, filing: Fili
             for i in range(PARCEL_ROWS)
             if values.get(f"block_{i}", "").strip() or values.get(f"lot_{i}", "").strip()
         ],
-        "consideration": values.get("consideration", "").replace(",", "").replace("$", "").strip() or None,
+        "consideration": _typed_consideration(values.get("consideration", "")),
         "legal_description": values.get("legal_description", ""),
         "document_digest": digest,
         **_index_fields(values),
@@ -454,6 +455,13 @@ def _first_wrong(errors: dict[str, str]) -> str:
     """The form box that takes the focus: the first wrong one, or with none the first box of the form."""
     wrong = [name for name in FORM_ORDER if name in errors]
     return FOCUS_OF.get(wrong[0], wrong[0]) if wrong else "doc_type"
+
+
+def _typed_consideration(typed: str) -> str | None:
+    """``$412,500.00`` as the amount it is; anything else as typed, so a refusal quotes what the clerk
+    typed ("'612,500 dollars' is not an amount"), not the desk's rewriting of it."""
+    amount = typed.replace(",", "").replace("$", "").strip()
+    return (amount if is_amount(amount) else typed.strip()) or None
 
 
 def _lines(text: str) -> list[str]:
