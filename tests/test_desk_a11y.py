@@ -151,3 +151,18 @@ def test_a_skip_link_leads_past_the_navigation(server, browser):  # noqa: F811
     assert focused(page) == "grantors"  # then down the form in reading order
     page.keyboard.press("Tab")
     assert focused(page) == "grantees"
+    # every action of the form is reached by Tab alone, in the order the form reads
+    stops = []
+    for _ in range(120):
+        page.keyboard.press("Tab")
+        stop = page.evaluate("document.activeElement.id || document.activeElement.name || ''")
+        if stop == "record":
+            break
+        stops.append(stop)
+    else:
+        pytest.fail(f"the Record button is not reached by Tab: {stops}")
+    for earlier, later in [("municipality_0", "block_0"), ("block_0", "consideration"), ("consideration", "document"),
+                           ("document", "document_digest")]:  # fmt: skip
+        assert stops.index(earlier) < stops.index(later), stops
+    if "quote-fees" in stops:  # the registry has a fee schedule: its button is on the way
+        assert stops.index("exemption_claimed") < stops.index("quote-fees") < stops.index("document"), stops
