@@ -136,8 +136,8 @@ BY_TYPE: dict[str, str] = {
     "list_type": "{What} is not a list: give each {item} on its own.",
     "too_short": "Give at least {min_length:,} {item}{s}.",
     "too_long": (
-        "More than {max_length:,} {item}s are given, the most one filing takes: file the rest as another "
-        "instrument, or ask the recorder's office."
+        "More than {max_length:,} {item}s are given; one filing takes at most {max_length:,}: check the list, "
+        "and ask the recorder's office if the document names more."
     ),
     "enum": "{What} is not one the registry knows: choose one of {expected}.",
     "literal_error": "{What} is not one the registry knows: choose one of {expected}.",
