@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from hybrid_store.core.records import DocType
 from hybrid_store.errors import ConfigurationError, FieldError
+from hybrid_store.plain_errors import plain_message
 
 FORMAT = "landreg-fee-schedule/v1"
 STATEMENT_FORMAT = "landreg-fee-statement/v1"
@@ -208,7 +209,7 @@ def parse_schedule(data: Mapping[str, Any], source: str) -> Schedule:
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         where = _where(data, err["loc"])
-        raise ConfigurationError(f"fee schedule {source}: {where}: {err['msg']}") from None
+        raise ConfigurationError(f"fee schedule {source}: {where}: {plain_message(err)}") from None
 
 
 def _where(data: Mapping[str, Any], loc: tuple[int | str, ...]) -> str:

@@ -37,6 +37,7 @@ from hybrid_store.errors import FieldError, InvalidInstrument
 from hybrid_store.fees import PROPERTY_CLASSES
 from hybrid_store.jurisdictions import Profile, get_profile
 from hybrid_store.jurisdictions.base import ParcelInput
+from hybrid_store.plain_errors import plain_message
 from hybrid_store.plain_numbers import is_amount, not_an_amount
 
 INSTRUMENT_NUMBER_RE = re.compile(r"[0-9A-Z][0-9A-Z_-]{0,23}")  # ACRIS document ids: FT_3400000012345
@@ -453,11 +454,12 @@ def validate(
 
 
 def validation_errors(exc: ValidationError) -> list[FieldError]:
-    """Pydantic's errors as landreg's ``FieldError`` list, with paths like ``parcels[0].lot``."""
+    """Pydantic's errors as landreg's ``FieldError`` list, with paths like ``parcels[0].lot`` and
+    messages in the clerk's words (``plain_errors``), never the library's."""
     out = []
     for err in exc.errors(include_url=False):
         path = ""
         for part in err["loc"]:
             path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-        out.append(FieldError(field=path or "(instrument)", rule=err["type"], message=err["msg"]))
+        out.append(FieldError(field=path or "(instrument)", rule=err["type"], message=plain_message(err)))
     return out

@@ -132,8 +132,22 @@ def loads(raw: bytes | str, *, max_depth: int = MAX_DEPTH, max_bytes: int = MAX_
         return json.loads(text, object_pairs_hook=_unique_members, parse_constant=_no_constants)
     except RecursionError:  # unreachable within MAX_DEPTH; kept so it can never escape as a crash
         raise InvalidJSON(f"nested deeper than {max_depth} levels") from None
-    except ValueError as exc:
-        raise InvalidJSON(f"not JSON ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidJSON(f"not JSON: {where_it_breaks(exc)}") from None
+    except ValueError as exc:  # our own hooks' reasons: a member twice, NaN or Infinity
+        raise InvalidJSON(f"not JSON: {exc}") from None
+
+
+def where_it_breaks(exc: json.JSONDecodeError) -> str:
+    """Where a text stops being JSON, in words: the parser's own phrases ("Expecting value: line 1
+    column 1 (char 0)") name its grammar, not what a person can look for in the file."""
+    if not exc.doc.strip():
+        return "it is empty"
+    if exc.pos == len(exc.doc.rstrip()) or exc.pos >= len(exc.doc):
+        return "it ends before the JSON is complete (cut short?)"
+    if exc.lineno == 1 and exc.colno == 1:
+        return "it does not begin as JSON does, with { or ["
+    return f"it stops being JSON at line {exc.lineno:,}, character {exc.colno:,}"
 
 
 #: Python's default; chain libraries (py-evm, py_ecc) raise the limit to 100,000 at import, past

@@ -30,6 +30,7 @@ from hybrid_store.errors import (
     MalformedBundle,
     NotFound,
 )
+from hybrid_store.plain_errors import plain_message
 from hybrid_store.plain_numbers import is_digits, not_a_number
 from registry_service.auth import Forbidden, TooManyFailures, Unauthenticated
 from registry_service.services.filing import IdempotencyMismatch
@@ -117,12 +118,8 @@ def install_error_handlers(app: FastAPI) -> None:
                 html = getattr(request.app.state, "html_error", None)
                 if html is not None and request.url.path.startswith("/desk/"):
                     return html(request, exc, status)
-                fields = None
-                if isinstance(exc, InvalidInstrument):
-                    fields = [{"field": e.field, "rule": e.rule, "message": e.message} for e in exc.errors]
-                if isinstance(exc, MalformedBundle):
-                    fields = [{"field": exc.field, "rule": "malformed", "message": str(exc)}]
-                response = error_response(status, code, str(exc), hint=exc.hint, fields=fields)
+                message, fields = _message_and_fields(exc)
+                response = error_response(status, code, message, hint=exc.hint, fields=fields)
                 if isinstance(exc, TooManyFailures):
                     response.headers["Retry-After"] = str(exc.retry_after_s)
                 return response
@@ -134,11 +131,12 @@ def install_error_handlers(app: FastAPI) -> None:
         fields = []
         for err in exc.errors():
             if err["type"] == "json_invalid":
-                detail = (err.get("ctx") or {}).get("error", err["msg"])
-                fields.append({"field": "(body)", "rule": "json_invalid", "message": f"invalid JSON: {detail}"})
+                detail = (err.get("ctx") or {}).get("error", "")
+                fields.append({"field": "(body)", "rule": "json_invalid", "message": _not_json(detail)})
                 continue
-            fields.append({"field": _field_path(tuple(err["loc"])), "rule": err["type"], "message": err["msg"]})
-        first = fields[0] if fields else {"field": "(request)", "message": "invalid request"}
+            fields.append({"field": _field_path(tuple(err["loc"])), "rule": err["type"], "message": plain_message(err)})
+        unread = {"field": "(request)", "message": "The request could not be read: send it again."}
+        first = fields[0] if fields else unread
         message = f"{first['field']}: {first['message']}" + (
             f" (and {len(fields) - 1} more)" if len(fields) > 1 else ""
         )
@@ -146,6 +144,24 @@ def install_error_handlers(app: FastAPI) -> None:
         if html is not None and request.url.path.startswith("/desk/"):
             return html(request, InvalidInstrument([]) if not fields else _Plain(message), 422)
         return error_response(422, "invalid_request", message, fields=fields)
+
+
+def _message_and_fields(exc: LandregError) -> tuple[str, list[dict[str, str]] | None]:
+    if isinstance(exc, InvalidInstrument):
+        fields = [{"field": e.field, "rule": e.rule, "message": e.message} for e in exc.errors]
+        # the words, without the rule codes (those are in ``fields``, for programs)
+        return (" ".join(f"{e.field}: {e.message}" for e in exc.errors) or str(exc)), fields
+    if isinstance(exc, MalformedBundle):
+        return str(exc), [{"field": exc.field, "rule": "malformed", "message": str(exc)}]
+    return str(exc), None
+
+
+def _not_json(detail: str) -> str:
+    # ``detail`` is strict_json's reason, already in plain words ("not JSON: it is empty"); FastAPI's
+    # own parser error (a body read before ours) says nothing a caller can act on, so it is not shown
+    if detail.startswith(("not JSON", "larger than", "nested deeper", "not UTF-8", "has a dotted key")):
+        return f"The request body is {detail}. Send one JSON object."
+    return "The request body is not JSON: send one JSON object."
 
 
 def install_http_error_handler(app: FastAPI) -> None:

@@ -302,7 +302,7 @@ ACRIS_QUARANTINE = {  # key -> (field, a phrase of the reason)
     "2019060300900009": ("parcels[0].borough", "not a borough of New York City"),
     "2019060401000010": ("documentid", "no such document in acris_master"),
     "2019060501100011": ("recordedfiled", "the recording date is empty"),
-    "2019060601200012": ("grantees", "at least 1"),
+    "2019060601200012": ("grantees", "No grantee is given"),
 }
 
 

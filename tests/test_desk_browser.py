@@ -236,7 +236,7 @@ def test_clerk_files_a_deed_and_an_auditor_verifies_it(server, browser, tmp_path
     auditor.click("form[action='/desk/audit'] button[type=submit]")
     assert "✔ Verified" in auditor.inner_text("#verdict")
     assert "not revoked" in auditor.inner_text("#verdict") and auditor.inner_text("#verdict-chain") == "31337"
-    assert auditor.inner_text("#verdict-trust").startswith("trust root v")  # pinned, never the bundle's word
+    assert auditor.inner_text("#verdict-trust").startswith("trust root version ")  # pinned, never the bundle's word
     auditor.set_input_files("form[action='/desk/audit/verify'] input[name=bundle_file]", str(bundle_path))
     auditor.click("form[action='/desk/audit/verify'] button[type=submit]")
     assert "✔ Verified" in auditor.inner_text("#verdict")

@@ -79,7 +79,7 @@ def test_a_price_only_correction_on_the_desk_raises_no_conveyance_flag(svc):
     desk_session(svc, "clerk")
     fixed, page = desk_correct(svc, original, consideration="355,000.00")
     assert f"Recorded as instrument {fixed}." in page and "Flagged" not in page
-    assert "$355000.00" in page and f'<a href="/desk/instruments/{original}">{original}</a>' in page
+    assert "$355,000.00" in page and f'<a href="/desk/instruments/{original}">{original}</a>' in page
     assert owners(svc) == (["MARÍA GARCÍA"], fixed) and open_flags(svc) == 0
 
 

@@ -262,9 +262,7 @@ def _valid(
     standing = a.standing
     kind = CORRECTED if standing.current and corrections else standing.kind
     if standing.current:
-        reason = (
-            f"the record's proof verifies and its root is anchored in {trust.registry_name}'s registry and not revoked"
-        )
+        reason = f"the record's proof verifies and its root is anchored in the registry of {trust.registry_name} and not revoked"
         state = "not revoked"
     else:  # still a valid record of the registry, but never to be taken as the current one
         details["standing"] = {"kind": standing.kind, "atBlock": standing.at_block,
@@ -277,7 +275,7 @@ def _valid(
                     "link names this record on each of its parcels)")  # fmt: skip
         reason = (
             f"VALID, {'SUPERSEDED' if standing.kind == SUPERSEDED else 'NOT CURRENT'}: the record's proof "
-            f"verifies and is anchored in {trust.registry_name}'s registry, but it was {standing.describe()}{also}"
+            f"verifies and is anchored in the registry of {trust.registry_name}, but it was {standing.describe()}{also}"
         )
         state = f"NOT CURRENT: {standing.describe()}"
     if corrections:

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from hybrid_store import strict_json
 from hybrid_store.core.records import DocType
 from hybrid_store.errors import LandregError
+from hybrid_store.plain_errors import plain_message
 
 FORMAT = "landreg-legacy-layout/v1"
 MAX_LAYOUT_BYTES = 256_000  # a layout is a few KB (the shipped ones under 4)
@@ -348,7 +349,8 @@ def parse_layout(raw: Any, where: str = "the layout") -> Layout:
     try:
         layout = Layout.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False))
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {plain_message(e)}"
+                             for e in exc.errors(include_url=False))  # fmt: skip
         raise LayoutError(f"{where} is not a usable layout: {problems}") from None
     return layout
 

@@ -15,6 +15,7 @@ import json
 import re
 import secrets
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -36,6 +37,7 @@ from hybrid_store.core.records import DocType, ReferenceKind
 from hybrid_store.errors import Conflict, FieldError, InvalidInstrument, LandregError, MirrorMode, NotFound
 from hybrid_store.examination import State
 from hybrid_store.files import create_once
+from hybrid_store.plain_numbers import is_amount
 from hybrid_store.settings import Settings
 from hybrid_store.verifier import abstracts
 from hybrid_store.verifier.verdicts import Verdict, verify_bytes
@@ -58,6 +60,21 @@ from registry_service.web.forms import DeskForm, FormLimits, read_form
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
 TEMPLATES.env.filters["dollars"] = fees.dollars
+
+
+def money(amount: object) -> str:
+    """An amount in dollars as the record keeps it ("612500.00") as a clerk writes it: "$612,500.00",
+    the way fee amounts print (``fees.dollars``)."""
+    return fees.dollars(int(Decimal(str(amount)) * 100))
+
+
+def count(n: int) -> str:
+    """A count with thousands separators, as every figure on the desk prints: 2,500."""
+    return f"{n:,}"
+
+
+TEMPLATES.env.filters["money"] = money
+TEMPLATES.env.filters["count"] = count
 
 
 def recorder_time(value: datetime, zone: str) -> str:
@@ -311,7 +328,9 @@ def _file_page(request: Request, actor: Actor, *, values: dict[str, Any], correc
     # the one-time form token: the submission this form makes consumes it, so the same form posted
     # again (Back and resubmit, a double click) finds that submission instead of making another
     values.setdefault("form_token", secrets.token_urlsafe(24))
-    return _page(request, "file.html", status=status, actor=actor, values=values, errors=errors or {},
+    errors = errors or {}
+    return _page(request, "file.html", status=status, actor=actor, values=values, errors=errors,
+                 first_wrong=_first_wrong(errors),
                  form_error=form_error, attestations=request.app.state.settings.profile.attestations,
                  corrects=corrects, doc_types=list(DocType), municipalities=_places(request),
                  rows=range(PARCEL_ROWS), max_document=f"{MAX_DOCUMENT_BYTES // (1024 * 1024)} MB",
@@ -341,7 +360,9 @@ async def _file_form(request: Request, form: DeskForm, who: Caller, filing: Fili
     digest = values.get("document_digest", "").strip().lower()
     if document is not None and document.filename:
         digest = await _sha256_of(document)
-        values["document_digest"] = digest
+        values.update(document_digest=digest, attached_name=document.filename[:200], attached_digest=digest)
+    elif values.get("attached_digest") != digest:  # the clerk typed another digest: the file shown no longer is it
+        values.pop("attached_name", None)
     payload = {
         "doc_type": values.get("doc_type", ""),
         "grantors": _lines(values.get("grantors", "")),
@@ -353,7 +374,7 @@ async def _file_form(request: Request, form: DeskForm, who: Caller, filing: Fili
             for i in range(PARCEL_ROWS)
             if values.get(f"block_{i}", "").strip() or values.get(f"lot_{i}", "").strip()
         ],
-        "consideration": values.get("consideration", "").replace(",", "").replace("$", "").strip() or None,
+        "consideration": _typed_consideration(values.get("consideration", "")),
         "legal_description": values.get("legal_description", ""),
         "document_digest": digest,
         **_index_fields(values),
@@ -414,6 +435,33 @@ def _index_fields(values: dict[str, str]) -> dict[str, Any]:
         if any(values.get(f"ref_{key}_{i}", "").strip() for key in REFERENCE_BOXES)
     ]  # fmt: skip
     return out
+
+
+#: the filing form's fields in the order a clerk meets them, with where each error's message sits
+#: (``_inline``'s names); the first wrong one takes the focus when the form comes back
+FORM_ORDER = (
+    ["doc_type", "grantors", "grantees", "parcels"]
+    + [f"{box}_{i}" for i in range(PARCEL_ROWS) for box in ("municipality", "block", "lot", "qualifier")]
+    + ["consideration", "legal_description", *INDEX_FIELDS[:2], "preparer", "grantee_mailing_address", "return_to"]
+    + [f"reference_{i}" for i in range(REFERENCE_ROWS)]
+    + ["property_class", "exemption_claimed", "document", "document_digest"]
+)
+#: the box to focus for an error shown beside a group rather than one box
+FOCUS_OF = {"parcels": "municipality_0", "document": "document_digest",
+            **{f"reference_{i}": f"ref_instrument_number_{i}" for i in range(REFERENCE_ROWS)}}  # fmt: skip
+
+
+def _first_wrong(errors: dict[str, str]) -> str:
+    """The form box that takes the focus: the first wrong one, or with none the first box of the form."""
+    wrong = [name for name in FORM_ORDER if name in errors]
+    return FOCUS_OF.get(wrong[0], wrong[0]) if wrong else "doc_type"
+
+
+def _typed_consideration(typed: str) -> str | None:
+    """``$412,500.00`` as the amount it is; anything else as typed, so a refusal quotes what the clerk
+    typed ("'612,500 dollars' is not an amount"), not the desk's rewriting of it."""
+    amount = typed.replace(",", "").replace("$", "").strip()
+    return (amount if is_amount(amount) else typed.strip()) or None
 
 
 def _lines(text: str) -> list[str]:
@@ -645,8 +693,8 @@ def _upload_refused(request: Request, actor: Actor, form: DeskForm, names: tuple
         problem, form.status = "Choose the JSON file for each box, then send the form again.", 422
     else:
         return None
-    return _page(request, "audit.html", actor=actor, number="", verdict=None, status=form.status,
-                 upload_error=problem)  # fmt: skip
+    return _page(request, "audit.html", actor=actor, number="", verdict=None, status=form.status, upload_error=problem,
+                 upload_form="receipt" if "receipt_file" in names else "verify")  # fmt: skip
 
 
 @router.post("/audit/verify")
@@ -666,6 +714,10 @@ async def _audit_verify(request: Request, actor: Actor, proofs: ProofsDep, form:
     bundle_file = form.files["bundle_file"]
     limit = request.app.state.settings.service.max_body_bytes
     raw = await bundle_file.read(limit + 1)
+    problem = _not_json(bundle_file.filename, raw, "proof bundle or title abstract", limit)
+    if problem is not None:
+        return _page(request, "audit.html", actor=actor, number="", verdict=None, status=422, upload_error=problem,
+                     upload_form="verify")  # fmt: skip
     if b'"landreg-title-abstract/' in raw:  # a parcel's title abstract (the form's size limit bounds it)
         found = abstracts.verify_bytes(raw)  # size, JSON, math and history first; the anchors only when they hold
         if found.status == abstracts.UNCHECKED:
@@ -700,6 +752,10 @@ async def _audit_receipt(request: Request, actor: Actor, proofs: ProofsDep, form
     documents = []
     for upload in (receipt_file, bundle_file):
         raw = await upload.read(1_000_001)
+        problem = _not_json(upload.filename, raw, "receipt" if upload is receipt_file else "proof bundle", 1_000_000)
+        if problem is not None:
+            return _page(request, "audit.html", actor=actor, number="", verdict=None, status=422,
+                         upload_error=problem, upload_form="receipt")  # fmt: skip
         check = verify_bytes(raw) if upload is bundle_file else None
         if check is not None and not check.unchecked:  # size, JSON and math first
             return _page(request, "audit.html", actor=actor, number="", verdict=check, uploaded=upload.filename,
@@ -714,6 +770,17 @@ async def _audit_receipt(request: Request, actor: Actor, proofs: ProofsDep, form
     verdict = proofs.verify_receipt(receipt, documents[1])
     return _page(request, "audit.html", actor=actor, number="", verdict=verdict, uploaded=receipt_file.filename,
                  status=200 if verdict.valid else 422)  # fmt: skip
+
+
+def _not_json(name: str | None, raw: bytes, what: str, limit: int) -> str | None:
+    """Why an uploaded file is not the JSON file the form asks for, in words; None when it is JSON."""
+    try:
+        strict_json.loads(raw, max_bytes=limit)
+    except strict_json.InvalidJSON as exc:
+        reason = str(exc).removeprefix("not JSON: ")
+        return (f"{name or 'The file'} is not the {what} the form asks for ({reason}): choose the JSON file the "
+                "desk or `landreg proof` saved, and send the form again.")  # fmt: skip
+    return None
 
 
 # --- the public verify page ----------------------------------------------------------------------------
