@@ -348,6 +348,7 @@ class InstrumentSummary(BaseModel):
     book: str
     page: str
     recorded_at: datetime
+    document_date: date | None = None
     doc_type: str
     grantors: list[str]
     grantees: list[str]
@@ -359,6 +360,7 @@ class InstrumentPage(BaseModel):
     data: list[InstrumentSummary]
     count: int
     next_cursor: str | None = Field(description="pass as `cursor` to get the next page; null on the last page")
+    next: str | None = Field(None, description="the next page's address (this search, `cursor` set); null on the last")
 
 
 class Owner(BaseModel):

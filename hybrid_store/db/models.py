@@ -177,6 +177,25 @@ class InstrumentParty(Base):
     )
 
 
+class PartyNameKey(Base):
+    """A party's name as the grantor-grantee index folds it (``jurisdictions.names``: words framed
+    by spaces, `` SOREN KIERKEGAARD JR ``), beside ``instrument_parties`` rather than in it, since
+    that table is append-only and the folding is the index's, not the record's. On PostgreSQL a
+    trigram index serves a search's ``LIKE '% WORD%'`` terms. Append-only, written with the party."""
+
+    __tablename__ = "party_name_keys"
+
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(8), primary_key=True)
+    position: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    name_key: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_party_name_keys_trgm", "name_key", postgresql_using="gin",
+              postgresql_ops={"name_key": "gin_trgm_ops"}),
+    )  # fmt: skip
+
+
 class InstrumentReference(Base):
     """A structured cross-reference of an instrument: the mortgage an assignment, satisfaction or
     release acts on, the lien a discharge discharges, the instrument a correction corrects; by its
@@ -816,6 +835,7 @@ __all__ = [
     "InstrumentParty",
     "Municipality",
     "OutboxEntry",
+    "PartyNameKey",
     "Parcel",
     "TitleFlag",
     "TxAttempt",
