@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-from urllib.parse import urlencode
 from datetime import date
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -31,6 +31,7 @@ from registry_service.deps import (
     ProofReader,
     ProofsDep,
     QueriesDep,
+    QueuesDep,
     Reader,
     StatusDep,
     SubmissionsDep,
@@ -184,6 +185,40 @@ def list_submissions(
     return schemas.SubmissionPage(data=[schemas.SubmissionView(**d) for d in data], count=len(data))
 
 
+@router.get("/queues", response_model=schemas.QueueCounts, tags=["clerks"], summary="The queues' counts")
+def queue_counts(queues: QueuesDep, who: Reader) -> schemas.QueueCounts:
+    """How many submissions were received today (the recorder's day), how many the caller's key
+    filed, and what waits for review: submissions to confirm or reject, title flags to resolve."""
+    c = queues.counts(who)
+    return schemas.QueueCounts(today=c.today, mine=c.mine, waiting=c.waiting, open_flags=c.open_flags,
+                               review=c.review)  # fmt: skip
+
+
+@router.get("/queues/today", response_model=schemas.SubmissionPage, tags=["clerks"], summary="Today's filings")
+def queue_today(queues: QueuesDep, who: Reader) -> schemas.SubmissionPage:
+    """Every submission received on the recorder's day, newest first, whatever became of it."""
+    data = queues.today()
+    return schemas.SubmissionPage(data=[schemas.SubmissionView(**d) for d in data], count=len(data))
+
+
+@router.get("/queues/mine", response_model=schemas.SubmissionPage, tags=["clerks"], summary="My filings")
+def queue_mine(queues: QueuesDep, who: Reader) -> schemas.SubmissionPage:
+    """The submissions filed with the caller's key, newest first."""
+    data = queues.mine(who)
+    return schemas.SubmissionPage(data=[schemas.SubmissionView(**d) for d in data], count=len(data))
+
+
+@router.get("/queues/review", response_model=schemas.ReviewQueue, tags=["clerks"], summary="Waiting for review")
+def queue_review(queues: QueuesDep, submissions: SubmissionsDep, who: Reader) -> schemas.ReviewQueue:
+    """Submissions waiting for a confirmation (oldest first) and title flags no recorded
+    instrument has resolved yet (oldest first)."""
+    waiting = submissions.listing(State.WAITING)
+    return schemas.ReviewQueue(
+        submissions=[schemas.SubmissionView(**d) for d in waiting],
+        flags=[schemas.OpenFlagView(**vars(f)) for f in queues.open_flags()],
+    )
+
+
 SubmissionPath = Annotated[int, Path(ge=1, le=2**62)]
 
 
@@ -223,12 +258,24 @@ def search_instruments(
     request: Request,
     queries: QueriesDep,
     who: Reader,
-    parcel: Annotated[str | None, Query(max_length=48, description="a parcel in any spelling the registry reads: "
-                                        "its key (0223_100.01_5), or its parts (0223 100.01 5)")] = None,
+    parcel: Annotated[
+        str | None,
+        Query(
+            max_length=48,
+            description="a parcel in any spelling the registry reads: "
+            "its key (0223_100.01_5), or its parts (0223 100.01 5)",
+        ),
+    ] = None,
     party: Annotated[
-        str | None, Query(min_length=2, max_length=200, description="a grantor's or grantee's name: each word begins "
-                          "a word of the name, in any order, case, accents and punctuation folded; a suffix "
-                          "(JR) must be on the name")] = None,
+        str | None,
+        Query(
+            min_length=2,
+            max_length=200,
+            description="a grantor's or grantee's name: each word begins "
+            "a word of the name, in any order, case, accents and punctuation folded; a suffix "
+            "(JR) must be on the name",
+        ),
+    ] = None,
     type: Annotated[DocType | None, Query(description="document type")] = None,
     from_: Annotated[CalendarDate | None, Query(alias="from", description="recorded on or after (YYYY-MM-DD)")] = None,
     to: Annotated[CalendarDate | None, Query(description="recorded on or before (YYYY-MM-DD)")] = None,
@@ -237,8 +284,10 @@ def search_instruments(
     number: Annotated[str | None, Query(max_length=24, description="instrument number, e.g. 2026-0000123")] = None,
     book: Annotated[str | None, Query(max_length=6, description="the book it is recorded in")] = None,
     page: Annotated[str | None, Query(max_length=6, description="its page in that book (with `book`)")] = None,
-    municipality: Annotated[str | None, Query(max_length=8, description="every parcel of a municipality (or "
-                                              "borough); narrow with `block` and `lot`")] = None,
+    municipality: Annotated[
+        str | None,
+        Query(max_length=8, description="every parcel of a municipality (or borough); narrow with `block` and `lot`"),
+    ] = None,
     block: Annotated[str | None, Query(max_length=12)] = None,
     lot: Annotated[str | None, Query(max_length=12)] = None,
     sort: Annotated[Sort, Query(description="-recorded (newest first), recorded, number, -number")] = Sort.NEWEST,

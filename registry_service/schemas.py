@@ -550,3 +550,26 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+class QueueCounts(BaseModel):
+    today: int = Field(description="submissions received on the recorder's day")
+    mine: int = Field(description="submissions filed with the caller's key")
+    waiting: int = Field(description="submissions waiting for a clerk's confirmation")
+    open_flags: int = Field(description="title flags no recorded instrument has resolved")
+    review: int = Field(description="waiting + open_flags")
+
+
+class OpenFlagView(BaseModel):
+    id: int
+    instrument_number: str
+    parcel: str
+    kind: str
+    message: str
+    flagged_at: datetime
+    ownership: bool
+
+
+class ReviewQueue(BaseModel):
+    submissions: list[SubmissionView]
+    flags: list[OpenFlagView]

@@ -16,7 +16,6 @@ from pydantic import BaseModel
 from hybrid_store.core.records import CONVEYS_FOR_OWNER, DocType, ReferenceKind
 from hybrid_store.jurisdictions.names import NameRules
 
-
 _PARCEL_BREAKS = re.compile(r"[\s_/,;:-]+")
 #: the labels a clerk may type between a parcel's parts (``BLOCK 100 LOT 5``)
 _PARCEL_WORDS = frozenset({"BLOCK", "BLK", "B", "LOT", "L", "QUAL", "QUALIFIER", "Q", "BOROUGH", "BORO"})

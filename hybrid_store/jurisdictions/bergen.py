@@ -21,9 +21,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 from pydantic_core import PydanticCustomError
 
 from hybrid_store.core.records import DocType, ReferenceKind
-from hybrid_store.jurisdictions.names import US_NAMES
 from hybrid_store.jurisdictions.base import Attestation, GroundRule, PlaceInfo, Profile
 from hybrid_store.jurisdictions.calendar import nj_legal_holidays
+from hybrid_store.jurisdictions.names import US_NAMES
 
 MUNICIPALITY_CODE_RE = re.compile(r"[0-9]{4}")
 BLOCK_LOT_RE = re.compile(r"([0-9]{1,6})(?:\.([0-9A-Z]{1,4}))?")

@@ -16,8 +16,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from hybrid_store.jurisdictions.names import US_NAMES
 from hybrid_store.jurisdictions.base import PlaceInfo, Profile
+from hybrid_store.jurisdictions.names import US_NAMES
 
 BOROUGHS = (
     PlaceInfo("1", "Manhattan", "borough"),

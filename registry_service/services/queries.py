@@ -5,7 +5,6 @@ of the committed form (``hybrid_store.db.records``)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
@@ -24,13 +23,12 @@ from hybrid_store.db.models import (
     Commitment,
     Instrument,
     InstrumentParcel,
-    InstrumentParty,
     Parcel,
     TitleFlag,
     TitleFlagResolution,
 )
 from hybrid_store.db.records import load_record_by_number
-from hybrid_store.errors import FieldError, InvalidInstrument, NotFound
+from hybrid_store.errors import NotFound
 from hybrid_store.jurisdictions import Profile
 from hybrid_store.settings import Settings
 from registry_service import schemas

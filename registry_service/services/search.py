@@ -71,7 +71,7 @@ def refuse(field: str, rule: str, message: str) -> InvalidInstrument:
     return InvalidInstrument([FieldError(field, rule, message)])
 
 
-def statement(profile: Profile, c: Criteria, *, require_criteria: bool) -> Select[tuple[int]]:
+def statement(profile: Profile, c: Criteria, *, require_criteria: bool) -> Select[Any]:
     """The ids of the instruments matching ``c`` (unordered); refused with the clerk's words when
     the criteria cannot find anything useful."""
     problems = _problems(profile, c, require_criteria=require_criteria)
@@ -108,7 +108,7 @@ def statement(profile: Profile, c: Criteria, *, require_criteria: bool) -> Selec
     return stmt
 
 
-def page(s: Session, stmt: Select[tuple[int]], sort: Sort, cursor: str | None, limit: int) -> tuple[list[int], bool]:
+def page(s: Session, stmt: Select[Any], sort: Sort, cursor: str | None, limit: int) -> tuple[list[int], bool]:
     """One keyset page of ``stmt``'s ids in ``sort`` order after the instrument ``cursor`` names,
     and whether more follow."""
     column = Instrument.recorded_at if sort in (Sort.NEWEST, Sort.OLDEST) else Instrument.instrument_number
