@@ -23,7 +23,6 @@ import argparse
 import json
 import platform
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -99,12 +98,14 @@ def main() -> None:
     kinds: dict[str, list[Criteria]] = {
         "full name as printed": [Criteria(party=rng.choice(people)) for _ in range(n)],
         "surname first (SMITH JOHN)": [Criteria(party=surname_first(rng.choice(people))) for _ in range(n)],
-        "typed without its letters (SOREN for SØREN)": [Criteria(party=keyboard(rng.choice(unfolded or people)))
-                                                        for _ in range(n)],  # fmt: skip
+        "typed without its letters (SOREN for SØREN)": [
+            Criteria(party=keyboard(rng.choice(unfolded or people))) for _ in range(n)
+        ],  # fmt: skip
         "surname alone (newest 25 of thousands)": [Criteria(party=rng.choice(people).split()[-1]) for _ in range(n)],
         "name with a suffix (JR)": [Criteria(party=rng.choice(suffixed or people)) for _ in range(n)],
-        "surname within a municipality": [Criteria(party=rng.choice(people).split()[0], place=rng.choice(parcels)[1])
-                                          for _ in range(n)],  # fmt: skip
+        "surname within a municipality": [
+            Criteria(party=rng.choice(people).split()[0], place=rng.choice(parcels)[1]) for _ in range(n)
+        ],  # fmt: skip
         "parcel": [Criteria(parcel=rng.choice(parcels)[0]) for _ in range(n)],
     }
     results: dict[str, dict[str, float]] = {}
