@@ -181,7 +181,7 @@ class PartyNameKey(Base):
     """A party's name as the grantor-grantee index folds it (``jurisdictions.names``: words framed
     by spaces, `` SOREN KIERKEGAARD JR ``), beside ``instrument_parties`` rather than in it, since
     that table is append-only and the folding is the index's, not the record's. On PostgreSQL a
-    trigram index serves a search's ``LIKE '% WORD%'`` terms. Append-only, written with the party."""
+    full-text index over the words serves a search (``JOHN:* & SMITH:*``). Append-only, written with the party."""
 
     __tablename__ = "party_name_keys"
 
@@ -190,9 +190,9 @@ class PartyNameKey(Base):
     position: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     name_key: Mapped[str] = mapped_column(Text)
 
-    __table_args__ = (
-        Index("ix_party_name_keys_trgm", "name_key", postgresql_using="gin",
-              postgresql_ops={"name_key": "gin_trgm_ops"}),
+    __table_args__ = (  # PostgreSQL only: SQLite has no full-text function and reads the keys in order
+        Index("ix_party_name_keys_words", text("to_tsvector('simple'::regconfig, name_key)"),
+              postgresql_using="gin").ddl_if(dialect="postgresql"),
     )  # fmt: skip
 
 

@@ -45,6 +45,11 @@ class Term:
     word: str
     whole: bool = False
 
+    def tsquery(self) -> str:
+        """The term in PostgreSQL's full-text query syntax (``john:*``; a suffix ``jr``), for the
+        ``simple`` configuration, which lower-cases. The word is [A-Z0-9]+: nothing to quote."""
+        return self.word.lower() if self.whole else f"{self.word.lower()}:*"
+
     def like(self) -> str:
         """The LIKE pattern over a stored key (words framed by spaces; never a LIKE wildcard inside)."""
         return f"% {self.word} %" if self.whole else f"% {self.word}%"

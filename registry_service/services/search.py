@@ -19,13 +19,14 @@ from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Select, and_, select, tuple_
+from sqlalchemy import Select, and_, func, literal_column, select, tuple_
 from sqlalchemy.orm import Session
 
 from hybrid_store.core.records import DocType
 from hybrid_store.db.models import Instrument, InstrumentParcel, Parcel, PartyNameKey
 from hybrid_store.errors import FieldError, InvalidInstrument
 from hybrid_store.jurisdictions import Profile
+from hybrid_store.jurisdictions.names import Term
 
 
 class Sort(StrEnum):
@@ -71,7 +72,7 @@ def refuse(field: str, rule: str, message: str) -> InvalidInstrument:
     return InvalidInstrument([FieldError(field, rule, message)])
 
 
-def statement(profile: Profile, c: Criteria, *, require_criteria: bool) -> Select[Any]:
+def statement(profile: Profile, c: Criteria, *, require_criteria: bool, dialect: str = "sqlite") -> Select[Any]:
     """The ids of the instruments matching ``c`` (unordered); refused with the clerk's words when
     the criteria cannot find anything useful."""
     problems = _problems(profile, c, require_criteria=require_criteria)
@@ -79,10 +80,7 @@ def statement(profile: Profile, c: Criteria, *, require_criteria: bool) -> Selec
         raise InvalidInstrument(problems)
     stmt = select(Instrument.id)
     if c.party:
-        terms = profile.name_rules.terms(c.party)
-        stmt = stmt.where(Instrument.id.in_(
-            select(PartyNameKey.instrument_id).where(*(PartyNameKey.name_key.like(t.like()) for t in terms))
-        ))  # fmt: skip
+        stmt = stmt.where(Instrument.id.in_(_named(profile.name_rules.terms(c.party), dialect)))
     parcel_filter = _parcel_filter(profile, c)
     if parcel_filter is not None:
         stmt = stmt.where(Instrument.id.in_(
@@ -152,6 +150,16 @@ def _problems(profile: Profile, c: Criteria, *, require_criteria: bool) -> list[
             out.append(FieldError(f"{name}_from", "date_range",
                                   f"the {name} dates run backwards ({low} is after {high}): swap them"))  # fmt: skip
     return out
+
+
+def _named(terms: list[Term], dialect: str) -> Select[Any]:
+    """The instruments a party of which has every term: on PostgreSQL through the words' full-text
+    index (revision 0021), elsewhere by LIKE over the folded keys (the same rule: ``Term``)."""
+    if dialect == "postgresql":
+        words = func.to_tsvector(literal_column("'simple'::regconfig"), PartyNameKey.name_key)
+        query = func.to_tsquery(literal_column("'simple'::regconfig"), " & ".join(t.tsquery() for t in terms))
+        return select(PartyNameKey.instrument_id).where(words.bool_op("@@")(query))
+    return select(PartyNameKey.instrument_id).where(*(PartyNameKey.name_key.like(t.like()) for t in terms))
 
 
 def _parcel_filter(profile: Profile, c: Criteria) -> Any:
