@@ -63,6 +63,8 @@ class Criteria:
         return any(getattr(self, f.name) not in (None, "") for f in fields(self))
 
 
+#: the shortest word of a search the full-text index answers as a prefix (shorter ones filter)
+MIN_INDEXED_PREFIX = 3
 #: the words of a refused search, for the clerk (the desk shows them above the empty list)
 EMPTY_SEARCH = ("enter something to search for: a name, a parcel, an instrument number, a book and page, "
                 "a type or dates")  # fmt: skip
@@ -79,14 +81,8 @@ def statement(profile: Profile, c: Criteria, *, require_criteria: bool, dialect:
     if problems:
         raise InvalidInstrument(problems)
     stmt = select(Instrument.id)
-    if c.party:
-        stmt = stmt.where(Instrument.id.in_(_named(profile.name_rules.terms(c.party), dialect)))
-    parcel_filter = _parcel_filter(profile, c)
-    if parcel_filter is not None:
-        stmt = stmt.where(Instrument.id.in_(
-            select(InstrumentParcel.instrument_id).join(Parcel, Parcel.id == InstrumentParcel.parcel_id)
-            .where(parcel_filter)
-        ))  # fmt: skip
+    for ids in _id_sets(profile, c, dialect):
+        stmt = stmt.where(Instrument.id.in_(ids))
     if c.number:
         stmt = stmt.where(Instrument.instrument_number == c.number.strip().upper())
     if c.book:
@@ -152,13 +148,38 @@ def _problems(profile: Profile, c: Criteria, *, require_criteria: bool) -> list[
     return out
 
 
+def _id_sets(profile: Profile, c: Criteria, dialect: str) -> list[Select[Any]]:
+    """The sets of instrument ids the name and the parcel criteria select (none, one, or the two
+    already intersected)."""
+    named = _named(profile.name_rules.terms(c.party), dialect) if c.party else None
+    parcel_filter = _parcel_filter(profile, c)
+    placed = None
+    if parcel_filter is not None:
+        placed = (select(InstrumentParcel.instrument_id).join(Parcel, Parcel.id == InstrumentParcel.parcel_id)
+                  .where(parcel_filter))  # fmt: skip
+    if named is not None and placed is not None:
+        # the two sets meet before any instrument row is read: a common surname within a
+        # municipality is thousands of parties and thousands of parcel links, but a few hundred both
+        return [named.where(named.selected_columns[0].in_(placed))]
+    return [ids for ids in (named, placed) if ids is not None]
+
+
 def _named(terms: list[Term], dialect: str) -> Select[Any]:
     """The instruments a party of which has every term: on PostgreSQL through the words' full-text
     index (revision 0021), elsewhere by LIKE over the folded keys (the same rule: ``Term``)."""
     if dialect == "postgresql":
+        # an initial (A, or JO) as a prefix would OR together every word that begins with it: the
+        # index answers the longer words, and the short ones filter the few parties that have them
+        indexed = [t for t in terms if t.whole or len(t.word) >= MIN_INDEXED_PREFIX] or terms
+        filtered = [t for t in terms if t not in indexed]
         words = func.to_tsvector(literal_column("'simple'::regconfig"), PartyNameKey.name_key)
-        query = func.to_tsquery(literal_column("'simple'::regconfig"), " & ".join(t.tsquery() for t in terms))
-        return select(PartyNameKey.instrument_id).where(words.bool_op("@@")(query))
+        query = func.to_tsquery(literal_column("'simple'::regconfig"), " & ".join(t.tsquery() for t in indexed))
+        # the planner estimates a name's share from the expression index's statistics (ANALYZE
+        # keeps its common words): a rare name goes index first, a common surname walks the
+        # instruments newest first and stops at the page
+        return select(PartyNameKey.instrument_id).where(
+            words.bool_op("@@")(query), *(PartyNameKey.name_key.like(t.like()) for t in filtered)
+        )
     return select(PartyNameKey.instrument_id).where(*(PartyNameKey.name_key.like(t.like()) for t in terms))
 
 
