@@ -237,7 +237,9 @@ def home(request: Request, actor: Reader, queries: QueriesDep, queues: QueuesDep
     q = request.query_params
     context: dict[str, Any] = {"actor": actor, "municipalities": _places(request), "query": q,
                                "doc_types": list(DocType), "sorts": SORTS, "counts": queues.counts(actor)}  # fmt: skip
-    if "search" not in q:  # the page as it opens: nothing asked yet, so nothing to say about it
+    if "search" not in q and not any(k in q for k in (*SEARCH_TEXT, *SEARCH_DATES, "doc_type")):
+        # the page as it opens: nothing asked yet, so nothing to say about it (a link such as
+        # /desk/?party=SMITH, without the form's marker, is a search all the same)
         return _page(request, "home.html", **context)
     try:
         criteria = _criteria(q, list(DocType))
