@@ -37,6 +37,7 @@ from hybrid_store.db.models import (
     InstrumentParty,
     InstrumentReference,
     Parcel,
+    PartyNameKey,
     TitleFlag,
     TitleFlagResolution,
     table,
@@ -389,6 +390,7 @@ def _insert_details(
 ) -> None:  # fmt: skip
     """The instruments' parties, parcel links, cross-references and title flags."""
     party_rows: list[dict[str, Any]] = []
+    key_rows: list[dict[str, Any]] = []
     link_rows: list[dict[str, Any]] = []
     flag_rows: list[dict[str, Any]] = []
     ref_rows: list[dict[str, Any]] = []
@@ -403,6 +405,11 @@ def _insert_details(
                 {"instrument_id": instrument_id, "role": role, "position": i, "name": name}
                 for i, name in enumerate(names)
             )
+            key_rows.extend(
+                {"instrument_id": instrument_id, "role": role, "position": i,
+                 "name_key": inst.profile.name_rules.key(name)}
+                for i, name in enumerate(names)
+            )  # fmt: skip
         link_rows.extend(
             {"instrument_id": instrument_id, "parcel_id": parcels[p.key].id, "position": i}
             for i, p in enumerate(inst.parcels)
@@ -412,8 +419,8 @@ def _insert_details(
              "message": f.message, "created_at": now}
             for f in entry.flags
         )  # fmt: skip
-    for model, rows in ((InstrumentParty, party_rows), (InstrumentParcel, link_rows), (TitleFlag, flag_rows),
-                        (InstrumentReference, ref_rows)):  # fmt: skip
+    for model, rows in ((InstrumentParty, party_rows), (PartyNameKey, key_rows), (InstrumentParcel, link_rows),
+                        (TitleFlag, flag_rows), (InstrumentReference, ref_rows)):  # fmt: skip
         if rows:  # one row: a plain execute (executemany goes through the driver's pipeline machinery)
             conn.execute(insert(table(model)), rows[0] if len(rows) == 1 else rows)
 

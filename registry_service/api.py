@@ -6,6 +6,7 @@ import json
 import re
 from datetime import date
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -30,12 +31,14 @@ from registry_service.deps import (
     ProofReader,
     ProofsDep,
     QueriesDep,
+    QueuesDep,
     Reader,
     StatusDep,
     SubmissionsDep,
 )
 from registry_service.http import StrictJSONRoute, WholeNumber, read_json, reject_unknown_query
 from registry_service.services import Filed
+from registry_service.services.search import Criteria, Sort
 
 NumberPath = Annotated[str, Path(pattern=r"^[0-9A-Z][0-9A-Z_-]{0,23}$", examples=["2026-0000123"])]
 # any shipped profile's key form (the schema is the same for every registry); the registry's own
@@ -182,6 +185,40 @@ def list_submissions(
     return schemas.SubmissionPage(data=[schemas.SubmissionView(**d) for d in data], count=len(data))
 
 
+@router.get("/queues", response_model=schemas.QueueCounts, tags=["clerks"], summary="The queues' counts")
+def queue_counts(queues: QueuesDep, who: Reader) -> schemas.QueueCounts:
+    """How many submissions were received today (the recorder's day), how many the caller's key
+    filed, and what waits for review: submissions to confirm or reject, title flags to resolve."""
+    c = queues.counts(who)
+    return schemas.QueueCounts(today=c.today, mine=c.mine, waiting=c.waiting, open_flags=c.open_flags,
+                               review=c.review)  # fmt: skip
+
+
+@router.get("/queues/today", response_model=schemas.SubmissionPage, tags=["clerks"], summary="Today's filings")
+def queue_today(queues: QueuesDep, who: Reader) -> schemas.SubmissionPage:
+    """Every submission received on the recorder's day, newest first, whatever became of it."""
+    data = queues.today()
+    return schemas.SubmissionPage(data=[schemas.SubmissionView(**d) for d in data], count=len(data))
+
+
+@router.get("/queues/mine", response_model=schemas.SubmissionPage, tags=["clerks"], summary="My filings")
+def queue_mine(queues: QueuesDep, who: Reader) -> schemas.SubmissionPage:
+    """The submissions filed with the caller's key, newest first."""
+    data = queues.mine(who)
+    return schemas.SubmissionPage(data=[schemas.SubmissionView(**d) for d in data], count=len(data))
+
+
+@router.get("/queues/review", response_model=schemas.ReviewQueue, tags=["clerks"], summary="Waiting for review")
+def queue_review(queues: QueuesDep, submissions: SubmissionsDep, who: Reader) -> schemas.ReviewQueue:
+    """Submissions waiting for a confirmation (oldest first) and title flags no recorded
+    instrument has resolved yet (oldest first)."""
+    waiting = submissions.listing(State.WAITING)
+    return schemas.ReviewQueue(
+        submissions=[schemas.SubmissionView(**d) for d in waiting],
+        flags=[schemas.OpenFlagView(**vars(f)) for f in queues.open_flags()],
+    )
+
+
 SubmissionPath = Annotated[int, Path(ge=1, le=2**62)]
 
 
@@ -218,23 +255,56 @@ def reject_submission(
 @router.get("/instruments", response_model=schemas.InstrumentPage, tags=["clerks", "auditors"],
             summary="Search instruments")  # fmt: skip
 def search_instruments(
+    request: Request,
     queries: QueriesDep,
     who: Reader,
-    parcel: Annotated[str | None, Query(max_length=48, description="parcel key, e.g. 0223_100.01_5")] = None,
+    parcel: Annotated[
+        str | None,
+        Query(
+            max_length=48,
+            description="a parcel in any spelling the registry reads: "
+            "its key (0223_100.01_5), or its parts (0223 100.01 5)",
+        ),
+    ] = None,
     party: Annotated[
-        str | None, Query(min_length=2, max_length=200, description="part of a grantor's or grantee's name")
+        str | None,
+        Query(
+            min_length=2,
+            max_length=200,
+            description="a grantor's or grantee's name: each word begins "
+            "a word of the name, in any order, case, accents and punctuation folded; a suffix "
+            "(JR) must be on the name",
+        ),
     ] = None,
     type: Annotated[DocType | None, Query(description="document type")] = None,
     from_: Annotated[CalendarDate | None, Query(alias="from", description="recorded on or after (YYYY-MM-DD)")] = None,
     to: Annotated[CalendarDate | None, Query(description="recorded on or before (YYYY-MM-DD)")] = None,
+    dated_from: Annotated[CalendarDate | None, Query(description="the instrument is dated on or after")] = None,
+    dated_to: Annotated[CalendarDate | None, Query(description="the instrument is dated on or before")] = None,
+    number: Annotated[str | None, Query(max_length=24, description="instrument number, e.g. 2026-0000123")] = None,
+    book: Annotated[str | None, Query(max_length=6, description="the book it is recorded in")] = None,
+    page: Annotated[str | None, Query(max_length=6, description="its page in that book (with `book`)")] = None,
+    municipality: Annotated[
+        str | None,
+        Query(max_length=8, description="every parcel of a municipality (or borough); narrow with `block` and `lot`"),
+    ] = None,
+    block: Annotated[str | None, Query(max_length=12)] = None,
+    lot: Annotated[str | None, Query(max_length=12)] = None,
+    sort: Annotated[Sort, Query(description="-recorded (newest first), recorded, number, -number")] = Sort.NEWEST,
     limit: Annotated[WholeNumber, Query(ge=1, le=100)] = 25,
     cursor: Annotated[str | None, Query(max_length=18, pattern=r"^[0-9]{1,18}$")] = None,
 ) -> schemas.InstrumentPage:
-    """Instruments matching every criterion given, newest first. Page with `cursor`."""
-    if from_ and to and from_ > to:
-        raise InvalidInstrument([FieldError("from", "date_range", "`from` is after `to`")])
-    return queries.search(parcel=parcel, party=party, doc_type=type, date_from=from_, date_to=to, limit=limit,
-                          cursor=cursor)  # fmt: skip
+    """Instruments matching every criterion given, newest first (or in `sort` order). Keyset pages:
+    follow `next` (or pass `next_cursor` as `cursor` with the same search); a filing recorded while
+    you page never shifts a page."""
+    criteria = Criteria(party=party, parcel=parcel, place=municipality, block=block, lot=lot, number=number,
+                        book=book, page=page, doc_type=type, recorded_from=from_, recorded_to=to,
+                        document_from=dated_from, document_to=dated_to)  # fmt: skip
+    result = queries.search(criteria, sort=sort, limit=limit, cursor=cursor)
+    if result.next_cursor:
+        # a relative address: behind a proxy the host this process sees is not the one the caller used
+        result.next = f"{request.url.path}?{urlencode({**request.query_params, 'cursor': result.next_cursor})}"
+    return result
 
 
 @router.get("/instruments/{number}", response_model=schemas.InstrumentView, tags=["clerks", "auditors"],

@@ -17,7 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from registry_service.auth import Actor, Permission, Unauthenticated
 from registry_service.http import client_address
-from registry_service.services import Filing, Proofs, Queries, Services, Status, Submissions
+from registry_service.services import Filing, Proofs, Queries, Queues, Services, Status, Submissions
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `lr_<key id>_<secret>` (see `landreg keys create`)")
 DESK = "/desk"
@@ -46,6 +46,10 @@ async def _status(request: Request) -> Status:
 
 async def _submissions(request: Request) -> Submissions:
     return request.app.state.services.submissions
+
+
+async def _queues(request: Request) -> Queues:
+    return request.app.state.services.queues
 
 
 async def caller(
@@ -94,6 +98,7 @@ QueriesDep = Annotated[Queries, Depends(_queries)]
 ProofsDep = Annotated[Proofs, Depends(_proofs)]
 StatusDep = Annotated[Status, Depends(_status)]
 SubmissionsDep = Annotated[Submissions, Depends(_submissions)]
+QueuesDep = Annotated[Queues, Depends(_queues)]
 
 Caller = Annotated[Actor | None, Depends(caller)]  # anyone, identified if possible
 Reader = Annotated[Actor, Depends(permitted(Permission.READ))]

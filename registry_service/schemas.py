@@ -348,6 +348,7 @@ class InstrumentSummary(BaseModel):
     book: str
     page: str
     recorded_at: datetime
+    document_date: date | None = None
     doc_type: str
     grantors: list[str]
     grantees: list[str]
@@ -359,6 +360,7 @@ class InstrumentPage(BaseModel):
     data: list[InstrumentSummary]
     count: int
     next_cursor: str | None = Field(description="pass as `cursor` to get the next page; null on the last page")
+    next: str | None = Field(None, description="the next page's address (this search, `cursor` set); null on the last")
 
 
 class Owner(BaseModel):
@@ -548,3 +550,26 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+class QueueCounts(BaseModel):
+    today: int = Field(description="submissions received on the recorder's day")
+    mine: int = Field(description="submissions filed with the caller's key")
+    waiting: int = Field(description="submissions waiting for a clerk's confirmation")
+    open_flags: int = Field(description="title flags no recorded instrument has resolved")
+    review: int = Field(description="waiting + open_flags")
+
+
+class OpenFlagView(BaseModel):
+    id: int
+    instrument_number: str
+    parcel: str
+    kind: str
+    message: str
+    flagged_at: datetime
+    ownership: bool
+
+
+class ReviewQueue(BaseModel):
+    submissions: list[SubmissionView]
+    flags: list[OpenFlagView]

@@ -50,11 +50,13 @@ def operations():
         ("GET", "/api/v1/submissions"), ("GET", "/api/v1/submissions/{submission_id}"),
         ("POST", "/api/v1/submissions/{submission_id}/confirm"), ("POST", "/api/v1/submissions/{submission_id}/reject"),
         ("POST", "/api/v1/fees/quote"), ("GET", "/api/v1/fees/report"),
+        ("GET", "/api/v1/queues"), ("GET", "/api/v1/queues/today"), ("GET", "/api/v1/queues/mine"),
+        ("GET", "/api/v1/queues/review"),
     ]  # fmt: skip
 
 
 WITHOUT_INPUT = {"/api/v1/status", "/api/v1/migration", "/healthz", "/readyz", "/.well-known/landreg-receipt-keys.json",
-                 "/.well-known/landreg-trust-root.json"}  # fmt: skip
+                 "/.well-known/landreg-trust-root.json", "/api/v1/queues", "/api/v1/queues/review"}  # fmt: skip
 CASES = [
     (method, path, mode)
     for method, path in operations()

@@ -263,8 +263,8 @@ def test_the_desk_works_without_javascript(server, browser):
     assert "Anchoring status" in page.inner_text("main h1")
     assert "No stage planned yet" in page.inner_text("#stages")  # the migration section, before any stage
     assert "No reconciliation run yet" in page.inner_text("#reconciliations")
-    page.goto(base + "/desk/?party=NOBODY")
-    assert "0 instruments" in page.inner_text("main")
+    page.goto(base + "/desk/?party=NOBODY")  # a link to a search, without the form's marker
+    assert "No instrument matches every criterion given" in page.inner_text("#no-results")
 
 
 def test_a_form_without_its_csrf_token_is_refused(server):
@@ -476,3 +476,55 @@ def test_the_downloaded_receipt_verifies_on_the_command_line_the_api_and_the_des
         assert (cli["status"], api.json()["status"]) == (want, want), (cli, api.text)
         assert ("✔ Verified" if want == "valid" else "✘ Not verified") in desk
     assert "signature does not match" in cli["reason"]
+
+
+def test_a_clerk_pages_past_25_and_works_the_queues(server, browser):
+    """Issue 24: search stopped at "25 instruments (newest shown)"; an empty search said nothing;
+    there was no list of today's filings, of mine, or of what waits for review."""
+    from tests.conftest import deed, filing
+
+    base, clerk_key, _auditor_key, _env = server
+    api = {"Authorization": f"Bearer {clerk_key}"}
+    for i in range(27):
+        lot = [{"municipality_code": "0223", "block": "300", "lot": str(i + 1)}]  # each a new parcel: no flag
+        r = httpx.post(f"{base}/api/v1/instruments", json=filing(grantors=["PRIOR OWNER"], parcels=lot,
+                       grantees=[f"SØREN BUYER {i}"]), headers=api, timeout=30)  # fmt: skip
+        assert r.status_code == 201, r.text
+    waiting = httpx.post(f"{base}/api/v1/instruments", headers=api, timeout=30,
+                         json=deed(parcels=[{"municipality_code": "0223", "block": "88", "lot": "8"}]))  # fmt: skip
+    assert waiting.status_code == 202, waiting.text
+    page = browser.new_context().new_page()
+    sign_in(page, base, clerk_key)
+    assert page.inner_text("#queue-today .count") == "28" and page.inner_text("#queue-mine .count") == "28"
+    assert page.inner_text("#queue-review .count") == "1"
+
+    page.click("#search button[type=submit]")  # an empty form says what to enter
+    assert "Enter something to search for" in page.inner_text("#search-errors")
+    page.fill("input[name=block]", "100.01")
+    page.fill("input[name=lot]", "5")
+    page.click("#search button[type=submit]")
+    assert "choose the municipality as well" in page.inner_text("#search-errors")
+
+    page.goto(base + "/desk/")
+    page.fill("input[name=party]", "soren")  # the keyboard's spelling of SØREN
+    page.click("#search button[type=submit]")
+    assert page.inner_text("#results-heading") == "Instruments 1–25"
+    assert [th.inner_text() for th in page.query_selector_all("#results th")][1:3] == ["Book", "Page"]
+    first = [a.inner_text() for a in page.query_selector_all("#results tbody tr td:first-child a")]
+    page.click("#next-page")
+    assert page.inner_text("#results-heading") == "Instruments 26–27, the last that match"
+    second = [a.inner_text() for a in page.query_selector_all("#results tbody tr td:first-child a")]
+    assert len(set(first + second)) == 27 and not page.query_selector("#next-page")
+
+    page.goto(base + "/desk/")
+    page.click("#queue-today")
+    assert len(page.query_selector_all("#queue tbody tr")) == 28
+    page.goto(base + "/desk/")
+    page.click("#queue-mine")
+    assert len(page.query_selector_all("#queue tbody tr")) == 28
+    page.goto(base + "/desk/")
+    page.click("#queue-review")
+    assert "0223_88_8" in page.inner_text("#review-submissions")
+    page.click("#review-submissions a")
+    page.wait_for_url(f"{base}/desk/submissions/*")
+    assert page.inner_text("#submission-state") == "waiting"

@@ -177,6 +177,25 @@ class InstrumentParty(Base):
     )
 
 
+class PartyNameKey(Base):
+    """A party's name as the grantor-grantee index folds it (``jurisdictions.names``: words framed
+    by spaces, `` SOREN KIERKEGAARD JR ``), beside ``instrument_parties`` rather than in it, since
+    that table is append-only and the folding is the index's, not the record's. On PostgreSQL a
+    full-text index over the words serves a search (``JOHN:* & SMITH:*``). Append-only, written with the party."""
+
+    __tablename__ = "party_name_keys"
+
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(8), primary_key=True)
+    position: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    name_key: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (  # PostgreSQL only: SQLite has no full-text function and reads the keys in order
+        Index("ix_party_name_keys_words", text("to_tsvector('simple'::regconfig, name_key)"),
+              postgresql_using="gin").ddl_if(dialect="postgresql"),
+    )  # fmt: skip
+
+
 class InstrumentReference(Base):
     """A structured cross-reference of an instrument: the mortgage an assignment, satisfaction or
     release acts on, the lien a discharge discharges, the instrument a correction corrects; by its
@@ -229,7 +248,7 @@ class Commitment(Base):
     #: a mirrored record's new version: the instrument whose version this one supersedes
     supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("instruments.id"))
     #: the hashes it combined, every field but ``prev`` in the scheme's field order (32 bytes each):
-    #: reconciliation names the fields of a tampered record by them; None before revision 0021
+    #: reconciliation names the fields of a tampered record by them; None before revision 0020
     field_hashes: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
@@ -819,6 +838,7 @@ __all__ = [
     "InstrumentParty",
     "Municipality",
     "OutboxEntry",
+    "PartyNameKey",
     "Parcel",
     "TitleFlag",
     "TxAttempt",

@@ -70,6 +70,9 @@ TABLES: dict[str, TableRule] = {
     # --- the record itself ------------------------------------------------------------------------
     "instruments": append_only("a recorded instrument; a correction is a new instrument"),
     "instrument_parties": append_only("the grantors and grantees of a recorded instrument"),
+    "party_name_keys": append_only(
+        "each party's name as the grantor-grantee index folds it, written with the party (revision 0021)"
+    ),
     "instrument_parcels": append_only("the parcels a recorded instrument names"),
     "instrument_references": append_only(
         "a recorded instrument's cross-references (the mortgage it acts on, the lien it discharges, what it "

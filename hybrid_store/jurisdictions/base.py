@@ -14,6 +14,11 @@ from typing import Any, ClassVar, Protocol, cast
 from pydantic import BaseModel
 
 from hybrid_store.core.records import CONVEYS_FOR_OWNER, DocType, ReferenceKind
+from hybrid_store.jurisdictions.names import NameRules
+
+_PARCEL_BREAKS = re.compile(r"[\s_/,;:-]+")
+#: the labels a clerk may type between a parcel's parts (``BLOCK 100 LOT 5``)
+_PARCEL_WORDS = frozenset({"BLOCK", "BLK", "B", "LOT", "L", "QUAL", "QUALIFIER", "Q", "BOROUGH", "BORO"})
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,9 @@ class Profile(abc.ABC):
     record_within: ClassVar[int | None] = None
     reject_within: ClassVar[int | None] = None
     timezone: ClassVar[str] = "UTC"
+    #: how the grantor-grantee index folds names and reads a search (``names.NameRules``): by default
+    #: order, case, punctuation and accents folded, and no suffix known
+    name_rules: ClassVar[NameRules] = NameRules()
 
     def holidays(self, year: int) -> frozenset[date]:
         """The legal holidays of ``year`` on which the recorder's clocks stop (weekends always do)."""
@@ -139,6 +147,23 @@ class Profile(abc.ABC):
     @abc.abstractmethod
     def form_fields(self, place: str, block: str, lot: str, qualifier: str) -> dict[str, str]:
         """The parcel model's fields from the four a search form asks for."""
+
+    def parcel_from_text(self, text: str) -> ParcelInput:
+        """The parcel a clerk typed in one box, in any spelling the profile reads: its key, or its
+        parts apart (``0223 100.01 5``, ``0223-100.01-5``, ``0223 BLOCK 100.01 LOT 5 QUAL C0001``);
+        ``ValueError`` for anything else."""
+        upper = text.strip().upper()
+        if self.parcel_key_pattern.fullmatch(upper):
+            return self.parse_parcel_key(upper)
+        words = [w for w in _PARCEL_BREAKS.split(upper) if w and w not in _PARCEL_WORDS]
+        words = self.parcel_words(words)
+        if not 3 <= len(words) <= 4:
+            raise ValueError(f"not a parcel of {self.title}: {text!r}")
+        return self.parcel_from_form(*words)
+
+    def parcel_words(self, words: list[str]) -> list[str]:
+        """A profile's own compact spellings (a BBL's ten digits), as place, block, lot[, qualifier]."""
+        return words
 
     def parse_parcel_key(self, key: str) -> ParcelInput:
         """The parcel a key names; ``ValueError`` for a key this profile cannot have made."""

@@ -23,6 +23,7 @@ from pydantic_core import PydanticCustomError
 from hybrid_store.core.records import DocType, ReferenceKind
 from hybrid_store.jurisdictions.base import Attestation, GroundRule, PlaceInfo, Profile
 from hybrid_store.jurisdictions.calendar import nj_legal_holidays
+from hybrid_store.jurisdictions.names import US_NAMES
 
 MUNICIPALITY_CODE_RE = re.compile(r"[0-9]{4}")
 BLOCK_LOT_RE = re.compile(r"([0-9]{1,6})(?:\.([0-9A-Z]{1,4}))?")
@@ -168,6 +169,7 @@ class Bergen(Profile):
     name = "bergen"
     title = "Bergen County, New Jersey"
     place_label = "municipality"
+    name_rules = US_NAMES  # JR, SR, II, III, IV: a suffix names another person
     parcel_key_pattern = PARCEL_KEY_RE
     parcel_key_format = "CCDD_BLOCK_LOT[_QUAL], e.g. 0223_100.01_5_C0001"
     earliest_recording = datetime(1683, 1, 1, tzinfo=UTC)  # Bergen County was formed in 1683

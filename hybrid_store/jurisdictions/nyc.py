@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 from pydantic_core import PydanticCustomError
 
 from hybrid_store.jurisdictions.base import PlaceInfo, Profile
+from hybrid_store.jurisdictions.names import US_NAMES
 
 BOROUGHS = (
     PlaceInfo("1", "Manhattan", "borough"),
@@ -81,6 +82,7 @@ class NewYorkCity(Profile):
     name = "nyc"
     title = "the City of New York"
     place_label = "borough"
+    name_rules = US_NAMES  # JR, SR, II, III, IV: a suffix names another person
     parcel_key_pattern = PARCEL_KEY_RE
     parcel_key_format = "B-BBBBB-LLLL (borough, block, lot: the BBL), e.g. 1-00123-0045"
     earliest_recording = datetime(1654, 1, 1, tzinfo=UTC)  # New Amsterdam's first conveyances
@@ -94,6 +96,12 @@ class NewYorkCity(Profile):
 
     def form_fields(self, place: str, block: str, lot: str, qualifier: str) -> dict[str, str]:
         return {"borough": place, "block": block, "lot": lot}  # a unit is a lot of its own: no qualifier
+
+    def parcel_words(self, words: list[str]) -> list[str]:
+        # the BBL as the Department of Finance writes it: ten digits (1 borough, 5 block, 4 lot)
+        if len(words) == 1 and len(words[0]) == 10 and words[0].isascii() and words[0].isdigit():
+            return [words[0][0], words[0][1:6], words[0][6:]]
+        return words
 
     def key_columns(self, key: str) -> dict[str, Any]:
         borough, block, lot = key.split("-")

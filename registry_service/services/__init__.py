@@ -15,6 +15,7 @@ from registry_service.receipts import ReceiptSigner
 from registry_service.services.filing import Filed, Filing, IdempotencyMismatch
 from registry_service.services.proofs import Proofs
 from registry_service.services.queries import Queries
+from registry_service.services.queues import Queues
 from registry_service.services.status import Status
 from registry_service.services.submissions import Submissions
 
@@ -27,6 +28,7 @@ class Services:
     status: Status
     settings: Settings
     submissions: Submissions
+    queues: Queues
 
     @classmethod
     def build(cls, settings: Settings, db: Database, signer: ReceiptSigner,
@@ -34,7 +36,7 @@ class Services:
         filing = Filing(settings, db, signer)
         return cls(filing, Queries(settings, db), Proofs(settings, db, read_chain),
                    Status(settings, db, ChainProbe(read_chain, settings.service.chain_probe_s)), settings,
-                   Submissions(settings, db, filing))  # fmt: skip
+                   Submissions(settings, db, filing), Queues(settings, db))  # fmt: skip
 
 
-__all__ = ["Filed", "Filing", "IdempotencyMismatch", "Proofs", "Queries", "Services", "Status", "Submissions"]
+__all__ = ["Filed", "Filing", "IdempotencyMismatch", "Proofs", "Queries", "Queues", "Services", "Status", "Submissions"]

@@ -5,7 +5,6 @@ of the committed form (``hybrid_store.db.records``)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
@@ -24,16 +23,16 @@ from hybrid_store.db.models import (
     Commitment,
     Instrument,
     InstrumentParcel,
-    InstrumentParty,
     Parcel,
     TitleFlag,
     TitleFlagResolution,
 )
 from hybrid_store.db.records import load_record_by_number
-from hybrid_store.errors import FieldError, InvalidInstrument, NotFound
+from hybrid_store.errors import NotFound
 from hybrid_store.jurisdictions import Profile
 from hybrid_store.settings import Settings
 from registry_service import schemas
+from registry_service.services import search
 
 MAX_PAGE = 100
 
@@ -79,55 +78,18 @@ class Queries:
         )  # fmt: skip
 
     def search(
-        self,
-        *,
-        parcel: str | None = None,
-        party: str | None = None,
-        doc_type: DocType | None = None,
-        date_from: date | None = None,
-        date_to: date | None = None,
-        limit: int = 25,
-        cursor: str | None = None,
-    ) -> schemas.InstrumentPage:
-        """Instruments matching every given criterion, newest first, ``limit`` at a time."""
+        self, criteria: search.Criteria, *, sort: search.Sort = search.Sort.NEWEST, limit: int = 25,
+        cursor: str | None = None, require_criteria: bool = False,
+    ) -> schemas.InstrumentPage:  # fmt: skip
+        """Instruments matching every criterion given (``search``), ``limit`` at a time in ``sort``
+        order, after the instrument ``cursor`` names. ``require_criteria``: refuse an empty search
+        (the desk's form; the API lists every instrument)."""
         limit = max(1, min(limit, MAX_PAGE))
-        stmt = select(Instrument.id)
-        if parcel:
-            stmt = stmt.where(
-                Instrument.id.in_(
-                    select(InstrumentParcel.instrument_id)
-                    .join(Parcel, Parcel.id == InstrumentParcel.parcel_id)
-                    .where(Parcel.parcel_key == parcel)
-                )
-            )
-        if party:
-            pattern = "%" + party.upper().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            stmt = stmt.where(
-                Instrument.id.in_(
-                    select(InstrumentParty.instrument_id).where(
-                        func.upper(InstrumentParty.name).like(pattern, escape="\\")
-                    )
-                )
-            )
-        if doc_type:
-            stmt = stmt.where(Instrument.doc_type == str(doc_type))
-        if date_from:
-            stmt = stmt.where(Instrument.recorded_at >= datetime.combine(date_from, datetime.min.time(), UTC))
-        if date_to:
-            stmt = stmt.where(
-                Instrument.recorded_at < datetime.combine(date_to, datetime.min.time(), UTC) + timedelta(days=1)
-            )
-        if cursor:
-            try:
-                stmt = stmt.where(Instrument.id < int(cursor))
-            except ValueError:
-                raise InvalidInstrument(
-                    [FieldError("cursor", "cursor_format", "not a cursor from a previous page")]
-                ) from None
+        stmt = search.statement(
+            self.profile, criteria, require_criteria=require_criteria, dialect=self.db.engine.dialect.name
+        )
         with self.db.read() as s:
-            ids = list(s.scalars(stmt.order_by(Instrument.id.desc()).limit(limit + 1)))
-            more = len(ids) > limit
-            ids = ids[:limit]
+            ids, more = search.page(s, stmt, sort, cursor, limit)
             rows = {i.id: i for i in s.scalars(select(Instrument).where(Instrument.id.in_(ids)))} if ids else {}
             anchoring = self._anchoring(s, ids)
             data = [
@@ -136,6 +98,7 @@ class Queries:
                     book=rows[i].book,
                     page=rows[i].page,
                     recorded_at=rows[i].recorded_at,
+                    document_date=rows[i].document_date,
                     doc_type=rows[i].doc_type,
                     grantors=rows[i].names("grantor"),
                     grantees=rows[i].names("grantee"),

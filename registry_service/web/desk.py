@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 import segno
@@ -48,6 +48,7 @@ from registry_service.deps import (
     ProofReader,
     ProofsDep,
     QueriesDep,
+    QueuesDep,
     Reader,
     StatusDep,
     SubmissionsDep,
@@ -55,6 +56,7 @@ from registry_service.deps import (
 )
 from registry_service.http import WholeNumber, client_address
 from registry_service.services import Filed
+from registry_service.services.search import Criteria, Sort
 from registry_service.services.submissions import ReasonRequired
 from registry_service.web.forms import DeskForm, FormLimits, read_form
 
@@ -247,26 +249,76 @@ async def logout(request: Request) -> Response:
 
 # --- search and parcels -------------------------------------------------------------------------------
 @router.get("/")
-def home(
-    request: Request, actor: Reader, queries: QueriesDep, municipality: str = "", block: str = "", lot: str = "",
-    qualifier: str = "", party: str = "", doc_type: str = "",
-) -> Response:  # fmt: skip
-    parcel_key = None
-    if municipality and block and lot:
+def home(request: Request, actor: Reader, queries: QueriesDep, queues: QueuesDep) -> Response:
+    """The front page: the search form (and its results, a keyset page at a time) and the queues' counts."""
+    q = request.query_params
+    context: dict[str, Any] = {"actor": actor, "municipalities": _places(request), "query": q,
+                               "doc_types": list(DocType), "sorts": SORTS, "counts": queues.counts(actor)}  # fmt: skip
+    if "search" not in q and not any(k in q for k in (*SEARCH_TEXT, *SEARCH_DATES, "doc_type")):
+        # the page as it opens: nothing asked yet, so nothing to say about it (a link such as
+        # /desk/?party=SMITH, without the form's marker, is a search all the same)
+        return _page(request, "home.html", **context)
+    try:
+        criteria = _criteria(q, list(DocType))
+        sort = Sort(q.get("sort") or Sort.NEWEST)
+        results = queries.search(criteria, sort=sort, cursor=q.get("cursor") or None, require_criteria=True)
+    except InvalidInstrument as exc:
+        return _page(request, "home.html", status=422, errors=exc.errors, **context)
+    except ValueError:
+        return _page(request, "home.html", status=422, errors=[FieldError("sort", "sort", "choose an order from the list")],
+                     **context)  # fmt: skip
+    start = int(q["start"]) if q.get("start", "").isdigit() else 1
+    more = None
+    if results.next_cursor:
+        params = {k: v for k, v in q.items() if k not in ("cursor", "start")}
+        more = "/desk/?" + urlencode({**params, "cursor": results.next_cursor, "start": start + results.count})
+    first = "/desk/?" + urlencode({k: v for k, v in q.items() if k not in ("cursor", "start")}) if start > 1 else None
+    return _page(request, "home.html", results=results, start=start, more=more, first=first,
+                 parcel_key=_whole_parcel(queries.profile, criteria), **context)  # fmt: skip
+
+
+SEARCH_TEXT = ("party", "parcel", "municipality", "block", "lot", "qualifier", "number", "book", "page")
+SEARCH_DATES = ("recorded_from", "recorded_to", "dated_from", "dated_to")
+SORTS = (("-recorded", "newest first"), ("recorded", "oldest first"), ("number", "by instrument number"),
+         ("-number", "by instrument number, last first"))  # fmt: skip
+DATE_FORM = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _criteria(q: Any, doc_types: list[DocType]) -> Criteria:
+    """The search form's fields, as typed; a date that is not one is refused in words."""
+    text = {k: (q.get(k) or "").strip() or None for k in SEARCH_TEXT}
+    days: dict[str, date | None] = {}
+    problems = []
+    for k in SEARCH_DATES:
+        typed = (q.get(k) or "").strip()
         try:
-            parcel_key = queries.profile.parcel_from_form(municipality, block, lot, qualifier).key
+            days[k] = date.fromisoformat(typed) if typed and DATE_FORM.fullmatch(typed) else None
+            if typed and days[k] is None:
+                raise ValueError(typed)
         except ValueError:
-            return _page(request, "home.html", status=422, error="block, lot and qualifier look like 100.01, 5, C0001",
-                         municipalities=_places(request), query=request.query_params, doc_types=list(DocType))  # fmt: skip
-    results = None
-    if parcel_key or party or doc_type:
-        try:
-            results = queries.search(parcel=parcel_key, party=party or None,
-                                     doc_type=DocType(doc_type) if doc_type else None)  # fmt: skip
-        except ValueError:
-            results = None
-    return _page(request, "home.html", actor=actor, municipalities=_places(request), query=request.query_params,
-                 results=results, parcel_key=parcel_key, doc_types=list(DocType))  # fmt: skip
+            problems.append(FieldError(k, "date_format", f"{typed!r} is not a date: write it as YYYY-MM-DD"))
+    doc_type = q.get("doc_type") or None
+    if doc_type and doc_type not in {t.value for t in doc_types}:
+        problems.append(FieldError("doc_type", "doc_type", "choose a type from the list"))
+    if problems:
+        raise InvalidInstrument(problems)
+    return Criteria(party=text["party"], parcel=text["parcel"], place=text["municipality"], block=text["block"],
+                    lot=text["lot"], qualifier=text["qualifier"], number=text["number"], book=text["book"],
+                    page=text["page"], doc_type=DocType(doc_type) if doc_type else None,
+                    recorded_from=days["recorded_from"], recorded_to=days["recorded_to"],
+                    document_from=days["dated_from"], document_to=days["dated_to"])  # fmt: skip
+
+
+def _whole_parcel(profile: Any, c: Criteria) -> str | None:
+    """The one parcel a search names, for a link to its chain of title."""
+    try:
+        if c.parcel:
+            return str(profile.parcel_from_text(c.parcel).key)
+        if c.place and c.block and c.lot:
+            return str(profile.parcel_from_form(c.place, c.block, c.lot, c.qualifier or "").key)
+    except ValueError:
+        return None
+    return None
 
 
 @router.get("/parcels/{key}")
@@ -538,6 +590,26 @@ def fee_report_csv(request: Request, who: Caller, filing: FilingDep, day: str = 
 def submissions_queue(request: Request, actor: Reader, submissions: SubmissionsDep) -> Response:
     """The waiting submissions, oldest first (the order they are recorded in), with their clocks."""
     return _page(request, "submissions.html", actor=actor, waiting=submissions.listing(State.WAITING))
+
+
+# --- queues --------------------------------------------------------------------------------------------
+@router.get("/queues/today")
+def queue_today(request: Request, actor: Reader, queues: QueuesDep) -> Response:
+    return _page(request, "queue.html", actor=actor, heading="Today's filings", queue="today",
+                 rows=queues.today(), empty="Nothing has been filed today yet.")  # fmt: skip
+
+
+@router.get("/queues/mine")
+def queue_mine(request: Request, actor: Reader, queues: QueuesDep) -> Response:
+    return _page(request, "queue.html", actor=actor, heading="My filings", queue="mine",
+                 rows=queues.mine(actor), empty="You have filed nothing with this key yet.")  # fmt: skip
+
+
+@router.get("/queues/review")
+def queue_review(request: Request, actor: Reader, queues: QueuesDep, submissions: SubmissionsDep) -> Response:
+    """What waits for a clerk: submissions to confirm or reject, title flags to resolve by recording."""
+    return _page(request, "review.html", actor=actor, waiting=submissions.listing(State.WAITING),
+                 flags=queues.open_flags())  # fmt: skip
 
 
 @router.get("/submissions/{submission_id}")

@@ -2,9 +2,9 @@
 of a tampered record that no longer match the hashes they were committed under. Nullable: records
 committed before this revision have none, and reconciliation says so instead of naming fields.
 
-Numbered 0021 (0020 may be taken by another branch); revises 0019.
+Revises 0019.
 
-Revision ID: 0021
+Revision ID: 0020
 Revises: 0019
 Create Date: 2026-12-07
 """
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0021"
+revision: str = "0020"
 down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
