@@ -59,8 +59,11 @@ def test_axe_finds_nothing_serious_on_any_desk_page(server, browser):  # noqa: F
     assert focused(clerk) == "api_key"  # the one field, focused on load
     assert_accessible(clerk, "login", found)
     sign_in(clerk, base, clerk_key)
-    assert focused(clerk) == "municipality"  # search: the first field
+    assert focused(clerk) == "party"  # search: the first field (a name)
     assert_accessible(clerk, "search", found)
+    for queue in ("today", "mine", "review"):  # the queues the front page counts
+        clerk.goto(f"{base}/desk/queues/{queue}")
+        assert_accessible(clerk, f"queue {queue}", found)
 
     # the filing form, fresh and after a mistake
     clerk.goto(base + "/desk/file")
