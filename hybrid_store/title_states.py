@@ -131,7 +131,9 @@ class DbNodeStore:
     cache: _Cache | None = CACHE
     new: dict[bytes, ts.Node] = field(default_factory=dict)
     roots: dict[int, bytes] = field(default_factory=dict)
-    #: nodes read without a cache (kept only as long as the reader needs them)
+    #: nodes read without a cache (kept only as long as the reader needs them), and the nodes on the
+    #: paths ``heads_on_paths`` walked: ``apply`` walks them again, and the bounded cache may have
+    #: dropped some meanwhile (each then read again, one query per node)
     loaded: dict[bytes, ts.Node] = field(default_factory=dict)
 
     def get_node(self, node_hash: bytes) -> ts.Node:
@@ -154,8 +156,13 @@ class DbNodeStore:
             ) from None
 
     def _held(self, node_hash: bytes) -> ts.Node | None:
-        node = self.new.get(node_hash) or self.loaded.get(node_hash)
-        return node if node is not None or self.cache is None else self.cache.get(node_hash)
+        # the cache first: it holds every node built or read here (``put_node``, ``load``), so on the
+        # hot path (a batch reading the top of the tree the last one wrote) one lookup answers
+        if self.cache is not None:
+            node = self.cache.get(node_hash)
+            if node is not None:
+                return node
+        return self.new.get(node_hash) or self.loaded.get(node_hash)
 
     def put_node(self, node_hash: bytes, node: ts.Node) -> None:
         self.new[node_hash] = node
@@ -196,26 +203,26 @@ class DbNodeStore:
     def heads_on_paths(self, version: int | None, keys: Iterable[str]) -> dict[str, ts.Head]:
         """The heads of ``keys`` in state ``version`` (None: empty), reading the tree level by level
         along their paths: the nodes ``apply`` then needs are all in memory."""
-        paths = {ts.path_of(k): k for k in keys}
-        frontier = [(self.root_of(version) if version is not None else ts.EMPTY, sorted(paths))]
+        keyed = {ts.path_of(k): k for k in keys}
+        # the paths as sorted integers: each node's share of them is a range, split by bisection
+        paths = sorted(int.from_bytes(p, "big") for p in keyed)
+        root = self.root_of(version) if version is not None else ts.EMPTY
+        frontier = [(root, 0, len(paths))] if paths else []
         found: dict[str, ts.Head] = {}
         depth = 0
         while frontier:
-            self.load(h for h, _ in frontier)
+            self.load(h for h, _, _ in frontier)
             deeper = []
-            for node_hash, on in frontier:
+            for node_hash, lo, hi in frontier:
                 if node_hash == ts.EMPTY:
                     continue
-                node = self.stored(node_hash)
+                node = self.loaded[node_hash] = self.stored(node_hash)
                 if isinstance(node, ts.LeafNode):
-                    if node.path in paths:
+                    if node.path in keyed:
                         found[node.head.parcel_key] = node.head
                     continue
-                byte, bit = divmod(depth, 8)
-                mask = 0x80 >> bit
-                left = [p for p in on if not p[byte] & mask]
-                right = [p for p in on if p[byte] & mask]
-                deeper += [(h, side) for h, side in ((node.left, left), (node.right, right)) if side]
+                mid = ts.split_paths(paths, depth, lo, hi)
+                deeper += [(h, a, b) for h, a, b in ((node.left, lo, mid), (node.right, mid, hi)) if a < b]
             frontier = deeper
             depth += 1
         return found
@@ -360,12 +367,15 @@ def _live_records(s: Session) -> list[int]:
         .where(AnchorBatch.state != BatchState.FAILED)))  # fmt: skip
 
 
-def plan_title(s: Session, instrument_ids: Sequence[int]) -> TitlePlan:
+def plan_title(s: Session, instrument_ids: Sequence[int], links: dict[_Link, bytes | None] | None = None) -> TitlePlan:
     """The state after a batch of these records (read only: the nodes are written by ``store``).
-    The first state ever also takes every record the live batches anchored before it."""
+    ``links`` are their ``record_links`` when the caller holds them (a migration batch has just
+    written them: reading them back would cost a query and a JSON parse per record); else they are
+    read. The first state ever also takes every record the live batches anchored before it."""
     base, parcels = live_base(s)
-    ids = list(instrument_ids) + (_live_records(s) if base is None else [])
-    links = _links_of(s, ids)
+    links = dict(links) if links is not None else _links_of(s, instrument_ids)
+    if base is None:
+        links.update((link, prev) for link, prev in _links_of(s, _live_records(s)).items() if link not in links)
     store = DbNodeStore(s)
     current = store.heads_on_paths(base, {key for key, _ in links})
     known = {(h.parcel_key, h.commitment): h.history_length for h in current.values()}

@@ -161,6 +161,11 @@ def path_of(parcel_key: str) -> bytes:
     return keccak256(_PATH_TAG + _check_key(parcel_key))
 
 
+def _path_of_checked(head: Head) -> bytes:
+    """``path_of`` a head's key, which ``Head`` checked when it was made (an update's hot path)."""
+    return keccak256(_PATH_TAG + head.parcel_key.encode("utf-8"))
+
+
 def value_hash(head: Head) -> bytes:
     return keccak256(_HEAD_TAG + head.encode())
 
@@ -252,7 +257,7 @@ _Item = tuple[int, bytes, LeafNode]
 
 
 def _item(head: Head) -> _Item:
-    path = path_of(head.parcel_key)
+    path = _path_of_checked(head)
     node = LeafNode(path, value_hash(head), head)
     return int.from_bytes(path, "big"), leaf_hash(path, node.value_hash), node
 
@@ -262,6 +267,14 @@ def _split(items: list[_Item], depth: int) -> int:
     shift = _TOP_BIT - depth
     boundary = ((items[0][0] >> (shift + 1) << 1) | 1) << shift
     return bisect.bisect_left(items, boundary, key=lambda item: item[0])
+
+
+def split_paths(paths: list[int], depth: int, lo: int, hi: int) -> int:
+    """In ``paths[lo:hi]`` (sorted paths as integers, sharing their first ``depth`` bits), the index
+    of the first whose bit at ``depth`` is 1: the left half of a node at ``depth`` is ``lo:mid``."""
+    shift = _TOP_BIT - depth
+    boundary = ((paths[lo] >> (shift + 1) << 1) | 1) << shift
+    return bisect.bisect_left(paths, boundary, lo, hi)
 
 
 class _Updater:
