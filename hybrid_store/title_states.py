@@ -230,7 +230,9 @@ class DbNodeStore:
     def write(self, conn: Connection) -> None:
         """Insert the new nodes (a node another branch stored already is skipped: same hash, same bytes)."""
         sql = "INSERT INTO title_nodes (hash, node) VALUES (?, ?) ON CONFLICT (hash) DO NOTHING"
-        bulk_execute(conn, sql, [(h, encode_node(n)) for h, n in self.new.items()])
+        # in key order: hashes are random, so unsorted each row lands on another page of the key's
+        # index; sorted, consecutive rows share pages (the rows and what they store are the same)
+        bulk_execute(conn, sql, [(h, encode_node(self.new[h])) for h in sorted(self.new)])
 
 
 # -- history lengths and heads -----------------------------------------------------------------------
