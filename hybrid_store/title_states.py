@@ -51,6 +51,7 @@ CACHE_NODES = 400_000
 
 _LEAF = 0
 _INNER = 1
+_LEAF_KIND, _INNER_KIND = bytes([_LEAF]), bytes([_INNER])
 
 
 class TitleStoreError(ts.TitleStateError):
@@ -66,8 +67,8 @@ def encode_node(node: ts.Node) -> bytes:
     """A node's stored bytes: 0x00 ‖ path ‖ value hash ‖ value(head) for a leaf, 0x01 ‖ left ‖ right
     for an inner node; its hash follows from them (``node_hash``)."""
     if isinstance(node, ts.LeafNode):
-        return bytes([_LEAF]) + node.path + node.value_hash + node.head.encode()
-    return bytes([_INNER]) + node.left + node.right
+        return _LEAF_KIND + node.path + node.value_hash + node.head.encode()
+    return _INNER_KIND + node.left + node.right
 
 
 def decode_node(node_hash: bytes, data: bytes) -> ts.Node:
@@ -139,8 +140,7 @@ class DbNodeStore:
     def get_node(self, node_hash: bytes) -> ts.Node:
         node = self._held(node_hash)
         if node is None:
-            self.load([node_hash])
-            node = self._held(node_hash)
+            node = self.load([node_hash]).get(node_hash)
         if node is None:
             raise KeyError(node_hash)
         return node
@@ -156,13 +156,11 @@ class DbNodeStore:
             ) from None
 
     def _held(self, node_hash: bytes) -> ts.Node | None:
-        # the cache first: it holds every node built or read here (``put_node``, ``load``), so on the
-        # hot path (a batch reading the top of the tree the last one wrote) one lookup answers
-        if self.cache is not None:
+        # what this store walked (``heads_on_paths``) or built first: ``apply`` reads those
+        node = self.loaded.get(node_hash) or self.new.get(node_hash)
+        if node is None and self.cache is not None:
             node = self.cache.get(node_hash)
-            if node is not None:
-                return node
-        return self.new.get(node_hash) or self.loaded.get(node_hash)
+        return node
 
     def put_node(self, node_hash: bytes, node: ts.Node) -> None:
         self.new[node_hash] = node
@@ -191,14 +189,24 @@ class DbNodeStore:
         self.roots[version] = root
 
     # bulk reads: one query per chunk of hashes, every node checked against its hash
-    def load(self, hashes: Iterable[bytes]) -> None:
-        wanted = [h for h in set(hashes) if h != ts.EMPTY and self._held(h) is None]
+    def load(self, hashes: Iterable[bytes]) -> dict[bytes, ts.Node]:
+        """The nodes of ``hashes`` (``EMPTY`` left out): those in memory, and the others read; a
+        hash no row answers is left out."""
+        found: dict[bytes, ts.Node] = {}
+        wanted = []
+        for h in set(hashes):
+            node = self._held(h) if h != ts.EMPTY else None
+            if node is not None:
+                found[h] = node
+            elif h != ts.EMPTY:
+                wanted.append(h)
         for h, data in select_in(self.session, select(TitleNode.hash, TitleNode.node), TitleNode.hash, wanted):
-            node = decode_node(bytes(h), bytes(data))
+            node = found[bytes(h)] = decode_node(bytes(h), bytes(data))
             if self.cache is not None:
                 self.cache.add(bytes(h), node)
             else:
                 self.loaded[bytes(h)] = node
+        return found
 
     def heads_on_paths(self, version: int | None, keys: Iterable[str]) -> dict[str, ts.Head]:
         """The heads of ``keys`` in state ``version`` (None: empty), reading the tree level by level
@@ -211,12 +219,13 @@ class DbNodeStore:
         found: dict[str, ts.Head] = {}
         depth = 0
         while frontier:
-            self.load(h for h, _, _ in frontier)
+            level = self.load(h for h, _, _ in frontier)
+            self.loaded.update(level)  # pinned for ``apply`` (see ``loaded``)
             deeper = []
             for node_hash, lo, hi in frontier:
                 if node_hash == ts.EMPTY:
                     continue
-                node = self.loaded[node_hash] = self.stored(node_hash)
+                node = level.get(node_hash) or self.stored(node_hash)  # (not stored: an edit, named)
                 if isinstance(node, ts.LeafNode):
                     if node.path in keyed:
                         found[node.head.parcel_key] = node.head
