@@ -231,7 +231,10 @@ class DbNodeStore:
                         found[node.head.parcel_key] = node.head
                     continue
                 mid = ts.split_paths(paths, depth, lo, hi)
-                deeper += [(h, a, b) for h, a, b in ((node.left, lo, mid), (node.right, mid, hi)) if a < b]
+                if lo < mid:
+                    deeper.append((node.left, lo, mid))
+                if mid < hi:
+                    deeper.append((node.right, mid, hi))
             frontier = deeper
             depth += 1
         return found
