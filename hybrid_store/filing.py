@@ -169,7 +169,8 @@ def record_instruments(
     values: dict[int, bytes] = {}
     if with_commitments:  # the new owners go out with the new heads, one statement per parcel
         entries = _entries(ids, records, seeds, parcels, mirror)
-        values = dict(ledger.append(session, entries, heads, enqueue=enqueue, now=now, owners=new_owners))
+        appended = ledger.append(session, entries, heads, enqueue=enqueue, now=now, owners=new_owners)
+        values = {a.instrument_id: a.commitment for a in appended}
     elif new_owners:
         moved = [{"pid": pid, "owner": owner} for pid, owner in new_owners.items()]
         conn.execute(_MOVE_OWNERS, moved[0] if len(moved) == 1 else moved)

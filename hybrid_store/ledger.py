@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
@@ -60,6 +61,16 @@ class Entry:
         prepared = commitments.prepare(stored.record, stored.seed, commitments.SCHEME)
         return cls(stored.instrument_id, stored.number, prepared,
                    stored.parcel_ids, stored.record.parcels, source, supersedes)  # fmt: skip
+
+
+class Appended(NamedTuple):
+    """A record ``append`` committed: its commitment and its history links exactly as stored in
+    ``commitments.prev`` (``[parcel key, previous number, previous commitment hex]`` per parcel), so
+    a caller that needs them next (the title state of a migration batch) need not read them back."""
+
+    instrument_id: int
+    commitment: bytes
+    prev: list[list[str | None]]
 
 
 _I = table(Instrument)
@@ -110,11 +121,11 @@ def append(
     enqueue: bool,
     now: datetime | None = None,
     owners: Mapping[int, int] | None = None,
-) -> list[tuple[int, bytes]]:
+) -> list[Appended]:
     """Append ``entries`` (in recording order) on top of ``heads`` (updated in place): write their
     commitment rows and the new heads, and their outbox entries when ``enqueue``. ``owners``
     (parcel id -> its new owner of record, chain of title's call) is written in the same statement
-    as the parcel's new head. Returns (instrument id, commitment) of each."""
+    as the parcel's new head. Returns each record's instrument id, commitment and history links."""
     if not entries:
         return []
     now = now or datetime.now(UTC)
@@ -125,7 +136,7 @@ def append(
         history = [[key, head[0] if head else None, head[1] if head else None] for key, head in links]
         rows.append((e.instrument_id, e.prepared.scheme, value, history, e.source, e.supersedes,
                      b"".join(e.prepared.field_hashes)))  # fmt: skip
-        made.append((e.instrument_id, value))
+        made.append(Appended(e.instrument_id, value, history))
         head = (e.number, to_hex(value))
         for pid in e.parcel_ids:
             heads[pid] = head
@@ -158,11 +169,11 @@ def append(
         for pid in set(owned) - set(moved):  # (every parcel of a committed record moves its head)
             conn.execute(update(_P).where(_P.c.id == pid).values(owner_instrument_id=owned[pid]))
     if enqueue:
-        conn.execute(insert(table(OutboxEntry)), [{"instrument_id": i, "enqueued_at": now} for i, _ in made])
+        conn.execute(insert(table(OutboxEntry)), [{"instrument_id": a.instrument_id, "enqueued_at": now} for a in made])
     return made
 
 
-def catch_up(session: Session, parcel_ids: Iterable[int], *, enqueue: bool) -> list[tuple[int, bytes]]:
+def catch_up(session: Session, parcel_ids: Iterable[int], *, enqueue: bool) -> list[Appended]:
     """Commit the records not committed yet that touch ``parcel_ids`` (legacy records a filing on
     those parcels must link to), on locked heads."""
     ids = uncommitted_touching(session, parcel_ids)

@@ -52,6 +52,7 @@ CACHE_NODES = 400_000
 
 _LEAF = 0
 _INNER = 1
+_LEAF_KIND, _INNER_KIND = bytes([_LEAF]), bytes([_INNER])
 
 
 class TitleStoreError(ts.TitleStateError, LandregError):
@@ -68,8 +69,8 @@ def encode_node(node: ts.Node) -> bytes:
     """A node's stored bytes: 0x00 ‖ path ‖ value hash ‖ value(head) for a leaf, 0x01 ‖ left ‖ right
     for an inner node; its hash follows from them (``node_hash``)."""
     if isinstance(node, ts.LeafNode):
-        return bytes([_LEAF]) + node.path + node.value_hash + node.head.encode()
-    return bytes([_INNER]) + node.left + node.right
+        return _LEAF_KIND + node.path + node.value_hash + node.head.encode()
+    return _INNER_KIND + node.left + node.right
 
 
 def decode_node(node_hash: bytes, data: bytes) -> ts.Node:
@@ -133,14 +134,15 @@ class DbNodeStore:
     cache: _Cache | None = CACHE
     new: dict[bytes, ts.Node] = field(default_factory=dict)
     roots: dict[int, bytes] = field(default_factory=dict)
-    #: nodes read without a cache (kept only as long as the reader needs them)
+    #: nodes read without a cache (kept only as long as the reader needs them), and the nodes on the
+    #: paths ``heads_on_paths`` walked: ``apply`` walks them again, and the bounded cache may have
+    #: dropped some meanwhile (each then read again, one query per node)
     loaded: dict[bytes, ts.Node] = field(default_factory=dict)
 
     def get_node(self, node_hash: bytes) -> ts.Node:
         node = self._held(node_hash)
         if node is None:
-            self.load([node_hash])
-            node = self._held(node_hash)
+            node = self.load([node_hash]).get(node_hash)
         if node is None:
             raise KeyError(node_hash)
         return node
@@ -156,8 +158,11 @@ class DbNodeStore:
             ) from None
 
     def _held(self, node_hash: bytes) -> ts.Node | None:
-        node = self.new.get(node_hash) or self.loaded.get(node_hash)
-        return node if node is not None or self.cache is None else self.cache.get(node_hash)
+        # what this store walked (``heads_on_paths``) or built first: ``apply`` reads those
+        node = self.loaded.get(node_hash) or self.new.get(node_hash)
+        if node is None and self.cache is not None:
+            node = self.cache.get(node_hash)
+        return node
 
     def put_node(self, node_hash: bytes, node: ts.Node) -> None:
         self.new[node_hash] = node
@@ -186,38 +191,52 @@ class DbNodeStore:
         self.roots[version] = root
 
     # bulk reads: one query per chunk of hashes, every node checked against its hash
-    def load(self, hashes: Iterable[bytes]) -> None:
-        wanted = [h for h in set(hashes) if h != ts.EMPTY and self._held(h) is None]
+    def load(self, hashes: Iterable[bytes]) -> dict[bytes, ts.Node]:
+        """The nodes of ``hashes`` (``EMPTY`` left out): those in memory, and the others read; a
+        hash no row answers is left out."""
+        found: dict[bytes, ts.Node] = {}
+        wanted = []
+        for h in set(hashes):
+            node = self._held(h) if h != ts.EMPTY else None
+            if node is not None:
+                found[h] = node
+            elif h != ts.EMPTY:
+                wanted.append(h)
         for h, data in select_in(self.session, select(TitleNode.hash, TitleNode.node), TitleNode.hash, wanted):
-            node = decode_node(bytes(h), bytes(data))
+            node = found[bytes(h)] = decode_node(bytes(h), bytes(data))
             if self.cache is not None:
                 self.cache.add(bytes(h), node)
             else:
                 self.loaded[bytes(h)] = node
+        return found
 
     def heads_on_paths(self, version: int | None, keys: Iterable[str]) -> dict[str, ts.Head]:
         """The heads of ``keys`` in state ``version`` (None: empty), reading the tree level by level
         along their paths: the nodes ``apply`` then needs are all in memory."""
-        paths = {ts.path_of(k): k for k in keys}
-        frontier = [(self.root_of(version) if version is not None else ts.EMPTY, sorted(paths))]
+        keyed = {ts.path_of(k): k for k in keys}
+        # the paths as sorted integers: each node's share of them is a range, split by bisection
+        paths = sorted(int.from_bytes(p, "big") for p in keyed)
+        root = self.root_of(version) if version is not None else ts.EMPTY
+        frontier = [(root, 0, len(paths))] if paths else []
         found: dict[str, ts.Head] = {}
         depth = 0
         while frontier:
-            self.load(h for h, _ in frontier)
+            level = self.load(h for h, _, _ in frontier)
+            self.loaded.update(level)  # pinned for ``apply`` (see ``loaded``)
             deeper = []
-            for node_hash, on in frontier:
+            for node_hash, lo, hi in frontier:
                 if node_hash == ts.EMPTY:
                     continue
-                node = self.stored(node_hash)
+                node = level.get(node_hash) or self.stored(node_hash)  # (not stored: an edit, named)
                 if isinstance(node, ts.LeafNode):
-                    if node.path in paths:
+                    if node.path in keyed:
                         found[node.head.parcel_key] = node.head
                     continue
-                byte, bit = divmod(depth, 8)
-                mask = 0x80 >> bit
-                left = [p for p in on if not p[byte] & mask]
-                right = [p for p in on if p[byte] & mask]
-                deeper += [(h, side) for h, side in ((node.left, left), (node.right, right)) if side]
+                mid = ts.split_paths(paths, depth, lo, hi)
+                if lo < mid:
+                    deeper.append((node.left, lo, mid))
+                if mid < hi:
+                    deeper.append((node.right, mid, hi))
             frontier = deeper
             depth += 1
         return found
@@ -225,7 +244,9 @@ class DbNodeStore:
     def write(self, conn: Connection) -> None:
         """Insert the new nodes (a node another branch stored already is skipped: same hash, same bytes)."""
         sql = "INSERT INTO title_nodes (hash, node) VALUES (?, ?) ON CONFLICT (hash) DO NOTHING"
-        bulk_execute(conn, sql, [(h, encode_node(n)) for h, n in self.new.items()])
+        # in key order: hashes are random, so unsorted each row lands on another page of the key's
+        # index; sorted, consecutive rows share pages (the rows and what they store are the same)
+        bulk_execute(conn, sql, [(h, encode_node(self.new[h])) for h in sorted(self.new)])
 
 
 # -- history lengths and heads -----------------------------------------------------------------------
@@ -362,12 +383,15 @@ def _live_records(s: Session) -> list[int]:
         .where(AnchorBatch.state != BatchState.FAILED)))  # fmt: skip
 
 
-def plan_title(s: Session, instrument_ids: Sequence[int]) -> TitlePlan:
+def plan_title(s: Session, instrument_ids: Sequence[int], links: dict[_Link, bytes | None] | None = None) -> TitlePlan:
     """The state after a batch of these records (read only: the nodes are written by ``store``).
-    The first state ever also takes every record the live batches anchored before it."""
+    ``links`` are their ``record_links`` when the caller holds them (a migration batch has just
+    written them: reading them back would cost a query and a JSON parse per record); else they are
+    read. The first state ever also takes every record the live batches anchored before it."""
     base, parcels = live_base(s)
-    ids = list(instrument_ids) + (_live_records(s) if base is None else [])
-    links = _links_of(s, ids)
+    links = dict(links) if links is not None else _links_of(s, instrument_ids)
+    if base is None:
+        links.update((link, prev) for link, prev in _links_of(s, _live_records(s)).items() if link not in links)
     store = DbNodeStore(s)
     current = store.heads_on_paths(base, {key for key, _ in links})
     known = {(h.parcel_key, h.commitment): h.history_length for h in current.values()}

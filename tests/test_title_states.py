@@ -185,6 +185,32 @@ def test_the_migration_and_its_rollback_keep_the_state(legacy_book):
     assert reconcile(db, chain, manifest_dir=None, workers=1).clean
 
 
+def test_a_migration_batch_hands_over_the_history_links_the_table_then_holds(legacy_book, monkeypatch):
+    """A migration batch gives ``plan_title`` its records' history links as ``ledger.append`` made
+    them instead of reading them back: they must be exactly the ones its commitment rows hold."""
+    from migration_tools.stages import Selector, StageRunner, plan_stage
+
+    db, chain, dep, manifests = legacy_book
+    handed: list[tuple[list[int], dict]] = []
+    plan_title = title_states.plan_title
+
+    def spy(s, instrument_ids, links=None):
+        assert links is not None, "a migration batch reads its links back"
+        handed.append((list(instrument_ids), dict(links)))
+        return plan_title(s, instrument_ids, links)
+
+    monkeypatch.setattr(title_states, "plan_title", spy)
+    plan_stage(db, chain, "all", Selector(), batch_size=150, actor="it")
+    StageRunner(db, chain, dep, manifest_dir=manifests, workers=1).run("all")
+    assert len(handed) > 1
+    with db.read() as s:
+        for ids, links in handed:
+            rows = s.execute(text("SELECT commitment, prev FROM commitments WHERE instrument_id IN "
+                                  f"({', '.join(map(str, ids))})")).all()  # fmt: skip
+            assert links == title_states.record_links(rows)
+    assert_each_state_anchored_and_recomputable(db, chain)
+
+
 def before_first(db) -> int:
     with db.read() as s:
         return s.scalar(select(AnchorBatch.chain_batch_id).where(AnchorBatch.stage_id.is_not(None))

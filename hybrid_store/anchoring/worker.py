@@ -54,6 +54,7 @@ from hybrid_store.title_states import TitlePlan, TitleStoreError
 from hybrid_store.txmgr import GWEI, FeePolicy, TxManager
 
 if TYPE_CHECKING:
+    from hybrid_store.ledger import Appended
     from hybrid_store.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -306,8 +307,15 @@ class Anchorer:
         return plan_batch(leaves, self.next_chain_batch_id(s), untokenized_parcels(s, ids),
                     outbox_ids=[row.id for row in claimed], audit=audit, title=self.title_plan(s, ids))  # fmt: skip
 
-    def title_plan(self, s: Session, instrument_ids: Sequence[int]) -> TitlePlan | None:  # off: a benchmark's baseline
-        return _title_or_hold(self.db, s, instrument_ids) if self.title_state else None
+    def title_plan(
+        self, s: Session, instrument_ids: Sequence[int], appended: Sequence[Appended] | None = None
+    ) -> TitlePlan | None:  # off: a benchmark's baseline
+        """The batch's title state; ``appended``: the records as ``ledger.append`` just committed them
+        in this transaction (their history links then come from memory, not from the table)."""
+        if not self.title_state:
+            return None
+        links = title_states.record_links((a.commitment, a.prev) for a in appended) if appended is not None else None
+        return _title_or_hold(self.db, s, instrument_ids, links)
 
     def sign(self, planned: Plan) -> tuple[SignedTx, int | None, merkle.StandardTree | None, int]:
         """Sign the ``anchorBatch`` transaction of ``planned`` (token ids continue the contract's);
@@ -354,10 +362,12 @@ class Anchorer:
         return live
 
 
-def _title_or_hold(db: Database, s: Session, instrument_ids: Sequence[int]) -> TitlePlan:
+def _title_or_hold(
+    db: Database, s: Session, instrument_ids: Sequence[int], links: dict[tuple[str, bytes], bytes | None] | None
+) -> TitlePlan:
     """The title state after a batch of these records, for its marker leaf; a hold if it cannot be built."""
     try:
-        return title_states.plan_title(s, instrument_ids)
+        return title_states.plan_title(s, instrument_ids, links)
     except TitleStoreError as exc:  # no batch may anchor a state built on edited rows: a person must look
         open_hold(db, FailureKind.PERMANENT, f"the title state cannot be built: {exc}")
         raise ChainError(f"anchoring holds: the title state cannot be built: {exc}") from None

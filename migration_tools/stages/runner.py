@@ -193,9 +193,10 @@ class StageRunner:
                 return None
             made = ledger.append(s, fresh, heads, enqueue=False)
             numbers = {e.instrument_id: e.number for e in fresh}
-            planned = plan_batch([Leaf.record(iid, numbers[iid], value) for iid, value in made], a.next_chain_batch_id(s),
+            planned = plan_batch([Leaf.record(m.instrument_id, numbers[m.instrument_id], m.commitment) for m in made],
+                           a.next_chain_batch_id(s),
                            untokenized_parcels(s, (), {pid for e in fresh for pid in e.parcel_ids}), stage_id=stage_id,
-                           title=a.title_plan(s, [iid for iid, _ in made]))  # fmt: skip
+                           title=a.title_plan(s, [m.instrument_id for m in made], made))  # fmt: skip
             signed, first_token, parcel_tree, head = a.sign(planned)
             batch = a.store(s, planned, signed, first_token, parcel_tree, head)
             crashpoint("migrate:building")
