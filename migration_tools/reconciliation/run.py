@@ -58,6 +58,7 @@ from hybrid_store.errors import ChainUnavailable, NotFound
 from migration_tools import hashing_pool
 from migration_tools.reconciliation import audit_log, recompute, title_state
 from migration_tools.reconciliation.recompute import Discrepancy
+from migration_tools.reconciliation.wording import count
 
 if TYPE_CHECKING:  # the chain libraries load only once the hashing processes are at work
     from hybrid_store.chain.client import RegistryChain
@@ -243,7 +244,10 @@ class _Run:
         tasks = [recompute.BatchTask(b.id, b.chain_batch_id, self.sizes.get(b.id, 0), b.root,
                                        roots.get(b.supersedes_batch_id), markers.get(b.id), title.get(b.id))
                  for b in self.batches if b.superseded_at is None or b.supersedes_batch_id is not None]  # fmt: skip
-        self.say(f"recomputing the {sum(t.records for t in tasks):,} records of {len(tasks)} batches from the database")
+        self.say(
+            f"recomputing {count(sum(t.records for t in tasks), 'record')} of "
+            f"{count(len(tasks), 'batch', 'batches')} from the database"
+        )
         return tasks
 
     def count_waiting(self) -> None:
@@ -264,7 +268,7 @@ class _Run:
 
     def check_batch_states(self) -> None:
         """pending / missing_on_chain / chain_reset, batch by batch; the chain's roots are read here."""
-        self.say(f"checking {len(self.batches)} batches")
+        self.say(f"checking {count(len(self.batches), 'batch', 'batches')}")
         for b in self.batches:
             self._check_batch(b)
 

@@ -156,8 +156,8 @@ def _refusals(
             out.append("the book holds no legacy records yet: load them first (`landreg legacy import ...` or "
                        "`landreg legacy sync`)")  # fmt: skip
         elif matching == 0:
-            out.append(f"it selects 0 of the book's {total:,} legacy records ({selector.describe()}); "
-                       "`landreg legacy municipalities` lists what the book holds")  # fmt: skip
+            pointer = "" if missing else "; `landreg legacy municipalities` lists what the book holds"
+            out.append(f"it selects 0 of the book's {total:,} legacy records ({selector.describe()}){pointer}")
         else:
             out.append(f"all {matching:,} records it selects are already migrated")
     # a stage over "every legacy record" planned after narrower ones is the runbook's "the rest": it
