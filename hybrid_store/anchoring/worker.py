@@ -137,21 +137,17 @@ class Anchorer:
                                Finality(confirmations, finality == "tag", finality_depth), clock,
                                verify_chain=self.identity.verify)  # fmt: skip
         self.in_flight_timeout_s = in_flight_timeout_s
-        self.title_state = title_state
-        self.revoker = Revoker(db, chain, self.target, self.txm.policy)
+        self.title_state, self.revoker = title_state, Revoker(db, chain, self.target, self.txm.policy)
         #: the worker asks the node about batches in flight and unfinal at most this often
         self.poll_s = max(0.02, float(getattr(chain, "poll_interval_s", 0.05) or 0.05))
-        self._final_due = 0.0
-        self._running = False  # inside ``run``: finality re-checks are spaced out
+        self._final_due, self._running = 0.0, False  # inside ``run``: finality re-checks are spaced out
 
     @classmethod
     def from_settings(cls, db: Database, chain: ChainPort, deployment: ChainDeployment, settings: Settings,
                       **overrides: object) -> Anchorer:  # fmt: skip
         """The worker as configured (``overrides`` replace single settings, e.g. a demo's batch size).
         Every worker of the registry is built here."""
-        kw = configured(settings)
-        kw.update(overrides)
-        return cls(db, chain, deployment, **kw)  # type: ignore[arg-type]
+        return cls(db, chain, deployment, **(configured(settings) | overrides))  # type: ignore[arg-type]
 
     # --- driving ----------------------------------------------------------------------------------
     def step(self, *, force: bool = False) -> AnchoredBatch | None:
@@ -308,14 +304,11 @@ class Anchorer:
                     outbox_ids=[row.id for row in claimed], audit=audit, title=self.title_plan(s, ids))  # fmt: skip
 
     def title_plan(
-        self, s: Session, instrument_ids: Sequence[int], appended: Sequence[Appended] | None = None
-    ) -> TitlePlan | None:  # off: a benchmark's baseline
-        """The batch's title state; ``appended``: the records as ``ledger.append`` just committed them
-        in this transaction (their history links then come from memory, not from the table)."""
-        if not self.title_state:
-            return None
-        links = title_states.record_links((a.commitment, a.prev) for a in appended) if appended is not None else None
-        return _title_or_hold(self.db, s, instrument_ids, links)
+        self, s: Session, ids: Sequence[int], appended: Sequence[Appended] | None = None
+    ) -> TitlePlan | None:
+        """The batch's title state (None when off: a benchmark's baseline); ``appended``: the records
+        as ``ledger.append`` just committed them here (their history links then come from memory)."""
+        return _title_or_hold(self.db, s, ids, appended) if self.title_state else None
 
     def sign(self, planned: Plan) -> tuple[SignedTx, int | None, merkle.StandardTree | None, int]:
         """Sign the ``anchorBatch`` transaction of ``planned`` (token ids continue the contract's);
@@ -363,9 +356,10 @@ class Anchorer:
 
 
 def _title_or_hold(
-    db: Database, s: Session, instrument_ids: Sequence[int], links: dict[tuple[str, bytes], bytes | None] | None
+    db: Database, s: Session, instrument_ids: Sequence[int], appended: Sequence[Appended] | None
 ) -> TitlePlan:
     """The title state after a batch of these records, for its marker leaf; a hold if it cannot be built."""
+    links = title_states.record_links((a.commitment, a.prev) for a in appended) if appended is not None else None
     try:
         return title_states.plan_title(s, instrument_ids, links)
     except TitleStoreError as exc:  # no batch may anchor a state built on edited rows: a person must look
