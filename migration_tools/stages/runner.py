@@ -34,7 +34,7 @@ from hybrid_store.db.models import (
 )
 from hybrid_store.worker_lock import WorkerLock
 from migration_tools import hashing_pool
-from migration_tools.collector import bulk_run
+from migration_tools.collector import bulk_run, refreeze
 from migration_tools.stages.selection import Selector, StageError, candidates, gate_of, stage_row
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,7 @@ class StageRunner:
                 report.outbox_batches += 1
             if self.progress:
                 self.progress(done_before + report.records, total)
+            refreeze()  # the title state's node cache grows with every batch: out of the collector's walks
         self._finish(stage_id)
         with self.db.read() as s:
             report.gas_used = s.scalar(
