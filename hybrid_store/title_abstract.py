@@ -135,7 +135,6 @@ def recorded_title(session: Session, parcel_key: str) -> RecordedTitle:
         if (target is not None and hit is not None and closers.get(DocType(closer.doc_type)) == kind
                 and DocType(hit.doc_type) in closable[kind] and hit.id < iid):  # fmt: skip
             closed.setdefault(target, closer.instrument_number)
-    v1_closer_after: dict[str, bool] = {}
     out = []
     for r in rows:
         doc_type = DocType(r.doc_type)
@@ -145,7 +144,6 @@ def recorded_title(session: Session, parcel_key: str) -> RecordedTitle:
             s.id > r.id and s.scheme.endswith("/v1") and DocType(s.doc_type) in closers
             and doc_type in closable[closers[DocType(s.doc_type)]] for s in rows
         )  # fmt: skip
-        v1_closer_after[r.instrument_number] = later_v1
         if r.instrument_number in closed:
             state, by = core.CLOSED, closed[r.instrument_number]
         elif r.scheme.endswith("/v1") or later_v1:

@@ -22,7 +22,7 @@ newest batch are read from the contract the trust root lists, on a chain the aud
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hybrid_store import strict_json
@@ -226,9 +226,7 @@ def _fields(bundle: bundles.ProofBundle) -> tuple[dict[str, Any], set[str]]:
     return {name: value for name, (_, value) in d.opened.items()}, set(d.redacted)
 
 
-def _entries(
-    parsed: Abstract, standings: Sequence[Standing] | None = None
-) -> tuple[list[title_abstract.Entry], str]:  # fmt: skip
+def _entries(parsed: Abstract) -> tuple[list[title_abstract.Entry], str]:
     entries = []
     for i, bundle in enumerate(parsed.records):
         fields, withheld = _fields(bundle)
@@ -236,8 +234,7 @@ def _entries(
         if problem:
             number = fields.get("instrument_number")
             return [], f"record {i + 1}{f' ({number})' if isinstance(number, str) else ''} {problem}"
-        standing = standings[i].kind if standings is not None else CURRENT
-        entries.append(title_abstract.make_entry(bundle.disclosure.scheme, bundle.commitment, fields, standing))
+        entries.append(title_abstract.make_entry(bundle.disclosure.scheme, bundle.commitment, fields))
     return entries, ""
 
 
@@ -392,7 +389,7 @@ def _on_chain(
         raise VerificationFailed(
             "the title state's marker leaf was revoked on the chain: the state is not the registry's"
         )
-    entries, _ = _entries(parsed, standings)
+    entries = [replace(e, standing=st.kind) for e, st in zip(entries, standings, strict=True)]
     title = title_abstract.derive(key, entries)
     batch = parsed.head.anchor.batch_id
     details |= {"headAnchor": {"contract": head_verdict.contract, "batchId": batch, "txHash": head_verdict.tx_hash,

@@ -381,24 +381,9 @@ def _abstract_in(path: Path):  # -> a decoded abstract, or None (a bundle: verif
 
 
 def _verify_abstract(document, rpc: str | None, pinned, head: str | None, depth: int, as_json: bool) -> None:
-    from hybrid_store import strict_json
     from hybrid_store.verifier import abstracts
 
-    newest = None
-    if head is not None:
-        try:
-            if head.startswith(("http://", "https://")):
-                import httpx
-
-                response = httpx.get(head, timeout=10, follow_redirects=False)
-                if response.status_code != 200:
-                    raise OSError(f"HTTP {response.status_code}")
-                raw = response.content
-            else:
-                raw = strict_json.read_file(Path(head), max_bytes=abstracts.MAX_HEAD_BYTES)
-            newest = strict_json.loads(raw, max_bytes=abstracts.MAX_HEAD_BYTES)
-        except (OSError, strict_json.InvalidJSON, httpx_errors()) as exc:
-            err_console.print(f"[yellow]warning:[/yellow] cannot read the newest head {head}: {exc}")
+    newest = _newest_head(head) if head is not None else None
     verdict = abstracts.verify_document(document, rpc, trust=pinned, newest=newest, depth=depth)
     if as_json:
         console.out(json.dumps(verdict.to_json(), indent=2, ensure_ascii=False), highlight=False)
@@ -411,10 +396,28 @@ def _verify_abstract(document, rpc: str | None, pinned, head: str | None, depth:
     raise typer.Exit(abstracts.EXIT[verdict.status])
 
 
-def httpx_errors() -> type[Exception]:
-    import httpx
+def _newest_head(location: str):  # -> a decoded head document, or None (a warning says why)
+    """The parcel's newest head from a file or an http(s) URL, bounded; the verifier checks it on chain."""
+    from hybrid_store import strict_json
+    from hybrid_store.verifier import abstracts
 
-    return httpx.HTTPError
+    try:
+        if location.startswith(("http://", "https://")):
+            import httpx
+
+            try:
+                response = httpx.get(location, timeout=10, follow_redirects=False)
+            except httpx.HTTPError as exc:
+                raise OSError(str(exc)) from None
+            if response.status_code != 200:
+                raise OSError(f"HTTP {response.status_code}")
+            raw = response.content
+        else:
+            raw = strict_json.read_file(Path(location), max_bytes=abstracts.MAX_HEAD_BYTES)
+        return strict_json.loads(raw, max_bytes=abstracts.MAX_HEAD_BYTES)
+    except (OSError, strict_json.InvalidJSON) as exc:
+        err_console.print(f"[yellow]warning:[/yellow] cannot read the newest head {location}: {exc}")
+        return None
 
 
 def _print_title(verdict) -> None:
