@@ -153,6 +153,11 @@ def test_lazy_commands_build_a_command_once_and_only_when_named():
     assert built == ["c", "d"]
 
 
+def test_a_command_registered_twice_is_refused():
+    with pytest.raises(ValueError, match="'a' is registered twice"):
+        LazyCommands({"a": "A"}, {"a": ("m:a", None)}, lambda name, where: name)
+
+
 def test_a_command_whose_module_fails_to_load_says_so_each_time():
     def build(name: str, where: str) -> str:
         raise ImportError(f"no module {where}")

@@ -51,6 +51,8 @@ class LazyCommands(MutableMapping[str, Any]):
     ) -> None:
         self._order = list(built)
         for name, (_, after) in elsewhere.items():
+            if name in self._order:
+                raise ValueError(f"the command {name!r} is registered twice, here and elsewhere")
             self._order.insert(self._order.index(after) + 1 if after else 0, name)
         self._built = built
         self._where = {name: where for name, (where, _) in elsewhere.items()}
