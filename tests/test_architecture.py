@@ -15,6 +15,7 @@ silently stopped matching anything would fail here too.
 from __future__ import annotations
 
 import ast
+import json
 import re
 from pathlib import Path
 
@@ -309,32 +310,63 @@ def test_the_command_line_loads_no_chain_library_until_a_command_needs_it() -> N
     assert done.stdout.strip() == "[]"
 
 
-@pytest.mark.subprocess
-def test_landreg_verify_loads_only_the_verifier() -> None:
-    """An auditor's `landreg verify` (offline, no trust root, no registry on the machine) imports the
-    verifier and neither the database library, the web framework nor the chain library; the chain
-    adapter comes only with --rpc (docs/benchmarks.md has the start-up times)."""
+#: what an offline `landreg verify` never loads: the database library, the web framework, the chain
+#: library and its hashing backends, progress bars, the abstract verifier (a bundle is not one), and the
+#: operators' commands (registry_service.cli.group builds them when named)
+OFFLINE_VERIFY_NOT_LOADED = ("sqlalchemy", "fastapi", "starlette", "web3", "hybrid_store.db", "eth_utils",
+                             "eth_account", "Crypto", "rich.progress", "hybrid_store.verifier.abstracts",
+                             "hybrid_store.chain", "typer._adapters", "registry_service.cli.chain",
+                             "registry_service.cli.migration", "registry_service.cli.trust")  # fmt: skip
+
+
+def offline_verify(bundle: Path, *args: str, not_loaded: tuple[str, ...]) -> str:
+    """``landreg verify BUNDLE ARGS`` in a fresh interpreter (no registry on the machine): its exit
+    status, which of ``not_loaded`` it loaded, and whether it loaded the verifier."""
     import subprocess
     import sys
     import tempfile
 
-    bundle = REPO / "tests" / "vectors" / "bundle" / "valid-deed.json"
     probe = (
         "import json, runpy, sys, tempfile\n"
         f"doc = json.load(open({str(bundle)!r}))['bundle']\n"
         "path = tempfile.mktemp(suffix='.json'); json.dump(doc, open(path, 'w'))\n"
-        "sys.argv = ['landreg', 'verify', path]\n"
+        f"sys.argv = ['landreg', 'verify', path, *{list(args)!r}]\n"
         "try:\n    runpy.run_module('registry_service.cli.main', run_name='__main__')\n"
         "except SystemExit as exc:\n    code = exc.code\n"
-        "print(code, sorted(m for m in ('sqlalchemy', 'fastapi', 'starlette', 'web3', 'hybrid_store.db', "
-        "'eth_utils', 'eth_account', 'Crypto', 'rich.progress', 'hybrid_store.verifier.abstracts', "
-        "'hybrid_store.chain') if m in sys.modules), 'hybrid_store.verifier.verdicts' in sys.modules)"
+        f"print(code, sorted(m for m in {not_loaded!r} if m in sys.modules), "
+        "'hybrid_store.verifier.verdicts' in sys.modules)"
     )
     with tempfile.TemporaryDirectory() as home:
         env = {"PATH": "/usr/bin:/bin", "LANDREG_HOME": home, "PYTHONPATH": str(REPO)}
         done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env,
                               cwd=REPO)  # fmt: skip
-    assert done.stdout.strip().splitlines()[-1] == "3 [] True", done.stdout + done.stderr
+    return done.stdout.strip().splitlines()[-1] + "\n" + done.stdout + done.stderr
+
+
+@pytest.mark.subprocess
+def test_landreg_verify_loads_only_the_verifier() -> None:
+    """An auditor's `landreg verify` (offline, no trust root, no registry on the machine) imports the
+    verifier and neither the database library, the web framework nor the chain library; the chain
+    adapter comes only with --rpc (docs/benchmarks.md has the start-up times)."""
+    said = offline_verify(
+        REPO / "tests" / "vectors" / "bundle" / "valid-deed.json", not_loaded=OFFLINE_VERIFY_NOT_LOADED
+    )
+    assert said.startswith("3 [] True\n"), said
+
+
+@pytest.mark.subprocess
+def test_landreg_verify_against_a_trust_root_loads_no_validation_library(sqlite_db, chain, tmp_path) -> None:
+    """With the trust root given, nothing of pydantic either: the settings are not read, and the
+    options are plain values (registry_service.cli.plain_values), issue 24's start-up target."""
+    from hybrid_store.deployment import attach
+    from tests.conftest import trust_of
+
+    attach(sqlite_db, chain)
+    root = tmp_path / "root.json"
+    root.write_text(json.dumps(trust_of(sqlite_db).document))
+    said = offline_verify(REPO / "tests" / "vectors" / "bundle-v2" / "valid-deed.json", "--trust", str(root),
+                          not_loaded=(*OFFLINE_VERIFY_NOT_LOADED, "pydantic", "pydantic_settings"))  # fmt: skip
+    assert said.startswith("3 [] True\n"), said
 
 
 @pytest.mark.subprocess

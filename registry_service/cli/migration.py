@@ -708,6 +708,7 @@ def migrate_rollback(
 
 
 # --- reconcile ---------------------------------------------------------------------------------------
+@friendly
 def reconcile_command(
     stage: Annotated[str | None, typer.Option(help="Only this stage's batches.")] = None,
     report: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
