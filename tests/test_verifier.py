@@ -258,3 +258,21 @@ def test_the_api_and_the_desk_say_pending_below_the_registrys_depth(tmp_path, db
         assert "⧗ Pending: not yet deep enough on the chain" in desk_verify(svc, document)
         chain.w3.provider.ethereum_tester.mine_blocks(12)
         assert svc.client.post("/api/v1/proofs/verify", json=document).json()["status"] == "valid"
+
+
+# --- what the command line prints is the record's own text ----------------------------------------
+def test_the_command_line_prints_a_records_text_as_written_never_as_styling(svc, tmp_path):
+    """A party's name that looks like rich markup or an emoji code prints as its characters: the
+    verdict an auditor reads cannot be restyled, shortened or dressed up by a record's text."""
+    from tests.processes import landreg
+
+    name = "[bold green]VALID[/bold green] :smile: HOLDINGS [LLC]"
+    number = svc.file(filing(grantees=[name], parcels=lot(40)))["receipt"]["instrumentNumber"]
+    svc.anchor()
+    path = tmp_path / "bundle.json"
+    path.write_text(__import__("json").dumps(bundle_of(svc, number)))
+    env = {**__import__("os").environ, "LANDREG_HOME": str(tmp_path / "auditor"), "NO_COLOR": "1"}
+    shown = landreg(env, "verify", str(path), "--trust", str(svc.trust_file))
+    assert shown.returncode == 3, shown.stdout + shown.stderr  # offline: the math holds, nothing checked on chain
+    assert f"  grantees: {name}" in shown.stdout.splitlines(), shown.stdout
+    assert "😄" not in shown.stdout

@@ -22,9 +22,20 @@ if TYPE_CHECKING:
     from hybrid_store.settings import Settings
 
 # soft_wrap: a verdict or an error stays one line however narrow the terminal (scripts read them)
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+# emoji=False: a record's text is printed as it is (":smile:" in a name stays those seven
+# characters); text that comes from a bundle or a record goes through ``plain`` before markup
+console = Console(highlight=False, soft_wrap=True, emoji=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def plain(text: str) -> str:
+    """``text`` with rich's markup escaped: a reason or a summary quotes a bundle's or a record's
+    own text (a party's name, a field, a file name), which must print as written, never as styling
+    that could hide part of it or dress it up as another verdict."""
+    from rich.markup import escape
+
+    return escape(text)
 
 
 def Table(*args: Any, **kwargs: Any):

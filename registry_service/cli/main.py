@@ -23,6 +23,7 @@ from registry_service.cli.common import (
     err_console,
     fail,
     friendly,
+    plain,
     settings,
     setup_logging,
     start_managed_node,
@@ -267,12 +268,12 @@ def _print_verdict(verdict, as_json: bool) -> None:
     elif verdict.valid:
         colour = "green" if verdict.standing == "current" else "yellow"
         label = "VALID" if verdict.standing == "current" else f"VALID, {verdict.standing.replace('_', ' ').upper()}"
-        console.print(f"[{colour}]{label}[/{colour}]: {verdict.summary}", highlight=False)
-        console.print(f"standing: {verdict.standing_shown}", highlight=False)
+        console.print(f"[{colour}]{label}[/{colour}]: {plain(verdict.summary)}", highlight=False)
+        console.print(f"standing: {verdict.standing_shown}", markup=False, highlight=False)
     elif verdict.unchecked or verdict.unavailable or verdict.pending:
-        console.print(f"[yellow]{verdict.reason}[/yellow]", highlight=False)
+        console.print(f"[yellow]{plain(verdict.reason)}[/yellow]", highlight=False)
     else:
-        console.print(f"[red]INVALID[/red]: {verdict.reason}", highlight=False)
+        console.print(f"[red]INVALID[/red]: {plain(verdict.reason)}", highlight=False)
     if not as_json:
         _print_fields(verdict)
     raise typer.Exit(VERDICT_EXIT[verdict.status])
@@ -282,13 +283,13 @@ def _print_fields(verdict) -> None:
     """The fields the bundle verified, with their values, and those it withheld; then any warning."""
     shown = verdict.disclosed
     if shown is not None and (verdict.valid or verdict.unchecked or verdict.pending):
-        console.print(f"fields: {shown.describe()}", highlight=False)
+        console.print(f"fields: {shown.describe()}", markup=False, highlight=False)
         for f in shown.verified:
             console.print(f"  {f.name}: {f.shown}", markup=False, highlight=False)
         for name in shown.withheld:
             console.print(f"  {name}: withheld (given as a salted hash only)", markup=False, highlight=False)
     for warning in verdict.warnings:
-        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        console.print(f"[yellow]warning:[/yellow] {plain(warning)}", highlight=False)
 
 
 @app.command()
@@ -354,7 +355,7 @@ def verify(
     try:
         pinned = _pinned_trust(trust)
     except TrustRootError as exc:
-        console.print(f"[red]INVALID[/red]: {exc}")
+        console.print(f"[red]INVALID[/red]: {plain(str(exc))}")
         raise typer.Exit(1) from None
     document = _abstract_in(bundle_file)
     if document is not None:
@@ -396,9 +397,9 @@ def _verify_abstract(document, rpc: str | None, pinned, head: str | None, depth:
         console.out(json.dumps(verdict.to_json(), indent=2, ensure_ascii=False), highlight=False)
         raise typer.Exit(abstracts.EXIT[verdict.status])
     colour = {"complete": "green", "invalid": "red"}.get(verdict.status, "yellow")
-    console.print(f"[{colour}]{verdict.label}[/{colour}]: {verdict.reason}", highlight=False)
+    console.print(f"[{colour}]{verdict.label}[/{colour}]: {plain(verdict.reason)}", highlight=False)
     if verdict.summary:
-        console.print(verdict.summary, highlight=False)
+        console.print(verdict.summary, markup=False, highlight=False)
     _print_title(verdict)
     raise typer.Exit(abstracts.EXIT[verdict.status])
 
@@ -423,7 +424,7 @@ def _newest_head(location: str):  # -> a decoded head document, or None (a warni
             raw = strict_json.read_file(Path(location), max_bytes=abstracts.MAX_HEAD_BYTES)
         return strict_json.loads(raw, max_bytes=abstracts.MAX_HEAD_BYTES)
     except (OSError, strict_json.InvalidJSON) as exc:
-        err_console.print(f"[yellow]warning:[/yellow] cannot read the newest head {location}: {exc}")
+        err_console.print(f"[yellow]warning:[/yellow] cannot read the newest head {plain(location)}: {plain(str(exc))}")
         return None
 
 
