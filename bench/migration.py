@@ -245,13 +245,19 @@ def inproc(n: int) -> None:
                           "clean": result.clean}))  # fmt: skip
 
 
-def title_ab(n: int) -> dict:
+def title_ab(n: int, url: str | None = None) -> dict:
     """The same stage four times on one imported book (copied), in this process on eth-tester, in
     the order without, with, with, without the title state (``title_state=False`` is the baseline),
     so that a machine growing busier or quieter weighs on both alike. Each run's wall time and CPU
-    time (this process and its hashing processes) are kept; the ratios compare the sums."""
+    time (this process and its hashing processes) are kept; the ratios compare the sums. With
+    ``url`` (a PostgreSQL server, e.g. ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``)
+    the book is imported once into a database of its own and each run gets a copy of it
+    (``CREATE DATABASE … TEMPLATE``); without, SQLite files copied."""
     import resource
     import shutil
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
 
     from hybrid_store.anchoring import Anchorer
     from hybrid_store.chain.connect import eth_tester_chain
@@ -269,7 +275,18 @@ def title_ab(n: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         imported = Settings(home=Path(tmp) / "imported")
         imported.ensure_home()
-        first = Database(imported.db_url)
+        server = make_url(url) if url else None
+        admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT") if server else None
+
+        def pg_db(name: str, template: str | None = None) -> str:
+            assert admin is not None and server is not None
+            with admin.connect() as c:
+                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                c.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
+            return server.set(database=name).render_as_string(hide_password=False)
+
+        book_url = pg_db("landreg_bench_title_book") if server else imported.db_url
+        first = Database(book_url)
         first.migrate()
         print(f"[{n:,}] importing once for every run …", flush=True)
         import_records(first, synthetic_source(n, SEED), name="synthetic", quarantine=Path(tmp) / "q.csv")
@@ -277,8 +294,12 @@ def title_ab(n: int) -> dict:
         for k, title in enumerate((False, True, True, False)):
             cfg = Settings(home=Path(tmp) / f"run{k}")
             cfg.ensure_home()
-            shutil.copy(imported.db_url.removeprefix("sqlite:///"), cfg.db_url.removeprefix("sqlite:///"))
-            db = Database(cfg.db_url)
+            if server:
+                run_url = pg_db(f"landreg_bench_title_run{k}", template="landreg_bench_title_book")
+            else:
+                run_url = cfg.db_url
+                shutil.copy(imported.db_url.removeprefix("sqlite:///"), cfg.db_url.removeprefix("sqlite:///"))
+            db = Database(run_url)
             chain = eth_tester_chain()
             deployment = attach(db, chain)
             plan_stage(db, chain, "all", Selector(), batch_size=BATCH, actor="bench")
@@ -290,7 +311,10 @@ def title_ab(n: int) -> dict:
             print(f"[{n:,}] {'with' if title else 'without'} the title state: {wall:.1f} s wall, {used:.1f} s CPU",
                   flush=True)  # fmt: skip
             db.dispose()
-            Path(cfg.db_url.removeprefix("sqlite:///")).unlink()
+            if server:
+                pg_db(f"landreg_bench_title_run{k}")  # emptied: the next copy needs the disk
+            else:
+                Path(cfg.db_url.removeprefix("sqlite:///")).unlink()
     for what in ("wall_s", "cpu_s"):
         on = sum(r[what] for r in out["runs"] if r["title"])
         off = sum(r[what] for r in out["runs"] if not r["title"])
@@ -343,12 +367,13 @@ def main() -> None:
     parser.add_argument("--write", type=Path, help="update this Markdown file between the bench markers")
     parser.add_argument("--inproc", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--title-ab", type=int, help="only: the migration with and without the title state, N records")
+    parser.add_argument("--url", help="--title-ab on this PostgreSQL server (a database URL) instead of SQLite")
     args = parser.parse_args()
     if args.inproc:
         inproc(args.inproc)
         return
     if args.title_ab:
-        print(json.dumps(title_ab(args.title_ab)))
+        print(json.dumps(title_ab(args.title_ab, args.url)))
         return
     sizes = [int(x) for x in args.sizes.split(",") if x]
     _naive_at = args.naive_at or (370_000 if 370_000 in sizes else max(sizes))
