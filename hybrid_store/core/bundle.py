@@ -28,7 +28,7 @@ from typing import Any
 from hybrid_store.core import merkle
 from hybrid_store.core.canonical import check_domain
 from hybrid_store.core.commitment import SCHEMES, Disclosure, fields_of
-from hybrid_store.core.hashing import from_hex32, is_checksum_address, is_hex32, to_hex
+from hybrid_store.core.hashing import from_hex32, hex32_bytes, hex32_many, is_checksum_address, to_hex
 from hybrid_store.errors import MalformedBundle, VerificationFailed
 
 FORMAT = "landreg-proof-bundle/v1"
@@ -146,9 +146,10 @@ def _object(obj: Any, where: str, required: set[str], optional: frozenset[str] =
 
 
 def _hex32(value: Any, where: str) -> bytes:
-    if not is_hex32(value):
+    data = hex32_bytes(value)
+    if data is None:
         raise MalformedBundle(where, "must be 0x followed by 64 lowercase hex digits")
-    return from_hex32(value)
+    return data
 
 
 def _uint(value: Any, where: str) -> int:
@@ -209,18 +210,57 @@ def _parse_nested(obj: Any, where: str) -> ProofBundle:
         raise MalformedBundle(f"{where}.{exc.field}", exc.message) from None
 
 
+_FIELD_SETS = {scheme: frozenset(fields_of(scheme)) for scheme in SCHEMES}
+_OPENED = {"salt", "value"}
+
+
 def _parse_record(obj: Any) -> tuple[bytes, Disclosure]:
     record = _object(obj, "record", {"scheme", "commitment", "fields", "redacted"})
     scheme = record["scheme"]
     if scheme not in SCHEMES:  # every scheme whose proofs exist, each with its own fields
         raise MalformedBundle("record.scheme", f"must be one of {', '.join(repr(s) for s in SCHEMES)}")
-    fields_here = frozenset(fields_of(scheme))
+    fields_here = _FIELD_SETS[scheme]
     commitment = _hex32(record["commitment"], "record.commitment")
     fields = _object(record["fields"], "record.fields", set(), fields_here)
+    opened = _opened_at_once(fields)
+    if opened is None:  # something is wrong: the first field that is, named
+        opened = _opened(fields)
+    redacted_obj = _object(record["redacted"], "record.redacted", set(), fields_here)
+    redacted = {name: _hex32(h, f"record.redacted.{name}") for name, h in redacted_obj.items()}
+    disclosure = Disclosure(opened=opened, redacted=redacted, scheme=scheme)
+    try:
+        disclosure.check_fields()
+    except ValueError as exc:
+        raise MalformedBundle("record", str(exc)) from None
+    return commitment, disclosure
+
+
+def _opened_at_once(fields: Mapping[str, Any]) -> dict[str, tuple[bytes, Any]] | None:
+    """The disclosed fields' salts and values, or None if any field is not well-formed. A bulk
+    verification parses every field of every bundle: the salts are decoded together, and where a
+    member is, and the sets a check compares with, are spelled out only by ``_opened``."""
+    members = fields.values()
+    if not all(type(member) is dict and member.keys() == _OPENED for member in members):
+        return None
+    salts = hex32_many([member["salt"] for member in members])
+    if salts is None:
+        return None
+    values = [member["value"] for member in members]
+    try:
+        for value in values:
+            check_domain(value)
+    except ValueError:
+        return None
+    return dict(zip(fields, zip(salts, values, strict=True), strict=True))
+
+
+def _opened(fields: Mapping[str, Any]) -> dict[str, tuple[bytes, Any]]:
+    """The disclosed fields' salts and values, field by field; ``MalformedBundle`` for the first
+    member that is wrong, naming it."""
     opened = {}
     for name, member in fields.items():
         where = f"record.fields.{name}"
-        member = _object(member, where, {"salt", "value"})
+        member = _object(member, where, _OPENED)
         salt = _hex32(member["salt"], f"{where}.salt")
         try:
             check_domain(member["value"], f"{where}.value")
@@ -228,14 +268,7 @@ def _parse_record(obj: Any) -> tuple[bytes, Disclosure]:
             field, _, message = str(exc).partition(": ")
             raise MalformedBundle(field, message) from None
         opened[name] = (salt, member["value"])
-    redacted_obj = _object(record["redacted"], "record.redacted", set(), fields_here)
-    redacted = {name: _hex32(h, f"record.redacted.{name}") for name, h in redacted_obj.items()}
-    disclosure = Disclosure(opened=opened, redacted=redacted, scheme=scheme)
-    try:
-        disclosure.field_hashes()
-    except ValueError as exc:
-        raise MalformedBundle("record", str(exc)) from None
-    return commitment, disclosure
+    return opened
 
 
 def _parse_tree(obj: Any) -> TreeProof:
@@ -249,8 +282,10 @@ def _parse_tree(obj: Any) -> TreeProof:
     _hex32(t["value"][0], "tree.value[0]")
     if not isinstance(t["proof"], list) or len(t["proof"]) > MAX_PROOF_LENGTH:
         raise MalformedBundle("tree.proof", f"must be a list of at most {MAX_PROOF_LENGTH} hashes")
-    proof = tuple(_hex32(p, f"tree.proof[{i}]") for i, p in enumerate(t["proof"]))
-    return TreeProof(tuple(t["leafEncoding"]), tuple(t["value"]), proof, _hex32(t["root"], "tree.root"))
+    proof = hex32_many(t["proof"])
+    if proof is None:  # name the first that is not a hash
+        proof = [_hex32(p, f"tree.proof[{i}]") for i, p in enumerate(t["proof"])]
+    return TreeProof(tuple(t["leafEncoding"]), tuple(t["value"]), tuple(proof), _hex32(t["root"], "tree.root"))
 
 
 def parse_anchor(obj: Any) -> Anchor:
@@ -275,10 +310,11 @@ class OfflineVerdict:
     root: bytes
 
 
-def verify_offline(bundle: ProofBundle) -> OfflineVerdict:
+def verify_offline(bundle: ProofBundle, *, memo: merkle.PairMemo | None = None) -> OfflineVerdict:
     """Check the math: fields -> commitment -> leaf -> root. Raises ``VerificationFailed``.
 
     Says nothing about whether the root is on a chain; see ``hybrid_store.verifier.anchor.verify_anchor``.
+    ``memo``: inner nodes hashed for earlier bundles (``merkle.process_proof``), for many bundles at once.
     """
     computed = bundle.disclosure.commitment()
     if computed != bundle.commitment:
@@ -295,8 +331,13 @@ def verify_offline(bundle: ProofBundle) -> OfflineVerdict:
             expected=to_hex(bundle.commitment),
             computed=bundle.tree.value[0],
         )
-    leaf = bundle.tree.leaf
-    root = merkle.process_proof(leaf, bundle.tree.proof)
+    # the leaf of the value just compared with the commitment (``tree.leaf`` decodes it again)
+    leaf = (
+        merkle.commitment_leaf(computed)
+        if bundle.tree.leaf_encoding == merkle.COMMITMENT_ENCODING
+        else bundle.tree.leaf
+    )
+    root = merkle.process_proof(leaf, bundle.tree.proof, memo)
     if root != bundle.tree.root:
         raise VerificationFailed(
             "the Merkle proof does not lead to the stated root",
