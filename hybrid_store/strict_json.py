@@ -29,6 +29,7 @@ MAX_DOCUMENT_BYTES = 1_000_000
 _ESCAPE = re.compile(rb"\\.", re.S)
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}')
 _STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}.__getitem__
+_PARENS = bytes.maketrans(b"[{]}", b"(())")
 
 
 class InvalidJSON(LandregError, ValueError):
@@ -47,7 +48,16 @@ def check_bounds(raw: bytes, *, max_depth: int = MAX_DEPTH, max_bytes: int = MAX
     unescaped = _ESCAPE.sub(b"", raw) if b"\\" in raw else raw
     # split at the quotes: the even pieces lie outside strings (an unclosed string's tail is odd)
     brackets = b"".join(unescaped.translate(None, _NOT_STRUCTURE).split(b'"')[::2])
-    if len(brackets) > max_depth and max(accumulate(map(_STEP, brackets))) > max_depth:
+    if len(brackets) <= max_depth:
+        return
+    # each pass takes out the innermost pairs, so a balanced document is gone after as many passes
+    # as it is deep; what is left after max_depth passes (too deep, or unbalanced) is counted
+    pairs = brackets.translate(_PARENS)
+    for _ in range(max_depth):
+        pairs = pairs.replace(b"()", b"")
+        if not pairs:
+            return
+    if max(accumulate(map(_STEP, brackets))) > max_depth:
         raise InvalidJSON(f"nested deeper than {max_depth} levels")
 
 

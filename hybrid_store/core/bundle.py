@@ -240,12 +240,15 @@ def _opened_at_once(fields: Mapping[str, Any]) -> dict[str, tuple[bytes, Any]] |
     verification parses every field of every bundle: the salts are decoded together, and where a
     member is, and the sets a check compares with, are spelled out only by ``_opened``."""
     members = fields.values()
-    if not all(type(member) is dict and member.keys() == _OPENED for member in members):
+    try:  # a salt and a value each (looked at in C: each a dict, of two members, these two)
+        texts, values = [member["salt"] for member in members], [member["value"] for member in members]
+    except (TypeError, KeyError, IndexError):
         return None
-    salts = hex32_many([member["salt"] for member in members])
+    if set(map(type, members)) != {dict} or set(map(len, members)) != {2}:
+        return None
+    salts = hex32_many(texts)
     if salts is None:
         return None
-    values = [member["value"] for member in members]
     try:
         for value in values:
             check_domain(value)

@@ -139,19 +139,17 @@ def _lines(path: Path) -> Iterator[Item]:
     except OSError as exc:
         yield Item(str(path), None, f"cannot read {path}: {exc.strerror}")
         return
+    name, number, limit = str(path), 0, bundles.MAX_BUNDLE_BYTES
     with f:
-        number = 0
-        while line := f.readline(bundles.MAX_BUNDLE_BYTES + 2):  # a bundle, and its line's end
+        while line := f.readline(limit + 2):  # a bundle, and its line's end
             number += 1
-            where, size = f"{path}:{number}", len(line)
-            if size > bundles.MAX_BUNDLE_BYTES and not line.endswith(b"\n"):
+            size = len(line)
+            if size > limit and not line.endswith(b"\n"):
                 while not line.endswith(b"\n") and (line := f.readline(1 << 20)):  # the rest of it, unkept
                     size += len(line)
-                yield Item(
-                    where, None, f"malformed bundle: (bundle): larger than {bundles.MAX_BUNDLE_BYTES} bytes", size
-                )
-            elif line.strip():
-                yield Item(where, line.rstrip(b"\r\n"), size=size)
+                yield Item(f"{name}:{number}", None, f"malformed bundle: (bundle): larger than {limit} bytes", size)
+            elif not line.isspace():  # the line's end is whitespace JSON allows: taken off only where it counts
+                yield Item(f"{name}:{number}", line if size <= limit else line.rstrip(b"\r\n"), size=size)
 
 
 class Checked(NamedTuple):
