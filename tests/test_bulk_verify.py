@@ -238,6 +238,14 @@ def test_a_folder_names_each_forgery_with_its_own_verdict_and_counts_the_rest(co
     assert {r["batchId"] for r in genuine} == {"0", "1", "2"}
 
 
+def test_a_report_written_into_the_folder_it_lists_is_not_read_as_a_bundle(county, folder):
+    report = folder / "verdicts.json"  # JSON lines, whatever its name says
+    done = verify_cli(str(folder), "--trust", str(county.trust_file), "--report", str(report))
+    assert f"{RECORDS + len(KINDS)} bundles verified" in done.output and "verdicts.json" not in done.output.split(
+        "every bundle's verdict")[0], done.output  # fmt: skip
+    assert len(report.read_text(encoding="utf-8").splitlines()) == RECORDS + len(KINDS)
+
+
 def test_without_forgeries_the_exit_status_is_unchecked_offline_and_a_trust_root_is_still_needed(county, folder):
     import shutil
 

@@ -84,15 +84,17 @@ class Item(NamedTuple):  # a tuple: one is made per bundle, and a frozen datacla
 class Inputs:
     """The bundles of ``paths``, read one at a time (a folder's files are listed when it is reached)."""
 
-    def __init__(self, paths: Iterable[Path]) -> None:
+    def __init__(self, paths: Iterable[Path], *, skip: Path | None = None) -> None:
         self.paths = list(paths)
+        #: a file a folder's search passes over (the run's own report, written into the folder it reads)
+        self.skip = os.path.realpath(skip) if skip is not None else None
 
     def size(self) -> int:
         """The bytes all inputs hold (a progress bar's total): a stat of every file, so only asked
         when a bar is shown."""
         total = 0
         for path in self.paths:
-            files = _files(path, []) if path.is_dir() else [str(path)]
+            files = self._files(path, []) if path.is_dir() else [str(path)]
             for file in files:
                 try:
                     total += os.stat(file).st_size
@@ -104,7 +106,7 @@ class Inputs:
         for path in self.paths:
             if path.is_dir():
                 unreadable: list[OSError] = []
-                for file in _files(path, unreadable):
+                for file in self._files(path, unreadable):
                     yield _whole(file)
                 for exc in unreadable:
                     yield Item(str(exc.filename), None, f"cannot read the folder {exc.filename}: {exc.strerror}")
@@ -113,13 +115,15 @@ class Inputs:
             else:
                 yield _whole(str(path))
 
-
-def _files(folder: Path, unreadable: list[OSError]) -> list[str]:
-    found: list[str] = []
-    for top, folders, files in os.walk(folder, onerror=unreadable.append):  # links to folders: not followed
-        folders.sort()
-        found.extend(os.path.join(top, name) for name in sorted(files) if name.endswith(BUNDLE_SUFFIX))
-    return found
+    def _files(self, folder: Path, unreadable: list[OSError]) -> list[str]:
+        found: list[str] = []
+        for top, folders, files in os.walk(folder, onerror=unreadable.append):  # links to folders: not followed
+            folders.sort()
+            found.extend(os.path.join(top, name) for name in sorted(files) if name.endswith(BUNDLE_SUFFIX))
+        if self.skip is not None:  # (the real path only of a file of the report's name)
+            name = os.path.basename(self.skip)
+            found = [f for f in found if os.path.basename(f) != name or os.path.realpath(f) != self.skip]
+        return found
 
 
 def _whole(file: str) -> Item:

@@ -32,7 +32,7 @@ def verify_many(
     run found, and exit with the worst verdict's status."""
     from hybrid_store.verifier import bulk
 
-    inputs = bulk.Inputs(paths)
+    inputs = bulk.Inputs(paths, skip=report)
     verifier = bulk.Bulk(pinned, rpc_url=rpc, depth=depth)
     tally, named = bulk.Tally(), []
     started = time.perf_counter()
