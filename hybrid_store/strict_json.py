@@ -46,17 +46,20 @@ def check_bounds(raw: bytes, *, max_depth: int = MAX_DEPTH, max_bytes: int = MAX
     if len(raw) > max_bytes:
         raise InvalidJSON(f"larger than {max_bytes} bytes")
     unescaped = _ESCAPE.sub(b"", raw) if b"\\" in raw else raw
-    # split at the quotes: the even pieces lie outside strings (an unclosed string's tail is odd)
-    brackets = b"".join(unescaped.translate(None, _NOT_STRUCTURE).split(b'"')[::2])
-    if len(brackets) <= max_depth:
-        return
-    # each pass takes out the innermost pairs, so a balanced document is gone after as many passes
-    # as it is deep; what is left after max_depth passes (too deep, or unbalanced) is counted
+    structure = unescaped.translate(None, _NOT_STRUCTURE)
+    # what lies outside the strings: if taking out adjacent quote pairs, from the left, leaves no
+    # quote, each pair was a string (the first quote could only pair with the second, and so on)
+    # with no bracket in it; else split at the quotes, where the even pieces lie outside strings
+    brackets = structure.replace(b'""', b"")
+    if b'"' in brackets:
+        brackets = b"".join(structure.split(b'"')[::2])  # (an unclosed string's tail is an odd piece)
+    # taking out the innermost pairs lowers the depth by one at most, and what is left nests no
+    # deeper than it has openers: once passes + openers left fit, the document does
     pairs = brackets.translate(_PARENS)
-    for _ in range(max_depth):
-        pairs = pairs.replace(b"()", b"")
-        if not pairs:
+    for passes in range(max_depth + 1):
+        if pairs.count(b"(") <= max_depth - passes:
             return
+        pairs = pairs.replace(b"()", b"")
     if max(accumulate(map(_STEP, brackets))) > max_depth:
         raise InvalidJSON(f"nested deeper than {max_depth} levels")
 

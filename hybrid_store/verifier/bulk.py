@@ -58,6 +58,8 @@ BUNDLE_SUFFIX = ".json"
 SEVERITY = (INVALID, UNAVAILABLE, PENDING, UNCHECKED, VALID)
 #: the verdicts a run names bundle by bundle (the rest are counted)
 NAMED = (INVALID, UNAVAILABLE, PENDING)
+#: trees whose inner nodes a run keeps at once (a folder may hold a few batches' bundles in turn)
+MEMO_TREES = 8
 #: a report's columns (``Checked.row``), one row per bundle
 REPORT_COLUMNS = ("bundle", "status", "standing", "instrument", "chainId", "contract", "batchId", "reason")
 OFFLINE = (
@@ -139,7 +141,7 @@ def _whole(file: str) -> Item:
 def _lines(path: Path) -> Iterator[Item]:
     """A JSON-lines file's bundles; a line longer than a bundle may be is named, not read whole."""
     try:
-        f = open(path, "rb")  # noqa: SIM115 - closed below, after the generator's last line
+        f = open(path, "rb", buffering=1 << 20)  # noqa: SIM115 - closed below, after the generator's last line
     except OSError as exc:
         yield Item(str(path), None, f"cannot read {path}: {exc.strerror}")
         return
@@ -185,7 +187,9 @@ class Bulk:
         reader = chain if chain is not None else node_at(rpc_url) if rpc_url is not None else None
         self.chain = Remembered(reader) if reader is not None else None
         self._refused: dict[tuple[Any, ...], str] = {}
-        self._pairs: merkle.PairMemo = {}  # the inner nodes of the batches seen so far
+        #: the inner nodes hashed so far, a memo per tree (by its root), the last few: bundles come a
+        #: batch at a time, and a small memo is read from the cache where one of all batches is not
+        self._trees: dict[bytes, merkle.PairMemo] = {}
 
     def check(self, item: Item) -> Checked:
         where = item.where
@@ -210,7 +214,7 @@ class Bulk:
 
     def _offline(self, where: str, bundle: bundles.ProofBundle, number: str | None) -> Checked:
         try:
-            bundles.verify_offline(bundle, memo=self._pairs)
+            bundles.verify_offline(bundle, memo=self._memo(bundle))
         except VerificationFailed as exc:
             return Checked(where, INVALID, str(exc), number, bundle.anchor)
         if self.trust is None:
@@ -227,6 +231,16 @@ class Bulk:
         if refused:
             return Checked(where, INVALID, refused, number, anchor)
         return Checked(where, UNCHECKED, OFFLINE, number, anchor)
+
+    def _memo(self, bundle: bundles.ProofBundle) -> merkle.PairMemo | None:
+        if bundle.tree is None:
+            return None
+        memo = self._trees.get(bundle.tree.root)
+        if memo is None:
+            if len(self._trees) >= MEMO_TREES:
+                del self._trees[next(iter(self._trees))]  # the oldest tree
+            memo = self._trees[bundle.tree.root] = {}
+        return memo
 
     def _refusal(self, bundle: bundles.ProofBundle) -> str:
         """Why the trust root says the bundle is not the registry's ("" when it may be)."""
