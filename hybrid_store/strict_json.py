@@ -70,12 +70,18 @@ _FIRST_READ = 64 * 1024
 def read_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_DOCUMENT_BYTES) -> bytes:
     """The bytes of ``path``, or ``InvalidJSON`` if it holds more than ``max_bytes``: at most one
     byte more than the bound is ever read, so a huge file costs nothing. ``OSError`` as ``open``."""
-    with open(path, "rb") as f:
-        # a first read the size of a bundle: asking for ``max_bytes + 1`` at once allocates that much
-        # for every file, which was most of the cost of reading a folder of small ones
-        raw = f.read(min(max_bytes + 1, _FIRST_READ))
-        if len(raw) == _FIRST_READ:
-            raw += f.read(max_bytes + 1 - len(raw))
+    # the file's descriptor itself, read a bundle's size at a time: a folder of many small bundles
+    # is read here, and Python's file objects (and a buffer of ``max_bytes`` asked for at once)
+    # cost more than reading a file does
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks, size = [], 0
+        while size <= max_bytes and (chunk := os.read(fd, min(max_bytes + 1 - size, _FIRST_READ))):
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     if len(raw) > max_bytes:
         raise InvalidJSON(f"larger than {max_bytes} bytes")
     return raw
