@@ -280,15 +280,17 @@ def _parse_tree(obj: Any) -> TreeProof:
         raise MalformedBundle("tree.format", f"must be {merkle.FORMAT!r}")
     if t["leafEncoding"] != list(merkle.COMMITMENT_ENCODING):
         raise MalformedBundle("tree.leafEncoding", f"must be {list(merkle.COMMITMENT_ENCODING)}")
-    if not isinstance(t["value"], list) or len(t["value"]) != 1:
+    value, proof = t["value"], t["proof"]
+    if not isinstance(value, list) or len(value) != 1:
         raise MalformedBundle("tree.value", "must be a list holding the commitment")
-    _hex32(t["value"][0], "tree.value[0]")
-    if not isinstance(t["proof"], list) or len(t["proof"]) > MAX_PROOF_LENGTH:
+    if not isinstance(proof, list) or len(proof) > MAX_PROOF_LENGTH:
+        _hex32(value[0], "tree.value[0]")  # a bad value is named first, as it comes first
         raise MalformedBundle("tree.proof", f"must be a list of at most {MAX_PROOF_LENGTH} hashes")
-    proof = hex32_many(t["proof"])
-    if proof is None:  # name the first that is not a hash
-        proof = [_hex32(p, f"tree.proof[{i}]") for i, p in enumerate(t["proof"])]
-    return TreeProof(tuple(t["leafEncoding"]), tuple(t["value"]), tuple(proof), _hex32(t["root"], "tree.root"))
+    hashes = hex32_many([value[0], *proof, t["root"]])  # the tree's hashes at once; one by one to name one
+    if hashes is None:
+        _hex32(value[0], "tree.value[0]")
+        hashes = [b"", *(_hex32(p, f"tree.proof[{i}]") for i, p in enumerate(proof)), _hex32(t["root"], "tree.root")]
+    return TreeProof(tuple(t["leafEncoding"]), tuple(value), tuple(hashes[1:-1]), hashes[-1])
 
 
 def parse_anchor(obj: Any) -> Anchor:
