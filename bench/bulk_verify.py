@@ -1,7 +1,7 @@
 """Benchmark: an auditor's bulk verification (issue 25), the bulk path beside the naive one, in one run.
 
     python bench/bulk_verify.py                          # 100,000 bundles, offline, one process
-    python bench/bulk_verify.py --bundles 100000 --folder 20000 --processes 2 --onchain 5000 \\
+    python bench/bulk_verify.py --bundles 100000 --folder 20000 --repeat 3 --processes 2 --onchain 5000 \\
         [--before TREE] [--work DIR] [--write docs/benchmarks.md]
 
 The bundles come from a real registry: deeds recorded in SQLite, anchored 1,000 to a batch (the
@@ -16,8 +16,8 @@ Offline, in this one process (one core): the naive path is the existing single-b
 through the core API, ``verify_bytes(line, trust=T)``, for each line of the JSON-lines file; the
 bulk path is what ``landreg verify FILE.jsonl --trust T`` runs (``hybrid_store.verifier.bulk``) over
 the same file, and over a folder of the first ``--folder`` bundles (one file each). Rates are bundles
-per CPU second of the process (per core) and per wall second. Each path's named bundles are compared
-with the forged ones. ``--before TREE`` also times the naive path of another source tree (``git
+per CPU second of the process (per core) and per wall second; ``--repeat N`` runs each path N times
+in turn and shows the median. Each path's named bundles are compared with the forged ones. ``--before TREE`` also times the naive path of another source tree (``git
 archive`` of an earlier commit) in a process of its own; ``--processes P`` splits the file into P
 parts verified by P processes at once (the wall rate of all, and each one's per core).
 
@@ -185,6 +185,12 @@ def bulk_run(path: Path, trust_file: Path, part: tuple[int, int] = (0, 1)) -> di
     return _ran(sum(statuses.values()), cpu, wall, statuses, named)
 
 
+def median(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run whose rate per core is the median of the runs (the lower middle one of an even count)."""
+    ranked = sorted(results, key=lambda r: r["per_cpu_s"])
+    return ranked[(len(ranked) - 1) // 2]
+
+
 def _part(lines: list[bytes], part: tuple[int, int]) -> list[tuple[int, bytes]]:
     return [(i + 1, line) for i, line in enumerate(lines) if i % part[1] == part[0]]
 
@@ -308,6 +314,7 @@ def main() -> None:
     parser.add_argument("--forged", type=float, default=0.01, help="the share forged (0.01: 1 %%)")
     parser.add_argument("--folder", type=int, default=20_000, help="bundles written one file each (0: none)")
     parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=1, help="offline runs of each path, in turn; the median is shown")
     parser.add_argument("--before", type=Path, help="another source tree: its naive path is timed too")
     parser.add_argument("--onchain", type=int, default=0, help="records of a registry on anvil (0: none)")
     parser.add_argument("--onchain-naive", type=int, default=500)
@@ -353,18 +360,21 @@ def main() -> None:
     print(f"{len(mixed):,} bundles, {len(forged):,} forged ({dict(Counter(forged.values()))}); load {load_now()}")
 
     loads = [load_now()]
-    naive_r = naive(path, trust_file)
-    loads.append(load_now())
-    bulk_r = bulk_run(path, trust_file)
-    loads.append(load_now())
+    runs: dict[str, list[dict[str, Any]]] = {"naive": [], "bulk": [], "folder": []}
+    for _ in range(args.repeat):  # in turn, so that a machine growing busier weighs on each alike
+        runs["naive"].append(naive(path, trust_file))
+        runs["bulk"].append(bulk_run(path, trust_file))
+        if args.folder:
+            runs["folder"].append(bulk_run(folder, trust_file))
+        loads.append(load_now())
+    naive_r, bulk_r = median(runs["naive"]), median(runs["bulk"])
     forged_lines = {f"{path}:{i + 1}" for i in forged}
     assert set(bulk_r["named"]) == forged_lines, "the bulk path named other bundles than the forged ones"
     assert {f"{path}:{n}" for n in naive_r["named"]} <= forged_lines and len(naive_r["named"]) == seen
     rows = [row("naive: `verify_bytes` per line (this tree)", naive_r, len(forged), seen),
             row("bulk: `landreg verify FILE.jsonl`'s path", bulk_r, len(forged))]  # fmt: skip
     if args.folder:
-        folder_r = bulk_run(folder, trust_file)
-        loads.append(load_now())
+        folder_r = median(runs["folder"])
         in_folder = sum(1 for i in forged if i < args.folder)
         assert len(folder_r["named"]) == in_folder
         rows.append(row(f"bulk over a folder of {args.folder:,} files", folder_r, in_folder))
@@ -372,7 +382,7 @@ def main() -> None:
         before = collect(in_process("naive", path, trust_file, args.before, (0, 1)))
         loads.append(load_now())
         before["named"] = list(range(before["named"]))
-        rows.append(row(f"naive: `verify_bytes` per line ({args.before.name}, before)", before, len(forged), seen))
+        rows.append(row("naive: `verify_bytes` per line (`--before` tree)", before, len(forged), seen))
     if args.processes > 1:
         files = []
         for i in range(args.processes):  # each process its own file: a share of the lines, in turn
@@ -392,7 +402,8 @@ def main() -> None:
     header = ["| path | bundles | CPU s | per core: bundles/CPU s | wall s | bundles/wall s | forgeries named |",
               "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     text = "\n".join([*header, *rows])
-    text += f"\n\nBulk / naive, per core (same run): {ratio:.1f}×. Load average (1/5/15 min) at each step: {', '.join(loads)}."
+    text += (f"\n\nOffline rows: the median of {args.repeat} run{'s' if args.repeat > 1 else ''} of each path, in turn. Bulk / "
+             f"naive, per core (same run): {ratio:.1f}×. Load average (1/5/15 min) at each step: {', '.join(loads)}.")  # fmt: skip
     if args.onchain:
         say(f"on chain: a registry of {args.onchain:,} on anvil")
         c = on_chain(
@@ -407,7 +418,7 @@ def main() -> None:
             f"{c['bulk_calls']:.2f} |\n\nBulk calls by name: {c['bulk_asked']}."
         )  # fmt: skip
     stamp = (f"Command: `python bench/bulk_verify.py --bundles {args.bundles} --folder {args.folder} "
-             f"--processes {args.processes}{' --before TREE' if args.before else ''}"
+             f"--repeat {args.repeat} --processes {args.processes}{' --before TREE' if args.before else ''}"
              f"{f' --onchain {args.onchain}' if args.onchain else ''}` ({datetime.now(UTC):%Y-%m-%d}, "
              f"Python {platform.python_version()}, {os.cpu_count()} cores)")  # fmt: skip
     print(stamp + "\n\n" + text)
