@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -57,6 +58,39 @@ def test_depth_is_bounded_before_parsing(raw, ok):
     else:
         with pytest.raises(strict_json.InvalidJSON, match="nested deeper than 32"):
             strict_json.check_bounds(raw)
+
+
+def reference_bounds(raw: bytes, max_depth: int = strict_json.MAX_DEPTH) -> bool:
+    """The scanner as it was first written, a token at a time: whether ``raw`` nests within
+    ``max_depth`` (the fast one is held to it)."""
+    depth, in_string = 0, False
+    for match in re.finditer(rb'\\.|["\[\]{}]', raw, re.S):
+        token = match.group()
+        if token == b'"':
+            in_string = not in_string
+        elif in_string or len(token) == 2:
+            continue
+        elif token in (b"[", b"{"):
+            depth += 1
+            if depth > max_depth:
+                return False
+        else:
+            depth -= 1
+    return True
+
+
+structural = st.lists(st.sampled_from([b"[", b"]", b"{", b"}", b'"', b"\\", b"a", b":", b",", b" ", b"\n", b"\xc3\xa9"]),
+                      max_size=120).map(b"".join)  # fmt: skip
+
+
+@given(st.one_of(structural, st.binary(max_size=200)), st.integers(0, 40))
+def test_the_fast_scanner_agrees_with_the_token_by_token_one(raw, max_depth):
+    try:
+        strict_json.check_bounds(raw, max_depth=max_depth)
+        within = True
+    except strict_json.InvalidJSON:
+        within = False
+    assert within == reference_bounds(raw, max_depth)
 
 
 json_values = st.recursive(

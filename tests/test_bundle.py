@@ -74,6 +74,40 @@ def test_unknown_top_level_member_and_wrong_types_are_named():
         assert exc.value.field == field
 
 
+def _members(value, path=""):
+    """Every member of a decoded bundle with its path as the parser names it (``tree.proof[2]``)."""
+    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in children:
+        where = f"{path}.{key}" if isinstance(key, str) and path else key if isinstance(key, str) else f"{path}[{key}]"
+        yield where, child
+        yield from _members(child, where)
+
+
+@pytest.mark.parametrize("folder", VECTOR_DIRS)
+def test_a_member_of_the_wrong_kind_is_named_wherever_it_is(folder):
+    """Each member of a bundle replaced in turn by values of the wrong kind: the parser names that
+    member (or the member holding it, when that is checked whole), and no other: the parser reads a
+    bundle's hashes and fields together, and names the first wrong one by reading them one by one."""
+    v = json.loads((Path(__file__).parent / "vectors" / folder / "valid-deed.json").read_text())["bundle"]
+    wrong = [None, True, 1.5, "0x" + "AB" * 32, "0x" + "ab" * 31, {"x": 1}, [[["deep"]]], "\ud800"]
+    for where, _ in list(_members(v)):
+        for replacement in wrong:
+            b = json.loads(json.dumps(v))
+            target, keys = b, [k for k in where.replace("]", "").replace("[", ".[").split(".")]
+            for key in keys[:-1]:
+                target = target[int(key[1:])] if key.startswith("[") else target[key]
+            last = keys[-1]
+            target[int(last[1:]) if last.startswith("[") else last] = replacement
+            try:
+                bundles.parse(b)
+            except MalformedBundle as exc:  # the member, or a member around it checked whole, or one inside it
+                assert _on_path(exc.field, where) or _on_path(where, exc.field), (where, replacement, exc.field)
+
+
+def _on_path(inner: str, outer: str) -> bool:
+    return inner == outer or inner.startswith((outer + ".", outer + "["))
+
+
 def test_a_v2_bundle_carries_its_successor_and_round_trips_exactly():
     v = json.loads((Path(__file__).parent / "vectors" / "bundle" / "valid-deed.json").read_text())["bundle"]
     carried = {**v, "format": "landreg-proof-bundle/v2", "successor": v}

@@ -323,3 +323,27 @@ def test_eip55_check_agrees_with_eth_utils() -> None:
             forms.append(good[:flip] + good[flip].swapcase() + good[flip + 1 :])
         for text in forms:
             assert is_checksum_address(text) == reference(text), text
+
+
+hex_texts = st.one_of(
+    st.binary(min_size=32, max_size=32).map(lambda b: "0x" + b.hex()),
+    st.binary(min_size=32, max_size=32).map(lambda b: "0x" + b.hex().upper()),
+    st.binary(min_size=31, max_size=33).map(lambda b: "0x" + b.hex()),
+    st.binary(min_size=32, max_size=32).map(lambda b: "0X" + b.hex()),
+    st.tuples(st.binary(min_size=32, max_size=32), st.integers(0, 65), st.sampled_from(" \t\nxX0gé")).map(
+        lambda t: ("0x" + t[0].hex())[: t[1]] + t[2] + ("0x" + t[0].hex())[t[1] + 1 :]),
+    st.text(max_size=70),
+    st.integers(),
+    st.none(),
+)  # fmt: skip
+
+
+@given(st.lists(hex_texts, max_size=20))
+def test_many_hashes_read_at_once_are_read_as_each_alone(texts) -> None:
+    """``hex32_many`` (a bundle's salts and proof in a few C calls) accepts exactly what ``is_hex32``
+    accepts of each, and reads the same bytes."""
+    from hybrid_store.core.hashing import hex32_bytes, hex32_many, is_hex32
+
+    each = [hex32_bytes(t) for t in texts]
+    assert [b is not None for b in each] == [is_hex32(t) for t in texts]
+    assert hex32_many(texts) == (None if None in each else each)

@@ -116,3 +116,22 @@ def test_node_blob_round_trip():
     assert merkle.nodes_from_bytes(merkle.nodes_to_bytes(nodes)) == nodes
     with pytest.raises(ValueError):
         merkle.nodes_from_bytes(b"\x00" * 33)
+
+
+@given(st.lists(hashes32, min_size=1, max_size=40, unique=True), st.lists(st.integers(0, 39), max_size=60),
+       st.integers(0, 2))  # fmt: skip
+def test_a_memo_of_pairs_gives_the_root_the_fold_without_one_gives(leaves, order, cap):
+    """A bulk verification folds each bundle's proof with the pairs it has hashed before at hand
+    (``memo``): every proof of a tree, forged ones among them, in any order, and a memo that starts
+    afresh when full, give exactly the roots the plain fold gives."""
+    tree = merkle.StandardTree.of([[to_hex(x)] for x in leaves], merkle.COMMITMENT_ENCODING)
+    memo: merkle.PairMemo = {}
+    for k in order:
+        i = k % len(leaves)
+        proof = tree.proof(i)
+        for leaf in (merkle.commitment_leaf(leaves[i]), keccak256(leaves[i])):  # the leaf, and one that is not
+            with_memo = merkle.process_proof(leaf, proof, memo)
+            assert with_memo == merkle.process_proof(leaf, proof)
+        if len(memo) > cap:
+            memo.clear()
+    assert all(keccak256(pair) == parent for pair, parent in memo.items())

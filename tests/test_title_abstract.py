@@ -186,7 +186,7 @@ def status_via(channel: str, db, chain, document: dict, tmp_path, monkeypatch, s
         from registry_service.cli import main as cli
         from tests.conftest import _trust_homes
 
-        monkeypatch.setattr(abstracts, "_node_at", lambda url: chain)
+        monkeypatch.setattr(abstracts, "node_at", lambda url: chain)
         trust_of(db)
         path = tmp_path / "abstract.json"
         path.write_text(json.dumps(document))
@@ -425,7 +425,7 @@ def test_the_cli_verifies_an_abstract_with_its_own_exit_statuses(book, tmp_path,
     from tests.conftest import _trust_homes
 
     db, chain, dep, made = book
-    monkeypatch.setattr(abstracts, "_node_at", lambda url: chain)
+    monkeypatch.setattr(abstracts, "node_at", lambda url: chain)
     trust_of(db)
     trust = str(_trust_homes[str(db.engine.url)] / "trust" / "root.json")
     runner = CliRunner()

@@ -28,7 +28,7 @@ from typing import Any
 from hybrid_store.core import merkle
 from hybrid_store.core.canonical import check_domain
 from hybrid_store.core.commitment import SCHEMES, Disclosure, fields_of
-from hybrid_store.core.hashing import from_hex32, is_checksum_address, is_hex32, to_hex
+from hybrid_store.core.hashing import from_hex32, hex32_bytes, hex32_many, is_checksum_address, to_hex
 from hybrid_store.errors import MalformedBundle, VerificationFailed
 
 FORMAT = "landreg-proof-bundle/v1"
@@ -146,9 +146,10 @@ def _object(obj: Any, where: str, required: set[str], optional: frozenset[str] =
 
 
 def _hex32(value: Any, where: str) -> bytes:
-    if not is_hex32(value):
+    data = hex32_bytes(value)
+    if data is None:
         raise MalformedBundle(where, "must be 0x followed by 64 lowercase hex digits")
-    return from_hex32(value)
+    return data
 
 
 def _uint(value: Any, where: str) -> int:
@@ -209,18 +210,60 @@ def _parse_nested(obj: Any, where: str) -> ProofBundle:
         raise MalformedBundle(f"{where}.{exc.field}", exc.message) from None
 
 
+_FIELD_SETS = {scheme: frozenset(fields_of(scheme)) for scheme in SCHEMES}
+_OPENED = {"salt", "value"}
+
+
 def _parse_record(obj: Any) -> tuple[bytes, Disclosure]:
     record = _object(obj, "record", {"scheme", "commitment", "fields", "redacted"})
     scheme = record["scheme"]
     if scheme not in SCHEMES:  # every scheme whose proofs exist, each with its own fields
         raise MalformedBundle("record.scheme", f"must be one of {', '.join(repr(s) for s in SCHEMES)}")
-    fields_here = frozenset(fields_of(scheme))
+    fields_here = _FIELD_SETS[scheme]
     commitment = _hex32(record["commitment"], "record.commitment")
     fields = _object(record["fields"], "record.fields", set(), fields_here)
+    opened = _opened_at_once(fields)
+    if opened is None:  # something is wrong: the first field that is, named
+        opened = _opened(fields)
+    redacted_obj = _object(record["redacted"], "record.redacted", set(), fields_here)
+    redacted = {name: _hex32(h, f"record.redacted.{name}") for name, h in redacted_obj.items()}
+    disclosure = Disclosure(opened=opened, redacted=redacted, scheme=scheme)
+    try:
+        disclosure.check_fields()
+    except ValueError as exc:
+        raise MalformedBundle("record", str(exc)) from None
+    return commitment, disclosure
+
+
+def _opened_at_once(fields: Mapping[str, Any]) -> dict[str, tuple[bytes, Any]] | None:
+    """The disclosed fields' salts and values, or None if any field is not well-formed. A bulk
+    verification parses every field of every bundle: the salts are decoded together, and where a
+    member is, and the sets a check compares with, are spelled out only by ``_opened``."""
+    members = fields.values()
+    try:  # a salt and a value each (looked at in C: each a dict, of two members, these two)
+        texts, values = [member["salt"] for member in members], [member["value"] for member in members]
+    except (TypeError, KeyError, IndexError):
+        return None
+    if set(map(type, members)) != {dict} or set(map(len, members)) != {2}:
+        return None
+    salts = hex32_many(texts)
+    if salts is None:
+        return None
+    try:
+        for value in values:
+            check_domain(value)
+    except ValueError:
+        return None
+    return dict(zip(fields, zip(salts, values, strict=True), strict=True))
+
+
+def _opened(fields: Mapping[str, Any]) -> dict[str, tuple[bytes, Any]]:
+    """The disclosed fields' salts and values, field by field; ``MalformedBundle`` for the first
+    member that is wrong, naming it."""
     opened = {}
     for name, member in fields.items():
         where = f"record.fields.{name}"
-        member = _object(member, where, {"salt", "value"})
+        member = _object(member, where, _OPENED)
         salt = _hex32(member["salt"], f"{where}.salt")
         try:
             check_domain(member["value"], f"{where}.value")
@@ -228,14 +271,7 @@ def _parse_record(obj: Any) -> tuple[bytes, Disclosure]:
             field, _, message = str(exc).partition(": ")
             raise MalformedBundle(field, message) from None
         opened[name] = (salt, member["value"])
-    redacted_obj = _object(record["redacted"], "record.redacted", set(), fields_here)
-    redacted = {name: _hex32(h, f"record.redacted.{name}") for name, h in redacted_obj.items()}
-    disclosure = Disclosure(opened=opened, redacted=redacted, scheme=scheme)
-    try:
-        disclosure.field_hashes()
-    except ValueError as exc:
-        raise MalformedBundle("record", str(exc)) from None
-    return commitment, disclosure
+    return opened
 
 
 def _parse_tree(obj: Any) -> TreeProof:
@@ -244,13 +280,17 @@ def _parse_tree(obj: Any) -> TreeProof:
         raise MalformedBundle("tree.format", f"must be {merkle.FORMAT!r}")
     if t["leafEncoding"] != list(merkle.COMMITMENT_ENCODING):
         raise MalformedBundle("tree.leafEncoding", f"must be {list(merkle.COMMITMENT_ENCODING)}")
-    if not isinstance(t["value"], list) or len(t["value"]) != 1:
+    value, proof = t["value"], t["proof"]
+    if not isinstance(value, list) or len(value) != 1:
         raise MalformedBundle("tree.value", "must be a list holding the commitment")
-    _hex32(t["value"][0], "tree.value[0]")
-    if not isinstance(t["proof"], list) or len(t["proof"]) > MAX_PROOF_LENGTH:
+    if not isinstance(proof, list) or len(proof) > MAX_PROOF_LENGTH:
+        _hex32(value[0], "tree.value[0]")  # a bad value is named first, as it comes first
         raise MalformedBundle("tree.proof", f"must be a list of at most {MAX_PROOF_LENGTH} hashes")
-    proof = tuple(_hex32(p, f"tree.proof[{i}]") for i, p in enumerate(t["proof"]))
-    return TreeProof(tuple(t["leafEncoding"]), tuple(t["value"]), proof, _hex32(t["root"], "tree.root"))
+    hashes = hex32_many([value[0], *proof, t["root"]])  # the tree's hashes at once; one by one to name one
+    if hashes is None:
+        _hex32(value[0], "tree.value[0]")
+        hashes = [b"", *(_hex32(p, f"tree.proof[{i}]") for i, p in enumerate(proof)), _hex32(t["root"], "tree.root")]
+    return TreeProof(tuple(t["leafEncoding"]), tuple(value), tuple(hashes[1:-1]), hashes[-1])
 
 
 def parse_anchor(obj: Any) -> Anchor:
@@ -275,10 +315,11 @@ class OfflineVerdict:
     root: bytes
 
 
-def verify_offline(bundle: ProofBundle) -> OfflineVerdict:
+def verify_offline(bundle: ProofBundle, *, memo: merkle.PairMemo | None = None) -> OfflineVerdict:
     """Check the math: fields -> commitment -> leaf -> root. Raises ``VerificationFailed``.
 
     Says nothing about whether the root is on a chain; see ``hybrid_store.verifier.anchor.verify_anchor``.
+    ``memo``: inner nodes hashed for earlier bundles (``merkle.process_proof``), for many bundles at once.
     """
     computed = bundle.disclosure.commitment()
     if computed != bundle.commitment:
@@ -295,8 +336,13 @@ def verify_offline(bundle: ProofBundle) -> OfflineVerdict:
             expected=to_hex(bundle.commitment),
             computed=bundle.tree.value[0],
         )
-    leaf = bundle.tree.leaf
-    root = merkle.process_proof(leaf, bundle.tree.proof)
+    # the leaf of the value just compared with the commitment (``tree.leaf`` decodes it again)
+    leaf = (
+        merkle.commitment_leaf(computed)
+        if bundle.tree.leaf_encoding == merkle.COMMITMENT_ENCODING
+        else bundle.tree.leaf
+    )
+    root = merkle.process_proof(leaf, bundle.tree.proof, memo)
     if root != bundle.tree.root:
         raise VerificationFailed(
             "the Merkle proof does not lead to the stated root",

@@ -19,6 +19,14 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=T
 
 def check_domain(value: Any, path: str = "value") -> None:
     """Raise ``ValueError`` if ``value`` is outside the committed value domain."""
+    kind = type(value)
+    if kind is str and value.isascii():  # ASCII text is valid Unicode and in NFC (a bulk verification's
+        return  # every field passes here: the general checks below cost more than hashing the field)
+    if kind is list:
+        for i, item in enumerate(value):
+            if type(item) is not str or not item.isascii():
+                check_domain(item, f"{path}[{i}]")
+        return
     if value is None or isinstance(value, str):
         if isinstance(value, str):
             check_text(value, path)

@@ -19,5 +19,7 @@ satisfies; the web3 adapter is imported lazily, only when a verdict is asked of 
                     (``hybrid_store.core.abstract``);
 * ``receipts``    - the receipt format, the bytes a receipt's signature covers, and its checks;
 * ``trust``       - a trust root read from the auditor's pinned file or a URL, and its updates;
-* ``reader``      - ``ChainReader``, the reads the checks make of a chain.
+* ``reader``      - ``ChainReader``, the reads the checks make of a chain;
+* ``bulk``        - many bundles at once (a folder, JSON lines): each in full, what is shared once;
+* ``remembered``  - a ``ChainReader`` that reads each batch's anchor once per run.
 """

@@ -36,7 +36,7 @@ from hybrid_store.core.standing import CURRENT, SUPERSEDED, Standing, supersessi
 from hybrid_store.core.trust import TrustRoot
 from hybrid_store.errors import AnchorPending, ChainError, ChainUnavailable, MalformedBundle, VerificationFailed
 from hybrid_store.verifier.anchor import DEFAULT_DEPTH, AnchorVerdict, anchored_batch
-from hybrid_store.verifier.reader import ChainReader
+from hybrid_store.verifier.reader import ChainReader, node_at
 
 FORMAT = "landreg-title-abstract/v1"
 HEAD_FORMAT = "landreg-title-head/v1"
@@ -312,7 +312,7 @@ def verify_document(
             summary=_summary(key, entries, batch), parcel_key=key, records=lines,
             title=title_abstract.derive(key, entries), details=details,
         )  # fmt: skip
-    reader = chain if chain is not None else _node_at(str(rpc_url))
+    reader = chain if chain is not None else node_at(str(rpc_url))
     try:
         reader.ensure_reachable()
         return _on_chain(parsed, entries, head, reader, trust, newest, newest_of, depth, details)
@@ -329,12 +329,6 @@ def verify_document(
     except ChainError as exc:
         return AbstractVerdict(INVALID, f"cannot check the anchors: {exc}", parcel_key=key, records=lines,
                                details=details)  # fmt: skip
-
-
-def _node_at(rpc_url: str) -> ChainReader:
-    from hybrid_store.chain.connect import node_at
-
-    return node_at(rpc_url)
 
 
 def _summary(key: str, entries: Sequence[title_abstract.Entry], batch: int) -> str:

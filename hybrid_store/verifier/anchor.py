@@ -119,11 +119,7 @@ def anchored(bundle: bundles.ProofBundle, chain: ChainReader, trust: TrustRoot, 
     anchor, tree = bundle.anchor, bundle.tree
     if anchor is None or tree is None:
         raise VerificationFailed("the record is pending: its batch has not been anchored yet")
-    if bundle.jurisdiction is not None and bundle.jurisdiction != trust.jurisdiction:
-        raise VerificationFailed(
-            f"the bundle reads its parcels as {bundle.jurisdiction!r} does, but {trust.describe()} is a registry of "
-            f"{trust.jurisdiction!r}: not a record of this registry"
-        )
+    check_jurisdiction(bundle, trust)
     placed = _placed(anchor, tree, chain, trust)
     now = _check_batch(bundle, placed.contract, anchor.batch_id, placed.deployment.from_block)
     return _deep_enough(anchor, placed, trust, depth, now)
@@ -205,12 +201,46 @@ def _batch_root(contract: ChainReader, batch_id: int, root: bytes) -> None:
         raise VerificationFailed(f"batch {batch_id} on chain has root {to_hex(on_chain.root)}, not {to_hex(root)}")
 
 
-def _check_network(anchor: bundles.Anchor, chain: ChainReader, trust: TrustRoot) -> None:
-    """The bundle's chain, and the node's chain and genesis, are the trust root's."""
+def claimed_of_registry(bundle: bundles.ProofBundle, trust: TrustRoot) -> Deployment:
+    """What the trust root alone says of an anchored bundle, without a chain: its jurisdiction, its
+    chain and its contract must be the registry's. The deployment the trust root lists for the
+    contract, or ``VerificationFailed`` with the reason the check on chain gives (a verification of
+    many bundles names a bundle of another registry offline)."""
+    assert bundle.anchor is not None
+    check_jurisdiction(bundle, trust)
+    check_anchor_chain(bundle.anchor, trust)
+    return listed_deployment(bundle.anchor, trust)
+
+
+def check_jurisdiction(bundle: bundles.ProofBundle, trust: TrustRoot) -> None:
+    if bundle.jurisdiction is not None and bundle.jurisdiction != trust.jurisdiction:
+        raise VerificationFailed(
+            f"the bundle reads its parcels as {bundle.jurisdiction!r} does, but {trust.describe()} is a registry of "
+            f"{trust.jurisdiction!r}: not a record of this registry"
+        )
+
+
+def check_anchor_chain(anchor: bundles.Anchor, trust: TrustRoot) -> None:
     if anchor.chain_id != trust.chain_id:
         raise VerificationFailed(
             f"the bundle was anchored on chain {anchor.chain_id}, but {trust.describe()} lists chain {trust.chain_id}"
         )
+
+
+def listed_deployment(anchor: bundles.Anchor, trust: TrustRoot) -> Deployment:
+    """The deployment the trust root lists for the bundle's contract (never the bundle's own word)."""
+    deployment = trust.deployment(anchor.contract)
+    if deployment is None:
+        listed = ", ".join(f"{d.contract} ({d.describe_range()})" for d in trust.deployments) or "none"
+        raise VerificationFailed(
+            f"contract {anchor.contract} is not a DeedRegistry of {trust.registry_name}: {trust.describe()} lists {listed}"
+        )
+    return deployment
+
+
+def _check_network(anchor: bundles.Anchor, chain: ChainReader, trust: TrustRoot) -> None:
+    """The bundle's chain, and the node's chain and genesis, are the trust root's."""
+    check_anchor_chain(anchor, trust)
     if chain.chain_id != trust.chain_id:
         raise VerificationFailed(
             f"the node is chain {chain.chain_id}, but {trust.describe()} lists chain {trust.chain_id}"
@@ -225,12 +255,7 @@ def _check_network(anchor: bundles.Anchor, chain: ChainReader, trust: TrustRoot)
 
 def _listed_contract(anchor: bundles.Anchor, chain: ChainReader, trust: TrustRoot) -> tuple[Deployment, ChainReader]:
     """The deployment the trust root lists for the bundle's contract, with its code as listed."""
-    deployment = trust.deployment(anchor.contract)
-    if deployment is None:
-        listed = ", ".join(f"{d.contract} ({d.describe_range()})" for d in trust.deployments) or "none"
-        raise VerificationFailed(
-            f"contract {anchor.contract} is not a DeedRegistry of {trust.registry_name}: {trust.describe()} lists {listed}"
-        )
+    deployment = listed_deployment(anchor, trust)
     contract = chain.at(deployment.contract)  # the listed contract, read-only
     if not contract.has_code(deployment.contract):
         raise VerificationFailed(f"no contract at {deployment.contract} on this chain (reset chain or wrong network)")

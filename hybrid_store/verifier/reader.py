@@ -36,3 +36,11 @@ class ChainReader(Protocol):
     def revoked_at(self, batch_id: int, leaf: bytes) -> int: ...
     def revocation_reason(self, chain_batch_id: int, leaf: bytes, from_block: int = 0) -> bytes | None: ...
     def verify_commitment(self, batch_id: int, proof: list[bytes], commitment: bytes) -> bool: ...
+
+
+def node_at(rpc_url: str) -> ChainReader:
+    """A reader of the node at ``rpc_url``: the web3 adapter, imported only now (the verifier loads no
+    chain library until a verdict is asked of a node)."""
+    from hybrid_store.chain.connect import node_at as web3_node_at
+
+    return web3_node_at(rpc_url)

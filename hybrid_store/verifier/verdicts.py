@@ -36,7 +36,7 @@ from hybrid_store.errors import (
 from hybrid_store.verifier.anchor import DEFAULT_DEPTH, AnchorVerdict, verify_anchor
 from hybrid_store.verifier.corrections import Correction, show_correction
 from hybrid_store.verifier.disclosed import Disclosed, disclosed_fields
-from hybrid_store.verifier.reader import ChainReader
+from hybrid_store.verifier.reader import ChainReader, node_at
 
 VALID, INVALID, UNCHECKED, UNAVAILABLE, PENDING = "valid", "invalid", "unchecked", "unavailable", "pending"
 CORRECTED = "corrected"
@@ -129,6 +129,15 @@ class Evidence:
     corrections_of: Lookup | None = None  # -> a list of decoded bundles
 
 
+def unlisted_scheme(bundle: bundles.ProofBundle, trust: TrustRoot) -> str:
+    """Why the bundle's commitment scheme makes it not the registry's ("" when the trust root lists it)."""
+    scheme = bundle.disclosure.scheme
+    if trust.lists_scheme(scheme):
+        return ""
+    return (f"commitment scheme {scheme} is not one {trust.describe()} lists: this registry did not commit records "
+            "that way, so the bundle is not its (ask the registry for its current trust root if it says otherwise)")  # fmt: skip
+
+
 def verify_document(
     document: Any, rpc_url: str | None = None, *, chain: ChainReader | None = None, trust: TrustRoot | None = None,
     successor: Any = None, successor_of: Lookup | None = None, corrections: Sequence[Any] = (),
@@ -158,12 +167,9 @@ def verify_document(
     a = bundle.anchor
     details["anchor"] = {"chainId": a.chain_id, "contract": a.contract, "batchId": a.batch_id,
                          "txHash": a.tx_hash, "blockNumber": a.block_number}  # fmt: skip
-    scheme = bundle.disclosure.scheme
-    if trust is not None and not trust.lists_scheme(scheme):
-        return Verdict(False, f"commitment scheme {scheme} is not one {trust.describe()} lists: this registry "
-                       "did not commit records that way, so the bundle is not its (ask the registry for its "
-                       "current trust root if it says otherwise)", summary=what, details=details,
-                       disclosed=shown)  # fmt: skip
+    unlisted = unlisted_scheme(bundle, trust) if trust is not None else ""
+    if unlisted:
+        return Verdict(False, unlisted, summary=what, details=details, disclosed=shown)
     if trust is None or (rpc_url is None and chain is None):
         missing = NO_TRUST if trust is None else "the anchor was not checked on chain (add --rpc URL)"
         return Verdict(
@@ -173,17 +179,10 @@ def verify_document(
             f"the anchor (batch {a.batch_id} of {a.contract} on chain {a.chain_id}) was not checked",
             details=details, unchecked=True, disclosed=shown,
         )  # fmt: skip
-    reader = chain if chain is not None else _node_at(str(rpc_url))
+    reader = chain if chain is not None else node_at(str(rpc_url))
     evidence = Evidence(successor=given, successor_of=successor_of, corrections=corrections,
                         corrections_of=corrections_of)  # fmt: skip
     return _on_chain(bundle, reader, trust, evidence, depth, what, details, shown)
-
-
-def _node_at(rpc_url: str) -> ChainReader:
-    """The web3 adapter, imported only now: the verifier loads no chain library until it reads one."""
-    from hybrid_store.chain.connect import node_at
-
-    return node_at(rpc_url)
 
 
 def _on_chain(

@@ -111,6 +111,8 @@ def fail(message: str, hint: str = "", code: int = 1) -> typer.Exit:
 
 #: the exit status of every command when the chain's node did not answer (nothing was concluded)
 UNAVAILABLE_EXIT = 4
+#: `landreg verify`: each verdict its own exit status (0, 1, 3 and 4 as they always were; PENDING added after them)
+VERDICT_EXIT = {"valid": 0, "invalid": 1, "unchecked": 3, "unavailable": UNAVAILABLE_EXIT, "pending": 5}
 
 
 def friendly(fn: F) -> F:

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from registry_service.cli.common import (
-    UNAVAILABLE_EXIT,
+    VERDICT_EXIT,
     chain_for,
     cli_actor,
     console,
@@ -258,10 +258,6 @@ def _pinned_trust(trust: str | None):  # -> TrustRoot | None
     return load(local) if local.exists() else None
 
 
-#: each verdict its own exit status (0, 1, 3 and 4 as they always were; PENDING added after them)
-VERDICT_EXIT = {"valid": 0, "invalid": 1, "unchecked": 3, "unavailable": UNAVAILABLE_EXIT, "pending": 5}
-
-
 def _print_verdict(verdict, as_json: bool) -> None:
     if as_json:
         console.out(json.dumps(verdict.to_json(), indent=2), highlight=False)
@@ -294,7 +290,15 @@ def _print_fields(verdict) -> None:
 
 @app.command()
 def verify(
-    bundle_file: Annotated[Path, typer.Argument(help="A proof bundle (JSON) exported by `landreg proof` or the API.")],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="A proof bundle (JSON) exported by `landreg proof` or the API, or a title abstract; or many "
+            "bundles: a folder (every *.json in it and its sub-folders), a JSON-lines file (*.jsonl, a bundle a "
+            "line), or several files.",
+            show_default=False,
+        ),  # fmt: skip
+    ],
     rpc: Annotated[
         str | None,
         typer.Option(help="JSON-RPC URL of a node of the anchoring chain (your own, or one you trust)."),
@@ -329,6 +333,13 @@ def verify(
             "https://REGISTRY/api/v1/parcels/KEY/head), to tell COMPLETE from STALE.",
         ),  # fmt: skip
     ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="With many bundles: write every bundle's verdict to this file, as CSV (*.csv) or JSON lines.",
+        ),  # fmt: skip
+    ] = None,
 ) -> None:
     """Verify a proof bundle, or a parcel's title abstract, against the registry's trust root: the math, and the anchor on chain.
 
@@ -348,15 +359,32 @@ def verify(
     gap), UNCHECKED (3), UNAVAILABLE (4), PENDING (5), STALE (6: the parcel's head moved after the
     abstract's batch, shown by --head) or COMPLETE AS OF BATCH M (7: newer batches were anchored
     and no --head at the newest was given); it prints the owners of record and the open encumbrances.
+
+    Many bundles (a folder, a JSON-lines file, several files) are verified one by one, each in full,
+    with what a batch's bundles share on chain read once per batch: each bundle that is not VALID (or,
+    offline, UNCHECKED) is named with its reason, then the totals per verdict. Offline, a bundle of
+    another registry (a contract, chain or jurisdiction the trust root does not list) is INVALID. The
+    exit status is the worst verdict's: INVALID, then UNAVAILABLE, PENDING, UNCHECKED, VALID.
     """
     from hybrid_store.core.trust import TrustRootError
+    from hybrid_store.verifier.bulk import is_many
     from hybrid_store.verifier.verdicts import verify_file
 
+    many = is_many(paths)
+    if many and (successor is not None or corrected_by or head is not None):
+        raise fail("--successor, --corrected-by and --head go with one bundle or abstract, not many", code=2)
+    if report is not None and not many:
+        raise fail("--report goes with many bundles (a folder, a JSON-lines file, or several files)", code=2)
     try:
         pinned = _pinned_trust(trust)
     except TrustRootError as exc:
         console.print(f"[red]INVALID[/red]: {plain(str(exc))}")
         raise typer.Exit(1) from None
+    if many:
+        from registry_service.cli.verify_many import verify_many
+
+        verify_many(paths, rpc, pinned, depth=confirmations, as_json=as_json, report=report)
+    bundle_file = paths[0]
     document = _abstract_in(bundle_file)
     if document is not None:
         _verify_abstract(document, rpc, pinned, head, confirmations, as_json)
