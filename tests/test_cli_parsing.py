@@ -67,12 +67,12 @@ def test_plain_values_are_converted_as_typer_converts_them(tmp_path):
 
 def test_an_offline_verify_s_values_are_plain_ones():
     verify = typer.main.get_command(app).commands["verify"]
-    given = {"bundle_file": "B.json", "trust": "T.json", "rpc": None, "as_json": False, "successor": None,
-             "corrected_by": ["C.json", "D.json"], "confirmations": "12", "head": None}  # fmt: skip
+    given = {"paths": ["B.json"], "trust": "T.json", "rpc": None, "as_json": False, "successor": None,
+             "corrected_by": ["C.json", "D.json"], "confirmations": "12", "head": None, "report": None}  # fmt: skip
     converted = {p.name: plain_value(p, given[p.name]) for p in verify.params}
-    assert converted == {"bundle_file": Path("B.json"), "trust": "T.json", "rpc": None, "as_json": False,
+    assert converted == {"paths": [Path("B.json")], "trust": "T.json", "rpc": None, "as_json": False,
                          "successor": None, "corrected_by": [Path("C.json"), Path("D.json")], "confirmations": 12,
-                         "head": None}  # fmt: skip
+                         "head": None, "report": None}  # fmt: skip
 
 
 @pytest.mark.parametrize(
