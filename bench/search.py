@@ -59,6 +59,8 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=60, help="queries of each kind (each run --repeat times)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--write", type=Path, help="append the figures to this Markdown file")
+    ap.add_argument("--slowest", type=int, default=0, metavar="N",
+                    help="print each kind's N slowest queries (their criteria and times) to stderr")  # fmt: skip
     args = ap.parse_args()
 
     from sqlalchemy import func, select, text
@@ -112,14 +114,20 @@ def main() -> None:
     found: dict[str, float] = {}
     for kind, criteria in kinds.items():
         samples: list[float] = []
+        each: list[tuple[float, Criteria, list[float]]] = []
         hits = 0
         for c in criteria:
             queries.search(c)  # warm
-            samples += timed(lambda c=c: queries.search(c), args.repeat)
+            times = timed(lambda c=c: queries.search(c), args.repeat)
+            samples += times
+            each.append((max(times), c, times))
             hits += bool(queries.search(c).data)
         results[kind] = percentiles(samples)
         found[kind] = hits / len(criteria)
         print(f"{kind}: {results[kind]}", file=sys.stderr)
+        for _, c, times in sorted(each, key=lambda e: e[0], reverse=True)[: args.slowest]:
+            asked = {k: v for k, v in vars(c).items() if v is not None}
+            print(f"  slow: {asked} {', '.join(f'{t:.1f}' for t in times)} ms", file=sys.stderr)
 
     # the naive approach: the search as it was (an unindexable LIKE over the raw names), same page
     def naive(party: str) -> list[int]:
