@@ -14,19 +14,21 @@ learns why the page is empty rather than reading "nothing found".
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import math
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Select, and_, func, literal_column, select, tuple_
+from sqlalchemy import Select, and_, func, literal, literal_column, select, tuple_, union_all
 from sqlalchemy.orm import Session
 
 from hybrid_store.core.records import DocType
-from hybrid_store.db.models import Instrument, InstrumentParcel, Parcel, PartyNameKey
+from hybrid_store.db.models import Instrument, InstrumentParcel, InstrumentTerm, Parcel, PartyNameKey, UTCDateTime
 from hybrid_store.errors import FieldError, InvalidInstrument
 from hybrid_store.jurisdictions import Profile
 from hybrid_store.jurisdictions.names import Term
+from hybrid_store.search_terms import place_term, prefix_range
 
 
 class Sort(StrEnum):
@@ -65,6 +67,18 @@ class Criteria:
 
 #: the shortest word of a search the full-text index answers as a prefix (shorter ones filter)
 MIN_INDEXED_PREFIX = 3
+#: a few hundred instruments: what a search this few answer is read whole, by id, and sorted; a term
+#: of no more is walked to its end; a walk that needs more to fill its page asks the full-text index
+#: first (reading a few hundred costs about what intersecting a name's postings does)
+FEW = 500
+#: how far the terms' instruments are counted when each has more than ``FEW``: far enough to tell a
+#: small municipality from a common first name
+COUNT_FURTHER = 16 * FEW
+#: the most words a typed prefix may stand for and still lead the walk (a merge of as many index scans)
+MAX_PREFIX_WORDS = 16
+#: the walk's first window holds this many pages' worth of a term's instruments; each next one twice
+#: as many, up to the last size
+FIRST_WINDOW_PAGES, MAX_WINDOW = 4, 4_096
 #: the words of a refused search, for the clerk (the desk shows them above the empty list)
 EMPTY_SEARCH = ("enter something to search for: a name, a parcel, an instrument number, a book and page, "
                 "a type or dates")  # fmt: skip
@@ -102,6 +116,46 @@ def statement(profile: Profile, c: Criteria, *, require_criteria: bool, dialect:
     return stmt
 
 
+def find(
+    s: Session, profile: Profile, c: Criteria, *, sort: Sort, cursor: str | None, limit: int, require_criteria: bool,
+    dialect: str,
+) -> tuple[list[int], bool]:  # fmt: skip
+    """One page of the ids of the instruments matching ``c`` in ``sort`` order after the instrument
+    ``cursor`` names, and whether more follow; refused with the clerk's words when the criteria
+    cannot find anything useful.
+
+    A name in recording order is read from ``instrument_terms`` (revision 0022): the instruments of
+    one of its terms, newest (or oldest) first, a window at a time, each checked against everything
+    asked, until the page is full. The term walked is the one with the fewest instruments (a word
+    of the name, or the municipality). When the first window leaves the page short although each
+    term is common, the search may be one few instruments answer (JOHN SMITH; a bank's court
+    orders): the full-text index intersects the words' postings, and if a few hundred instruments
+    at most come out they are read whole, by id, and sorted. The planner is not left to choose
+    between those two from its estimates: it reckons a name's words independent, so a bank's name
+    (QUICKEN LOANS INC, on thousands of mortgages) looks a few rows to it, and it collected and
+    sorted them all for a page of 25."""
+    stmt = statement(profile, c, require_criteria=require_criteria, dialect=dialect)
+    terms = profile.name_rules.terms(c.party) if c.party else []
+    plan = _plan(s, profile, c, terms) if terms and sort in (Sort.NEWEST, Sort.OLDEST) and not _narrow(c) else None
+    if plan is not None:
+        lead, may_be_rare = plan
+        after = (_cursor_row(s, Instrument.recorded_at, cursor), int(cursor)) if cursor else None
+        if not lead:  # a word of the name begins no word of the book
+            return [], False
+        walk = _Walk(s, lead, _checks(profile, c, terms, lead), c, sort, after, limit)
+        if walk.step() or not may_be_rare or walk.rows_to_go() <= FEW:
+            return walk.finish()
+        if c.doc_type or c.document_from or c.document_to:  # (a bank's court orders) the planner's plan
+            return page(s, stmt, sort, cursor, limit)
+        parties = _few_parties(s, terms, dialect)
+        if parties is None:
+            return walk.finish()
+        rest = statement(profile, replace(c, party=None), require_criteria=False, dialect=dialect)
+        few = s.execute(rest.where(Instrument.id.in_(parties)).add_columns(Instrument.recorded_at)).all()
+        return _sorted_page([(recorded_at, iid) for iid, recorded_at in few], sort, after, limit)
+    return page(s, stmt, sort, cursor, limit)
+
+
 def page(s: Session, stmt: Select[Any], sort: Sort, cursor: str | None, limit: int) -> tuple[list[int], bool]:
     """One keyset page of ``stmt``'s ids in ``sort`` order after the instrument ``cursor`` names,
     and whether more follow."""
@@ -114,6 +168,181 @@ def page(s: Session, stmt: Select[Any], sort: Sort, cursor: str | None, limit: i
     order = (column.desc(), Instrument.id.desc()) if descending else (column.asc(), Instrument.id.asc())
     ids = list(s.scalars(stmt.order_by(*order).limit(limit + 1)))
     return ids[:limit], len(ids) > limit
+
+
+def _narrow(c: Criteria) -> bool:
+    """Whether ``c`` names a parcel, a block, an instrument or a book: a few instruments that their
+    own indexes find, which the name then filters."""
+    return any((c.parcel, c.block, c.lot, c.qualifier, c.number, c.book, c.page))
+
+
+def _plan(s: Session, profile: Profile, c: Criteria, terms: list[Term]) -> tuple[tuple[str, ...], bool] | None:
+    """The terms of ``instrument_terms`` to walk (a word's, a prefix's words, or the place's) and
+    whether few instruments may answer although each term is common; or None: nothing can lead the
+    walk (a name of initials alone, or a prefix of too many words), and the planner plans."""
+    indexed = [t for t in terms if t.whole or len(t.word) >= MIN_INDEXED_PREFIX]
+    leads = [words for words in (_words(s, t) for t in indexed) if words is not None]
+    if c.place:
+        leads.append((place_term(_place_code(profile, c.place)),))
+    if not leads:
+        return None
+    # what a walk cannot tell is common: two words (JOHN SMITH), or a word and the instrument's type or date
+    several = len(indexed) > 1 or any((c.doc_type, c.document_from, c.document_to))
+    if len(leads) == 1 and not several:
+        return leads[0], False
+    lead, size = _smallest(s, leads)
+    return lead, several and size >= FEW
+
+
+def _words(s: Session, term: Term) -> tuple[str, ...] | None:
+    """The words of the book ``term`` stands for (a prefix: each word it begins, found by a skip
+    through the index, one step per word), or None for more than ``MAX_PREFIX_WORDS``."""
+    if term.whole:
+        return (term.word,)
+    low, high = prefix_range(term.word)
+    words: list[str] = []
+    word = s.scalar(select(func.min(InstrumentTerm.term)).where(InstrumentTerm.term >= low, InstrumentTerm.term < high))
+    while word is not None:
+        if len(words) == MAX_PREFIX_WORDS:
+            return None
+        words.append(word)
+        word = s.scalar(select(func.min(InstrumentTerm.term)).where(InstrumentTerm.term > word,
+                                                                   InstrumentTerm.term < high))  # fmt: skip
+    return tuple(words)
+
+
+def _few_parties(s: Session, terms: list[Term], dialect: str) -> list[int] | None:
+    """The instruments of the parties bearing the name, if ``FEW`` parties at most do (else None).
+    Through the full-text index whatever the planner would estimate: a query of its own (a
+    materialized CTE) is planned for all its rows, and a bitmap over the index is the cheapest way
+    to all of them, where for a few of many it could walk the whole table and test every row."""
+    named = _named(terms, dialect).cte("named")
+    if dialect == "postgresql":
+        named = named.prefix_with("MATERIALIZED")
+    ids = list(s.scalars(select(named.c.instrument_id).limit(FEW + 1)))
+    return sorted(set(ids)) if len(ids) <= FEW else None
+
+
+def _smallest(s: Session, leads: list[tuple[str, ...]]) -> tuple[tuple[str, ...], int]:
+    """The lead listing the fewest instruments, and how many, counted no further than it takes to
+    tell: to ``FEW``, and when each lead has that many, to ``COUNT_FURTHER``."""
+    for cap in (FEW, COUNT_FURTHER):
+        sizes = [_size(s, lead, cap) for lead in leads]
+        if min(sizes) < cap or len(leads) == 1:
+            break
+    return leads[sizes.index(min(sizes))], min(sizes)
+
+
+def _size(s: Session, lead: tuple[str, ...], cap: int) -> int:
+    """How many instruments ``lead``'s terms list, counted up to ``cap`` (a range of the index)."""
+    listed = select(InstrumentTerm.term).where(InstrumentTerm.term.in_(lead)).limit(cap).subquery()
+    return s.scalar(select(func.count()).select_from(listed)) or 0
+
+
+def _checks(profile: Profile, c: Criteria, terms: list[Term], lead: tuple[str, ...]) -> Any:
+    """What an instrument the walk meets must also have, as a function of the window: a party
+    bearing every word of the name (the rule itself, ``Term.like``), the place unless the walk is
+    the place's, and what else was asked of the instrument."""
+
+    def checks(window: Any) -> Any:
+        found = [select(PartyNameKey.instrument_id).where(
+            PartyNameKey.instrument_id == window.c.instrument_id, *(PartyNameKey.name_key.like(t.like()) for t in terms)
+        ).exists()]  # fmt: skip
+        if c.place and lead != (place := (place_term(_place_code(profile, c.place)),)):
+            found.append(select(InstrumentTerm.term).where(
+                InstrumentTerm.term == place[0], InstrumentTerm.recorded_at == window.c.recorded_at,
+                InstrumentTerm.instrument_id == window.c.instrument_id).exists())  # fmt: skip
+        asked = [Instrument.doc_type == str(c.doc_type)] if c.doc_type else []
+        asked += [Instrument.document_date >= c.document_from] if c.document_from else []
+        asked += [Instrument.document_date <= c.document_to] if c.document_to else []
+        if asked:
+            found.append(select(Instrument.id).where(Instrument.id == window.c.instrument_id, *asked).exists())
+        return and_(*found)
+
+    return checks
+
+
+@dataclass
+class _Walk:
+    """A page read by walking ``lead``'s instruments in ``sort`` order, a window at a time, each
+    window twice the last (a name most of whose instruments pass fills the page in the first)."""
+
+    s: Session
+    lead: tuple[str, ...]
+    checks: Any
+    c: Criteria
+    sort: Sort
+    after: tuple[datetime, int] | None
+    limit: int
+    found: dict[int, None] = field(default_factory=dict)  # an instrument bearing two words of a prefix comes twice
+    read: int = 0
+    done: bool = False
+
+    def __post_init__(self) -> None:
+        self.size = FIRST_WINDOW_PAGES * (self.limit + 1)
+
+    def step(self) -> bool:
+        """Read the next window; whether the page is now known."""
+        rows = self.s.execute(_window(self.lead, self.checks, self.c, self.sort, self.after, self.size)).all()
+        self.read += len(rows)
+        self.found.update((iid, None) for _, iid, ok in rows if ok)
+        self.done = len(self.found) > self.limit or len(rows) < self.size
+        if rows:
+            self.after = (rows[-1][0], rows[-1][1])
+        self.size = min(2 * self.size, MAX_WINDOW)
+        return self.done
+
+    def rows_to_go(self) -> float:
+        """How many more of the lead's instruments the page needs, at the rate they have passed so far."""
+        return (self.limit + 1 - len(self.found)) * self.read / len(self.found) if self.found else math.inf
+
+    def finish(self) -> tuple[list[int], bool]:
+        """The page's ids and whether more follow."""
+        while not self.done:
+            self.step()
+        ids = list(self.found)
+        return ids[: self.limit], len(ids) > self.limit
+
+
+def _sorted_page(keys: list[tuple[datetime, int]], sort: Sort, after: tuple[datetime, int] | None,
+                 limit: int) -> tuple[list[int], bool]:  # fmt: skip
+    """The page of a few instruments (their recording times and ids) in ``sort`` order after ``after``."""
+    descending = sort is Sort.NEWEST
+    ordered = sorted(keys, reverse=descending)
+    if after is not None:
+        ordered = [k for k in ordered if (k < after if descending else k > after)]
+    return [iid for _, iid in ordered[:limit]], len(ordered) > limit
+
+
+def _window(lead: tuple[str, ...], checks: Any, c: Criteria, sort: Sort, after: tuple[datetime, int] | None,
+            size: int) -> Select[Any]:  # fmt: skip
+    """The next ``size`` instruments of ``lead``'s terms after ``after``, in ``sort`` order (one
+    ordered index range per term, merged), each with whether it passes ``checks``."""
+    descending = sort is Sort.NEWEST
+
+    def ordered(recorded: Any, iid: Any) -> tuple[Any, Any]:
+        return (recorded.desc(), iid.desc()) if descending else (recorded.asc(), iid.asc())
+
+    t = InstrumentTerm
+    parts = []
+    for term in lead:
+        part = select(t.recorded_at, t.instrument_id).where(t.term == term)
+        if after is not None:
+            key, last = tuple_(t.recorded_at, t.instrument_id), tuple_(literal(after[0], UTCDateTime()), after[1])
+            part = part.where(key < last if descending else key > last)
+        if c.recorded_from:
+            part = part.where(t.recorded_at >= _midnight(c.recorded_from))
+        if c.recorded_to:
+            part = part.where(t.recorded_at < _midnight(c.recorded_to) + timedelta(days=1))
+        parts.append(part.order_by(*ordered(t.recorded_at, t.instrument_id)).limit(size).subquery())
+    window = parts[0]
+    if len(parts) > 1:
+        merged = union_all(*(select(p.c.recorded_at, p.c.instrument_id) for p in parts)).subquery()
+        window = (select(merged.c.recorded_at, merged.c.instrument_id)
+                  .order_by(*ordered(merged.c.recorded_at, merged.c.instrument_id)).limit(size).subquery())  # fmt: skip
+    return select(window.c.recorded_at, window.c.instrument_id, checks(window).label("ok")).order_by(
+        *ordered(window.c.recorded_at, window.c.instrument_id)
+    )
 
 
 def _cursor_row(s: Session, column: Any, cursor: str) -> Any:
@@ -210,6 +439,11 @@ def _parcel_filter(profile: Profile, c: Criteria) -> Any:
     return and_(*wanted)
 
 
+def _place_code(profile: Profile, place: str) -> str:
+    """The municipality code of a place the criteria name (already checked by ``_parcel_filter``)."""
+    return profile.parcel_from_form(place, "1", "1", "").columns()["municipality_code"]
+
+
 def _book_page(value: str) -> str:
     value = value.strip()
     return str(int(value)) if value.isascii() and value.isdigit() else value.upper()
@@ -219,4 +453,4 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, datetime.min.time(), UTC)
 
 
-__all__ = ["EMPTY_SEARCH", "Criteria", "Sort", "page", "statement"]
+__all__ = ["EMPTY_SEARCH", "Criteria", "Sort", "find", "page", "statement"]
