@@ -15,7 +15,7 @@ learns why the page is empty rather than reading "nothing found".
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -105,10 +105,7 @@ def statement(profile: Profile, c: Criteria, *, require_criteria: bool, dialect:
         stmt = stmt.where(Instrument.page == _book_page(c.page))
     if c.doc_type:
         stmt = stmt.where(Instrument.doc_type == str(c.doc_type))
-    if c.recorded_from:
-        stmt = stmt.where(Instrument.recorded_at >= _midnight(c.recorded_from))
-    if c.recorded_to:
-        stmt = stmt.where(Instrument.recorded_at < _midnight(c.recorded_to) + timedelta(days=1))
+    stmt = stmt.where(*_recorded(c, Instrument.recorded_at))
     if c.document_from:
         stmt = stmt.where(Instrument.document_date >= c.document_from)
     if c.document_to:
@@ -147,12 +144,8 @@ def find(
             return walk.finish()
         if c.doc_type or c.document_from or c.document_to:  # (a bank's court orders) the planner's plan
             return page(s, stmt, sort, cursor, limit)
-        parties = _few_parties(s, terms, dialect)
-        if parties is None:
-            return walk.finish()
-        rest = statement(profile, replace(c, party=None), require_criteria=False, dialect=dialect)
-        few = s.execute(rest.where(Instrument.id.in_(parties)).add_columns(Instrument.recorded_at)).all()
-        return _sorted_page([(recorded_at, iid) for iid, recorded_at in few], sort, after, limit)
+        few = _few(s, c, terms, walk.checks, dialect)
+        return walk.finish() if few is None else _sorted_page(few, sort, after, limit)
     return page(s, stmt, sort, cursor, limit)
 
 
@@ -186,8 +179,9 @@ def _plan(s: Session, profile: Profile, c: Criteria, terms: list[Term]) -> tuple
         leads.append((place_term(_place_code(profile, c.place)),))
     if not leads:
         return None
-    # what a walk cannot tell is common: two words (JOHN SMITH), or a word and the instrument's type or date
-    several = len(indexed) > 1 or any((c.doc_type, c.document_from, c.document_to))
+    # what may be rare although each part is common: two words (JOHN SMITH; M&T ESPOSITO), or a word
+    # and the instrument's type or date (a bank's court orders)
+    several = len(terms) > 1 or any((c.doc_type, c.document_from, c.document_to))
     if len(leads) == 1 and not several:
         return leads[0], False
     lead, size = _smallest(s, leads)
@@ -195,48 +189,48 @@ def _plan(s: Session, profile: Profile, c: Criteria, terms: list[Term]) -> tuple
 
 
 def _words(s: Session, term: Term) -> tuple[str, ...] | None:
-    """The words of the book ``term`` stands for (a prefix: each word it begins, found by a skip
-    through the index, one step per word), or None for more than ``MAX_PREFIX_WORDS``."""
+    """The words of the book ``term`` stands for (a prefix: each word it begins, found by skipping
+    through the index, a step per word, in one statement), or None for more than ``MAX_PREFIX_WORDS``."""
     if term.whole:
         return (term.word,)
     low, high = prefix_range(term.word)
-    words: list[str] = []
-    word = s.scalar(select(func.min(InstrumentTerm.term)).where(InstrumentTerm.term >= low, InstrumentTerm.term < high))
-    while word is not None:
-        if len(words) == MAX_PREFIX_WORDS:
-            return None
-        words.append(word)
-        word = s.scalar(select(func.min(InstrumentTerm.term)).where(InstrumentTerm.term > word,
-                                                                   InstrumentTerm.term < high))  # fmt: skip
-    return tuple(words)
+    t = InstrumentTerm.term
+    first = select(func.min(t).label("word")).where(t >= low, t < high).cte("words", recursive=True)
+    after = select(select(func.min(t)).where(t > first.c.word, t < high).scalar_subquery()).where(
+        first.c.word.is_not(None)
+    )
+    words = first.union_all(after)
+    found = list(s.scalars(select(words.c.word).where(words.c.word.is_not(None)).limit(MAX_PREFIX_WORDS + 1)))
+    return tuple(found) if len(found) <= MAX_PREFIX_WORDS else None
 
 
-def _few_parties(s: Session, terms: list[Term], dialect: str) -> list[int] | None:
-    """The instruments of the parties bearing the name, if ``FEW`` parties at most do (else None).
-    Through the full-text index whatever the planner would estimate: a query of its own (a
-    materialized CTE) is planned for all its rows, and a bitmap over the index is the cheapest way
-    to all of them, where for a few of many it could walk the whole table and test every row."""
+def _few(s: Session, c: Criteria, terms: list[Term], checks: Any, dialect: str) -> list[tuple[datetime, int]] | None:
+    """The instruments ``c`` finds, as (recorded, id), if ``FEW`` parties at most bear the name
+    (else None). Through the full-text index whatever the planner would estimate: the parties are
+    a query of their own (a materialized CTE), planned for all its rows, and a bitmap over the
+    index is the cheapest way to all of them, where for a few of many it could test every row."""
     named = _named(terms, dialect).cte("named")
     if dialect == "postgresql":
         named = named.prefix_with("MATERIALIZED")
-    ids = list(s.scalars(select(named.c.instrument_id).limit(FEW + 1)))
-    return sorted(set(ids)) if len(ids) <= FEW else None
+    capped = select(named.c.instrument_id).limit(FEW + 1).subquery()
+    found = (select(Instrument.recorded_at, Instrument.id.label("instrument_id"))
+             .join(capped, capped.c.instrument_id == Instrument.id).subquery())  # fmt: skip
+    passes = and_(checks(found), *_recorded(c, found.c.recorded_at))
+    rows = s.execute(select(found.c.recorded_at, found.c.instrument_id, passes)).all()
+    return None if len(rows) > FEW else sorted({(recorded_at, iid) for recorded_at, iid, ok in rows if ok})
 
 
 def _smallest(s: Session, leads: list[tuple[str, ...]]) -> tuple[tuple[str, ...], int]:
-    """The lead listing the fewest instruments, and how many, counted no further than it takes to
-    tell: to ``FEW``, and when each lead has that many, to ``COUNT_FURTHER``."""
+    """The lead listing the fewest instruments, and how many, counted (by ranges of the index, in
+    one statement) no further than it takes to tell: to ``FEW``, and when each lead has that
+    many, to ``COUNT_FURTHER``."""
     for cap in (FEW, COUNT_FURTHER):
-        sizes = [_size(s, lead, cap) for lead in leads]
+        listed = [select(InstrumentTerm.term).where(InstrumentTerm.term.in_(lead)).limit(cap).subquery()
+                  for lead in leads]  # fmt: skip
+        sizes = list(s.execute(select(*(select(func.count()).select_from(x).scalar_subquery() for x in listed))).one())
         if min(sizes) < cap or len(leads) == 1:
             break
     return leads[sizes.index(min(sizes))], min(sizes)
-
-
-def _size(s: Session, lead: tuple[str, ...], cap: int) -> int:
-    """How many instruments ``lead``'s terms list, counted up to ``cap`` (a range of the index)."""
-    listed = select(InstrumentTerm.term).where(InstrumentTerm.term.in_(lead)).limit(cap).subquery()
-    return s.scalar(select(func.count()).select_from(listed)) or 0
 
 
 def _checks(profile: Profile, c: Criteria, terms: list[Term], lead: tuple[str, ...]) -> Any:
@@ -330,10 +324,7 @@ def _window(lead: tuple[str, ...], checks: Any, c: Criteria, sort: Sort, after: 
         if after is not None:
             key, last = tuple_(t.recorded_at, t.instrument_id), tuple_(literal(after[0], UTCDateTime()), after[1])
             part = part.where(key < last if descending else key > last)
-        if c.recorded_from:
-            part = part.where(t.recorded_at >= _midnight(c.recorded_from))
-        if c.recorded_to:
-            part = part.where(t.recorded_at < _midnight(c.recorded_to) + timedelta(days=1))
+        part = part.where(*_recorded(c, t.recorded_at))
         parts.append(part.order_by(*ordered(t.recorded_at, t.instrument_id)).limit(size).subquery())
     window = parts[0]
     if len(parts) > 1:
@@ -447,6 +438,12 @@ def _place_code(profile: Profile, place: str) -> str:
 def _book_page(value: str) -> str:
     value = value.strip()
     return str(int(value)) if value.isascii() and value.isdigit() else value.upper()
+
+
+def _recorded(c: Criteria, column: Any) -> list[Any]:
+    """The recording dates asked, as conditions on ``column`` (a recording time): whole days, UTC."""
+    out = [column >= _midnight(c.recorded_from)] if c.recorded_from else []
+    return out + ([column < _midnight(c.recorded_to) + timedelta(days=1)] if c.recorded_to else [])
 
 
 def _midnight(day: date) -> datetime:
