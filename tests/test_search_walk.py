@@ -87,7 +87,7 @@ def test_a_name_in_recording_order_finds_what_the_naive_search_finds(book, scale
     page = 7  # as shipped; scaled, pages of 3 (a cursor lands amid the few instruments of a rare name)
     if scale == "scaled to the book":
         page = 3
-        for name, value in (("FEW", 20), ("COUNT_FURTHER", 80), ("FIRST_WINDOW_PAGES", 1), ("MAX_WINDOW", 32)):
+        for name, value in (("FEW", 20), ("COUNTED", 80), ("FIRST_WINDOW_PAGES", 1), ("MAX_WINDOW", 32)):
             monkeypatch.setattr(search, name, value)
     statements: list[str] = []
     event.listen(db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))

@@ -71,9 +71,9 @@ MIN_INDEXED_PREFIX = 3
 #: of no more is walked to its end; a walk that needs more to fill its page asks the full-text index
 #: first (reading a few hundred costs about what intersecting a name's postings does)
 FEW = 500
-#: how far the terms' instruments are counted when each has more than ``FEW``: far enough to tell a
-#: small municipality from a common first name
-COUNT_FURTHER = 16 * FEW
+#: how far each term's instruments are counted to choose the one to walk: far enough to tell a small
+#: municipality from a common first name
+COUNTED = 16 * FEW
 #: the most words a typed prefix may stand for and still lead the walk (a merge of as many index scans)
 MAX_PREFIX_WORDS = 16
 #: the walk's first window holds this many pages' worth of a term's instruments; each next one twice
@@ -169,34 +169,53 @@ def _narrow(c: Criteria) -> bool:
     return any((c.parcel, c.block, c.lot, c.qualifier, c.number, c.book, c.page))
 
 
+@dataclass(frozen=True)
+class _Lead:
+    """A term the walk may follow: one term of ``instrument_terms`` (a whole word, a place), or
+    the words a prefix begins, the range [low, high)."""
+
+    low: str
+    high: str | None = None
+
+    def holds(self) -> Any:
+        t = InstrumentTerm.term
+        return t == self.low if self.high is None else and_(t >= self.low, t < self.high)
+
+
 def _plan(s: Session, profile: Profile, c: Criteria, terms: list[Term]) -> tuple[tuple[str, ...], bool] | None:
-    """The terms of ``instrument_terms`` to walk (a word's, a prefix's words, or the place's) and
+    """The terms of ``instrument_terms`` to walk (a word, a prefix's words, or the place) and
     whether few instruments may answer although each term is common; or None: nothing can lead the
     walk (a name of initials alone, or a prefix of too many words), and the planner plans."""
     indexed = [t for t in terms if t.whole or len(t.word) >= MIN_INDEXED_PREFIX]
-    leads = [words for words in (_words(s, t) for t in indexed) if words is not None]
+    leads = [_Lead(t.word) if t.whole else _Lead(*prefix_range(t.word)) for t in indexed]
     if c.place:
-        leads.append((place_term(_place_code(profile, c.place)),))
+        leads.append(_Lead(place_term(_place_code(profile, c.place))))
     if not leads:
         return None
     # what may be rare although each part is common: two words (JOHN SMITH; M&T ESPOSITO), or a word
     # and the instrument's type or date (a bank's court orders)
     several = len(terms) > 1 or any((c.doc_type, c.document_from, c.document_to))
-    if len(leads) == 1 and not several:
-        return leads[0], False
-    lead, size = _smallest(s, leads)
-    return lead, several and size >= FEW
+    lead, size = (leads[0], COUNTED) if len(leads) == 1 and not several else _smallest(s, leads)
+    words = _words(s, lead) if size else ()
+    return None if words is None else (words, several and size >= FEW)
 
 
-def _words(s: Session, term: Term) -> tuple[str, ...] | None:
-    """The words of the book ``term`` stands for (a prefix: each word it begins, found by skipping
-    through the index, a step per word, in one statement), or None for more than ``MAX_PREFIX_WORDS``."""
-    if term.whole:
-        return (term.word,)
-    low, high = prefix_range(term.word)
+def _smallest(s: Session, leads: list[_Lead]) -> tuple[_Lead, int]:
+    """The lead listing the fewest instruments, and how many (counted up to ``COUNTED``, each by a
+    range of the index, all in one statement)."""
+    listed = [select(InstrumentTerm.term).where(lead.holds()).limit(COUNTED).subquery() for lead in leads]
+    sizes = list(s.execute(select(*(select(func.count()).select_from(x).scalar_subquery() for x in listed))).one())
+    return leads[sizes.index(min(sizes))], min(sizes)
+
+
+def _words(s: Session, lead: _Lead) -> tuple[str, ...] | None:
+    """The terms ``lead`` stands for (a prefix's words, found by skipping through the index, a
+    step per word, in one statement), or None for more than ``MAX_PREFIX_WORDS``."""
+    if lead.high is None:
+        return (lead.low,)
     t = InstrumentTerm.term
-    first = select(func.min(t).label("word")).where(t >= low, t < high).cte("words", recursive=True)
-    after = select(select(func.min(t)).where(t > first.c.word, t < high).scalar_subquery()).where(
+    first = select(func.min(t).label("word")).where(lead.holds()).cte("words", recursive=True)
+    after = select(select(func.min(t)).where(t > first.c.word, t < lead.high).scalar_subquery()).where(
         first.c.word.is_not(None)
     )
     words = first.union_all(after)
@@ -218,19 +237,6 @@ def _few(s: Session, c: Criteria, terms: list[Term], checks: Any, dialect: str) 
     passes = and_(checks(found), *_recorded(c, found.c.recorded_at))
     rows = s.execute(select(found.c.recorded_at, found.c.instrument_id, passes)).all()
     return None if len(rows) > FEW else sorted({(recorded_at, iid) for recorded_at, iid, ok in rows if ok})
-
-
-def _smallest(s: Session, leads: list[tuple[str, ...]]) -> tuple[tuple[str, ...], int]:
-    """The lead listing the fewest instruments, and how many, counted (by ranges of the index, in
-    one statement) no further than it takes to tell: to ``FEW``, and when each lead has that
-    many, to ``COUNT_FURTHER``."""
-    for cap in (FEW, COUNT_FURTHER):
-        listed = [select(InstrumentTerm.term).where(InstrumentTerm.term.in_(lead)).limit(cap).subquery()
-                  for lead in leads]  # fmt: skip
-        sizes = list(s.execute(select(*(select(func.count()).select_from(x).scalar_subquery() for x in listed))).one())
-        if min(sizes) < cap or len(leads) == 1:
-            break
-    return leads[sizes.index(min(sizes))], min(sizes)
 
 
 def _checks(profile: Profile, c: Criteria, terms: list[Term], lead: tuple[str, ...]) -> Any:
