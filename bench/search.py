@@ -5,9 +5,11 @@
     LANDREG_DATABASE_URL=... landreg legacy import synthetic --instruments 370000
     python bench/search.py --url postgresql+psycopg://postgres@127.0.0.1:5432/bench --write docs/benchmarks.md
 
-Each query is the service's own search (``Queries.search``: the ids of one page through the
-``party_name_keys`` trigram index or the parcel, number and date indexes, then the page's rows and
-their anchoring), timed end to end in this process, warm cache. The query mix is drawn (seeded) from
+Each query is the service's own search (``Queries.search``: the ids of one page, a name's walked
+in recording order through ``instrument_terms`` or read by id through the ``party_name_keys``
+full-text index when few instruments bear it, a parcel's through its indexes; then the page's rows
+and their anchoring), timed end to end in this process, warm cache. ``--slowest N`` prints each
+kind's slowest queries, to see what a tail is made of. The query mix is drawn (seeded) from
 the book's own parties: a full name as printed, the same name surname first, a name with its
 letters unfolded by a clerk's keyboard (SØREN typed SOREN), a surname alone (thousands of matches:
 the page is the newest 25), a name with a suffix, a name within a municipality, and a parcel.

@@ -400,9 +400,9 @@ def _named(terms: list[Term], dialect: str) -> Select[Any]:
         filtered = [t for t in terms if t not in indexed]
         words = func.to_tsvector(literal_column("'simple'::regconfig"), PartyNameKey.name_key)
         query = func.to_tsquery(literal_column("'simple'::regconfig"), " & ".join(t.tsquery() for t in indexed))
-        # the planner estimates a name's share from the expression index's statistics (ANALYZE
-        # keeps its common words): a rare name goes index first, a common surname walks the
-        # instruments newest first and stops at the page
+        # where the planner plans (a name by number order, beside a parcel or a book, of initials
+        # alone) it estimates a name's share from the expression index's statistics, each word as
+        # if independent of the others; a name in recording order is ``find``'s, not the planner's
         return select(PartyNameKey.instrument_id).where(
             words.bool_op("@@")(query), *(PartyNameKey.name_key.like(t.like()) for t in filtered)
         )
