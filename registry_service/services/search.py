@@ -125,12 +125,13 @@ def find(
     one of its terms, newest (or oldest) first, a window at a time, each checked against everything
     asked, until the page is full. The term walked is the one with the fewest instruments (a word
     of the name, or the municipality). When the first window leaves the page short although each
-    term is common, the search may be one few instruments answer (JOHN SMITH; a bank's court
-    orders): the full-text index intersects the words' postings, and if a few hundred instruments
-    at most come out they are read whole, by id, and sorted. The planner is not left to choose
-    between those two from its estimates: it reckons a name's words independent, so a bank's name
-    (QUICKEN LOANS INC, on thousands of mortgages) looks a few rows to it, and it collected and
-    sorted them all for a page of 25."""
+    term is common, the name may be one few parties bear (JOHN SMITH): the full-text index
+    intersects its words' postings, and if a few hundred parties at most come out, their
+    instruments are read whole, by id, and sorted. The planner is not left to choose between those
+    two from its estimates: it reckons a name's words independent, so a bank's name (QUICKEN LOANS
+    INC, on thousands of mortgages) looks a few rows to it, and it collected and sorted them all
+    for a page of 25. A rare type or document date beside a common name (a bank's court orders)
+    is still the planner's."""
     stmt = statement(profile, c, require_criteria=require_criteria, dialect=dialect)
     terms = profile.name_rules.terms(c.party) if c.party else []
     plan = _plan(s, profile, c, terms) if terms and sort in (Sort.NEWEST, Sort.OLDEST) and not _narrow(c) else None
@@ -142,7 +143,7 @@ def find(
         walk = _Walk(s, lead, _checks(profile, c, terms, lead), c, sort, after, limit)
         if walk.step() or not may_be_rare or walk.rows_to_go() <= FEW:
             return walk.finish()
-        if c.doc_type or c.document_from or c.document_to:  # (a bank's court orders) the planner's plan
+        if c.doc_type or c.document_from or c.document_to:  # the type or date is the rare part: the planner's
             return page(s, stmt, sort, cursor, limit)
         few = _few(s, c, terms, walk.checks, dialect)
         return walk.finish() if few is None else _sorted_page(few, sort, after, limit)
@@ -276,6 +277,7 @@ class _Walk:
     limit: int
     found: dict[int, None] = field(default_factory=dict)  # an instrument bearing two words of a prefix comes twice
     read: int = 0
+    size: int = field(init=False)
     done: bool = False
 
     def __post_init__(self) -> None:
