@@ -5,9 +5,11 @@
     LANDREG_DATABASE_URL=... landreg legacy import synthetic --instruments 370000
     python bench/search.py --url postgresql+psycopg://postgres@127.0.0.1:5432/bench --write docs/benchmarks.md
 
-Each query is the service's own search (``Queries.search``: the ids of one page through the
-``party_name_keys`` trigram index or the parcel, number and date indexes, then the page's rows and
-their anchoring), timed end to end in this process, warm cache. The query mix is drawn (seeded) from
+Each query is the service's own search (``Queries.search``: the ids of one page, a name's walked
+in recording order through ``instrument_terms`` or read by id through the ``party_name_keys``
+full-text index when few instruments bear it, a parcel's through its indexes; then the page's rows
+and their anchoring), timed end to end in this process, warm cache. ``--slowest N`` prints each
+kind's slowest queries, to see what a tail is made of. The query mix is drawn (seeded) from
 the book's own parties: a full name as printed, the same name surname first, a name with its
 letters unfolded by a clerk's keyboard (SØREN typed SOREN), a surname alone (thousands of matches:
 the page is the newest 25), a name with a suffix, a name within a municipality, and a parcel.
@@ -59,6 +61,8 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=60, help="queries of each kind (each run --repeat times)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--write", type=Path, help="append the figures to this Markdown file")
+    ap.add_argument("--slowest", type=int, default=0, metavar="N",
+                    help="print each kind's N slowest queries (their criteria and times) to stderr")  # fmt: skip
     args = ap.parse_args()
 
     from sqlalchemy import func, select, text
@@ -112,14 +116,20 @@ def main() -> None:
     found: dict[str, float] = {}
     for kind, criteria in kinds.items():
         samples: list[float] = []
+        each: list[tuple[float, Criteria, list[float]]] = []
         hits = 0
         for c in criteria:
             queries.search(c)  # warm
-            samples += timed(lambda c=c: queries.search(c), args.repeat)
+            times = timed(lambda c=c: queries.search(c), args.repeat)
+            samples += times
+            each.append((max(times), c, times))
             hits += bool(queries.search(c).data)
         results[kind] = percentiles(samples)
         found[kind] = hits / len(criteria)
         print(f"{kind}: {results[kind]}", file=sys.stderr)
+        for _, c, times in sorted(each, key=lambda e: e[0], reverse=True)[: args.slowest]:
+            asked = {k: v for k, v in vars(c).items() if v is not None}
+            print(f"  slow: {asked} {', '.join(f'{t:.1f}' for t in times)} ms", file=sys.stderr)
 
     # the naive approach: the search as it was (an unindexable LIKE over the raw names), same page
     def naive(party: str) -> list[int]:

@@ -36,6 +36,7 @@ from hybrid_store.db.models import (
     InstrumentParcel,
     InstrumentParty,
     InstrumentReference,
+    InstrumentTerm,
     Parcel,
     PartyNameKey,
     TitleFlag,
@@ -44,6 +45,7 @@ from hybrid_store.db.models import (
 )
 from hybrid_store.errors import Conflict, FieldError, InvalidInstrument
 from hybrid_store.intake import InstrumentInput
+from hybrid_store.search_terms import terms_of
 
 Flag = title.Flag
 
@@ -389,9 +391,10 @@ def _insert_details(
     conn: Any, ids: list[int], instruments: Sequence[InstrumentInput], made: list[_Made],
     parcels: dict[str, _Parcel], now: datetime,
 ) -> None:  # fmt: skip
-    """The instruments' parties, parcel links, cross-references and title flags."""
+    """The instruments' parties (and the index's keys and terms), parcel links, cross-references and title flags."""
     party_rows: list[dict[str, Any]] = []
     key_rows: list[dict[str, Any]] = []
+    term_rows: list[dict[str, Any]] = []
     link_rows: list[dict[str, Any]] = []
     flag_rows: list[dict[str, Any]] = []
     ref_rows: list[dict[str, Any]] = []
@@ -401,16 +404,19 @@ def _insert_details(
              "target_book": r.book, "target_page": r.page}
             for i, r in enumerate(inst.references)
         )  # fmt: skip
+        keys: list[str] = []
         for role, names in (("grantor", inst.grantors), ("grantee", inst.grantees)):
             party_rows.extend(
                 {"instrument_id": instrument_id, "role": role, "position": i, "name": name}
                 for i, name in enumerate(names)
             )
-            key_rows.extend(
-                {"instrument_id": instrument_id, "role": role, "position": i,
-                 "name_key": inst.profile.name_rules.key(name)}
-                for i, name in enumerate(names)
-            )  # fmt: skip
+            role_keys = [inst.profile.name_rules.key(name) for name in names]
+            key_rows.extend({"instrument_id": instrument_id, "role": role, "position": i, "name_key": key}
+                            for i, key in enumerate(role_keys))  # fmt: skip
+            keys += role_keys
+        terms = terms_of(keys, [p.columns()["municipality_code"] for p in inst.parcels])
+        term_rows.extend({"term": t, "recorded_at": entry.recorded_at, "instrument_id": instrument_id}
+                         for t in sorted(terms))  # fmt: skip
         link_rows.extend(
             {"instrument_id": instrument_id, "parcel_id": parcels[p.key].id, "position": i}
             for i, p in enumerate(inst.parcels)
@@ -420,8 +426,8 @@ def _insert_details(
              "message": f.message, "created_at": now}
             for f in entry.flags
         )  # fmt: skip
-    for model, rows in ((InstrumentParty, party_rows), (PartyNameKey, key_rows), (InstrumentParcel, link_rows),
-                        (TitleFlag, flag_rows), (InstrumentReference, ref_rows)):  # fmt: skip
+    for model, rows in ((InstrumentParty, party_rows), (PartyNameKey, key_rows), (InstrumentTerm, term_rows),
+                        (InstrumentParcel, link_rows), (TitleFlag, flag_rows), (InstrumentReference, ref_rows)):  # fmt: skip
         if rows:  # one row: a plain execute (executemany goes through the driver's pipeline machinery)
             conn.execute(insert(table(model)), rows[0] if len(rows) == 1 else rows)
 

@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from hybrid_store.core import commitment
 from hybrid_store.core.hashing import to_hex
 from hybrid_store.db.engine import Database
-from hybrid_store.db.models import Commitment, Instrument, InstrumentParty, OutboxEntry, Parcel
+from hybrid_store.db.models import Commitment, Instrument, InstrumentParty, InstrumentTerm, OutboxEntry, Parcel
 from hybrid_store.db.records import load_records
 from hybrid_store.errors import Conflict, InvalidInstrument
 from hybrid_store.filing import record_instruments
@@ -60,6 +60,29 @@ def test_widening_document_types_keeps_every_row_reference_and_trigger(db):
                        "legal_description, document_digest, salt_seed, source, created_at) VALUES "
                        "('X-1', '1', '1', 'OTHER', :t, '', :d, :seed, 'legacy', :t)"),
                   {"t": NOW, "d": "0" * 64, "seed": b"\0" * 32})  # fmt: skip
+
+
+def test_revision_0022_gives_each_instrument_recorded_before_it_the_terms_a_filing_writes(db):
+    """The backfill reads the keys 0021 wrote and the parcels' municipalities: an instrument loaded
+    before the revision is found exactly as one filed after it."""
+    two_places = deed(grantors=["SØREN KIERKEGAARD, JR."], grantees=["ÆRØ HOLDINGS LLC", "Patrick O'Brien"],
+                      parcels=[{"municipality_code": "0223", "block": "1", "lot": "2"},
+                               {"municipality_code": "0201", "block": "3", "lot": "4"}])  # fmt: skip
+    with db.write() as s:
+        record_instruments(s, [validate(i, now=NOW) for i in [two_places, *BergenBook(60, seed=4)]], now=NOW)
+
+    def terms() -> set[tuple]:
+        with db.read() as s:
+            return set(s.execute(select(InstrumentTerm.term, InstrumentTerm.recorded_at, InstrumentTerm.instrument_id)))
+
+    filed = terms()
+    db.downgrade("0021")
+    db.migrate()
+    assert terms() == filed and len(filed) > 60 * 4
+    with db.read() as s:
+        first = s.scalar(select(func.min(Instrument.id)))
+        assert set(s.scalars(select(InstrumentTerm.term).where(InstrumentTerm.instrument_id == first))) == {
+            "SOREN", "KIERKEGAARD", "JR", "AERO", "HOLDINGS", "LLC", "PATRICK", "OBRIEN", "@0223", "@0201"}  # fmt: skip
 
 
 def test_a_filing_writes_record_commitment_and_outbox_together(db):

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
-from hybrid_store.db.models import Commitment, Instrument, OutboxEntry
+from hybrid_store.db.models import Commitment, Instrument, InstrumentTerm, OutboxEntry
 from hybrid_store.filing import record_instruments
 from hybrid_store.intake import validate
 from migration_tools.legacy import csv_export, sr1a
@@ -183,6 +183,20 @@ def test_synthetic_book_loads_and_a_reload_changes_nothing(db, tmp_path):
     assert (again.loaded, again.quarantined) == (0, 300)  # every record already recorded: quarantined, not doubled
     assert count(db, Instrument) == 300
     assert "already recorded" in quarantine_rows(tmp_path / "q2.csv")[0]["reason"]
+
+
+@pytest.mark.postgres
+def test_a_load_leaves_the_planner_statistics_of_what_it_wrote(pg_db, tmp_path):
+    """Without them the planner guessed: a search's 25 rows were read by a parallel scan of every party."""
+    import_records(pg_db, synthetic_source(300, 8), name="s", quarantine=tmp_path / "q.csv")
+    with pg_db.read() as s:
+        stats = {name: (tuples, visible) for name, tuples, visible in s.execute(text(
+            "SELECT relname, reltuples, relallvisible FROM pg_class WHERE relname IN ('instruments', 'instrument_terms')"
+        ))}  # fmt: skip
+        terms = s.scalar(select(func.count()).select_from(InstrumentTerm))
+    (instruments, instruments_visible), (terms_counted, terms_visible) = stats["instruments"], stats["instrument_terms"]
+    assert (instruments, terms_counted) == (300, terms)  # analyzed: the planner knows the sizes
+    assert instruments_visible > 0 and terms_visible > 0  # vacuumed: an index-only scan stays in the index
 
 
 def test_a_filing_after_a_load_gets_a_fresh_number(db, tmp_path):

@@ -120,6 +120,17 @@ class Database:
         with self._read() as session, session.begin():
             yield session
 
+    def refresh_statistics(self, tables: Sequence[str]) -> None:
+        """After a bulk load, on PostgreSQL: the planner's statistics of ``tables`` and their
+        visibility maps (``VACUUM (ANALYZE)``, outside any transaction), which autovacuum brings
+        only later, if it runs. Until then the planner guesses from no statistics at all (a page's
+        25 rows read by a parallel scan of every party) and an index-only scan reads the table too.
+        A role that does not own a table is skipped with a warning, not refused."""
+        if self.dialect != "postgresql":
+            return
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql(f"VACUUM (ANALYZE) {', '.join(tables)}")
+
     def migrate(self, revision: str = "head") -> None:
         """Bring the schema to ``revision`` with Alembic (the only way landreg creates tables)."""
         from alembic import command

@@ -196,6 +196,20 @@ class PartyNameKey(Base):
     )  # fmt: skip
 
 
+class InstrumentTerm(Base):
+    """A term an instrument is found by (a folded word of a party's name, or ``@`` and a place its
+    parcels lie in: ``hybrid_store.search_terms``) with the instrument's recording time, keyed in
+    that order: a term's instruments newest first are an index scan that stops at the page.
+    Append-only, written with the instrument (``recorded_at`` is the instrument's, which never
+    changes). Byte order on PostgreSQL whatever the database's locale, so a prefix is a range."""
+
+    __tablename__ = "instrument_terms"
+
+    term: Mapped[str] = mapped_column(Text().with_variant(Text(collation="C"), "postgresql"), primary_key=True)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id"), primary_key=True)
+
+
 class InstrumentReference(Base):
     """A structured cross-reference of an instrument: the mortgage an assignment, satisfaction or
     release acts on, the lien a discharge discharges, the instrument a correction corrects; by its
@@ -831,6 +845,7 @@ __all__ = [
     "LegacyDocument",
     "LegacySource",
     "InstrumentParcel",
+    "InstrumentTerm",
     "MigrationStage",
     "Reconciliation",
     "RegistryPin",

@@ -74,6 +74,10 @@ TABLES: dict[str, TableRule] = {
         "each party's name as the grantor-grantee index folds it, written with the party (revision 0021)"
     ),
     "instrument_parcels": append_only("the parcels a recorded instrument names"),
+    "instrument_terms": append_only(
+        "the terms a recorded instrument is found by (its parties' folded words, its places) in recording order, "
+        "written with the instrument (revision 0022)"
+    ),
     "instrument_references": append_only(
         "a recorded instrument's cross-references (the mortgage it acts on, the lien it discharges, what it "
         "corrects): part of the recorded instrument; a correction is a new instrument"

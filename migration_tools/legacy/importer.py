@@ -29,6 +29,9 @@ from hybrid_store.numbering import raise_numbering_floor
 from migration_tools.collector import bulk_run
 
 CHUNK = 2_000
+#: what a load writes, and the search and the pages read back (their statistics refreshed at the end)
+LOADED_TABLES = ("instruments", "instrument_parties", "party_name_keys", "instrument_terms", "instrument_parcels",
+                 "instrument_references", "parcels", "title_flags")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -174,6 +177,7 @@ def import_records(
         load.quarantine.close()
     with db.write() as s:
         raise_numbering_floor(s)  # filings must never be handed a number this load just used
+    db.refresh_statistics(LOADED_TABLES)
     report = load.report
     report.quarantine_file = str(quarantine) if report.quarantined else None
     report.seconds = time.perf_counter() - started

@@ -85,11 +85,9 @@ class Queries:
         order, after the instrument ``cursor`` names. ``require_criteria``: refuse an empty search
         (the desk's form; the API lists every instrument)."""
         limit = max(1, min(limit, MAX_PAGE))
-        stmt = search.statement(
-            self.profile, criteria, require_criteria=require_criteria, dialect=self.db.engine.dialect.name
-        )
         with self.db.read() as s:
-            ids, more = search.page(s, stmt, sort, cursor, limit)
+            ids, more = search.find(s, self.profile, criteria, sort=sort, cursor=cursor, limit=limit,
+                                    require_criteria=require_criteria, dialect=self.db.engine.dialect.name)  # fmt: skip
             rows = {i.id: i for i in s.scalars(select(Instrument).where(Instrument.id.in_(ids)))} if ids else {}
             anchoring = self._anchoring(s, ids)
             data = [
