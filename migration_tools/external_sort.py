@@ -3,12 +3,14 @@
 A reader that must join tables or reorder a whole book (the CSV export's: four tables joined by
 document, the documents handed on in recording order) would otherwise hold the book; a 370,000-
 document export took 1.8 GB that way. Here at most one run is held per sorter while it fills, and
-one item per run file while the runs are merged, so memory depends on the limits, not on the book.
+a block of items per run file while the runs are merged (at most ``fan_in`` files at once), so
+memory depends on the limits, not on the book.
 
 The items are tuples ``(key, payload)`` whose keys are unique within a sorter (a row number makes
 them so): tuples compare key first, so two payloads are never compared (no key function: it costs
-the merge a wrapper per item), and no two items tie to make the order depend on how runs were cut. The files are pickles this process wrote
-into its own temporary folder and reads back once; they are never read from anywhere else.
+the merge a wrapper per item), and no two items tie to make the order depend on how runs were cut.
+The files are pickles this process wrote into its own temporary folder and reads back; they are
+never read from anywhere else.
 """
 
 from __future__ import annotations
@@ -40,13 +42,15 @@ class Limits:
 
 LIMITS = Limits()
 _BUFFER = 1 << 16  # bytes of each run file read or written at a time
-# items pickled together: a call per item cost the reader a fifth of its time; a merge holds one
+# items pickled together (a call per item cost the CSV reader a fifth of its time): up to _BLOCK of
+# them and, by the sorter's average item so far, about _BLOCK_CHARS characters; a merge holds one
 # block per run it reads
 _BLOCK = 256
+_BLOCK_CHARS = 128_000
 
 
 class ExternalSort:
-    """Items added in any order, handed back in key order by ``sorted()`` (once)."""
+    """Items added in any order, handed back in key order by ``sorted()``."""
 
     def __init__(self, folder: Path, name: str, limits: Limits = LIMITS):
         self.folder, self.name, self.limits = folder, name, limits
@@ -55,11 +59,13 @@ class ExternalSort:
         self._runs: list[Path] = []
         self._made = 0
         self.added = 0
+        self._text = 0  # characters added, all told
 
     def add(self, key: Any, payload: Any, chars: int = 0) -> None:
         """Add one item; ``chars`` is how much text it holds, for the run's size."""
         self._held.append((key, payload))
         self._chars += chars
+        self._text += chars
         self.added += 1
         if len(self._held) >= self.limits.items or self._chars >= self.limits.chars:
             self._spill(self._held)
@@ -97,8 +103,9 @@ class ExternalSort:
         path = self.folder / f"{self.name}-{self._made}.run"
         self._made += 1
         items = iter(items)
+        size = max(1, min(_BLOCK, _BLOCK_CHARS * self.added // max(self._text, 1)))
         with open(path, "wb", buffering=_BUFFER) as f:
-            while block := list(itertools.islice(items, _BLOCK)):
+            while block := list(itertools.islice(items, size)):
                 pickle.dump(block, f, protocol=pickle.HIGHEST_PROTOCOL)
         self._runs.append(path)
 
