@@ -46,7 +46,7 @@ _BUFFER = 1 << 16  # bytes of each run file read or written at a time
 # them and, by the sorter's average item so far, about _BLOCK_CHARS characters; a merge holds one
 # block per run it reads
 _BLOCK = 256
-_BLOCK_CHARS = 128_000
+_BLOCK_CHARS = 32_000
 
 
 class ExternalSort:
