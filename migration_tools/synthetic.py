@@ -15,6 +15,7 @@ Everything derives from the seed: the same (instruments, seed) gives the same bo
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import heapq
 import itertools
@@ -24,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -420,3 +422,79 @@ def _legal_description(holding: _Holding | None, parcels: list[dict[str, str]]) 
         f"designated as {lots} in Block {parcels[0]['block']} on the Tax Map of the "
         f"{holding.municipality.name}."
     )
+
+
+# --- the book as a recorder system's CSV export (migration_tools/legacy/csv_export.py) ---------------
+EXPORT_COLUMNS = {
+    "documents.csv": ["doc_id", "instrument_number", "doc_type", "book", "page", "recorded_at", "consideration",
+                      "legal_description", "document_sha256"],
+    "parties.csv": ["doc_id", "role", "seq", "name", "address"],
+    "parcels.csv": ["doc_id", "seq", "municipality_code", "block", "lot", "qualifier"],
+    "xrefs.csv": ["doc_id", "ref_doc_id", "kind"],
+}  # fmt: skip
+MESS_EVERY = 500  # about one row in this many is damaged the way real exports are (messy=True)
+
+
+def write_csv_export(folder: Path, instruments: int, seed: int = 2026, *, messy: bool = False) -> None:
+    """The book as a ``landreg-export`` folder: ``doc_id`` D0000001 on, local times, one row per
+    party and parcel, corrections as ``CORRECTS`` and satisfactions as ``SATISFIES`` cross-references.
+
+    ``messy`` (also seeded) writes it as exports come: documents a little out of recording order,
+    the child tables in no order of document (parties shuffled, parcels backwards), and about one
+    row in ``MESS_EVERY`` damaged: a party or parcel of a document that does not exist, an unknown
+    role or document type, a date that is not a date, a doc_id listed twice, a cross-reference to
+    a document the export does not hold. The reader must give exactly the same records whatever
+    the order; the damaged rows go to the quarantine."""
+    rng = random.Random(f"{seed}/export")
+    folder.mkdir(parents=True, exist_ok=True)
+    tables: dict[str, list[list[str]]] = {name: [] for name in EXPORT_COLUMNS}
+    doc_of: dict[str, str] = {}
+    mortgage_on: dict[str, str] = {}  # a parcel's latest mortgage, which a satisfaction names
+    for i, item in enumerate(BergenBook(instruments, seed=seed), start=1):
+        doc = f"D{i:07d}"
+        doc_of[item["instrument_number"]] = doc
+        _export_rows(tables, doc, item, doc_of, mortgage_on, rng if messy else None)
+    if messy:
+        documents = tables["documents.csv"]
+        for at in range(0, len(documents) - 1, 97):  # a few neighbours swapped: not quite recording order
+            documents[at], documents[at + 1] = documents[at + 1], documents[at]
+        rng.shuffle(tables["parties.csv"])
+        tables["parcels.csv"].reverse()
+    for name, columns in EXPORT_COLUMNS.items():
+        with open(folder / name, "w", encoding="utf-8", newline="") as f:
+            out = csv.writer(f)
+            out.writerow(columns)
+            out.writerows(tables[name])
+
+
+def _export_rows(tables: dict[str, list[list[str]]], doc: str, item: dict[str, Any], doc_of: dict[str, str],
+                 mortgage_on: dict[str, str], rng: random.Random | None) -> None:  # fmt: skip
+    def damaged() -> bool:
+        return rng is not None and rng.randrange(MESS_EVERY) == 0
+
+    local = item["recorded_at"].astimezone(EASTERN).strftime("%Y-%m-%d %H:%M:%S")
+    consideration = "" if item["consideration"] is None else f"${item['consideration']:,}"
+    row = [doc, item["instrument_number"], item["doc_type"], item["book"], item["page"], local, consideration,
+           item["legal_description"], item["document_digest"]]  # fmt: skip
+    if damaged():
+        row[2] = "GIFT OF LAND"  # an unknown document type
+    if damaged():
+        row[5] = "the day after"
+    if damaged() and tables["documents.csv"]:
+        row[0] = tables["documents.csv"][-1][0]  # a doc_id listed twice: this one's parties become orphans
+    tables["documents.csv"].append(row)
+    for role, names in (("GRANTOR", item["grantors"]), ("GRANTEE", item["grantees"])):
+        for seq, name in enumerate(names, start=1):
+            address = f"{seq} MAIN ST\nHACKENSACK NJ 07601" if role == "GRANTEE" and seq % 2 else ""
+            tables["parties.csv"].append([doc + ("X" if damaged() else ""), "BUYER" if damaged() else role, str(seq),
+                                          name, address])  # fmt: skip
+    key = "_".join(item["parcels"][0].values())
+    for seq, p in enumerate(item["parcels"], start=1):
+        tables["parcels.csv"].append([doc + ("X" if damaged() else ""), str(seq), p["municipality_code"].lstrip("0"),
+                                      p["block"], p["lot"], p["qualifier"]])  # fmt: skip
+    if item["corrects"]:
+        tables["xrefs.csv"].append([doc, doc_of[item["corrects"]], "CORRECTS"])
+    if item["doc_type"] == DocType.MORTGAGE.value:
+        mortgage_on[key] = doc
+    elif item["doc_type"] == DocType.SATISFACTION.value and key in mortgage_on:
+        tables["xrefs.csv"].append([doc, mortgage_on[key] + ("X" if damaged() else ""), "SATISFIES"])

@@ -162,12 +162,14 @@ def import_records(
     now: datetime | None = None,
     profile: Profile | None = None,
     journal: Journal | None = None,
+    seed: Callable[[], bytes] | None = None,
 ) -> ImportReport:
     """Validate (under the registry's jurisdiction ``profile``) and load every record of ``source``;
-    quarantine the rest with their reasons. ``journal`` hears of each record's fate."""
+    quarantine the rest with their reasons. ``journal`` hears of each record's fate. ``seed`` makes
+    the records' salt seeds (random unless given: a test fixes it to compare two loads byte for byte)."""
     started = time.perf_counter()
     load = _Load(db, ImportReport(source=name), _Quarantine(quarantine), now or datetime.now(UTC), progress,
-                 profile or get_profile(), journal)  # fmt: skip
+                 profile or get_profile(), journal, seed)  # fmt: skip
     try:
         with bulk_run():  # a whole book: the collector's full passes would rescan a growing heap
             for rec in source:
@@ -189,7 +191,7 @@ class _Load:
 
     def __init__(self, db: Database, report: ImportReport, quarantine: _Quarantine, now: datetime,
                  progress: Callable[[ImportReport], None] | None, profile: Profile,
-                 journal: Journal | None):  # fmt: skip
+                 journal: Journal | None, seed: Callable[[], bytes] | None = None):  # fmt: skip
         self.db = db
         self.report = report
         self.quarantine = quarantine
@@ -197,6 +199,7 @@ class _Load:
         self.progress = progress
         self.profile = profile
         self.journal = journal
+        self.seed = seed
         self.chunk: list[tuple[SourceRecord, InstrumentInput]] = []
 
     def take(self, rec: SourceRecord) -> None:
@@ -244,8 +247,12 @@ class _Load:
 
     def _write(self, chunk: list[tuple[SourceRecord, InstrumentInput]]) -> None:
         with self.db.write() as s:
-            made = record_instruments(s, [inst for _, inst in chunk], source="legacy", with_commitments=False,
-                                      now=self.now)  # fmt: skip
+            instruments = [inst for _, inst in chunk]
+            if self.seed is None:
+                made = record_instruments(s, instruments, source="legacy", with_commitments=False, now=self.now)
+            else:
+                made = record_instruments(s, instruments, source="legacy", with_commitments=False, now=self.now,
+                                          seed=self.seed)  # fmt: skip
             if self.journal is not None:
                 by_number = {m.instrument_number: m for m in made}
                 self.journal.loaded(s, [(rec, by_number[inst.instrument_number or ""]) for rec, inst in chunk])
