@@ -7,6 +7,8 @@ becomes VALID once deep enough. (The command line's side is in tests/test_forger
 from __future__ import annotations
 
 import copy
+import json
+import os
 import re
 from typing import Any
 
@@ -270,8 +272,8 @@ def test_the_command_line_prints_a_records_text_as_written_never_as_styling(svc,
     number = svc.file(filing(grantees=[name], parcels=lot(40)))["receipt"]["instrumentNumber"]
     svc.anchor()
     path = tmp_path / "bundle.json"
-    path.write_text(__import__("json").dumps(bundle_of(svc, number)))
-    env = {**__import__("os").environ, "LANDREG_HOME": str(tmp_path / "auditor"), "NO_COLOR": "1"}
+    path.write_text(json.dumps(bundle_of(svc, number)))
+    env = {**os.environ, "LANDREG_HOME": str(tmp_path / "auditor"), "NO_COLOR": "1"}
     shown = landreg(env, "verify", str(path), "--trust", str(svc.trust_file))
     assert shown.returncode == 3, shown.stdout + shown.stderr  # offline: the math holds, nothing checked on chain
     assert f"  grantees: {name}" in shown.stdout.splitlines(), shown.stdout
