@@ -124,10 +124,10 @@ def find(
     A name in recording order is read from ``instrument_terms`` (revision 0022): the instruments of
     one of its terms, newest (or oldest) first, a window at a time, each checked against everything
     asked, until the page is full. The term walked is the one with the fewest instruments (a word
-    of the name, or the municipality). When the first window leaves the page short although each
-    term is common, the name may be one few parties bear (JOHN SMITH): the full-text index
-    intersects its words' postings, and if a few hundred parties at most come out, their
-    instruments are read whole, by id, and sorted. The planner is not left to choose between those
+    of the name, or the municipality). When a window leaves the page far short although each term
+    is common, the name may be one few parties bear (JOHN SMITH): the full-text index intersects
+    its words' postings, and if a few hundred parties at most come out, their instruments are read
+    whole, by id, and sorted. The planner is not left to choose between those
     two from its estimates: it reckons a name's words independent, so a bank's name (QUICKEN LOANS
     INC, on thousands of mortgages) looks a few rows to it, and it collected and sorted them all
     for a page of 25. A rare type or document date beside a common name (a bank's court orders)
@@ -141,12 +141,18 @@ def find(
         if not lead:  # a word of the name begins no word of the book
             return [], False
         walk = _Walk(s, lead, _checks(profile, c, terms, lead), c, sort, after, limit)
-        if walk.step() or not may_be_rare or walk.rows_to_go() <= FEW:
-            return walk.finish()
-        if c.doc_type or c.document_from or c.document_to:  # the type or date is the rare part: the planner's
-            return page(s, stmt, sort, cursor, limit)
-        few = _few(s, c, terms, walk.checks, dialect)
-        return walk.finish() if few is None else _sorted_page(few, sort, after, limit)
+        # the full-text index is asked once, as soon as a window projects the page far ahead: a name
+        # whose first window passed a few may thin out further back (its bearers' records newest)
+        while not walk.step():
+            if not may_be_rare or walk.rows_to_go() <= FEW:
+                continue
+            if c.doc_type or c.document_from or c.document_to:  # the type or date is the rare part: the planner's
+                return page(s, stmt, sort, cursor, limit)
+            few = _few(s, c, terms, walk.checks, dialect)
+            if few is not None:
+                return _sorted_page(few, sort, after, limit)
+            may_be_rare = False  # many parties bear the name: walking on is the way
+        return walk.finish()
     return page(s, stmt, sort, cursor, limit)
 
 
