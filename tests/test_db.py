@@ -389,3 +389,31 @@ def test_the_runtime_role_cannot_rewrite_history_and_truncate_is_refused_to_anyo
             conn.execute(text(f'DROP OWNED BY "{role}"'))
         pg_db.dispose()
         pg_admin(f'DROP ROLE IF EXISTS "{role}"')
+
+
+def test_the_numbering_floor_after_a_large_load_is_read_in_bounded_memory(sqlite_db):
+    """After a load of millions the floor is the highest serial among them: read a few thousand at a
+    time, not held whole (they were most of a large csv load's peak memory)."""
+    import tracemalloc
+
+    from hybrid_store.numbering import raise_numbering_floor
+
+    rows = [(f"1999-{n:07d}", f"{n:064x}") for n in range(1, 150_001)]
+    rows.append(("1999-0700000X", "ff" * 32))  # not a serial: never the floor
+    with sqlite_db.write() as s:
+        s.connection().exec_driver_sql(
+            "INSERT INTO instruments (instrument_number, book, page, doc_type, recorded_at, legal_description,"
+            " document_digest, salt_seed, source, created_at) VALUES (?, '1', '1', 'DEED', '2000-01-01 00:00:00',"
+            " '', ?, x'00', 'legacy', '2000-01-01 00:00:00')",
+            rows,
+        )
+    with sqlite_db.write() as s:
+        tracemalloc.start()
+        try:
+            raise_numbering_floor(s)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    made = file(sqlite_db, deed())
+    assert made[0].instrument_number == f"{NOW.year}-0150001"
+    assert peak < 12_000_000, peak  # streamed: about 6 MB; the 150,000 numbers held whole: about 37 MB
