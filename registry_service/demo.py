@@ -182,7 +182,7 @@ def _print_figures(db: Any, summary: Any, timings: Timings, started: float) -> N
         tokens = s.scalar(select(func.count()).select_from(Parcel).where(Parcel.token_id.is_not(None))) or 0
         confirmed = AnchorBatch.state == BatchState.CONFIRMED
         batches = s.scalar(select(func.count()).select_from(AnchorBatch).where(confirmed)) or 0
-        gas = s.scalar(select(func.sum(AnchorBatch.gas_used)).where(confirmed)) or 0
+        gas = int(s.scalar(select(func.sum(AnchorBatch.gas_used)).where(confirmed)) or 0)  # a Decimal on PostgreSQL
     figures = Table(title="landreg demo", show_header=False)
     figures.add_column(style="bold")
     figures.add_column(justify="right")

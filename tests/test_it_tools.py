@@ -44,7 +44,7 @@ def municipalities(env) -> list[dict]:
 
 
 def audit_actions(env) -> list[tuple[str, str, str]]:
-    db = Database(f"sqlite:///{env['LANDREG_HOME']}/landreg.db")
+    db = Database(env.get("LANDREG_DATABASE_URL") or f"sqlite:///{env['LANDREG_HOME']}/landreg.db")
     try:
         with db.read() as s:
             return [(e.action, e.target, e.actor) for e in s.scalars(select(AuditEntry).order_by(AuditEntry.id))]
@@ -246,12 +246,13 @@ def test_make_test_fast_installs_no_browser():
 
 # --- a stage through the command line, audit-logged end to end -------------------------------------------
 @pytest.mark.anvil
-def test_cli_plan_run_signoff_are_audit_logged_and_counted_by_reconciliation(tmp_path):
+def test_cli_plan_run_signoff_are_audit_logged_and_counted_by_reconciliation(db, tmp_path):
     """The walk an operator does at the command line (plan, run, reconcile, sign off) writes an audit
-    entry for each action, and the reconciliation report counts them (it said 0 before issue 24)."""
+    entry for each action, and the reconciliation report counts them (it said 0 before issue 24). On
+    PostgreSQL too, where the stage's gas arrives summed as a Decimal (the run's audit entry refused it)."""
     from tests.conftest import landreg_environment
 
-    env = landreg_environment(tmp_path)
+    env = landreg_environment(tmp_path) | {"LANDREG_DATABASE_URL": db.engine.url.render_as_string(hide_password=False)}
     landreg(env, "legacy", "import", "synthetic", "--instruments", "120", "--seed", "4", check=True)
     try:
         landreg(env, "chain", "start", check=True)

@@ -119,11 +119,12 @@ class StageRunner:
             refreeze()  # the title state's node cache grows with every batch: out of the collector's walks
         self._finish(stage_id)
         with self.db.read() as s:
-            report.gas_used = s.scalar(
+            # int(): PostgreSQL sums a bigint as numeric (a Decimal), which the audit entry refuses
+            report.gas_used = int(s.scalar(
                 select(func.coalesce(func.sum(AnchorBatch.gas_used), 0)).where(
                     AnchorBatch.stage_id == stage_id, AnchorBatch.state != BatchState.FAILED
                 )
-            ) or 0  # fmt: skip
+            ) or 0)  # fmt: skip
         report.seconds = time.perf_counter() - started
         return report
 
