@@ -126,7 +126,7 @@ def anvil_run(n: int, workdir: Path) -> Run:
     run.import_s, _, _ = landreg(env, "legacy", "import", "synthetic", "--instruments", str(n), "--seed", str(SEED))
     landreg(env, "chain", "start")
     try:
-        node = _anvil_process(home)
+        node = anvil_process(home)
         node_peak = PeakRSS(node.pid) if node else None
         landreg(env, "migrate", "plan", "all", "--batch-size", str(BATCH))
         print(f"[{n:,}] migrate run …", flush=True)
@@ -147,7 +147,7 @@ def anvil_run(n: int, workdir: Path) -> Run:
     return run
 
 
-def _anvil_process(home: Path) -> psutil.Process | None:
+def anvil_process(home: Path) -> psutil.Process | None:
     for p in psutil.process_iter(["cmdline"]):
         cmd = " ".join(p.info["cmdline"] or [])
         if "anvil" in cmd and str(home) in cmd:
