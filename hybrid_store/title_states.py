@@ -129,6 +129,7 @@ def decode_node(node_hash: bytes, data: bytes) -> ts.Node:
 # -- the database's node store ----------------------------------------------------------------------
 
 _Cached = tuple[ts.Node, tuple[int, int]]  # a node and its children's versions
+_LOW64 = (1 << 64) - 1
 
 
 class _Cache:
@@ -141,17 +142,28 @@ class _Cache:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.nodes: dict[bytes, _Cached] = {}
+        self.nodes: dict[bytes, ts.Node] = {}
+        # the children's versions packed in one int (left << 64 | right): a tuple per entry would be
+        # one more object for the garbage collector to walk, 400,000 times
+        self.pointers: dict[bytes, int] = {}
         self.staged: tuple[int, bytes, dict[bytes, _Cached]] | None = None
 
     def get(self, node_hash: bytes) -> _Cached | None:
-        return self.nodes.get(node_hash)
+        node = self.nodes.get(node_hash)
+        if node is None:
+            return None
+        packed = self.pointers.get(node_hash, 0)
+        return node, (packed >> 64, packed & _LOW64)
 
     def add(self, node_hash: bytes, entry: _Cached) -> None:
         if len(self.nodes) >= self.limit:  # drop the oldest half: the top of the tree is read again at once
             for key in list(self.nodes)[: self.limit // 2]:
                 del self.nodes[key]
-        self.nodes[node_hash] = entry
+                self.pointers.pop(key, None)
+        node, (left, right) = entry
+        self.nodes[node_hash] = node
+        if left or right:
+            self.pointers[node_hash] = left << 64 | right
 
     def stage(self, version: int, root: bytes, entries: dict[bytes, _Cached]) -> None:
         """The nodes a batch writes, cached once ``committed`` shows its state stored."""
@@ -167,6 +179,7 @@ class _Cache:
 
     def clear(self) -> None:
         self.nodes.clear()
+        self.pointers.clear()
         self.staged = None
 
 
