@@ -304,22 +304,29 @@ def title_ab(n: int, url: str | None = None) -> dict:
             deployment = attach(db, chain)
             plan_stage(db, chain, "all", Selector(), batch_size=BATCH, actor="bench")
             anchorer = Anchorer(db, chain, deployment, manifest_dir=cfg.manifests_dir, title_state=title)
-            wall, used = time.perf_counter(), cpu()
+            wall, used, written = time.perf_counter(), cpu(), _written()
             StageRunner(db, chain, deployment, workers=2, anchorer=anchorer).run("all")
-            wall, used = time.perf_counter() - wall, cpu() - used
-            out["runs"].append({"title": title, "wall_s": wall, "cpu_s": used})
-            print(f"[{n:,}] {'with' if title else 'without'} the title state: {wall:.1f} s wall, {used:.1f} s CPU",
-                  flush=True)  # fmt: skip
+            wall, used, written = time.perf_counter() - wall, cpu() - used, _written() - written
+            out["runs"].append({"title": title, "wall_s": wall, "cpu_s": used, "written_mb": written / 1e6,
+                                "load": os.getloadavg()[0]})  # fmt: skip
+            print(f"[{n:,}] {'with' if title else 'without'} the title state: {wall:.1f} s wall, {used:.1f} s CPU, "
+                  f"{written / 1e6:,.0f} MB written, load {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
             db.dispose()
             if server:
                 pg_db(f"landreg_bench_title_run{k}")  # emptied: the next copy needs the disk
             else:
                 Path(cfg.db_url.removeprefix("sqlite:///")).unlink()
-    for what in ("wall_s", "cpu_s"):
+    for what in ("wall_s", "cpu_s", "written_mb"):
         on = sum(r[what] for r in out["runs"] if r["title"])
         off = sum(r[what] for r in out["runs"] if not r["title"])
-        out[f"ratio_{what[:-2]}"] = on / off
+        out[f"ratio_{what.rpartition('_')[0]}"] = on / off if off else 0.0
     return out
+
+
+def _written() -> int:
+    """Bytes this process has had written to storage (/proc/self/io): SQLite writes from here; a
+    PostgreSQL server writes from its own processes, so there it counts only the manifests."""
+    return psutil.Process().io_counters().write_bytes
 
 
 def _mb(value: float) -> str:

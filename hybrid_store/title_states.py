@@ -1,9 +1,15 @@
 """The title state in the database: every parcel's head after each batch, anchored as the batch's
 TITLE marker leaf (the pure tree: ``core.title_state``; the spec: docs/title-state.md).
 
-* **Storage.** Nodes live in ``title_nodes`` under their own hash (written once, append-only) and
-  each batch's state in ``title_versions`` (its base, root, parcels, and its marker's Merkle proof).
-  The version number of a state is its batch's id.
+* **Storage.** Nodes live in ``title_nodes`` under (version, hash), the version being the batch
+  that wrote them (as the Jellyfish Merkle tree's node keys), and each batch's state in
+  ``title_versions`` (its base, root, parcels, and its marker's Merkle proof). The version number of
+  a state is its batch's id, and a state's root always lies under its own version. An inner node
+  also names the versions its children lie under: pointers for storage only, outside its hash, so a
+  reader still checks every node it decodes against the hash its parent names: a pointer edited to
+  another version finds no row there (the node is named missing) or another copy of that very node. Keyed by hash alone, a batch's ~31,000
+  new nodes landed on nearly every page of the key's index; keyed by version first, they append
+  as one run at its end.
 * **Heads.** A parcel's head is, among the records of the live batches, its record with the
   greatest history length (the number of records in the parcel's history up to and including it,
   followed through the commitments' ``prev`` links); a record anchored again, or late, never moves a
@@ -11,19 +17,20 @@ TITLE marker leaf (the pure tree: ``core.title_state``; the spec: docs/title-sta
 * **Every batch** gets a state: the one of the newest live batch (not failed) with this batch's
   records applied, even when it touches nothing, so the newest anchored batch holds the newest state.
 * **Requeue and rollback.** A failed batch's state is never built on again: the next batch starts
-  from the newest live batch's state, and because nodes are keyed by hash that branch shares every
-  untouched node with the abandoned one. A rolled-back stage's records are anchored again by the
-  batch that supersedes it, so they stay in the state.
+  from the newest live batch's state and points at the nodes it keeps where they lie (never under
+  the failed batch, which that state does not reach). A rolled-back stage's records are anchored
+  again by the batch that supersedes it, so they stay in the state.
 * **Work per batch** is proportional to the parcels it touches: the paths of those parcels are read
   level by level (one query per level), the new nodes written in one statement, behind a bounded
-  per-process cache of the nodes built and read (those read are checked against their hash).
+  per-process cache of the nodes read (checked against their hash) and of those committed batches
+  wrote.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -36,7 +43,7 @@ from hybrid_store.core import merkle
 from hybrid_store.core import title_state as ts
 from hybrid_store.core.hashing import to_hex
 from hybrid_store.db.engine import bulk_execute, chunks, driver_datetime, select_in
-from hybrid_store.db.models import AnchorBatch, BatchRecord, BatchState, Commitment, TitleNode, TitleVersion
+from hybrid_store.db.models import AnchorBatch, BatchRecord, BatchState, Commitment, TitleVersion
 from hybrid_store.db.records import driver_rows, ids_clause, ids_param
 from hybrid_store.errors import LandregError
 
@@ -50,8 +57,12 @@ PENDING = 0
 #: the next batch reads (the top of the tree is new after every batch)
 CACHE_NODES = 400_000
 
+#: (version, hash) pairs per read: two bind parameters each in SQLite
+READ_CHUNK = 2_000
+
 _LEAF = 0
 _INNER = 1
+_INNER_SIZE = 1 + 32 + 32 + 8 + 8
 _LEAF_KIND, _INNER_KIND = bytes([_LEAF]), bytes([_INNER])
 
 
@@ -65,19 +76,29 @@ class TitleStoreError(ts.TitleStateError, LandregError):
 # -- node encoding -------------------------------------------------------------------------------------
 
 
-def encode_node(node: ts.Node) -> bytes:
-    """A node's stored bytes: 0x00 ‖ path ‖ value hash ‖ value(head) for a leaf, 0x01 ‖ left ‖ right
-    for an inner node; its hash follows from them (``node_hash``)."""
+def encode_node(node: ts.Node, children: tuple[int, int] | None = None) -> bytes:
+    """A node's stored bytes: 0x00 ‖ path ‖ value hash ‖ value(head) for a leaf; for an inner node
+    0x01 ‖ left ‖ right ‖ uint64_be(left's version) ‖ uint64_be(right's version), ``children``: the
+    versions its children are stored under (0 for an empty subtree). The versions are storage
+    pointers only: the node's hash (``node_hash``) follows from left and right alone."""
     if isinstance(node, ts.LeafNode):
         return _LEAF_KIND + node.path + node.value_hash + node.head.encode()
-    return _INNER_KIND + node.left + node.right
+    if children is None:
+        raise ValueError("an inner node is stored with the versions of its children")
+    return _INNER_KIND + node.left + node.right + children[0].to_bytes(8, "big") + children[1].to_bytes(8, "big")
 
 
-def decode_node(node_hash: bytes, data: bytes) -> ts.Node:
-    """The node stored as ``data`` under ``node_hash``; ``TitleStoreError`` if its hash is another."""
+def decode_stored(node_hash: bytes, data: bytes) -> tuple[ts.Node, tuple[int, int]]:
+    """The node stored as ``data`` under ``node_hash``, with its children's versions ((0, 0) for a
+    leaf); ``TitleStoreError`` if its hash is another or a pointer is not one (a child's version is
+    0 exactly when the child is the empty subtree)."""
+    children = (0, 0)
     try:
-        if data[0] == _INNER and len(data) == 65:
+        if data[0] == _INNER and len(data) == _INNER_SIZE:
             left, right = data[1:33], data[33:65]
+            children = (int.from_bytes(data[65:73], "big"), int.from_bytes(data[73:81], "big"))
+            if (left == ts.EMPTY) != (children[0] == 0) or (right == ts.EMPTY) != (children[1] == 0):
+                raise ValueError("a child's version")
             node: ts.Node = ts.InnerNode(left, right)
             computed = ts.inner_hash(left, right)
         elif data[0] == _LEAF:
@@ -97,28 +118,69 @@ def decode_node(node_hash: bytes, data: bytes) -> ts.Node:
             f"title-state node {to_hex(node_hash)} holds a node whose hash is another: the stored tree was edited; "
             "run `landreg reconcile` and rebuild the state from the anchored records"
         )
-    return node
+    return node, children
+
+
+def decode_node(node_hash: bytes, data: bytes) -> ts.Node:
+    """``decode_stored`` without the children's versions."""
+    return decode_stored(node_hash, data)[0]
 
 
 # -- the database's node store ----------------------------------------------------------------------
 
+_Cached = tuple[ts.Node, tuple[int, int]]  # a node and its children's versions
+_LOW64 = (1 << 64) - 1
+
 
 class _Cache:
-    """Nodes read from the database (hash-checked) or built here, bounded; a node is named by its
-    hash, so an entry is never stale."""
+    """Nodes with the versions their children are stored under, bounded. An entry is named by the
+    node's hash, so it is never stale (any stored copy of a node is that node); its pointers name
+    rows that are committed: read from the database, or written by a batch the database has since
+    shown committed (``stage``, then ``committed``). A batch's own nodes wait in ``staged`` because
+    its transaction may still roll back, and a pointer to a row never committed would send the next
+    batch's nodes after it."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.nodes: dict[bytes, ts.Node] = {}
+        # the children's versions packed in one int (left << 64 | right): a tuple per entry would be
+        # one more object for the garbage collector to walk, 400,000 times
+        self.pointers: dict[bytes, int] = {}
+        self.staged: tuple[int, bytes, dict[bytes, _Cached]] | None = None
 
-    def get(self, node_hash: bytes) -> ts.Node | None:
-        return self.nodes.get(node_hash)
+    def get(self, node_hash: bytes) -> _Cached | None:
+        node = self.nodes.get(node_hash)
+        if node is None:
+            return None
+        packed = self.pointers.get(node_hash, 0)
+        return node, (packed >> 64, packed & _LOW64)
 
-    def add(self, node_hash: bytes, node: ts.Node) -> None:
+    def add(self, node_hash: bytes, entry: _Cached) -> None:
         if len(self.nodes) >= self.limit:  # drop the oldest half: the top of the tree is read again at once
             for key in list(self.nodes)[: self.limit // 2]:
                 del self.nodes[key]
+                self.pointers.pop(key, None)
+        node, (left, right) = entry
         self.nodes[node_hash] = node
+        if left or right:
+            self.pointers[node_hash] = left << 64 | right
+
+    def stage(self, version: int, root: bytes, entries: dict[bytes, _Cached]) -> None:
+        """The nodes a batch writes, cached once ``committed`` shows its state stored."""
+        self.staged = (version, root, entries)
+
+    def committed(self, version: int, root: bytes) -> None:
+        """The database holds state ``version`` with this root: if these are the staged batch's, its
+        nodes are stored, and cached."""
+        if self.staged is not None and self.staged[:2] == (version, root):
+            for node_hash, entry in self.staged[2].items():
+                self.add(node_hash, entry)
+            self.staged = None
+
+    def clear(self) -> None:
+        self.nodes.clear()
+        self.pointers.clear()
+        self.staged = None
 
 
 CACHE = _Cache(CACHE_NODES)
@@ -127,17 +189,21 @@ CACHE = _Cache(CACHE_NODES)
 @dataclass
 class DbNodeStore:
     """``core.title_state.NodeStore`` over ``title_nodes`` / ``title_versions`` in the caller's
-    transaction. New nodes and roots are held here until ``write`` (the batch's own transaction);
+    transaction. A stored node is found by (version, hash): its version from the pointer of the
+    node above it, the root's from the state's own version (every state stores its root under its
+    version). New nodes and roots are held here until ``write`` (the batch's own transaction);
     ``cache=None`` reads every node from the database (reconciliation trusts no memory)."""
 
     session: Session
     cache: _Cache | None = CACHE
     new: dict[bytes, ts.Node] = field(default_factory=dict)
     roots: dict[int, bytes] = field(default_factory=dict)
-    #: nodes read without a cache (kept only as long as the reader needs them), and the nodes on the
-    #: paths ``heads_on_paths`` walked: ``apply`` walks them again, and the bounded cache may have
-    #: dropped some meanwhile (each then read again, one query per node)
+    #: the nodes read (or taken from the cache) by this store: ``apply`` walks again the paths
+    #: ``heads_on_paths`` walked, and the bounded cache may have dropped some meanwhile
     loaded: dict[bytes, ts.Node] = field(default_factory=dict)
+    #: the version a stored copy of a node lies under, learnt from the pointers of the nodes above
+    #: it (and from a state's root): only ever committed rows
+    at: dict[bytes, int] = field(default_factory=dict)
 
     def get_node(self, node_hash: bytes) -> ts.Node:
         node = self._held(node_hash)
@@ -152,32 +218,45 @@ class DbNodeStore:
         try:
             return self.get_node(node_hash)
         except KeyError:
+            where = f" (version {self.at[node_hash]})" if node_hash in self.at else ""
             raise TitleStoreError(
-                f"title-state node {to_hex(node_hash)} is missing from the database: the stored tree was edited; "
-                "run `landreg reconcile`"
+                f"title-state node {to_hex(node_hash)}{where} is missing from the database: the stored tree was "
+                "edited; run `landreg reconcile`"
             ) from None
 
     def _held(self, node_hash: bytes) -> ts.Node | None:
-        # what this store walked (``heads_on_paths``) or built first: ``apply`` reads those
+        # what this store read or built first: ``apply`` reads those
         node = self.loaded.get(node_hash) or self.new.get(node_hash)
         if node is None and self.cache is not None:
-            node = self.cache.get(node_hash)
+            hit = self.cache.get(node_hash)
+            if hit is not None:
+                node = self.loaded[node_hash] = self._learn(*hit)
+        return node
+
+    def _learn(self, node: ts.Node, children: tuple[int, int]) -> ts.Node:
+        if isinstance(node, ts.InnerNode):
+            if children[0]:
+                self.at[node.left] = children[0]
+            if children[1]:
+                self.at[node.right] = children[1]
         return node
 
     def put_node(self, node_hash: bytes, node: ts.Node) -> None:
-        self.new[node_hash] = node
-        # cached at once, even before the batch commits: a node is read only by following a hash
-        # from a stored root, and a hash names one node, so a plan that never commits leaves nothing
-        # wrong behind; the next batch then reads the top of the tree, which this batch wrote, from here
-        if self.cache is not None:
-            self.cache.add(node_hash, node)
+        # a node stored already (a leaf moved one level down, a subtree rebuilt as an earlier state
+        # had it) is pointed at where it lies, not written again
+        if node_hash not in self.at:
+            self.new[node_hash] = node
 
     def root_of(self, version: int) -> bytes:
         if version not in self.roots:
             root = self.session.scalar(select(TitleVersion.root).where(TitleVersion.batch_id == version))
             if root is None:
                 raise ts.UnknownVersionError(f"there is no title state after batch {version}")
-            self.roots[version] = bytes(root)
+            root = self.roots[version] = bytes(root)
+            if root != ts.EMPTY:
+                self.at[root] = version
+            if self.cache is not None:
+                self.cache.committed(version, root)
         return self.roots[version]
 
     def has_version(self, version: int) -> bool:
@@ -190,25 +269,40 @@ class DbNodeStore:
     def put_root(self, version: int, root: bytes) -> None:
         self.roots[version] = root
 
-    # bulk reads: one query per chunk of hashes, every node checked against its hash
     def load(self, hashes: Iterable[bytes]) -> dict[bytes, ts.Node]:
-        """The nodes of ``hashes`` (``EMPTY`` left out): those in memory, and the others read; a
-        hash no row answers is left out."""
+        """The nodes of ``hashes`` (``EMPTY`` left out): those in memory, and the others read by
+        (version, hash), each checked against its hash; a hash no row answers is left out."""
         found: dict[bytes, ts.Node] = {}
         wanted = []
         for h in set(hashes):
-            node = self._held(h) if h != ts.EMPTY else None
+            if h == ts.EMPTY:
+                continue
+            node = self._held(h)
             if node is not None:
                 found[h] = node
-            elif h != ts.EMPTY:
-                wanted.append(h)
-        for h, data in select_in(self.session, select(TitleNode.hash, TitleNode.node), TitleNode.hash, wanted):
-            node = found[bytes(h)] = decode_node(bytes(h), bytes(data))
+            elif h in self.at:
+                wanted.append((self.at[h], h))
+        for _, h, data in self._read(sorted(wanted)):
+            node, children = decode_stored(bytes(h), bytes(data))
+            found[bytes(h)] = self.loaded[bytes(h)] = self._learn(node, children)
             if self.cache is not None:
-                self.cache.add(bytes(h), node)
-            else:
-                self.loaded[bytes(h)] = node
+                self.cache.add(bytes(h), (node, children))
         return found
+
+    def _read(self, wanted: Sequence[tuple[int, bytes]]) -> Iterator[tuple[int, bytes, bytes]]:
+        """The rows of ``wanted`` (version, hash), in key order: one index seek each."""
+        conn = self.session.connection()
+        postgres = conn.dialect.name == "postgresql"
+        for chunk in chunks(wanted, READ_CHUNK):
+            if postgres:
+                sql = ("SELECT n.version, n.hash, n.node FROM unnest(%s::bigint[], %s::bytea[]) AS w (v, h) "
+                       "JOIN title_nodes n ON n.version = w.v AND n.hash = w.h")  # fmt: skip
+                param: tuple[Any, ...] = ([v for v, _ in chunk], [h for _, h in chunk])
+            else:  # a row-value IN is a scan in SQLite; a join on a VALUES list seeks the key
+                sql = (f"WITH w (v, h) AS (VALUES {', '.join(['(?, ?)'] * len(chunk))}) "
+                       "SELECT n.version, n.hash, n.node FROM w JOIN title_nodes n ON n.version = w.v AND n.hash = w.h")  # fmt: skip
+                param = tuple(x for pair in chunk for x in pair)
+            yield from driver_rows(conn, sql, param)
 
     def heads_on_paths(self, version: int | None, keys: Iterable[str]) -> dict[str, ts.Head]:
         """The heads of ``keys`` in state ``version`` (None: empty), reading the tree level by level
@@ -222,7 +316,6 @@ class DbNodeStore:
         depth = 0
         while frontier:
             level = self.load(h for h, _, _ in frontier)
-            self.loaded.update(level)  # pinned for ``apply`` (see ``loaded``)
             deeper = []
             for node_hash, lo, hi in frontier:
                 if node_hash == ts.EMPTY:
@@ -241,12 +334,24 @@ class DbNodeStore:
             depth += 1
         return found
 
-    def write(self, conn: Connection) -> None:
-        """Insert the new nodes (a node another branch stored already is skipped: same hash, same bytes)."""
-        sql = "INSERT INTO title_nodes (hash, node) VALUES (?, ?) ON CONFLICT (hash) DO NOTHING"
-        # in key order: hashes are random, so unsorted each row lands on another page of the key's
-        # index; sorted, consecutive rows share pages (the rows and what they store are the same)
-        bulk_execute(conn, sql, [(h, encode_node(self.new[h])) for h in sorted(self.new)])
+    def write(self, conn: Connection, version: int, root: bytes) -> None:
+        """Insert the new nodes under ``version``, the state's root among them (a copy of it when
+        the state kept its base's root: a state's root always lies under its own version)."""
+        rows: dict[bytes, _Cached] = {}
+
+        def place(child: bytes) -> int:
+            return 0 if child == ts.EMPTY else version if child in self.new else self.at[child]
+
+        for h, node in self.new.items():
+            rows[h] = (node, (place(node.left), place(node.right)) if isinstance(node, ts.InnerNode) else (0, 0))
+        if root != ts.EMPTY and root not in rows:
+            node = self.stored(root)
+            rows[root] = (node, (place(node.left), place(node.right)) if isinstance(node, ts.InnerNode) else (0, 0))
+        # in key order: all under one version, the rows append at the end of the key's index
+        bulk_execute(conn, "INSERT INTO title_nodes (version, hash, node) VALUES (?, ?, ?)",
+                     [(version, h, encode_node(*rows[h])) for h in sorted(rows)])  # fmt: skip
+        if self.cache is not None:
+            self.cache.stage(version, root, rows)
 
 
 # -- history lengths and heads -----------------------------------------------------------------------
@@ -403,7 +508,7 @@ def plan_title(s: Session, instrument_ids: Sequence[int], links: dict[_Link, byt
 
 def store(conn: Connection, plan: TitlePlan, batch_id: int, proof: Sequence[bytes], now: datetime) -> None:
     """Write the plan's nodes and the batch's version, inside the batch's own transaction."""
-    plan.store.write(conn)
+    plan.store.write(conn, batch_id, plan.root)
     bulk_execute(
         conn,
         "INSERT INTO title_versions (batch_id, base_batch_id, root, parcels, touched, proof, created_at) "
@@ -495,10 +600,14 @@ def rebuild(s: Session, batch_id: int | None = None) -> tuple[bytes, int]:
     return root, len(heads)
 
 
-def stored_nodes_intact(s: Session, root: bytes) -> int:
-    """Read every stored node under ``root`` from the database (no cache), level by level, checking
-    each against its hash (``TitleStoreError`` on the first that fails); returns the nodes read."""
+def stored_nodes_intact(s: Session, version: int, root: bytes) -> int:
+    """Read every stored node under ``root``, the root of state ``version``, from the database (no
+    cache), level by level, following each node's pointers to its children's rows and checking
+    each against its hash (``TitleStoreError`` on the first that fails or is missing); returns the
+    nodes read."""
     node_store = DbNodeStore(s, cache=None)
+    if root != ts.EMPTY:
+        node_store.at[root] = version
     frontier, seen = [root], 0
     while frontier:
         node_store.load(frontier)
@@ -510,6 +619,7 @@ def stored_nodes_intact(s: Session, root: bytes) -> int:
             seen += 1
             if isinstance(node, ts.InnerNode):
                 deeper += (node.left, node.right)
+            del node_store.at[h]  # one level at a time in memory
         frontier = deeper
-        node_store.loaded.clear()  # one level at a time in memory
+        node_store.loaded.clear()
     return seen

@@ -145,7 +145,7 @@ def test_a_stored_node_or_version_edited_in_the_database_is_found(deployed):
     assert "edited" in found.discrepancies[0].message
     # a worker that reads the edited leaf (this one holds the true node in memory: restarted) would
     # build the next state on it: anchoring holds instead
-    title_states.CACHE.nodes.clear()
+    title_states.CACHE.clear()
     file_many(db, 4, lots=4)
     with pytest.raises(ChainError, match="title state cannot be built"):
         Anchorer(db, chain, dep).step(force=True)
@@ -164,6 +164,140 @@ def test_a_stored_node_or_version_edited_in_the_database_is_found(deployed):
     assert any(
         d.kind == "title_state_altered" and "version row was rewritten" in d.message for d in found.discrepancies
     )
+
+
+def stored_rows(db) -> dict[tuple[int, bytes], bytes]:
+    with db.read() as s:
+        return {(int(v), bytes(h)): bytes(n) for v, h, n in s.execute(select(TitleNode.version, TitleNode.hash,
+                                                                              TitleNode.node))}  # fmt: skip
+
+
+def test_each_batch_writes_its_nodes_under_its_own_version_and_points_at_the_ones_it_keeps(deployed):
+    """A batch's new nodes lie under its batch id, its root too when it moved nothing (a copy);
+    every inner node names where its children lie, and following those pointers from any state's
+    root reads exactly its tree."""
+    db, chain, dep = deployed
+    file_many(db, 4, lots=4)
+    anchorer = Anchorer(db, chain, dep)
+    anchorer.drain()
+    file_many(db, 1, lots=1)  # one lot's head moves; the other three lots' leaves are kept
+    anchorer.drain()
+    with db.write() as s:  # a batch of no record: the state moves nothing, its root is copied
+        audit_log.append(s, actor="it", role="admin", action="key.create", target="k", details={})
+    anchorer.drain()
+    rows = versions(db)
+    stored = stored_rows(db)
+    ids = [b.id for b, _ in rows]
+    assert {v for v, _ in stored} == set(ids)
+    (_, first), (_, second), (_, third) = rows
+    assert first is not None and second is not None and third is not None
+    assert third.root == second.root and [h for v, h in stored if v == ids[2]] == [bytes(third.root)]
+    assert len([1 for v, _ in stored if v == ids[1]]) < len([1 for v, _ in stored if v == ids[0]])
+    pointers = {p for (v, h), n in stored.items() if v == ids[1] and n[0] == 1
+                for p in title_states.decode_stored(h, n)[1]}  # fmt: skip
+    assert {ids[0], ids[1]} <= pointers <= {0, ids[0], ids[1]}  # kept nodes, its own (0: an empty subtree)
+    with db.read() as s:
+        for b, v in rows:
+            assert v is not None
+            heads = ts.heads_of(title_states.DbNodeStore(s, cache=None), b.id)
+            assert len(heads) == v.parcels == 4
+            memory = ts.MemoryNodeStore()
+            assert ts.apply(memory, None, heads.values(), version=1)[1] == bytes(v.root)
+            assert title_states.stored_nodes_intact(s, b.id, bytes(v.root)) == len(memory.nodes)
+
+
+def _edit_pointer(db, version: int, to: int) -> tuple[bytes, bytes]:
+    """Point the root of ``version`` (an inner node) at ``to`` for its left child; returns the root
+    and its original bytes."""
+    with db.write() as s:
+        bypass_append_only(s)
+        root = bytes(s.scalar(select(TitleVersion.root).where(TitleVersion.batch_id == version)))
+        data = bytes(s.scalar(select(TitleNode.node).where(TitleNode.version == version, TitleNode.hash == root)))
+        assert data[0] == 1
+        s.execute(text("UPDATE title_nodes SET node = :n WHERE version = :v AND hash = :h"),
+                  {"n": data[:65] + to.to_bytes(8, "big") + data[73:], "v": version, "h": root})  # fmt: skip
+    return root, data
+
+
+def test_a_child_version_pointer_edited_in_the_database_is_found(deployed):
+    """The versions an inner node names are outside its hash: an attacker with the database may
+    point one at a row that is not there, or at a forged row he inserted. The first is a node
+    missing, the second a node whose hash is another: reconciliation names both, anchoring holds."""
+    db, chain, dep = deployed
+    file_many(db, 8, lots=4)
+    Anchorer(db, chain, dep, batch_max_records=4).drain()
+    file_many(db, 1, lots=1)
+    Anchorer(db, chain, dep).drain()
+    assert reconcile(db, chain, manifest_dir=None, workers=1).clean
+    newest = versions(db)[-1][0].id
+    root, data = _edit_pointer(db, newest, 999)  # at a version with no such row
+    found = reconcile(db, chain, manifest_dir=None, workers=1)
+    assert not found.clean and found.kinds() == {"title_state_altered": 1}, found.discrepancies
+    assert "missing" in found.discrepancies[0].message and "version 999" in found.discrepancies[0].message
+    with db.write() as s:  # a forged leaf in a row of its own, under the hash the root names
+        bypass_append_only(s)
+        left = data[1:33]
+        real = title_states.decode_node(left, bytes(s.scalar(select(TitleNode.node).where(TitleNode.hash == left)
+                                                             .limit(1))))  # fmt: skip
+        if isinstance(real, ts.InnerNode):  # the forgery: a leaf where the subtree was
+            forged_head = ts.Head("0223_9_1", hashlib.sha256(b"forged").digest(), 1)
+            forged = title_states.encode_node(ts.LeafNode(ts.path_of("0223_9_1"), ts.value_hash(forged_head),
+                                                          forged_head))  # fmt: skip
+        else:
+            forged_head = ts.Head(real.head.parcel_key, hashlib.sha256(b"forged").digest(), 1)
+            forged = title_states.encode_node(ts.LeafNode(real.path, ts.value_hash(forged_head), forged_head))
+        s.execute(text("INSERT INTO title_nodes (version, hash, node) VALUES (999, :h, :n)"), {"h": left, "n": forged})
+    found = reconcile(db, chain, manifest_dir=None, workers=1)
+    assert not found.clean and found.kinds() == {"title_state_altered": 1}, found.discrepancies
+    assert "edited" in found.discrepancies[0].message and "hash is another" in found.discrepancies[0].message
+    title_states.CACHE.clear()  # a worker started afresh reads the forged row: anchoring holds
+    file_many(db, 4, lots=4)
+    with pytest.raises(ChainError, match="title state cannot be built"):
+        Anchorer(db, chain, dep).step(force=True)
+    with db.read() as s:
+        [hold] = open_holds(s)
+    assert "hash is another" in hold.reason
+
+
+def test_revision_0023_moves_the_nodes_under_their_versions_and_back(deployed):
+    """Down to one row per hash (0019's layout, pointers dropped) and up again: the rows are exactly
+    the ones the anchoring wrote (each node under the first state that reaches it, each state's
+    root under its own version), and every state proves the same heads."""
+    db, chain, dep = deployed
+    anchorer = Anchorer(db, chain, dep)
+    file_many(db, 6, lots=5)
+    anchorer.drain()
+    file_many(db, 2, lots=2)
+    anchorer.drain()
+    with db.write() as s:  # a state that moves nothing: its root is copied under its version
+        audit_log.append(s, actor="it", role="admin", action="key.create", target="k", details={})
+    anchorer.drain()
+    keys = [f"0223_9_{lot}" for lot in range(1, 7)]
+
+    def proofs() -> list[ts.HeadProof]:
+        with db.read() as s:
+            store = title_states.DbNodeStore(s, cache=None)
+            return [ts.prove(store, b.id, key) for b, _ in versions(db) for key in keys]
+
+    written, proved = stored_rows(db), proofs()
+    assert len({h for _, h in written}) < len(written)  # the copied root
+    db.downgrade("0022")
+    with db.read() as s:
+        old = dict((bytes(h), bytes(n)) for h, n in s.execute(text("SELECT hash, node FROM title_nodes")))
+    assert set(old) == {h for _, h in written}
+    for h, n in old.items():  # by hash alone, as 0019 kept them: an inner node is its two children
+        if n[0] == 1:
+            assert len(n) == 65 and ts.inner_hash(n[1:33], n[33:65]) == h
+        else:
+            assert isinstance(title_states.decode_node(h, n), ts.LeafNode)
+    db.migrate()
+    assert stored_rows(db) == written
+    assert proofs() == proved
+    title_states.CACHE.clear()
+    assert reconcile(db, chain, manifest_dir=None, workers=1).clean
+    file_many(db, 1, lots=1)  # and the next batch builds on the rewritten rows
+    anchorer.drain()
+    assert_each_state_anchored_and_recomputable(db, chain)
 
 
 def test_the_migration_and_its_rollback_keep_the_state(legacy_book):

@@ -580,13 +580,16 @@ class AuditCheckpoint(Base):
 
 
 class TitleNode(Base):
-    """A node of the title state's sparse Merkle tree (docs/title-state.md), stored under its own
-    hash and written once: every version's root keeps the nodes under it, so nothing is ever
-    updated or deleted. ``node`` is ``hybrid_store.title_states.encode_node``; a reader checks the
-    hash of what it decodes, so an edited row is refused, never believed. Append-only."""
+    """A node of the title state's sparse Merkle tree (docs/title-state.md), stored under the
+    version (batch id) that wrote it and its hash, and written once: every version's root keeps the
+    nodes under it, so nothing is ever updated or deleted. Version first, so a batch's nodes append
+    at the end of the key's index. ``node`` is ``hybrid_store.title_states.encode_node`` (an inner
+    node names its children's versions); a reader checks the hash of what it decodes, so an edited
+    row is refused, never believed. Append-only."""
 
     __tablename__ = "title_nodes"
 
+    version: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
     node: Mapped[bytes] = mapped_column(LargeBinary)
 

@@ -151,8 +151,8 @@ TABLES: dict[str, TableRule] = {
     ),
     "audit_checkpoints": append_only("the audit chain's anchored heads"),
     "title_nodes": append_only(
-        "the title state's tree nodes, each stored under its own hash: every anchored state keeps the nodes under "
-        "its root, so a node is written once and never changed"
+        "the title state's tree nodes, each stored under the version that wrote it and its hash: every anchored "
+        "state keeps the nodes under its root, so a node is written once and never changed"
     ),
     "title_versions": append_only("the title state after each batch: its root, its base, its marker's proof"),
     "idempotency_keys": mutable("the first response to a retried request (a cache an operator may prune)", insert=True),

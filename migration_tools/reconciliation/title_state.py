@@ -78,6 +78,6 @@ def _check_one(
             "parcels recomputed): a record's history, a batch's records or the stored state was changed",
             chain_batch, expected=to_hex(rebuilt), found=to_hex(root)))  # fmt: skip
     try:
-        out.nodes += title_states.stored_nodes_intact(s, root)
+        out.nodes += title_states.stored_nodes_intact(s, v.batch_id, root)
     except ts.TitleStateError as exc:
         out.discrepancies.append(Discrepancy(ALTERED, f"batch {chain_batch}'s title state: {exc}", chain_batch))
