@@ -86,6 +86,7 @@ def main() -> None:
     if args.workers < 2:
         raise SystemExit("--workers 2 or more: the one-process server takes another path (run_one_on)")
     import bare_filing  # this module by its importable name: the spawned processes import it so
+
     from registry_service import server
     from registry_service.cli.main import serve
 

@@ -84,8 +84,12 @@ def main() -> None:
     parser.add_argument("--label", default="", help="named in the output (e.g. which checkout)")
     parser.add_argument("--json", type=Path, help="also write every result here")
     parser.add_argument("--write", type=Path)
-    parser.add_argument("--profile", type=Path, help="py-spy the server's processes during the first saturated "
-                        "filing and the first proof pass; raw stacks into this folder")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="py-spy the server's processes during the first saturated "
+        "filing and the first proof pass; raw stacks into this folder",
+    )
     args = parser.parse_args()
 
     import psycopg
@@ -128,6 +132,7 @@ def main() -> None:
                 sys.exit(f"the server exited: {(home / 'serve.log').read_text()[-3000:]}")
             time.sleep(0.2)
         client = {**env, "LANDREG_BENCH_KEY": key}
+        meter = Meter(server.pid, owner["DATABASE_URL"], dbname)
         bare_path = "/bench/bare/instruments"
         # warm-up: every process opens its pool's connections and fills its caches
         load(client, base, kind="filing", closed=True, connections=args.filing_connections, seconds=5)
@@ -148,11 +153,16 @@ def main() -> None:
             offered["bare"].append(load(client, base, kind="filing", rate=args.filing_rate, path=bare_path,
                                         municipalities=BARE_MUNIS, connections=args.filing_connections,
                                         seconds=args.seconds))  # fmt: skip
+            before = meter.snapshot()
             saturated["filing"].append(load(client, base, kind="filing", closed=True,
                                             connections=args.filing_connections, seconds=args.saturated_seconds))  # fmt: skip
+            middle = meter.snapshot()
             saturated["bare"].append(load(client, base, kind="filing", closed=True, path=bare_path,
                                           municipalities=BARE_MUNIS, connections=args.filing_connections,
                                           seconds=args.saturated_seconds))  # fmt: skip
+            after = meter.snapshot()
+            saturated["filing"][-1]["cpu_ms"] = Meter.per_request(before, middle, saturated["filing"][-1]["completed"])
+            saturated["bare"][-1]["cpu_ms"] = Meter.per_request(middle, after, saturated["bare"][-1]["completed"])
         results.update(offered=offered, saturated=saturated)
         headers = {"Authorization": f"Bearer {key}"}
         for _ in range(600):  # the anchoring worker drains what was filed
@@ -165,8 +175,10 @@ def main() -> None:
         proofs = []
         for i in range(2):  # first pass: bundles built in each process; then served from its cache
             spies = spy(server.pid, args.profile, f"proofs{i}", args.seconds) if args.profile else []
+            before = meter.snapshot()
             proofs.append(load(client, base, kind="proof", numbers=numbers, rate=args.proof_rate,
                                connections=args.proof_connections, seconds=args.seconds))  # fmt: skip
+            proofs[-1]["cpu_ms"] = Meter.per_request(before, meter.snapshot(), proofs[-1]["completed"])
             for p in spies:
                 p.wait()
         results["proofs"] = proofs
@@ -187,6 +199,59 @@ def main() -> None:
     print(text)
     if args.write:
         write_section(args.write, MARK, text)
+
+
+class Meter:
+    """CPU seconds used by each part of the system under test (utime + stime from /proc): the HTTP
+    processes, the anchoring process, the anvil node and this database's PostgreSQL backends. On
+    a machine shared with other benchmarks a rate moves with the neighbours' load; the CPU each
+    request costs does much less, so it is reported beside the rates."""
+
+    def __init__(self, server: int, pg_url: str, dbname: str):
+        self.server, self.pg_url, self.dbname = server, pg_url, dbname
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def _groups(self) -> dict[str, list[int]]:
+        groups: dict[str, list[int]] = {"http": [], "anchoring": [], "anvil": [], "postgres": []}
+        children = Path(f"/proc/{self.server}/task/{self.server}/children").read_text().split()
+        for pid in children:
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                environ = Path(f"/proc/{pid}/environ").read_bytes()
+            except OSError:
+                continue
+            if b"anvil" in cmdline:
+                groups["anvil"].append(int(pid))
+            for var in environ.split(b"\0"):
+                if var.startswith(b"LANDREG_SERVICE__SUPERVISOR_STATUS="):
+                    status = Path(var.split(b"=", 1)[1].decode())
+                    for p in json.loads(status.read_text())["processes"]:
+                        if p["pid"] == int(pid):
+                            groups["http" if p["kind"] == "http" else "anchoring"].append(int(pid))
+        import psycopg
+
+        with psycopg.connect(self.pg_url, autocommit=True) as conn:
+            groups["postgres"] = [r[0] for r in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (self.dbname,))]  # fmt: skip
+        return groups
+
+    def snapshot(self) -> dict[str, dict[int, float]]:
+        out: dict[str, dict[int, float]] = {}
+        for group, pids in self._groups().items():
+            out[group] = {}
+            for pid in pids:
+                try:
+                    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+                except OSError:
+                    continue
+                out[group][pid] = (int(fields[11]) + int(fields[12])) / self.tick
+        return out
+
+    @staticmethod
+    def per_request(before: dict, after: dict, requests: int) -> dict[str, float]:
+        """CPU ms per request by group (a process that started or ended between counts from 0)."""
+        return {group: round(sum(t - before.get(group, {}).get(pid, 0.0) for pid, t in pids.items())
+                             * 1000 / max(requests, 1), 2) for group, pids in after.items()}  # fmt: skip
 
 
 def spy(parent: int, folder: Path, tag: str, seconds: float) -> list[subprocess.Popen]:
@@ -221,7 +286,14 @@ def _row(label: str, r: dict) -> str:
     bad = sum(v for k, v in r["statuses"].items() if not k.startswith("2")) + r["errors"]
     offered = f"{r['offered_per_s']:.0f}/s" if r["offered_per_s"] else "closed loop"
     return (f"| {label} | {offered}, {r['connections']} conn. | {r['achieved_per_s']:,.1f} | {r['p50_ms']:.1f} | "
-            f"{r['p99_ms']:.1f} | {r['max_ms']:.0f} | {bad} | {r['load_1m']:.1f} |")  # fmt: skip
+            f"{r['p99_ms']:.1f} | {r['max_ms']:.0f} | {bad} | {r['load_1m']:.1f} | {_cpu(r)} |")  # fmt: skip
+
+
+def _cpu(r: dict) -> str:
+    c = r.get("cpu_ms")
+    if not c:
+        return ""
+    return f"{c['http']:.1f} / {c['anchoring']:.1f} / {c['anvil']:.1f} / {c['postgres']:.1f} (Σ {sum(c.values()):.1f})"
 
 
 def render(args: argparse.Namespace, results: dict) -> str:
@@ -233,8 +305,9 @@ def render(args: argparse.Namespace, results: dict) -> str:
         "PostgreSQL as the runtime role, synchronous_commit on; open-loop generator in its own process on "
         "the same 2-core machine)",
         "",
-        "| run | offered | achieved/s | p50 ms | p99 ms | max ms | non-2xx + errors | load (1 min) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| run | offered | achieved/s | p50 ms | p99 ms | max ms | non-2xx + errors | load (1 min) "
+        "| CPU ms a request: HTTP / anchoring / anvil / PostgreSQL |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for i, (f, b) in enumerate(zip(results["offered"]["filing"], results["offered"]["bare"], strict=True), 1):
         lines += [_row(f"filing, round {i}", f), _row(f"bare endpoint, round {i}", b)]

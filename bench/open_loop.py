@@ -186,8 +186,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--closed", action="store_true", help="closed loop: as fast as answers come back")
     parser.add_argument("--key", default=os.environ.get("LANDREG_BENCH_KEY", ""))
-    parser.add_argument("--municipalities", default=",".join(MUNIS),
-                        help="the filings' parcels' municipality codes (give two runs disjoint parcels)")
+    parser.add_argument(
+        "--municipalities",
+        default=",".join(MUNIS),
+        help="the filings' parcels' municipality codes (give two runs disjoint parcels)",
+    )
     parser.add_argument("--seed", type=int, default=int.from_bytes(os.urandom(4), "big"))
     args = parser.parse_args()
     if not 0 < args.seconds <= 600 or not 0 < args.rate <= 5000:
