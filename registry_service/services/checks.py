@@ -51,8 +51,9 @@ def confirmations(session: Session, inst: InstrumentInput, now: datetime, *, exc
     ``exclude``: the submission's own id (re-examining a waiting one)."""
     keys = [p.key for p in inst.parcels]
     seen = _Seen.read(session, inst, exclude)
+    waits = held(session, keys, exclude, received_at) if seen.waiting else []
     return [*new_parcels(session, inst, seen), *duplicates(session, inst, now, exclude, seen),
-            *not_owners(session, inst, seen), *held(session, keys, exclude, received_at)]  # fmt: skip
+            *not_owners(session, inst, seen), *waits]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -61,12 +62,13 @@ class _Seen:
     filing's examination runs inside its write transaction, with its parcels locked: each round
     trip there is time every other filing on those parcels waits): which of the parcels it knows,
     which of their places have any parcel, and a recorded instrument or a live submission with the
-    same document digest."""
+    same document digest; and whether any submission waits at all (none: no hold to look for)."""
 
     known: frozenset[str]
     places: frozenset[str]  # the instrument's places that have parcels
     twin_number: str | None  # a recorded instrument with the same digest
     twin_submission: int | None  # the earliest live submission with the same digest
+    waiting: bool = True
 
     @classmethod
     def read(cls, session: Session, inst: InstrumentInput, exclude: int | None) -> _Seen:
@@ -83,14 +85,14 @@ class _Seen:
             Submission.document_digest == digest, Submission.state.in_(_LIVE), *not_corrected,
             *([Submission.id != exclude] if exclude is not None else [])).order_by(Submission.id).limit(1)  # fmt: skip
         row = session.execute(select(
-            twin.scalar_subquery(), earlier.scalar_subquery(),
+            twin.scalar_subquery(), earlier.scalar_subquery(), exists().where(Submission.state == State.WAITING),
             *(exists().where(Parcel.parcel_key == key) for key in keys),
             *(exists().where(Parcel.municipality_code == place) for place in places),
         )).one()  # fmt: skip
-        flags = list(row[2:])
+        flags = list(row[3:])
         return cls(frozenset(k for k, there in zip(keys, flags[: len(keys)], strict=True) if there),
                    frozenset(p for p, there in zip(places, flags[len(keys):], strict=True) if there),
-                   row[0], row[1])  # fmt: skip
+                   row[0], row[1], bool(row[2]))  # fmt: skip
 
 
 def new_parcels(session: Session, inst: InstrumentInput, seen: _Seen | None = None) -> list[Finding]:

@@ -121,6 +121,7 @@ class Received:
     now: datetime
     channel: str
     form_token: str | None
+    fees: dict[str, Any] | None  # the fee statement (``fee_statement``), None without a fee schedule
 
 
 def confirmed_codes(sub: Submission) -> set[str]:
@@ -241,10 +242,11 @@ class Filing:
         if stored := self._replay(actor, idempotency_key, request_hash, form_token):
             return stored
         instrument = content.model_copy(update={"corrects": canonical["corrects"]})
-        # an exemption the schedule does not list is refused before anything is written
-        fee_statement(self.settings, instrument, now)
+        # an exemption the schedule does not list is refused before anything is written; the
+        # statement is the submission's (a pure function of the instrument and the time of receipt)
+        statement = fee_statement(self.settings, instrument, now)
         self.signer.refresh()  # outside the write transaction (see ReceiptSigner.refresh)
-        received = Received(actor, instrument, canonical, envelope, now, channel, form_token)
+        received = Received(actor, instrument, canonical, envelope, now, channel, form_token, statement)
         for attempt in range(_RETRIES):
             try:
                 return self._submit(received, corrects, idempotency_key, request_hash)
@@ -290,7 +292,7 @@ class Filing:
                                "as": "submitter" if r.envelope.attestations is None else "clerk"} for a in attested],
                 confirmations=[{"codes": list(r.envelope.confirm), "by": r.actor.label, "at": r.now.isoformat(),
                                 "reason": r.envelope.confirm_reason, "up_front": True}] if r.envelope.confirm else [],
-                form_token=r.form_token, fees=fee_statement(self.settings, r.instrument, r.now),
+                form_token=r.form_token, fees=r.fees,
             )  # fmt: skip
             if any(f.kind == Kind.GROUND for f in findings):
                 resolve(sub, State.REJECTED, "examination", r.now, "grounds for refusal")
