@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -193,6 +194,7 @@ def main() -> None:
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
             conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+        shutil.rmtree(home, ignore_errors=True)  # a throwaway registry's keys and chain state
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     text = render(args, results)
