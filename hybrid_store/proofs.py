@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
-from sqlalchemy import bindparam, func, literal, literal_column, select, union_all
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from hybrid_store.core import bundle as bundles
@@ -68,15 +68,6 @@ _CORRECTIONS = (
     .order_by(Instrument.id)
     .limit(bundles.MAX_CORRECTIONS)
 )
-#: a bundle's evidence in one round trip: the numbers of the records that correct it (in recording
-#: order), then of the version that superseded it, if its leaf was revoked
-_CORRECTING_NUMBERS = _CORRECTIONS.add_columns(Instrument.id).subquery()
-_EVIDENCE = union_all(
-    select(literal("correction").label("kind"), _CORRECTING_NUMBERS.c.instrument_number, _CORRECTING_NUMBERS.c.id),
-    select(literal("successor"), Instrument.instrument_number, Instrument.id)
-    .join(MirrorFlag, MirrorFlag.successor_id == Instrument.id)
-    .where(MirrorFlag.instrument_id == bindparam("iid"), MirrorFlag.revoked_block.is_not(None)),
-).order_by(literal_column("kind"), literal_column("id"))
 #: what a correction's bundle discloses as evidence (less when the reader may see less): what names
 #: it, and what it names
 _CORRECTION_SHOWS = frozenset({"instrument_number", "doc_type", "recorded_at", "corrects", "references"})
@@ -116,13 +107,9 @@ def export_bundle(
                                jurisdiction=registry_profile(session).name)  # fmt: skip
     # evidence is carried one level deep only, and only where it can be checked: a correction names
     # what it corrects by its number, so a bundle that withholds the number carries none
-    newer = None
-    if with_successor and tree is not None:
-        evidence = conn.execute(_EVIDENCE, {"iid": iid}).all()
-        if "instrument_number" not in set(redact):
-            made = replace(made, corrections=_correction_bundles(
-                session, [n for kind, n, _ in evidence if kind == "correction"], redact))  # fmt: skip
-        newer = next((n for kind, n, _ in evidence if kind == "successor"), None)
+    if with_successor and tree is not None and "instrument_number" not in set(redact):
+        made = replace(made, corrections=correction_bundles(session, iid, redact))
+    newer = conn.execute(_SUCCESSOR, {"iid": iid}).scalar() if with_successor and tree is not None else None
     if newer is None:
         return made
     shown = sorted(set(redact) - {"prev"})
@@ -138,11 +125,7 @@ def correction_bundles(session: Session, iid: int, redact: Iterable[str] = ()) -
     """The anchored bundles of the records that correct instrument ``iid``, disclosing no more than
     their link (and never what the reader may not see): a verifier checks each before it says
     "corrected by"."""
-    return _correction_bundles(session, list(session.connection().execute(_CORRECTIONS, {"iid": iid}).scalars()),
-                               redact)  # fmt: skip
-
-
-def _correction_bundles(session: Session, numbers: list[str], redact: Iterable[str]) -> tuple[bundles.ProofBundle, ...]:
     hidden = sorted(set(FIELDS) - (_CORRECTION_SHOWS - set(redact)))
-    found = (export_bundle(session, number, hidden, with_successor=False) for number in numbers)
+    found = (export_bundle(session, number, hidden, with_successor=False)
+             for number in session.connection().execute(_CORRECTIONS, {"iid": iid}).scalars())  # fmt: skip
     return tuple(b for b in found if b.is_anchored)
