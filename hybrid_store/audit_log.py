@@ -39,7 +39,14 @@ def append(session: Session, *, actor: str, role: str, action: str, target: str,
     row = {"actor": actor, "role": role, "action": action, "target": target, "details": details, "at": at}
     chain.encode_entry({**row, "id": 0})  # fails now, not later in the worker
     conn = session.connection()
-    entry_id = conn.execute(insert(table(AuditEntry)).returning(table(AuditEntry).c.id), row).scalar_one()
+    entry = insert(table(AuditEntry)).values(row).returning(table(AuditEntry).c.id)
+    if conn.dialect.name == "postgresql":
+        # the entry and its place in the chain's queue in one statement: one round trip less inside
+        # every write transaction (SQLite has no INSERT in a WITH, and no network to save)
+        written = entry.cte("entry")
+        queued = insert(table(AuditLink)).from_select(["entry_id"], select(written.c.id))
+        return int(conn.execute(queued.returning(table(AuditLink).c.entry_id)).scalar_one())
+    entry_id = conn.execute(entry).scalar_one()
     conn.execute(insert(table(AuditLink)), {"entry_id": entry_id})
     return int(entry_id)
 

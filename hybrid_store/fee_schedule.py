@@ -19,8 +19,10 @@ from hybrid_store.fees import Schedule, parse_schedule
 from hybrid_store.settings import Settings
 
 
+@lru_cache(maxsize=8)
 def shipped(jurisdiction: str) -> str | None:
-    """The text of the schedule shipped for ``jurisdiction``, or None."""
+    """The text of the schedule shipped for ``jurisdiction``, or None (read once per process: it is
+    part of the installed package, and every filing and quote asks for it)."""
     resource = files("hybrid_store").joinpath(f"jurisdictions/fees/{jurisdiction}.toml")
     return resource.read_text(encoding="utf-8") if resource.is_file() else None
 

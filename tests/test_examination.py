@@ -190,6 +190,25 @@ def test_the_same_document_with_a_new_idempotency_key_waits_and_records_nothing(
     assert replay.json()["submission"]["id"] == again.json()["submission"]["id"]
 
 
+def test_the_same_document_while_its_first_submission_waits_is_a_twin_of_that_submission(svc):
+    """The digest is looked for among live submissions too, not only recorded instruments: a second
+    copy filed while the first still waits is a possible duplicate of that submission (and waits
+    behind it on its parcel); a rejected one is no longer anyone's twin: a third copy is the second's."""
+    body = deed(parcels=parcel("99998", "3"))
+    first = post(svc, body).json()["submission"]
+    assert first["state"] == "waiting" and [f["code"] for f in first["findings"]] == ["new_parcel"]
+    again = post(svc, body)
+    assert again.status_code == 202, again.text
+    findings = {f["code"]: f["words"] for f in again.json()["submission"]["findings"]}
+    assert f"was already submitted as submission {first['id']}" in findings["possible_duplicate"]
+    assert set(findings) == {"new_parcel", "possible_duplicate", "held_behind"}
+    url = f"/api/v1/submissions/{first['id']}/reject"
+    assert svc.client.post(url, json={"reason": "block 99998 is a typo"}, headers=svc.as_("clerk")).status_code == 200
+    third = {f["code"]: f["words"] for f in post(svc, body).json()["submission"]["findings"]}
+    second = again.json()["submission"]["id"]
+    assert f"was already submitted as submission {second}" in third["possible_duplicate"]
+
+
 def test_a_twin_by_its_content_waits_too(svc):
     """Another scan of the same deed (type, parties, parcels and consideration) within 30 days."""
     body = mortgage()

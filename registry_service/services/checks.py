@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import exists, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from hybrid_store.core import title
@@ -49,21 +50,61 @@ def confirmations(session: Session, inst: InstrumentInput, now: datetime, *, exc
     """Every finding of ``inst`` that needs a confirmation or waits behind an earlier submission;
     ``exclude``: the submission's own id (re-examining a waiting one)."""
     keys = [p.key for p in inst.parcels]
-    return [*new_parcels(session, inst), *duplicates(session, inst, now, exclude),
-            *not_owners(session, inst), *held(session, keys, exclude, received_at)]  # fmt: skip
+    seen = _Seen.read(session, inst, exclude)
+    waits = held(session, keys, exclude, received_at) if seen.waiting else []
+    return [*new_parcels(session, inst, seen), *duplicates(session, inst, now, exclude, seen),
+            *not_owners(session, inst, seen), *waits]  # fmt: skip
 
 
-def new_parcels(session: Session, inst: InstrumentInput) -> list[Finding]:
+@dataclass(frozen=True)
+class _Seen:
+    """What the registry already holds that the checks start from, read in one round trip (a
+    filing's examination runs inside its write transaction, with its parcels locked: each round
+    trip there is time every other filing on those parcels waits): which of the parcels it knows,
+    which of their places have any parcel, and a recorded instrument or a live submission with the
+    same document digest; and whether any submission waits at all (none: no hold to look for)."""
+
+    known: frozenset[str]
+    places: frozenset[str]  # the instrument's places that have parcels
+    twin_number: str | None  # a recorded instrument with the same digest
+    twin_submission: int | None  # the earliest live submission with the same digest
+    waiting: bool = True
+
+    @classmethod
+    def read(cls, session: Session, inst: InstrumentInput, exclude: int | None) -> _Seen:
+        keys = sorted({p.key for p in inst.parcels})
+        places = sorted({p.columns()["municipality_code"] for p in inst.parcels})
+        digest = inst.document_digest
+        # a correction of an indexing mistake re-records the very document: its twin is what it corrects
+        others = [Instrument.instrument_number != inst.corrects] if inst.corrects else []
+        corrected = select(Instrument.id).where(Instrument.instrument_number == inst.corrects)
+        not_corrected = [or_(Submission.instrument_id.is_(None), Submission.instrument_id.not_in(corrected))] \
+            if inst.corrects else []  # fmt: skip
+        twin = select(Instrument.instrument_number).where(Instrument.document_digest == digest, *others).limit(1)
+        earlier = select(Submission.id).where(
+            Submission.document_digest == digest, Submission.state.in_(_LIVE), *not_corrected,
+            *([Submission.id != exclude] if exclude is not None else [])).order_by(Submission.id).limit(1)  # fmt: skip
+        row = session.execute(select(
+            twin.scalar_subquery(), earlier.scalar_subquery(), exists().where(Submission.state == State.WAITING),
+            *(exists().where(Parcel.parcel_key == key) for key in keys),
+            *(exists().where(Parcel.municipality_code == place) for place in places),
+        )).one()  # fmt: skip
+        flags = list(row[3:])
+        return cls(frozenset(k for k, there in zip(keys, flags[: len(keys)], strict=True) if there),
+                   frozenset(p for p, there in zip(places, flags[len(keys):], strict=True) if there),
+                   row[0], row[1], bool(row[2]))  # fmt: skip
+
+
+def new_parcels(session: Session, inst: InstrumentInput, seen: _Seen | None = None) -> list[Finding]:
     """A parcel the registry has never seen, in a municipality whose parcels it knows. A registry
     that holds no parcel of a place yet (a new registry before its book is migrated) cannot tell a
     typo from a first recording there, so it asks only once the place has parcels."""
-    keys = [p.key for p in inst.parcels]
-    known = set(session.scalars(select(Parcel.parcel_key).where(Parcel.parcel_key.in_(keys))))
+    seen = seen or _Seen.read(session, inst, None)
     out = []
     for parcel in inst.parcels:
-        if parcel.key in known:
+        if parcel.key in seen.known:
             continue
-        if not _place_has_parcels(session, parcel.columns()["municipality_code"]):
+        if parcel.columns()["municipality_code"] not in seen.places:
             continue
         out.append(Finding(NEW_PARCEL, Kind.CONFIRMATION, f"parcel {parcel.key} is not in the registry's book: "
                            "check the block and lot against the tax map; confirm only if it really is a parcel "
@@ -72,29 +113,20 @@ def new_parcels(session: Session, inst: InstrumentInput) -> list[Finding]:
     return out
 
 
-def _place_has_parcels(session: Session, place: str) -> bool:
-    return session.scalar(select(Parcel.id).where(Parcel.municipality_code == place).limit(1)) is not None
-
-
-def duplicates(session: Session, inst: InstrumentInput, now: datetime, exclude: int | None) -> list[Finding]:
+def duplicates(session: Session, inst: InstrumentInput, now: datetime, exclude: int | None,
+               seen: _Seen | None = None) -> list[Finding]:  # fmt: skip
     """The same document digest as a recorded instrument or a submission not rejected; or the same
     type, parties, parcels and consideration recorded or submitted within the last 30 days."""
+    seen = seen or _Seen.read(session, inst, exclude)
     digest = inst.document_digest
-    # a correction of an indexing mistake re-records the very document: its twin is what it corrects
-    others = [Instrument.instrument_number != inst.corrects] if inst.corrects else []
-    number = session.scalar(
-        select(Instrument.instrument_number).where(Instrument.document_digest == digest, *others).limit(1)
-    )
-    if number is not None:
-        return [_twin(f"this document (SHA-256 {digest[:12]}…) is already recorded as instrument {number}")]
-    corrected = select(Instrument.id).where(Instrument.instrument_number == inst.corrects)
-    not_corrected = [or_(Submission.instrument_id.is_(None), Submission.instrument_id.not_in(corrected))] \
-        if inst.corrects else []  # fmt: skip
-    earlier = session.scalar(select(Submission.id).where(
-        Submission.document_digest == digest, Submission.state.in_(_LIVE), *not_corrected,
-        *([Submission.id != exclude] if exclude is not None else [])).order_by(Submission.id).limit(1))  # fmt: skip
-    if earlier is not None:
-        return [_twin(f"this document (SHA-256 {digest[:12]}…) was already submitted as submission {earlier}")]
+    if seen.twin_number is not None:
+        return [_twin(f"this document (SHA-256 {digest[:12]}…) is already recorded as instrument {seen.twin_number}")]
+    if seen.twin_submission is not None:
+        return [_twin(f"this document (SHA-256 {digest[:12]}…) was already submitted as submission "
+                      f"{seen.twin_submission}")]  # fmt: skip
+    # the same filing names the same parcels: none to look for on a parcel the registry has never seen
+    if min(p.key for p in inst.parcels) not in seen.known:
+        return []
     number = _same_filing(session, inst, now - timedelta(days=DUPLICATE_WINDOW_DAYS))
     if number is not None:
         return [_twin(f"instrument {number}, recorded in the last {DUPLICATE_WINDOW_DAYS} days, has the same type, "
@@ -137,7 +169,7 @@ def _same_filing(session: Session, inst: InstrumentInput, since: datetime) -> st
     return None
 
 
-def not_owners(session: Session, inst: InstrumentInput) -> list[Finding]:
+def not_owners(session: Session, inst: InstrumentInput, seen: _Seen | None = None) -> list[Finding]:
     """A conveyance whose grantors are not the owners of record (``title.check``'s flags), unless an
     officer or a court conveys for the owner (the type's rule) or it corrects the very conveyance
     that made the owners (a correction re-records that instrument)."""
@@ -147,9 +179,11 @@ def not_owners(session: Session, inst: InstrumentInput) -> list[Finding]:
         # a correction is judged against the title as it stood before what it corrects, and only the
         # recording has that chain (filing's title judgement): it is recorded, and flagged if it must be
         return []
+    known = (seen or _Seen.read(session, inst, None)).known
     out = []
     for parcel in inst.parcels:
-        owner = _owner_of_record(session, parcel.key)
+        # a parcel the registry has never seen has no owner of record
+        owner = _owner_of_record(session, parcel.key) if parcel.key in known else None
         if owner is None or (inst.corrects and owner.number == inst.corrects):
             continue
         flag = title.check(parcel.key, inst.grantors, owner)
@@ -161,16 +195,15 @@ def not_owners(session: Session, inst: InstrumentInput) -> list[Finding]:
 
 
 def _owner_of_record(session: Session, key: str) -> title.Conveyance | None:
-    row = session.execute(select(Instrument.id, Instrument.instrument_number)
-                          .join(Parcel, Parcel.owner_instrument_id == Instrument.id)
-                          .where(Parcel.parcel_key == key)).first()  # fmt: skip
-    if row is None:
+    rows = session.execute(select(Instrument.instrument_number, InstrumentParty.role, InstrumentParty.name)
+                           .select_from(Parcel).join(Instrument, Parcel.owner_instrument_id == Instrument.id)
+                           .outerjoin(InstrumentParty, InstrumentParty.instrument_id == Instrument.id)
+                           .where(Parcel.parcel_key == key)
+                           .order_by(InstrumentParty.role, InstrumentParty.position)).all()  # fmt: skip
+    if not rows:
         return None
-    parties = list(session.execute(select(InstrumentParty.role, InstrumentParty.name)
-                                   .where(InstrumentParty.instrument_id == row.id)
-                                   .order_by(InstrumentParty.role, InstrumentParty.position)))  # fmt: skip
-    return title.Conveyance(row.instrument_number, [n for r, n in parties if r == "grantor"],
-                            [n for r, n in parties if r == "grantee"])  # fmt: skip
+    return title.Conveyance(rows[0].instrument_number, [n for _, r, n in rows if r == "grantor"],
+                            [n for _, r, n in rows if r == "grantee"])  # fmt: skip
 
 
 def held(session: Session, keys: Sequence[str], exclude: int | None, received_at: datetime | None) -> list[Finding]:

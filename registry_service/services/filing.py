@@ -121,6 +121,7 @@ class Received:
     now: datetime
     channel: str
     form_token: str | None
+    fees: dict[str, Any] | None  # the fee statement (``fee_statement``), None without a fee schedule
 
 
 def confirmed_codes(sub: Submission) -> set[str]:
@@ -241,10 +242,11 @@ class Filing:
         if stored := self._replay(actor, idempotency_key, request_hash, form_token):
             return stored
         instrument = content.model_copy(update={"corrects": canonical["corrects"]})
-        # an exemption the schedule does not list is refused before anything is written
-        fee_statement(self.settings, instrument, now)
+        # an exemption the schedule does not list is refused before anything is written; the
+        # statement is the submission's (a pure function of the instrument and the time of receipt)
+        statement = fee_statement(self.settings, instrument, now)
         self.signer.refresh()  # outside the write transaction (see ReceiptSigner.refresh)
-        received = Received(actor, instrument, canonical, envelope, now, channel, form_token)
+        received = Received(actor, instrument, canonical, envelope, now, channel, form_token, statement)
         for attempt in range(_RETRIES):
             try:
                 return self._submit(received, corrects, idempotency_key, request_hash)
@@ -290,17 +292,19 @@ class Filing:
                                "as": "submitter" if r.envelope.attestations is None else "clerk"} for a in attested],
                 confirmations=[{"codes": list(r.envelope.confirm), "by": r.actor.label, "at": r.now.isoformat(),
                                 "reason": r.envelope.confirm_reason, "up_front": True}] if r.envelope.confirm else [],
-                form_token=r.form_token, fees=fee_statement(self.settings, r.instrument, r.now),
+                form_token=r.form_token, fees=r.fees,
             )  # fmt: skip
-            s.add(sub)
-            s.flush()
             if any(f.kind == Kind.GROUND for f in findings):
                 resolve(sub, State.REJECTED, "examination", r.now, "grounds for refusal")
+                s.add(sub)
+                s.flush()
                 audit(s, r.actor, "submission.reject", f"submission {sub.id}", grounds=[f.code for f in findings])
             elif examination.unconfirmed(findings, confirmed_codes(sub)):
                 sub.state = State.WAITING
+                s.add(sub)
+                s.flush()
                 audit(s, r.actor, "submission.wait", f"submission {sub.id}", findings=[f.code for f in findings])
-            else:
+            else:  # written once, recorded: one INSERT rather than an INSERT and an UPDATE
                 self.record(s, r.actor, sub, r.instrument, r.now)
             filed = self.outcome(sub)
             if idempotency_key is not None:
@@ -312,20 +316,23 @@ class Filing:
     def record(self, s: Session, actor: Actor, sub: Submission, instrument: InstrumentInput, now: datetime) -> None:
         """Record a submission nothing stands in the way of, in the caller's transaction: the
         instrument (``record_instruments``: parcels, commitment, outbox), its audit entry, and the
-        submission's new state, all or nothing."""
+        submission's new state, all or nothing. A submission not written yet (a filing recorded
+        at once) is written here, recorded."""
         corrects = instrument.corrects
         [made] = record_instruments(s, [instrument], source="filing", now=now)
         if sub.fees is not None:  # the statement examination gave it, recorded as it was: never worked out again
             day = fees.day_of_receipt(made.recorded_at, self.settings.profile.timezone)
             fee_book.record(s, made.instrument_id, made.recorded_at, day, sub.fees)
-        # after the statement is recorded: the receipt carries the fees as recorded
-        sub.response = self._result(
-            made, instrument, flags.resolved(s, made.resolved), Recordings.fees_of(s, made.instrument_id)
-        )
+        # the receipt carries the fees as recorded: the statement just written (``fee_book.record``
+        # stores exactly this one; none was recorded when there is none), not read back
+        sub.response = self._result(made, instrument, flags.resolved(s, made.resolved), sub.fees)
         sub.instrument_id = made.instrument_id
         if sub.state == State.EXAMINING:
             sub.resolved_at, sub.resolved_by = now, "examination"
         sub.state = State.RECORDED
+        if sub.id is None:
+            s.add(sub)
+            s.flush()
         audit(s, actor, "instrument.correct" if corrects else "instrument.file", made.instrument_number,
               doc_type=str(instrument.doc_type), commitment=made.commitment_hex,
               flags=[f.kind for f in made.flags], corrects=corrects, submission=sub.id,
