@@ -29,6 +29,7 @@ from hybrid_store.core import commitment as commitments
 from hybrid_store.core import title
 from hybrid_store.core.hashing import to_hex
 from hybrid_store.core.records import CONVEYANCES, DocType, InstrumentRecord, build_record
+from hybrid_store.db import bulk
 from hybrid_store.db.engine import chunks, select_in, upsert_insert
 from hybrid_store.db.models import (
     Commitment,
@@ -162,7 +163,7 @@ def record_instruments(
 
     conn = session.connection()  # Core statements: the ORM's bulk machinery costs twice the CPU here
     try:
-        ids = list(conn.execute(_INSERT_INSTRUMENT, rows).scalars())
+        ids = _insert_instruments(conn, rows)
     except IntegrityError as exc:
         raise Conflict(_integrity_message(exc)) from None
     _insert_details(conn, ids, instruments, made, parcels, now)
@@ -428,8 +429,28 @@ def _insert_details(
         )  # fmt: skip
     for model, rows in ((InstrumentParty, party_rows), (PartyNameKey, key_rows), (InstrumentTerm, term_rows),
                         (InstrumentParcel, link_rows), (TitleFlag, flag_rows), (InstrumentReference, ref_rows)):  # fmt: skip
-        if rows:  # one row: a plain execute (executemany goes through the driver's pipeline machinery)
-            conn.execute(insert(table(model)), rows[0] if len(rows) == 1 else rows)
+        bulk.insert_rows(conn, table(model), rows)
+
+
+def _insert_instruments(conn: Any, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert the instruments' rows; their ids, in order. Many at once on PostgreSQL go in by COPY
+    with ids drawn beforehand, unless a number is taken: then by the INSERT, which fails on it
+    having drawn exactly the ids it always draws (a failed load's successor gets the same ids)."""
+    if bulk.copies(conn, len(rows)) and not _numbers_taken(conn, [r["instrument_number"] for r in rows]):
+        ids = bulk.next_ids(conn, table(Instrument), len(rows))
+        bulk.copy_rows(conn, table(Instrument), [{"id": i, **r} for i, r in zip(ids, rows, strict=True)])
+        return ids
+    return list(conn.execute(_INSERT_INSTRUMENT, rows).scalars())
+
+
+def _numbers_taken(conn: Any, numbers: list[str]) -> bool:
+    """Whether any of ``numbers`` is recorded already or given twice (PostgreSQL)."""
+    if len(set(numbers)) < len(numbers):
+        return True
+    taken = conn.exec_driver_sql(
+        "SELECT 1 FROM instruments WHERE instrument_number = ANY(%(n)s) LIMIT 1", {"n": numbers}
+    )
+    return taken.first() is not None
 
 
 # --- helpers ----------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -175,8 +176,12 @@ def import_records(
             for rec in source:
                 load.take(rec)
             load.flush()
+            load.settle()
     finally:
-        load.quarantine.close()
+        try:
+            load.close()
+        finally:
+            load.quarantine.close()
     with db.write() as s:
         raise_numbering_floor(s)  # filings must never be handed a number this load just used
     db.refresh_statistics(LOADED_TABLES)
@@ -187,7 +192,12 @@ def import_records(
 
 
 class _Load:
-    """One load: validated records written in chunks, bad ones quarantined, the counts kept."""
+    """One load: validated records written in chunks, bad ones quarantined, the counts kept.
+
+    Without a journal, a full chunk is written by a thread of its own while the next one is read and
+    validated (the database works while Python does: both cores). What the load does stays in the
+    order it always had: a chunk is settled (counted, retried record by record if it failed, shown)
+    before the next chunk goes, and the records read meanwhile are quarantined only after it."""
 
     def __init__(self, db: Database, report: ImportReport, quarantine: _Quarantine, now: datetime,
                  progress: Callable[[ImportReport], None] | None, profile: Profile,
@@ -201,6 +211,10 @@ class _Load:
         self.journal = journal
         self.seed = seed
         self.chunk: list[tuple[SourceRecord, InstrumentInput]] = []
+        # a journal hears of each record in order, inside its chunk's transaction: no writer thread then
+        self.writer = ThreadPoolExecutor(1, thread_name_prefix="landreg-load") if journal is None else None
+        self.writing: tuple[list[tuple[SourceRecord, InstrumentInput]], Future[None]] | None = None
+        self.held: list[tuple[SourceRecord, str, str]] = []  # rejections of records read while a chunk is written
 
     def take(self, rec: SourceRecord) -> None:
         self.report.records += 1
@@ -216,6 +230,9 @@ class _Load:
             self.flush()
 
     def reject(self, rec: SourceRecord, field_name: str, reason: str) -> None:
+        if self.writing is not None:
+            self.held.append((rec, field_name, reason))
+            return
         self.report.quarantined += 1
         key = reason.split(":")[0][:80]
         self.report.reasons[key] = self.report.reasons.get(key, 0) + 1
@@ -224,13 +241,44 @@ class _Load:
             self.journal.quarantined(rec, field_name, reason)
 
     def flush(self) -> None:
+        """Write the chunk read so far (after settling the one before it)."""
+        self.settle()
         if not self.chunk:
             return
+        chunk, self.chunk = self.chunk, []
+        if self.writer is None:
+            self._settle(chunk, None)
+        else:
+            self.writing = (chunk, self.writer.submit(self._write, chunk))
+
+    def settle(self) -> None:
+        """Wait for the chunk being written, then do what follows it, then quarantine what was held."""
+        if self.writing is None:
+            return
+        chunk, future = self.writing
+        self.writing = None
+        self._settle(chunk, future)
+        held, self.held = self.held, []
+        for rec, field_name, reason in held:
+            self.reject(rec, field_name, reason)
+
+    def close(self) -> None:
+        """Settle a chunk still being written (a source that failed cut the load short)."""
         try:
-            self._write(self.chunk)
-            self.report.loaded += len(self.chunk)
+            self.settle()
+        finally:
+            if self.writer is not None:
+                self.writer.shutdown()
+
+    def _settle(self, chunk: list[tuple[SourceRecord, InstrumentInput]], written: Future[None] | None) -> None:
+        try:
+            if written is None:
+                self._write(chunk)
+            else:
+                written.result()
+            self.report.loaded += len(chunk)
         except (Conflict, InvalidInstrument):
-            for item in self.chunk:  # find the offending ones: each on its own
+            for item in chunk:  # find the offending ones: each on its own
                 rec = item[0]
                 try:
                     self._write([item])
@@ -239,7 +287,6 @@ class _Load:
                     self.reject(rec, exc.errors[0].field, str(exc))
                 except Conflict as exc:
                     self.reject(rec, "instrument_number", str(exc))
-        self.chunk.clear()
         if self.journal is not None:
             self.journal.flush()
         if self.progress:

@@ -1,0 +1,75 @@
+"""Writing many rows at once: PostgreSQL's COPY where it pays, a plain multi-row INSERT elsewhere.
+
+The rows are the same either way (a test loads one book both ways and compares every table): COPY
+takes each value through the column type's bind processing exactly as the INSERT does, a serial
+``id`` left out of the rows is drawn from its sequence in row order as the INSERT draws it, and a
+failure surfaces as the same SQLAlchemy error (``IntegrityError`` for a broken constraint).
+SQLite has no COPY and keeps the INSERT.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import Table, insert
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+
+#: rows from which COPY beats a multi-row INSERT (below it, a filing's few rows: one statement's round trip either way)
+COPY_FROM = 50
+
+_Processors = tuple[tuple[str, ...], tuple[Callable[[Any], Any] | None, ...], str]
+_plans: dict[tuple[str, tuple[str, ...]], _Processors] = {}
+
+
+def copies(conn: Connection, rows: int) -> bool:
+    """Whether ``rows`` rows go in by COPY on this connection."""
+    return rows >= COPY_FROM and conn.dialect.name == "postgresql"
+
+
+def insert_rows(conn: Connection, tbl: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``rows`` (dicts with the same keys) into ``tbl``, in order."""
+    if not rows:
+        return
+    if copies(conn, len(rows)):
+        copy_rows(conn, tbl, rows)
+    else:  # one row: a plain execute (executemany goes through the driver's pipeline machinery)
+        conn.execute(insert(tbl), rows[0] if len(rows) == 1 else list(rows))
+
+
+def copy_rows(conn: Connection, tbl: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """COPY ``rows`` into ``tbl`` in this connection's transaction (PostgreSQL)."""
+    columns, processors, sql = _plan(conn, tbl, tuple(rows[0]))
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    try:
+        with raw.cursor() as cur, cur.copy(sql) as copy:
+            for row in rows:
+                values = [row[c] for c in columns]
+                for i, process in enumerate(processors):
+                    if process is not None:
+                        values[i] = process(values[i])
+                copy.write_row(values)
+    except raw.Error as exc:  # as SQLAlchemy would have raised it from the INSERT
+        raise DBAPIError.instance(sql, None, exc, type(raw).Error) from None
+
+
+def next_ids(conn: Connection, tbl: Table, n: int) -> list[int]:
+    """``n`` values of ``tbl``'s serial ``id`` sequence, ascending, as an INSERT of ``n`` rows would draw them."""
+    ids = conn.exec_driver_sql(
+        "SELECT nextval(pg_get_serial_sequence(%(t)s, 'id')) FROM generate_series(1, %(n)s)", {"t": tbl.name, "n": n}
+    ).scalars()
+    return sorted(ids)
+
+
+def _plan(conn: Connection, tbl: Table, columns: tuple[str, ...]) -> _Processors:
+    key = (tbl.name, columns)
+    if key not in _plans:
+        missing = [c.name for c in tbl.columns if c.name not in columns and c.default is not None]
+        if missing:  # a Python-side default the INSERT would fill in: COPY would leave the server's
+            raise ValueError(f"COPY into {tbl.name} without {', '.join(missing)}: give every value")
+        processors = tuple(tbl.c[c].type.bind_processor(conn.dialect) for c in columns)
+        quoted = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
+        _plans[key] = (columns, processors, f"COPY {tbl.name} ({quoted}) FROM STDIN")
+    return _plans[key]
