@@ -19,8 +19,8 @@ from sqlalchemy.exc import DBAPIError
 #: rows from which COPY beats a multi-row INSERT (below it, a filing's few rows: one statement's round trip either way)
 COPY_FROM = 50
 
-_Processors = tuple[tuple[str, ...], tuple[Callable[[Any], Any] | None, ...], str]
-_plans: dict[tuple[str, tuple[str, ...]], _Processors] = {}
+_Plan = tuple[tuple[str, ...], tuple[Callable[[Any], Any] | None, ...], list[int], str]
+_plans: dict[tuple[str, tuple[str, ...]], _Plan] = {}
 
 
 def copies(conn: Connection, rows: int) -> bool:
@@ -40,11 +40,12 @@ def insert_rows(conn: Connection, tbl: Table, rows: Sequence[dict[str, Any]]) ->
 
 def copy_rows(conn: Connection, tbl: Table, rows: Sequence[dict[str, Any]]) -> None:
     """COPY ``rows`` into ``tbl`` in this connection's transaction (PostgreSQL)."""
-    columns, processors, sql = _plan(conn, tbl, tuple(rows[0]))
+    columns, processors, types, sql = _plan(conn, tbl, tuple(rows[0]))
     raw = conn.connection.dbapi_connection
     assert raw is not None
     try:
         with raw.cursor() as cur, cur.copy(sql) as copy:
+            copy.set_types(types)
             for row in rows:
                 values = [row[c] for c in columns]
                 for i, process in enumerate(processors):
@@ -63,13 +64,20 @@ def next_ids(conn: Connection, tbl: Table, n: int) -> list[int]:
     return sorted(ids)
 
 
-def _plan(conn: Connection, tbl: Table, columns: tuple[str, ...]) -> _Processors:
+def _plan(conn: Connection, tbl: Table, columns: tuple[str, ...]) -> _Plan:
+    """The columns, their bind processing, their PostgreSQL types (binary COPY: a fifth of the CPU
+    of formatting text, and the server parses nothing) and the statement."""
     key = (tbl.name, columns)
     if key not in _plans:
         missing = [c.name for c in tbl.columns if c.name not in columns and c.default is not None]
         if missing:  # a Python-side default the INSERT would fill in: COPY would leave the server's
             raise ValueError(f"COPY into {tbl.name} without {', '.join(missing)}: give every value")
         processors = tuple(tbl.c[c].type.bind_processor(conn.dialect) for c in columns)
+        oids = dict(conn.exec_driver_sql(
+            "SELECT attname, atttypid::int FROM pg_attribute WHERE attrelid = %(t)s::regclass AND attnum > 0",
+            {"t": tbl.name},
+        ).all())  # fmt: skip
         quoted = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
-        _plans[key] = (columns, processors, f"COPY {tbl.name} ({quoted}) FROM STDIN")
+        sql = f"COPY {tbl.name} ({quoted}) FROM STDIN (FORMAT BINARY)"
+        _plans[key] = (columns, processors, [oids[c] for c in columns], sql)
     return _plans[key]
