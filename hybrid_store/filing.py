@@ -429,7 +429,7 @@ def _insert_details(
         )  # fmt: skip
     for model, rows in ((InstrumentParty, party_rows), (PartyNameKey, key_rows), (InstrumentTerm, term_rows),
                         (InstrumentParcel, link_rows), (TitleFlag, flag_rows), (InstrumentReference, ref_rows)):  # fmt: skip
-        bulk.insert_rows(conn, table(model), rows)
+        bulk.insert_rows(conn, table(model), rows, any_order=model is InstrumentTerm)  # (terms: 8 an instrument)
 
 
 def _insert_instruments(conn: Any, rows: list[dict[str, Any]]) -> list[int]:
