@@ -496,7 +496,16 @@ def _resolve_parcels(session: Session, instruments: Sequence[InstrumentInput]) -
     refs = {p.key: p for inst in instruments for p in inst.parcels}
     now = datetime.now(UTC)
     rows = [{"parcel_key": k, **refs[k].columns(), "created_at": now} for k in sorted(refs)]
-    result = session.connection().execute(_upsert_parcels(session.get_bind().dialect.name), rows)
+    conn = session.connection()
+    if bulk.copies(conn, len(rows)):  # the same statement, its rows as arrays (ids drawn in the same order)
+        source, params = bulk.selected(conn, table(Parcel), rows)
+        result = conn.exec_driver_sql(
+            f"INSERT INTO parcels ({', '.join(rows[0])}) {source} ON CONFLICT (parcel_key) DO UPDATE SET "
+            "parcel_key = excluded.parcel_key RETURNING id, parcel_key, owner_instrument_id, head_instrument_id",
+            params,
+        )
+    else:
+        result = conn.execute(_upsert_parcels(conn.dialect.name), rows)
     return {key: _Parcel(pid, owner, head) for pid, key, owner, head in result}
 
 

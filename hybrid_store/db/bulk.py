@@ -62,6 +62,21 @@ def copy_rows(conn: Connection, tbl: Table, rows: Sequence[dict[str, Any]]) -> N
         raise DBAPIError.instance(sql, None, exc, type(raw).Error) from None
 
 
+def selected(conn: Connection, tbl: Table, rows: Sequence[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """``rows`` for ``tbl`` as a SELECT of one array a column and its parameters (PostgreSQL), in
+    their order: the source of an INSERT that must stay one statement (ON CONFLICT ... RETURNING),
+    without a multi-row VALUES list the driver parses afresh for each length."""
+    columns = tuple(rows[0])
+    arrays, params = [], {}
+    for i, c in enumerate(columns):
+        column_type = tbl.c[c].type
+        process = column_type.bind_processor(conn.dialect)
+        params[f"c{i}"] = [r[c] if process is None else process(r[c]) for r in rows]
+        arrays.append(f"%(c{i})s::{column_type.compile(dialect=conn.dialect)}[]")
+    listed = ", ".join(columns)
+    return f"SELECT {listed} FROM unnest({', '.join(arrays)}) WITH ORDINALITY AS u({listed}, n) ORDER BY n", params
+
+
 def next_ids(conn: Connection, tbl: Table, n: int) -> list[int]:
     """``n`` values of ``tbl``'s serial ``id`` sequence, ascending, as an INSERT of ``n`` rows would draw them."""
     ids = conn.exec_driver_sql(
