@@ -10,7 +10,7 @@ SQLite has no COPY and keeps the INSERT.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Table, insert
 from sqlalchemy.engine import Connection
@@ -46,9 +46,10 @@ def insert_rows(conn: Connection, tbl: Table, rows: Sequence[dict[str, Any]], *,
 
 def copy_rows(conn: Connection, tbl: Table, rows: Sequence[dict[str, Any]]) -> None:
     """COPY ``rows`` into ``tbl`` in this connection's transaction (PostgreSQL)."""
+    import psycopg  # (PostgreSQL's driver: only where there is COPY)
+
     columns, processors, types, sql = _plan(conn, tbl, tuple(rows[0]))
-    raw = conn.connection.dbapi_connection
-    assert raw is not None
+    raw = cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
     try:
         with raw.cursor() as cur, cur.copy(sql) as copy:
             copy.set_types(types)
@@ -58,8 +59,8 @@ def copy_rows(conn: Connection, tbl: Table, rows: Sequence[dict[str, Any]]) -> N
                     if process is not None:
                         values[i] = process(values[i])
                 copy.write_row(values)
-    except raw.Error as exc:  # as SQLAlchemy would have raised it from the INSERT
-        raise DBAPIError.instance(sql, None, exc, type(raw).Error) from None
+    except psycopg.Error as exc:  # as SQLAlchemy would have raised it from the INSERT
+        raise DBAPIError.instance(sql, None, exc, psycopg.Error) from None
 
 
 def selected(conn: Connection, tbl: Table, rows: Sequence[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
@@ -94,7 +95,7 @@ def _plan(conn: Connection, tbl: Table, columns: tuple[str, ...]) -> _Plan:
         if missing:  # a Python-side default the INSERT would fill in: COPY would leave the server's
             raise ValueError(f"COPY into {tbl.name} without {', '.join(missing)}: give every value")
         processors = tuple(tbl.c[c].type.bind_processor(conn.dialect) for c in columns)
-        oids = dict(conn.exec_driver_sql(
+        oids: dict[str, int] = dict(conn.exec_driver_sql(
             "SELECT attname, atttypid::int FROM pg_attribute WHERE attrelid = %(t)s::regclass AND attnum > 0",
             {"t": tbl.name},
         ).all())  # fmt: skip

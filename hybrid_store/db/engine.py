@@ -132,7 +132,7 @@ class Database:
         if self.dialect != "postgresql" or not tables:
             return
         with self.engine.connect() as conn:
-            sizes = dict(conn.exec_driver_sql(
+            sizes: dict[str, int] = dict(conn.exec_driver_sql(
                 "SELECT t, pg_total_relation_size(t::regclass) FROM unnest(%(t)s::text[]) AS t", {"t": list(tables)}
             ).all())  # fmt: skip
         with ThreadPoolExecutor(VACUUM_WORKERS, thread_name_prefix="landreg-vacuum") as pool:
