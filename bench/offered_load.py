@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,18 +35,15 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from service_load import free_port, write_section  # noqa: E402  (the service benchmark's own helpers)
 
 MARK = "bench/offered_load.py"
 PG = "postgresql://{user}@127.0.0.1:5432/{db}"
 PG_ADMIN = PG.format(user="postgres", db="postgres")
 PY_SPY = str(Path(sys.executable).parent / "py-spy")
 BARE_MUNIS = "0203,0205,0207,0211,0213,0217,0221,0225"  # the bare endpoint's parcels: none of the filings'
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run(cmd: list[str], env: dict[str, str]) -> str:
@@ -322,18 +318,6 @@ def render(args: argparse.Namespace, results: dict) -> str:
     lines += ["", "Saturated filing rate ÷ the bare endpoint's, by round: "
               + ", ".join(f"{x:.0%}" for x in ratios) + " (target ≥ 60 %)"]  # fmt: skip
     return "\n".join(lines)
-
-
-def write_section(path: Path, mark: str, text: str) -> None:
-    begin, end = f"<!-- {mark}:begin -->", f"<!-- {mark}:end -->"
-    doc = path.read_text() if path.exists() else ""
-    if begin in doc:
-        head, _, rest = doc.partition(begin)
-        _, _, tail = rest.partition(end)
-        doc = head + begin + "\n" + text + "\n" + end + tail
-    else:
-        doc += f"\n{begin}\n{text}\n{end}\n"
-    path.write_text(doc)
 
 
 if __name__ == "__main__":
