@@ -10,13 +10,14 @@ import hashlib
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from hybrid_store import audit_log, title_states
 from hybrid_store.anchoring import Anchorer
 from hybrid_store.batches import open_holds
 from hybrid_store.core import merkle
 from hybrid_store.core import title_state as ts
+from hybrid_store.core.hashing import to_hex
 from hybrid_store.db.models import AnchorBatch, BatchState, InstrumentParcel, Parcel, TitleNode, TitleVersion
 from hybrid_store.errors import ChainError
 from migration_tools.reconciliation.run import reconcile
@@ -401,3 +402,114 @@ def test_the_first_state_takes_every_record_anchored_before_there_was_one(deploy
         assert v.base_batch_id is None and v.parcels == 3 and v.root == title_states.rebuild(s)[0]
         head = title_states.anchored_head(s, "0223_9_1").head
     assert head is not None and head.history_length == records_on(db, "0223_9_1") == 4
+
+
+# -- a migration run's whole tree in memory (title_states.LIVE) ----------------------------------------
+
+
+def _reachable(nodes_of, root: bytes) -> set[bytes]:
+    out, stack = set(), [root]
+    while stack:
+        h = stack.pop()
+        if h == ts.EMPTY or h in out:
+            continue
+        out.add(h)
+        node = nodes_of(h)
+        if isinstance(node, ts.InnerNode):
+            stack += (node.left, node.right)
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(_histories, st.randoms(use_true_random=False), st.integers(min_value=1, max_value=7))
+def test_the_nodes_an_update_replaces_are_exactly_those_its_state_no_longer_holds(lengths, rnd, size):
+    """``apply(..., replaced=)`` names the base's nodes the new state dropped (never one it keeps, a
+    leaf moved down one level included): a tree kept whole in memory stays exactly the state's."""
+    records = [(f"0223_{p}_1", hashlib.sha256(f"{p}/{n}".encode()).digest(), n)
+               for p, count in enumerate(lengths) for n in range(1, count + 1)]  # fmt: skip
+    rnd.shuffle(records)
+    history = {(key, c): n for key, c, n in records}
+    store, version, live = ts.MemoryNodeStore(), None, set()
+    for i in range(0, len(records), size):
+        batch = [(key, c) for key, c, _ in records[i : i + size]]
+        base = ts.heads_of(store, version) if version is not None else {}
+        before = set(store.nodes)
+        replaced: list[bytes] = []
+        version, root = ts.apply(store, version, title_states.newer_heads(history, dict.fromkeys(batch), base),
+                                 version=(version or 0) + 1, replaced=replaced)  # fmt: skip
+        assert len(replaced) == len(set(replaced)) and set(replaced) <= live
+        live = (live - set(replaced)) | (set(store.nodes) - before)
+        assert live == _reachable(store.get_node, root)
+
+
+def test_a_migration_run_keeps_the_whole_tree_and_writes_what_each_state_adds(legacy_book, monkeypatch):
+    """With the tree in memory, each batch's rows are exactly the nodes its state holds and its
+    base's did not (its root copied when it moved nothing), every pointer leads to a stored row, and
+    the tree in memory after each batch is exactly the state's (no node it dropped, none it lost)."""
+    from migration_tools.stages import Selector, StageRunner, plan_stage
+
+    db, chain, dep, manifests = legacy_book
+    seen: list[tuple[int | None, int]] = []
+    of = title_states.LIVE.of
+
+    def spy(s, base, parcels):
+        state = of(s, base, parcels)
+        assert state is not None, "a migration run reads the paths back"
+        if base is not None:
+            assert _reachable(state.nodes.__getitem__, state.root) == set(state.nodes) == set(state.at)
+            with db.read() as r:
+                stored = ts.heads_of(title_states.DbNodeStore(r, cache=None), base)
+            assert {k: ts.Head(k, *h) for k, h in state.heads.items()} == stored
+        seen.append((base, len(state.nodes)))
+        return state
+
+    monkeypatch.setattr(title_states.LIVE, "of", spy)
+    plan_stage(db, chain, "all", Selector(), batch_size=40, actor="it")
+    StageRunner(db, chain, dep, manifest_dir=manifests, workers=1).run("all")
+    assert len(seen) >= 10 and seen[0][0] is None
+    assert title_states.LIVE.state is None and not title_states.LIVE.on  # freed when the run ends
+    assert_each_state_anchored_and_recomputable(db, chain)
+    rows = stored_rows(db)
+    with db.read() as s:
+        for b, v in versions(db):
+            assert v is not None
+            assert title_states.stored_nodes_intact(s, b.id, bytes(v.root)) > 0
+            mine = {h for (ver, h) in rows if ver == b.id}
+            nodes = title_states.DbNodeStore(s, cache=None)
+            now = _reachable(nodes.get_node, nodes.root_of(b.id))
+            was = _reachable(nodes.get_node, nodes.root_of(v.base_batch_id)) if v.base_batch_id else set()
+            assert mine == (now - was) | {bytes(v.root)}
+    assert reconcile(db, chain, manifest_dir=manifests, workers=1).clean
+
+
+def test_a_migration_run_reading_its_tree_refuses_a_forged_node_anywhere_in_it(legacy_book):
+    """The run reads the whole tree once, each node checked against its hash: a node edited in the
+    database, even under a parcel the next batch does not touch, holds anchoring, named."""
+    from migration_tools.stages import Selector, StageRunner, plan_stage, sign_off
+
+    db, chain, dep, manifests = legacy_book
+    with db.read() as s:  # the municipality holding the most parcels: the first stage
+        town = s.scalar(select(Parcel.municipality_code).group_by(Parcel.municipality_code)
+                        .order_by(func.count().desc()).limit(1))  # fmt: skip
+    plan_stage(db, chain, "first", Selector(municipalities=(town,)), batch_size=100, actor="it")
+    StageRunner(db, chain, dep, manifest_dir=manifests, workers=1).run("first")
+    assert reconcile(db, chain, manifest_dir=manifests, workers=1).clean
+    sign_off(db, "first", "Jo IT")
+    with db.write() as s:  # a leaf of the state, whose parcel the next stage does not touch, forged
+        bypass_append_only(s)
+        newest = versions(db)[-1][0].id
+        nodes = title_states.DbNodeStore(s, cache=None)
+        h = next(h for h in sorted(_reachable(nodes.get_node, nodes.root_of(newest)))
+                 if isinstance(nodes.get_node(h), ts.LeafNode))  # fmt: skip
+        node = nodes.get_node(h)
+        assert isinstance(node, ts.LeafNode)
+        forged = ts.Head(node.head.parcel_key, hashlib.sha256(b"forged").digest(), 1)
+        s.execute(text("UPDATE title_nodes SET node = :n WHERE hash = :h"),
+                  {"n": title_states.encode_node(ts.LeafNode(node.path, ts.value_hash(forged), forged)), "h": h})  # fmt: skip
+    title_states.CACHE.clear()
+    plan_stage(db, chain, "rest", Selector(), batch_size=100, actor="it")
+    with pytest.raises(ChainError, match="title state cannot be built"):
+        StageRunner(db, chain, dep, manifest_dir=manifests, workers=1).run("rest")
+    with db.read() as s:
+        [hold] = open_holds(s)
+    assert "edited" in hold.reason and to_hex(bytes(h)) in hold.reason

@@ -304,11 +304,13 @@ class Anchorer:
                     outbox_ids=[row.id for row in claimed], audit=audit, title=self.title_plan(s, ids))  # fmt: skip
 
     def title_plan(
-        self, s: Session, ids: Sequence[int], appended: Sequence[Appended] | None = None
+        self, s: Session, ids: Sequence[int], appended: Sequence[Appended] | None = None, *, hold_later: bool = False
     ) -> TitlePlan | None:
         """The batch's title state (None when off: a benchmark's baseline); ``appended``: the records
-        as ``ledger.append`` just committed them here (their history links then come from memory)."""
-        return _title_or_hold(self.db, s, ids, appended) if self.title_state else None
+        as ``ledger.append`` just committed them here (their history links then come from memory).
+        ``hold_later``: a ``TitleStoreError`` goes up, and the caller, once its write transaction is
+        rolled back, opens the hold (``title_hold``): SQLite takes one writer at a time."""
+        return _title_or_hold(None if hold_later else self.db, s, ids, appended) if self.title_state else None
 
     def sign(self, planned: Plan) -> tuple[SignedTx, int | None, merkle.StandardTree | None, int]:
         """Sign the ``anchorBatch`` transaction of ``planned`` (token ids continue the contract's);
@@ -356,15 +358,23 @@ class Anchorer:
 
 
 def _title_or_hold(
-    db: Database, s: Session, instrument_ids: Sequence[int], appended: Sequence[Appended] | None
+    db: Database | None, s: Session, instrument_ids: Sequence[int], appended: Sequence[Appended] | None
 ) -> TitlePlan:
-    """The title state after a batch of these records, for its marker leaf; a hold if it cannot be built."""
+    """The title state after a batch of these records, for its marker leaf; a hold if it cannot be
+    built (``db`` None: ``TitleStoreError`` goes up, for a caller to hold once its transaction is over)."""
     links = title_states.record_links((a.commitment, a.prev) for a in appended) if appended is not None else None
     try:
         return title_states.plan_title(s, instrument_ids, links)
     except TitleStoreError as exc:  # no batch may anchor a state built on edited rows: a person must look
-        open_hold(db, FailureKind.PERMANENT, f"the title state cannot be built: {exc}")
-        raise ChainError(f"anchoring holds: the title state cannot be built: {exc}") from None
+        if db is None:
+            raise
+        raise title_hold(db, exc) from None
+
+
+def title_hold(db: Database, exc: TitleStoreError) -> ChainError:
+    """Open the hold for a title state that cannot be built; the error to raise."""
+    open_hold(db, FailureKind.PERMANENT, f"the title state cannot be built: {exc}")
+    return ChainError(f"anchoring holds: the title state cannot be built: {exc}")
 
 
 def _summary(db: Database, batch_id: int) -> AnchoredBatch:

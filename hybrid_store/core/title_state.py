@@ -262,20 +262,6 @@ def _item(head: Head) -> _Item:
     return int.from_bytes(path, "big"), leaf_hash(path, node.value_hash), node
 
 
-def _at(items: list[_Item], path: int) -> int:
-    """Index of the first item whose path is ``path`` or greater. Bisects on the one-tuple
-    ``(path,)``, which sorts before every item with that path: tuples compare in C, where a ``key``
-    function would cost a Python call per step (a third of an update's time). Paths are unique in
-    an update, so a comparison never goes past the path."""
-    return bisect.bisect_left(items, (path,))
-
-
-def _split(items: list[_Item], depth: int) -> int:
-    """Index of the first item whose path bit at ``depth`` is 1 (all share the bits above it)."""
-    shift = _TOP_BIT - depth
-    return _at(items, ((items[0][0] >> (shift + 1) << 1) | 1) << shift)
-
-
 def split_paths(paths: list[int], depth: int, lo: int, hi: int) -> int:
     """In ``paths[lo:hi]`` (sorted paths as integers, sharing their first ``depth`` bits), the index
     of the first whose bit at ``depth`` is 1: the left half of a node at ``depth`` is ``lo:mid``."""
@@ -285,65 +271,88 @@ def split_paths(paths: list[int], depth: int, lo: int, hi: int) -> int:
 
 
 class _Updater:
-    def __init__(self, store: NodeStore) -> None:
-        self.store = store
+    """One update: ``items`` sorted by path, each subtree's share of them an index range
+    ``lo:hi`` (split by bisection on ``paths``, never copied)."""
 
-    def update(self, node_hash: bytes, depth: int, items: list[_Item]) -> bytes:
-        """The hash of the subtree at ``depth`` that was ``node_hash``, with ``items`` set in it."""
-        if not items:
+    def __init__(self, store: NodeStore, items: list[_Item], replaced: list[bytes] | None) -> None:
+        self.get, self.put = store.get_node, store.put_node
+        self.items = items
+        self.paths = [item[0] for item in items]
+        self.replaced = replaced
+
+    def update(self, node_hash: bytes, depth: int, lo: int, hi: int) -> bytes:
+        """The hash of the subtree at ``depth`` that was ``node_hash``, with ``items[lo:hi]`` set in it."""
+        if lo == hi:
             return node_hash
         if node_hash == EMPTY:
-            return self.build(depth, items)
-        node = self.store.get_node(node_hash)
+            return self.build(depth, lo, hi, None)
+        node = self.get(node_hash)
         if isinstance(node, InnerNode):
-            mid = _split(items, depth)
-            return self.inner(
-                self.update(node.left, depth + 1, items[:mid]), self.update(node.right, depth + 1, items[mid:])
-            )
-        # a leaf: its key joins the update unless the update sets that very key
-        path = int.from_bytes(node.path, "big")
-        at = _at(items, path)
-        if at < len(items) and items[at][0] == path:
-            return self.build(depth, items)
-        return self.build(depth, [*items[:at], (path, node_hash, node), *items[at:]])
+            shift = _TOP_BIT - depth
+            mid = bisect.bisect_left(self.paths, ((self.paths[lo] >> (shift + 1) << 1) | 1) << shift, lo, hi)
+            hashed = self.inner(self.update(node.left, depth + 1, lo, mid), self.update(node.right, depth + 1, mid, hi))
+            gone = hashed != node_hash
+        else:
+            # a leaf: its key joins the update (moved down, the same node) unless the update sets that very key
+            path = int.from_bytes(node.path, "big")
+            at = bisect.bisect_left(self.paths, path, lo, hi)
+            gone = at < hi and self.paths[at] == path
+            hashed = self.build(depth, lo, hi, None if gone else (path, node_hash, node))
+            gone = gone and hashed != node_hash
+        if gone and self.replaced is not None:
+            self.replaced.append(node_hash)
+        return hashed
 
-    def build(self, depth: int, items: list[_Item]) -> bytes:
-        """The subtree at ``depth`` holding exactly ``items`` (at least one)."""
-        if len(items) == 1:
-            _, hashed, node = items[0]
-            self.store.put_node(hashed, node)
+    def build(self, depth: int, lo: int, hi: int, extra: _Item | None) -> bytes:
+        """The subtree at ``depth`` holding exactly ``items[lo:hi]`` and ``extra`` (at least one)."""
+        if hi - lo + (extra is not None) == 1:
+            _, hashed, node = extra if extra is not None else self.items[lo]
+            self.put(hashed, node)
             return hashed
-        mid = _split(items, depth)
-        left = self.build(depth + 1, items[:mid]) if mid else EMPTY
-        right = self.build(depth + 1, items[mid:]) if mid < len(items) else EMPTY
+        shift = _TOP_BIT - depth
+        some = self.paths[lo] if lo < hi else extra[0]  # type: ignore[index]
+        boundary = ((some >> (shift + 1) << 1) | 1) << shift
+        mid = bisect.bisect_left(self.paths, boundary, lo, hi)
+        if extra is not None and extra[0] < boundary:
+            left_extra, right_extra = extra, None
+        else:
+            left_extra, right_extra = None, extra
+        left = self.build(depth + 1, lo, mid, left_extra) if mid > lo or left_extra else EMPTY
+        right = self.build(depth + 1, mid, hi, right_extra) if hi > mid or right_extra else EMPTY
         return self.inner(left, right)
 
     def inner(self, left: bytes, right: bytes) -> bytes:
-        hashed = inner_hash(left, right)
-        self.store.put_node(hashed, InnerNode(left, right))
+        hashed = keccak256(_INNER_PREFIX + left + right)
+        self.put(hashed, InnerNode(left, right))
         return hashed
 
 
-def apply(store: NodeStore, base_version: int | None, heads: Iterable[Head], *, version: int) -> tuple[int, bytes]:
+def apply(
+    store: NodeStore, base_version: int | None, heads: Iterable[Head], *, version: int,
+    replaced: list[bytes] | None = None,
+) -> tuple[int, bytes]:  # fmt: skip
     """Set ``heads`` onto the state of ``base_version`` (``None``: the empty state) and store the
     result as ``version``; returns ``(version, root)``.
 
     Reads only nodes under ``base_version``'s root and writes only the nodes on the updated keys'
     paths (O(k log n) hashes for k heads in a state of n parcels). Applying onto an old version
     makes a new branch: the versions after it keep their roots and proofs. A parcel appears at most
-    once per update (give its latest head), and ``version`` must not exist yet."""
+    once per update (give its latest head), and ``version`` must not exist yet. ``replaced``, when
+    given, receives the hashes of the base's nodes the new state no longer holds (the inner nodes
+    on the updated paths, the leaves whose heads changed): a caller keeping a whole tree in memory
+    drops them."""
     if store.has_version(version):
         raise VersionExistsError(
             f"title state version {version} exists already; a rebuilt state takes a new version number"
         )
     root = EMPTY if base_version is None else store.root_of(base_version)
-    items = sorted((_item(h) for h in heads), key=lambda item: item[0])
+    items = sorted(_item(h) for h in heads)
     for a, b in zip(items, items[1:], strict=False):
         if a[0] == b[0]:
             raise TitleStateError(
                 f"parcel {b[2].head.parcel_key!r} appears twice in one update; give only its latest head"
             )
-    new_root = _Updater(store).update(root, 0, items)
+    new_root = _Updater(store, items, replaced).update(root, 0, 0, len(items))
     store.put_root(version, new_root)
     return version, new_root
 

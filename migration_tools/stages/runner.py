@@ -20,8 +20,9 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 
-from hybrid_store import ledger
+from hybrid_store import ledger, title_states
 from hybrid_store.anchoring import Anchorer, Leaf, plan_batch, untokenized_parcels
+from hybrid_store.anchoring.worker import title_hold
 from hybrid_store.chain.client import RegistryChain
 from hybrid_store.crashpoints import crashpoint
 from hybrid_store.db.engine import Database
@@ -32,6 +33,7 @@ from hybrid_store.db.models import (
     Commitment,
     MigrationStage,
 )
+from hybrid_store.title_states import TitleStoreError
 from hybrid_store.worker_lock import WorkerLock
 from migration_tools import hashing_pool
 from migration_tools.collector import bulk_run, refreeze
@@ -82,7 +84,8 @@ class StageRunner:
         lock = WorkerLock(self.db)
         take_anchoring_lock(lock)
         try:
-            with bulk_run():
+            # the title state's whole tree in memory while the stage runs (title_states.LIVE)
+            with bulk_run(), title_states.LIVE.enabled():
                 return self._run_locked(name)
         finally:
             lock.release()
@@ -173,6 +176,8 @@ class StageRunner:
         for attempt in range(5):
             try:
                 return self._anchor_chunk(stage_id, entries)
+            except TitleStoreError as exc:  # the batch's transaction is rolled back: hold now
+                raise title_hold(self.db, exc) from None
             except OperationalError as exc:  # a deadlock with a filing that locked the same parcels
                 if attempt == 4:
                     raise
@@ -198,7 +203,7 @@ class StageRunner:
             planned = plan_batch([Leaf.record(m.instrument_id, numbers[m.instrument_id], m.commitment) for m in made],
                            a.next_chain_batch_id(s),
                            untokenized_parcels(s, (), {pid for e in fresh for pid in e.parcel_ids}), stage_id=stage_id,
-                           title=a.title_plan(s, [m.instrument_id for m in made], made))  # fmt: skip
+                           title=a.title_plan(s, [m.instrument_id for m in made], made, hold_later=True))  # fmt: skip
             signed, first_token, parcel_tree, head = a.sign(planned)
             batch = a.store(s, planned, signed, first_token, parcel_tree, head)
             crashpoint("migrate:building")
