@@ -44,6 +44,7 @@ from sqlalchemy.orm import Session
 from hybrid_store.core import merkle
 from hybrid_store.core import title_state as ts
 from hybrid_store.core.hashing import to_hex
+from hybrid_store.db.bulk import copies, copy_binary
 from hybrid_store.db.engine import bulk_execute, chunks, driver_datetime, select_in
 from hybrid_store.db.models import AnchorBatch, BatchRecord, BatchState, Commitment, TitleVersion
 from hybrid_store.db.records import driver_rows, ids_clause, ids_param
@@ -464,7 +465,10 @@ class DbNodeStore:
                 rows.append((version, h, _INNER_KIND + left + right + _POINTERS(place(left), place(right))))
             else:
                 rows.append((version, h, encode_node(node)))
-        bulk_execute(conn, "INSERT INTO title_nodes (version, hash, node) VALUES (?, ?, ?)", rows)
+        if copies(conn, len(rows)):
+            copy_binary(conn, "title_nodes", ("version", "hash", "node"), ("int8", "bytea", "bytea"), rows)
+        else:
+            bulk_execute(conn, "INSERT INTO title_nodes (version, hash, node) VALUES (?, ?, ?)", rows)
         if self.live is not None:
             LIVE.stage(self.live, version, root, self)
         elif self.cache is not None:
