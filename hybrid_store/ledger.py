@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from hybrid_store.core import commitment as commitments
 from hybrid_store.core.canonical import canonical_text
 from hybrid_store.core.hashing import to_hex
+from hybrid_store.db.bulk import copies, copy_binary, update_pairs
 from hybrid_store.db.engine import IDS_PER_ARRAY, bulk_execute, chunks, driver_datetime
 from hybrid_store.db.models import Commitment, Instrument, InstrumentParcel, OutboxEntry, Parcel, table
 from hybrid_store.db.records import StoredRecord, load_records
@@ -82,6 +83,10 @@ _SET_HEAD_AND_OWNER = (
     .values(head_instrument_id=bindparam("head"), owner_instrument_id=bindparam("owner"))
 )  # fmt: skip
 _BULK = 100  # from this many rows on, straight through the driver
+_COMMITMENT_COLUMNS = ("instrument_id", "scheme", "commitment", "prev", "source", "supersedes_id", "created_at",
+                       "field_hashes")  # fmt: skip
+#: their PostgreSQL types for a binary COPY (``prev`` is json, whose binary form is its text)
+_COMMITMENT_TYPES = ("int8", "text", "bytea", "text", "text", "int8", "timestamptz", "bytea")
 
 
 def lock_heads(session: Session, parcel_ids: Iterable[int]) -> Heads:
@@ -144,16 +149,16 @@ def append(
     conn = session.connection()
     if len(rows) >= _BULK:  # a migration batch: straight through the driver
         stamp = driver_datetime(conn, now)
-        bulk_execute(
-            conn, "INSERT INTO commitments (instrument_id, scheme, commitment, prev, source, supersedes_id, created_at, "
-            "field_hashes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(iid, scheme, value, canonical_text(prev), source, sup, stamp, fields)
-             for iid, scheme, value, prev, source, sup, fields in rows],
-        )  # fmt: skip
-        bulk_execute(conn, "UPDATE parcels SET head_instrument_id = ? WHERE id = ?", [(i, p) for p, i in moved.items()])
+        values = [(iid, scheme, value, canonical_text(prev), source, sup, stamp, fields)
+                  for iid, scheme, value, prev, source, sup, fields in rows]  # fmt: skip
+        if copies(conn, len(values)):  # PostgreSQL: COPY (``prev`` goes as its text, as the INSERT sends it)
+            copy_binary(conn, "commitments", _COMMITMENT_COLUMNS, _COMMITMENT_TYPES, values)
+        else:
+            bulk_execute(conn, f"INSERT INTO commitments ({', '.join(_COMMITMENT_COLUMNS)}) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)  # fmt: skip
+        update_pairs(conn, "parcels", "head_instrument_id", [(i, p) for p, i in moved.items()])
         if owners:
-            bulk_execute(conn, "UPDATE parcels SET owner_instrument_id = ? WHERE id = ?",
-                         [(o, p) for p, o in owners.items()])  # fmt: skip
+            update_pairs(conn, "parcels", "owner_instrument_id", [(o, p) for p, o in owners.items()])
     else:
         conn.execute(insert(table(Commitment)), [
             {"instrument_id": iid, "scheme": scheme, "commitment": value, "prev": prev, "source": source,

@@ -18,6 +18,7 @@ from hybrid_store.anchoring.plan import LeafKind, Plan
 from hybrid_store.chain.types import SignedTx
 from hybrid_store.core import merkle
 from hybrid_store.crashpoints import crashpoint
+from hybrid_store.db.bulk import copies, copy_binary
 from hybrid_store.db.engine import bulk_execute, chunks, select_in
 from hybrid_store.db.models import (
     AnchorBatch,
@@ -83,12 +84,14 @@ def store_batch(
     conn = s.connection()
     TxManager.store_first(conn, batch.id, signed, head, now)
     last = plan.tree_index(0)  # a hot loop of a migration batch: no call per leaf
-    bulk_execute(
-        conn,
-        "INSERT INTO batch_records (batch_id, instrument_id, tree_index) VALUES (?, ?, ?)",
-        [(batch.id, leaf.instrument_id, last - k) for k, leaf in enumerate(plan.leaves)
-         if leaf.instrument_id is not None],  # record leaves; markers have no instrument
-    )  # fmt: skip
+    placed = [(batch.id, leaf.instrument_id, last - k) for k, leaf in enumerate(plan.leaves)
+              if leaf.instrument_id is not None]  # record leaves; markers have no instrument  # fmt: skip
+    if copies(conn, len(placed)):
+        copy_binary(
+            conn, "batch_records", ("batch_id", "instrument_id", "tree_index"), ("int8", "int8", "int4"), placed
+        )
+    else:
+        bulk_execute(conn, "INSERT INTO batch_records (batch_id, instrument_id, tree_index) VALUES (?, ?, ?)", placed)
     claimed = 0
     for chunk in chunks(list(plan.outbox_ids)):
         claimed += conn.execute(

@@ -81,6 +81,23 @@ def copy_binary(conn: Connection, table: str, columns: Sequence[str], types: Seq
         raise DBAPIError.instance(sql, None, exc, psycopg.Error) from None
 
 
+def update_pairs(conn: Connection, table: str, column: str, pairs: Sequence[tuple[int, int]]) -> None:
+    """``UPDATE table SET column = value WHERE id = id`` for each (value, id) of ``pairs`` (integer
+    columns): on PostgreSQL one statement over two arrays (a migration batch moves thousands of
+    parcels' heads), elsewhere ``executemany``."""
+    if not pairs:
+        return
+    if copies(conn, len(pairs)):
+        conn.exec_driver_sql(
+            f"UPDATE {table} SET {column} = u.v FROM unnest(%s::bigint[], %s::bigint[]) AS u (v, id) "
+            f"WHERE {table}.id = u.id",
+            ([v for v, _ in pairs], [i for _, i in pairs]),
+        )
+    else:
+        sql = f"UPDATE {table} SET {column} = ? WHERE id = ?"
+        conn.exec_driver_sql(sql if conn.dialect.paramstyle == "qmark" else sql.replace("?", "%s"), list(pairs))
+
+
 def selected(conn: Connection, tbl: Table, rows: Sequence[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
     """``rows`` for ``tbl`` as a SELECT of one array a column and its parameters (PostgreSQL), in
     their order: the source of an INSERT that must stay one statement (ON CONFLICT ... RETURNING),
