@@ -306,10 +306,8 @@ class Anchorer:
     def title_plan(
         self, s: Session, ids: Sequence[int], appended: Sequence[Appended] | None = None, *, hold_later: bool = False
     ) -> TitlePlan | None:
-        """The batch's title state (None when off: a benchmark's baseline); ``appended``: the records
-        as ``ledger.append`` just committed them here (their history links then come from memory).
-        ``hold_later``: a ``TitleStoreError`` goes up, and the caller, once its write transaction is
-        rolled back, opens the hold (``title_hold``): SQLite takes one writer at a time."""
+        """The batch's title state (None when off), ``appended`` as ``ledger.append`` made them (links from
+        memory); ``hold_later``: the caller opens the hold (``title_hold``) after its transaction."""
         return _title_or_hold(None if hold_later else self.db, s, ids, appended) if self.title_state else None
 
     def sign(self, planned: Plan) -> tuple[SignedTx, int | None, merkle.StandardTree | None, int]:
