@@ -268,22 +268,9 @@ class _Live:
 def _read_whole(s: Session, version: int, root: bytes) -> _LiveState:
     """State ``version``'s whole tree read from the database, level by level, each node checked."""
     state = _LiveState(version, root)
-    reader = DbNodeStore(s, cache=None, loaded=state.nodes, at=state.at)
-    if root != ts.EMPTY:
-        state.at[root] = version
-    frontier = [root]
-    while frontier:
-        reader.load(frontier)
-        deeper: list[bytes] = []
-        for h in frontier:
-            if h == ts.EMPTY:
-                continue
-            node = reader.stored(h)
-            if isinstance(node, ts.InnerNode):
-                deeper += (node.left, node.right)
-            else:
-                state.heads[node.head.parcel_key] = (node.head.commitment, node.head.history_length)
-        frontier = deeper
+    for node in _stored_under(DbNodeStore(s, cache=None, loaded=state.nodes, at=state.at), version, root, keep=True):
+        if isinstance(node, ts.LeafNode):
+            state.heads[node.head.parcel_key] = (node.head.commitment, node.head.history_length)
     return state
 
 
@@ -735,24 +722,30 @@ def rebuild(s: Session, batch_id: int | None = None) -> tuple[bytes, int]:
 
 def stored_nodes_intact(s: Session, version: int, root: bytes) -> int:
     """Read every stored node under ``root``, the root of state ``version``, from the database (no
-    cache), level by level, following each node's pointers to its children's rows and checking
-    each against its hash (``TitleStoreError`` on the first that fails or is missing); returns the
-    nodes read."""
-    node_store = DbNodeStore(s, cache=None)
+    cache), checking each against its hash (``TitleStoreError`` on the first that fails or is
+    missing); returns the nodes read."""
+    return sum(1 for _ in _stored_under(DbNodeStore(s, cache=None), version, root, keep=False))
+
+
+def _stored_under(store: DbNodeStore, version: int, root: bytes, *, keep: bool) -> Iterator[ts.Node]:
+    """Every node under ``root`` (state ``version``), read level by level through ``store``,
+    following each node's pointers to its children's rows, each checked against its hash.
+    ``keep=False`` forgets each level once read (one level in memory at a time)."""
     if root != ts.EMPTY:
-        node_store.at[root] = version
-    frontier, seen = [root], 0
+        store.at[root] = version
+    frontier = [root]
     while frontier:
-        node_store.load(frontier)
+        store.load(frontier)
         deeper: list[bytes] = []
         for h in frontier:
             if h == ts.EMPTY:
                 continue
-            node = node_store.stored(h)
-            seen += 1
+            node = store.stored(h)
+            yield node
             if isinstance(node, ts.InnerNode):
                 deeper += (node.left, node.right)
-            del node_store.at[h]  # one level at a time in memory
+            if not keep:
+                del store.at[h]
         frontier = deeper
-        node_store.loaded.clear()
-    return seen
+        if not keep:
+            store.loaded.clear()

@@ -16,6 +16,8 @@ from sqlalchemy import Table, insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
+from hybrid_store.db.engine import bulk_execute
+
 #: rows from which COPY beats a multi-row INSERT (below it, a filing's few rows: one statement's round trip either way)
 COPY_FROM = 50
 
@@ -94,8 +96,7 @@ def update_pairs(conn: Connection, table: str, column: str, pairs: Sequence[tupl
             ([v for v, _ in pairs], [i for _, i in pairs]),
         )
     else:
-        sql = f"UPDATE {table} SET {column} = ? WHERE id = ?"
-        conn.exec_driver_sql(sql if conn.dialect.paramstyle == "qmark" else sql.replace("?", "%s"), list(pairs))
+        bulk_execute(conn, f"UPDATE {table} SET {column} = ? WHERE id = ?", list(pairs))
 
 
 def selected(conn: Connection, tbl: Table, rows: Sequence[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
